@@ -1,0 +1,1 @@
+"""Reading (and writing) DICOM RT objects. Everything here uses pydicom; nothing is hand-parsed."""
