@@ -91,3 +91,95 @@ class Grid:
         return self.shape == other.shape and bool(
             np.allclose(self.affine, other.affine, atol=tol_mm)
         )
+
+
+# Index positions this close outside a source grid's first or last voxel centre (in voxels) still
+# count as inside: they come from rounding in the geometry, not from a point really outside.
+_EDGE_TOLERANCE = 1e-6
+
+
+def index_map(source: Grid, target: Grid, target_to_source_mm: np.ndarray | None = None) -> np.ndarray:
+    """4x4 matrix taking target array indices (k, j, i, 1) to continuous source array indices.
+
+    ``target_to_source_mm`` maps a point in the target's patient frame to the same anatomical
+    point in the source's patient frame (identity when omitted).
+    """
+    transform = np.eye(4) if target_to_source_mm is None else np.asarray(target_to_source_mm, float)
+    return np.linalg.inv(source.affine) @ transform @ target.affine
+
+
+def resample(
+    values: np.ndarray,
+    source: Grid,
+    target: Grid,
+    target_to_source_mm: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Trilinear interpolation of ``values`` (on ``source``) at the voxel centres of ``target``.
+
+    Returns ``(resampled, covered)``: float64 values with the target's shape, and a boolean mask
+    that is False where a target centre falls outside the hull of the source's voxel centres.
+    Uncovered points get 0. Orientations (HFS, FFS, HFP, ...) are handled through each grid's
+    affine. When both grids have the same geometry and no transform is given, ``values`` itself is
+    returned (no copy).
+    """
+    if values.shape != source.shape:
+        raise ValueError(f"values shape {values.shape} does not match the source grid {source.shape}")
+    if target_to_source_mm is None and source.same_geometry(target, tol_mm=1e-6):
+        return values, np.ones(target.shape, dtype=bool)
+    mapping = index_map(source, target, target_to_source_mm)
+    linear = mapping[:3, :3]
+    if np.allclose(linear - np.diag(np.diag(linear)), 0.0, atol=1e-9):
+        return _resample_separable(values, mapping, target.shape)
+    return _resample_general(values, mapping, target.shape)
+
+
+def _axis_weights(
+    scale: float, offset: float, n_target: int, n_source: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lower source index, upper weight and coverage for one axis of an axis-aligned mapping."""
+    position = offset + scale * np.arange(n_target)
+    covered = (position >= -_EDGE_TOLERANCE) & (position <= n_source - 1 + _EDGE_TOLERANCE)
+    lower = np.clip(np.floor(position), 0, max(n_source - 2, 0)).astype(np.intp)
+    weight = np.clip(position - lower, 0.0, 1.0) if n_source > 1 else np.zeros(n_target)
+    weight[~covered] = 0.0
+    return lower, weight, covered
+
+
+def _resample_separable(
+    values: np.ndarray, mapping: np.ndarray, shape: tuple[int, int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Trilinear resampling when each target axis maps onto the same source axis (any sign)."""
+    out = values
+    masks = []
+    for axis in range(3):
+        lower, weight, covered = _axis_weights(
+            mapping[axis, axis], mapping[axis, 3], shape[axis], values.shape[axis]
+        )
+        upper = np.minimum(lower + 1, values.shape[axis] - 1)
+        expand = [None, None, None]
+        expand[axis] = slice(None)
+        keep = np.where(covered, 1.0 - weight, 0.0)[tuple(expand)]
+        out = np.take(out, lower, axis=axis) * keep + np.take(out, upper, axis=axis) * weight[tuple(expand)]
+        masks.append(covered[tuple(expand)])
+    return out, masks[0] & masks[1] & masks[2]
+
+
+def _resample_general(
+    values: np.ndarray, mapping: np.ndarray, shape: tuple[int, int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Trilinear resampling for any affine index mapping (rotations), one target frame at a time."""
+    from scipy.ndimage import map_coordinates
+
+    out = np.zeros(shape)
+    covered = np.zeros(shape, dtype=bool)
+    upper = np.asarray(values.shape, float)[:, None] - 1 + _EDGE_TOLERANCE
+    jj, ii = np.meshgrid(np.arange(shape[1]), np.arange(shape[2]), indexing="ij")
+    plane = np.stack([np.zeros(jj.size), jj.ravel(), ii.ravel()])
+    for k in range(shape[0]):
+        plane[0] = k
+        index = mapping[:3, :3] @ plane + mapping[:3, 3:4]
+        inside = np.all((index >= -_EDGE_TOLERANCE) & (index <= upper), axis=0)
+        sampled = map_coordinates(values, index, order=1, mode="nearest", prefilter=False)
+        out[k] = np.where(inside, sampled, 0.0).reshape(shape[1:])
+        covered[k] = inside.reshape(shape[1:])
+    return out, covered
