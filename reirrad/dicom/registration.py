@@ -1,0 +1,143 @@
+"""DICOM Spatial Registration (REG) -> rigid transforms between frames of reference (mm).
+
+DICOM PS3.3 C.20.2 (Spatial Registration Module): each item of RegistrationSequence names a
+FrameOfReferenceUID B and holds a FrameOfReferenceTransformationMatrix M_B that maps a point given
+in B into the REG's own frame of reference A (the REG instance's FrameOfReferenceUID):
+
+    p_A = M_B @ p_B            (homogeneous, row-major 4x4)
+
+So a point of frame F maps into frame G through ``inv(M_G) @ M_F`` (M of A itself is the identity).
+To sample a moving dose at the voxel centres of a reference grid we need the reference -> moving
+direction: ``matrix(reference_frame, moving_frame)``. Export tools disagree on this direction
+(SlicerRT #108; plastimatch inverts on export); the standard is followed here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from reirrad.dicom.io import read_dataset, require
+from reirrad.errors import InputError
+
+SPATIAL_REGISTRATION_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.1"
+DEFORMABLE_REGISTRATION_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.3"
+RIGID_TYPES = ("RIGID", "RIGID_SCALE")
+_TOLERANCE = 1e-4  # on rotation orthonormality and determinant
+
+
+@dataclass(frozen=True, eq=False)
+class Registration:
+    """The rigid transforms of one REG file, each mapping its frame into the REG's own frame."""
+
+    path: Path
+    sop_instance_uid: str
+    frame_of_reference_uid: str
+    to_own_frame: dict[str, np.ndarray]  # registered FrameOfReferenceUID -> 4x4 matrix
+
+    @property
+    def label(self) -> str:
+        """How reports name this registration."""
+        return f"REG {self.sop_instance_uid}"
+
+    def _to_own(self, frame: str) -> np.ndarray | None:
+        if frame in self.to_own_frame:
+            return self.to_own_frame[frame]
+        return np.eye(4) if frame == self.frame_of_reference_uid else None
+
+    def matrix(self, from_frame: str, to_frame: str) -> np.ndarray | None:
+        """4x4 mapping points of ``from_frame`` into ``to_frame``, or None if not related here."""
+        source, target = self._to_own(from_frame), self._to_own(to_frame)
+        if source is None or target is None:
+            return None
+        return np.linalg.solve(target, source)
+
+
+def read_registration(path: str | Path) -> Registration:
+    """Read a rigid Spatial Registration file; refuses deformable and non-rigid matrices."""
+    path = Path(path)
+    ds = read_dataset(path)
+    sop_class = str(ds.get("SOPClassUID", ""))
+    if sop_class == DEFORMABLE_REGISTRATION_SOP_CLASS:
+        raise InputError(path, "deformable registration is not supported; export a rigid registration (REG)")
+    if sop_class != SPATIAL_REGISTRATION_SOP_CLASS:
+        raise InputError(path, f"not a Spatial Registration file (SOP Class {sop_class or 'missing'})")
+    own_frame = str(require(ds, "FrameOfReferenceUID", path))
+    matrices: dict[str, np.ndarray] = {}
+    for number, item in enumerate(require(ds, "RegistrationSequence", path), start=1):
+        frame = str(require(item, "FrameOfReferenceUID", path))
+        matrix = _item_matrix(item, path, number)
+        if frame in matrices and not np.allclose(matrices[frame], matrix):
+            raise InputError(path, f"frame {frame} is registered twice with different matrices")
+        matrices[frame] = matrix
+    own_matrix = matrices.get(own_frame)
+    if own_matrix is not None and not np.allclose(own_matrix, np.eye(4), atol=_TOLERANCE):
+        raise InputError(path, "the REG's own frame of reference has a non-identity matrix")
+    return Registration(path, str(require(ds, "SOPInstanceUID", path)), own_frame, matrices)
+
+
+def _item_matrix(item, path: Path, number: int) -> np.ndarray:
+    """The validated rigid 4x4 matrix of one RegistrationSequence item."""
+    where = f"registration item {number}"
+    registrations = require(item, "MatrixRegistrationSequence", path)
+    if len(registrations) != 1 or len(registrations[0].get("MatrixSequence") or []) != 1:
+        raise InputError(path, f"{where}: only one matrix per registered frame is supported")
+    entry = registrations[0].MatrixSequence[0]
+    kind = str(entry.get("FrameOfReferenceTransformationMatrixType", "")).upper()
+    if kind not in RIGID_TYPES:
+        raise InputError(path, f"{where}: matrix type {kind or 'missing'} is not rigid; only RIGID is supported")
+    values = np.asarray(require(entry, "FrameOfReferenceTransformationMatrix", path), dtype=float)
+    if values.size != 16:
+        raise InputError(path, f"{where}: transformation matrix has {values.size} values, not 16")
+    matrix = values.reshape(4, 4)
+    _check_rigid(matrix, path, where)
+    return matrix
+
+
+def _check_rigid(matrix: np.ndarray, path: Path, where: str) -> None:
+    """Refuse anything but a proper rotation plus translation."""
+    if not np.allclose(matrix[3], [0.0, 0.0, 0.0, 1.0], atol=1e-9):
+        raise InputError(path, f"{where}: last matrix row is {matrix[3].tolist()}, not [0, 0, 0, 1]")
+    rotation = matrix[:3, :3]
+    scales = np.linalg.norm(rotation, axis=0)
+    if not np.allclose(scales, 1.0, atol=_TOLERANCE):
+        raise InputError(path, f"{where}: matrix scales by {np.round(scales, 5).tolist()}; only scale 1 is supported")
+    if not np.allclose(rotation.T @ rotation, np.eye(3), atol=_TOLERANCE):
+        raise InputError(path, f"{where}: matrix rotation part is not orthonormal")
+    if abs(np.linalg.det(rotation) - 1.0) > _TOLERANCE:
+        raise InputError(path, f"{where}: matrix is a reflection (determinant {np.linalg.det(rotation):.4f})")
+
+
+def reference_to_moving(
+    reference_frame: str,
+    moving_frame: str,
+    registrations: Sequence[Registration],
+    where: Path,
+) -> tuple[np.ndarray | None, str]:
+    """Transform taking reference-frame points to moving-frame points, and its report label.
+
+    Same frame: ``(None, "identity")``. Otherwise the REG that relates both frames; none, or
+    several that disagree: InputError naming ``where`` (the moving course).
+    """
+    if moving_frame == reference_frame:
+        return None, "identity"
+    found = [
+        (matrix, r.label)
+        for r in registrations
+        if (matrix := r.matrix(reference_frame, moving_frame)) is not None
+    ]
+    if found and all(np.allclose(m, found[0][0], atol=1e-6) for m, _ in found):
+        return found[0]
+    if found:
+        labels = ", ".join(label for _, label in found)
+        raise InputError(where, f"registrations disagree on how to map frame {moving_frame}: {labels}")
+    given = ", ".join(str(r.path) for r in registrations) or "none given"
+    raise InputError(
+        where,
+        f"frame of reference {moving_frame} differs from the reference course's {reference_frame}: "
+        f"different frames of reference and no registration relating them (REG files: {given}): "
+        "give a REG file, or use --conservative for a per-organ worst-case sum",
+    )
