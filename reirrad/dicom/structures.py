@@ -1,4 +1,9 @@
-"""RTSTRUCT -> :class:`StructureSet` of :class:`Roi` with planar contours (mm)."""
+"""RTSTRUCT -> :class:`StructureSet` of :class:`Roi` with planar contours (mm).
+
+Every contour is kept in file order: several contours on one plane and holes are left to the
+rasteriser (even-odd rule). POINT and empty ROIs are kept and marked (:attr:`Roi.is_point`,
+:attr:`Roi.is_empty`).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pydicom
+from pydicom.dataelem import RawDataElement
 
-from reirrad.dicom.io import read_dataset
+from reirrad.dicom.io import check_sop_class, optional_int, read_dataset
 from reirrad.errors import InputError
 
 RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
+CONTOUR_DATA_TAG = 0x30060050
+_PLANAR_TOL_MM = 1e-3
 
 
 @dataclass(frozen=True, eq=False)
@@ -25,6 +34,11 @@ class Contour:
         """Plane position (mean z of the points) in mm."""
         return float(self.points_mm[:, 2].mean())
 
+    @property
+    def is_axial(self) -> bool:
+        """True when every point lies on one transverse plane (z constant within 1 micrometre)."""
+        return bool(np.ptp(self.points_mm[:, 2]) <= _PLANAR_TOL_MM) if len(self.points_mm) else False
+
 
 @dataclass(frozen=True, eq=False)
 class Roi:
@@ -34,6 +48,7 @@ class Roi:
     name: str
     interpreted_type: str
     contours: tuple[Contour, ...]
+    frame_of_reference_uid: str = ""  # the ROI's ReferencedFrameOfReferenceUID
 
     @property
     def closed_contours(self) -> tuple[Contour, ...]:
@@ -72,40 +87,88 @@ class StructureSet:
             raise InputError(self.path, f"no structure named {name!r} (has: {names})")
         return hits[0]
 
+    def by_number(self, number: int) -> Roi:
+        """The ROI with this ROI Number, or an InputError."""
+        for roi in self.rois:
+            if roi.number == number:
+                return roi
+        raise InputError(self.path, f"no ROI number {number}")
+
+
+def _contour_points(item: pydicom.Dataset) -> np.ndarray:
+    """ContourData as a float (N*3,) array; parses the raw DS bytes directly when still unparsed."""
+    if CONTOUR_DATA_TAG not in item:
+        return np.zeros(0)
+    element = item.get_item(CONTOUR_DATA_TAG)
+    if isinstance(element, RawDataElement):
+        raw = element.value or b""
+        return np.array(raw.split(b"\\"), dtype=float) if raw.strip(b" \x00") else np.zeros(0)
+    value = element.value
+    return np.atleast_1d(np.asarray([] if value is None or value == "" else value, dtype=float))
+
+
+def _contour(item: pydicom.Dataset, path: Path, roi_number: int) -> Contour:
+    """One ContourSequence item, checked for complete, finite coordinates."""
+    try:
+        data = _contour_points(item)
+    except ValueError:
+        raise InputError(path, f"ROI {roi_number} has ContourData that is not numeric") from None
+    if data.size % 3:
+        raise InputError(path, f"ROI {roi_number} has ContourData whose length is not a multiple of 3")
+    declared = optional_int(item, "NumberOfContourPoints")
+    if declared is not None and declared != data.size // 3:
+        raise InputError(
+            path, f"ROI {roi_number} has a contour of {data.size // 3} points but NumberOfContourPoints {declared}"
+        )
+    if not np.all(np.isfinite(data)):
+        raise InputError(path, f"ROI {roi_number} has non-finite contour coordinates")
+    return Contour(data.reshape(-1, 3), str(item.get("ContourGeometricType", "CLOSED_PLANAR")).upper())
+
+
+def _declared_rois(ds: pydicom.Dataset, path: Path) -> dict[int, tuple[str, str]]:
+    """ROI number -> (name, referenced frame of reference) from StructureSetROISequence."""
+    declared: dict[int, tuple[str, str]] = {}
+    for item in ds.get("StructureSetROISequence", []):
+        number = optional_int(item, "ROINumber")
+        if number is None:
+            raise InputError(path, "a StructureSetROISequence item has no ROI Number")
+        if number in declared:
+            raise InputError(path, f"ROI number {number} is declared twice")
+        declared[number] = (str(item.get("ROIName", "")), str(item.get("ReferencedFrameOfReferenceUID", "")))
+    return declared
+
+
+def _structure_frame_of_reference(ds: pydicom.Dataset, declared: dict[int, tuple[str, str]]) -> str:
+    """The structure set's frame of reference: ReferencedFrameOfReferenceSequence, else the ROIs'."""
+    sequence = ds.get("ReferencedFrameOfReferenceSequence")
+    if sequence and sequence[0].get("FrameOfReferenceUID"):
+        return str(sequence[0].FrameOfReferenceUID)
+    return next((ref for _, ref in declared.values() if ref), "")
+
+
+def structures_from_dataset(ds: pydicom.Dataset, path: str | Path) -> StructureSet:
+    """Turn a read RTSTRUCT dataset into a :class:`StructureSet`; ``path`` is used in messages."""
+    path = Path(path)
+    check_sop_class(ds, path, RTSTRUCT_SOP_CLASS, "RTSTRUCT")
+    declared = _declared_rois(ds, path)
+    types = {
+        int(item.ReferencedROINumber): str(item.get("RTROIInterpretedType", "") or "").upper()
+        for item in ds.get("RTROIObservationsSequence", [])
+        if item.get("ReferencedROINumber") not in (None, "")
+    }
+    contours: dict[int, list[Contour]] = {number: [] for number in declared}
+    for item in ds.get("ROIContourSequence", []):
+        number = optional_int(item, "ReferencedROINumber")
+        if number not in declared:
+            raise InputError(path, f"ROIContourSequence refers to ROI {number}, which is not declared")
+        contours[number].extend(_contour(c, path, number) for c in item.get("ContourSequence", []))
+    rois = tuple(
+        Roi(number, name, types.get(number, ""), tuple(contours[number]), frame)
+        for number, (name, frame) in declared.items()
+    )
+    return StructureSet(path, str(ds.get("SOPInstanceUID", "")), _structure_frame_of_reference(ds, declared), rois)
+
 
 def read_structures(path: str | Path) -> StructureSet:
     """Read an RTSTRUCT file. Contours keep file order; several per plane are allowed."""
-    path = Path(path)
-    ds = read_dataset(path)
-    if str(ds.get("SOPClassUID", "")) != RTSTRUCT_SOP_CLASS and ds.get("Modality") != "RTSTRUCT":
-        raise InputError(path, "not an RTSTRUCT file")
-    names = {
-        int(item.ROINumber): (str(item.get("ROIName", "")), str(item.get("ReferencedFrameOfReferenceUID", "")))
-        for item in ds.get("StructureSetROISequence", [])
-    }
-    types = {
-        int(item.ReferencedROINumber): str(item.get("RTROIInterpretedType", "") or "")
-        for item in ds.get("RTROIObservationsSequence", [])
-        if "ReferencedROINumber" in item
-    }
-    contours: dict[int, list[Contour]] = {number: [] for number in names}
-    for item in ds.get("ROIContourSequence", []):
-        number = int(item.get("ReferencedROINumber", -1))
-        if number not in names:
-            raise InputError(path, f"ROIContourSequence refers to ROI {number}, which is not declared")
-        for c in item.get("ContourSequence", []):
-            data = np.asarray(c.get("ContourData", []), dtype=float)
-            if data.size % 3:
-                raise InputError(path, f"ROI {number} has ContourData whose length is not a multiple of 3")
-            contours[number].append(
-                Contour(data.reshape(-1, 3), str(c.get("ContourGeometricType", "CLOSED_PLANAR")).upper())
-            )
-    frames = {ref for _, ref in names.values() if ref}
-    for_uid = str(ds.get("ReferencedFrameOfReferenceSequence", [{}])[0].get("FrameOfReferenceUID", "")) if ds.get(
-        "ReferencedFrameOfReferenceSequence"
-    ) else (next(iter(frames)) if frames else "")
-    rois = tuple(
-        Roi(number, name, types.get(number, ""), tuple(contours[number]))
-        for number, (name, _) in names.items()
-    )
-    return StructureSet(path, str(ds.get("SOPInstanceUID", "")), for_uid, rois)
+    return structures_from_dataset(read_dataset(path), path)
