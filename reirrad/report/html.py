@@ -1,0 +1,81 @@
+"""`reirrad check` as one self-contained HTML page (no external assets), for the chart."""
+
+from __future__ import annotations
+
+from html import escape
+
+from reirrad.report.machine import report_dict
+from reirrad.results import CheckReport
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
+th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.pass{background:#e4f6e4}.warn{background:#fff4cc}.fail{background:#f8d0d0;font-weight:bold}
+.not_evaluated{background:#ecdcf4}.report{color:#666}
+.high{color:#b00;font-weight:bold}.caution{color:#a60}.info{color:#06a}
+"""
+
+
+def _cell(value: object, css: str = "") -> str:
+    if value is None:
+        text = "-"
+    elif isinstance(value, float):
+        text = f"{value:.2f}"
+    else:
+        text = escape(str(value))
+    klass = f' class="{css}"' if css else ""
+    return f"<td{klass}>{text}</td>"
+
+
+def _table(headers: list[str], rows: list[str]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def to_html(report: CheckReport) -> str:
+    """The report as an HTML document."""
+    data = report_dict(report)
+    names = [c["name"] for c in data["courses"]]
+    course_rows = [
+        "<tr>" + "".join([
+            _cell(c["name"]), _cell(c["fractions"], "num"), _cell(c["prescription_gy"], "num"),
+            _cell(c["start_date"]), _cell(c["end_date"]), _cell(c["interval_months"], "num"),
+            _cell(c["registration"]), _cell(c["recovery_model"]),
+        ]) + "</tr>"
+        for c in data["courses"]
+    ]
+    result_rows = [
+        f'<tr class="{r["status"]}">' + "".join([
+            _cell(r["organ"]), _cell(r["structure"]), _cell(r["metric"]), _cell(r["alpha_beta_gy"], "num"),
+            _cell(r["limit_gy"], "num"), _cell(r["value_gy"], "num"),
+            *(_cell(r["per_course_gy"].get(n), "num") for n in names),
+            _cell(r["status"].replace("_", " ")), _cell(r["reason"]), _cell(r["source"]),
+        ]) + "</tr>"
+        for r in data["results"]
+    ]
+    flag_items = "".join(
+        f'<li><span class="{escape(f["severity"])}">[{escape(f["severity"])}]</span> {escape(f["message"])}'
+        f'<br><i>Mitigation:</i> {escape(f["mitigation"])}<br><small>{escape(f["source"])}</small></li>'
+        for f in data["flags"]
+    ) or "<li>none</li>"
+    assumptions = "".join(
+        f"<li><b>{escape(k.replace('_', ' '))}</b>: {escape(str(v))}</li>" for k, v in data["assumptions"].items()
+    )
+    summary = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in data["summary"].items())
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>reirrad check: {escape(report.case_id)}</title>
+<style>{STYLE}</style></head><body>
+<h1>Re-irradiation check: {escape(report.case_id)}</h1>
+<p>reirrad {escape(report.reirrad_version)}; constraint set {escape(report.constraint_set_name)}
+v{escape(report.constraint_set_version)} ({escape(report.constraint_set_title)}); reference course
+{escape(report.reference_course)}.</p>
+<h2>Courses</h2>
+{_table(["Course", "Fractions", "Rx (Gy)", "Start", "End", "Interval (months)", "Registration", "Recovery"], course_rows)}
+<h2>Cumulative EQD2 constraints</h2>
+{_table(["Organ", "Structure", "Metric", "a/b (Gy)", "Limit", "Cumulative", *names, "Status", "Reason", "Source"], result_rows)}
+<h2>Toxicity-mitigation flags</h2><ul>{flag_items}</ul>
+<h2>Assumptions</h2><ul>{assumptions}</ul>
+<p><b>Summary</b>: {escape(summary)}</p>
+</body></html>
+"""

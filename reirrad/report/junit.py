@@ -1,0 +1,58 @@
+"""`reirrad check` as JUnit XML: one test case per constraint, failures carry the numbers."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from reirrad.results import CheckReport, ConstraintResult
+
+
+def _describe(r: ConstraintResult) -> str:
+    value = "n/a" if r.value_gy is None else f"{r.value_gy:.2f} {r.unit}"
+    limit = "none" if r.limit_gy is None else f"{r.limit_gy:.2f} {r.unit}"
+    parts = [
+        f"{r.organ} ({r.structure or 'no structure'}) {r.metric} = {value}, limit {limit}",
+        f"alpha/beta {r.alpha_beta_gy:g} Gy",
+        "per course: " + ", ".join(
+            f"{k} {'n/a' if v is None else f'{v:.2f}'}" for k, v in r.per_course.items()
+        ),
+        f"source: {r.source}",
+    ]
+    if r.reason:
+        parts.append(f"reason: {r.reason}")
+    return "; ".join(parts)
+
+
+def to_junit(report: CheckReport, fail_on: str = "fail", allow_missing: bool = False) -> str:
+    """JUnit XML text. ``fail`` (and ``warn`` with fail_on='warn') become <failure>; results
+    that could not be evaluated become <failure type="not_evaluated"> unless allow_missing, in
+    which case they are <skipped>; report-only results pass with the value in system-out."""
+    failing = {"fail", "warn"} if fail_on == "warn" else {"fail"}
+    suite = ET.Element(
+        "testsuite",
+        name=f"reirrad.check.{report.case_id}",
+        tests=str(len(report.results)),
+    )
+    failures = skipped = 0
+    for r in report.results:
+        case = ET.SubElement(
+            suite, "testcase", classname=f"reirrad.{report.case_id}.{r.organ}", name=f"{r.constraint_id}: {r.metric}"
+        )
+        text = _describe(r)
+        if r.status in failing:
+            failures += 1
+            ET.SubElement(case, "failure", type=r.status, message=text).text = r.mitigation or text
+        elif r.status == "not_evaluated" and r.limit_gy is not None and not allow_missing:
+            failures += 1
+            ET.SubElement(case, "failure", type="not_evaluated", message=text).text = r.reason or text
+        elif r.status == "not_evaluated":
+            skipped += 1
+            ET.SubElement(case, "skipped", message=text)
+        ET.SubElement(case, "system-out").text = f"{r.status}: {text}"
+    suite.set("failures", str(failures))
+    suite.set("errors", "0")
+    suite.set("skipped", str(skipped))
+    flags = ET.SubElement(suite, "system-out")
+    flags.text = "\n".join(f"[{f.severity}] {f.id}: {f.message} Mitigation: {f.mitigation}" for f in report.flags)
+    ET.indent(suite)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"

@@ -1,0 +1,126 @@
+"""`reirrad check` as JSON (schema ``reirrad.check.v1``) and CSV."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+from datetime import date
+
+from reirrad.results import CheckReport, ConstraintResult, CourseSummary
+
+SCHEMA = "reirrad.check.v1"
+
+
+def _number(value: float | None, digits: int = 3) -> float | None:
+    """Round for output; NaN and None become None (JSON null)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return round(float(value), digits)
+
+
+def _iso(value: date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def course_dict(course: CourseSummary) -> dict:
+    """One course as the JSON ``courses`` entry."""
+    return {
+        "name": course.name,
+        "fractions": course.fractions,
+        "prescription_gy": _number(course.prescription_gy),
+        "phases": [
+            {
+                "plan": p.plan_label,
+                "fractions": p.fractions,
+                "fraction_source": p.fraction_source,
+                "prescription_gy": _number(p.prescription_gy),
+                "max_dose_gy": _number(p.max_dose_gy),
+            }
+            for p in course.phases
+        ],
+        "files": [{"path": f.path, "sha256": f.sha256} for f in course.files],
+        "frame_of_reference": course.frame_of_reference,
+        "registration": course.registration,
+        "start_date": _iso(course.start_date),
+        "end_date": _iso(course.end_date),
+        "interval_months": _number(course.interval_months, 1),
+        "recovery_model": course.recovery_model,
+    }
+
+
+def result_dict(result: ConstraintResult) -> dict:
+    """One constraint verdict as the JSON ``results`` entry."""
+    return {
+        "id": result.constraint_id,
+        "organ": result.organ,
+        "structure": result.structure,
+        "metric": result.metric,
+        "unit": result.unit,
+        "alpha_beta_gy": _number(result.alpha_beta_gy),
+        "limit_gy": _number(result.limit_gy),
+        "warn_gy": _number(result.warn_gy),
+        "value_gy": _number(result.value_gy),
+        "per_course_gy": {k: _number(v) for k, v in result.per_course.items()},
+        "recovery_fraction": {k: _number(v) for k, v in result.recovery.items()},
+        "status": result.status,
+        "reason": result.reason,
+        "priority": result.priority,
+        "source": result.source,
+        "constraint_set": result.constraint_set,
+        "mitigation": result.mitigation or None,
+        "notes": list(result.notes),
+    }
+
+
+def report_dict(report: CheckReport) -> dict:
+    """The whole report as a JSON-ready dict (design.md's documented shape, plus assumptions)."""
+    return {
+        "schema": SCHEMA,
+        "reirrad_version": report.reirrad_version,
+        "case": {
+            "id": report.case_id,
+            "path": report.case_path,
+            "reference_course": report.reference_course,
+        },
+        "courses": [course_dict(c) for c in report.courses],
+        "constraint_set": {
+            "name": report.constraint_set_name,
+            "version": report.constraint_set_version,
+            "title": report.constraint_set_title,
+        },
+        "assumptions": report.assumptions,
+        "results": [result_dict(r) for r in report.results],
+        "flags": [dataclasses.asdict(f) for f in report.flags],
+        "warnings": list(report.warnings),
+        "summary": {**report.summary.counts, "exit_code": report.summary.exit_code},
+    }
+
+
+def to_json(report: CheckReport) -> str:
+    """JSON text of the report."""
+    return json.dumps(report_dict(report), indent=2, default=str) + "\n"
+
+
+CSV_COLUMNS = (
+    "case", "id", "organ", "structure", "metric", "unit", "alpha_beta_gy", "limit_gy", "warn_gy",
+    "value_gy", "status", "reason", "priority", "source", "constraint_set",
+)
+
+
+def to_csv(report: CheckReport) -> str:
+    """CSV text: one row per result, one column per course contribution after the fixed ones."""
+    courses = [c.name for c in report.courses]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([*CSV_COLUMNS, *(f"{name}_gy" for name in courses)])
+    for r in report.results:
+        row = result_dict(r)
+        fixed = [report.case_id, *(row[c] for c in CSV_COLUMNS[1:])]
+        writer.writerow(
+            ["" if v is None else v for v in fixed]
+            + ["" if row["per_course_gy"].get(n) is None else row["per_course_gy"][n] for n in courses]
+        )
+    return buffer.getvalue()

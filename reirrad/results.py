@@ -1,0 +1,104 @@
+"""What `reirrad check` found, as plain frozen data: the input to every report format."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+STATUSES = ("pass", "warn", "fail", "not_evaluated", "report")
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """An input file and its SHA-256, so a report pins exactly what was checked."""
+
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class PhaseSummary:
+    """One plan (phase) of a course: how its dose was converted to EQD2."""
+
+    plan_label: str
+    fractions: int
+    fraction_source: str  # "plan" or "override"
+    prescription_gy: float | None
+    max_dose_gy: float  # highest physical voxel dose of the phase on its own grid
+
+
+@dataclass(frozen=True)
+class CourseSummary:
+    """A course as the report header shows it."""
+
+    name: str
+    phases: tuple[PhaseSummary, ...]
+    files: tuple[FileRecord, ...]
+    frame_of_reference: str
+    registration: str  # "identity", "REG <SOPInstanceUID>", "reference" or "none (conservative)"
+    start_date: date | None
+    end_date: date | None
+    interval_months: float | None  # from this course's end to the reference course's start
+    recovery_model: str
+
+    @property
+    def fractions(self) -> int:
+        """Total fractions over the phases."""
+        return sum(p.fractions for p in self.phases)
+
+    @property
+    def prescription_gy(self) -> float | None:
+        """Sum of the phase prescriptions, or None when any phase has none."""
+        values = [p.prescription_gy for p in self.phases]
+        return None if any(v is None for v in values) else float(sum(values))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class ConstraintResult:
+    """The verdict on one constraint (or one report-only metric) for one organ."""
+
+    constraint_id: str
+    organ: str
+    structure: str | None
+    metric: str
+    alpha_beta_gy: float
+    limit_gy: float | None
+    warn_gy: float | None
+    value_gy: float | None  # cumulative EQD2 (Gy), or cm3 / % for volume metrics
+    unit: str
+    per_course: dict[str, float | None]
+    recovery: dict[str, float]  # recovery fraction r applied to each course for this organ
+    status: str
+    reason: str | None
+    priority: str
+    source: str
+    constraint_set: str
+    mitigation: str = ""
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Counts per status and the exit code the run ends with."""
+
+    counts: dict[str, int]
+    exit_code: int
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """Everything one run of `reirrad check` determined."""
+
+    case_id: str
+    case_path: str | None
+    reference_course: str
+    courses: tuple[CourseSummary, ...]
+    constraint_set_name: str
+    constraint_set_version: str
+    constraint_set_title: str
+    results: tuple[ConstraintResult, ...]
+    flags: tuple  # tuple[reirrad.flags.Flag, ...]
+    assumptions: dict[str, object]
+    summary: Summary
+    reirrad_version: str
+    warnings: tuple[str, ...] = field(default=())
