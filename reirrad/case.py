@@ -1,0 +1,216 @@
+"""Case files (TOML): the courses of one patient, oldest first, and how to read them.
+
+    id = "HN-demo-01"
+    constraints = "hn-reirradiation"        # optional: built-in set name or a path
+    recovery_model = "none"                 # optional: a model of constraints/recovery.toml
+    [[courses]]
+    name = "prior"
+    path = "course1"                        # folder, relative to the case file
+    end_date = 2022-11-02
+    fractions = 35                          # optional override of the plan's fraction count
+    [[courses]]
+    name = "new"
+    path = "course2"
+    start_date = 2025-01-14
+    registration = "course2/reg.dcm"        # optional REG, relative to the case file
+    schedule = "bid"                        # optional: daily | alternate_day | bid
+    [structures]                            # optional: name in RTSTRUCT = organ
+    "Cord" = "SpinalCord"
+    [clinical]                              # optional facts for toxicity flags
+    resection = true
+    organ_dysfunction = false
+    recurrence_site = "left neck"
+
+The last course is the reference: its dose grid and structure set are evaluated.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from reirrad.eqd2 import NO_RECOVERY, recovery_model
+from reirrad.errors import InputError
+
+SCHEDULES = ("daily", "alternate_day", "bid")
+_CASE_KEYS = {"id", "constraints", "recovery_model", "courses", "structures", "clinical"}
+_COURSE_KEYS = {"name", "path", "start_date", "end_date", "registration", "fractions", "schedule"}
+_CLINICAL_KEYS = {"resection", "organ_dysfunction", "recurrence_site"}
+
+
+@dataclass(frozen=True)
+class CourseSpec:
+    """One course as the case file describes it (paths resolved against the case file)."""
+
+    name: str
+    path: Path
+    start_date: date | None = None
+    end_date: date | None = None
+    registration: Path | None = None
+    fractions: int | None = None
+    schedule: str | None = None
+    case_file: Path | None = None
+
+    @property
+    def fractions_hint(self) -> str:
+        """How the user sets the fraction count of this course."""
+        return f"set fractions = N for course {self.name!r} in the case file"
+
+
+@dataclass(frozen=True)
+class ClinicalSpec:
+    """Clinical facts the toxicity flags use; None when the case file does not say."""
+
+    resection: bool | None = None
+    organ_dysfunction: bool | None = None
+    recurrence_site: str | None = None
+
+
+@dataclass(frozen=True)
+class CaseSpec:
+    """A whole case: courses oldest first (the last is the reference), names, clinical facts."""
+
+    path: Path
+    id: str
+    courses: tuple[CourseSpec, ...]
+    constraints: str | None = None
+    structures: dict[str, str] = field(default_factory=dict, hash=False)
+    clinical: ClinicalSpec = ClinicalSpec()
+    recovery_model: str = NO_RECOVERY
+
+    @property
+    def reference(self) -> CourseSpec:
+        """The course whose grid and structures are evaluated (the last one)."""
+        return self.courses[-1]
+
+
+def load_case(path: str | Path) -> CaseSpec:
+    """Read and validate a case file; every error names the file and the field."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(path, f"cannot read case file ({exc.strerror or exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(path, f"not valid TOML ({exc})") from None
+    _no_unknown_keys(data, _CASE_KEYS, "", path)
+    courses_data = data.get("courses")
+    if not isinstance(courses_data, list) or not courses_data:
+        raise InputError(path, "courses: give at least one [[courses]] table")
+    courses = tuple(_course(item, i, path) for i, item in enumerate(courses_data))
+    _check_courses(courses, path)
+    model = _optional(data, "recovery_model", str, "", path) or NO_RECOVERY
+    try:
+        recovery_model(model)
+    except InputError as exc:
+        raise InputError(path, f"recovery_model: {exc.problem}") from None
+    return CaseSpec(
+        path=path,
+        id=_required(data, "id", str, "", path),
+        courses=courses,
+        constraints=_optional(data, "constraints", str, "", path),
+        structures=_structures(data.get("structures", {}), path),
+        clinical=_clinical(data.get("clinical", {}), path),
+        recovery_model=model,
+    )
+
+
+def _course(item: Any, index: int, case_file: Path) -> CourseSpec:
+    where = f"courses[{index}]."
+    if not isinstance(item, dict):
+        raise InputError(case_file, f"courses[{index}]: must be a table")
+    _no_unknown_keys(item, _COURSE_KEYS, where, case_file)
+    folder = case_file.parent / _required(item, "path", str, where, case_file)
+    if not folder.is_dir():
+        raise InputError(case_file, f"{where}path: folder {folder} does not exist")
+    registration = _optional(item, "registration", str, where, case_file)
+    if registration is not None and not (case_file.parent / registration).is_file():
+        raise InputError(case_file, f"{where}registration: file {case_file.parent / registration} does not exist")
+    fractions = _optional(item, "fractions", int, where, case_file)
+    if fractions is not None and fractions < 1:
+        raise InputError(case_file, f"{where}fractions: must be a positive integer, got {fractions}")
+    schedule = _optional(item, "schedule", str, where, case_file)
+    if schedule is not None and schedule not in SCHEDULES:
+        raise InputError(case_file, f"{where}schedule: must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
+    return CourseSpec(
+        name=_required(item, "name", str, where, case_file),
+        path=folder,
+        start_date=_date(item, "start_date", where, case_file),
+        end_date=_date(item, "end_date", where, case_file),
+        registration=None if registration is None else case_file.parent / registration,
+        fractions=fractions,
+        schedule=schedule,
+        case_file=case_file,
+    )
+
+
+def _check_courses(courses: tuple[CourseSpec, ...], case_file: Path) -> None:
+    """Unique names, consistent dates, oldest course first."""
+    names = [c.name for c in courses]
+    for i, course in enumerate(courses):
+        if not course.name.strip():
+            raise InputError(case_file, f"courses[{i}].name: must not be empty")
+        if course.name in names[:i]:
+            raise InputError(case_file, f"courses[{i}].name: {course.name!r} is used by more than one course")
+        if course.start_date and course.end_date and course.end_date < course.start_date:
+            raise InputError(case_file, f"courses[{i}].end_date: {course.end_date} is before start_date {course.start_date}")
+    for i, (earlier, later) in enumerate(zip(courses, courses[1:]), start=1):
+        first = earlier.start_date or earlier.end_date
+        second = later.start_date or later.end_date
+        if first and second and second < first:
+            raise InputError(case_file, f"courses[{i}]: courses must be listed oldest first (the last is the reference)")
+
+
+def _structures(table: Any, case_file: Path) -> dict[str, str]:
+    if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+        raise InputError(case_file, "structures: must map structure names to organ names (strings)")
+    return dict(table)
+
+
+def _clinical(table: Any, case_file: Path) -> ClinicalSpec:
+    if not isinstance(table, dict):
+        raise InputError(case_file, "clinical: must be a table")
+    _no_unknown_keys(table, _CLINICAL_KEYS, "clinical.", case_file)
+    return ClinicalSpec(
+        resection=_optional(table, "resection", bool, "clinical.", case_file),
+        organ_dysfunction=_optional(table, "organ_dysfunction", bool, "clinical.", case_file),
+        recurrence_site=_optional(table, "recurrence_site", str, "clinical.", case_file),
+    )
+
+
+def _no_unknown_keys(table: dict, allowed: set[str], where: str, case_file: Path) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise InputError(case_file, f"{where}{unknown[0]}: unknown field (allowed: {', '.join(sorted(allowed))})")
+
+
+def _optional(table: dict, key: str, kind: type, where: str, case_file: Path) -> Any:
+    value = table.get(key)
+    if value is None:
+        return None
+    # bool is an int in Python; a fraction count of `true` is still a mistake
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise InputError(case_file, f"{where}{key}: must be {kind.__name__}, got {value!r}")
+    return value
+
+
+def _required(table: dict, key: str, kind: type, where: str, case_file: Path) -> Any:
+    value = _optional(table, key, kind, where, case_file)
+    if value is None or value == "":
+        raise InputError(case_file, f"{where}{key}: required")
+    return value
+
+
+def _date(table: dict, key: str, where: str, case_file: Path) -> date | None:
+    value = table.get(key)
+    if value is None or (isinstance(value, date) and not hasattr(value, "hour")):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise InputError(case_file, f"{where}{key}: must be a date like 2025-01-14, got {value!r}")
