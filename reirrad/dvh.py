@@ -1,0 +1,181 @@
+"""Dose-volume histograms from weighted dose samples, and the metrics on them.
+
+A :class:`Dvh` holds the dose (Gy) at every sample of a :class:`reirrad.masks.RoiSampling` and
+the sample volumes (cm3). Metrics are computed from the samples themselves, not from a binned
+curve, and every dose metric is a linear combination of sample doses
+(``value == sum(coefficients * doses_gy[indices])``), so a cumulative value can be split into
+each course's contribution at the same samples.
+
+Definitions: Dx% and Dxcc = lowest dose in the hottest x % (of the in-grid volume) or x cm3;
+Dmax / Dmin = highest / lowest dose at any sample, surface samples included; Dmean = volume
+weighted mean; VxGy = volume (cm3) receiving at least x Gy, VxGy[%] relative to the in-grid volume.
+Metrics that cannot be evaluated return ``None`` with a reason, never 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from reirrad.masks import RoiSampling
+from reirrad.metrics import Metric
+
+CHUNK = 1 << 18  # samples interpolated per step, bounds temporary memory
+
+
+@dataclass(frozen=True, eq=False)
+class Dvh:
+    """Dose samples of one structure: ``doses_gy`` (N,) and ``weights_cc`` (N,), plus volumes.
+
+    Zero-weight samples lie on the structure surface and only count for Dmin and Dmax.
+    ``volume_cc`` is the full contour volume, ``in_grid_volume_cc`` the part inside the dose grid.
+    """
+
+    doses_gy: np.ndarray
+    weights_cc: np.ndarray
+    volume_cc: float
+    in_grid_volume_cc: float
+    notes: tuple[str, ...] = field(default=())
+
+    @cached_property
+    def _by_dose(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Weighted samples hottest first: (indices, doses, volume at each sample's midpoint)."""
+        weighted = np.flatnonzero(self.weights_cc > 0)
+        order = weighted[np.argsort(-self.doses_gy[weighted], kind="stable")]
+        volumes = self.weights_cc[order]
+        return order, self.doses_gy[order], np.cumsum(volumes) - volumes / 2.0
+
+
+DoseSamples = Dvh
+
+
+@dataclass(frozen=True, eq=False)
+class MetricValue:
+    """A metric's value (Gy, cm3 or %), or ``None`` with the reason it could not be evaluated.
+
+    For dose metrics, ``value == sum(coefficients * dvh.doses_gy[indices])``; volume metrics
+    have ``indices`` and ``coefficients`` None.
+    """
+
+    value: float | None
+    reason: str | None = None
+    indices: np.ndarray | None = None
+    coefficients: np.ndarray | None = None
+
+
+def trilinear(array: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Trilinear interpolation of a 3-D array at continuous indices (N, 3), in float64.
+
+    Positions up to half a voxel beyond the outer voxel centres take the edge value along that
+    axis (the dose of the outer voxel); callers pass only positions within the grid's voxels.
+    """
+    shape = np.array(array.shape)
+    flat = array.reshape(-1)
+    strides = np.array([shape[1] * shape[2], shape[2], 1])
+    step = np.where(shape > 1, strides, 0)  # a one-voxel axis has no upper neighbour
+    out = np.empty(len(positions), dtype=np.float64)
+    for start in range(0, len(positions), CHUNK):
+        p = np.clip(positions[start : start + CHUNK], 0, shape - 1).astype(np.float64)
+        low = np.minimum(p.astype(np.int64), np.maximum(shape - 2, 0))
+        fk, fj, fi = (p - low).T
+        base = low @ strides
+        corner = [[flat[base + a * step[0] + b * step[1] + c * step[2]] for c in (0, 1)] for a in (0, 1) for b in (0, 1)]
+        edges = [v0 + fi * (v1 - v0) for v0, v1 in corner]  # (k, j) pairs: 00, 01, 10, 11
+        faces = [edges[0] + fj * (edges[1] - edges[0]), edges[2] + fj * (edges[3] - edges[2])]
+        out[start : start + CHUNK] = faces[0] + fk * (faces[1] - faces[0])
+    return out
+
+
+def sample_dose(sampling: RoiSampling, dose_gy: np.ndarray) -> Dvh:
+    """Dose (Gy) at every sample of ``sampling``, interpolated trilinearly in ``dose_gy``.
+
+    ``dose_gy`` must be on the grid the sampling was made for (same shape); samples are not
+    re-rasterised. Only samples inside the grid exist; the volume stays that of the contours.
+    """
+    if tuple(dose_gy.shape) != tuple(sampling.grid_shape):
+        raise ValueError(
+            f"dose array shape {tuple(dose_gy.shape)} differs from the sampled grid {sampling.grid_shape}"
+        )
+    return Dvh(
+        doses_gy=trilinear(dose_gy, sampling.positions),
+        weights_cc=sampling.weights_cc,
+        volume_cc=sampling.volume_cc,
+        in_grid_volume_cc=sampling.in_grid_volume_cc,
+        notes=sampling.notes,
+    )
+
+
+def _not_evaluable(dvh: Dvh, metric: Metric) -> str | None:
+    """Why ``metric`` cannot be evaluated on ``dvh``, or None."""
+    if dvh.volume_cc <= 0:
+        return "structure encloses no volume"
+    if metric.kind == "Volume":
+        return None
+    if dvh.in_grid_volume_cc <= 0 or not np.any(dvh.weights_cc > 0):
+        return "structure lies entirely outside the dose grid"
+    if metric.kind == "Dx" and metric.parameter_unit == "cc" and metric.parameter > dvh.in_grid_volume_cc:
+        return (
+            f"{metric} needs {metric.parameter:g} cm3 but only {dvh.in_grid_volume_cc:.3g} cm3 "
+            "of the structure lies inside the dose grid"
+        )
+    return None
+
+
+def _dose_at_volume(dvh: Dvh, volume_cc: float) -> MetricValue:
+    """Lowest dose in the hottest ``volume_cc``: linear between neighbouring sample midpoints."""
+    order, doses, midpoints = dvh._by_dose
+    after = int(np.searchsorted(midpoints, volume_cc, side="left"))
+    if after == 0 or after == len(order):
+        n = min(after, len(order) - 1)
+        return MetricValue(float(doses[n]), None, order[n : n + 1], np.ones(1))
+    span = midpoints[after] - midpoints[after - 1]
+    t = (volume_cc - midpoints[after - 1]) / span if span > 0 else 0.0
+    coefficients = np.array([1.0 - t, t])
+    indices = order[after - 1 : after + 1]
+    return MetricValue(float(coefficients @ dvh.doses_gy[indices]), None, indices, coefficients)
+
+
+def _single(dvh: Dvh, index: int) -> MetricValue:
+    return MetricValue(float(dvh.doses_gy[index]), None, np.array([index]), np.ones(1))
+
+
+def evaluate(dvh: Dvh, metric: Metric) -> MetricValue:
+    """Value of ``metric`` on ``dvh`` (see the module docstring for the definitions)."""
+    reason = _not_evaluable(dvh, metric)
+    if reason:
+        return MetricValue(None, reason)
+    if metric.kind == "Volume":
+        return MetricValue(dvh.volume_cc)
+    if metric.kind == "Dmax":
+        return _single(dvh, int(np.argmax(dvh.doses_gy)))
+    if metric.kind == "Dmin":
+        return _single(dvh, int(np.argmin(dvh.doses_gy)))
+    if metric.kind == "Dmean":
+        indices = np.flatnonzero(dvh.weights_cc > 0)
+        coefficients = dvh.weights_cc[indices] / dvh.weights_cc[indices].sum()
+        return MetricValue(float(coefficients @ dvh.doses_gy[indices]), None, indices, coefficients)
+    if metric.kind == "Dx":
+        volume = metric.parameter
+        if metric.parameter_unit == "%":
+            volume = metric.parameter / 100.0 * dvh.in_grid_volume_cc
+        return _dose_at_volume(dvh, volume)
+    if metric.kind == "Vx":
+        covered = float(dvh.weights_cc[dvh.doses_gy >= metric.parameter].sum())
+        if metric.unit == "%":
+            covered *= 100.0 / dvh.in_grid_volume_cc
+        return MetricValue(covered)
+    raise ValueError(f"unknown metric kind {metric.kind!r}")
+
+
+def cumulative_dvh(dvh: Dvh, bin_width_gy: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative DVH: dose levels (Gy, from 0 in ``bin_width_gy`` steps) and the in-grid volume
+    (cm3) receiving at least each level."""
+    if bin_width_gy <= 0:
+        raise ValueError("bin width must be positive")
+    top = float(dvh.doses_gy.max()) if len(dvh.doses_gy) else 0.0
+    edges = np.arange(0.0, top + 2 * bin_width_gy, bin_width_gy)
+    counts, _ = np.histogram(dvh.doses_gy, bins=edges, weights=dvh.weights_cc)
+    volume = np.cumsum(counts[::-1])[::-1]
+    return edges[:-1], volume

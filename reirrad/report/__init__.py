@@ -1,0 +1,1 @@
+"""Report formats: terminal tables, machine formats (JSON, CSV, JUnit)."""
