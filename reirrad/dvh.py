@@ -19,8 +19,13 @@ from functools import cached_property
 
 import numpy as np
 
-from reirrad.masks import RoiSampling
-from reirrad.metrics import Metric
+from reirrad.dicom.dose import DoseGrid
+from reirrad.dicom.structures import Roi, StructureSet
+from reirrad.eqd2 import eqd2_gy
+from reirrad.errors import InputError
+from reirrad.grid import Grid
+from reirrad.masks import RoiSampling, sample_roi
+from reirrad.metrics import Metric, parse_metric
 
 CHUNK = 1 << 18  # samples interpolated per step, bounds temporary memory
 
@@ -179,3 +184,95 @@ def cumulative_dvh(dvh: Dvh, bin_width_gy: float = 0.01) -> tuple[np.ndarray, np
     counts, _ = np.histogram(dvh.doses_gy, bins=edges, weights=dvh.weights_cc)
     volume = np.cumsum(counts[::-1])[::-1]
     return edges[:-1], volume
+
+
+DEFAULT_METRICS = ("Dmin", "Dmax", "Dmean", "D0.03cc", "D1cc", "D99%", "D95%", "D5%", "D1%")
+
+
+@dataclass(frozen=True)
+class StructureMetrics:
+    """The metrics of one structure, ready for reporting. ``values`` maps the canonical metric
+    text to its value (Gy, cm3 or %), None when not evaluated (the reason is in ``notes``)."""
+
+    name: str
+    roi_number: int
+    evaluated: bool
+    volume_cc: float | None
+    in_grid_volume_cc: float | None
+    values: dict[str, float | None]
+    notes: tuple[str, ...]
+
+
+def structure_metrics(
+    roi: Roi, grid: Grid, dose_gy: np.ndarray, metrics: tuple[Metric, ...]
+) -> StructureMetrics:
+    """Rasterise ``roi`` on ``grid``, sample ``dose_gy`` and evaluate ``metrics``."""
+    sampling = sample_roi(roi, grid)
+    if sampling.is_empty:
+        values = {str(m): None for m in metrics}
+        return StructureMetrics(roi.name, roi.number, False, None, None, values, sampling.notes)
+    dvh = sample_dose(sampling, dose_gy)
+    values: dict[str, float | None] = {}
+    notes = list(dvh.notes)
+    for metric in metrics:
+        result = evaluate(dvh, metric)
+        values[str(metric)] = result.value
+        if result.reason:
+            notes.append(f"{metric} not evaluated: {result.reason}")
+    return StructureMetrics(
+        roi.name, roi.number, True, dvh.volume_cc, dvh.in_grid_volume_cc, values, tuple(notes)
+    )
+
+
+@dataclass(frozen=True)
+class DvhTable:
+    """What ``reirrad dvh`` reports: per-structure metrics and the assumptions behind them."""
+
+    dose_file: str
+    structure_file: str
+    dose_summation_type: str
+    metrics: tuple[str, ...]
+    structures: tuple[StructureMetrics, ...]
+    eqd2: dict[str, float] | None  # {"fractions": n, "alpha_beta_gy": x} when converted
+
+
+def dvh_table(
+    dose: DoseGrid,
+    structures: StructureSet,
+    names: tuple[str, ...] = (),
+    metrics: tuple[Metric, ...] = (),
+    fractions: int | None = None,
+    alpha_beta_gy: float | None = None,
+) -> DvhTable:
+    """Metrics of the named structures (all when ``names`` is empty) on ``dose``.
+
+    With ``fractions`` and ``alpha_beta_gy`` the dose is converted to EQD2 voxel by voxel first.
+    Raises :class:`InputError` for an unknown structure name, a lone EQD2 parameter, or an EQD2
+    request on a per-fraction or per-beam dose (its total is unknown).
+    """
+    metrics = metrics or tuple(parse_metric(m) for m in DEFAULT_METRICS)
+    rois = tuple(structures.by_name(n) for n in names) if names else structures.rois
+    dose_gy, eqd2 = dose.dose_gy, None
+    if (fractions is None) != (alpha_beta_gy is None):
+        raise InputError(None, "--fractions and --alpha-beta must be given together")
+    if fractions is not None:
+        if dose.summation_type in {"FRACTION", "BEAM"}:
+            raise InputError(
+                dose.path,
+                f"DoseSummationType is {dose.summation_type}: the total dose per course is unknown, "
+                "so EQD2 cannot be computed",
+            )
+        try:
+            dose_gy = eqd2_gy(dose.dose_gy, fractions, alpha_beta_gy)
+        except ValueError as exc:
+            raise InputError(None, str(exc)) from None
+        eqd2 = {"fractions": fractions, "alpha_beta_gy": alpha_beta_gy}
+    rows = tuple(structure_metrics(roi, dose.grid, dose_gy, metrics) for roi in rois)
+    return DvhTable(
+        str(dose.path),
+        str(structures.path),
+        dose.summation_type,
+        tuple(str(m) for m in metrics),
+        rows,
+        eqd2,
+    )

@@ -1,0 +1,63 @@
+"""`reirrad dvh RTDOSE RTSTRUCT`: DVH metrics of each structure (physical dose or EQD2)."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from reirrad.cli import app, fail_input
+from reirrad.dicom.dose import read_dose
+from reirrad.dicom.structures import read_structures
+from reirrad.dvh import dvh_table
+from reirrad.errors import ReirradError
+from reirrad.metrics import parse_metric
+from reirrad.outputs import write_text_atomic
+from reirrad.report.dvh import render_table, to_csv, to_json, to_text
+
+
+class DvhFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+_RENDER = {DvhFormat.json: to_json, DvhFormat.csv: to_csv, DvhFormat.table: to_text}
+
+
+@app.command("dvh")
+def dvh(
+    rtdose: Path = typer.Argument(..., help="RTDOSE file (absolute dose in Gy)."),
+    rtstruct: Path = typer.Argument(..., help="RTSTRUCT file on the same frame of reference."),
+    structure: list[str] = typer.Option([], "--structure", "-s", help="Structure name (repeatable; default: all)."),
+    metric: list[str] = typer.Option([], "--metric", "-m", help="Metric, e.g. D0.03cc, D95%, V20Gy, V20Gy[%] (repeatable)."),
+    output_format: DvhFormat = typer.Option(DvhFormat.table, "--format", "-f", help="Output format."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (atomically) instead of stdout."),
+    fractions: Optional[int] = typer.Option(None, "--fractions", help="Fractions of the course: report EQD2 (with --alpha-beta)."),
+    alpha_beta: Optional[float] = typer.Option(None, "--alpha-beta", help="alpha/beta in Gy for EQD2 (with --fractions)."),
+) -> None:
+    """DVH metrics of each structure in RTSTRUCT on the dose of RTDOSE."""
+    if (fractions is None) != (alpha_beta is None):
+        fail_input("--fractions and --alpha-beta must be given together")
+    try:
+        metrics = tuple(parse_metric(m) for m in metric)
+    except ValueError as exc:
+        fail_input(str(exc))
+    try:
+        dose = read_dose(rtdose)
+        structures = read_structures(rtstruct)
+        table = dvh_table(dose, structures, tuple(structure), metrics, fractions, alpha_beta)
+        if output is not None:
+            write_text_atomic(output, _RENDER[output_format](table))
+    except ReirradError as exc:
+        fail_input(str(exc))
+    if output is not None:
+        print(f"reirrad: wrote {output}", file=sys.stderr)
+    elif output_format is DvhFormat.table:
+        render_table(table, Console() if sys.stdout.isatty() else Console(width=200))
+    else:
+        sys.stdout.write(_RENDER[output_format](table))
