@@ -1,0 +1,265 @@
+"""A folder of DICOM files -> a :class:`Course`: its dose phases, plans, structures and registrations.
+
+Every file under the folder is looked at once (headers only; RTDOSE pixel data is read once).
+Non-DICOM files and images (CT, MR, ...) are skipped and counted in the notes. RTDOSE is linked
+to RTPLAN by ReferencedRTPlanSequence and the plans to the RTSTRUCT by
+ReferencedStructureSetSequence. Each :class:`Phase` is one dose of known fractionation:
+
+* a PLAN dose: one phase for the whole plan (``fraction_group`` set only when the plan has one);
+* FRACTION doses (DICOM: the whole delivery of one fraction group): one phase per fraction group;
+* BEAM doses (the whole delivery of some beams): summed per fraction group, one phase each; every
+  beam of the group with a meterset must have its dose.
+
+When a plan has both, the PLAN dose wins, then FRACTION over BEAM; the unused files are noted.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+
+from reirrad.dicom.dose import RTDOSE_SOP_CLASS, DoseGrid, read_dose
+from reirrad.dicom.io import NotDicomError, read_dataset
+from reirrad.dicom.plan import RT_ION_PLAN_SOP_CLASS, RTPLAN_SOP_CLASS, FractionGroup, Plan, plan_from_dataset
+from reirrad.dicom.structures import RTSTRUCT_SOP_CLASS, StructureSet, structures_from_dataset
+from reirrad.errors import InputError
+
+REGISTRATION_SOP_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.66.1",  # Spatial Registration (rigid)
+    "1.2.840.10008.5.1.4.1.1.66.3",  # Deformable Spatial Registration
+}
+PLAN_SOP_CLASSES = {RTPLAN_SOP_CLASS, RT_ION_PLAN_SOP_CLASS}
+SUPPORTED_SUMMATION = ("PLAN", "FRACTION", "BEAM")
+
+
+@dataclass(frozen=True, eq=False)
+class Phase:
+    """The dose of one plan (or of one of its fraction groups) and the fractionation it was given in."""
+
+    plan: Plan | None
+    doses: tuple[DoseGrid, ...]  # one PLAN or FRACTION dose, or the BEAM doses to add up
+    fraction_group: FractionGroup | None = None
+
+    @property
+    def summation_type(self) -> str:
+        """DoseSummationType shared by the doses (PLAN, FRACTION or BEAM)."""
+        return self.doses[0].summation_type
+
+    @property
+    def fractions(self) -> int | None:
+        """Number of fractions this phase's dose was delivered in, or None when unknown."""
+        if self.fraction_group is not None:
+            return self.fraction_group.fractions_planned
+        return self.plan.fractions if self.plan is not None else None
+
+    @property
+    def dose_gy(self) -> np.ndarray:
+        """Total physical dose of the phase (Gy) on the grid of its first dose."""
+        if len(self.doses) == 1:
+            return self.doses[0].dose_gy
+        return np.sum([d.dose_gy for d in self.doses], axis=0)
+
+
+@dataclass(frozen=True, eq=False)
+class Course:
+    """Everything found in one course folder."""
+
+    folder: Path
+    phases: tuple[Phase, ...]
+    structures: StructureSet | None
+    registration_paths: tuple[Path, ...]
+    frame_of_reference_uid: str
+    notes: tuple[str, ...]
+    files: tuple[Path, ...]  # the DICOM files used: doses, plans, structure set, registrations
+
+
+def _scan(folder: Path) -> tuple[dict[str, list[tuple[Path, pydicom.Dataset]]], list[str]]:
+    """Headers of every DICOM file under ``folder``, grouped by kind, and notes on skipped files."""
+    found: dict[str, list[tuple[Path, pydicom.Dataset]]] = defaultdict(list)
+    not_dicom, others = 0, Counter()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        try:
+            ds = read_dataset(path, stop_before_pixels=True)
+        except NotDicomError:
+            not_dicom += 1
+            continue
+        sop_class = str(ds.get("SOPClassUID", ""))
+        if sop_class == RTDOSE_SOP_CLASS:
+            found["dose"].append((path, ds))
+        elif sop_class in PLAN_SOP_CLASSES:
+            found["plan"].append((path, ds))
+        elif sop_class == RTSTRUCT_SOP_CLASS:
+            found["structures"].append((path, ds))
+        elif sop_class in REGISTRATION_SOP_CLASSES:
+            found["registration"].append((path, ds))
+        else:
+            others[str(ds.get("Modality", "") or sop_class)] += 1
+    notes = [f"skipped {n} {kind} file(s)" for kind, n in sorted(others.items())]
+    if not_dicom:
+        notes.append(f"skipped {not_dicom} non-DICOM file(s)")
+    return found, notes
+
+
+def _choose_structures(
+    candidates: list[StructureSet], plans: list[Plan], notes: list[str]
+) -> StructureSet | None:
+    """The course's structure set: the only one, or the only one the plans reference."""
+    if not candidates:
+        notes.append("no RTSTRUCT in folder")
+        return None
+    if len(candidates) > 1:
+        referenced = {p.referenced_structure_set_uid for p in plans}
+        chosen = [s for s in candidates if s.sop_instance_uid in referenced]
+        if len(chosen) != 1:
+            a, b = (chosen or candidates)[:2]
+            raise InputError(a.path, f"two RTSTRUCT candidates in one course (also {b.path}); keep one")
+        ignored = ", ".join(str(s.path) for s in candidates if s is not chosen[0])
+        notes.append(f"ignored RTSTRUCT not referenced by the plans: {ignored}")
+        candidates = chosen
+    structures = candidates[0]
+    for plan in plans:
+        if plan.referenced_structure_set_uid not in (None, structures.sop_instance_uid):
+            notes.append(
+                f"{plan.path} references structure set {plan.referenced_structure_set_uid}, "
+                f"not {structures.path} ({structures.sop_instance_uid})"
+            )
+    return structures
+
+
+def _common_frame_of_reference(
+    doses: list[DoseGrid], plans: list[Plan], structures: StructureSet | None
+) -> str:
+    """The one frame of reference of the doses, plans and structures (empty UIDs are not compared)."""
+    named = [(d.path, d.grid.frame_of_reference_uid) for d in doses] + [(p.path, p.frame_of_reference_uid) for p in plans]
+    if structures is not None:
+        named.append((structures.path, structures.frame_of_reference_uid))
+    named = [(path, uid) for path, uid in named if uid]
+    for path, uid in named[1:]:
+        if uid != named[0][1]:
+            raise InputError(
+                path, f"frame of reference {uid} differs from {named[0][1]} of {named[0][0]}"
+            )
+    return named[0][1] if named else ""
+
+
+def _same_grid(doses: list[DoseGrid]) -> None:
+    """Refuse doses to be added up that are not on one grid."""
+    for dose in doses[1:]:
+        if not dose.grid.same_geometry(doses[0].grid):
+            raise InputError(dose.path, f"BEAM dose is on another grid than {doses[0].path}; cannot add them")
+
+
+def _group_number(dose: DoseGrid, plan: Plan) -> int:
+    """Fraction group a FRACTION or BEAM dose belongs to (the plan's only one when it names none)."""
+    if dose.referenced_fraction_group is not None:
+        return plan.fraction_group(dose.referenced_fraction_group).number
+    if len(plan.fraction_groups) == 1:
+        return plan.fraction_groups[0].number
+    raise InputError(dose.path, f"{dose.summation_type} dose names no fraction group of {plan.path}")
+
+
+def _beam_phase(plan: Plan, group: FractionGroup, doses: list[DoseGrid]) -> Phase:
+    """The BEAM doses of one fraction group, checked to cover each beam with a meterset exactly once."""
+    covered = Counter(b for d in doses for b in d.referenced_beam_numbers)
+    twice = sorted(b for b, n in covered.items() if n > 1)
+    if twice:
+        raise InputError(doses[0].path, f"beam(s) {twice} of fraction group {group.number} have several BEAM doses")
+    needed = {b.number for b in group.beams if b.meterset is None or b.meterset > 0}
+    missing = sorted(needed - set(covered))
+    if missing:
+        raise InputError(plan.path, f"no BEAM dose for beam(s) {missing} of fraction group {group.number}")
+    _same_grid(doses)
+    return Phase(plan, tuple(sorted(doses, key=lambda d: d.referenced_beam_numbers)), group)
+
+
+def _plan_phases(plan: Plan, doses: list[DoseGrid], notes: list[str]) -> list[Phase]:
+    """Phases of one plan from its doses (PLAN, else FRACTION per group, else BEAM per group)."""
+    by_type: dict[str, list[DoseGrid]] = defaultdict(list)
+    for dose in doses:
+        by_type[dose.summation_type].append(dose)
+    if by_type["PLAN"]:
+        if len(by_type["PLAN"]) > 1:
+            a, b = by_type["PLAN"][:2]
+            raise InputError(a.path, f"two PLAN doses for one plan (also {b.path})")
+        unused = [d for d in doses if d.summation_type != "PLAN"]
+        if unused:
+            notes.append(f"ignored {len(unused)} FRACTION/BEAM dose(s) of {plan.path}: its PLAN dose covers them")
+        single = plan.fraction_groups[0] if len(plan.fraction_groups) == 1 else None
+        if single is None:
+            notes.append(f"{by_type['PLAN'][0].path} sums {len(plan.fraction_groups)} fraction groups of {plan.path}")
+        return [Phase(plan, tuple(by_type["PLAN"]), single)]
+    fraction_doses, beam_doses = defaultdict(list), defaultdict(list)
+    for dose in by_type["FRACTION"]:
+        fraction_doses[_group_number(dose, plan)].append(dose)
+    for dose in by_type["BEAM"]:
+        beam_doses[_group_number(dose, plan)].append(dose)
+    phases = []
+    for group in plan.fraction_groups:
+        fraction = fraction_doses.get(group.number, [])
+        if len(fraction) > 1:
+            raise InputError(fraction[0].path, f"two FRACTION doses for fraction group {group.number} (also {fraction[1].path})")
+        if fraction:
+            if group.number in beam_doses:
+                notes.append(f"ignored BEAM doses of fraction group {group.number}: {fraction[0].path} covers it")
+            phases.append(Phase(plan, tuple(fraction), group))
+        elif group.number in beam_doses:
+            phases.append(_beam_phase(plan, group, beam_doses[group.number]))
+        else:
+            raise InputError(plan.path, f"no dose in the folder for fraction group {group.number}")
+    return phases
+
+
+def _orphan_phases(plan_uid: str | None, doses: list[DoseGrid], notes: list[str]) -> list[Phase]:
+    """Phases of doses whose plan is not in the folder: fractions unknown, one phase per dose."""
+    for dose in doses:
+        reason = f"references plan {plan_uid}, which is not in the folder" if plan_uid else "references no plan"
+        notes.append(f"{dose.path} {reason}: its fractions are unknown")
+    return [Phase(None, (dose,)) for dose in doses]
+
+
+def _phases(doses: list[DoseGrid], plans: list[Plan], notes: list[str]) -> list[Phase]:
+    """Group the doses into phases by the plan they reference."""
+    for dose in doses:
+        if dose.summation_type not in SUPPORTED_SUMMATION:
+            raise InputError(
+                dose.path, f"DoseSummationType {dose.summation_type or 'missing'} is not supported (PLAN, FRACTION or BEAM)"
+            )
+    plans_by_uid = {p.sop_instance_uid: p for p in plans}
+    by_plan: dict[str | None, list[DoseGrid]] = defaultdict(list)
+    for dose in doses:
+        by_plan[dose.referenced_plan_uid].append(dose)
+    phases = []
+    for plan_uid, plan_doses in by_plan.items():
+        plan = plans_by_uid.get(plan_uid or "")
+        phases += _plan_phases(plan, plan_doses, notes) if plan else _orphan_phases(plan_uid, plan_doses, notes)
+    for plan in plans:
+        if plan.sop_instance_uid not in by_plan:
+            notes.append(f"{plan.path} has no dose in the folder; ignored")
+    return phases
+
+
+def discover_course(folder: str | Path) -> Course:
+    """Find, read and link the DICOM RT objects of one course folder (searched recursively)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(folder, "not a folder")
+    found, notes = _scan(folder)
+    if not found["dose"]:
+        raise InputError(folder, "no RTDOSE file in folder")
+    doses = [read_dose(path) for path, _ in found["dose"]]
+    plans = [plan_from_dataset(ds, path) for path, ds in found["plan"]]
+    uids = Counter(p.sop_instance_uid for p in plans)
+    if any(n > 1 for n in uids.values()):
+        raise InputError(folder, f"several RTPLAN files share SOP Instance UID {uids.most_common(1)[0][0]}")
+    structures = _choose_structures([structures_from_dataset(ds, path) for path, ds in found["structures"]], plans, notes)
+    frame_of_reference = _common_frame_of_reference(doses, plans, structures)
+    phases = _phases(doses, plans, notes)
+    registrations = tuple(path for path, _ in found["registration"])
+    used = [d.path for d in doses] + [p.path for p in plans] + list(registrations)
+    if structures is not None:
+        used.append(structures.path)
+    return Course(folder, tuple(phases), structures, registrations, frame_of_reference, tuple(notes), tuple(sorted(used)))
