@@ -1,0 +1,397 @@
+"""Constraint sets: cumulative EQD2 organ limits as data (``constraints/*.toml``), and verdicts.
+
+A set file names its sources (full citations), its defaults (alpha/beta per organ, recovery model)
+and its ``[[constraints]]`` entries. A set may ``extends`` another one (a built-in name or a path
+relative to the file): entries of the child replace parent entries of the same id, whole; new ids
+are added. Every loaded :class:`Constraint` records the set and the file it came from. A constraint
+on an organ group (``A_Carotid``) becomes one constraint per member (``A_Carotid_L``, ``_R``), with
+id ``<id>[<organ>]``. The schema is documented in the header of ``constraints/hn-reirradiation.toml``.
+
+Verdicts (:func:`judge`), on the cumulative EQD2 value of the entry's metric:
+``not_evaluated`` (no value), ``report`` (no limit and no warning level), ``fail`` (value > limit_gy,
+a value equal to the limit passes, as in "<= 67.75 Gy"), ``warn`` (value >= warn_gy, a value equal
+to the warning level warns), else ``pass``.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from reirrad.eqd2 import load_recovery_models
+from reirrad.errors import InputError
+from reirrad.metrics import parse_metric
+from reirrad.organs import OrganCatalog, load_organ_catalog
+
+CONSTRAINTS_DIR = Path(__file__).resolve().parents[1] / "constraints"
+NOT_SETS = frozenset({"organs", "flags", "recovery"})  # data files in the folder that are not sets
+
+Status = Literal["pass", "warn", "fail", "not_evaluated", "report"]
+STATUSES: tuple[Status, ...] = ("pass", "warn", "fail", "not_evaluated", "report")
+PRIORITIES = ("hard", "soft", "report")
+
+_SET_KEYS = {"name", "version", "title", "description", "extends", "sources", "defaults", "constraints"}
+_ENTRY_KEYS = {
+    "id", "organ", "metric", "priority", "limit_gy", "warn_gy", "alpha_beta_gy", "alpha_beta_source",
+    "source", "mitigation", "note",
+}
+_SOURCE_KEYS = {"citation", "doi", "pmid", "url", "evidence"}
+_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """One cumulative EQD2 constraint on one organ (Gy, EQD2 with ``alpha_beta_gy``)."""
+
+    id: str
+    organ: str  # TG-263 organ name (a group member after expansion)
+    metric: str  # canonical TG-263 metric text, e.g. "D0.03cc"
+    limit_gy: float | None  # fail above this value; None: no limit
+    warn_gy: float | None  # warn at or above this value; None: no warning level
+    alpha_beta_gy: float
+    priority: str  # "hard", "soft" or "report"
+    source_id: str | None
+    source: str  # full citation of source_id ("" for report-only entries without one)
+    alpha_beta_source: str  # full citation of the alpha/beta's source
+    mitigation: str
+    note: str
+    set_name: str  # the set (file) that defined this entry
+    set_path: Path
+    group: str | None = None  # the organ group the entry was written for, if any
+
+    @property
+    def report_only(self) -> bool:
+        """True when the entry has neither a limit nor a warning level."""
+        return self.limit_gy is None and self.warn_gy is None
+
+
+@dataclass(frozen=True)
+class ConstraintSet:
+    """A loaded constraint set, its parents merged in."""
+
+    name: str
+    version: str
+    title: str
+    path: Path
+    sources: Mapping[str, str]  # id -> full citation with DOI/PMID
+    constraints: tuple[Constraint, ...]
+    recovery_model: str
+    lineage: tuple[str, ...]  # set names from the root parent to this set
+
+
+def judge(constraint: Constraint, value_gy: float | None) -> Status:
+    """The verdict on a cumulative value (see the module docstring for the boundaries)."""
+    if value_gy is None:
+        return "not_evaluated"
+    if constraint.report_only:
+        return "report"
+    if constraint.limit_gy is not None and value_gy > constraint.limit_gy:
+        return "fail"
+    if constraint.warn_gy is not None and value_gy >= constraint.warn_gy:
+        return "warn"
+    return "pass"
+
+
+def available_sets(folder: Path = CONSTRAINTS_DIR) -> list[str]:
+    """Names of the built-in constraint sets."""
+    return sorted(p.stem for p in folder.glob("*.toml") if p.stem not in NOT_SETS)
+
+
+def resolve_set_path(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
+    """The file of a built-in set name, or a path (relative to ``relative_to`` when given)."""
+    text = str(name_or_path)
+    if text in available_sets():
+        return CONSTRAINTS_DIR / f"{text}.toml"
+    path = Path(text)
+    if relative_to is not None and not path.is_absolute():
+        path = relative_to / path
+    if path.suffix != ".toml" or not path.is_file():
+        known = ", ".join(available_sets())
+        raise InputError(path, f"no such constraint set file and no built-in set named {text!r} (built-in: {known})")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading and validating one file. Problems are collected, never raised one by one, so that
+# `reirrad constraints validate` can list them all.
+
+
+@dataclass(frozen=True)
+class _RawSet:
+    """One file's content after field checks, before merging with its parent."""
+
+    name: str
+    version: str
+    title: str
+    path: Path
+    extends: str | None
+    sources: dict[str, str]
+    recovery_model: str | None
+    alpha_beta: tuple[tuple[frozenset[str], float, str], ...]  # (organs, Gy, source id)
+    entries: tuple[dict[str, Any], ...]
+
+
+class _Problems(list):
+    """Problems of one file, each "file: where: field: problem"."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = path
+
+    def add(self, where: str, field: str | None, problem: str) -> None:
+        parts = [str(self.path), where] + ([f"field {field!r}"] if field else []) + [problem]
+        self.append(": ".join(parts))
+
+
+def _number(value: Any) -> float | None:
+    """A positive-or-zero finite float, or None when the value is not a number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or value == float("inf"):
+        return None
+    return float(value)
+
+
+def _citation(entry: Mapping) -> str:
+    ids = [f"doi:{entry['doi']}" if "doi" in entry else None, f"PMID {entry['pmid']}" if "pmid" in entry else None]
+    tail = ". ".join(x for x in ids if x)
+    return f"{entry['citation']}" + (f" {tail}." if tail else "")
+
+
+def _read_sources(data: Mapping, problems: _Problems) -> dict[str, str]:
+    sources = {}
+    for sid, entry in data.get("sources", {}).items():
+        where = f"sources.{sid}"
+        if not isinstance(entry, dict) or not isinstance(entry.get("citation"), str):
+            problems.add(where, "citation", "missing: give the full citation text")
+            continue
+        for key in set(entry) - _SOURCE_KEYS:
+            problems.add(where, key, f"unknown field (allowed: {', '.join(sorted(_SOURCE_KEYS))})")
+        sources[sid] = _citation(entry)
+    return sources
+
+
+def _read_alpha_beta(data: Mapping, problems: _Problems) -> tuple[tuple[frozenset[str], float, str], ...]:
+    rows = []
+    for i, row in enumerate(data.get("defaults", {}).get("alpha_beta", [])):
+        where = f"defaults.alpha_beta[{i}]"
+        value = _number(row.get("gy"))
+        organs = row.get("organs")
+        if value is None or value == 0:
+            problems.add(where, "gy", "missing or not a positive number")
+        elif not isinstance(organs, list) or not organs:
+            problems.add(where, "organs", "missing: list the organs (or \"*\" for every other organ)")
+        elif not isinstance(row.get("source"), str):
+            problems.add(where, "source", "missing: name the source of this alpha/beta")
+        else:
+            rows.append((frozenset(organs), value, row["source"]))
+    return tuple(rows)
+
+
+def _read_file(path: Path, problems: _Problems) -> _RawSet | None:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        problems.add("file", None, f"cannot read TOML ({exc})")
+        return None
+    for key in set(data) - _SET_KEYS:
+        problems.add("set", key, f"unknown field (allowed: {', '.join(sorted(_SET_KEYS))})")
+    for key in ("name", "version", "title"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            problems.add("set", key, "missing: give a non-empty text")
+    defaults = data.get("defaults", {})
+    for key in set(defaults) - {"alpha_beta", "recovery_model"}:
+        problems.add("defaults", key, "unknown field (allowed: alpha_beta, recovery_model)")
+    entries = data.get("constraints", [])
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        problems.add("set", "constraints", "must be an array of tables ([[constraints]])")
+        entries = []
+    return _RawSet(
+        name=str(data.get("name", path.stem)),
+        version=str(data.get("version", "")),
+        title=str(data.get("title", "")),
+        path=path,
+        extends=data.get("extends"),
+        sources=_read_sources(data, problems),
+        recovery_model=defaults.get("recovery_model"),
+        alpha_beta=_read_alpha_beta(data, problems),
+        entries=tuple(entries),
+    )
+
+
+def _check_entry(entry: Mapping, where: str, sources: Mapping[str, str], problems: _Problems) -> bool:
+    """Field checks of one [[constraints]] entry; True when it can be built."""
+    before = len(problems)
+    for key in set(entry) - _ENTRY_KEYS:
+        problems.add(where, key, f"unknown field (allowed: {', '.join(sorted(_ENTRY_KEYS))})")
+    for key in ("id", "organ", "metric"):
+        if not isinstance(entry.get(key), str) or not entry[key]:
+            problems.add(where, key, "missing: give a non-empty text")
+    if isinstance(entry.get("id"), str) and not _ID.match(entry["id"]):
+        problems.add(where, "id", "use lower-case letters, digits, '_', '-' and '.'")
+    metric = None
+    if isinstance(entry.get("metric"), str):
+        try:
+            metric = parse_metric(entry["metric"])
+        except ValueError as exc:
+            problems.add(where, "metric", str(exc))
+    priority = entry.get("priority")
+    if priority not in PRIORITIES:
+        problems.add(where, "priority", f"missing or not one of {', '.join(PRIORITIES)} (says what kind of limit this is)")
+    levels = {k: _number(entry[k]) for k in ("limit_gy", "warn_gy") if k in entry}
+    for key, value in levels.items():
+        if value is None:
+            problems.add(where, key, "not a number >= 0 (Gy, cumulative EQD2)")
+    if priority == "report" and levels:
+        problems.add(where, "priority", "a report-only entry cannot have limit_gy or warn_gy")
+    if priority in ("hard", "soft") and not levels:
+        problems.add(where, "limit_gy", f"missing: a {priority} entry needs limit_gy and/or warn_gy (or use priority = \"report\")")
+    if None not in levels.values() and levels.get("warn_gy", 0.0) > levels.get("limit_gy", float("inf")):
+        problems.add(where, "warn_gy", "above limit_gy: the warning level must not exceed the limit")
+    if levels and metric is not None and not metric.is_dose:
+        problems.add(where, "metric", f"{entry['metric']} gives {metric.unit}, not Gy: limits apply to dose metrics only")
+    if "alpha_beta_gy" in entry and not (_number(entry["alpha_beta_gy"]) or 0) > 0:
+        problems.add(where, "alpha_beta_gy", "not a positive number (Gy)")
+    for key in ("source", "alpha_beta_source"):
+        if key in entry and entry[key] not in sources:
+            problems.add(where, key, f"unknown source id {entry[key]!r} (defined: {', '.join(sorted(sources)) or 'none'})")
+    if priority in ("hard", "soft") and "source" not in entry:
+        problems.add(where, "source", "missing: every limit needs a source id")
+    for key in ("mitigation", "note"):
+        if key in entry and not isinstance(entry[key], str):
+            problems.add(where, key, "must be text")
+    return len(problems) == before
+
+
+def _alpha_beta(
+    entry: Mapping, raw: _RawSet, catalog: OrganCatalog, where: str, problems: _Problems
+) -> tuple[float, str] | None:
+    """(alpha/beta Gy, source id) for an entry: its own, else the first default row naming it."""
+    if "alpha_beta_gy" in entry:
+        return float(entry["alpha_beta_gy"]), entry.get("alpha_beta_source", entry.get("source"))
+    organ = entry["organ"]
+    names = {organ, *catalog.members(organ)} | {g for g, members in catalog.groups.items() if organ in members}
+    for wanted in (names, {"*"}):
+        for organs, value, source in raw.alpha_beta:
+            if organs & wanted:
+                return value, source
+    problems.add(where, "alpha_beta_gy", f"missing, and [defaults] gives no alpha/beta for {organ} nor '*'")
+    return None
+
+
+def _build(
+    entry: Mapping, raw: _RawSet, sources: Mapping[str, str], catalog: OrganCatalog, problems: _Problems
+) -> list[Constraint]:
+    """The constraint(s) of one checked entry: one per member of an organ group."""
+    where = f"constraints[id={entry['id']}]"
+    ab = _alpha_beta(entry, raw, catalog, where, problems)
+    if ab is None:
+        return []
+    if ab[1] not in sources:
+        problems.add(where, "alpha_beta_source", f"no source given for alpha/beta {ab[0]:g} Gy")
+        return []
+    organ = entry["organ"]
+    members = catalog.members(organ)
+    group = organ if members != (organ,) else None
+    return [
+        Constraint(
+            id=entry["id"] if group is None else f"{entry['id']}[{member}]",
+            organ=member,
+            metric=str(parse_metric(entry["metric"])),
+            limit_gy=None if "limit_gy" not in entry else float(entry["limit_gy"]),
+            warn_gy=None if "warn_gy" not in entry else float(entry["warn_gy"]),
+            alpha_beta_gy=ab[0],
+            priority=entry["priority"],
+            source_id=entry.get("source"),
+            source=sources.get(entry.get("source"), ""),
+            alpha_beta_source=sources[ab[1]],
+            mitigation=entry.get("mitigation", ""),
+            note=entry.get("note", ""),
+            set_name=raw.name,
+            set_path=raw.path,
+            group=group,
+        )
+        for member in members
+    ]
+
+
+def _load(path: Path, problems: list[str], seen: tuple[Path, ...]) -> ConstraintSet | None:
+    """Load one file and its parents; append every problem found to ``problems``."""
+    own = _Problems(path)
+    raw = _read_file(path, own)
+    parent = None
+    if raw is not None and raw.extends is not None:
+        try:
+            parent_path = resolve_set_path(raw.extends, path.parent).resolve()
+        except InputError as exc:
+            own.add("set", "extends", f"unknown set {raw.extends!r}: {exc.problem}")
+        else:
+            if parent_path in seen:
+                own.add("set", "extends", f"cycle: {parent_path} extends itself through {raw.extends!r}")
+            else:
+                parent = _load(parent_path, problems, seen + (parent_path,))
+    if raw is None:
+        problems.extend(own)
+        return None
+    sources = dict(parent.sources) if parent else {}
+    for sid, text in raw.sources.items():
+        if sources.get(sid, text) != text:
+            own.add(f"sources.{sid}", None, f"id already used by parent set {parent.name!r} for another citation")
+        sources[sid] = text
+    for i, (_, _, source) in enumerate(raw.alpha_beta):
+        if source not in sources:
+            own.add(f"defaults.alpha_beta[{i}]", "source", f"unknown source id {source!r}")
+    recovery = raw.recovery_model or (parent.recovery_model if parent else "none")
+    if recovery not in load_recovery_models():
+        own.add("defaults", "recovery_model", f"unknown recovery model {recovery!r}")
+    catalog = load_organ_catalog()
+    inherited = {c.id.split("[")[0]: None for c in parent.constraints} if parent else {}
+    own_ids: set[str] = set()
+    built: dict[str, list[Constraint]] = {}
+    for i, entry in enumerate(raw.entries):
+        where = f"constraints[{i}]" + (f" (id={entry['id']})" if isinstance(entry.get("id"), str) else "")
+        if not _check_entry(entry, where, sources, own):
+            continue
+        if entry["id"] in own_ids:
+            own.add(where, "id", "duplicate id in this file")
+            continue
+        own_ids.add(entry["id"])
+        built[entry["id"]] = _build(entry, raw, sources, catalog, own)
+    problems.extend(own)
+    merged: list[Constraint] = []
+    for base_id in inherited:
+        merged += built.pop(base_id, None) or [c for c in parent.constraints if c.id.split("[")[0] == base_id]
+    for constraints in built.values():
+        merged += constraints
+    return ConstraintSet(
+        name=raw.name,
+        version=raw.version,
+        title=raw.title,
+        path=path,
+        sources=sources,
+        constraints=tuple(merged),
+        recovery_model=recovery,
+        lineage=(parent.lineage if parent else ()) + (raw.name,),
+    )
+
+
+def validate_constraint_file(path: str | Path) -> list[str]:
+    """Every problem of a set file and its parents, one line each: "file: entry: field: problem"."""
+    path = Path(path)
+    if not path.is_file():
+        return [f"{path}: file: not found"]
+    problems: list[str] = []
+    _load(path.resolve(), problems, (path.resolve(),))
+    return problems
+
+
+def load_constraint_set(name_or_path: str | Path) -> ConstraintSet:
+    """A built-in set by name, or a set file; InputError listing every problem when invalid."""
+    path = resolve_set_path(name_or_path).resolve()
+    problems: list[str] = []
+    loaded = _load(path, problems, (path,))
+    if problems or loaded is None:
+        raise InputError(path, "invalid constraint set: " + "; ".join(p.removeprefix(f"{path}: ") for p in problems))
+    return loaded
