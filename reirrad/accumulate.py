@@ -1,0 +1,375 @@
+"""Courses -> physical dose per phase -> one reference grid -> EQD2 per course -> cumulative EQD2.
+
+The reference is the last course: its (first phase's) dose grid and its structure set. Every
+course is mapped onto that grid through the identity (same frame of reference) or a rigid REG;
+points outside a course's dose grid get 0 Gy and are marked in that course's coverage mask.
+EQD2 is computed per phase with the phase's own fraction count, after resampling the physical
+dose (interpolating physical dose keeps linear fields exact; EQD2 is not linear in dose).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from reirrad.case import CaseSpec, CourseSpec
+from reirrad.dicom.dose import DoseGrid
+from reirrad.dicom.plan import Plan
+from reirrad.dicom.registration import Registration, read_registration, reference_to_moving
+from reirrad.dicom.structures import StructureSet
+from reirrad.eqd2 import RecoveryFactor, RecoveryModel, eqd2_gy, recovery_factor
+from reirrad.errors import InputError
+from reirrad.grid import Grid, resample
+from reirrad.results import FileRecord
+
+DAYS_PER_MONTH = 365.25 / 12.0
+SUMMATION_TYPES = ("PLAN", "FRACTION", "BEAM")
+
+
+@dataclass(frozen=True, eq=False)
+class PhaseDose:
+    """One phase (plan) of a course: total physical dose (Gy) on ``grid`` and its fractions."""
+
+    label: str
+    grid: Grid
+    dose_gy: np.ndarray
+    fractions: int
+    fraction_source: str  # "plan" or "override"
+    prescription_gy: float | None
+    max_dose_gy: float  # highest physical voxel dose on the phase's own grid
+    files: tuple[Path, ...]
+    plan_uid: str | None
+
+
+def resolve_phase(
+    plan: Plan | None,
+    doses: Sequence[DoseGrid],
+    fractions_override: int | None,
+    hint: str,
+) -> PhaseDose:
+    """Total physical dose of one plan and its fraction count, or an InputError saying what resolves it.
+
+    PLAN doses are used as they are, BEAM doses of the plan are added (they must cover the plan's
+    beams), a FRACTION dose is multiplied by the fractions. ``hint`` tells the user how to give the
+    fraction count (case file field or command-line option).
+    """
+    if not doses:
+        raise InputError(None if plan is None else plan.path, "plan has no dose file")
+    first = doses[0]
+    for dose in doses:
+        _check_dose(dose, plan)
+    kinds = {d.summation_type for d in doses}
+    if len(kinds) > 1:
+        raise InputError(first.path, f"one plan has doses of several summation types ({', '.join(sorted(kinds))})")
+    kind = kinds.pop()
+    group = _fraction_group_number(doses, kind)
+    fractions, source = _fractions(plan, group, kind, fractions_override, hint, first.path)
+    if kind == "BEAM":
+        total = _sum_beams(doses, plan, group)
+    elif len(doses) > 1:
+        raise InputError(first.path, f"{len(doses)} {kind} doses for one plan; keep one per plan")
+    else:
+        total = first.dose_gy * fractions if kind == "FRACTION" else first.dose_gy
+    prescription = None if plan is None else plan.prescription_gy
+    return PhaseDose(
+        label=(plan.label if plan is not None and plan.label else first.path.name),
+        grid=first.grid,
+        dose_gy=total,
+        fractions=fractions,
+        fraction_source=source,
+        prescription_gy=prescription,
+        max_dose_gy=float(total.max(initial=0.0)),
+        files=tuple(d.path for d in doses) + (() if plan is None else (plan.path,)),
+        plan_uid=None if plan is None else plan.sop_instance_uid,
+    )
+
+
+def _check_dose(dose: DoseGrid, plan: Plan | None) -> None:
+    if dose.dose_type != "PHYSICAL":
+        raise InputError(dose.path, f"DoseType is {dose.dose_type or 'missing'}; only PHYSICAL dose can be converted")
+    if dose.summation_type not in SUMMATION_TYPES:
+        raise InputError(
+            dose.path,
+            f"DoseSummationType {dose.summation_type or 'missing'} cannot be resolved to one plan's dose; "
+            f"export a PLAN dose per plan",
+        )
+    if plan is not None and dose.referenced_plan_uid not in (None, plan.sop_instance_uid):
+        raise InputError(dose.path, f"dose references plan {dose.referenced_plan_uid}, not {plan.path.name}")
+
+
+def _fraction_group_number(doses: Sequence[DoseGrid], kind: str) -> int | None:
+    """The fraction group FRACTION/BEAM doses name (PLAN doses cover the whole plan)."""
+    groups = {d.referenced_fraction_group for d in doses} if kind != "PLAN" else {None}
+    if len(groups) > 1:
+        raise InputError(doses[0].path, "doses of one phase reference different fraction groups")
+    return groups.pop()
+
+
+def _fractions(
+    plan: Plan | None, group: int | None, kind: str, override: int | None, hint: str, path: Path
+) -> tuple[int, str]:
+    if override is not None:
+        return override, "override"
+    if plan is None:
+        raise InputError(path, f"no plan gives the number of fractions of this {kind} dose: {hint}")
+    if group is not None and len(plan.fraction_groups) > 1:
+        return plan.fraction_group(group).fractions_planned, "plan"
+    counts = {g.fractions_planned for g in plan.fraction_groups}
+    if len(counts) != 1:
+        raise InputError(
+            path,
+            f"plan {plan.path.name} has fraction groups with different fraction counts "
+            f"({', '.join(str(c) for c in sorted(counts))}); export one dose per fraction group or {hint}",
+        )
+    return counts.pop(), "plan"
+
+
+def _sum_beams(doses: Sequence[DoseGrid], plan: Plan | None, group: int | None) -> np.ndarray:
+    """Plan dose from the BEAM doses of its beams (all of them, each once, on one grid)."""
+    first = doses[0]
+    if plan is None:
+        raise InputError(first.path, "BEAM doses without their RTPLAN: cannot check that every beam is there; add the plan")
+    fraction_group = plan.fraction_group(group) if group is not None else None
+    if fraction_group is None and len(plan.fraction_groups) != 1:
+        raise InputError(first.path, "BEAM doses name no fraction group of a multi-group plan")
+    expected = sorted((fraction_group or plan.fraction_groups[0]).beam_numbers)
+    covered = [_beams_of(d) for d in doses]
+    found = sorted(b for beams in covered for b in beams)
+    if found != expected or not all(covered):
+        raise InputError(
+            first.path,
+            f"BEAM doses cover beams {found or 'unnamed'} but the plan has beams {expected}; "
+            "export all beam doses or the PLAN dose",
+        )
+    if not all(d.grid.same_geometry(first.grid) for d in doses):
+        raise InputError(first.path, "BEAM doses of one plan are on different grids")
+    total = first.dose_gy.copy()
+    for dose in doses[1:]:
+        total += dose.dose_gy
+    return total
+
+
+def _beams_of(dose: DoseGrid) -> tuple[int, ...]:
+    """The beam numbers a BEAM dose covers."""
+    if dose.referenced_beam_numbers:
+        return tuple(dose.referenced_beam_numbers)
+    return () if dose.referenced_beam_number is None else (dose.referenced_beam_number,)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedCourse:
+    """A course read from its folder: phases resolved to physical dose, structures, provenance."""
+
+    spec: CourseSpec
+    phases: tuple[PhaseDose, ...]
+    structures: StructureSet | None
+    frame_of_reference_uid: str
+    registration_paths: tuple[Path, ...]
+    files: tuple[FileRecord, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def fractions(self) -> int:
+        """Fractions over all phases."""
+        return sum(p.fractions for p in self.phases)
+
+    @property
+    def prescription_gy(self) -> float | None:
+        """Sum of the phases' prescriptions (Gy), when every phase has one."""
+        values = [p.prescription_gy for p in self.phases]
+        return None if None in values else float(sum(values))
+
+    @property
+    def dose_per_fraction_gy(self) -> float | None:
+        """Prescription per fraction (Gy) of a single-phase course."""
+        if len(self.phases) != 1 or self.prescription_gy is None:
+            return None
+        return self.prescription_gy / self.fractions
+
+
+def course_from_discovery(spec: CourseSpec, course) -> LoadedCourse:
+    """Resolve a discovered :class:`reirrad.dicom.discover.Course` against its case-file entry."""
+    if spec.fractions is not None and len(course.phases) > 1:
+        raise InputError(
+            spec.case_file,
+            f"fractions = {spec.fractions} for course {spec.name!r} is ambiguous: the course has "
+            f"{len(course.phases)} plans; remove it and keep each plan's RTPLAN in the folder",
+        )
+    phases = tuple(
+        resolve_phase(phase.plan, phase.doses, spec.fractions, spec.fractions_hint) for phase in course.phases
+    )
+    if not phases:
+        raise InputError(spec.path, f"course {spec.name!r}: no RTDOSE found")
+    registrations = tuple(course.registration_paths) + (() if spec.registration is None else (spec.registration,))
+    return LoadedCourse(
+        spec=spec,
+        phases=phases,
+        structures=course.structures,
+        frame_of_reference_uid=course.frame_of_reference_uid or phases[0].grid.frame_of_reference_uid,
+        registration_paths=tuple(dict.fromkeys(registrations)),
+        files=tuple(FileRecord(str(p), sha256_file(Path(p))) for p in course.files),
+        notes=tuple(course.notes),
+    )
+
+
+def load_course(spec: CourseSpec) -> LoadedCourse:
+    """Read a course folder (RTPLAN, RTDOSE, RTSTRUCT, REG) and resolve its phases."""
+    from reirrad.dicom.discover import discover_course
+
+    return course_from_discovery(spec, discover_course(spec.path))
+
+
+def months_between(earlier: date | None, later: date | None) -> float | None:
+    """Interval in months (days / 30.44), None when a date is missing."""
+    if earlier is None or later is None:
+        return None
+    return (later - earlier).days / DAYS_PER_MONTH
+
+
+@dataclass(frozen=True, eq=False)
+class CourseOnGrid:
+    """A course mapped onto the reference grid, with the facts reports need."""
+
+    course: LoadedCourse
+    phases: tuple[PhaseDose, ...]  # physical dose on the reference grid
+    coverage: np.ndarray  # True where every phase's own grid covers the reference voxel
+    registration_label: str  # "identity" or "REG <SOPInstanceUID>"
+    interval_months: float | None  # from this course's end to the reference course's start
+    recovery_model: str
+    is_reference: bool
+    _eqd2_cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.course.name
+
+    @property
+    def fractions(self) -> int:
+        return self.course.fractions
+
+    @property
+    def prescription_gy(self) -> float | None:
+        return self.course.prescription_gy
+
+    @property
+    def dose_per_fraction_gy(self) -> float | None:
+        return self.course.dose_per_fraction_gy
+
+    def eqd2_gy(self, alpha_beta_gy: float, lql_transition_gy: float | None = None) -> np.ndarray:
+        """EQD2 (Gy) on the reference grid: each phase with its own fractions, then added. Cached."""
+        key = (float(alpha_beta_gy), lql_transition_gy)
+        if key not in self._eqd2_cache:
+            total = eqd2_gy(self.phases[0].dose_gy, self.phases[0].fractions, alpha_beta_gy, lql_transition_gy)
+            for phase in self.phases[1:]:
+                total += eqd2_gy(phase.dose_gy, phase.fractions, alpha_beta_gy, lql_transition_gy)
+            total.flags.writeable = False
+            self._eqd2_cache[key] = total
+        return self._eqd2_cache[key]
+
+
+@dataclass(frozen=True, eq=False)
+class AccumulatedCase:
+    """Every course on the reference grid (the last course's), with the reference structures."""
+
+    case: CaseSpec
+    grid: Grid
+    courses: tuple[CourseOnGrid, ...]
+    structures: StructureSet | None
+    reference_dose_path: Path  # header source for exported doses
+
+    @property
+    def reference(self) -> CourseOnGrid:
+        return self.courses[-1]
+
+    def recovery_factors(self, model: RecoveryModel, organ: str | None) -> dict[str, RecoveryFactor]:
+        """r of every prior course for ``organ`` under ``model`` (the reference course gets none)."""
+        return {
+            c.name: recovery_factor(model, organ, c.interval_months)
+            for c in self.courses
+            if not c.is_reference
+        }
+
+
+def map_courses(courses: Sequence[LoadedCourse], case: CaseSpec) -> AccumulatedCase:
+    """Map every course onto the reference grid (the last course's first phase)."""
+    if not courses:
+        raise InputError(case.path, "no courses")
+    reference = courses[-1]
+    grid = reference.phases[0].grid
+    frame = reference.frame_of_reference_uid
+    registrations = _read_registrations(courses)
+    mapped = []
+    for course in courses:
+        transform, label = reference_to_moving(frame, course.frame_of_reference_uid, registrations, course.spec.path)
+        phases, coverage = _phases_on_grid(course.phases, grid, transform)
+        is_reference = course is reference
+        mapped.append(
+            CourseOnGrid(
+                course=course,
+                phases=phases,
+                coverage=coverage,
+                registration_label=label,
+                interval_months=None if is_reference else months_between(course.spec.end_date, reference.spec.start_date),
+                recovery_model=case.recovery_model,
+                is_reference=is_reference,
+            )
+        )
+    if any(c.interval_months is not None and c.interval_months < 0 for c in mapped):
+        raise InputError(case.path, "a prior course ends after the reference course starts")
+    return AccumulatedCase(case, grid, tuple(mapped), reference.structures, reference.phases[0].files[0])
+
+
+def _read_registrations(courses: Sequence[LoadedCourse]) -> list[Registration]:
+    paths = dict.fromkeys(p for c in courses for p in c.registration_paths)
+    return [read_registration(p) for p in paths]
+
+
+def _phases_on_grid(
+    phases: Sequence[PhaseDose], grid: Grid, transform: np.ndarray | None
+) -> tuple[tuple[PhaseDose, ...], np.ndarray]:
+    """Each phase resampled onto ``grid``, and where all of them cover it."""
+    coverage = np.ones(grid.shape, dtype=bool)
+    mapped = []
+    for phase in phases:
+        dose, covered = resample(phase.dose_gy, phase.grid, grid, transform)
+        coverage &= covered
+        mapped.append(replace(phase, grid=grid, dose_gy=dose))
+    return tuple(mapped), coverage
+
+
+def cumulative_eqd2_gy(
+    acc: AccumulatedCase,
+    alpha_beta_gy: float,
+    recovery: RecoveryModel | None = None,
+    organ: str | None = None,
+    lql_transition_gy: float | None = None,
+) -> np.ndarray:
+    """Sum of every course's EQD2 (Gy) on the reference grid, prior courses times (1 - r)."""
+    factors = acc.recovery_factors(recovery, organ) if recovery is not None else {}
+    total = np.zeros(acc.grid.shape)
+    for course in acc.courses:
+        eqd2 = course.eqd2_gy(alpha_beta_gy, lql_transition_gy)
+        keep = factors[course.name].keep if course.name in factors else 1.0
+        if keep == 1.0:
+            total += eqd2
+        else:
+            total += keep * eqd2
+    return total
