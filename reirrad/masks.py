@@ -184,11 +184,12 @@ def _rasterise(polygons_lattice: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarr
 
 
 def _choose_factor(volume_mm3: float, grid: Grid) -> int:
-    """In-plane split per axis so that about SAMPLE_BUDGET samples cover the ROI."""
+    """In-plane split per axis (1 or even) so that about SAMPLE_BUDGET samples cover the ROI."""
     _, dj, di = grid.spacing_mm
     voxel_mm3 = dj * di * min(dj, di)
-    factor = int(np.cbrt(SAMPLE_BUDGET * voxel_mm3 / max(volume_mm3, 1e-9)))
-    return int(np.clip(factor, 1, MAX_FACTOR))
+    factor = int(np.clip(np.cbrt(SAMPLE_BUDGET * voxel_mm3 / max(volume_mm3, 1e-9)), 1, MAX_FACTOR))
+    # an even split keeps samples off integer and half-integer indices, where contours often lie
+    return factor if factor == 1 else factor - factor % 2
 
 
 def _surface(planes: _Planes) -> np.ndarray:
