@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from reirrad.case import CaseSpec, CourseSpec
+from reirrad.dicom.discover import Course, discover_course
 from reirrad.dicom.dose import DoseGrid
 from reirrad.dicom.plan import Plan
 from reirrad.dicom.registration import Registration, read_registration, reference_to_moving
@@ -28,7 +29,9 @@ from reirrad.grid import Grid, resample
 from reirrad.results import FileRecord
 
 DAYS_PER_MONTH = 365.25 / 12.0
-SUMMATION_TYPES = ("PLAN", "FRACTION", "BEAM")
+# DICOM PS3.3 C.8.8.3: PLAN = the whole plan, FRACTION = a whole fraction group (all its
+# fractions), BEAM = some beams of the plan (all fractions), FRACTION_SESSION = one session.
+SUMMATION_TYPES = ("PLAN", "FRACTION", "BEAM", "FRACTION_SESSION")
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,12 +54,15 @@ def resolve_phase(
     doses: Sequence[DoseGrid],
     fractions_override: int | None,
     hint: str,
+    fraction_group: int | None = None,
 ) -> PhaseDose:
-    """Total physical dose of one plan and its fraction count, or an InputError saying what resolves it.
+    """Total physical dose of one plan (or fraction group) and its fraction count.
 
-    PLAN doses are used as they are, BEAM doses of the plan are added (they must cover the plan's
-    beams), a FRACTION dose is multiplied by the fractions. ``hint`` tells the user how to give the
-    fraction count (case file field or command-line option).
+    PLAN and FRACTION (whole fraction group) doses are used as they are, BEAM doses are added
+    (they must cover every beam with a meterset), a FRACTION_SESSION dose (one session) is
+    multiplied by the fractions. ``fraction_group`` names the group the doses belong to when the
+    caller knows it. Anything ambiguous raises an InputError; ``hint`` tells the user how to give
+    the fraction count (case file field or command-line option).
     """
     if not doses:
         raise InputError(None if plan is None else plan.path, "plan has no dose file")
@@ -67,14 +73,14 @@ def resolve_phase(
     if len(kinds) > 1:
         raise InputError(first.path, f"one plan has doses of several summation types ({', '.join(sorted(kinds))})")
     kind = kinds.pop()
-    group = _fraction_group_number(doses, kind)
+    group = fraction_group if fraction_group is not None else _fraction_group_number(doses, kind)
     fractions, source = _fractions(plan, group, kind, fractions_override, hint, first.path)
     if kind == "BEAM":
         total = _sum_beams(doses, plan, group)
     elif len(doses) > 1:
         raise InputError(first.path, f"{len(doses)} {kind} doses for one plan; keep one per plan")
     else:
-        total = first.dose_gy * fractions if kind == "FRACTION" else first.dose_gy
+        total = first.dose_gy * fractions if kind == "FRACTION_SESSION" else first.dose_gy
     prescription = None if plan is None else plan.prescription_gy
     return PhaseDose(
         label=(plan.label if plan is not None and plan.label else first.path.name),
@@ -103,7 +109,7 @@ def _check_dose(dose: DoseGrid, plan: Plan | None) -> None:
 
 
 def _fraction_group_number(doses: Sequence[DoseGrid], kind: str) -> int | None:
-    """The fraction group FRACTION/BEAM doses name (PLAN doses cover the whole plan)."""
+    """The fraction group the doses name (PLAN doses cover the whole plan)."""
     groups = {d.referenced_fraction_group for d in doses} if kind != "PLAN" else {None}
     if len(groups) > 1:
         raise InputError(doses[0].path, "doses of one phase reference different fraction groups")
@@ -130,21 +136,22 @@ def _fractions(
 
 
 def _sum_beams(doses: Sequence[DoseGrid], plan: Plan | None, group: int | None) -> np.ndarray:
-    """Plan dose from the BEAM doses of its beams (all of them, each once, on one grid)."""
+    """Dose of a fraction group from its BEAM doses: each beam with a meterset once, one grid."""
     first = doses[0]
     if plan is None:
         raise InputError(first.path, "BEAM doses without their RTPLAN: cannot check that every beam is there; add the plan")
     fraction_group = plan.fraction_group(group) if group is not None else None
     if fraction_group is None and len(plan.fraction_groups) != 1:
         raise InputError(first.path, "BEAM doses name no fraction group of a multi-group plan")
-    expected = sorted((fraction_group or plan.fraction_groups[0]).beam_numbers)
+    beams = (fraction_group or plan.fraction_groups[0]).beams
+    needed = sorted(b.number for b in beams if b.meterset is None or b.meterset > 0)
     covered = [_beams_of(d) for d in doses]
-    found = sorted(b for beams in covered for b in beams)
-    if found != expected or not all(covered):
+    found = sorted(b for numbers in covered for b in numbers)
+    if not all(covered) or len(set(found)) != len(found) or not set(needed) <= set(found) <= {b.number for b in beams}:
         raise InputError(
             first.path,
-            f"BEAM doses cover beams {found or 'unnamed'} but the plan has beams {expected}; "
-            "export all beam doses or the PLAN dose",
+            f"BEAM doses cover beams {found or 'unnamed'} but the plan's beams with a meterset are "
+            f"{needed}; export each beam's dose once, or the PLAN dose",
         )
     if not all(d.grid.same_geometry(first.grid) for d in doses):
         raise InputError(first.path, "BEAM doses of one plan are on different grids")
@@ -205,7 +212,7 @@ class LoadedCourse:
         return self.prescription_gy / self.fractions
 
 
-def course_from_discovery(spec: CourseSpec, course) -> LoadedCourse:
+def course_from_discovery(spec: CourseSpec, course: Course) -> LoadedCourse:
     """Resolve a discovered :class:`reirrad.dicom.discover.Course` against its case-file entry."""
     if spec.fractions is not None and len(course.phases) > 1:
         raise InputError(
@@ -214,7 +221,14 @@ def course_from_discovery(spec: CourseSpec, course) -> LoadedCourse:
             f"{len(course.phases)} plans; remove it and keep each plan's RTPLAN in the folder",
         )
     phases = tuple(
-        resolve_phase(phase.plan, phase.doses, spec.fractions, spec.fractions_hint) for phase in course.phases
+        resolve_phase(
+            phase.plan,
+            phase.doses,
+            spec.fractions,
+            spec.fractions_hint,
+            None if phase.fraction_group is None else phase.fraction_group.number,
+        )
+        for phase in course.phases
     )
     if not phases:
         raise InputError(spec.path, f"course {spec.name!r}: no RTDOSE found")
@@ -232,8 +246,6 @@ def course_from_discovery(spec: CourseSpec, course) -> LoadedCourse:
 
 def load_course(spec: CourseSpec) -> LoadedCourse:
     """Read a course folder (RTPLAN, RTDOSE, RTSTRUCT, REG) and resolve its phases."""
-    from reirrad.dicom.discover import discover_course
-
     return course_from_discovery(spec, discover_course(spec.path))
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pydicom
@@ -20,6 +19,7 @@ from reirrad.accumulate import (
     resolve_phase,
 )
 from reirrad.case import CaseSpec, CourseSpec
+from reirrad.dicom.discover import Course, Phase
 from reirrad.dicom.dose import DoseGrid, read_dose
 from reirrad.dicom.plan import Beam, FractionGroup, Plan
 from reirrad.eqd2 import recovery_model
@@ -56,10 +56,14 @@ def test_plan_dose_as_is_with_plan_fractions():
     assert phase.max_dose_gy == 50.0 and phase.label == "PLAN1"
 
 
-def test_fraction_dose_times_fractions_and_override():
-    phase = resolve_phase(None, [dose(2.0, "FRACTION")], 30, HINT)
+def test_fraction_dose_is_a_whole_fraction_group_and_override():
+    # DICOM FRACTION = dose of a whole fraction group; FRACTION_SESSION = one session
+    phase = resolve_phase(None, [dose(60.0, "FRACTION")], 30, HINT)
     assert (phase.fractions, phase.fraction_source) == (30, "override")
     assert np.all(phase.dose_gy == 60.0)
+    session = resolve_phase(plan(group(1, 30)), [dose(2.0, "FRACTION_SESSION")], None, HINT)
+    assert (session.fractions, session.fraction_source) == (30, "plan")
+    assert np.all(session.dose_gy == 60.0)
 
 
 def test_beam_doses_add_when_they_cover_the_plan():
@@ -71,7 +75,8 @@ def test_beam_doses_add_when_they_cover_the_plan():
     ("the_plan", "doses", "override", "message"),
     [
         (None, [dose(50.0)], None, "set fractions = N for course 'prior'"),
-        (plan(group(1, 5)), [dose(10.0, "BEAM", beam=1)], None, r"cover beams \[1\] but the plan has beams \[1, 2\]"),
+        (plan(group(1, 5)), [dose(10.0, "BEAM", beam=1)], None, r"cover beams \[1\] but the plan's beams with a meterset are \[1, 2\]"),
+        (plan(group(1, 5)), [dose(1.0, "BEAM", beam=b) for b in (1, 2, 2)], None, r"each beam's dose once"),
         (None, [dose(10.0, "BEAM", beam=1), dose(10.0, "BEAM", beam=2)], 5, "BEAM doses without their RTPLAN"),
         (plan(group(1, 25), group(2, 5)), [dose(50.0)], None, r"different fraction counts \(5, 25\).*set fractions"),
         (plan(group(1, 25)), [dose(50.0, "MULTI_PLAN")], None, "DoseSummationType MULTI_PLAN"),
@@ -88,18 +93,24 @@ def test_ambiguous_input_refused(the_plan, doses, override, message):
 
 
 def test_fraction_dose_of_one_group_of_a_multi_group_plan():
-    phase = resolve_phase(plan(group(1, 25), group(2, 5)), [dose(4.0, "FRACTION", group=2)], None, HINT)
+    phase = resolve_phase(plan(group(1, 25), group(2, 5)), [dose(20.0, "FRACTION", group=2)], None, HINT)
     assert phase.fractions == 5 and np.all(phase.dose_gy == 20.0)
+    told = resolve_phase(plan(group(1, 25), group(2, 5)), [dose(50.0, "FRACTION")], None, HINT, fraction_group=1)
+    assert told.fractions == 25
+
+
+def test_setup_beam_without_meterset_needs_no_dose():
+    setup = Beam(3, "SETUP", 0.0, None)
+    the_plan = plan(replace(group(1, 5), beams=group(1, 5).beams + (setup,)))
+    phase = resolve_phase(the_plan, [dose(10.0, "BEAM", beam=1), dose(20.0, "BEAM", beam=2)], None, HINT)
+    assert np.all(phase.dose_gy == 30.0)
 
 
 # --- courses on one grid ------------------------------------------------------------------------
 
 def discovered(phases, frame=FRAME, registrations=(), files=()):
-    return SimpleNamespace(
-        phases=[SimpleNamespace(plan=p, doses=tuple(d)) for p, d in phases],
-        structures=None, registration_paths=tuple(registrations),
-        frame_of_reference_uid=frame, notes=(), files=tuple(files),
-    )
+    return Course(Path("/virtual"), tuple(Phase(p, tuple(d)) for p, d in phases), None,
+                  tuple(registrations), frame, (), tuple(files))
 
 
 def spec(name, fractions=None, start=None, end=None, path=Path("/virtual")):
@@ -174,10 +185,10 @@ def test_stored_nelms_doses_follow_their_formulas(testdata):
 
 @pytest.mark.parametrize("alpha_beta", [2.0, 10.0])
 def test_two_nelms_courses_closed_form(testdata, alpha_beta):
-    """Prior: FRACTION dose max(0, 10 - y) Gy x 25 fx; new: max(0, 10 + z) Gy x 5 fx (reference).
+    """Prior: max(0, 10 - y) Gy in 25 fx; new: max(0, 10 + z) Gy in 5 fx (the reference).
 
-    A FRACTION dose is per fraction, so each course's EQD2 is n d (d + a/b) / (2 + a/b) with d the
-    stored value. Trilinear interpolation is exact for linear fields; the prior's kink at y = 10 mm
+    The files are FRACTION doses: in DICOM the dose of a whole fraction group, so used as given;
+    each course's EQD2 is D (D / n + a/b) / (2 + a/b). Trilinear interpolation is exact for linear fields; the prior's kink at y = 10 mm
     lies between its samples at y = 9 and 12 mm, where interpolation cannot be exact: excluded.
     """
     prior = nelms_course(nelms(testdata, "Linear_AntPost_3mm_Aligned"), "prior", 25)
@@ -186,7 +197,7 @@ def test_two_nelms_courses_closed_form(testdata, alpha_beta):
     assert acc.grid == new.phases[0].grid and acc.courses[0].registration_label == "identity"
     p = voxel_centres(acc.grid)
     d_prior, d_new = np.maximum(0, 10 - p[..., 1]), np.maximum(0, 10 + p[..., 2])
-    expected = eqd2_closed_form(25 * d_prior, 25, alpha_beta) + eqd2_closed_form(5 * d_new, 5, alpha_beta)
+    expected = eqd2_closed_form(d_prior, 25, alpha_beta) + eqd2_closed_form(d_new, 5, alpha_beta)
     total = cumulative_eqd2_gy(acc, alpha_beta)
     check = acc.courses[0].coverage & ~((p[..., 1] > 9) & (p[..., 1] < 12))
     assert acc.courses[0].coverage.all() and check.sum() > 0.9 * check.size
@@ -215,8 +226,8 @@ def test_two_nelms_courses_through_a_rigid_reg(testdata, tmp_path):
     p = voxel_centres(acc.grid)
     inverse = np.linalg.inv(to_reference)
     q = p @ inverse[:3, :3].T + inverse[:3, 3]  # the same anatomy in the prior frame
-    expected = eqd2_closed_form(25 * np.maximum(0, 10 - q[..., 1]), 25, 3.0) + eqd2_closed_form(
-        5 * np.maximum(0, 10 + p[..., 2]), 5, 3.0
+    expected = eqd2_closed_form(np.maximum(0, 10 - q[..., 1]), 25, 3.0) + eqd2_closed_form(
+        np.maximum(0, 10 + p[..., 2]), 5, 3.0
     )
     covered = acc.courses[0].coverage
     check = covered & ~((q[..., 1] > 9) & (q[..., 1] < 12))
@@ -225,5 +236,5 @@ def test_two_nelms_courses_through_a_rigid_reg(testdata, tmp_path):
     np.testing.assert_allclose(total[check], expected[check], rtol=5e-3, atol=1e-6)
     # outside the prior grid only the new course counts
     np.testing.assert_allclose(
-        total[~covered], eqd2_closed_form(5 * np.maximum(0, 10 + p[..., 2]), 5, 3.0)[~covered], rtol=1e-5
+        total[~covered], eqd2_closed_form(np.maximum(0, 10 + p[..., 2]), 5, 3.0)[~covered], rtol=1e-5
     )
