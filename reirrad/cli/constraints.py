@@ -1,0 +1,57 @@
+"""`reirrad constraints list | show NAME | validate PATH`: browse and check constraint sets."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from reirrad.cli import EXIT_INPUT, app
+from reirrad.constraints import available_sets, load_constraint_set, validate_constraint_file
+
+constraints_app = typer.Typer(help="List, show and validate constraint sets.", no_args_is_help=True)
+app.add_typer(constraints_app, name="constraints")
+
+
+def _gy(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
+@constraints_app.command("list")
+def list_sets() -> None:
+    """Table of the built-in constraint sets: name, version, title, number of constraints."""
+    table = Table("name", "version", "title", "constraints")
+    for name in available_sets():
+        loaded = load_constraint_set(name)
+        table.add_row(loaded.name, loaded.version, loaded.title, str(len(loaded.constraints)))
+    Console().print(table)
+
+
+@constraints_app.command("show")
+def show(name: str = typer.Argument(..., help="Built-in set name or path of a set file.")) -> None:
+    """Every constraint of a set with its limit, warning level, alpha/beta, priority and source."""
+    loaded = load_constraint_set(name)
+    title = f"{loaded.name} {loaded.version}: {loaded.title} (recovery model: {loaded.recovery_model})"
+    table = Table(title=title)
+    for column in ("id", "organ", "metric", "limit Gy", "warn Gy", "a/b Gy", "priority", "source", "set"):
+        table.add_column(column, overflow="fold")
+    for c in loaded.constraints:
+        table.add_row(
+            c.id, c.organ, c.metric, _gy(c.limit_gy), _gy(c.warn_gy), f"{c.alpha_beta_gy:g}",
+            c.priority, c.source_id or "-", c.set_name,
+        )
+    console = Console()
+    console.print(table)
+    for sid, citation in loaded.sources.items():
+        console.print(f"[bold]{sid}[/bold]: {citation}", highlight=False)
+
+
+@constraints_app.command("validate")
+def validate(path: str = typer.Argument(..., help="Constraint set file (TOML).")) -> None:
+    """Check a set file (and the sets it extends); exit 0 when valid, 2 with one problem per line."""
+    problems = validate_constraint_file(path)
+    if problems:
+        for problem in problems:
+            typer.echo(problem, err=True)
+        raise typer.Exit(EXIT_INPUT)
+    typer.echo(f"{path}: valid")
