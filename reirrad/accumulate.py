@@ -17,13 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from reirrad.case import CaseSpec, CourseSpec
+from reirrad.case import CaseSpec, CourseSpec, load_case
 from reirrad.dicom.discover import Course, discover_course
-from reirrad.dicom.dose import DoseGrid
-from reirrad.dicom.plan import Plan
+from reirrad.dicom.dose import DoseGrid, read_dose
+from reirrad.dicom.io import read_dataset
+from reirrad.dicom.plan import Plan, read_plan
 from reirrad.dicom.registration import Registration, read_registration, reference_to_moving
 from reirrad.dicom.structures import StructureSet
-from reirrad.eqd2 import RecoveryFactor, RecoveryModel, eqd2_gy, recovery_factor
+from reirrad.dicom.write import dose_dataset, refuse_input_as_output, save_atomic
+from reirrad.eqd2 import RecoveryFactor, RecoveryModel, eqd2_gy, recovery_factor, recovery_model
 from reirrad.errors import InputError
 from reirrad.grid import Grid, resample
 from reirrad.results import FileRecord
@@ -46,7 +48,7 @@ class PhaseDose:
     prescription_gy: float | None
     max_dose_gy: float  # highest physical voxel dose on the phase's own grid
     files: tuple[Path, ...]
-    plan_uid: str | None
+    plan_uid: str | None  # the RTPLAN's UID, else the one the dose references
 
 
 def resolve_phase(
@@ -91,7 +93,7 @@ def resolve_phase(
         prescription_gy=prescription,
         max_dose_gy=float(total.max(initial=0.0)),
         files=tuple(d.path for d in doses) + (() if plan is None else (plan.path,)),
-        plan_uid=None if plan is None else plan.sop_instance_uid,
+        plan_uid=first.referenced_plan_uid if plan is None else plan.sop_instance_uid,
     )
 
 
@@ -385,3 +387,101 @@ def cumulative_eqd2_gy(
         else:
             total += keep * eqd2
     return total
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    """What an exported EQD2 file holds: where, its maximum, and the assumptions behind it."""
+
+    path: Path
+    max_eqd2_gy: float
+    description: str
+    assumptions: tuple[str, ...]
+
+
+def _phase_text(phase: PhaseDose) -> str:
+    return f"{phase.label} {phase.fractions} fx ({phase.fraction_source})"
+
+
+def write_eqd2_dose(
+    rtdose: Path,
+    alpha_beta_gy: float,
+    output: Path,
+    *,
+    fractions: int | None = None,
+    plan_path: Path | None = None,
+    lql_transition_gy: float | None = None,
+    bits: int = 32,
+) -> ExportSummary:
+    """EQD2 of one RTDOSE (fractions from ``plan_path`` or ``fractions``) written as EFFECTIVE dose."""
+    refuse_input_as_output(output, [rtdose] + ([plan_path] if plan_path else []))
+    dose = read_dose(rtdose)
+    plan = read_plan(plan_path) if plan_path is not None else None
+    phase = resolve_phase(plan, [dose], fractions, "pass --fractions N or --plan RTPLAN")
+    eqd2 = eqd2_gy(phase.dose_gy, phase.fractions, alpha_beta_gy, lql_transition_gy)
+    model = _model_text(lql_transition_gy)
+    description = f"EQD2 a/b {alpha_beta_gy:g} Gy {model}; {_phase_text(phase)}"
+    header = read_dataset(rtdose, stop_before_pixels=True)
+    ds = dose_dataset(
+        eqd2, phase.grid, header, dose_type="EFFECTIVE", summation_type="PLAN",
+        description=description, plan_uids=[phase.plan_uid] if phase.plan_uid else [], bits=bits,
+    )
+    save_atomic(ds, output)
+    assumptions = (f"alpha/beta {alpha_beta_gy:g} Gy", model, f"{phase.fractions} fractions from {phase.fraction_source}")
+    return ExportSummary(output, float(eqd2.max(initial=0.0)), description, assumptions)
+
+
+def _model_text(lql_transition_gy: float | None) -> str:
+    return "LQ" if lql_transition_gy is None else f"LQ-L above {lql_transition_gy:g} Gy/fx"
+
+
+def write_cumulative_eqd2(
+    case_path: Path,
+    alpha_beta_gy: float,
+    output: Path,
+    *,
+    recovery_model_name: str | None = None,
+    organ: str | None = None,
+    lql_transition_gy: float | None = None,
+    bits: int = 32,
+) -> ExportSummary:
+    """Load a case, sum every course's EQD2 on the reference grid and write it as MULTI_PLAN."""
+    case = load_case(case_path)
+    model = recovery_model(recovery_model_name or case.recovery_model)
+    if model.organs is not None and organ is None:
+        raise InputError(
+            case_path,
+            f"recovery model {model.name!r} is defined for {', '.join(model.organs)}: give --recovery-organ",
+        )
+    courses = [load_course(spec) for spec in case.courses]
+    refuse_input_as_output(output, [case_path] + [Path(f.path) for c in courses for f in c.files])
+    acc = map_courses(courses, case)
+    total = cumulative_eqd2_gy(acc, alpha_beta_gy, model, organ, lql_transition_gy)
+    factors = acc.recovery_factors(model, organ)
+    parts = []
+    assumptions = [f"alpha/beta {alpha_beta_gy:g} Gy", _model_text(lql_transition_gy)]
+    for course in acc.courses:
+        phases = " + ".join(_phase_text(p) for p in course.phases)
+        factor = factors.get(course.name)
+        recovery = "" if factor is None else f", r {factor.r:g} ({factor.model})"
+        parts.append(f"{course.name}: {phases}{recovery}")
+        if factor is not None:
+            interval = "unknown" if factor.interval_months is None else f"{factor.interval_months:.1f} months"
+            assumptions.append(
+                f"{course.name}: registration {course.registration_label}; interval {interval}; "
+                f"recovery model {factor.model}: r = {factor.r:g} ({factor.note})"
+            )
+        outside = int(course.coverage.size - np.count_nonzero(course.coverage))
+        if outside:
+            assumptions.append(
+                f"{course.name}: {outside} of {course.coverage.size} reference voxels lie outside its dose grid (0 Gy there)"
+            )
+    description = f"EQD2 a/b {alpha_beta_gy:g} Gy; " + "; ".join(parts)
+    header = read_dataset(acc.reference_dose_path, stop_before_pixels=True)
+    plan_uids = [p.plan_uid for c in acc.courses for p in c.phases if p.plan_uid]
+    ds = dose_dataset(
+        total, acc.grid, header, dose_type="EFFECTIVE", summation_type="MULTI_PLAN",
+        description=description, plan_uids=plan_uids, bits=bits,
+    )
+    save_atomic(ds, output)
+    return ExportSummary(output, float(total.max(initial=0.0)), description, tuple(assumptions))

@@ -1,0 +1,57 @@
+"""`reirrad eqd2 RTDOSE --alpha-beta X --output OUT.dcm`: one course's dose converted to EQD2."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from reirrad.accumulate import ExportSummary, write_eqd2_dose
+from reirrad.cli import app, fail_input
+from reirrad.errors import ReirradError
+
+
+def print_summary(summary: ExportSummary) -> None:
+    """Maximum EQD2 and assumptions on stdout; where the file went on stderr."""
+    print(f"max EQD2: {summary.max_eqd2_gy:.2f} Gy")
+    for line in summary.assumptions:
+        print(f"  {line}")
+    print(f"reirrad: wrote {summary.path}", file=sys.stderr)
+
+
+def check_bits(bits: int) -> None:
+    """16- or 32-bit pixel data only."""
+    if bits not in (16, 32):
+        fail_input(f"--bits must be 16 or 32, got {bits}")
+
+
+@app.command("eqd2")
+def eqd2(
+    rtdose: Path = typer.Argument(..., help="RTDOSE file (physical dose in Gy)."),
+    alpha_beta: float = typer.Option(..., "--alpha-beta", help="alpha/beta in Gy."),
+    output: Path = typer.Option(..., "--output", "-o", help="EQD2 RTDOSE to write (atomically)."),
+    fractions: Optional[int] = typer.Option(None, "--fractions", help="Number of fractions of this dose."),
+    plan: Optional[Path] = typer.Option(None, "--plan", help="RTPLAN giving the number of fractions."),
+    lql_transition_gy: Optional[float] = typer.Option(
+        None, "--lql-transition-gy", help="LQ-L transition dose per fraction (Gy); default: pure LQ."
+    ),
+    bits: int = typer.Option(32, "--bits", help="Pixel data bits: 32 (default) or 16 (for validators)."),
+) -> None:
+    """Convert a dose to EQD2 voxel by voxel and write it as an EFFECTIVE RTDOSE."""
+    if (fractions is None) == (plan is None):
+        fail_input("give exactly one of --fractions N or --plan RTPLAN")
+    if fractions is not None and fractions < 1:
+        fail_input(f"--fractions must be positive, got {fractions}")
+    if not alpha_beta > 0 or (lql_transition_gy is not None and not lql_transition_gy > 0):
+        fail_input("--alpha-beta and --lql-transition-gy must be positive")
+    check_bits(bits)
+    try:
+        summary = write_eqd2_dose(
+            rtdose, alpha_beta, output, fractions=fractions, plan_path=plan,
+            lql_transition_gy=lql_transition_gy, bits=bits,
+        )
+    except ReirradError as exc:
+        fail_input(str(exc))
+    print_summary(summary)
