@@ -15,7 +15,6 @@ Metrics that cannot be evaluated return ``None`` with a reason, never 0.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 
 import numpy as np
 
@@ -43,14 +42,6 @@ class Dvh:
     volume_cc: float
     in_grid_volume_cc: float
     notes: tuple[str, ...] = field(default=())
-
-    @cached_property
-    def _by_dose(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Weighted samples hottest first: (indices, doses, volume at each sample's midpoint)."""
-        weighted = np.flatnonzero(self.weights_cc > 0)
-        order = weighted[np.argsort(-self.doses_gy[weighted], kind="stable")]
-        volumes = self.weights_cc[order]
-        return order, self.doses_gy[order], np.cumsum(volumes) - volumes / 2.0
 
 
 DoseSamples = Dvh
@@ -128,15 +119,34 @@ def _not_evaluable(dvh: Dvh, metric: Metric) -> str | None:
     return None
 
 
+def _hottest(dvh: Dvh, volume_cc: float, coldest: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted samples that cover at least ``volume_cc`` from the hot (or cold) end, in order,
+    and the volume from that end at each sample's midpoint. A partial selection, not a full sort.
+    """
+    weighted = np.flatnonzero(dvh.weights_cc > 0)
+    doses = dvh.doses_gy[weighted] if coldest else -dvh.doses_gy[weighted]
+    needed = min(len(weighted), int(volume_cc / dvh.weights_cc[weighted].min()) + 2)
+    chosen = np.argpartition(doses, needed - 1)[:needed] if needed < len(weighted) else np.arange(len(weighted))
+    order = weighted[chosen[np.argsort(doses[chosen], kind="stable")]]
+    volumes = dvh.weights_cc[order]
+    return order, np.cumsum(volumes) - volumes / 2.0
+
+
 def _dose_at_volume(dvh: Dvh, volume_cc: float) -> MetricValue:
-    """Lowest dose in the hottest ``volume_cc``: linear between neighbouring sample midpoints."""
-    order, doses, midpoints = dvh._by_dose
-    after = int(np.searchsorted(midpoints, volume_cc, side="left"))
+    """Lowest dose in the hottest ``volume_cc``: linear between neighbouring sample midpoints.
+
+    Sample n, hottest first, stands for the dose at the middle of its own volume; the search runs
+    from whichever end of the dose range is nearer, which gives the same answer.
+    """
+    coldest = volume_cc > dvh.in_grid_volume_cc / 2.0
+    target = dvh.in_grid_volume_cc - volume_cc if coldest else volume_cc
+    order, midpoints = _hottest(dvh, target, coldest)
+    after = int(np.searchsorted(midpoints, target, side="left"))
     if after == 0 or after == len(order):
-        n = min(after, len(order) - 1)
-        return MetricValue(float(doses[n]), None, order[n : n + 1], np.ones(1))
+        index = order[min(after, len(order) - 1)]
+        return MetricValue(float(dvh.doses_gy[index]), None, np.array([index]), np.ones(1))
     span = midpoints[after] - midpoints[after - 1]
-    t = (volume_cc - midpoints[after - 1]) / span if span > 0 else 0.0
+    t = (target - midpoints[after - 1]) / span if span > 0 else 0.0
     coefficients = np.array([1.0 - t, t])
     indices = order[after - 1 : after + 1]
     return MetricValue(float(coefficients @ dvh.doses_gy[indices]), None, indices, coefficients)
