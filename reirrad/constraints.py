@@ -81,6 +81,7 @@ class ConstraintSet:
     constraints: tuple[Constraint, ...]
     recovery_model: str
     lineage: tuple[str, ...]  # set names from the root parent to this set
+    alpha_beta_defaults: tuple[tuple[frozenset[str], float, str], ...] = ()  # (organs, Gy, source id), own first
 
 
 def judge(constraint: Constraint, value_gy: float | None) -> Status:
@@ -266,7 +267,7 @@ def _check_entry(entry: Mapping, where: str, sources: Mapping[str, str], problem
 
 
 def _alpha_beta(
-    entry: Mapping, raw: _RawSet, catalog: OrganCatalog, where: str, problems: _Problems
+    entry: Mapping, defaults: tuple, catalog: OrganCatalog, where: str, problems: _Problems
 ) -> tuple[float, str] | None:
     """(alpha/beta Gy, source id) for an entry: its own, else the first default row naming it."""
     if "alpha_beta_gy" in entry:
@@ -274,7 +275,7 @@ def _alpha_beta(
     organ = entry["organ"]
     names = {organ, *catalog.members(organ)} | {g for g, members in catalog.groups.items() if organ in members}
     for wanted in (names, {"*"}):
-        for organs, value, source in raw.alpha_beta:
+        for organs, value, source in defaults:
             if organs & wanted:
                 return value, source
     problems.add(where, "alpha_beta_gy", f"missing, and [defaults] gives no alpha/beta for {organ} nor '*'")
@@ -282,11 +283,11 @@ def _alpha_beta(
 
 
 def _build(
-    entry: Mapping, raw: _RawSet, sources: Mapping[str, str], catalog: OrganCatalog, problems: _Problems
+    entry: Mapping, where: str, raw: _RawSet, defaults: tuple, sources: Mapping[str, str], problems: _Problems
 ) -> list[Constraint]:
     """The constraint(s) of one checked entry: one per member of an organ group."""
-    where = f"constraints[id={entry['id']}]"
-    ab = _alpha_beta(entry, raw, catalog, where, problems)
+    catalog = load_organ_catalog()
+    ab = _alpha_beta(entry, defaults, catalog, where, problems)
     if ab is None:
         return []
     if ab[1] not in sources:
@@ -346,7 +347,7 @@ def _load(path: Path, problems: list[str], seen: tuple[Path, ...]) -> Constraint
     recovery = raw.recovery_model or (parent.recovery_model if parent else "none")
     if recovery not in load_recovery_models():
         own.add("defaults", "recovery_model", f"unknown recovery model {recovery!r}")
-    catalog = load_organ_catalog()
+    defaults = raw.alpha_beta + (parent.alpha_beta_defaults if parent else ())
     inherited = {c.id.split("[")[0]: None for c in parent.constraints} if parent else {}
     own_ids: set[str] = set()
     built: dict[str, list[Constraint]] = {}
@@ -358,7 +359,7 @@ def _load(path: Path, problems: list[str], seen: tuple[Path, ...]) -> Constraint
             own.add(where, "id", "duplicate id in this file")
             continue
         own_ids.add(entry["id"])
-        built[entry["id"]] = _build(entry, raw, sources, catalog, own)
+        built[entry["id"]] = _build(entry, where, raw, defaults, sources, own)
     problems.extend(own)
     merged: list[Constraint] = []
     for base_id in inherited:
@@ -374,6 +375,7 @@ def _load(path: Path, problems: list[str], seen: tuple[Path, ...]) -> Constraint
         constraints=tuple(merged),
         recovery_model=recovery,
         lineage=(parent.lineage if parent else ()) + (raw.name,),
+        alpha_beta_defaults=defaults,
     )
 
 
