@@ -222,6 +222,23 @@ def _read_file(path: Path, problems: _Problems) -> _RawSet | None:
     )
 
 
+def _check_levels(entry: Mapping, priority: Any, metric: Any, where: str, problems: _Problems) -> None:
+    """limit_gy / warn_gy: numbers, consistent with the priority, on a dose metric, warn <= limit."""
+    levels = {k: _number(entry[k]) for k in ("limit_gy", "warn_gy") if k in entry}
+    for key, value in levels.items():
+        if value is None:
+            problems.add(where, key, "not a number >= 0 (Gy, cumulative EQD2)")
+    if priority == "report" and levels:
+        problems.add(where, "priority", "a report-only entry cannot have limit_gy or warn_gy")
+    if priority in ("hard", "soft") and not levels:
+        hint = 'or use priority = "report"'
+        problems.add(where, "limit_gy", f"missing: a {priority} entry needs limit_gy and/or warn_gy ({hint})")
+    if None not in levels.values() and levels.get("warn_gy", 0.0) > levels.get("limit_gy", float("inf")):
+        problems.add(where, "warn_gy", "above limit_gy: the warning level must not exceed the limit")
+    if levels and metric is not None and not metric.is_dose:
+        problems.add(where, "metric", f"{metric} gives {metric.unit}, not Gy: limits apply to dose metrics only")
+
+
 def _check_entry(entry: Mapping, where: str, sources: Mapping[str, str], problems: _Problems) -> bool:
     """Field checks of one [[constraints]] entry; True when it can be built."""
     before = len(problems)
@@ -240,24 +257,15 @@ def _check_entry(entry: Mapping, where: str, sources: Mapping[str, str], problem
             problems.add(where, "metric", str(exc))
     priority = entry.get("priority")
     if priority not in PRIORITIES:
-        problems.add(where, "priority", f"missing or not one of {', '.join(PRIORITIES)} (says what kind of limit this is)")
-    levels = {k: _number(entry[k]) for k in ("limit_gy", "warn_gy") if k in entry}
-    for key, value in levels.items():
-        if value is None:
-            problems.add(where, key, "not a number >= 0 (Gy, cumulative EQD2)")
-    if priority == "report" and levels:
-        problems.add(where, "priority", "a report-only entry cannot have limit_gy or warn_gy")
-    if priority in ("hard", "soft") and not levels:
-        problems.add(where, "limit_gy", f"missing: a {priority} entry needs limit_gy and/or warn_gy (or use priority = \"report\")")
-    if None not in levels.values() and levels.get("warn_gy", 0.0) > levels.get("limit_gy", float("inf")):
-        problems.add(where, "warn_gy", "above limit_gy: the warning level must not exceed the limit")
-    if levels and metric is not None and not metric.is_dose:
-        problems.add(where, "metric", f"{entry['metric']} gives {metric.unit}, not Gy: limits apply to dose metrics only")
+        kinds = ", ".join(PRIORITIES)
+        problems.add(where, "priority", f"missing or not one of {kinds} (says what kind of limit this is)")
+    _check_levels(entry, priority, metric, where, problems)
     if "alpha_beta_gy" in entry and not (_number(entry["alpha_beta_gy"]) or 0) > 0:
         problems.add(where, "alpha_beta_gy", "not a positive number (Gy)")
     for key in ("source", "alpha_beta_source"):
         if key in entry and entry[key] not in sources:
-            problems.add(where, key, f"unknown source id {entry[key]!r} (defined: {', '.join(sorted(sources)) or 'none'})")
+            defined = ", ".join(sorted(sources)) or "none"
+            problems.add(where, key, f"unknown source id {entry[key]!r} (defined: {defined})")
     if priority in ("hard", "soft") and "source" not in entry:
         problems.add(where, "source", "missing: every limit needs a source id")
     for key in ("mitigation", "note"):

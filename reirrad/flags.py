@@ -121,7 +121,9 @@ class FlagRule:
     params: Mapping[str, Any]
 
     def flag(self, **fields: Any) -> Flag:
-        return Flag(self.id, self.severity, self.message.format(**fields), self.mitigation.format(**fields), self.source)
+        """The flag with the message and mitigation templates filled in from ``fields``."""
+        message, mitigation = self.message.format(**fields), self.mitigation.format(**fields)
+        return Flag(self.id, self.severity, message, mitigation, self.source)
 
 
 @dataclass(frozen=True)
@@ -247,7 +249,8 @@ def _outside_grid(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Fl
     for r in ctx.organs:
         for course, covered in r.coverage.items():
             if covered < rule.params["min_coverage"] and (r.structure, course) not in seen:
-                seen[(r.structure, course)] = rule.flag(organ=r.organ, structure=r.structure, course=course, outside=1.0 - covered)
+                outside = 1.0 - covered
+                seen[(r.structure, course)] = rule.flag(**_where(r), course=course, outside=outside)
     return list(seen.values())
 
 
@@ -279,7 +282,9 @@ def _reirradiation_type(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> l
     if len(ctx.courses) < 2:
         return []
     p = rule.params
-    fields: dict[str, Any] = {"prior_min_gy": p["prior_min_gy"], "new_min_gy": p["new_min_gy"], "new": ctx.courses[-1].name}
+    fields: dict[str, Any] = {
+        "prior_min_gy": p["prior_min_gy"], "new_min_gy": p["new_min_gy"], "new": ctx.courses[-1].name,
+    }
     if ctx.physical_dose_gy is None or ctx.voxel_volume_cc is None:
         return [rule.flag(text=p["unknown"].format(**fields))]
     fields["overlap_cc"], fields["prior"] = _overlap_cc(ctx, p["prior_min_gy"], p["new_min_gy"])
