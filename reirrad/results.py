@@ -71,10 +71,16 @@ class ConstraintResult:
     status: str
     reason: str | None
     priority: str
-    source: str
+    source_id: str  # short key of the source in the constraint set ("" when none)
+    source: str  # full citation
     constraint_set: str
     mitigation: str = ""
     notes: tuple[str, ...] = ()
+
+    @property
+    def has_threshold(self) -> bool:
+        """True for a real constraint (a fail limit or a warn level), False for report-only."""
+        return self.limit_gy is not None or self.warn_gy is not None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ STATUS_STYLE = {
     "pass": ("PASS", "bold green"),
     "warn": ("WARN", "bold yellow"),
     "fail": ("FAIL", "bold white on red"),
-    "not_evaluated": ("NOT EVALUATED", "bold magenta"),
+    "not_evaluated": ("NOT EVAL", "bold magenta"),
     "report": ("report", "dim"),
 }
 SEVERITY_STYLE = {"high": "bold red", "caution": "yellow", "info": "cyan"}
@@ -40,26 +40,42 @@ def courses_table(report: CheckReport) -> Table:
     return table
 
 
-def results_table(report: CheckReport) -> Table:
-    """Verdict table: cumulative EQD2 per constraint with each course's contribution."""
+def results_table(report: CheckReport) -> tuple[Table, list[str]]:
+    """Verdict table (cumulative EQD2 and each course's share) and its numbered footnotes."""
     names = [c.name for c in report.courses]
     table = Table(
         title=f"Cumulative EQD2 against {report.constraint_set_name} v{report.constraint_set_version}",
         title_justify="left",
     )
-    for column in ("Organ", "Structure", "Metric", "a/b", "Limit", "Cumulative", *names, "Status", "Source"):
-        table.add_column(column, justify="right" if column in {"a/b", "Limit", "Cumulative", *names} else "left")
+    numeric = {"a/b", "Warn", "Limit", "Cumulative", *names}
+    for column in ("Organ", "Structure", "Metric", "a/b", "Warn", "Limit", "Cumulative", *names, "Status", "Source", "Note"):
+        table.add_column(column, justify="right" if column in numeric else "left")
+    footnotes: list[str] = []
     for r in report.results:
         label, style = STATUS_STYLE[r.status]
-        status = Text(label, style=style)
-        if r.reason:
-            status.append(f"\n{r.reason}", style="dim")
+        texts = ([r.reason] if r.reason else []) + list(r.notes)
+        marks = []
+        for text in texts:
+            if text not in footnotes:
+                footnotes.append(text)
+            marks.append(str(footnotes.index(text) + 1))
         table.add_row(
-            r.organ, r.structure or "-", r.metric, f"{r.alpha_beta_gy:g}",
-            "-" if r.limit_gy is None else f"{r.limit_gy:.2f}",
-            _fmt(r.value_gy), *(_fmt(r.per_course.get(n)) for n in names), status, r.source,
+            r.organ, r.structure or "-", r.metric, f"{r.alpha_beta_gy:g}", _fmt(r.warn_gy), _fmt(r.limit_gy),
+            _fmt(r.value_gy), *(_fmt(r.per_course.get(n)) for n in names), Text(label, style=style),
+            r.source_id or "-", ",".join(marks),
         )
-    return table
+    return table, footnotes
+
+
+def sources_text(report: CheckReport, footnotes: list[str]) -> Text:
+    """Numbered notes of the verdict table, then the full citation of every source id used."""
+    text = Text()
+    for number, note in enumerate(footnotes, start=1):
+        text.append(f"{number}. {note}\n", style="dim")
+    for source_id, citation in dict.fromkeys((r.source_id, r.source) for r in report.results if r.source_id):
+        text.append(f"{source_id}: ", style="bold")
+        text.append(f"{citation}\n")
+    return text
 
 
 def flags_panel(report: CheckReport) -> Panel:
@@ -95,5 +111,6 @@ def summary_line(report: CheckReport) -> Text:
 
 def print_report(report: CheckReport, console: Console) -> None:
     """Print the whole report."""
-    console.print(Group(courses_table(report), results_table(report), flags_panel(report),
+    table, footnotes = results_table(report)
+    console.print(Group(courses_table(report), table, sources_text(report, footnotes), flags_panel(report),
                         assumptions_panel(report), summary_line(report)))

@@ -50,7 +50,8 @@ def to_html(report: CheckReport) -> str:
             _cell(r["organ"]), _cell(r["structure"]), _cell(r["metric"]), _cell(r["alpha_beta_gy"], "num"),
             _cell(r["limit_gy"], "num"), _cell(r["value_gy"], "num"),
             *(_cell(r["per_course_gy"].get(n), "num") for n in names),
-            _cell(r["status"].replace("_", " ")), _cell(r["reason"]), _cell(r["source"]),
+            _cell(r["status"].replace("_", " ")), _cell("; ".join(filter(None, [r["reason"], *r["notes"]]))),
+            _cell(r["source"]),
         ]) + "</tr>"
         for r in data["results"]
     ]
@@ -73,7 +74,7 @@ v{escape(report.constraint_set_version)} ({escape(report.constraint_set_title)})
 <h2>Courses</h2>
 {_table(["Course", "Fractions", "Rx (Gy)", "Start", "End", "Interval (months)", "Registration", "Recovery"], course_rows)}
 <h2>Cumulative EQD2 constraints</h2>
-{_table(["Organ", "Structure", "Metric", "a/b (Gy)", "Limit", "Cumulative", *names, "Status", "Reason", "Source"], result_rows)}
+{_table(["Organ", "Structure", "Metric", "a/b (Gy)", "Limit", "Cumulative", *names, "Status", "Reason / notes", "Source"], result_rows)}
 <h2>Toxicity-mitigation flags</h2><ul>{flag_items}</ul>
 <h2>Assumptions</h2><ul>{assumptions}</ul>
 <p><b>Summary</b>: {escape(summary)}</p>

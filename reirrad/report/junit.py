@@ -42,7 +42,7 @@ def to_junit(report: CheckReport, fail_on: str = "fail", allow_missing: bool = F
         if r.status in failing:
             failures += 1
             ET.SubElement(case, "failure", type=r.status, message=text).text = r.mitigation or text
-        elif r.status == "not_evaluated" and r.limit_gy is not None and not allow_missing:
+        elif r.status == "not_evaluated" and r.has_threshold and not allow_missing:
             failures += 1
             ET.SubElement(case, "failure", type="not_evaluated", message=text).text = r.reason or text
         elif r.status == "not_evaluated":

@@ -68,6 +68,7 @@ def result_dict(result: ConstraintResult) -> dict:
         "status": result.status,
         "reason": result.reason,
         "priority": result.priority,
+        "source_id": result.source_id or None,
         "source": result.source,
         "constraint_set": result.constraint_set,
         "mitigation": result.mitigation or None,

@@ -1,0 +1,333 @@
+"""`reirrad check`: judge the cumulative EQD2 of every course against a constraint set.
+
+Data flows one way: load courses -> map onto the reference grid -> EQD2 per course and alpha/beta
+-> recovery per organ and course -> cumulative samples per organ -> metric -> verdict -> flags.
+Each organ's structure is rasterised once (:func:`reirrad.masks.sample_roi`); every course's EQD2
+map is sampled at the same points, so a cumulative metric splits exactly into course contributions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from reirrad import __version__
+from reirrad.accumulate import AccumulatedCase, CourseOnGrid, LoadedCourse, load_course, map_courses
+from reirrad.case import CaseSpec
+from reirrad.constraints import Constraint, ConstraintSet, judge, load_constraint_set
+from reirrad.dvh import Dvh, evaluate, sample_dose
+from reirrad.eqd2 import RecoveryModel, recovery_model
+from reirrad.errors import InputError
+from reirrad.flags import CourseInfo, FlagContext, OrganResult, compute_flags
+from reirrad.masks import RoiSampling, sample_roi
+from reirrad.metrics import Metric, parse_metric
+from reirrad.organs import OrganMatch, match_organs
+from reirrad.results import STATUSES, CheckReport, ConstraintResult, CourseSummary, PhaseSummary, Summary
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """How a check is run and judged (the command-line switches)."""
+
+    constraints: str | None = None  # built-in set name or path; None: the case file's choice
+    fail_on: str = "fail"  # "fail" or "warn"
+    allow_missing: bool = False  # results that could not be evaluated do not fail the run
+    recovery_model: str | None = None  # None: the case file's, else the constraint set's default
+    lql_transition_gy: float | None = None
+
+
+def exit_code(results: tuple[ConstraintResult, ...], options: CheckOptions) -> int:
+    """0 all evaluated limits pass; 1 a fail (or warn with fail_on=warn) or a limit that could not
+    be evaluated (unless allow_missing). Report-only entries never change the exit code."""
+    failing = {"fail", "warn"} if options.fail_on == "warn" else {"fail"}
+    for r in results:
+        if r.status in failing:
+            return 1
+        if r.status == "not_evaluated" and r.has_threshold and not options.allow_missing:
+            return 1
+    return 0
+
+
+def _not_evaluated(constraint: Constraint, structure: str | None, reason: str, courses: list[str]) -> ConstraintResult:
+    return _result(constraint, structure, None, {c: None for c in courses}, {}, "not_evaluated", reason, ())
+
+
+def _result(
+    constraint: Constraint,
+    structure: str | None,
+    value: float | None,
+    per_course: dict[str, float | None],
+    recovery: dict[str, float],
+    status: str,
+    reason: str | None,
+    notes: tuple[str, ...],
+) -> ConstraintResult:
+    return ConstraintResult(
+        constraint_id=constraint.id,
+        organ=constraint.organ,
+        structure=structure,
+        metric=constraint.metric,
+        alpha_beta_gy=constraint.alpha_beta_gy,
+        limit_gy=constraint.limit_gy,
+        warn_gy=constraint.warn_gy,
+        value_gy=value,
+        unit=parse_metric(constraint.metric).unit,
+        per_course=per_course,
+        recovery=recovery,
+        status=status,
+        reason=reason,
+        priority=constraint.priority,
+        source_id=constraint.source_id or "",
+        source=constraint.source,
+        constraint_set=constraint.set_name,
+        mitigation=constraint.mitigation,
+        notes=notes,
+    )
+
+
+class _Evaluator:
+    """Judges constraints on one accumulated case; caches samplings and per-course sample doses."""
+
+    def __init__(self, acc: AccumulatedCase, model: RecoveryModel, lql_transition_gy: float | None):
+        self.acc = acc
+        self.model = model
+        self.lql_transition_gy = lql_transition_gy
+        self._samplings: dict[str, RoiSampling] = {}
+        self._eqd2: dict[tuple[str, float], dict[str, Dvh]] = {}
+        self._physical: dict[str, dict[str, Dvh]] = {}
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.acc.courses]
+
+    def sampling(self, structure: str) -> RoiSampling:
+        """The structure rasterised once on the reference grid."""
+        if structure not in self._samplings:
+            roi = self.acc.structures.by_name(structure)
+            self._samplings[structure] = sample_roi(roi, self.acc.grid)
+        return self._samplings[structure]
+
+    def recovery(self, organ: str) -> dict[str, float]:
+        """Recovery fraction r per course for this organ (0 for the reference course)."""
+        factors = self.acc.recovery_factors(self.model, organ)
+        return {name: factors[name].r if name in factors else 0.0 for name in self.names}
+
+    def eqd2_samples(self, organ: str, structure: str, alpha_beta_gy: float) -> dict[str, Dvh]:
+        """Each course's EQD2 (after its recovery for this organ) at the structure's samples."""
+        key = (structure, alpha_beta_gy)
+        if key not in self._eqd2:
+            sampling = self.sampling(structure)
+            self._eqd2[key] = {
+                c.name: sample_dose(sampling, c.eqd2_gy(alpha_beta_gy, self.lql_transition_gy))
+                for c in self.acc.courses
+            }
+        recovery = self.recovery(organ)
+        return {
+            name: dvh if recovery[name] == 0.0 else dataclasses.replace(dvh, doses_gy=dvh.doses_gy * (1.0 - recovery[name]))
+            for name, dvh in self._eqd2[key].items()
+        }
+
+    def physical_samples(self, structure: str) -> dict[str, Dvh]:
+        """Each course's physical dose (phases added) at the structure's samples, for flags."""
+        if structure not in self._physical:
+            sampling = self.sampling(structure)
+            self._physical[structure] = {
+                c.name: sample_dose(sampling, physical_dose_gy(c)) for c in self.acc.courses
+            }
+        return self._physical[structure]
+
+    def coverage(self, structure: str) -> dict[str, float]:
+        """Volume fraction of the structure inside each course's dose grid."""
+        sampling = self.sampling(structure)
+        return {c.name: covered_fraction(sampling, c.coverage) for c in self.acc.courses}
+
+    def evaluate(self, constraint: Constraint, match: OrganMatch) -> ConstraintResult:
+        """The verdict on one constraint (never a silent pass: anything missing is not evaluated)."""
+        if match.structure is None:
+            return _not_evaluated(constraint, None, match.reason or match.status, self.names)
+        roi = self.acc.structures.by_name(match.structure)
+        if roi.is_empty:
+            return _not_evaluated(constraint, roi.name, "structure has no closed contours (empty)", self.names)
+        sampling = self.sampling(roi.name)
+        if sampling.in_grid_volume_cc <= 0:
+            return _not_evaluated(constraint, roi.name, "structure lies outside the reference dose grid", self.names)
+        metric = parse_metric(constraint.metric)
+        per_course = self.eqd2_samples(constraint.organ, roi.name, constraint.alpha_beta_gy)
+        cumulative = _add(per_course.values())
+        value = evaluate(cumulative, metric)
+        notes = tuple(sampling.notes) + tuple(
+            f"{100 * (1 - f):.1f} % of the structure lies outside course '{name}' dose grid; "
+            "that course contributes 0 Gy there"
+            for name, f in self.coverage(roi.name).items()
+            if f < 0.999
+        )
+        recovery = self.recovery(constraint.organ)
+        if value.value is None:
+            return _result(constraint, roi.name, None, {n: None for n in self.names}, recovery,
+                           "not_evaluated", value.reason, notes)
+        return _result(constraint, roi.name, value.value, contributions(value, metric, per_course), recovery,
+                       judge(constraint, value.value), None, notes)
+
+    def organ_result(self, result: ConstraintResult) -> OrganResult:
+        """What the flags need to know about one result."""
+        physical: dict[str, float | None] = {}
+        coverage: dict[str, float] = {}
+        if result.structure is not None and not self.acc.structures.by_name(result.structure).is_empty:
+            metric = parse_metric(result.metric)
+            physical = {n: evaluate(d, metric).value for n, d in self.physical_samples(result.structure).items()}
+            coverage = self.coverage(result.structure)
+        return OrganResult(
+            organ=result.organ, structure=result.structure, metric=result.metric,
+            alpha_beta_gy=result.alpha_beta_gy, cumulative_gy=result.value_gy, status=result.status,
+            per_course_physical_gy=physical, coverage=coverage,
+        )
+
+
+def _add(dvhs) -> Dvh:
+    """Samples of the same structure from several courses, added sample by sample."""
+    dvhs = list(dvhs)
+    return dataclasses.replace(dvhs[0], doses_gy=np.sum([d.doses_gy for d in dvhs], axis=0))
+
+
+def contributions(value, metric: Metric, per_course: dict[str, Dvh]) -> dict[str, float | None]:
+    """Each course's share of a cumulative metric.
+
+    Dose metrics: each course's dose at the very samples (and weights) that set the cumulative
+    value, so the shares add up to it exactly. Volume metrics do not split: each course's own value.
+    """
+    if value.indices is None:
+        return {name: evaluate(dvh, metric).value for name, dvh in per_course.items()}
+    return {name: float(np.dot(value.coefficients, dvh.doses_gy[value.indices])) for name, dvh in per_course.items()}
+
+
+def physical_dose_gy(course: CourseOnGrid) -> np.ndarray:
+    """A course's physical dose on the reference grid, its phases added (Gy)."""
+    if len(course.phases) == 1:
+        return course.phases[0].dose_gy
+    return np.sum([p.dose_gy for p in course.phases], axis=0)
+
+
+def covered_fraction(sampling: RoiSampling, coverage: np.ndarray) -> float:
+    """Volume fraction of the sampled structure whose nearest voxel is inside ``coverage``."""
+    weights = sampling.weights_cc
+    total = float(weights.sum())
+    if total <= 0:
+        return 0.0
+    index = np.rint(sampling.positions).astype(np.intp)
+    np.clip(index, 0, np.asarray(coverage.shape) - 1, out=index)
+    covered = coverage[index[:, 0], index[:, 1], index[:, 2]]
+    return float(weights[covered].sum()) / total
+
+
+def course_summaries(acc: AccumulatedCase) -> tuple[CourseSummary, ...]:
+    """Report headers of the courses."""
+    return tuple(
+        CourseSummary(
+            name=c.name,
+            phases=tuple(
+                PhaseSummary(p.label, p.fractions, p.fraction_source, p.prescription_gy, p.max_dose_gy)
+                for p in c.course.phases
+            ),
+            files=c.course.files,
+            frame_of_reference=c.course.frame_of_reference_uid,
+            registration="reference" if c.is_reference else c.registration_label,
+            start_date=c.course.spec.start_date,
+            end_date=c.course.spec.end_date,
+            interval_months=c.interval_months,
+            recovery_model=c.recovery_model if not c.is_reference else "none (reference course)",
+        )
+        for c in acc.courses
+    )
+
+
+def flag_context(acc: AccumulatedCase, case: CaseSpec, organs: tuple[OrganResult, ...],
+                 matches: tuple[OrganMatch, ...]) -> FlagContext:
+    """Facts for the toxicity-mitigation flags."""
+    courses = tuple(
+        CourseInfo(
+            name=c.name,
+            fractions=c.fractions,
+            fraction_source="override" if any(p.fraction_source == "override" for p in c.course.phases) else "plan",
+            prescription_gy=c.prescription_gy,
+            max_dose_per_fraction_gy=max(p.max_dose_gy / p.fractions for p in c.course.phases),
+            start_date=c.course.spec.start_date,
+            end_date=c.course.spec.end_date,
+            schedule=c.course.spec.schedule,
+        )
+        for c in acc.courses
+    )
+    intervals = [c.interval_months for c in acc.courses if not c.is_reference and c.interval_months is not None]
+    return FlagContext(
+        courses=courses,
+        interval_months=min(intervals) if intervals else None,
+        organs=organs,
+        matches=matches,
+        physical_dose_gy={c.name: physical_dose_gy(c) for c in acc.courses},
+        voxel_volume_cc=acc.grid.voxel_volume_cc,
+        resection=case.clinical.resection,
+        organ_dysfunction=case.clinical.organ_dysfunction,
+    )
+
+
+def assumptions(acc: AccumulatedCase, cset: ConstraintSet, model: RecoveryModel, options: CheckOptions) -> dict[str, object]:
+    """The assumptions every result rests on, as the ESTRO-EORTC consensus asks them reported."""
+    reference = acc.reference
+    return {
+        "method": "voxel-wise EQD2 per course and phase (its own fractions), mapped onto the reference "
+        "grid by trilinear interpolation and summed; organ metrics on the summed EQD2",
+        "reference_grid": f"course '{reference.name}' dose grid {acc.grid.shape[::-1]} voxels "
+        f"(columns, rows, frames) at {acc.grid.spacing_mm[::-1]} mm",
+        "fractions": "; ".join(
+            f"{c.name}: " + " + ".join(f"{p.fractions} ({p.fraction_source})" for p in c.course.phases)
+            for c in acc.courses
+        ),
+        "alpha_beta": "per constraint, from the constraint set (see each result)",
+        "radiobiological_model": "LQ" if options.lql_transition_gy is None
+        else f"LQ-L above {options.lql_transition_gy:g} Gy per fraction",
+        "recovery_model": f"{model.name}: {model.title} ({model.source})",
+        "registration": "; ".join(f"{c.name}: {'reference' if c.is_reference else c.registration_label}" for c in acc.courses),
+        "outside_grid": "a course contributes 0 Gy where its dose grid does not reach; every affected "
+        "result says how much of the structure that is",
+        "dvh": "structures supersampled on the reference grid with dose interpolated trilinearly; "
+        "end caps of half the contour spacing beyond the first and last contour",
+        "constraint_set": f"{cset.name} v{cset.version} ({' > '.join(cset.lineage)})",
+    }
+
+
+def run_check(case: CaseSpec, options: CheckOptions = CheckOptions()) -> CheckReport:
+    """Judge the case's cumulative EQD2 against its constraint set."""
+    cset = load_constraint_set(options.constraints or case.constraints or "hn-reirradiation")
+    model = recovery_model(options.recovery_model or case.recovery_model or cset.recovery_model)
+    courses = [load_course(spec) for spec in case.courses]
+    acc = map_courses(courses, dataclasses.replace(case, recovery_model=model.name))
+    if acc.structures is None:
+        raise InputError(case.reference.path, f"reference course '{acc.reference.name}' has no RTSTRUCT")
+    matches = match_organs(
+        [r.name for r in acc.structures.rois],
+        [c.organ for c in cset.constraints],
+        case.structures,
+        empty=[r.name for r in acc.structures.rois if r.is_empty],
+    )
+    evaluator = _Evaluator(acc, model, options.lql_transition_gy)
+    results = tuple(evaluator.evaluate(c, matches[c.organ]) for c in cset.constraints)
+    organ_results = tuple(evaluator.organ_result(r) for r in results)
+    flags = tuple(compute_flags(flag_context(acc, case, organ_results, tuple(matches.values()))))
+    counts = {status: sum(r.status == status for r in results) for status in STATUSES}
+    notes = tuple(note for c in courses for note in c.notes)
+    return CheckReport(
+        case_id=case.id,
+        case_path=str(case.path),
+        reference_course=acc.reference.name,
+        courses=course_summaries(acc),
+        constraint_set_name=cset.name,
+        constraint_set_version=cset.version,
+        constraint_set_title=cset.title,
+        results=results,
+        flags=flags,
+        assumptions=assumptions(acc, cset, model, options),
+        summary=Summary(counts, exit_code(results, options)),
+        reirrad_version=__version__,
+        warnings=notes,
+    )

@@ -1,0 +1,107 @@
+"""`reirrad check`: cumulative EQD2 verdicts for a case file or a prior/new folder pair."""
+
+from __future__ import annotations
+
+import io
+import sys
+from datetime import date
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from reirrad.case import load_case
+from reirrad.check import CheckOptions, run_check
+from reirrad.cli import app, fail_input
+from reirrad.outputs import write_text_atomic
+from reirrad.report.console import print_report
+from reirrad.report.html import to_html
+from reirrad.report.junit import to_junit
+from reirrad.report.machine import to_csv, to_json
+from reirrad.results import CheckReport
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    junit = "junit"
+    html = "html"
+
+
+class FailOn(str, Enum):
+    fail = "fail"
+    warn = "warn"
+
+
+def render(report: CheckReport, fmt: Format, options: CheckOptions) -> str:
+    """The report as text in the chosen format (the table as plain text, for files)."""
+    if fmt is Format.json:
+        return to_json(report)
+    if fmt is Format.csv:
+        return to_csv(report)
+    if fmt is Format.junit:
+        return to_junit(report, options.fail_on, options.allow_missing)
+    if fmt is Format.html:
+        return to_html(report)
+    console = Console(file=io.StringIO(), width=160, record=True)
+    print_report(report, console)
+    return console.export_text()
+
+
+def emit(report: CheckReport, fmt: Format, options: CheckOptions, output: Path | None) -> None:
+    """Print or write the report: everything but the table goes to stdout unless --output is given."""
+    if output is not None:
+        write_text_atomic(output, render(report, fmt, options))
+        print(f"reirrad: wrote {output}", file=sys.stderr)
+    elif fmt is Format.table:
+        print_report(report, Console())
+    else:
+        sys.stdout.write(render(report, fmt, options))
+
+
+def _parse_date(text: Optional[str], option: str) -> Optional[date]:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        fail_input(f"{option} {text!r} is not a date (YYYY-MM-DD)")
+    return None
+
+
+@app.command("check")
+def check(
+    case: Optional[Path] = typer.Argument(None, help="Case file (TOML). Omit when using --prior/--new."),
+    prior: Optional[Path] = typer.Option(None, help="Folder of the prior course's DICOM files."),
+    new: Optional[Path] = typer.Option(None, help="Folder of the new course's DICOM files."),
+    prior_end_date: Optional[str] = typer.Option(None, help="Last treatment day of the prior course (YYYY-MM-DD)."),
+    new_start_date: Optional[str] = typer.Option(None, help="First treatment day of the new course (YYYY-MM-DD)."),
+    registration: Optional[Path] = typer.Option(None, help="REG file mapping the prior frame into the new one."),
+    constraints: Optional[str] = typer.Option(None, help="Constraint set: built-in name or TOML path."),
+    format: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+    fail_on: FailOn = typer.Option(FailOn.fail, help="Exit 1 on 'fail' only, or on 'warn' too."),
+    allow_missing: bool = typer.Option(False, help="Constraints that could not be evaluated do not fail the run."),
+    recovery_model: Optional[str] = typer.Option(None, help="Recovery model name (constraints/recovery.toml)."),
+) -> None:
+    """Check the cumulative EQD2 of all courses against consensus limits; exit 0 pass, 1 fail, 2 bad input."""
+    if case is not None and (prior or new):
+        fail_input("give either a case file or --prior/--new, not both")
+    if case is None:
+        if prior is None or new is None:
+            fail_input("give a case file, or both --prior and --new")
+        spec = case_from_folders(
+            prior, new, _parse_date(prior_end_date, "--prior-end-date"),
+            _parse_date(new_start_date, "--new-start-date"), registration,
+        )
+    else:
+        spec = load_case(case)
+    options = CheckOptions(
+        constraints=constraints, fail_on=fail_on.value, allow_missing=allow_missing, recovery_model=recovery_model
+    )
+    report = run_check(spec, options)
+    emit(report, format, options, output)
+    raise typer.Exit(report.summary.exit_code)
