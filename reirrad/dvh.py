@@ -26,7 +26,7 @@ from reirrad.grid import Grid
 from reirrad.masks import RoiSampling, sample_roi
 from reirrad.metrics import Metric, parse_metric
 
-CHUNK = 1 << 18  # samples interpolated per step, bounds temporary memory
+CHUNK = 1 << 16  # samples interpolated per step, bounds temporary memory
 
 
 @dataclass(frozen=True, eq=False)

@@ -156,15 +156,15 @@ def _rasterise(polygons_lattice: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarr
     closed polygons an even number of times, so the parity returns to zero at each row end and one
     XOR-accumulate can run over all planes' buffers together.
 
-    Returns ``(plane, u, w)`` of the inside samples (int64 arrays).
+    Returns ``(plane, u, w)`` of the inside samples (int32 arrays).
     """
     lows = np.array([np.min(np.concatenate(p), axis=0) for p in polygons_lattice])
     highs = np.array([np.max(np.concatenate(p), axis=0) for p in polygons_lattice])
     u0 = np.ceil(lows[:, 0]).astype(np.int64)
     w0 = np.ceil(lows[:, 1]).astype(np.int64)
-    rows = np.maximum(np.ceil(highs[:, 0]).astype(np.int64) - u0, 0)
+    rows_of = np.maximum(np.ceil(highs[:, 0]).astype(np.int64) - u0, 0)
     stride = np.maximum(np.floor(highs[:, 1]).astype(np.int64) - w0 + 1, 0) + 1
-    offsets = np.concatenate([[0], np.cumsum(rows * stride)])
+    offsets = np.concatenate([[0], np.cumsum(rows_of * stride)])
 
     plane, u1, w1, u2, w2 = _edges(polygons_lattice)
     first = np.ceil(np.minimum(u1, u2)).astype(np.int64)
@@ -177,10 +177,14 @@ def _rasterise(polygons_lattice: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarr
 
     toggles = np.zeros(int(offsets[-1]), dtype=np.uint8)
     np.bitwise_xor.at(toggles, offsets[p] + (u - u0[p]) * stride[p] + column, 1)
-    inside = np.flatnonzero(np.bitwise_xor.accumulate(toggles))
-    p = np.searchsorted(offsets, inside, side="right") - 1
-    local = inside - offsets[p]
-    return p, local // stride[p] + u0[p], local % stride[p] + w0[p]
+    inside = np.bitwise_xor.accumulate(toggles).view(bool)
+    planes, rows, columns = [], [], []
+    for n in range(len(polygons_lattice)):
+        r, c = np.nonzero(inside[offsets[n] : offsets[n + 1]].reshape(rows_of[n], stride[n]))
+        planes.append(np.full(len(r), n, dtype=np.int32))
+        rows.append((r + u0[n]).astype(np.int32))
+        columns.append((c + w0[n]).astype(np.int32))
+    return np.concatenate(planes), np.concatenate(rows), np.concatenate(columns)
 
 
 def _choose_factor(volume_mm3: float, grid: Grid) -> int:
@@ -208,7 +212,7 @@ def _within(values: np.ndarray, size: int) -> np.ndarray:
 
 def _lattice_index(lattice: np.ndarray, factor: int) -> np.ndarray:
     """Continuous grid index (float32) of integer lattice coordinates."""
-    return ((lattice + 0.5) / factor - 0.5).astype(np.float32)
+    return (lattice.astype(np.float32) + np.float32(0.5)) / np.float32(factor) - np.float32(0.5)
 
 
 def _empty(roi: Roi, grid: Grid, note: str) -> RoiSampling:
@@ -255,17 +259,21 @@ def sample_roi(roi: Roi, grid: Grid) -> RoiSampling:
     if len(missed):
         centres = np.array([np.concatenate(planes.polygons[p]).mean(axis=0) for p in missed])
         ok = _within(centres[:, 0], grid.shape[1]) & _within(centres[:, 1], grid.shape[2])
-        plane = np.concatenate([plane, missed[ok]])
+        plane = np.concatenate([plane, missed[ok].astype(np.int32)])
         j = np.concatenate([j, centres[ok, 0].astype(np.float32)])
         i = np.concatenate([i, centres[ok, 1].astype(np.float32)])
     counts = np.maximum(counts, 1)
 
-    repeat = sub_planes[plane]
-    sample = np.repeat(np.arange(len(plane), dtype=np.int64), repeat)
-    level = np.arange(len(sample), dtype=np.int64) - np.repeat(np.cumsum(repeat) - repeat, repeat)
-    p = plane[sample]
-    k = (planes.k_low[p] + (level + 0.5) * thickness[p] / sub_planes[p]).astype(np.float32)
-    del level
+    if np.all(sub_planes == 1):
+        sample, p = slice(None), plane
+        k = planes.k[plane].astype(np.float32)
+    else:
+        repeat = sub_planes[plane]
+        sample = np.repeat(np.arange(len(plane), dtype=np.int32), repeat)
+        level = np.arange(len(sample)) - np.repeat(np.cumsum(repeat) - repeat, repeat)
+        p = plane[sample]
+        k = (planes.k_low[p] + (level + 0.5) * thickness[p] / sub_planes[p]).astype(np.float32)
+        del level
     plane_weight = areas * thickness * grid.voxel_volume_cc / (counts * sub_planes)
     inside = _within(k, grid.shape[0])
     surface = _surface(planes)
@@ -273,8 +281,8 @@ def sample_roi(roi: Roi, grid: Grid) -> RoiSampling:
     n_volume = int(np.count_nonzero(inside))
     positions = np.empty((n_volume + len(surface), 3), dtype=np.float32)
     positions[:n_volume, 0] = k[inside]
-    positions[:n_volume, 1] = j[sample[inside]]
-    positions[:n_volume, 2] = i[sample[inside]]
+    positions[:n_volume, 1] = j[sample][inside]
+    positions[:n_volume, 2] = i[sample][inside]
     positions[n_volume:] = surface
     weights = np.zeros(len(positions))
     weights[:n_volume] = plane_weight[p[inside]]
