@@ -1,0 +1,1059 @@
+"""Deterministic head-and-neck re-irradiation phantom cases as DICOM RT (RTPLAN, RTDOSE, RTSTRUCT, REG).
+
+Run ``python sample_plans/generate.py [--out DIR]`` (default: the folder of this script). Running it
+twice gives byte-identical files: UIDs come from fixed entropy, dates are fixed, nothing is random.
+
+Everything is analytic, so tests can compute the truth independently of reirrad's pipeline:
+
+- organs are implicit shapes (ellipsoids, tubes, extruded 2-D profiles) defined in frame A (the
+  first CT) in DICOM patient coordinates (mm, HFS: +x patient left, +y posterior, +z superior);
+  a shape in another frame is the frame-A shape moved by a :class:`Rigid` transform;
+- each course's physical dose (Gy) is a smooth function of the coordinates of its own frame;
+- ``CASES`` holds both cases: their shapes, dose functions, fractions, dates and transforms.
+
+Case ``hn_sbrt_reirradiation``: 70 Gy / 35 fx bilateral neck IMRT with a cord notch (frame A), then
+35 Gy / 5 fx SBRT to a left neck recurrence beside the left carotid, planned on a second CT (frame
+B, rotated by a few degrees and shifted); ``course2/reg.dcm`` maps frame A into frame B.
+Case ``hn_conventional_reirradiation``: 70 Gy / 35 fx nasopharynx IMRT, then 60 Gy / 30 fx to a
+right nasopharyngeal recurrence, both in the same frame of reference (no REG).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Callable, Iterator, Protocol
+
+import contourpy
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+HERE = Path(__file__).resolve().parent
+ENTROPY_ROOT = "reirrad sample_plans v1"
+RTDOSE_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.2"
+RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
+RTPLAN_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.5"
+REG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.1"
+VOXEL_MM = 3.0  # dose grid spacing and CT slice spacing (contour planes)
+
+
+def uid(*parts: str) -> str:
+    """A fixed UID derived from ``parts`` (the same parts always give the same UID)."""
+    return generate_uid(prefix=None, entropy_srcs=[ENTROPY_ROOT, *parts])
+
+
+# --------------------------------------------------------------------------------------------
+# Geometry
+# --------------------------------------------------------------------------------------------
+
+
+def _rotation(axis: int, degrees: float) -> np.ndarray:
+    """Right-handed rotation matrix about patient axis 0 (x), 1 (y) or 2 (z)."""
+    c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+    i, j = [a for a in range(3) if a != axis]
+    out = np.eye(3)
+    out[i, i], out[i, j], out[j, i], out[j, j] = c, -s, s, c
+    return out
+
+
+@dataclass(frozen=True)
+class Rigid:
+    """Rigid transform p' = R p + t between two frames of reference (mm)."""
+
+    rotation: tuple[tuple[float, float, float], ...] = ((1, 0, 0), (0, 1, 0), (0, 0, 1))
+    translation_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    @classmethod
+    def from_angles(cls, degrees_xyz: tuple[float, float, float], translation_mm: tuple[float, float, float]) -> "Rigid":
+        """Rotate about x, then y, then z (degrees), then translate (mm)."""
+        r = _rotation(2, degrees_xyz[2]) @ _rotation(1, degrees_xyz[1]) @ _rotation(0, degrees_xyz[0])
+        return cls(tuple(map(tuple, r.tolist())), translation_mm)
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """4x4 homogeneous matrix."""
+        out = np.eye(4)
+        out[:3, :3] = self.rotation
+        out[:3, 3] = self.translation_mm
+        return out
+
+    def apply(self, points_mm: np.ndarray) -> np.ndarray:
+        """Map points (N, 3) in mm."""
+        return np.asarray(points_mm, dtype=float) @ np.asarray(self.rotation).T + np.asarray(self.translation_mm)
+
+    def inverse(self) -> "Rigid":
+        """The transform that undoes this one."""
+        r = np.asarray(self.rotation)
+        return Rigid(tuple(map(tuple, r.T.tolist())), tuple((-r.T @ np.asarray(self.translation_mm)).tolist()))
+
+
+IDENTITY = Rigid()
+
+
+# --------------------------------------------------------------------------------------------
+# Shapes: implicit functions, negative inside, zero on the surface, roughly in mm
+# --------------------------------------------------------------------------------------------
+
+
+class Shape(Protocol):
+    def sdf(self, points_mm: np.ndarray) -> np.ndarray: ...
+
+    def bounds_mm(self) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def contains(shape: Shape, points_mm: np.ndarray) -> np.ndarray:
+    """Boolean mask of the points (N, 3) inside ``shape``."""
+    return shape.sdf(np.asarray(points_mm, dtype=float)) <= 0.0
+
+
+@dataclass(frozen=True)
+class Ellipsoid:
+    """Axis-aligned ellipsoid: centre and semi-axes (mm)."""
+
+    centre_mm: tuple[float, float, float]
+    semi_axes_mm: tuple[float, float, float]
+
+    def sdf(self, points_mm: np.ndarray) -> np.ndarray:
+        scaled = (points_mm - np.asarray(self.centre_mm)) / np.asarray(self.semi_axes_mm)
+        return (np.linalg.norm(scaled, axis=-1) - 1.0) * min(self.semi_axes_mm)
+
+    def bounds_mm(self) -> tuple[np.ndarray, np.ndarray]:
+        c, a = np.asarray(self.centre_mm), np.asarray(self.semi_axes_mm)
+        return c - a, c + a
+
+
+@dataclass(frozen=True)
+class Tube:
+    """Points within ``radius_mm`` of a polyline (round ends)."""
+
+    path_mm: tuple[tuple[float, float, float], ...]
+    radius_mm: float
+
+    def sdf(self, points_mm: np.ndarray) -> np.ndarray:
+        path = np.asarray(self.path_mm, dtype=float)
+        best = np.full(points_mm.shape[:-1], np.inf)
+        for a, b in zip(path[:-1], path[1:]):
+            ab = b - a
+            t = np.clip(((points_mm - a) @ ab) / (ab @ ab), 0.0, 1.0)
+            best = np.minimum(best, np.linalg.norm(points_mm - a - t[..., None] * ab, axis=-1))
+        return best - self.radius_mm
+
+    def bounds_mm(self) -> tuple[np.ndarray, np.ndarray]:
+        path = np.asarray(self.path_mm, dtype=float)
+        return path.min(axis=0) - self.radius_mm, path.max(axis=0) + self.radius_mm
+
+
+@dataclass(frozen=True)
+class ArcBand:
+    """Extruded band of half-width ``half_width_mm`` around a circular arc in the transverse plane.
+
+    The arc has centre ``centre_xy_mm`` and radius ``radius_mm`` and spans polar angles
+    ``angles_deg`` measured from the +y (posterior) direction towards +x; z in ``z_range_mm``.
+    """
+
+    centre_xy_mm: tuple[float, float]
+    radius_mm: float
+    half_width_mm: float
+    angles_deg: tuple[float, float]
+    z_range_mm: tuple[float, float]
+
+    def _arc_points(self, n: int = 181) -> np.ndarray:
+        theta = np.radians(np.linspace(*self.angles_deg, n))
+        return np.column_stack([
+            self.centre_xy_mm[0] + self.radius_mm * np.sin(theta),
+            self.centre_xy_mm[1] + self.radius_mm * np.cos(theta),
+        ])
+
+    def _distance_to_arc(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        dx, dy = x - self.centre_xy_mm[0], y - self.centre_xy_mm[1]
+        lo, hi = np.radians(self.angles_deg)
+        mid = (lo + hi) / 2
+        angle = np.angle(np.exp(1j * (np.arctan2(dx, dy) - mid)))  # relative to the arc's middle, in (-pi, pi]
+        on_arc = np.abs(np.hypot(dx, dy) - self.radius_mm)
+        ends = self._arc_points(2)
+        to_end = np.minimum(np.hypot(x - ends[0, 0], y - ends[0, 1]), np.hypot(x - ends[1, 0], y - ends[1, 1]))
+        return np.where(np.abs(angle) <= (hi - lo) / 2, on_arc, to_end)
+
+    def sdf(self, points_mm: np.ndarray) -> np.ndarray:
+        in_plane = self._distance_to_arc(points_mm[..., 0], points_mm[..., 1]) - self.half_width_mm
+        z_lo, z_hi = self.z_range_mm
+        along_z = np.abs(points_mm[..., 2] - (z_lo + z_hi) / 2) - (z_hi - z_lo) / 2
+        return np.maximum(in_plane, along_z)
+
+    def bounds_mm(self) -> tuple[np.ndarray, np.ndarray]:
+        arc = self._arc_points()
+        lo = np.append(arc.min(axis=0) - self.half_width_mm, self.z_range_mm[0])
+        hi = np.append(arc.max(axis=0) + self.half_width_mm, self.z_range_mm[1])
+        return lo, hi
+
+
+@dataclass(frozen=True)
+class LoftedEllipse:
+    """Elliptic cylinder whose centre (x, y) and semi-axes (mm) vary linearly between z keyframes."""
+
+    z_mm: tuple[float, ...]
+    centre_y_mm: tuple[float, ...]
+    semi_x_mm: tuple[float, ...]
+    semi_y_mm: tuple[float, ...]
+
+    def sdf(self, points_mm: np.ndarray) -> np.ndarray:
+        z = points_mm[..., 2]
+        cy, ax, ay = (np.interp(z, self.z_mm, v) for v in (self.centre_y_mm, self.semi_x_mm, self.semi_y_mm))
+        radial = (np.hypot(points_mm[..., 0] / ax, (points_mm[..., 1] - cy) / ay) - 1.0) * np.minimum(ax, ay)
+        along_z = np.abs(z - (self.z_mm[0] + self.z_mm[-1]) / 2) - (self.z_mm[-1] - self.z_mm[0]) / 2
+        return np.maximum(radial, along_z)
+
+    def bounds_mm(self) -> tuple[np.ndarray, np.ndarray]:
+        cy, ax, ay = (np.asarray(v) for v in (self.centre_y_mm, self.semi_x_mm, self.semi_y_mm))
+        lo = np.array([-ax.max(), (cy - ay).min(), self.z_mm[0]])
+        hi = np.array([ax.max(), (cy + ay).max(), self.z_mm[-1]])
+        return lo, hi
+
+
+@dataclass(frozen=True)
+class Union:
+    """Points inside any of ``parts``."""
+
+    parts: tuple[Shape, ...]
+
+    def sdf(self, points_mm: np.ndarray) -> np.ndarray:
+        return np.min([p.sdf(points_mm) for p in self.parts], axis=0)
+
+    def bounds_mm(self) -> tuple[np.ndarray, np.ndarray]:
+        lows, highs = zip(*(p.bounds_mm() for p in self.parts))
+        return np.min(lows, axis=0), np.max(highs, axis=0)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """Points inside ``keep`` and outside ``remove``."""
+
+    keep: Shape
+    remove: Shape
+
+    def sdf(self, points_mm: np.ndarray) -> np.ndarray:
+        return np.maximum(self.keep.sdf(points_mm), -self.remove.sdf(points_mm))
+
+    def bounds_mm(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.keep.bounds_mm()
+
+
+@dataclass(frozen=True)
+class Moved:
+    """``shape`` carried by ``transform`` into another frame."""
+
+    shape: Shape
+    transform: Rigid
+
+    def sdf(self, points_mm: np.ndarray) -> np.ndarray:
+        back = self.transform.inverse().apply(points_mm.reshape(-1, 3)).reshape(points_mm.shape)
+        return self.shape.sdf(back)
+
+    def bounds_mm(self) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = self.shape.bounds_mm()
+        corners = np.array([[(lo, hi)[a][0], (lo, hi)[b][1], (lo, hi)[c][2]] for a, b, c in np.ndindex(2, 2, 2)])
+        moved = self.transform.apply(corners)
+        return moved.min(axis=0), moved.max(axis=0)
+
+
+def sphere(centre_mm: tuple[float, float, float], radius_mm: float) -> Ellipsoid:
+    """A sphere as an ellipsoid with equal semi-axes."""
+    return Ellipsoid(centre_mm, (radius_mm,) * 3)
+
+
+def _mirror(path: tuple[tuple[float, float, float], ...]) -> tuple[tuple[float, float, float], ...]:
+    return tuple((-x, y, z) for x, y, z in path)
+
+
+# Frame-A anatomy of the phantom patient (mm). Cervical cord follows a gentle lordosis.
+CORD_PATH = ((0.0, 36.0, -96.0), (0.0, 32.0, -40.0), (0.0, 34.0, 10.0), (0.0, 30.0, 38.0))
+CAROTID_L_PATH = ((22.0, -2.0, -92.0), (23.6, 0.8, -30.0), (26.0, 4.0, 0.0), (28.0, 10.0, 30.0), (30.0, 14.0, 45.0))
+PLEXUS_L_PATH = ((20.0, 30.0, -60.0), (38.0, 25.0, -75.0), (50.0, 15.0, -88.0))
+OPTIC_NERVE_L_PATH = ((7.0, -16.0, 92.0), (18.0, -50.0, 88.0))
+
+ORGANS_A: dict[str, Shape] = {
+    "body": LoftedEllipse(
+        z_mm=(-99.0, -30.0, -5.0, 30.0, 102.0),
+        centre_y_mm=(14.0, 10.0, 2.0, 2.0, 4.0),
+        semi_x_mm=(62.0, 60.0, 64.0, 74.0, 72.0),
+        semi_y_mm=(60.0, 64.0, 74.0, 84.0, 84.0),
+    ),
+    "cord": Tube(CORD_PATH, 5.0),
+    "cord_prv5": Tube(CORD_PATH, 10.0),
+    "brainstem": Ellipsoid((0.0, 26.0, 62.0), (14.0, 14.0, 22.0)),
+    "chiasm": Ellipsoid((0.0, -12.0, 92.0), (9.0, 5.0, 3.0)),
+    "optic_nerve_l": Tube(OPTIC_NERVE_L_PATH, 2.5),
+    "optic_nerve_r": Tube(_mirror(OPTIC_NERVE_L_PATH), 2.5),
+    "temporal_lobe_l": Ellipsoid((42.0, 0.0, 72.0), (17.0, 32.0, 22.0)),
+    "temporal_lobe_r": Ellipsoid((-42.0, 0.0, 72.0), (17.0, 32.0, 22.0)),
+    "cochlea_l": sphere((30.0, 24.0, 54.0), 3.0),
+    "cochlea_r": sphere((-30.0, 24.0, 54.0), 3.0),
+    "parotid_l": Ellipsoid((46.0, 0.0, 22.0), (12.0, 20.0, 20.0)),
+    "parotid_r": Ellipsoid((-46.0, 0.0, 22.0), (12.0, 20.0, 20.0)),
+    "mandible": Union((
+        ArcBand((0.0, -8.0), 48.0, 5.0, (95.0, 265.0), (-14.0, -2.0)),
+        Tube(((47.8, -4.0, -8.0), (44.0, 8.0, 28.0)), 5.0),
+        Tube(((-47.8, -4.0, -8.0), (-44.0, 8.0, 28.0)), 5.0),
+    )),
+    "carotid_l": Tube(CAROTID_L_PATH, 3.5),
+    "carotid_r": Tube(_mirror(CAROTID_L_PATH), 3.5),
+    "larynx": Ellipsoid((0.0, -30.0, -50.0), (16.0, 14.0, 18.0)),
+    "pharynx": ArcBand((0.0, -6.0), 12.0, 2.5, (-120.0, 120.0), (-60.0, 25.0)),
+    "plexus_l": Tube(PLEXUS_L_PATH, 4.0),
+    "plexus_r": Tube(_mirror(PLEXUS_L_PATH), 4.0),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Dose models (physical dose in Gy as a function of the coordinates of the course's own frame)
+# --------------------------------------------------------------------------------------------
+
+
+def _sigmoid(u: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * u))
+
+
+@dataclass(frozen=True)
+class NeckImrtDose:
+    """Smooth IMRT-like dose: an elliptic-cylinder high-dose region with a notch around the cord.
+
+    The dose is ``peak_gy * notch * (core + halo) / norm``: ``core`` falls off over ``edge_mm``
+    at the elliptic boundary and the z limits, ``halo`` (a broad, low component) over
+    ``halo_edge_mm``; ``notch`` lowers the dose by ``notch_depth`` around the cord axis.
+    """
+
+    peak_gy: float
+    centre_xy_mm: tuple[float, float]
+    semi_xy_mm: tuple[float, float]
+    z_range_mm: tuple[float, float]
+    notch_depth: float
+    notch_radius_mm: float = 11.0
+    edge_mm: float = 6.0
+    halo_fraction: float = 0.14
+    halo_edge_mm: float = 22.0
+
+    def _falloff(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, width_mm: float) -> np.ndarray:
+        radius = np.hypot((x - self.centre_xy_mm[0]) / self.semi_xy_mm[0], (y - self.centre_xy_mm[1]) / self.semi_xy_mm[1])
+        lateral = _sigmoid((1.0 - radius) * min(self.semi_xy_mm) / width_mm)
+        z_lo, z_hi = self.z_range_mm
+        return lateral * _sigmoid((z_hi - z) / width_mm) * _sigmoid((z - z_lo) / width_mm)
+
+    def __call__(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        x, y, z = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (x, y, z)))
+        cord_y = np.interp(z, [p[2] for p in CORD_PATH], [p[1] for p in CORD_PATH])
+        rho = np.hypot(x, y - cord_y)
+        notch = 1.0 - self.notch_depth * np.exp(-((rho / self.notch_radius_mm) ** 4))
+        core = self._falloff(x, y, z, self.edge_mm)
+        halo = self._falloff(x, y, z, self.halo_edge_mm)
+        norm = 1.0 - self.halo_fraction + self.halo_fraction * self._falloff(
+            np.asarray(self.centre_xy_mm[0]), np.asarray(self.centre_xy_mm[1]), np.asarray(np.mean(self.z_range_mm)), self.halo_edge_mm
+        )
+        return self.peak_gy * notch * ((1.0 - self.halo_fraction) * core + self.halo_fraction * halo) / norm
+
+
+@dataclass(frozen=True)
+class FocalDose:
+    """Spherically symmetric dose around ``centre_mm``: peak / (1 + (r / r50)^k) (log-logistic fall-off)."""
+
+    centre_mm: tuple[float, float, float]
+    peak_gy: float
+    r50_mm: float
+    steepness: float
+
+    def __call__(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        x, y, z = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (x, y, z)))
+        r = np.sqrt((x - self.centre_mm[0]) ** 2 + (y - self.centre_mm[1]) ** 2 + (z - self.centre_mm[2]) ** 2)
+        return self.peak_gy / (1.0 + (r / self.r50_mm) ** self.steepness)
+
+
+# --------------------------------------------------------------------------------------------
+# Case specifications
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoiSpec:
+    """One ROI of a structure set: the name a clinic would type, its type, colour and frame-A shape."""
+
+    name: str
+    interpreted_type: str
+    color: tuple[int, int, int]
+    shape: Shape
+    contoured: bool = True
+
+
+@dataclass(frozen=True)
+class BeamSpec:
+    """A treatment beam: name, gantry start and stop angles (equal for a static field), dose per fraction (Gy)."""
+
+    name: str
+    gantry_deg: float
+    gantry_stop_deg: float
+    dose_gy: float
+
+
+@dataclass(frozen=True)
+class CourseSpec:
+    """One course: folder, plan facts, its frame (as a transform from frame A) and its dose model."""
+
+    folder: str
+    label: str
+    prescription_gy: float
+    fractions: int
+    target_roi: str
+    dose_gy: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # in this course's frame
+    from_frame_a: Rigid
+    frame_key: str
+    rois: tuple[RoiSpec, ...]
+    beams: tuple[BeamSpec, ...]
+    isocentre_a_mm: tuple[float, float, float]
+    start: date
+    end: date
+    technique: str
+    grid_shift_xy_mm: tuple[float, float] = (0.0, 0.0)  # moves the dose grid off the default lattice
+
+    def shape(self, name: str) -> Shape:
+        """The ROI's shape in this course's own frame."""
+        roi = next(r for r in self.rois if r.name == name)
+        return roi.shape if self.from_frame_a == IDENTITY else Moved(roi.shape, self.from_frame_a)
+
+
+@dataclass(frozen=True)
+class CaseSpec:
+    """A case: patient, courses (prior first) and the case-file extras."""
+
+    folder: str
+    case_id: str
+    patient_name: str
+    patient_id: str
+    courses: tuple[CourseSpec, ...]
+    new_schedule: str | None = None  # case-file ``schedule`` of the new course, e.g. "daily"
+
+
+# Case 1: frame B is the second CT: a few degrees of rotation and a couch shift.
+FRAME_A_TO_B = Rigid.from_angles((-2.5, 1.5, 3.0), (4.2, -18.6, 37.5))
+GTV_REC_A = (17.9, 15.7, -28.0)  # left paravertebral recurrence beside the left carotid (frame A)
+GTV_NPC_A = (-14.0, -4.0, 56.0)  # right nasopharyngeal recurrence (case 2, frame A)
+
+COLORS = {
+    "ORGAN": (0, 200, 255), "PTV": (255, 0, 0), "GTV": (255, 128, 0), "EXTERNAL": (0, 255, 0),
+    "AVOIDANCE": (255, 255, 0), "CONTROL": (128, 128, 128), "CTV": (255, 0, 255),
+}
+
+
+def _roi(name: str, kind: str, shape: Shape, contoured: bool = True) -> RoiSpec:
+    return RoiSpec(name, kind, COLORS[kind], shape, contoured)
+
+
+def _organ_rois(chiasm_contoured: bool) -> tuple[RoiSpec, ...]:
+    o = ORGANS_A
+    return (
+        _roi("BODY", "EXTERNAL", o["body"]),
+        _roi("SpinalCord", "ORGAN", o["cord"]),
+        _roi("SpinalCord_PRV5", "AVOIDANCE", o["cord_prv5"]),
+        _roi("Brainstem", "ORGAN", o["brainstem"]),
+        _roi("OpticChiasm", "ORGAN", o["chiasm"], chiasm_contoured),
+        _roi("OpticNrv_L", "ORGAN", o["optic_nerve_l"]),
+        _roi("OpticNrv_R", "ORGAN", o["optic_nerve_r"]),
+        _roi("Lt Temporal Lobe", "ORGAN", o["temporal_lobe_l"]),
+        _roi("TemporalLobe_R", "ORGAN", o["temporal_lobe_r"]),
+        _roi("A_Carotid_L", "ORGAN", o["carotid_l"]),
+        _roi("Carotid_R", "ORGAN", o["carotid_r"]),
+        _roi("Mandible", "ORGAN", o["mandible"]),
+        _roi("Parotid_L", "ORGAN", o["parotid_l"]),
+        _roi("Parotid_R", "ORGAN", o["parotid_r"]),
+        _roi("Larynx", "ORGAN", o["larynx"]),
+        _roi("PharConst", "ORGAN", o["pharynx"]),
+        _roi("Cochlea_L", "ORGAN", o["cochlea_l"]),
+        _roi("Cochlea_R", "ORGAN", o["cochlea_r"]),
+        _roi("BrachialPlex_L", "ORGAN", o["plexus_l"]),
+        _roi("BrachialPlex_R", "ORGAN", o["plexus_r"]),
+    )
+
+
+def _focal_target_rois(gtv_name: str, ptv_name: str, centre: tuple[float, float, float], gtv_mm: float, margin_mm: float) -> tuple[RoiSpec, ...]:
+    ptv_mm = gtv_mm + margin_mm
+    ring = Difference(sphere(centre, ptv_mm + 20.0), sphere(centre, ptv_mm + 5.0))
+    return (
+        _roi(gtv_name, "GTV", sphere(centre, gtv_mm)),
+        _roi(ptv_name, "PTV", sphere(centre, ptv_mm)),
+        _roi("z_ring", "CONTROL", ring),
+    )
+
+
+def _neck_ptv(semi_xy: tuple[float, float], centre_xy: tuple[float, float], z_range: tuple[float, float]) -> Shape:
+    """Elliptic-cylinder PTV carved around the cord (the U shape of a bilateral neck plan)."""
+    z_lo, z_hi = z_range
+    ellipse = LoftedEllipse((z_lo, z_hi), (centre_xy[1],) * 2, (semi_xy[0],) * 2, (semi_xy[1],) * 2)
+    return Difference(ellipse, Tube(CORD_PATH, 12.0))
+
+
+def _imrt_beams(dose_per_fraction_gy: float, n: int = 7) -> tuple[BeamSpec, ...]:
+    angles = [round(i * 360.0 / n) % 360 for i in range(n)]
+    return tuple(BeamSpec(f"IMRT{i + 1}_G{a:03d}", float(a), float(a), round(dose_per_fraction_gy / n, 4)) for i, a in enumerate(angles))
+
+
+def _arc_beams(dose_per_fraction_gy: float) -> tuple[BeamSpec, ...]:
+    half = round(dose_per_fraction_gy / 2, 4)
+    return (BeamSpec("ARC1_CW", 181.0, 179.0, half), BeamSpec("ARC2_CCW", 179.0, 181.0, half))
+
+
+NECK_PRIOR_DOSE = NeckImrtDose(peak_gy=71.4, centre_xy_mm=(0.0, 2.0), semi_xy_mm=(58.0, 46.0), z_range_mm=(-72.0, 30.0), notch_depth=0.30)
+SBRT_NEW_DOSE = FocalDose(tuple(FRAME_A_TO_B.apply(np.array(GTV_REC_A)).tolist()), peak_gy=40.25, r50_mm=18.5, steepness=3.65)
+NPC_PRIOR_DOSE = NeckImrtDose(peak_gy=71.4, centre_xy_mm=(0.0, -2.0), semi_xy_mm=(60.0, 44.0), z_range_mm=(-70.0, 62.0), notch_depth=0.36)
+NPC_NEW_DOSE = FocalDose(GTV_NPC_A, peak_gy=63.0, r50_mm=30.0, steepness=6.0)
+
+CASES: dict[str, CaseSpec] = {
+    "hn_sbrt_reirradiation": CaseSpec(
+        folder="hn_sbrt_reirradiation",
+        case_id="HN-SBRT-REIRR-01",
+        patient_name="Phantom^HN SBRT Reirradiation",
+        patient_id="REIRRAD-PHANTOM-01",
+        courses=(
+            CourseSpec(
+                folder="course1", label="BilatNeck70", prescription_gy=70.0, fractions=35, target_roi="PTV_70",
+                dose_gy=NECK_PRIOR_DOSE, from_frame_a=IDENTITY, frame_key="A",
+                rois=(_roi("PTV_70", "PTV", _neck_ptv((55.0, 42.0), (0.0, 2.0), (-68.0, 26.0))), *_organ_rois(True)),
+                beams=_imrt_beams(2.0), isocentre_a_mm=(0.0, 0.0, -20.0),
+                start=date(2022, 3, 21), end=date(2022, 5, 6), technique="IMRT",
+            ),
+            CourseSpec(
+                folder="course2", label="SBRT_LtNeck", prescription_gy=35.0, fractions=5, target_roi="PTV_35",
+                dose_gy=SBRT_NEW_DOSE, from_frame_a=FRAME_A_TO_B, frame_key="B",
+                rois=(*_focal_target_rois("GTV_rec", "PTV_35", GTV_REC_A, 8.0, 3.0), *_organ_rois(False)),
+                beams=_arc_beams(7.0), isocentre_a_mm=GTV_REC_A,
+                start=date(2024, 1, 15), end=date(2024, 1, 19), technique="VMAT",
+            ),
+        ),
+        new_schedule="daily",
+    ),
+    "hn_conventional_reirradiation": CaseSpec(
+        folder="hn_conventional_reirradiation",
+        case_id="HN-CONV-REIRR-02",
+        patient_name="Phantom^HN Conventional Reirradiation",
+        patient_id="REIRRAD-PHANTOM-02",
+        courses=(
+            CourseSpec(
+                folder="course1", label="NPC70", prescription_gy=70.0, fractions=35, target_roi="PTV_70",
+                dose_gy=NPC_PRIOR_DOSE, from_frame_a=IDENTITY, frame_key="A",
+                rois=(_roi("PTV_70", "PTV", _neck_ptv((57.0, 40.0), (0.0, -2.0), (-66.0, 58.0))), *_organ_rois(True)),
+                beams=_imrt_beams(2.0, 9), isocentre_a_mm=(0.0, -2.0, 0.0),
+                start=date(2021, 5, 3), end=date(2021, 6, 18), technique="IMRT",
+            ),
+            CourseSpec(
+                folder="course2", label="ReRT_NPC60", prescription_gy=60.0, fractions=30, target_roi="PTV_60",
+                dose_gy=NPC_NEW_DOSE, from_frame_a=IDENTITY, frame_key="A",
+                rois=(*_focal_target_rois("GTV_rec", "PTV_60", GTV_NPC_A, 15.0, 5.0), *_organ_rois(True)),
+                beams=_imrt_beams(2.0, 9), isocentre_a_mm=GTV_NPC_A,
+                start=date(2023, 9, 4), end=date(2023, 10, 13), technique="IMRT", grid_shift_xy_mm=(1.5, 1.5),
+            ),
+        ),
+    ),
+}
+
+
+def prior_dose_gy(x: np.ndarray, y: np.ndarray, z: np.ndarray, case: str = "hn_sbrt_reirradiation") -> np.ndarray:
+    """Physical dose (Gy) of the prior course at points of its own frame (frame A)."""
+    return CASES[case].courses[0].dose_gy(x, y, z)
+
+
+def new_dose_gy(x: np.ndarray, y: np.ndarray, z: np.ndarray, case: str = "hn_sbrt_reirradiation") -> np.ndarray:
+    """Physical dose (Gy) of the new course at points of its own frame (frame B for the SBRT case)."""
+    return CASES[case].courses[-1].dose_gy(x, y, z)
+
+
+# --------------------------------------------------------------------------------------------
+# Grids and contours
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AxisGrid:
+    """Axis-aligned voxel grid of one frame: first voxel centre (mm), shape (frames, rows, columns)."""
+
+    origin_mm: tuple[float, float, float]
+    shape: tuple[int, int, int]
+    spacing_mm: float = VOXEL_MM
+
+    def axes_mm(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Voxel-centre coordinates along x (columns), y (rows) and z (frames)."""
+        nz, ny, nx = self.shape
+        return tuple(o + self.spacing_mm * np.arange(n) for o, n in zip(self.origin_mm, (nx, ny, nz)))  # type: ignore[return-value]
+
+
+def grid_for(course: CourseSpec) -> AxisGrid:
+    """A 3 mm grid in the course's frame that covers the moved BODY (and so every organ)."""
+    lo, hi = Moved(ORGANS_A["body"], course.from_frame_a).bounds_mm() if course.from_frame_a != IDENTITY else ORGANS_A["body"].bounds_mm()
+    lo = np.floor((lo - 3.0) / VOXEL_MM) * VOXEL_MM
+    hi = np.ceil((hi + 3.0) / VOXEL_MM) * VOXEL_MM
+    shift = np.array([*course.grid_shift_xy_mm, 0.0])
+    lo -= shift
+    n = np.round((hi - lo) / VOXEL_MM).astype(int) + 1 + (shift != 0)
+    return AxisGrid(tuple(float(v) for v in lo), (int(n[2]), int(n[1]), int(n[0])))
+
+
+def _resample_closed(line: np.ndarray, step_mm: float = 2.0, min_points: int = 12, max_points: int = 64) -> np.ndarray:
+    """Evenly spaced points along a closed 2-D line (first point repeated at the end or not)."""
+    closed = np.vstack([line, line[:1]]) if not np.allclose(line[0], line[-1]) else line
+    s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(closed, axis=0), axis=1))])
+    n = int(np.clip(round(s[-1] / step_mm), min_points, max_points))
+    t = np.arange(n) * s[-1] / n
+    return np.column_stack([np.interp(t, s, closed[:, 0]), np.interp(t, s, closed[:, 1])])
+
+
+def contour_planes(shape: Shape, z_planes_mm: np.ndarray) -> list[np.ndarray]:
+    """CLOSED_PLANAR polygons (each (N, 3), mm) of ``shape`` on transverse planes at ``z_planes_mm``."""
+    lo, hi = shape.bounds_mm()
+    step = float(np.clip(max(hi[:2] - lo[:2]) / 160.0, 0.4, 1.0))
+    xs = np.arange(lo[0] - 2.0, hi[0] + 2.0 + step, step)
+    ys = np.arange(lo[1] - 2.0, hi[1] + 2.0 + step, step)
+    gx, gy = np.meshgrid(xs, ys)
+    polygons = []
+    for z in z_planes_mm:
+        if not lo[2] - 1.0 <= z <= hi[2] + 1.0:
+            continue
+        values = shape.sdf(np.stack([gx, gy, np.full_like(gx, z)], axis=-1))
+        if values.min() > 0:
+            continue
+        for line in contourpy.contour_generator(xs, ys, values, line_type="Separate").lines(0.0):
+            if len(line) < 4:
+                continue
+            xy = _resample_closed(np.asarray(line))
+            polygons.append(np.column_stack([xy, np.full(len(xy), z)]))
+    return polygons
+
+
+def dose_on_grid(course: CourseSpec, grid: AxisGrid) -> np.ndarray:
+    """The course's analytic dose (Gy) at the voxel centres, shape (frames, rows, columns)."""
+    x, y, z = grid.axes_mm()
+    zz, yy, xx = np.meshgrid(z, y, x, indexing="ij")
+    return course.dose_gy(xx, yy, zz)
+
+
+def dose_scaling(max_gy: float) -> float:
+    """DoseGridScaling (Gy per pixel unit) with 4 significant digits that keeps pixels below 65535."""
+    return float(f"{max_gy / 65000.0:.4g}")
+
+
+# --------------------------------------------------------------------------------------------
+# DICOM construction
+# --------------------------------------------------------------------------------------------
+
+
+def _ds_text(value: float, digits: int = 10) -> str:
+    """A DS string of at most 16 characters."""
+    value = 0.0 if abs(value) < 1e-12 else float(value)
+    text = f"{value:.{digits}g}"
+    return text if len(text) <= 16 else f"{value:.6g}"
+
+
+def _da(d: date) -> str:
+    return d.strftime("%Y%m%d")
+
+
+def course_uid(case: CaseSpec, course: CourseSpec, what: str) -> str:
+    """The fixed UID of one object (``what``: plan, dose, structures, ...) of a course."""
+    return uid(case.case_id, course.folder, what)
+
+
+def _frame_uid(case: CaseSpec, course: CourseSpec) -> str:
+    return uid(case.case_id, "frame", course.frame_key)
+
+
+def _base(case: CaseSpec, course: CourseSpec, sop_class: str, sop_uid: str, modality: str, series_number: int, description: str) -> Dataset:
+    """Patient, General Study, Series, Frame of Reference, General Equipment and SOP Common modules."""
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.InstanceCreationDate = _da(course.start)
+    ds.InstanceCreationTime = "090000"
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = sop_uid
+    ds.StudyDate = _da(course.start)
+    ds.StudyTime = "083000"
+    ds.AccessionNumber = ""
+    ds.Modality = modality
+    ds.Manufacturer = "reirrad sample_plans"
+    ds.ReferringPhysicianName = ""
+    ds.StationName = "PHANTOM"
+    ds.StudyDescription = f"{course.label} ({course.technique})"
+    ds.SeriesDescription = description
+    ds.ManufacturerModelName = "generate.py"
+    ds.PatientName = case.patient_name
+    ds.PatientID = case.patient_id
+    ds.PatientBirthDate = "19580704"
+    ds.PatientSex = "M"
+    ds.DeviceSerialNumber = "0001"
+    ds.SoftwareVersions = "1"
+    ds.StudyInstanceUID = uid(case.case_id, course.folder, "study")
+    ds.SeriesInstanceUID = uid(case.case_id, course.folder, "series", modality)
+    ds.StudyID = f"{course.folder.upper()}"
+    ds.SeriesNumber = series_number
+    ds.InstanceNumber = 1
+    ds.FrameOfReferenceUID = _frame_uid(case, course)
+    ds.PositionReferenceIndicator = ""
+    ds.OperatorsName = "Physicist^Phantom"
+    return ds
+
+
+def _file_meta(ds: Dataset) -> FileMetaDataset:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = uid("implementation")
+    meta.ImplementationVersionName = "REIRRAD_SAMPLES"
+    return meta
+
+
+def build_structures(case: CaseSpec, course: CourseSpec, grid: AxisGrid) -> Dataset:
+    """RTSTRUCT of the course's frame: every ROI contoured on the CT planes (the dose grid's z)."""
+    ds = _base(case, course, RTSTRUCT_SOP_CLASS, course_uid(case, course, "structures"), "RTSTRUCT", 2, "Structure set")
+    ds.StructureSetLabel = f"{course.label}_SS"
+    ds.StructureSetName = course.label
+    ds.StructureSetDate = _da(course.start)
+    ds.StructureSetTime = "100000"
+    frame = Dataset()
+    frame.FrameOfReferenceUID = ds.FrameOfReferenceUID
+    ds.ReferencedFrameOfReferenceSequence = Sequence([frame])
+    z_planes = grid.axes_mm()[2]
+    rois, contours, observations = [], [], []
+    for number, spec in enumerate(course.rois, start=1):
+        roi = Dataset()
+        roi.ROINumber = number
+        roi.ReferencedFrameOfReferenceUID = ds.FrameOfReferenceUID
+        roi.ROIName = spec.name
+        roi.ROIGenerationAlgorithm = "MANUAL" if spec.interpreted_type != "CONTROL" else "SEMIAUTOMATIC"
+        rois.append(roi)
+        item = Dataset()
+        item.ROIDisplayColor = list(spec.color)
+        if spec.contoured:
+            polygons = contour_planes(course.shape(spec.name), z_planes)
+            item.ContourSequence = Sequence([_contour_item(i, p) for i, p in enumerate(polygons, start=1)])
+        item.ReferencedROINumber = number
+        contours.append(item)
+        obs = Dataset()
+        obs.ObservationNumber = number
+        obs.ReferencedROINumber = number
+        obs.RTROIInterpretedType = spec.interpreted_type
+        obs.ROIInterpreter = ""
+        observations.append(obs)
+    ds.StructureSetROISequence = Sequence(rois)
+    ds.ROIContourSequence = Sequence(contours)
+    ds.RTROIObservationsSequence = Sequence(observations)
+    ds.ApprovalStatus = "APPROVED"
+    ds.ReviewDate = _da(course.start)
+    ds.ReviewTime = "110000"
+    ds.ReviewerName = "Oncologist^Phantom"
+    return ds
+
+
+def _contour_item(number: int, polygon_mm: np.ndarray) -> Dataset:
+    item = Dataset()
+    item.ContourNumber = number
+    item.ContourGeometricType = "CLOSED_PLANAR"
+    item.NumberOfContourPoints = len(polygon_mm)
+    item.ContourData = [f"{v:.2f}" for v in polygon_mm.ravel()]
+    return item
+
+
+def build_plan(case: CaseSpec, course: CourseSpec) -> Dataset:
+    """RTPLAN: prescription, one fraction group (fractions, beams with BeamDose), HFS setup, beams."""
+    ds = _base(case, course, RTPLAN_SOP_CLASS, course_uid(case, course, "plan"), "RTPLAN", 3, "Treatment plan")
+    ds.RTPlanLabel = course.label
+    ds.RTPlanName = course.label
+    ds.RTPlanDate = _da(course.start)
+    ds.RTPlanTime = "120000"
+    ds.RTPlanGeometry = "PATIENT"
+    ds.PlanIntent = "CURATIVE"
+    ref_ss = Dataset()
+    ref_ss.ReferencedSOPClassUID = RTSTRUCT_SOP_CLASS
+    ref_ss.ReferencedSOPInstanceUID = course_uid(case, course, "structures")
+    ds.ReferencedStructureSetSequence = Sequence([ref_ss])
+    target_number = next(i for i, r in enumerate(course.rois, start=1) if r.name == course.target_roi)
+    dose_ref = Dataset()
+    dose_ref.DoseReferenceNumber = 1
+    dose_ref.DoseReferenceUID = course_uid(case, course, "dose_reference")
+    dose_ref.DoseReferenceStructureType = "VOLUME"
+    dose_ref.DoseReferenceDescription = course.target_roi
+    dose_ref.ReferencedROINumber = target_number
+    dose_ref.DoseReferenceType = "TARGET"
+    dose_ref.DeliveryMaximumDose = _ds_text(course.prescription_gy * 1.15)
+    dose_ref.TargetPrescriptionDose = _ds_text(course.prescription_gy)
+    ds.DoseReferenceSequence = Sequence([dose_ref])
+    ds.FractionGroupSequence = Sequence([_fraction_group(course)])
+    setup = Dataset()
+    setup.PatientPosition = "HFS"
+    setup.PatientSetupNumber = 1
+    setup.SetupTechnique = "ISOCENTRIC"
+    ds.PatientSetupSequence = Sequence([setup])
+    isocentre = course.from_frame_a.apply(np.array(course.isocentre_a_mm))
+    ds.BeamSequence = Sequence([_beam(i, b, isocentre) for i, b in enumerate(course.beams, start=1)])
+    ds.ApprovalStatus = "APPROVED"
+    ds.ReviewDate = _da(course.start)
+    ds.ReviewTime = "130000"
+    ds.ReviewerName = "Oncologist^Phantom"
+    return ds
+
+
+def _fraction_group(course: CourseSpec) -> Dataset:
+    group = Dataset()
+    group.FractionGroupNumber = 1
+    group.NumberOfFractionsPlanned = course.fractions
+    group.NumberOfBeams = len(course.beams)
+    group.NumberOfBrachyApplicationSetups = 0
+    refs = []
+    for number, beam in enumerate(course.beams, start=1):
+        ref = Dataset()
+        ref.BeamDose = _ds_text(beam.dose_gy)
+        ref.BeamMeterset = _ds_text(round(beam.dose_gy * 120.0, 1))
+        ref.ReferencedBeamNumber = number
+        refs.append(ref)
+    group.ReferencedBeamSequence = Sequence(refs)
+    dose_ref = Dataset()
+    dose_ref.ReferencedDoseReferenceNumber = 1
+    group.ReferencedDoseReferenceSequence = Sequence([dose_ref])
+    return group
+
+
+def _beam(number: int, beam: BeamSpec, isocentre_mm: np.ndarray) -> Dataset:
+    item = Dataset()
+    item.Manufacturer = "reirrad sample_plans"
+    item.TreatmentMachineName = "PhantomLinac"
+    item.PrimaryDosimeterUnit = "MU"
+    item.SourceAxisDistance = "1000"
+    jaws = []
+    for kind in ("ASYMX", "ASYMY"):
+        jaw = Dataset()
+        jaw.RTBeamLimitingDeviceType = kind
+        jaw.NumberOfLeafJawPairs = 1
+        jaws.append(jaw)
+    item.BeamLimitingDeviceSequence = Sequence(jaws)
+    item.BeamNumber = number
+    item.BeamName = beam.name
+    item.BeamType = "STATIC" if beam.gantry_deg == beam.gantry_stop_deg else "DYNAMIC"
+    item.RadiationType = "PHOTON"
+    item.TreatmentDeliveryType = "TREATMENT"
+    item.NumberOfWedges = 0
+    item.NumberOfCompensators = 0
+    item.NumberOfBoli = 0
+    item.NumberOfBlocks = 0
+    item.FinalCumulativeMetersetWeight = "1"
+    item.NumberOfControlPoints = 2
+    first, last = Dataset(), Dataset()
+    first.ControlPointIndex = 0
+    first.NominalBeamEnergy = "6"
+    first.DoseRateSet = "600"
+    positions = []
+    for kind, values in (("ASYMX", ("-40", "40")), ("ASYMY", ("-50", "50"))):
+        pos = Dataset()
+        pos.RTBeamLimitingDeviceType = kind
+        pos.LeafJawPositions = list(values)
+        positions.append(pos)
+    first.BeamLimitingDevicePositionSequence = Sequence(positions)
+    first.GantryAngle = _ds_text(beam.gantry_deg)
+    rotating = beam.gantry_deg != beam.gantry_stop_deg
+    first.GantryRotationDirection = ("CW" if beam.name.endswith("_CW") else "CC") if rotating else "NONE"
+    first.BeamLimitingDeviceAngle = "0"
+    first.BeamLimitingDeviceRotationDirection = "NONE"
+    first.PatientSupportAngle = "0"
+    first.PatientSupportRotationDirection = "NONE"
+    first.TableTopEccentricAngle = "0"
+    first.TableTopEccentricRotationDirection = "NONE"
+    first.TableTopVerticalPosition = ""
+    first.TableTopLongitudinalPosition = ""
+    first.TableTopLateralPosition = ""
+    first.IsocenterPosition = [_ds_text(round(v, 2)) for v in isocentre_mm]
+    first.CumulativeMetersetWeight = "0"
+    last.ControlPointIndex = 1
+    if rotating:
+        last.GantryAngle = _ds_text(beam.gantry_stop_deg)
+        last.GantryRotationDirection = "NONE"
+    last.CumulativeMetersetWeight = "1"
+    item.ControlPointSequence = Sequence([first, last])
+    item.ReferencedPatientSetupNumber = 1
+    return item
+
+
+def build_dose(case: CaseSpec, course: CourseSpec, grid: AxisGrid) -> Dataset:
+    """RTDOSE: the analytic dose on the course grid, 16-bit unsigned, DoseSummationType PLAN."""
+    ds = _base(case, course, RTDOSE_SOP_CLASS, course_uid(case, course, "dose"), "RTDOSE", 4, "Plan dose")
+    dose = dose_on_grid(course, grid)
+    scaling = dose_scaling(float(dose.max()))
+    pixels = np.round(dose / scaling).astype("<u2")
+    ds.ContentDate = _da(course.start)
+    ds.ContentTime = "140000"
+    ds.SliceThickness = _ds_text(grid.spacing_mm)
+    ds.ImagePositionPatient = [_ds_text(v) for v in grid.origin_mm]
+    ds.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.NumberOfFrames = grid.shape[0]
+    ds.FrameIncrementPointer = pydicom.tag.Tag("GridFrameOffsetVector")
+    ds.Rows, ds.Columns = grid.shape[1], grid.shape[2]
+    ds.PixelSpacing = [_ds_text(grid.spacing_mm)] * 2
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    ds.DoseUnits = "GY"
+    ds.DoseType = "PHYSICAL"
+    ds.DoseComment = f"{course.prescription_gy:g} Gy in {course.fractions} fractions"
+    ds.DoseSummationType = "PLAN"
+    ref_plan = Dataset()
+    ref_plan.ReferencedSOPClassUID = RTPLAN_SOP_CLASS
+    ref_plan.ReferencedSOPInstanceUID = course_uid(case, course, "plan")
+    ds.ReferencedRTPlanSequence = Sequence([ref_plan])
+    ds.GridFrameOffsetVector = [_ds_text(k * grid.spacing_mm) for k in range(grid.shape[0])]
+    ds.DoseGridScaling = _ds_text(scaling)
+    ds.TissueHeterogeneityCorrection = "IMAGE"
+    ds.PixelData = pixels.tobytes()
+    return ds
+
+
+def build_registration(case: CaseSpec, prior: CourseSpec, new: CourseSpec) -> Dataset:
+    """Spatial Registration in the new frame: the prior frame's item maps prior points into it."""
+    ds = _base(case, new, REG_SOP_CLASS, course_uid(case, new, "registration"), "REG", 5, "Rigid registration CT1 to CT2")
+    ds.ContentDate = _da(new.start)
+    ds.ContentTime = "080000"
+    ds.BodyPartExamined = "HEADNECK"  # not a paired part, so General Series needs no Laterality
+    ds.ContentLabel = "CT1_TO_CT2"
+    ds.ContentDescription = "Rigid registration of the prior CT onto the re-irradiation CT"
+    ds.ContentCreatorName = "Physicist^Phantom"
+    items = []
+    for course, transform in ((new, IDENTITY), (prior, new.from_frame_a)):
+        item = Dataset()
+        item.FrameOfReferenceUID = _frame_uid(case, course)
+        matrix = Dataset()
+        matrix.FrameOfReferenceTransformationMatrixType = "RIGID"
+        matrix.FrameOfReferenceTransformationMatrix = [_ds_text(v) for v in transform.matrix.ravel()]
+        matrix_reg = Dataset()
+        matrix_reg.MatrixSequence = Sequence([matrix])
+        code = Dataset()
+        code.CodeValue = "125025"
+        code.CodingSchemeDesignator = "DCM"
+        code.CodeMeaning = "Visual Alignment"
+        matrix_reg.RegistrationTypeCodeSequence = Sequence([code])
+        item.MatrixRegistrationSequence = Sequence([matrix_reg])
+        items.append(item)
+    ds.RegistrationSequence = Sequence(items)
+    return ds
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------
+
+
+def _save(ds: Dataset, path: Path) -> None:
+    """Write ``ds`` atomically (temp file in the same folder, then rename)."""
+    ds.file_meta = _file_meta(ds)
+    ds.is_little_endian, ds.is_implicit_VR = True, False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        ds.save_as(tmp, write_like_original=False)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _write_text(text: str, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def case_toml(case: CaseSpec) -> str:
+    """The case file (design.md schema) for ``case``."""
+    prior, new = case.courses
+    lines = [
+        f"# Generated by sample_plans/generate.py: {case.patient_name}",
+        f'id = "{case.case_id}"',
+        'constraints = "hn-reirradiation"',
+        "",
+        "[[courses]]",
+        'name = "prior"',
+        f'path = "{prior.folder}"',
+        f"start_date = {prior.start.isoformat()}",
+        f"end_date = {prior.end.isoformat()}",
+        "",
+        "[[courses]]",
+        'name = "new"',
+        f'path = "{new.folder}"',
+        f"start_date = {new.start.isoformat()}",
+        f"end_date = {new.end.isoformat()}",
+    ]
+    if new.from_frame_a != prior.from_frame_a:
+        lines.append(f'registration = "{new.folder}/reg.dcm"')
+    if case.new_schedule:
+        lines.append(f'schedule = "{case.new_schedule}"')
+    lines += ["", "[clinical]", "resection = false", "organ_dysfunction = false", ""]
+    return "\n".join(lines)
+
+
+@contextmanager
+def _values_preformatted() -> Iterator[None]:
+    """Skip pydicom's per-value checks while building: every DS here is formatted to <= 16 characters.
+
+    Checking ~10^5 contour coordinates one by one would dominate the run time.
+    """
+    settings = pydicom.config.settings
+    saved = settings.reading_validation_mode
+    settings.reading_validation_mode = pydicom.config.IGNORE
+    try:
+        yield
+    finally:
+        settings.reading_validation_mode = saved
+
+
+def write_case(case: CaseSpec, out_dir: Path) -> list[Path]:
+    """Write every DICOM file and the case.toml of ``case`` under ``out_dir``; return their paths."""
+    with _values_preformatted():
+        return _write_case(case, out_dir)
+
+
+def _write_case(case: CaseSpec, out_dir: Path) -> list[Path]:
+    root = out_dir / case.folder
+    written = []
+    for course in case.courses:
+        grid = grid_for(course)
+        folder = root / course.folder
+        for name, ds in (
+            ("structures.dcm", build_structures(case, course, grid)),
+            ("plan.dcm", build_plan(case, course)),
+            ("dose.dcm", build_dose(case, course, grid)),
+        ):
+            _save(ds, folder / name)
+            written.append(folder / name)
+    prior, new = case.courses
+    if new.from_frame_a != prior.from_frame_a:
+        _save(build_registration(case, prior, new), root / new.folder / "reg.dcm")
+        written.append(root / new.folder / "reg.dcm")
+    _write_text(case_toml(case), root / "case.toml")
+    written.append(root / "case.toml")
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=HERE, help="output folder (default: this script's folder)")
+    args = parser.parse_args(argv)
+    for case in CASES.values():
+        for path in write_case(case, args.out):
+            print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
