@@ -214,3 +214,30 @@ def _date(table: dict, key: str, where: str, case_file: Path) -> date | None:
         except ValueError:
             pass
     raise InputError(case_file, f"{where}{key}: must be a date like 2025-01-14, got {value!r}")
+
+
+def case_from_folders(
+    prior: Path,
+    new: Path,
+    prior_end_date: date | None = None,
+    new_start_date: date | None = None,
+    registration: Path | None = None,
+    prior_fractions: int | None = None,
+    new_fractions: int | None = None,
+) -> CaseSpec:
+    """The quick two-course case of ``reirrad check --prior DIR --new DIR`` (no case file)."""
+    for folder in (prior, new):
+        if not Path(folder).is_dir():
+            raise InputError(folder, "course folder does not exist")
+    if registration is not None and not Path(registration).is_file():
+        raise InputError(registration, "registration file does not exist")
+    for fractions, option in ((prior_fractions, "--prior-fractions"), (new_fractions, "--new-fractions")):
+        if fractions is not None and fractions < 1:
+            raise InputError(None, f"{option} must be a positive integer, got {fractions}")
+    courses = (
+        CourseSpec(name="prior", path=Path(prior), end_date=prior_end_date, fractions=prior_fractions),
+        CourseSpec(name="new", path=Path(new), start_date=new_start_date, fractions=new_fractions,
+                   registration=None if registration is None else Path(registration)),
+    )
+    _check_courses(courses, Path(new))
+    return CaseSpec(path=Path(new), id=Path(new).resolve().parent.name or "case", courses=courses)

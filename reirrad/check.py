@@ -14,11 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from reirrad import __version__
-from reirrad.accumulate import AccumulatedCase, CourseOnGrid, LoadedCourse, load_course, map_courses
+from reirrad.accumulate import AccumulatedCase, CourseOnGrid, LoadedCourse, load_course, map_courses, months_between
 from reirrad.case import CaseSpec
 from reirrad.constraints import Constraint, ConstraintSet, judge, load_constraint_set
 from reirrad.dvh import Dvh, evaluate, sample_dose
-from reirrad.eqd2 import RecoveryModel, recovery_model
+from reirrad.dicom.structures import StructureSet
+from reirrad.eqd2 import RecoveryModel, recovery_factor, recovery_model
 from reirrad.errors import InputError
 from reirrad.flags import CourseInfo, FlagContext, OrganResult, compute_flags
 from reirrad.masks import RoiSampling, sample_roi
@@ -36,6 +37,7 @@ class CheckOptions:
     allow_missing: bool = False  # results that could not be evaluated do not fail the run
     recovery_model: str | None = None  # None: the case file's, else the constraint set's default
     lql_transition_gy: float | None = None
+    conservative: bool = False  # no registration: per-organ sum of per-course upper bounds
 
 
 def exit_code(results: tuple[ConstraintResult, ...], options: CheckOptions) -> int:
@@ -143,31 +145,40 @@ class _Evaluator:
         sampling = self.sampling(structure)
         return {c.name: covered_fraction(sampling, c.coverage) for c in self.acc.courses}
 
-    def evaluate(self, constraint: Constraint, match: OrganMatch) -> ConstraintResult:
-        """The verdict on one constraint (never a silent pass: anything missing is not evaluated)."""
+    def organ_samples(self, constraint: Constraint, match: OrganMatch) -> tuple[str | None, dict[str, Dvh] | str]:
+        """The structure standing for the constraint's organ and every course's EQD2 samples of it,
+        or the reason there are none."""
         if match.structure is None:
-            return _not_evaluated(constraint, None, match.reason or match.status, self.names)
+            return None, match.reason or match.status
         roi = self.acc.structures.by_name(match.structure)
         if roi.is_empty:
-            return _not_evaluated(constraint, roi.name, "structure has no closed contours (empty)", self.names)
-        sampling = self.sampling(roi.name)
-        if sampling.in_grid_volume_cc <= 0:
-            return _not_evaluated(constraint, roi.name, "structure lies outside the reference dose grid", self.names)
-        metric = parse_metric(constraint.metric)
-        per_course = self.eqd2_samples(constraint.organ, roi.name, constraint.alpha_beta_gy)
-        cumulative = _add(per_course.values())
-        value = evaluate(cumulative, metric)
-        notes = tuple(sampling.notes) + tuple(
-            f"{100 * (1 - f):.1f} % of the structure lies outside course '{name}' dose grid; "
+            return roi.name, "structure has no closed contours (empty)"
+        if self.sampling(roi.name).in_grid_volume_cc <= 0:
+            return roi.name, "structure lies outside the reference dose grid"
+        return roi.name, self.eqd2_samples(constraint.organ, roi.name, constraint.alpha_beta_gy)
+
+    def notes(self, structure: str) -> tuple[str, ...]:
+        """Sampling notes, and one note per course whose dose grid misses part of the structure."""
+        return tuple(self.sampling(structure).notes) + tuple(
+            f"{100 * (1 - f):.2g} % of the structure lies outside course '{name}' dose grid; "
             "that course contributes 0 Gy there"
-            for name, f in self.coverage(roi.name).items()
-            if f < 0.999
+            for name, f in self.coverage(structure).items()
+            if f < 1.0
         )
+
+    def evaluate(self, constraint: Constraint, match: OrganMatch) -> ConstraintResult:
+        """The verdict on one constraint (never a silent pass: anything missing is not evaluated)."""
+        structure, samples = self.organ_samples(constraint, match)
+        if isinstance(samples, str):
+            return _not_evaluated(constraint, structure, samples, self.names)
+        metric = parse_metric(constraint.metric)
+        value = evaluate(_add(samples.values()), metric)
         recovery = self.recovery(constraint.organ)
+        notes = self.notes(structure)
         if value.value is None:
-            return _result(constraint, roi.name, None, {n: None for n in self.names}, recovery,
+            return _result(constraint, structure, None, {n: None for n in self.names}, recovery,
                            "not_evaluated", value.reason, notes)
-        return _result(constraint, roi.name, value.value, contributions(value, metric, per_course), recovery,
+        return _result(constraint, structure, value.value, contributions(value, metric, samples), recovery,
                        judge(constraint, value.value), None, notes)
 
     def organ_result(self, result: ConstraintResult) -> OrganResult:
@@ -221,46 +232,54 @@ def covered_fraction(sampling: RoiSampling, coverage: np.ndarray) -> float:
     return float(weights[covered].sum()) / total
 
 
+def course_summary(course: CourseOnGrid, registration: str, interval_months: float | None, recovery: str) -> CourseSummary:
+    """The report header of one course."""
+    return CourseSummary(
+        name=course.name,
+        phases=tuple(
+            PhaseSummary(p.label, p.fractions, p.fraction_source, p.prescription_gy, p.max_dose_gy)
+            for p in course.course.phases
+        ),
+        files=course.course.files,
+        frame_of_reference=course.course.frame_of_reference_uid,
+        registration=registration,
+        start_date=course.course.spec.start_date,
+        end_date=course.course.spec.end_date,
+        interval_months=interval_months,
+        recovery_model=recovery,
+    )
+
+
 def course_summaries(acc: AccumulatedCase) -> tuple[CourseSummary, ...]:
-    """Report headers of the courses."""
+    """Report headers of the courses of an accumulated case."""
     return tuple(
-        CourseSummary(
-            name=c.name,
-            phases=tuple(
-                PhaseSummary(p.label, p.fractions, p.fraction_source, p.prescription_gy, p.max_dose_gy)
-                for p in c.course.phases
-            ),
-            files=c.course.files,
-            frame_of_reference=c.course.frame_of_reference_uid,
-            registration="reference" if c.is_reference else c.registration_label,
-            start_date=c.course.spec.start_date,
-            end_date=c.course.spec.end_date,
-            interval_months=c.interval_months,
-            recovery_model=c.recovery_model if not c.is_reference else "none (reference course)",
-        )
+        course_summary(c, "reference", None, "none (reference course)") if c.is_reference
+        else course_summary(c, c.registration_label, c.interval_months, c.recovery_model)
         for c in acc.courses
+    )
+
+
+def course_info(course: CourseOnGrid) -> CourseInfo:
+    """What the flags need to know about one course."""
+    phases = course.course.phases
+    return CourseInfo(
+        name=course.name,
+        fractions=course.fractions,
+        fraction_source="override" if any(p.fraction_source == "override" for p in phases) else "plan",
+        prescription_gy=course.prescription_gy,
+        max_dose_per_fraction_gy=max(p.max_dose_gy / p.fractions for p in phases),
+        start_date=course.course.spec.start_date,
+        end_date=course.course.spec.end_date,
+        schedule=course.course.spec.schedule,
     )
 
 
 def flag_context(acc: AccumulatedCase, case: CaseSpec, organs: tuple[OrganResult, ...],
                  matches: tuple[OrganMatch, ...]) -> FlagContext:
     """Facts for the toxicity-mitigation flags."""
-    courses = tuple(
-        CourseInfo(
-            name=c.name,
-            fractions=c.fractions,
-            fraction_source="override" if any(p.fraction_source == "override" for p in c.course.phases) else "plan",
-            prescription_gy=c.prescription_gy,
-            max_dose_per_fraction_gy=max(p.max_dose_gy / p.fractions for p in c.course.phases),
-            start_date=c.course.spec.start_date,
-            end_date=c.course.spec.end_date,
-            schedule=c.course.spec.schedule,
-        )
-        for c in acc.courses
-    )
     intervals = [c.interval_months for c in acc.courses if not c.is_reference and c.interval_months is not None]
     return FlagContext(
-        courses=courses,
+        courses=tuple(course_info(c) for c in acc.courses),
         interval_months=min(intervals) if intervals else None,
         organs=organs,
         matches=matches,
@@ -296,38 +315,152 @@ def assumptions(acc: AccumulatedCase, cset: ConstraintSet, model: RecoveryModel,
     }
 
 
+def _match(structures: StructureSet, cset: ConstraintSet, case: CaseSpec) -> dict[str, OrganMatch]:
+    return match_organs(
+        [r.name for r in structures.rois],
+        [c.organ for c in cset.constraints],
+        case.structures,
+        empty=[r.name for r in structures.rois if r.is_empty],
+    )
+
+
+def _report(case: CaseSpec, cset: ConstraintSet, options: CheckOptions, courses: list[LoadedCourse],
+            summaries: tuple[CourseSummary, ...], results: tuple[ConstraintResult, ...], flags: list,
+            assumed: dict[str, object]) -> CheckReport:
+    counts = {status: sum(r.status == status for r in results) for status in STATUSES}
+    return CheckReport(
+        case_id=case.id,
+        case_path=str(case.path),
+        reference_course=courses[-1].name,
+        courses=summaries,
+        constraint_set_name=cset.name,
+        constraint_set_version=cset.version,
+        constraint_set_title=cset.title,
+        results=results,
+        flags=tuple(flags),
+        assumptions=assumed,
+        summary=Summary(counts, exit_code(results, options)),
+        reirrad_version=__version__,
+        warnings=tuple(dict.fromkeys(note for c in courses for note in c.notes)),
+    )
+
+
 def run_check(case: CaseSpec, options: CheckOptions = CheckOptions()) -> CheckReport:
     """Judge the case's cumulative EQD2 against its constraint set."""
     cset = load_constraint_set(options.constraints or case.constraints or "hn-reirradiation")
     model = recovery_model(options.recovery_model or case.recovery_model or cset.recovery_model)
     courses = [load_course(spec) for spec in case.courses]
+    if options.conservative:
+        return _run_conservative(case, cset, model, courses, options)
     acc = map_courses(courses, dataclasses.replace(case, recovery_model=model.name))
     if acc.structures is None:
         raise InputError(case.reference.path, f"reference course '{acc.reference.name}' has no RTSTRUCT")
-    matches = match_organs(
-        [r.name for r in acc.structures.rois],
-        [c.organ for c in cset.constraints],
-        case.structures,
-        empty=[r.name for r in acc.structures.rois if r.is_empty],
-    )
+    matches = _match(acc.structures, cset, case)
     evaluator = _Evaluator(acc, model, options.lql_transition_gy)
     results = tuple(evaluator.evaluate(c, matches[c.organ]) for c in cset.constraints)
     organ_results = tuple(evaluator.organ_result(r) for r in results)
-    flags = tuple(compute_flags(flag_context(acc, case, organ_results, tuple(matches.values()))))
-    counts = {status: sum(r.status == status for r in results) for status in STATUSES}
-    notes = tuple(note for c in courses for note in c.notes)
-    return CheckReport(
-        case_id=case.id,
-        case_path=str(case.path),
-        reference_course=acc.reference.name,
-        courses=course_summaries(acc),
-        constraint_set_name=cset.name,
-        constraint_set_version=cset.version,
-        constraint_set_title=cset.title,
-        results=results,
-        flags=flags,
-        assumptions=assumptions(acc, cset, model, options),
-        summary=Summary(counts, exit_code(results, options)),
-        reirrad_version=__version__,
-        warnings=notes,
+    flags = compute_flags(flag_context(acc, case, organ_results, tuple(matches.values())))
+    return _report(case, cset, options, courses, course_summaries(acc), results, flags,
+                   assumptions(acc, cset, model, options))
+
+
+# ------------------------------------------------------------------ conservative mode (no registration)
+
+CONSERVATIVE = "none (conservative per-course sum)"
+
+
+def conservative_metric(metric: Metric, courses: int) -> Metric | None:
+    """The per-course metric whose values, added over ``courses`` courses, bound the cumulative
+    metric from above when the courses cannot be put on one grid.
+
+    Dmax: the maximum of a sum is at most the sum of the maxima. D<x>: the hottest x of a sum lies
+    where at least one course is above its own D<x/n>, so D<x>(sum) <= sum of D<x/n>. Dmean adds
+    exactly when the structures are identical. Dmin and volume metrics have no such bound (None).
+    """
+    if metric.kind in ("Dmax", "Dmean"):
+        return metric
+    if metric.kind == "Dx":
+        return dataclasses.replace(metric, parameter=metric.parameter / courses)
+    return None
+
+
+def _run_conservative(case: CaseSpec, cset: ConstraintSet, model: RecoveryModel,
+                      courses: list[LoadedCourse], options: CheckOptions) -> CheckReport:
+    """Each course judged on its own grid and structure set; per-organ bounds added."""
+    reference = courses[-1]
+    singles = []
+    for course in courses:
+        acc = map_courses([course], dataclasses.replace(case, courses=(course.spec,)))
+        if acc.structures is None:
+            raise InputError(course.spec.path, f"course '{course.name}' has no RTSTRUCT; conservative mode "
+                             "needs every course's own structure set")
+        singles.append((_Evaluator(acc, model, options.lql_transition_gy), _match(acc.structures, cset, case)))
+    intervals = {c.name: None if c is reference else months_between(c.spec.end_date, reference.spec.start_date)
+                 for c in courses}
+    names = [c.name for c in courses]
+    results, organ_results = [], []
+    for constraint in cset.constraints:
+        metric = parse_metric(constraint.metric)
+        bound = conservative_metric(metric, len(courses))
+        per_course: dict[str, float | None] = {n: None for n in names}
+        physical: dict[str, float | None] = {}
+        recovery: dict[str, float] = {}
+        reason = None if bound is not None else f"{metric} has no conservative bound without registration"
+        structures = []
+        for course, (evaluator, matches) in zip(courses, singles):
+            if reason:
+                break
+            structure, samples = evaluator.organ_samples(constraint, matches[constraint.organ])
+            structures.append(structure or "?")
+            value = None if isinstance(samples, str) else evaluate(samples[course.name], bound)
+            if value is None or value.value is None:
+                reason = f"course '{course.name}': {samples if value is None else value.reason}"
+                break
+            r = 0.0 if course is reference else recovery_factor(model, constraint.organ, intervals[course.name]).r
+            recovery[course.name] = r
+            per_course[course.name] = value.value * (1.0 - r)
+            physical[course.name] = evaluate(evaluator.physical_samples(structure)[course.name], bound).value
+        structure = " / ".join(dict.fromkeys(structures)) or None
+        if reason:
+            result = _result(constraint, structure, None, {n: None for n in names}, recovery,
+                             "not_evaluated", reason, ())
+        else:
+            total = float(sum(per_course.values()))  # type: ignore[arg-type]
+            note = (f"conservative, no registration: sum of each course's own {bound} on its own structure set "
+                    f"(an upper bound of {metric} of the summed dose)" if metric.kind != "Dmean"
+                    else "conservative, no registration: per-course Dmean added (exact only for identical structures)")
+            result = _result(constraint, structure, total, per_course, recovery, judge(constraint, total), None, (note,))
+        results.append(result)
+        organ_results.append(OrganResult(
+            organ=result.organ, structure=result.structure, metric=result.metric,
+            alpha_beta_gy=result.alpha_beta_gy, cumulative_gy=result.value_gy, status=result.status,
+            per_course_physical_gy=physical,
+        ))
+    on_grids = [evaluator.acc.courses[0] for evaluator, _ in singles]
+    summaries = tuple(
+        course_summary(c, "reference" if c.course is reference else CONSERVATIVE, intervals[c.name],
+                       "none (reference course)" if c.course is reference else model.name)
+        for c in on_grids
     )
+    known = [m for m in intervals.values() if m is not None]
+    ctx = FlagContext(
+        courses=tuple(course_info(c) for c in on_grids),
+        interval_months=min(known) if known else None,
+        organs=tuple(organ_results),
+        matches=tuple(singles[-1][1].values()),
+        resection=case.clinical.resection,
+        organ_dysfunction=case.clinical.organ_dysfunction,
+    )
+    assumed = {
+        "method": "CONSERVATIVE per-course sum (no registration): each course's EQD2 metric on its own "
+        "grid and structure set, added per organ; Dx from each course's D(x/n), Dmax from each Dmax",
+        "fractions": "; ".join(f"{c.name}: " + " + ".join(f"{p.fractions} ({p.fraction_source})" for p in c.phases)
+                               for c in courses),
+        "alpha_beta": "per constraint, from the constraint set (see each result)",
+        "radiobiological_model": "LQ" if options.lql_transition_gy is None
+        else f"LQ-L above {options.lql_transition_gy:g} Gy per fraction",
+        "recovery_model": f"{model.name}: {model.title} ({model.source})",
+        "registration": "none: courses were not mapped onto one grid",
+        "constraint_set": f"{cset.name} v{cset.version} ({' > '.join(cset.lineage)})",
+    }
+    return _report(case, cset, options, courses, summaries, tuple(results), compute_flags(ctx), assumed)

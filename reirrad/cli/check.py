@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from reirrad.case import load_case
+from reirrad.case import case_from_folders, load_case
 from reirrad.check import CheckOptions, run_check
 from reirrad.cli import app, fail_input
 from reirrad.outputs import write_text_atomic
@@ -80,12 +80,17 @@ def check(
     prior_end_date: Optional[str] = typer.Option(None, help="Last treatment day of the prior course (YYYY-MM-DD)."),
     new_start_date: Optional[str] = typer.Option(None, help="First treatment day of the new course (YYYY-MM-DD)."),
     registration: Optional[Path] = typer.Option(None, help="REG file mapping the prior frame into the new one."),
+    prior_fractions: Optional[int] = typer.Option(None, help="Fractions of the prior course when its plan is absent."),
+    new_fractions: Optional[int] = typer.Option(None, help="Fractions of the new course when its plan is absent."),
     constraints: Optional[str] = typer.Option(None, help="Constraint set: built-in name or TOML path."),
     format: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
     fail_on: FailOn = typer.Option(FailOn.fail, help="Exit 1 on 'fail' only, or on 'warn' too."),
     allow_missing: bool = typer.Option(False, help="Constraints that could not be evaluated do not fail the run."),
     recovery_model: Optional[str] = typer.Option(None, help="Recovery model name (constraints/recovery.toml)."),
+    conservative: bool = typer.Option(
+        False, help="Courses in different frames with no registration: add per-course upper bounds per organ."
+    ),
 ) -> None:
     """Check the cumulative EQD2 of all courses against consensus limits; exit 0 pass, 1 fail, 2 bad input."""
     if case is not None and (prior or new):
@@ -95,12 +100,13 @@ def check(
             fail_input("give a case file, or both --prior and --new")
         spec = case_from_folders(
             prior, new, _parse_date(prior_end_date, "--prior-end-date"),
-            _parse_date(new_start_date, "--new-start-date"), registration,
+            _parse_date(new_start_date, "--new-start-date"), registration, prior_fractions, new_fractions,
         )
     else:
         spec = load_case(case)
     options = CheckOptions(
-        constraints=constraints, fail_on=fail_on.value, allow_missing=allow_missing, recovery_model=recovery_model
+        constraints=constraints, fail_on=fail_on.value, allow_missing=allow_missing,
+        recovery_model=recovery_model, conservative=conservative,
     )
     report = run_check(spec, options)
     emit(report, format, options, output)
