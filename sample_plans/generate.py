@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -34,7 +35,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian
 
 HERE = Path(__file__).resolve().parent
 ENTROPY_ROOT = "reirrad sample_plans v1"
@@ -43,11 +44,15 @@ RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 RTPLAN_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.5"
 REG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.1"
 VOXEL_MM = 3.0  # dose grid spacing and CT slice spacing (contour planes)
+MIN_CONTOUR_AREA_MM2 = 1.0  # slivers where a plane grazes a shape are not contoured
 
 
 def uid(*parts: str) -> str:
-    """A fixed UID derived from ``parts`` (the same parts always give the same UID)."""
-    return generate_uid(prefix=None, entropy_srcs=[ENTROPY_ROOT, *parts])
+    """A fixed UID derived from ``parts``: a name-based UUID as "2.25.<integer>" (PS3.5 B.2).
+
+    (pydicom's ``generate_uid(prefix=None)`` ignores its entropy sources and is random.)
+    """
+    return f"2.25.{uuid.uuid5(uuid.NAMESPACE_URL, '/'.join([ENTROPY_ROOT, *parts])).int}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -609,6 +614,12 @@ def _resample_closed(line: np.ndarray, step_mm: float = 2.0, min_points: int = 1
     return np.column_stack([np.interp(t, s, closed[:, 0]), np.interp(t, s, closed[:, 1])])
 
 
+def _area_mm2(xy: np.ndarray) -> float:
+    """Area of a closed polygon (shoelace formula), mm2."""
+    x, y = xy.T
+    return abs(float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y))) / 2.0
+
+
 def contour_planes(shape: Shape, z_planes_mm: np.ndarray) -> list[np.ndarray]:
     """CLOSED_PLANAR polygons (each (N, 3), mm) of ``shape`` on transverse planes at ``z_planes_mm``."""
     lo, hi = shape.bounds_mm()
@@ -624,9 +635,9 @@ def contour_planes(shape: Shape, z_planes_mm: np.ndarray) -> list[np.ndarray]:
         if values.min() > 0:
             continue
         for line in contourpy.contour_generator(xs, ys, values, line_type="Separate").lines(0.0):
-            if len(line) < 4:
-                continue
             xy = _resample_closed(np.asarray(line))
+            if _area_mm2(xy) < MIN_CONTOUR_AREA_MM2:
+                continue
             polygons.append(np.column_stack([xy, np.full(len(xy), z)]))
     return polygons
 
