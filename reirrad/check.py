@@ -16,7 +16,7 @@ import numpy as np
 from reirrad import __version__
 from reirrad.accumulate import AccumulatedCase, CourseOnGrid, LoadedCourse, load_course, map_courses, months_between
 from reirrad.case import CaseSpec
-from reirrad.constraints import Constraint, ConstraintSet, judge, load_constraint_set
+from reirrad.constraints import Constraint, ConstraintSet, judge, load_constraint_set, resolve_set_path
 from reirrad.dvh import Dvh, evaluate, sample_dose
 from reirrad.dicom.structures import StructureSet
 from reirrad.eqd2 import RecoveryModel, recovery_factor, recovery_model
@@ -26,6 +26,9 @@ from reirrad.masks import RoiSampling, sample_roi
 from reirrad.metrics import Metric, parse_metric
 from reirrad.organs import OrganMatch, match_organs
 from reirrad.results import STATUSES, CheckReport, ConstraintResult, CourseSummary, PhaseSummary, Summary
+
+
+DEFAULT_SET = "hn-reirradiation"
 
 
 @dataclass(frozen=True)
@@ -347,7 +350,9 @@ def _report(case: CaseSpec, cset: ConstraintSet, options: CheckOptions, courses:
 
 def run_check(case: CaseSpec, options: CheckOptions = CheckOptions()) -> CheckReport:
     """Judge the case's cumulative EQD2 against its constraint set."""
-    cset = load_constraint_set(options.constraints or case.constraints or "hn-reirradiation")
+    cset = load_constraint_set(
+        options.constraints or resolve_set_path(case.constraints or DEFAULT_SET, relative_to=case.path.parent)
+    )
     model = recovery_model(options.recovery_model or case.recovery_model or cset.recovery_model)
     courses = [load_course(spec) for spec in case.courses]
     if options.conservative:
