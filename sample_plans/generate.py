@@ -450,7 +450,7 @@ GTV_NPC_A = (-14.0, -4.0, 56.0)  # right nasopharyngeal recurrence (case 2, fram
 
 COLORS = {
     "ORGAN": (0, 200, 255), "PTV": (255, 0, 0), "GTV": (255, 128, 0), "EXTERNAL": (0, 255, 0),
-    "AVOIDANCE": (255, 255, 0), "CONTROL": (128, 128, 128), "CTV": (255, 0, 255),
+    "AVOIDANCE": (255, 255, 0), "CONTROL": (128, 128, 128),
 }
 
 
@@ -596,7 +596,7 @@ class AxisGrid:
 
 def grid_for(course: CourseSpec) -> AxisGrid:
     """A 3 mm grid in the course's frame that covers the moved BODY (and so every organ)."""
-    lo, hi = Moved(ORGANS_A["body"], course.from_frame_a).bounds_mm() if course.from_frame_a != IDENTITY else ORGANS_A["body"].bounds_mm()
+    lo, hi = Moved(ORGANS_A["body"], course.from_frame_a).bounds_mm()
     lo = np.floor((lo - 3.0) / VOXEL_MM) * VOXEL_MM
     hi = np.ceil((hi + 3.0) / VOXEL_MM) * VOXEL_MM
     shift = np.array([*course.grid_shift_xy_mm, 0.0])
@@ -705,7 +705,7 @@ def _base(case: CaseSpec, course: CourseSpec, sop_class: str, sop_uid: str, moda
     ds.SoftwareVersions = "1"
     ds.StudyInstanceUID = uid(case.case_id, course.folder, "study")
     ds.SeriesInstanceUID = uid(case.case_id, course.folder, "series", modality)
-    ds.StudyID = f"{course.folder.upper()}"
+    ds.StudyID = course.folder.upper()
     ds.SeriesNumber = series_number
     ds.InstanceNumber = 1
     ds.FrameOfReferenceUID = _frame_uid(case, course)
