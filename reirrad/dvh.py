@@ -27,6 +27,9 @@ from reirrad.masks import RoiSampling, sample_roi
 from reirrad.metrics import Metric, parse_metric
 
 CHUNK = 1 << 16  # samples interpolated per step, bounds temporary memory
+# DoseSummationTypes that hold a whole delivery (DICOM PS3.3 C.8.8.3: FRACTION is one fraction
+# group's total, not a single fraction), so that EQD2 with that delivery's fraction count applies.
+WHOLE_DELIVERY = {"PLAN", "FRACTION"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,7 +127,9 @@ def _hottest(dvh: Dvh, volume_cc: float, coldest: bool) -> tuple[np.ndarray, np.
     and the volume from that end at each sample's midpoint. A partial selection, not a full sort.
     """
     weighted = np.flatnonzero(dvh.weights_cc > 0)
-    doses = dvh.doses_gy[weighted] if coldest else -dvh.doses_gy[weighted]
+    doses = dvh.doses_gy[weighted]
+    if not coldest:
+        np.negative(doses, out=doses)
     needed = min(len(weighted), int(volume_cc / dvh.weights_cc[weighted].min()) + 2)
     chosen = np.argpartition(doses, needed - 1)[:needed] if needed < len(weighted) else np.arange(len(weighted))
     order = weighted[chosen[np.argsort(doses[chosen], kind="stable")]]
@@ -266,11 +271,11 @@ def dvh_table(
     if (fractions is None) != (alpha_beta_gy is None):
         raise InputError(None, "--fractions and --alpha-beta must be given together")
     if fractions is not None:
-        if dose.summation_type in {"FRACTION", "BEAM"}:
+        if dose.summation_type not in WHOLE_DELIVERY:
             raise InputError(
                 dose.path,
-                f"DoseSummationType is {dose.summation_type}: the total dose per course is unknown, "
-                "so EQD2 cannot be computed",
+                f"DoseSummationType is {dose.summation_type}: not the whole delivery of a plan or "
+                "fraction group, so EQD2 cannot be computed from it",
             )
         try:
             dose_gy = eqd2_gy(dose.dose_gy, fractions, alpha_beta_gy)

@@ -212,7 +212,16 @@ def _within(values: np.ndarray, size: int) -> np.ndarray:
 
 def _lattice_index(lattice: np.ndarray, factor: int) -> np.ndarray:
     """Continuous grid index (float32) of integer lattice coordinates."""
-    return (lattice.astype(np.float32) + np.float32(0.5)) / np.float32(factor) - np.float32(0.5)
+    index = lattice.astype(np.float32)
+    index += np.float32(0.5)
+    index /= np.float32(factor)
+    index -= np.float32(0.5)
+    return index
+
+
+def _select(mask: np.ndarray, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``array[mask]`` for each array, without copying when the mask keeps everything."""
+    return arrays if mask.all() else tuple(a[mask] for a in arrays)
 
 
 def _empty(roi: Roi, grid: Grid, note: str) -> RoiSampling:
@@ -253,7 +262,10 @@ def sample_roi(roi: Roi, grid: Grid) -> RoiSampling:
 
     # lattice rows/columns 0 .. n*factor-1 are exactly the ones inside the grid's voxels
     keep = (u >= 0) & (u < grid.shape[1] * factor) & (w >= 0) & (w < grid.shape[2] * factor)
-    plane, j, i = plane[keep], _lattice_index(u[keep], factor), _lattice_index(w[keep], factor)
+    plane, u, w = _select(keep, plane, u, w)
+    del keep
+    j, i = _lattice_index(u, factor), _lattice_index(w, factor)
+    del u, w
     # a plane too thin for any lattice sample keeps its area as one sample at its vertex mean
     missed = np.flatnonzero((counts == 0) & (areas > 0))
     if len(missed):
@@ -266,7 +278,7 @@ def sample_roi(roi: Roi, grid: Grid) -> RoiSampling:
 
     if np.all(sub_planes == 1):
         sample, p = slice(None), plane
-        k = planes.k[plane].astype(np.float32)
+        k = planes.k.astype(np.float32)[plane]
     else:
         repeat = sub_planes[plane]
         sample = np.repeat(np.arange(len(plane), dtype=np.int32), repeat)
@@ -280,12 +292,14 @@ def sample_roi(roi: Roi, grid: Grid) -> RoiSampling:
     surface = surface[np.all([_within(surface[:, a], n) for a, n in enumerate(grid.shape)], axis=0)]
     n_volume = int(np.count_nonzero(inside))
     positions = np.empty((n_volume + len(surface), 3), dtype=np.float32)
-    positions[:n_volume, 0] = k[inside]
-    positions[:n_volume, 1] = j[sample][inside]
-    positions[:n_volume, 2] = i[sample][inside]
+    positions[:n_volume, 0], = _select(inside, k)
+    del k
+    positions[:n_volume, 1], = _select(inside, j[sample])
+    positions[:n_volume, 2], = _select(inside, i[sample])
     positions[n_volume:] = surface
+    del j, i
     weights = np.zeros(len(positions))
-    weights[:n_volume] = plane_weight[p[inside]]
+    weights[:n_volume] = plane_weight[_select(inside, p)[0]]
     in_grid_cc = float(weights.sum())
 
     notes = list(planes.notes)

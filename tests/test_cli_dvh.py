@@ -112,11 +112,28 @@ def test_unknown_structure_lists_names(files):
     assert "Lt Lung" in run(*files, "-s", "Parotid").stderr
 
 
-def test_eqd2_refused_on_per_fraction_dose(testdata):
+def test_eqd2_of_a_fraction_group_dose(testdata):
+    """DoseSummationType FRACTION is one fraction group's whole delivery (DICOM PS3.3 C.8.8.3):
+    Linear_AntPost D = 10 - y peaks at 28 Gy on the sphere (y = -18 mm); 28 Gy in 5 fractions is
+    EQD2 = 28 (5.6 + 3) / 5 = 48.16 Gy at alpha/beta 3."""
     folder = testdata / "nelms2015"
     result = run(str(folder / "dose_grids" / "Linear_AntPost_1mm_Aligned.dcm"), str(folder / "structures" / "Sphere_10_0.dcm"),
-                 "--fractions", "5", "--alpha-beta", "3")
-    assert result.exit_code == 2 and "FRACTION" in result.stderr
+                 "--fractions", "5", "--alpha-beta", "3", "--metric", "Dmax", "-s", "Sphere_10_0", "--format", "json")
+    assert result.exit_code == 0
+    dmax = json.loads(result.stdout)["structures"][0]["metrics"]["Dmax"]
+    assert dmax == pytest.approx(48.16, rel=0.005)
+
+
+def test_eqd2_refused_on_a_single_beam_dose(tmp_path):
+    from dicom_synthetic import rtdose, rtstruct, write
+
+    import numpy as np
+
+    dose = write(rtdose(np.full((3, 4, 4), 1000, np.uint16), summation="BEAM"), tmp_path / "beam.dcm")
+    square = [(-8.0, -18.0, 30.0), (-2.0, -18.0, 30.0), (-2.0, -12.0, 30.0), (-8.0, -12.0, 30.0)]
+    structures = write(rtstruct({"Box": [square]}), tmp_path / "rs.dcm")
+    result = run(str(dose), str(structures), "--fractions", "5", "--alpha-beta", "3")
+    assert result.exit_code == 2 and "BEAM" in result.stderr
 
 
 def test_output_file_is_written_atomically(files, tmp_path):
