@@ -280,7 +280,7 @@ def _mirror(path: tuple[tuple[float, float, float], ...]) -> tuple[tuple[float, 
 
 # Frame-A anatomy of the phantom patient (mm). Cervical cord follows a gentle lordosis.
 CORD_PATH = ((0.0, 36.0, -96.0), (0.0, 32.0, -40.0), (0.0, 34.0, 10.0), (0.0, 30.0, 38.0))
-CAROTID_L_PATH = ((22.0, -2.0, -92.0), (23.6, 0.8, -30.0), (26.0, 4.0, 0.0), (28.0, 10.0, 30.0), (30.0, 14.0, 45.0))
+CAROTID_L_PATH = ((22.0, -2.0, -92.0), (23.9, 0.3, -30.0), (26.0, 4.0, 0.0), (28.0, 10.0, 30.0), (30.0, 14.0, 45.0))
 PLEXUS_L_PATH = ((20.0, 30.0, -60.0), (38.0, 25.0, -75.0), (50.0, 15.0, -88.0))
 OPTIC_NERVE_L_PATH = ((7.0, -16.0, 92.0), (18.0, -50.0, 88.0))
 
@@ -445,7 +445,7 @@ class CaseSpec:
 
 # Case 1: frame B is the second CT: a few degrees of rotation and a couch shift.
 FRAME_A_TO_B = Rigid.from_angles((-2.5, 1.5, 3.0), (4.2, -18.6, 37.5))
-GTV_REC_A = (17.9, 15.7, -28.0)  # left paravertebral recurrence beside the left carotid (frame A)
+GTV_REC_A = (18.1, 15.5, -28.0)  # left paravertebral recurrence beside the left carotid (frame A)
 GTV_NPC_A = (-14.0, -4.0, 56.0)  # right nasopharyngeal recurrence (case 2, frame A)
 
 COLORS = {
