@@ -26,7 +26,7 @@ from reirrad.grid import Grid
 from reirrad.masks import RoiSampling, sample_roi
 from reirrad.metrics import Metric, parse_metric
 
-CHUNK = 1 << 16  # samples interpolated per step, bounds temporary memory
+CHUNK = 1 << 14  # samples interpolated per step, bounds temporary memory
 # DoseSummationTypes that hold a whole delivery (DICOM PS3.3 C.8.8.3: FRACTION is one fraction
 # group's total, not a single fraction), so that EQD2 with that delivery's fraction count applies.
 WHOLE_DELIVERY = {"PLAN", "FRACTION"}
@@ -124,15 +124,15 @@ def _not_evaluable(dvh: Dvh, metric: Metric) -> str | None:
 
 def _hottest(dvh: Dvh, volume_cc: float, coldest: bool) -> tuple[np.ndarray, np.ndarray]:
     """Weighted samples that cover at least ``volume_cc`` from the hot (or cold) end, in order,
-    and the volume from that end at each sample's midpoint. A partial selection, not a full sort.
+    and the volume from that end at each sample's midpoint. A partial selection, not a full sort;
+    zero-weight (surface) samples are pushed past the far end so they are never selected.
     """
-    weighted = np.flatnonzero(dvh.weights_cc > 0)
-    doses = dvh.doses_gy[weighted]
-    if not coldest:
-        np.negative(doses, out=doses)
-    needed = min(len(weighted), int(volume_cc / dvh.weights_cc[weighted].min()) + 2)
-    chosen = np.argpartition(doses, needed - 1)[:needed] if needed < len(weighted) else np.arange(len(weighted))
-    order = weighted[chosen[np.argsort(doses[chosen], kind="stable")]]
+    weighted = dvh.weights_cc > 0
+    n_weighted = int(np.count_nonzero(weighted))
+    keys = np.where(weighted, dvh.doses_gy if coldest else -dvh.doses_gy, np.inf)
+    needed = min(n_weighted, int(volume_cc / dvh.weights_cc[weighted].min()) + 2)
+    chosen = np.argpartition(keys, needed - 1)[:needed] if needed < len(keys) else np.arange(len(keys))
+    order = chosen[np.argsort(keys[chosen], kind="stable")][:needed]
     volumes = dvh.weights_cc[order]
     return order, np.cumsum(volumes) - volumes / 2.0
 
