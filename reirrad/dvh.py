@@ -219,10 +219,10 @@ class StructureMetrics:
 
 
 def structure_metrics(
-    roi: Roi, grid: Grid, dose_gy: np.ndarray, metrics: tuple[Metric, ...]
+    roi: Roi, grid: Grid, dose_gy: np.ndarray, metrics: tuple[Metric, ...], end_caps: str = "half"
 ) -> StructureMetrics:
     """Rasterise ``roi`` on ``grid``, sample ``dose_gy`` and evaluate ``metrics``."""
-    sampling = sample_roi(roi, grid)
+    sampling = sample_roi(roi, grid, end_caps)
     if sampling.is_empty:
         values = {str(m): None for m in metrics}
         return StructureMetrics(roi.name, roi.number, False, None, None, values, sampling.notes)
@@ -249,6 +249,7 @@ class DvhTable:
     metrics: tuple[str, ...]
     structures: tuple[StructureMetrics, ...]
     eqd2: dict[str, float] | None  # {"fractions": n, "alpha_beta_gy": x} when converted
+    end_caps: str = "half"
 
 
 def dvh_table(
@@ -258,6 +259,7 @@ def dvh_table(
     metrics: tuple[Metric, ...] = (),
     fractions: int | None = None,
     alpha_beta_gy: float | None = None,
+    end_caps: str = "half",
 ) -> DvhTable:
     """Metrics of the named structures (all when ``names`` is empty) on ``dose``.
 
@@ -282,7 +284,7 @@ def dvh_table(
         except ValueError as exc:
             raise InputError(None, str(exc)) from None
         eqd2 = {"fractions": fractions, "alpha_beta_gy": alpha_beta_gy}
-    rows = tuple(structure_metrics(roi, dose.grid, dose_gy, metrics) for roi in rois)
+    rows = tuple(structure_metrics(roi, dose.grid, dose_gy, metrics, end_caps) for roi in rois)
     return DvhTable(
         str(dose.path),
         str(structures.path),
@@ -290,4 +292,5 @@ def dvh_table(
         tuple(str(m) for m in metrics),
         rows,
         eqd2,
+        end_caps,
     )

@@ -6,7 +6,8 @@ grid (physical dose, EQD2 of each course, the cumulative sum).
 Geometry rules (the planning-system convention that the Nelms 2015 analytical values also use):
 
 * Each contour plane owns a slab reaching half way to its neighbouring planes; the first and last
-  planes get end caps of half the contour spacing. A gap wider than 1.5 times the usual spacing
+  planes get end caps of half the contour spacing (``end_caps="half"``, the default) or none
+  (``end_caps="none"``: the structure ends at its outer contours, as some planning systems count). A gap wider than 1.5 times the usual spacing
   separates parts: no volume is assumed inside it. A single-plane ROI is one dose-frame thick.
 * Inside a plane, all contours combine by the even-odd rule (holes and islands).
 * Samples sit on a lattice aligned to the dose grid: each voxel is split into ``factor x factor``
@@ -35,6 +36,7 @@ MAX_FACTOR = 8  # finest in-plane split of a dose voxel per axis
 GAP_FACTOR = 1.5  # a plane spacing this many times the median one is a gap between parts
 PLANE_TOLERANCE = 1e-3  # contours whose planes differ by less (in frame index units) share a plane
 AREA_AGREEMENT = 0.25  # raster and polygon areas of a plane must agree this well to rescale
+END_CAPS = ("half", "none")  # how far the first and last contour planes extend outwards
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,7 +81,7 @@ class _Planes:
     notes: tuple[str, ...]
 
 
-def _planes(roi: Roi, grid: Grid) -> _Planes:
+def _planes(roi: Roi, grid: Grid, end_caps: str) -> _Planes:
     """Group the closed contours by plane and give each plane its slab (end caps included)."""
     by_plane: dict[int, list[np.ndarray]] = {}
     for contour in roi.closed_contours:
@@ -100,8 +102,9 @@ def _planes(roi: Roi, grid: Grid) -> _Planes:
         nominal = float(np.median(steps))
         gaps = steps > GAP_FACTOR * nominal
         half = np.where(gaps, nominal, steps) / 2.0
-        below = np.concatenate([[nominal / 2.0], half])
-        above = np.concatenate([half, [nominal / 2.0]])
+        cap = nominal / 2.0 if end_caps == "half" else 0.0
+        below = np.concatenate([[cap], half])
+        above = np.concatenate([half, [cap]])
         if gaps.any():
             notes.append(
                 f"{int(gaps.sum())} gap(s) between contour planes wider than {GAP_FACTOR:g} x the "
@@ -230,18 +233,21 @@ def _empty(roi: Roi, grid: Grid, note: str) -> RoiSampling:
     )
 
 
-def sample_roi(roi: Roi, grid: Grid) -> RoiSampling:
+def sample_roi(roi: Roi, grid: Grid, end_caps: str = "half") -> RoiSampling:
     """Rasterise ``roi`` on the supersampled lattice of ``grid``.
 
+    ``end_caps`` is "half" (half a contour spacing beyond the first and last contour) or "none".
     Returns an explicit empty sampling (``is_empty`` True, a note saying why) for an ROI without
     closed contours, e.g. a point or marker; callers report such ROIs as not evaluated.
     """
     if not grid.is_axial:
         raise ValueError("only axial dose grids are supported")
+    if end_caps not in END_CAPS:
+        raise ValueError(f"end_caps must be one of {', '.join(END_CAPS)}, got {end_caps!r}")
     if roi.is_empty:
         kind = "a point ROI" if roi.is_point else "no closed contours"
         return _empty(roi, grid, f"{kind}: not evaluated")
-    planes = _planes(roi, grid)
+    planes = _planes(roi, grid, end_caps)
     _, dj, di = grid.spacing_mm
     thickness = planes.k_high - planes.k_low  # frame index units
     areas = np.array([_even_odd_area(p) for p in planes.polygons])  # index units

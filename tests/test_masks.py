@@ -38,6 +38,18 @@ def test_box_volume_includes_half_spacing_end_caps():
     assert z.min() > -1.0 and z.max() < 9.0  # sub-planes inside the capped slab -1 .. 9 mm
 
 
+def test_box_without_end_caps_ends_at_its_outer_contours():
+    # the same 5 planes without caps span z = 0 .. 8 mm: 10 x 6 x 8 mm
+    roi = roi_of(*(rectangle(-5, 5, -3, 3, z) for z in range(0, 10, 2)))
+    s = sample_roi(roi, make_grid(), end_caps="none")
+    assert s.volume_cc == pytest.approx(10 * 6 * 8 / 1000, rel=1e-9)
+    k = s.positions[s.weights_cc > 0, 0]
+    z = make_grid().to_patient(np.column_stack([k, np.zeros_like(k), np.zeros_like(k)]))[:, 2]
+    assert z.min() > 0.0 and z.max() < 8.0
+    with pytest.raises(ValueError, match="end_caps"):
+        sample_roi(roi, make_grid(), end_caps="full")
+
+
 def test_hole_and_islands_use_even_odd_rule():
     outer, hole = rectangle(-10, 10, -10, 10, 0), rectangle(-5, 5, -5, 5, 0)
     island = rectangle(12, 16, 0, 2, 0)

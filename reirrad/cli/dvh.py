@@ -26,6 +26,11 @@ class DvhFormat(str, Enum):
     csv = "csv"
 
 
+class EndCaps(str, Enum):
+    half = "half"
+    none = "none"
+
+
 _RENDER = {DvhFormat.json: to_json, DvhFormat.csv: to_csv, DvhFormat.table: to_text}
 
 
@@ -39,6 +44,7 @@ def dvh(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (atomically) instead of stdout."),
     fractions: Optional[int] = typer.Option(None, "--fractions", help="Fractions of the course: report EQD2 (with --alpha-beta)."),
     alpha_beta: Optional[float] = typer.Option(None, "--alpha-beta", help="alpha/beta in Gy for EQD2 (with --fractions)."),
+    end_caps: EndCaps = typer.Option(EndCaps.half, "--end-caps", help="Extend the first and last contour by half a spacing, or not."),
 ) -> None:
     """DVH metrics of each structure in RTSTRUCT on the dose of RTDOSE."""
     if (fractions is None) != (alpha_beta is None):
@@ -50,7 +56,7 @@ def dvh(
     try:
         dose = read_dose(rtdose)
         structures = read_structures(rtstruct)
-        table = dvh_table(dose, structures, tuple(structure), metrics, fractions, alpha_beta)
+        table = dvh_table(dose, structures, tuple(structure), metrics, fractions, alpha_beta, end_caps.value)
         if output is not None:
             write_text_atomic(output, _RENDER[output_format](table))
     except ReirradError as exc:

@@ -27,8 +27,9 @@ def assumptions(table: DvhTable) -> dict:
     """How the numbers were obtained (reported with every DVH)."""
     return {
         "end_caps": "each contour plane extends half way to its neighbours; the first and last "
-        f"extend half a contour spacing; gaps wider than {GAP_FACTOR:g} x the spacing hold no "
-        "volume; a single plane is one dose frame thick",
+        + ("extend half a contour spacing" if table.end_caps == "half" else "do not extend (no end caps)")
+        + f"; gaps wider than {GAP_FACTOR:g} x the spacing hold no volume; a single plane is one "
+        "dose frame thick",
         "in_plane": "even-odd rule over all contours of a plane (holes, islands)",
         "sampling": f"lattice aligned to the dose grid, up to {MAX_FACTOR} x {MAX_FACTOR} samples "
         f"per voxel in-plane, chosen per structure for about {SAMPLE_BUDGET} samples; slabs split "
