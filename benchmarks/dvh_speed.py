@@ -41,10 +41,14 @@ def run_dicompyler() -> int:
 
 
 def run_plastimatch(exe: str) -> None:
+    """`plastimatch dvh --input DIR` on the whole study (it rasterises on the CT slice's grid)."""
     with tempfile.TemporaryDirectory() as tmp:
+        study = Path(tmp) / "study"
+        study.mkdir()
+        for name in ("rtdose.dcm", "rtss.dcm", "rtplan.dcm", "ct.0.dcm"):
+            (study / name).symlink_to(CASE / name)
         subprocess.run(
-            [exe, "dvh", "--input-ss-img", str(CASE / "rtss.dcm"), "--input-dose", str(CASE / "rtdose.dcm"),
-             "--output-csv", str(Path(tmp) / "dvh.csv")],
+            [exe, "dvh", "--input", str(study), "--output-csv", str(Path(tmp) / "dvh.csv")],
             check=True, capture_output=True,
         )
 

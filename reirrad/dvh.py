@@ -45,6 +45,8 @@ class Dvh:
     volume_cc: float
     in_grid_volume_cc: float
     notes: tuple[str, ...] = field(default=())
+    # (coldest?) -> (sorted sample indices from that end, their volume midpoints); filled lazily
+    _tails: dict = field(default_factory=dict, init=False, repr=False)
 
 
 DoseSamples = Dvh
@@ -122,19 +124,30 @@ def _not_evaluable(dvh: Dvh, metric: Metric) -> str | None:
     return None
 
 
+TAIL_SHARE = 0.05  # a selection from one end covers at least this share, so D1%..D5% reuse it
+
+
 def _hottest(dvh: Dvh, volume_cc: float, coldest: bool) -> tuple[np.ndarray, np.ndarray]:
     """Weighted samples that cover at least ``volume_cc`` from the hot (or cold) end, in order,
-    and the volume from that end at each sample's midpoint. A partial selection, not a full sort;
-    zero-weight (surface) samples are pushed past the far end so they are never selected.
+    and the volume from that end at each sample's midpoint.
+
+    A partial selection, not a full sort, cached per end: zero-weight (surface) samples are pushed
+    past the far end so they are never selected.
     """
     weighted = dvh.weights_cc > 0
+    smallest = float(dvh.weights_cc[weighted].min())
     n_weighted = int(np.count_nonzero(weighted))
-    keys = np.where(weighted, dvh.doses_gy if coldest else -dvh.doses_gy, np.inf)
-    needed = min(n_weighted, int(volume_cc / dvh.weights_cc[weighted].min()) + 2)
-    chosen = np.argpartition(keys, needed - 1)[:needed] if needed < len(keys) else np.arange(len(keys))
-    order = chosen[np.argsort(keys[chosen], kind="stable")][:needed]
-    volumes = dvh.weights_cc[order]
-    return order, np.cumsum(volumes) - volumes / 2.0
+    needed = min(n_weighted, int(volume_cc / smallest) + 2)
+    cached = dvh._tails.get(coldest)
+    if cached is None or len(cached[0]) < needed:
+        share = int(TAIL_SHARE * dvh.in_grid_volume_cc / smallest) + 2
+        take = min(n_weighted, max(needed, share))
+        keys = np.where(weighted, dvh.doses_gy if coldest else -dvh.doses_gy, np.inf)
+        chosen = np.argpartition(keys, take - 1)[:take] if take < len(keys) else np.arange(len(keys))
+        order = chosen[np.argsort(keys[chosen], kind="stable")][:take]
+        volumes = dvh.weights_cc[order]
+        cached = dvh._tails[coldest] = (order, np.cumsum(volumes) - volumes / 2.0)
+    return cached
 
 
 def _dose_at_volume(dvh: Dvh, volume_cc: float) -> MetricValue:
