@@ -17,9 +17,9 @@ from reirrad import __version__
 from reirrad.accumulate import AccumulatedCase, CourseOnGrid, LoadedCourse, load_course, map_courses, months_between
 from reirrad.case import CaseSpec
 from reirrad.constraints import Constraint, ConstraintSet, judge, load_constraint_set, resolve_set_path
-from reirrad.dvh import Dvh, evaluate, sample_dose
+from reirrad.dvh import Dvh, MetricValue, evaluate, sample_dose
 from reirrad.dicom.structures import StructureSet
-from reirrad.eqd2 import RecoveryModel, recovery_factor, recovery_model
+from reirrad.eqd2 import RecoveryModel, eqd2_gy, recovery_factor, recovery_model
 from reirrad.errors import InputError
 from reirrad.flags import CourseInfo, FlagContext, OrganResult, compute_flags
 from reirrad.masks import RoiSampling, sample_roi
@@ -100,8 +100,7 @@ class _Evaluator:
         self.model = model
         self.lql_transition_gy = lql_transition_gy
         self._samplings: dict[str, RoiSampling] = {}
-        self._eqd2: dict[tuple[str, float], dict[str, Dvh]] = {}
-        self._physical: dict[str, dict[str, Dvh]] = {}
+        self._phases: dict[str, dict[str, tuple[Dvh, ...]]] = {}
 
     @property
     def names(self) -> list[str]:
@@ -119,29 +118,36 @@ class _Evaluator:
         factors = self.acc.recovery_factors(self.model, organ)
         return {name: factors[name].r if name in factors else 0.0 for name in self.names}
 
-    def eqd2_samples(self, organ: str, structure: str, alpha_beta_gy: float) -> dict[str, Dvh]:
-        """Each course's EQD2 (after its recovery for this organ) at the structure's samples."""
-        key = (structure, alpha_beta_gy)
-        if key not in self._eqd2:
+    def phase_samples(self, structure: str) -> dict[str, tuple[Dvh, ...]]:
+        """Physical dose (Gy) of every phase of every course at the structure's samples.
+
+        Sampled once per structure; EQD2 is then computed per sample from the interpolated
+        physical dose (interpolating an EQD2 map instead would overestimate, EQD2 being convex).
+        """
+        if structure not in self._phases:
             sampling = self.sampling(structure)
-            self._eqd2[key] = {
-                c.name: sample_dose(sampling, c.eqd2_gy(alpha_beta_gy, self.lql_transition_gy))
-                for c in self.acc.courses
+            self._phases[structure] = {
+                c.name: tuple(sample_dose(sampling, p.dose_gy) for p in c.phases) for c in self.acc.courses
             }
+        return self._phases[structure]
+
+    def eqd2_samples(self, organ: str, structure: str, alpha_beta_gy: float) -> dict[str, Dvh]:
+        """Each course's EQD2 (its phases converted with their own fractions, then recovery for
+        this organ applied) at the structure's samples."""
         recovery = self.recovery(organ)
-        return {
-            name: dvh if recovery[name] == 0.0 else dataclasses.replace(dvh, doses_gy=dvh.doses_gy * (1.0 - recovery[name]))
-            for name, dvh in self._eqd2[key].items()
-        }
+        out = {}
+        for course in self.acc.courses:
+            samples = self.phase_samples(structure)[course.name]
+            total = sum(
+                eqd2_gy(dvh.doses_gy, phase.fractions, alpha_beta_gy, self.lql_transition_gy)
+                for dvh, phase in zip(samples, course.phases)
+            )
+            out[course.name] = dataclasses.replace(samples[0], doses_gy=total * (1.0 - recovery[course.name]))
+        return out
 
     def physical_samples(self, structure: str) -> dict[str, Dvh]:
         """Each course's physical dose (phases added) at the structure's samples, for flags."""
-        if structure not in self._physical:
-            sampling = self.sampling(structure)
-            self._physical[structure] = {
-                c.name: sample_dose(sampling, physical_dose_gy(c)) for c in self.acc.courses
-            }
-        return self._physical[structure]
+        return {name: _add(samples) for name, samples in self.phase_samples(structure).items()}
 
     def coverage(self, structure: str) -> dict[str, float]:
         """Volume fraction of the structure inside each course's dose grid."""
@@ -297,8 +303,9 @@ def assumptions(acc: AccumulatedCase, cset: ConstraintSet, model: RecoveryModel,
     """The assumptions every result rests on, as the ESTRO-EORTC consensus asks them reported."""
     reference = acc.reference
     return {
-        "method": "voxel-wise EQD2 per course and phase (its own fractions), mapped onto the reference "
-        "grid by trilinear interpolation and summed; organ metrics on the summed EQD2",
+        "method": "each course and phase mapped onto the reference grid (trilinear), its physical dose "
+        "interpolated at every structure sample and converted there to EQD2 with its own fractions, "
+        "then summed sample by sample; organ metrics on the summed EQD2",
         "reference_grid": f"course '{reference.name}' dose grid {acc.grid.shape[::-1]} voxels "
         f"(columns, rows, frames) at {acc.grid.spacing_mm[::-1]} mm",
         "fractions": "; ".join(
@@ -372,21 +379,32 @@ def run_check(case: CaseSpec, options: CheckOptions = CheckOptions()) -> CheckRe
 # ------------------------------------------------------------------ conservative mode (no registration)
 
 CONSERVATIVE = "none (conservative per-course sum)"
+BOUNDED = ("Dmax", "Dmean", "Dx")  # metric kinds conservative mode can bound
 
 
-def conservative_metric(metric: Metric, courses: int) -> Metric | None:
-    """The per-course metric whose values, added over ``courses`` courses, bound the cumulative
-    metric from above when the courses cannot be put on one grid.
+def conservative_value(dvh: Dvh, metric: Metric, courses: int) -> MetricValue | None:
+    """One course's share of an upper bound on ``metric`` of the summed dose, when the courses
+    cannot be put on one grid (None: the metric has no such bound).
 
-    Dmax: the maximum of a sum is at most the sum of the maxima. D<x>: the hottest x of a sum lies
-    where at least one course is above its own D<x/n>, so D<x>(sum) <= sum of D<x/n>. Dmean adds
-    exactly when the structures are identical. Dmin and volume metrics have no such bound (None).
+    Dmax: the maximum of a sum is at most the sum of the maxima. D<x>: where the sum exceeds
+    t_1 + ... + t_n, at least one course exceeds its own t_c, so D<x>(sum) <= sum of each course's
+    dose at x/n. Each course takes the hotter of the two samples around x/n less one sample's
+    volume, which covers the linear interpolation between samples. Dmean adds exactly when the
+    structures are identical. Dmin and volume metrics have no such bound.
     """
     if metric.kind in ("Dmax", "Dmean"):
-        return metric
-    if metric.kind == "Dx":
-        return dataclasses.replace(metric, parameter=metric.parameter / courses)
-    return None
+        return evaluate(dvh, metric)
+    if metric.kind != "Dx":
+        return None
+    volume_cc = metric.parameter if metric.parameter_unit == "cc" else metric.parameter / 100 * dvh.in_grid_volume_cc
+    volume_cc = volume_cc / courses - float(dvh.weights_cc.max())
+    if volume_cc <= 0:
+        return evaluate(dvh, Metric("Dmax"))
+    value = evaluate(dvh, Metric("Dx", volume_cc, "cc"))
+    if value.value is None:
+        return value
+    hottest = value.indices[np.argmax(dvh.doses_gy[value.indices])]
+    return MetricValue(float(dvh.doses_gy[hottest]), None, np.array([hottest]), np.ones(1))
 
 
 def _run_conservative(case: CaseSpec, cset: ConstraintSet, model: RecoveryModel,
@@ -406,32 +424,33 @@ def _run_conservative(case: CaseSpec, cset: ConstraintSet, model: RecoveryModel,
     results, organ_results = [], []
     for constraint in cset.constraints:
         metric = parse_metric(constraint.metric)
-        bound = conservative_metric(metric, len(courses))
         per_course: dict[str, float | None] = {n: None for n in names}
         physical: dict[str, float | None] = {}
         recovery: dict[str, float] = {}
-        reason = None if bound is not None else f"{metric} has no conservative bound without registration"
+        reason = None if metric.kind in BOUNDED else f"{metric} has no conservative bound without registration"
         structures = []
         for course, (evaluator, matches) in zip(courses, singles):
             if reason:
                 break
             structure, samples = evaluator.organ_samples(constraint, matches[constraint.organ])
             structures.append(structure or "?")
-            value = None if isinstance(samples, str) else evaluate(samples[course.name], bound)
+            value = None if isinstance(samples, str) else conservative_value(samples[course.name], metric, len(courses))
             if value is None or value.value is None:
                 reason = f"course '{course.name}': {samples if value is None else value.reason}"
                 break
             r = 0.0 if course is reference else recovery_factor(model, constraint.organ, intervals[course.name]).r
             recovery[course.name] = r
             per_course[course.name] = value.value * (1.0 - r)
-            physical[course.name] = evaluate(evaluator.physical_samples(structure)[course.name], bound).value
+            physical[course.name] = conservative_value(
+                evaluator.physical_samples(structure)[course.name], metric, len(courses)
+            ).value
         structure = " / ".join(dict.fromkeys(structures)) or None
         if reason:
             result = _result(constraint, structure, None, {n: None for n in names}, recovery,
                              "not_evaluated", reason, ())
         else:
             total = float(sum(per_course.values()))  # type: ignore[arg-type]
-            note = (f"conservative, no registration: sum of each course's own {bound} on its own structure set "
+            note = (f"conservative, no registration: sum of each course's own bound on its own structure set "
                     f"(an upper bound of {metric} of the summed dose)" if metric.kind != "Dmean"
                     else "conservative, no registration: per-course Dmean added (exact only for identical structures)")
             result = _result(constraint, structure, total, per_course, recovery, judge(constraint, total), None, (note,))
@@ -458,7 +477,8 @@ def _run_conservative(case: CaseSpec, cset: ConstraintSet, model: RecoveryModel,
     )
     assumed = {
         "method": "CONSERVATIVE per-course sum (no registration): each course's EQD2 metric on its own "
-        "grid and structure set, added per organ; Dx from each course's D(x/n), Dmax from each Dmax",
+        "grid and structure set, added per organ; Dx from each course's dose at x/n (n courses), "
+        "Dmax from each Dmax",
         "fractions": "; ".join(f"{c.name}: " + " + ".join(f"{p.fractions} ({p.fraction_source})" for p in c.phases)
                                for c in courses),
         "alpha_beta": "per constraint, from the constraint set (see each result)",

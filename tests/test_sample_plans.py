@@ -19,17 +19,20 @@ import numpy as np
 import pydicom
 import pytest
 
+from reirrad.constraints import load_constraint_set
 from reirrad.dicom.dose import read_dose
 from reirrad.dicom.structures import read_structures
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_plans"
 SBRT, CONVENTIONAL = "hn_sbrt_reirradiation", "hn_conventional_reirradiation"
 
-# Clinical design targets of the demo cases (clinical.md section 1; cumulative EQD2, Gy).
-CORD_WARN_GY, CORD_FAIL_GY = 60.0, 67.75  # Nieder 2006, alpha/beta 2
-CAROTID_DMAX_GY = 119.0  # Embring 2021, alpha/beta 3
-MANDIBLE_NEAR_MAX_GY = 119.0  # Embring 2021
-TEMPORAL_LOBE_D1_5CC_GY = 65.26  # Guan 2024 TD5, alpha/beta 3
+# Clinical design targets of the demo cases: the default constraint set's cumulative EQD2 levels
+# (Gy), read from constraints/hn-reirradiation.toml where they are cited.
+_LIMITS = {c.id: c for c in load_constraint_set("hn-reirradiation").constraints}
+CORD_WARN_GY, CORD_FAIL_GY = _LIMITS["spinalcord-dmax"].warn_gy, _LIMITS["spinalcord-dmax"].limit_gy
+CAROTID_DMAX_GY = _LIMITS["carotid-dmax[A_Carotid_L]"].limit_gy
+MANDIBLE_NEAR_MAX_GY = _LIMITS["mandible-dmax"].warn_gy
+TEMPORAL_LOBE_D1_5CC_GY = _LIMITS["temporal-lobe-d1.5cc[Lobe_Temporal_L]"].warn_gy
 MARGIN_GY = 1.0  # designed values stay at least this far from every boundary
 
 
