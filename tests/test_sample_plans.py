@@ -317,3 +317,69 @@ def test_conventional_case_warns_on_the_right_temporal_lobe_only() -> None:
     for carotid in ("carotid_l", "carotid_r"):
         assert max(_max_both_ways(CONVENTIONAL, carotid, 3.0)) < CAROTID_DMAX_GY - 5.0
     assert max(_max_both_ways(CONVENTIONAL, "mandible", 3.0)) < MANDIBLE_NEAR_MAX_GY - 20.0
+
+
+# ---------------------------------------------------------------- the product's verdicts, pinned
+
+
+@pytest.fixture(scope="module")
+def sbrt_report():
+    from reirrad.case import load_case
+    from reirrad.check import run_check
+
+    return run_check(load_case(SAMPLES / SBRT / "case.toml"))
+
+
+def _result(report, constraint_id: str):
+    return next(r for r in report.results if r.constraint_id == constraint_id)
+
+
+def test_check_verdicts_on_the_sbrt_demo_case(sbrt_report) -> None:
+    """`reirrad check` against the generator's analytic truth (dense 0.5 mm lattice inside each
+    organ). Maxima read at most 3 % high: trilinear interpolation across the steep SBRT fall-off on
+    the 3 mm grid and slab-stacked contours both err upwards, never downwards."""
+    carotid = _result(sbrt_report, "carotid-dmax[A_Carotid_L]")
+    truth = float(dense_eqd2(SBRT, "carotid_l", 3.0).max())
+    assert carotid.status == "fail" and truth * 0.99 < carotid.value_gy < truth * 1.02
+    assert sum(carotid.per_course.values()) == pytest.approx(carotid.value_gy, rel=1e-9)
+    cord = _result(sbrt_report, "spinalcord-dmax")
+    truth = float(dense_eqd2(SBRT, "cord", 2.0).max())
+    assert cord.status == "warn" and truth * 0.995 < cord.value_gy < truth * 1.03
+    assert _result(sbrt_report, "carotid-dmax[A_Carotid_R]").status == "pass"
+    assert _result(sbrt_report, "mandible-dmax").status == "pass"
+    chiasm = _result(sbrt_report, "chiasm-d0.03cc")
+    assert chiasm.status == "not_evaluated" and "empty" in chiasm.reason
+    assert sbrt_report.summary.counts == {"pass": 4, "warn": 1, "fail": 1, "not_evaluated": 1, "report": 12}
+    assert sbrt_report.summary.exit_code == 1
+    assert sbrt_report.courses[0].registration.startswith("REG ")
+
+
+def test_check_flags_on_the_sbrt_demo_case(sbrt_report) -> None:
+    flags = {f.id: f for f in sbrt_report.flags}
+    assert {"carotid_blowout_risk", "stereotactic_consecutive_days", "missing_structures",
+            "reirradiation_type", "miri_class"} <= set(flags)
+    assert "type 1" in flags["reirradiation_type"].message
+    assert all(f.mitigation and f.source for f in sbrt_report.flags)
+
+
+def test_check_verdicts_on_the_conventional_case() -> None:
+    from reirrad.case import load_case
+    from reirrad.check import run_check
+
+    report = run_check(load_case(SAMPLES / CONVENTIONAL / "case.toml"))
+    lobe = _result(report, "temporal-lobe-d1.5cc[Lobe_Temporal_R]")
+    truth = d_cc(dense_eqd2(CONVENTIONAL, "temporal_lobe_r", 3.0, step_mm=1.0), 1.5, 1.0)
+    assert lobe.status == "warn" and lobe.value_gy == pytest.approx(truth, rel=0.02)
+    assert report.summary.counts["fail"] == 0 and report.summary.counts["warn"] == 1
+    assert report.summary.exit_code == 0
+    assert report.courses[0].registration == "identity"
+
+
+def test_demo_command_writes_every_report(tmp_path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", "from reirrad.cli import main; main()", "demo", "--output-dir", str(tmp_path)],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "A_Carotid_L" in result.stdout and "FAIL" in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.csv", "report.html", "report.json", "report.xml"]
