@@ -91,6 +91,9 @@ def check(
     conservative: bool = typer.Option(
         False, help="Courses in different frames with no registration: add per-course upper bounds per organ."
     ),
+    lql_transition_gy: Optional[float] = typer.Option(
+        None, help="LQ-L above this dose per fraction (Gy) for every course; default: pure LQ."
+    ),
 ) -> None:
     """Check the cumulative EQD2 of all courses against consensus limits; exit 0 pass, 1 fail, 2 bad input."""
     if case is not None and (prior or new):
@@ -106,7 +109,7 @@ def check(
         spec = load_case(case)
     options = CheckOptions(
         constraints=constraints, fail_on=fail_on.value, allow_missing=allow_missing,
-        recovery_model=recovery_model, conservative=conservative,
+        recovery_model=recovery_model, conservative=conservative, lql_transition_gy=lql_transition_gy,
     )
     report = run_check(spec, options)
     emit(report, format, options, output)
