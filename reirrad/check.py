@@ -245,6 +245,8 @@ def course_summary(course: CourseOnGrid, registration: str, interval_months: flo
     """The report header of one course."""
     return CourseSummary(
         name=course.name,
+        fractions=course.fractions,
+        prescription_gy=course.prescription_gy,
         phases=tuple(
             PhaseSummary(p.label, p.fractions, p.fraction_source, p.prescription_gy, p.max_dose_gy)
             for p in course.course.phases

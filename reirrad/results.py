@@ -32,6 +32,8 @@ class CourseSummary:
     """A course as the report header shows it."""
 
     name: str
+    fractions: int  # over all phases
+    prescription_gy: float | None  # sum of the phase prescriptions, None when one has none
     phases: tuple[PhaseSummary, ...]
     files: tuple[FileRecord, ...]
     frame_of_reference: str
@@ -40,17 +42,6 @@ class CourseSummary:
     end_date: date | None
     interval_months: float | None  # from this course's end to the reference course's start
     recovery_model: str
-
-    @property
-    def fractions(self) -> int:
-        """Total fractions over the phases."""
-        return sum(p.fractions for p in self.phases)
-
-    @property
-    def prescription_gy(self) -> float | None:
-        """Sum of the phase prescriptions, or None when any phase has none."""
-        values = [p.prescription_gy for p in self.phases]
-        return None if any(v is None for v in values) else float(sum(values))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

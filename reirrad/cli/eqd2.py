@@ -21,8 +21,10 @@ def print_summary(summary: ExportSummary) -> None:
     print(f"reirrad: wrote {summary.path}", file=sys.stderr)
 
 
-def check_bits(bits: int) -> None:
-    """16- or 32-bit pixel data only."""
+def check_export_options(alpha_beta: float, lql_transition_gy: float | None, bits: int) -> None:
+    """Positive alpha/beta and LQ-L transition dose; 16- or 32-bit pixel data only."""
+    if not alpha_beta > 0 or (lql_transition_gy is not None and not lql_transition_gy > 0):
+        fail_input("--alpha-beta and --lql-transition-gy must be positive")
     if bits not in (16, 32):
         fail_input(f"--bits must be 16 or 32, got {bits}")
 
@@ -44,9 +46,7 @@ def eqd2(
         fail_input("give exactly one of --fractions N or --plan RTPLAN")
     if fractions is not None and fractions < 1:
         fail_input(f"--fractions must be positive, got {fractions}")
-    if not alpha_beta > 0 or (lql_transition_gy is not None and not lql_transition_gy > 0):
-        fail_input("--alpha-beta and --lql-transition-gy must be positive")
-    check_bits(bits)
+    check_export_options(alpha_beta, lql_transition_gy, bits)
     try:
         summary = write_eqd2_dose(
             rtdose, alpha_beta, output, fractions=fractions, plan_path=plan,

@@ -9,7 +9,7 @@ import typer
 
 from reirrad.accumulate import write_cumulative_eqd2
 from reirrad.cli import app, fail_input
-from reirrad.cli.eqd2 import check_bits, print_summary
+from reirrad.cli.eqd2 import check_export_options, print_summary
 from reirrad.errors import ReirradError
 
 
@@ -30,9 +30,7 @@ def sum_courses(
     bits: int = typer.Option(32, "--bits", help="Pixel data bits: 32 (default) or 16 (for validators)."),
 ) -> None:
     """Sum the EQD2 of every course on the last course's dose grid and write it as an RTDOSE."""
-    if not alpha_beta > 0 or (lql_transition_gy is not None and not lql_transition_gy > 0):
-        fail_input("--alpha-beta and --lql-transition-gy must be positive")
-    check_bits(bits)
+    check_export_options(alpha_beta, lql_transition_gy, bits)
     try:
         summary = write_cumulative_eqd2(
             case, alpha_beta, output, recovery_model_name=recovery_model, organ=recovery_organ,
