@@ -13,6 +13,7 @@ from reirrad import __version__
 from reirrad.dvh import DvhTable, StructureMetrics
 from reirrad.masks import GAP_FACTOR, MAX_FACTOR, SAMPLE_BUDGET
 from reirrad.metrics import parse_metric
+from reirrad.report import rounded
 
 SCHEMA = "reirrad.dvh.v1"
 DIGITS = 4  # decimals kept in JSON and CSV (0.1 mGy, 0.1 mm3)
@@ -20,7 +21,7 @@ NOT_EVALUATED = "n/e"
 
 
 def _round(value: float | None) -> float | None:
-    return None if value is None else round(float(value), DIGITS)
+    return rounded(value, DIGITS)
 
 
 def assumptions(table: DvhTable) -> dict:

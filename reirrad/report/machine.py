@@ -6,19 +6,16 @@ import csv
 import dataclasses
 import io
 import json
-import math
 from datetime import date
 
+from reirrad.report import rounded
 from reirrad.results import CheckReport, ConstraintResult, CourseSummary
 
 SCHEMA = "reirrad.check.v1"
 
 
 def _number(value: float | None, digits: int = 3) -> float | None:
-    """Round for output; NaN and None become None (JSON null)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return round(float(value), digits)
+    return rounded(value, digits)
 
 
 def _iso(value: date | None) -> str | None:
