@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from reirrad import __version__
 from reirrad.accumulate import AccumulatedCase, CourseOnGrid, LoadedCourse, load_course, map_courses, months_between
-from reirrad.case import CaseSpec
+from reirrad.case import CaseSpec, load_case
 from reirrad.constraints import Constraint, ConstraintSet, judge, load_constraint_set, resolve_set_path
 from reirrad.dvh import Dvh, MetricValue, evaluate, sample_dose
 from reirrad.dicom.structures import StructureSet
 from reirrad.eqd2 import RecoveryModel, eqd2_gy, recovery_factor, recovery_model
-from reirrad.errors import InputError
+from reirrad.errors import InputError, ReirradError
 from reirrad.flags import CourseInfo, FlagContext, OrganResult, compute_flags
 from reirrad.masks import RoiSampling, sample_roi
 from reirrad.metrics import Metric, parse_metric
@@ -491,3 +492,32 @@ def _run_conservative(case: CaseSpec, cset: ConstraintSet, model: RecoveryModel,
         "constraint_set": f"{cset.name} v{cset.version} ({' > '.join(cset.lineage)})",
     }
     return _report(case, cset, options, courses, summaries, tuple(results), compute_flags(ctx), assumed)
+
+
+# ------------------------------------------------------------------ batch audits
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """Several cases checked in one run: the reports, the cases that could not be read."""
+
+    reports: tuple[CheckReport, ...]
+    errors: tuple[tuple[str, str], ...]  # (case file, one-line error)
+
+    @property
+    def exit_code(self) -> int:
+        """2 when any case was bad input, else the highest exit code of the cases."""
+        if self.errors:
+            return 2
+        return max((r.summary.exit_code for r in self.reports), default=0)
+
+
+def run_batch(case_files: list[Path], options: CheckOptions = CheckOptions()) -> BatchResult:
+    """Check every case file; a case that cannot be read is recorded and the others go on."""
+    reports, errors = [], []
+    for path in case_files:
+        try:
+            reports.append(run_check(load_case(path), options))
+        except ReirradError as exc:
+            errors.append((str(path), str(exc)))
+    return BatchResult(tuple(reports), tuple(errors))

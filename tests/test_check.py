@@ -305,3 +305,23 @@ def test_cli_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path):
     assert result.stderr.count("\n") == 1 and "case.toml" in result.stderr and "Traceback" not in result.stderr
     assert not output.exists()
     assert run_cli("check", "--prior", str(tmp_path)).returncode == 2
+
+
+def test_cli_batch_audit_json_junit_csv_and_exit_codes(nelms_case, tmp_path):
+    case = str(nelms_case / "case.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("id = \n")
+    batch = run_cli("check", case, case, "--format", "json")
+    data = json.loads(batch.stdout)
+    assert data["schema"] == "reirrad.batch.v1" and len(data["cases"]) == 2
+    assert data["summary"]["exit_code"] == batch.returncode == 1
+
+    with_error = run_cli("check", case, str(broken), "--format", "junit")
+    assert with_error.returncode == 2 and "broken.toml" in with_error.stderr
+    suites = ET.fromstring(with_error.stdout)
+    assert suites.tag == "testsuites" and len(suites) == 2
+    assert suites[1].get("errors") == "1" and suites[1].find(".//error") is not None
+
+    rows = list(csv.DictReader(io.StringIO(run_cli("check", case, case, "--format", "csv").stdout)))
+    assert len(rows) == 10 and {r["case"] for r in rows} == {"nelms"}
+    assert run_cli("check", case, case, "--format", "html").returncode == 2

@@ -13,13 +13,13 @@ import typer
 from rich.console import Console
 
 from reirrad.case import case_from_folders, load_case
-from reirrad.check import CheckOptions, run_check
+from reirrad.check import BatchResult, CheckOptions, run_batch, run_check
 from reirrad.cli import app, fail_input
 from reirrad.outputs import write_text_atomic
-from reirrad.report.console import print_report
+from reirrad.report.console import print_batch, print_report
 from reirrad.report.html import to_html
-from reirrad.report.junit import to_junit
-from reirrad.report.machine import to_csv, to_json
+from reirrad.report.junit import to_junit, to_junit_batch
+from reirrad.report.machine import to_csv, to_csv_batch, to_json, to_json_batch
 from reirrad.results import CheckReport
 
 
@@ -51,15 +51,41 @@ def render(report: CheckReport, fmt: Format, options: CheckOptions) -> str:
     return console.export_text()
 
 
-def emit(report: CheckReport, fmt: Format, options: CheckOptions, output: Path | None) -> None:
-    """Print or write the report: everything but the table goes to stdout unless --output is given."""
+def emit(text: str | None, output: Path | None) -> None:
+    """Write ``text`` to --output (atomically) or stdout; None means the table was printed."""
     if output is not None:
-        write_text_atomic(output, render(report, fmt, options))
+        write_text_atomic(output, text)
         print(f"reirrad: wrote {output}", file=sys.stderr)
-    elif fmt is Format.table:
-        print_report(report, Console())
+    elif text is not None:
+        sys.stdout.write(text)
+
+
+def render_batch(batch: BatchResult, fmt: Format, options: CheckOptions) -> str:
+    """Several cases in one document (HTML takes one case)."""
+    reports, errors = list(batch.reports), list(batch.errors)
+    if fmt is Format.json:
+        return to_json_batch(reports, errors, batch.exit_code)
+    if fmt is Format.csv:
+        return to_csv_batch(reports)
+    if fmt is Format.junit:
+        return to_junit_batch(reports, errors, options.fail_on, options.allow_missing)
+    console = Console(file=io.StringIO(), width=160, record=True)
+    print_batch(reports, errors, console)
+    return console.export_text()
+
+
+def run_many(case_files: list[Path], fmt: Format, options: CheckOptions, output: Path | None) -> int:
+    """Batch audit: every case checked, errors recorded per case; the highest exit code."""
+    if fmt is Format.html:
+        fail_input("--format html takes one case file; use json, csv, junit or table for a batch")
+    batch = run_batch(case_files, options)
+    for path, message in batch.errors:
+        print(f"reirrad: error: {message}", file=sys.stderr)
+    if output is None and fmt is Format.table:
+        print_batch(list(batch.reports), list(batch.errors), Console())
     else:
-        sys.stdout.write(render(report, fmt, options))
+        emit(render_batch(batch, fmt, options), output)
+    return batch.exit_code
 
 
 def _parse_date(text: Optional[str], option: str) -> Optional[date]:
@@ -74,7 +100,9 @@ def _parse_date(text: Optional[str], option: str) -> Optional[date]:
 
 @app.command("check")
 def check(
-    case: Optional[Path] = typer.Argument(None, help="Case file (TOML). Omit when using --prior/--new."),
+    case: Optional[list[Path]] = typer.Argument(
+        None, help="Case file(s) (TOML); several make a batch audit. Omit when using --prior/--new."
+    ),
     prior: Optional[Path] = typer.Option(None, help="Folder of the prior course's DICOM files."),
     new: Optional[Path] = typer.Option(None, help="Folder of the new course's DICOM files."),
     prior_end_date: Optional[str] = typer.Option(None, help="Last treatment day of the prior course (YYYY-MM-DD)."),
@@ -96,21 +124,26 @@ def check(
     ),
 ) -> None:
     """Check the cumulative EQD2 of all courses against consensus limits; exit 0 pass, 1 fail, 2 bad input."""
-    if case is not None and (prior or new):
-        fail_input("give either a case file or --prior/--new, not both")
-    if case is None:
-        if prior is None or new is None:
-            fail_input("give a case file, or both --prior and --new")
-        spec = case_from_folders(
-            prior, new, _parse_date(prior_end_date, "--prior-end-date"),
-            _parse_date(new_start_date, "--new-start-date"), registration, prior_fractions, new_fractions,
-        )
-    else:
-        spec = load_case(case)
+    if case and (prior or new):
+        fail_input("give either case files or --prior/--new, not both")
     options = CheckOptions(
         constraints=constraints, fail_on=fail_on.value, allow_missing=allow_missing,
         recovery_model=recovery_model, conservative=conservative, lql_transition_gy=lql_transition_gy,
     )
+    if case and len(case) > 1:
+        raise typer.Exit(run_many(case, format, options, output))
+    if case:
+        spec = load_case(case[0])
+    elif prior is None or new is None:
+        fail_input("give a case file, or both --prior and --new")
+    else:
+        spec = case_from_folders(
+            prior, new, _parse_date(prior_end_date, "--prior-end-date"),
+            _parse_date(new_start_date, "--new-start-date"), registration, prior_fractions, new_fractions,
+        )
     report = run_check(spec, options)
-    emit(report, format, options, output)
+    if output is None and format is Format.table:
+        print_report(report, Console())
+    else:
+        emit(render(report, format, options), output)
     raise typer.Exit(report.summary.exit_code)

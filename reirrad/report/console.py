@@ -109,6 +109,26 @@ def summary_line(report: CheckReport) -> Text:
     return text
 
 
+def batch_table(reports: list[CheckReport], errors: list[tuple[str, str]]) -> Table:
+    """One row per case of a batch: counts per status and the exit code (bad input: exit 2)."""
+    table = Table(title="Batch summary", title_justify="left")
+    for column in ("Case", *(label for label, _ in STATUS_STYLE.values()), "Exit"):
+        table.add_column(column, justify="left" if column == "Case" else "right")
+    for r in reports:
+        table.add_row(r.case_id, *(str(r.summary.counts.get(s, 0)) for s in STATUS_STYLE), str(r.summary.exit_code))
+    for path, message in errors:
+        table.add_row(Text(path, style="red"), *("-" for _ in STATUS_STYLE), Text("2", style="red"))
+        table.add_row(Text(message, style="dim red"), *("" for _ in STATUS_STYLE), "")
+    return table
+
+
+def print_batch(reports: list[CheckReport], errors: list[tuple[str, str]], console: Console) -> None:
+    """Every case's report, then the batch summary."""
+    for report in reports:
+        print_report(report, console)
+    console.print(batch_table(reports, errors))
+
+
 def print_report(report: CheckReport, console: Console) -> None:
     """Print the whole report."""
     table, footnotes = results_table(report)

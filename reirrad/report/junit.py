@@ -23,10 +23,10 @@ def _describe(r: ConstraintResult) -> str:
     return "; ".join(parts)
 
 
-def to_junit(report: CheckReport, fail_on: str = "fail", allow_missing: bool = False) -> str:
-    """JUnit XML text. ``fail`` (and ``warn`` with fail_on='warn') become <failure>; results
-    that could not be evaluated become <failure type="not_evaluated"> unless allow_missing, in
-    which case they are <skipped>; report-only results pass with the value in system-out."""
+def test_suite(report: CheckReport, fail_on: str = "fail", allow_missing: bool = False) -> ET.Element:
+    """One <testsuite> for a case. ``fail`` (and ``warn`` with fail_on='warn') become <failure>;
+    results that could not be evaluated become <failure type="not_evaluated"> unless
+    allow_missing, then <skipped>; report-only results pass with the value in system-out."""
     failing = {"fail", "warn"} if fail_on == "warn" else {"fail"}
     suite = ET.Element(
         "testsuite",
@@ -54,5 +54,31 @@ def to_junit(report: CheckReport, fail_on: str = "fail", allow_missing: bool = F
     suite.set("skipped", str(skipped))
     flags = ET.SubElement(suite, "system-out")
     flags.text = "\n".join(f"[{f.severity}] {f.id}: {f.message} Mitigation: {f.mitigation}" for f in report.flags)
-    ET.indent(suite)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+    return suite
+
+
+def error_suite(case_path: str, message: str) -> ET.Element:
+    """A <testsuite> for a case that could not be read: one test case with an <error>."""
+    suite = ET.Element("testsuite", name=f"reirrad.check.{case_path}", tests="1", failures="0", errors="1", skipped="0")
+    case = ET.SubElement(suite, "testcase", classname="reirrad.input", name=case_path)
+    ET.SubElement(case, "error", type="input", message=message)
+    return suite
+
+
+def _document(root: ET.Element) -> str:
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def to_junit(report: CheckReport, fail_on: str = "fail", allow_missing: bool = False) -> str:
+    """JUnit XML text of one case."""
+    return _document(test_suite(report, fail_on, allow_missing))
+
+
+def to_junit_batch(reports: list[CheckReport], errors: list[tuple[str, str]], fail_on: str = "fail",
+                   allow_missing: bool = False) -> str:
+    """JUnit XML text of a batch: <testsuites> with one <testsuite> per case."""
+    root = ET.Element("testsuites", name="reirrad.check")
+    root.extend(test_suite(r, fail_on, allow_missing) for r in reports)
+    root.extend(error_suite(path, message) for path, message in errors)
+    return _document(root)

@@ -102,6 +102,24 @@ def to_json(report: CheckReport) -> str:
     return json.dumps(report_dict(report), indent=2, default=str) + "\n"
 
 
+BATCH_SCHEMA = "reirrad.batch.v1"
+
+
+def to_json_batch(reports: list[CheckReport], errors: list[tuple[str, str]], exit_code: int) -> str:
+    """JSON text of a batch: every case's report, the cases that could not be read, the exit code."""
+    data = {
+        "schema": BATCH_SCHEMA,
+        "cases": [report_dict(r) for r in reports],
+        "errors": [{"case": path, "error": message} for path, message in errors],
+        "summary": {
+            "cases": len(reports) + len(errors),
+            "exit_codes": {r.case_id: r.summary.exit_code for r in reports},
+            "exit_code": exit_code,
+        },
+    }
+    return json.dumps(data, indent=2, default=str) + "\n"
+
+
 CSV_COLUMNS = (
     "case", "id", "organ", "structure", "metric", "unit", "alpha_beta_gy", "limit_gy", "warn_gy",
     "value_gy", "status", "reason", "priority", "source", "constraint_set",
@@ -110,15 +128,21 @@ CSV_COLUMNS = (
 
 def to_csv(report: CheckReport) -> str:
     """CSV text: one row per result, one column per course contribution after the fixed ones."""
-    courses = [c.name for c in report.courses]
+    return to_csv_batch([report])
+
+
+def to_csv_batch(reports: list[CheckReport]) -> str:
+    """CSV text of one or more cases under one header; course columns are the union of names."""
+    courses = list(dict.fromkeys(c.name for report in reports for c in report.courses))
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([*CSV_COLUMNS, *(f"{name}_gy" for name in courses)])
-    for r in report.results:
-        row = result_dict(r)
-        fixed = [report.case_id, *(row[c] for c in CSV_COLUMNS[1:])]
-        writer.writerow(
-            ["" if v is None else v for v in fixed]
-            + ["" if row["per_course_gy"].get(n) is None else row["per_course_gy"][n] for n in courses]
-        )
+    for report in reports:
+        for r in report.results:
+            row = result_dict(r)
+            fixed = [report.case_id, *(row[c] for c in CSV_COLUMNS[1:])]
+            writer.writerow(
+                ["" if v is None else v for v in fixed]
+                + ["" if row["per_course_gy"].get(n) is None else row["per_course_gy"][n] for n in courses]
+            )
     return buffer.getvalue()
