@@ -18,7 +18,7 @@ from reirrad import __version__
 from reirrad.accumulate import AccumulatedCase, CourseOnGrid, LoadedCourse, load_course, map_courses, months_between
 from reirrad.case import CaseSpec, load_case
 from reirrad.constraints import Constraint, ConstraintSet, judge, load_constraint_set, resolve_set_path
-from reirrad.dvh import Dvh, MetricValue, evaluate, sample_dose
+from reirrad.dvh import Dvh, MetricValue, cumulative_dvh, evaluate, sample_dose
 from reirrad.dicom.structures import StructureSet
 from reirrad.eqd2 import RecoveryModel, eqd2_gy, recovery_factor, recovery_model
 from reirrad.errors import InputError, ReirradError
@@ -26,10 +26,11 @@ from reirrad.flags import CourseInfo, FlagContext, OrganResult, compute_flags
 from reirrad.masks import RoiSampling, sample_roi
 from reirrad.metrics import Metric, parse_metric
 from reirrad.organs import OrganMatch, match_organs
-from reirrad.results import STATUSES, CheckReport, ConstraintResult, CourseSummary, PhaseSummary, Summary
+from reirrad.results import STATUSES, CheckReport, ConstraintResult, CourseSummary, DvhCurve, PhaseSummary, Summary
 
 
 DEFAULT_SET = "hn-reirradiation"
+CURVE_BIN_GY = 0.1  # dose resolution of the DVH curves drawn in reports
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ class _Evaluator:
         self.lql_transition_gy = lql_transition_gy
         self._samplings: dict[str, RoiSampling] = {}
         self._phases: dict[str, dict[str, tuple[Dvh, ...]]] = {}
+        self._cumulative: dict[tuple[str, float], Dvh] = {}  # (structure, alpha/beta) -> summed EQD2
 
     @property
     def names(self) -> list[str]:
@@ -182,7 +184,8 @@ class _Evaluator:
         if isinstance(samples, str):
             return _not_evaluated(constraint, structure, samples, self.names)
         metric = parse_metric(constraint.metric)
-        value = evaluate(_add(samples.values()), metric)
+        cumulative = self._cumulative.setdefault((structure, constraint.alpha_beta_gy), _add(samples.values()))
+        value = evaluate(cumulative, metric)
         recovery = self.recovery(constraint.organ)
         notes = self.notes(structure)
         if value.value is None:
@@ -190,6 +193,14 @@ class _Evaluator:
                            "not_evaluated", value.reason, notes)
         return _result(constraint, structure, value.value, contributions(value, metric, samples), recovery,
                        judge(constraint, value.value), None, notes)
+
+    def curves(self, bin_width_gy: float = CURVE_BIN_GY) -> tuple[DvhCurve, ...]:
+        """Cumulative EQD2 DVH of every evaluated structure and alpha/beta, in volume %."""
+        out = []
+        for (structure, alpha_beta), dvh in self._cumulative.items():
+            dose, volume = cumulative_dvh(dvh, bin_width_gy)
+            out.append(DvhCurve(structure, alpha_beta, dose, 100.0 * volume / dvh.in_grid_volume_cc))
+        return tuple(out)
 
     def organ_result(self, result: ConstraintResult) -> OrganResult:
         """What the flags need to know about one result."""
@@ -339,7 +350,7 @@ def _match(structures: StructureSet, cset: ConstraintSet, case: CaseSpec) -> dic
 
 def _report(case: CaseSpec, cset: ConstraintSet, options: CheckOptions, courses: list[LoadedCourse],
             summaries: tuple[CourseSummary, ...], results: tuple[ConstraintResult, ...], flags: list,
-            assumed: dict[str, object]) -> CheckReport:
+            assumed: dict[str, object], curves: tuple[DvhCurve, ...] = ()) -> CheckReport:
     counts = {status: sum(r.status == status for r in results) for status in STATUSES}
     return CheckReport(
         case_id=case.id,
@@ -355,6 +366,7 @@ def _report(case: CaseSpec, cset: ConstraintSet, options: CheckOptions, courses:
         summary=Summary(counts, exit_code(results, options)),
         reirrad_version=__version__,
         warnings=tuple(dict.fromkeys(note for c in courses for note in c.notes)),
+        curves=curves,
     )
 
 
@@ -376,7 +388,7 @@ def run_check(case: CaseSpec, options: CheckOptions = CheckOptions()) -> CheckRe
     organ_results = tuple(evaluator.organ_result(r) for r in results)
     flags = compute_flags(flag_context(acc, case, organ_results, tuple(matches.values())))
     return _report(case, cset, options, courses, course_summaries(acc), results, flags,
-                   assumptions(acc, cset, model, options))
+                   assumptions(acc, cset, model, options), evaluator.curves())
 
 
 # ------------------------------------------------------------------ conservative mode (no registration)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
+import numpy as np
+
 STATUSES = ("pass", "warn", "fail", "not_evaluated", "report")
 
 
@@ -74,6 +76,16 @@ class ConstraintResult:
         return self.limit_gy is not None or self.warn_gy is not None
 
 
+@dataclass(frozen=True, eq=False)
+class DvhCurve:
+    """Cumulative DVH of a structure's cumulative EQD2 (for plots): volume % at each dose level."""
+
+    structure: str
+    alpha_beta_gy: float
+    dose_gy: np.ndarray
+    volume_percent: np.ndarray
+
+
 @dataclass(frozen=True)
 class Summary:
     """Counts per status and the exit code the run ends with."""
@@ -99,3 +111,4 @@ class CheckReport:
     summary: Summary
     reirrad_version: str
     warnings: tuple[str, ...] = field(default=())
+    curves: tuple[DvhCurve, ...] = field(default=())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import io
 from html import escape
 
 from reirrad.report.machine import report_dict
@@ -15,6 +17,38 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .not_evaluated{background:#ecdcf4}.report{color:#666}
 .high{color:#b00;font-weight:bold}.caution{color:#a60}.info{color:#06a}
 """
+
+
+def dvh_figures(report: CheckReport) -> list[tuple[float, str]]:
+    """One cumulative EQD2 DVH figure per alpha/beta (PNG as a data URI), with each constraint's
+    warn (dotted) and fail (dashed) levels drawn in its structure's colour."""
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure  # object-oriented API: no pyplot, no global backend
+
+    figures = []
+    for alpha_beta in sorted({c.alpha_beta_gy for c in report.curves}):
+        figure = Figure(figsize=(8, 4.5), dpi=100)
+        axes = figure.add_subplot()
+        axes.set_prop_cycle(color=colormaps["tab20"].colors)
+        for curve in (c for c in report.curves if c.alpha_beta_gy == alpha_beta):
+            (line,) = axes.plot(curve.dose_gy, curve.volume_percent, label=curve.structure)
+            for r in report.results:
+                if r.structure == curve.structure and r.alpha_beta_gy == alpha_beta and r.unit == "Gy":
+                    if r.warn_gy is not None and r.warn_gy != r.limit_gy:
+                        axes.axvline(r.warn_gy, color=line.get_color(), linestyle=":", linewidth=1)
+                    if r.limit_gy is not None:
+                        axes.axvline(r.limit_gy, color=line.get_color(), linestyle="--", linewidth=1)
+        axes.set_xlabel(f"cumulative EQD2 (Gy, alpha/beta {alpha_beta:g} Gy)")
+        axes.set_ylabel("volume (%)")
+        axes.set_ylim(0, 100)
+        axes.set_xlim(left=0)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize="small", ncol=2)
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+        figures.append((alpha_beta, "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()))
+    return figures
 
 
 def _cell(value: object, css: str = "") -> str:
@@ -64,6 +98,11 @@ def to_html(report: CheckReport) -> str:
         f"<li><b>{escape(k.replace('_', ' '))}</b>: {escape(str(v))}</li>" for k, v in data["assumptions"].items()
     )
     summary = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in data["summary"].items())
+    figures = "".join(
+        f'<figure><img alt="cumulative EQD2 DVH, alpha/beta {ab:g} Gy" src="{uri}">'
+        f"<figcaption>alpha/beta {ab:g} Gy; dotted: warn level, dashed: limit</figcaption></figure>"
+        for ab, uri in dvh_figures(report)
+    ) or "<p>no structure could be evaluated</p>"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>reirrad check: {escape(report.case_id)}</title>
 <style>{STYLE}</style></head><body>
@@ -75,6 +114,8 @@ v{escape(report.constraint_set_version)} ({escape(report.constraint_set_title)})
 {_table(["Course", "Fractions", "Rx (Gy)", "Start", "End", "Interval (months)", "Registration", "Recovery"], course_rows)}
 <h2>Cumulative EQD2 constraints</h2>
 {_table(["Organ", "Structure", "Metric", "a/b (Gy)", "Limit", "Cumulative", *names, "Status", "Reason / notes", "Source"], result_rows)}
+<h2>Cumulative EQD2 DVHs</h2>
+{figures}
 <h2>Toxicity-mitigation flags</h2><ul>{flag_items}</ul>
 <h2>Assumptions</h2><ul>{assumptions}</ul>
 <p><b>Summary</b>: {escape(summary)}</p>
