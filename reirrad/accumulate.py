@@ -25,7 +25,7 @@ from reirrad.dicom.plan import Plan, read_plan
 from reirrad.dicom.registration import Registration, read_registration, reference_to_moving
 from reirrad.dicom.structures import StructureSet
 from reirrad.dicom.write import dose_dataset, refuse_input_as_output, save_atomic
-from reirrad.eqd2 import RecoveryFactor, RecoveryModel, eqd2_gy, recovery_factor, recovery_model
+from reirrad.eqd2 import NO_RECOVERY, RecoveryFactor, RecoveryModel, eqd2_gy, recovery_factor, recovery_model
 from reirrad.errors import InputError
 from reirrad.grid import Grid, resample
 from reirrad.results import FileRecord
@@ -342,7 +342,7 @@ def map_courses(courses: Sequence[LoadedCourse], case: CaseSpec) -> AccumulatedC
                 coverage=coverage,
                 registration_label=label,
                 interval_months=None if is_reference else months_between(course.spec.end_date, reference.spec.start_date),
-                recovery_model=case.recovery_model,
+                recovery_model=case.recovery_model or NO_RECOVERY,
                 is_reference=is_reference,
             )
         )
@@ -447,7 +447,7 @@ def write_cumulative_eqd2(
 ) -> ExportSummary:
     """Load a case, sum every course's EQD2 on the reference grid and write it as MULTI_PLAN."""
     case = load_case(case_path)
-    model = recovery_model(recovery_model_name or case.recovery_model)
+    model = recovery_model(recovery_model_name or case.recovery_model or NO_RECOVERY)
     if model.organs is not None and organ is None:
         raise InputError(
             case_path,

@@ -32,7 +32,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from reirrad.eqd2 import NO_RECOVERY, recovery_model
+from reirrad.eqd2 import recovery_model
 from reirrad.errors import InputError
 
 SCHEDULES = ("daily", "alternate_day", "bid")
@@ -79,7 +79,7 @@ class CaseSpec:
     constraints: str | None = None
     structures: dict[str, str] = field(default_factory=dict, hash=False)
     clinical: ClinicalSpec = ClinicalSpec()
-    recovery_model: str = NO_RECOVERY
+    recovery_model: str | None = None  # None: not given (the constraint set's default applies)
 
     @property
     def reference(self) -> CourseSpec:
@@ -102,11 +102,12 @@ def load_case(path: str | Path) -> CaseSpec:
         raise InputError(path, "courses: give at least one [[courses]] table")
     courses = tuple(_course(item, i, path) for i, item in enumerate(courses_data))
     _check_courses(courses, path)
-    model = _optional(data, "recovery_model", str, "", path) or NO_RECOVERY
-    try:
-        recovery_model(model)
-    except InputError as exc:
-        raise InputError(path, f"recovery_model: {exc.problem}") from None
+    model = _optional(data, "recovery_model", str, "", path)
+    if model is not None:
+        try:
+            recovery_model(model)
+        except InputError as exc:
+            raise InputError(path, f"recovery_model: {exc.problem}") from None
     return CaseSpec(
         path=path,
         id=_required(data, "id", str, "", path),

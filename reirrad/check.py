@@ -1,9 +1,10 @@
 """`reirrad check`: judge the cumulative EQD2 of every course against a constraint set.
 
-Data flows one way: load courses -> map onto the reference grid -> EQD2 per course and alpha/beta
--> recovery per organ and course -> cumulative samples per organ -> metric -> verdict -> flags.
-Each organ's structure is rasterised once (:func:`reirrad.masks.sample_roi`); every course's EQD2
-map is sampled at the same points, so a cumulative metric splits exactly into course contributions.
+Data flows one way: load courses -> map onto the reference grid -> sample each phase's physical
+dose at each organ's structure samples -> EQD2 per phase (its own fractions) and alpha/beta ->
+recovery per organ and course -> cumulative samples -> metric -> verdict -> flags.
+Each structure is rasterised once (:func:`reirrad.masks.sample_roi`) and every course is sampled
+at the same points, so a cumulative metric splits exactly into course contributions.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ class _Evaluator:
         self.lql_transition_gy = lql_transition_gy
         self._samplings: dict[str, RoiSampling] = {}
         self._phases: dict[str, dict[str, tuple[Dvh, ...]]] = {}
-        self._cumulative: dict[tuple[str, float], Dvh] = {}  # (structure, alpha/beta) -> summed EQD2
+        self._cumulative: dict[tuple[str, str, float], Dvh] = {}  # (organ, structure, a/b) -> summed EQD2
 
     @property
     def names(self) -> list[str]:
@@ -184,7 +185,8 @@ class _Evaluator:
         if isinstance(samples, str):
             return _not_evaluated(constraint, structure, samples, self.names)
         metric = parse_metric(constraint.metric)
-        cumulative = self._cumulative.setdefault((structure, constraint.alpha_beta_gy), _add(samples.values()))
+        key = (constraint.organ, structure, constraint.alpha_beta_gy)
+        cumulative = self._cumulative.setdefault(key, _add(samples.values()))
         value = evaluate(cumulative, metric)
         recovery = self.recovery(constraint.organ)
         notes = self.notes(structure)
@@ -197,7 +199,7 @@ class _Evaluator:
     def curves(self, bin_width_gy: float = CURVE_BIN_GY) -> tuple[DvhCurve, ...]:
         """Cumulative EQD2 DVH of every evaluated structure and alpha/beta, in volume %."""
         out = []
-        for (structure, alpha_beta), dvh in self._cumulative.items():
+        for (_, structure, alpha_beta), dvh in self._cumulative.items():
             dose, volume = cumulative_dvh(dvh, bin_width_gy)
             out.append(DvhCurve(structure, alpha_beta, dose, 100.0 * volume / dvh.in_grid_volume_cc))
         return tuple(out)

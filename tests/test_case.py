@@ -63,7 +63,7 @@ def test_good_case(tmp_path):
 
 def test_minimal_case_defaults(tmp_path):
     case = load_case(make_case(tmp_path, 'id = "x"\n[[courses]]\nname = "only"\npath = "course1"\n'))
-    assert case.recovery_model == "none" and case.constraints is None and case.structures == {}
+    assert case.recovery_model is None and case.constraints is None and case.structures == {}
     assert case.clinical.resection is None
 
 

@@ -325,3 +325,17 @@ def test_cli_batch_audit_json_junit_csv_and_exit_codes(nelms_case, tmp_path):
     rows = list(csv.DictReader(io.StringIO(run_cli("check", case, case, "--format", "csv").stdout)))
     assert len(rows) == 10 and {r["case"] for r in rows} == {"nelms"}
     assert run_cli("check", case, case, "--format", "html").returncode == 2
+
+
+def test_constraint_set_default_recovery_model_applies(nelms_case, report, tmp_path):
+    """simple-25-50 (Doi 2021) gives the spinal cord r = 0.5 after 12 months: the interval here is
+    14 months, so the prior course's share of Dmean halves and the new course's stays."""
+    recovering = tmp_path / "set.toml"
+    recovering.write_text((nelms_case / "set.toml").read_text().replace(
+        'recovery_model = "none"', 'recovery_model = "simple-25-50"'))
+    discounted = run_check(load_case(nelms_case / "case.toml"), CheckOptions(constraints=str(recovering)))
+    before, after = by_id(report, "cord-pass"), by_id(discounted, "cord-pass")
+    assert after.recovery["prior"] == 0.5 and after.recovery["new"] == 0.0
+    assert after.per_course["prior"] == pytest.approx(0.5 * before.per_course["prior"], rel=1e-9)
+    assert after.per_course["new"] == pytest.approx(before.per_course["new"], rel=1e-9)
+    assert "simple-25-50" in discounted.assumptions["recovery_model"]
