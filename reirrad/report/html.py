@@ -82,10 +82,10 @@ def to_html(report: CheckReport) -> str:
     result_rows = [
         f'<tr class="{r["status"]}">' + "".join([
             _cell(r["organ"]), _cell(r["structure"]), _cell(r["metric"]), _cell(r["alpha_beta_gy"], "num"),
-            _cell(r["limit_gy"], "num"), _cell(r["value_gy"], "num"),
+            _cell(r["warn_gy"], "num"), _cell(r["limit_gy"], "num"), _cell(r["value_gy"], "num"),
             *(_cell(r["per_course_gy"].get(n), "num") for n in names),
             _cell(r["status"].replace("_", " ")), _cell("; ".join(filter(None, [r["reason"], *r["notes"]]))),
-            _cell(r["source"]),
+            _cell(r["source_id"]),
         ]) + "</tr>"
         for r in data["results"]
     ]
@@ -96,6 +96,10 @@ def to_html(report: CheckReport) -> str:
     ) or "<li>none</li>"
     assumptions = "".join(
         f"<li><b>{escape(k.replace('_', ' '))}</b>: {escape(str(v))}</li>" for k, v in data["assumptions"].items()
+    )
+    references = "".join(
+        f"<li><b>{escape(key)}</b>: {escape(citation)}</li>"
+        for key, citation in dict.fromkeys((r["source_id"], r["source"]) for r in data["results"] if r["source_id"])
     )
     summary = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in data["summary"].items())
     figures = "".join(
@@ -113,7 +117,8 @@ v{escape(report.constraint_set_version)} ({escape(report.constraint_set_title)})
 <h2>Courses</h2>
 {_table(["Course", "Fractions", "Rx (Gy)", "Start", "End", "Interval (months)", "Registration", "Recovery"], course_rows)}
 <h2>Cumulative EQD2 constraints</h2>
-{_table(["Organ", "Structure", "Metric", "a/b (Gy)", "Limit", "Cumulative", *names, "Status", "Reason / notes", "Source"], result_rows)}
+{_table(["Organ", "Structure", "Metric", "a/b (Gy)", "Warn", "Limit", "Cumulative", *names, "Status", "Reason / notes", "Source"], result_rows)}
+<h3>References</h3><ul>{references}</ul>
 <h2>Cumulative EQD2 DVHs</h2>
 {figures}
 <h2>Toxicity-mitigation flags</h2><ul>{flag_items}</ul>
