@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 TESTDATA = Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("REIRRAD_TESTDATA", REPO.parent / "shared" / "testdata"))
 
-from dvh_reference import NELMS_METRICS, eclipse_dvhs, nelms_cases, within  # noqa: E402
+from dvh_reference import NELMS_METRICS, eclipse_dvhs, reirrad_nelms_results, within  # noqa: E402
 
 from reirrad.dicom.dose import read_dose  # noqa: E402
 from reirrad.dicom.structures import read_structures  # noqa: E402
@@ -39,19 +39,12 @@ def dicompyler_values(dvh) -> dict[str, float]:
 def nelms() -> None:
     from dicompylercore import dvhcalc
 
-    samplings = {}
     hits = {tool: defaultdict(list) for tool in ("reirrad", "dicompyler")}
     volumes = {tool: [] for tool in hits}
-    for case in nelms_cases(TESTDATA):
-        dose = read_dose(case.dose_file)
-        key = (case.structure_file, dose.grid.spacing_mm)
-        if key not in samplings:
-            samplings[key] = sample_roi(read_structures(case.structure_file).rois[1], dose.grid)
-        dvh = sample_dose(samplings[key], dose.dose_gy)
-        ours = {m: evaluate(dvh, parse_metric(m)).value for m in NELMS_METRICS}
+    for case, ours, our_volume in reirrad_nelms_results(TESTDATA):
         theirs_dvh = dvhcalc.get_dvh(str(case.structure_file), str(case.dose_file), 2)
         theirs = dicompyler_values(theirs_dvh)
-        for tool, values, volume in (("reirrad", ours, samplings[key].volume_cc), ("dicompyler", theirs, theirs_dvh.volume)):
+        for tool, values, volume in (("reirrad", ours, our_volume), ("dicompyler", theirs, theirs_dvh.volume)):
             volumes[tool].append(abs(volume / case.volume_cc - 1) <= 0.03)
             for metric in NELMS_METRICS:
                 reference = case.doses_gy[metric]

@@ -50,6 +50,27 @@ def nelms_cases(testdata: Path) -> list[NelmsCase]:
     return cases
 
 
+def reirrad_nelms_results(testdata: Path) -> list[tuple[NelmsCase, dict[str, float | None], float]]:
+    """reirrad on every Nelms case: (case, {metric: value}, volume_cc); one sampling per
+    structure file and grid spacing, reused for both gradients."""
+    from reirrad.dicom.dose import read_dose
+    from reirrad.dicom.structures import read_structures
+    from reirrad.dvh import evaluate, sample_dose
+    from reirrad.masks import sample_roi
+    from reirrad.metrics import parse_metric
+
+    samplings, out = {}, []
+    for case in nelms_cases(testdata):
+        dose = read_dose(case.dose_file)
+        key = (case.structure_file, dose.grid.spacing_mm)
+        if key not in samplings:
+            samplings[key] = sample_roi(read_structures(case.structure_file).rois[1], dose.grid)
+        dvh = sample_dose(samplings[key], dose.dose_gy)
+        values = {m: evaluate(dvh, parse_metric(m)).value for m in NELMS_METRICS}
+        out.append((case, values, samplings[key].volume_cc))
+    return out
+
+
 def within(value: float, reference: float, relative: float, absolute_gy: float = 0.1) -> bool:
     """Nelms' criterion: within ``relative`` of the reference, or within 0.1 Gy."""
     return abs(value - reference) <= max(relative * abs(reference), absolute_gy)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reirrad.dicom.structures import Contour, Roi
+from reirrad.dicom.structures import Roi
 from reirrad.dvh import Dvh, cumulative_dvh, evaluate, sample_dose, trilinear
 from reirrad.masks import sample_roi
 from reirrad.metrics import parse_metric

@@ -6,27 +6,13 @@ from collections import defaultdict
 
 import pytest
 
-from dvh_reference import NELMS_METRICS, nelms_cases, within
-from reirrad.dicom.dose import read_dose
-from reirrad.dicom.structures import read_structures
-from reirrad.dvh import evaluate, sample_dose
-from reirrad.masks import sample_roi
-from reirrad.metrics import parse_metric
+from dvh_reference import reirrad_nelms_results, within
 
 
 @pytest.fixture(scope="module")
 def results(testdata):
-    """(case, {metric: value}, volume_cc) for every case; one sampling per structure and grid."""
-    samplings, out = {}, []
-    for case in nelms_cases(testdata):
-        dose = read_dose(case.dose_file)
-        key = (case.structure_file, dose.grid.spacing_mm)
-        if key not in samplings:
-            samplings[key] = sample_roi(read_structures(case.structure_file).rois[1], dose.grid)
-        dvh = sample_dose(samplings[key], dose.dose_gy)
-        values = {m: evaluate(dvh, parse_metric(m)).value for m in NELMS_METRICS}
-        out.append((case, values, samplings[key].volume_cc))
-    return out
+    """(case, {metric: value}, volume_cc) for every case."""
+    return reirrad_nelms_results(testdata)
 
 
 def test_all_files_of_the_set_are_used(results):
