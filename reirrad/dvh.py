@@ -186,9 +186,11 @@ def evaluate(dvh: Dvh, metric: Metric) -> MetricValue:
     if metric.kind == "Dmin":
         return _single(dvh, int(np.argmin(dvh.doses_gy)))
     if metric.kind == "Dmean":
+        total_cc = float(dvh.weights_cc.sum())
         indices = np.flatnonzero(dvh.weights_cc > 0)
-        coefficients = dvh.weights_cc[indices] / dvh.weights_cc[indices].sum()
-        return MetricValue(float(coefficients @ dvh.doses_gy[indices]), None, indices, coefficients)
+        coefficients = dvh.weights_cc[indices]
+        coefficients /= total_cc  # in place: a whole-body ROI holds millions of samples
+        return MetricValue(float(dvh.weights_cc @ dvh.doses_gy) / total_cc, None, indices, coefficients)
     if metric.kind == "Dx":
         volume = metric.parameter
         if metric.parameter_unit == "%":
@@ -231,6 +233,13 @@ class StructureMetrics:
     notes: tuple[str, ...]
 
 
+def _value_and_reason(dvh: Dvh, metric: Metric) -> tuple[float | None, str | None]:
+    """``evaluate`` without its per-sample coefficients, so that none outlive the call
+    (a whole-body ROI's Dmean coefficients are as large as its samples)."""
+    result = evaluate(dvh, metric)
+    return result.value, result.reason
+
+
 def structure_metrics(
     roi: Roi, grid: Grid, dose_gy: np.ndarray, metrics: tuple[Metric, ...], end_caps: str = "half"
 ) -> StructureMetrics:
@@ -243,10 +252,9 @@ def structure_metrics(
     values: dict[str, float | None] = {}
     notes = list(dvh.notes)
     for metric in metrics:
-        result = evaluate(dvh, metric)
-        values[str(metric)] = result.value
-        if result.reason:
-            notes.append(f"{metric} not evaluated: {result.reason}")
+        values[str(metric)], reason = _value_and_reason(dvh, metric)
+        if reason:
+            notes.append(f"{metric} not evaluated: {reason}")
     return StructureMetrics(
         roi.name, roi.number, True, dvh.volume_cc, dvh.in_grid_volume_cc, values, tuple(notes)
     )
