@@ -248,7 +248,7 @@ def course_from_discovery(spec: CourseSpec, course: Course) -> LoadedCourse:
 
 def load_course(spec: CourseSpec) -> LoadedCourse:
     """Read a course folder (RTPLAN, RTDOSE, RTSTRUCT, REG) and resolve its phases."""
-    return course_from_discovery(spec, discover_course(spec.path))
+    return course_from_discovery(spec, discover_course(spec.path, spec.structure_set))
 
 
 def months_between(earlier: date | None, later: date | None) -> float | None:

@@ -37,7 +37,7 @@ from reirrad.errors import InputError
 
 SCHEDULES = ("daily", "alternate_day", "bid")
 _CASE_KEYS = {"id", "constraints", "recovery_model", "courses", "structures", "clinical"}
-_COURSE_KEYS = {"name", "path", "start_date", "end_date", "registration", "fractions", "schedule"}
+_COURSE_KEYS = {"name", "path", "start_date", "end_date", "registration", "structure_set", "fractions", "schedule"}
 _CLINICAL_KEYS = {"resection", "organ_dysfunction", "recurrence_site"}
 
 
@@ -50,6 +50,7 @@ class CourseSpec:
     start_date: date | None = None
     end_date: date | None = None
     registration: Path | None = None
+    structure_set: Path | None = None  # the RTSTRUCT to use when the folder holds several
     fractions: int | None = None
     schedule: str | None = None
     case_file: Path | None = None
@@ -127,9 +128,8 @@ def _course(item: Any, index: int, case_file: Path) -> CourseSpec:
     folder = case_file.parent / _required(item, "path", str, where, case_file)
     if not folder.is_dir():
         raise InputError(case_file, f"{where}path: folder {folder} does not exist")
-    registration = _optional(item, "registration", str, where, case_file)
-    if registration is not None and not (case_file.parent / registration).is_file():
-        raise InputError(case_file, f"{where}registration: file {case_file.parent / registration} does not exist")
+    registration = _optional_file(item, "registration", where, case_file)
+    structure_set = _optional_file(item, "structure_set", where, case_file)
     fractions = _optional(item, "fractions", int, where, case_file)
     if fractions is not None and fractions < 1:
         raise InputError(case_file, f"{where}fractions: must be a positive integer, got {fractions}")
@@ -141,7 +141,8 @@ def _course(item: Any, index: int, case_file: Path) -> CourseSpec:
         path=folder,
         start_date=_date(item, "start_date", where, case_file),
         end_date=_date(item, "end_date", where, case_file),
-        registration=None if registration is None else case_file.parent / registration,
+        registration=registration,
+        structure_set=structure_set,
         fractions=fractions,
         schedule=schedule,
         case_file=case_file,
@@ -196,6 +197,17 @@ def _optional(table: dict, key: str, kind: type, where: str, case_file: Path) ->
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise InputError(case_file, f"{where}{key}: must be {kind.__name__}, got {value!r}")
     return value
+
+
+def _optional_file(table: dict, key: str, where: str, case_file: Path) -> Path | None:
+    """An optional file path relative to the case file, which must exist."""
+    value = _optional(table, key, str, where, case_file)
+    if value is None:
+        return None
+    path = case_file.parent / value
+    if not path.is_file():
+        raise InputError(case_file, f"{where}{key}: file {path} does not exist")
+    return path
 
 
 def _required(table: dict, key: str, kind: type, where: str, case_file: Path) -> Any:

@@ -24,6 +24,7 @@ name = "new"
 path = "course2"
 start_date = "2025-01-14"
 registration = "course2/reg.dcm"
+structure_set = "course2/rs.dcm"
 schedule = "bid"
 [structures]
 "Cord" = "SpinalCord"
@@ -38,7 +39,8 @@ recurrence_site = "left neck"
 def make_case(tmp_path, text=GOOD):
     for folder in ("course1", "course2"):
         (tmp_path / folder).mkdir(exist_ok=True)
-    (tmp_path / "course2" / "reg.dcm").write_bytes(b"")
+    for name in ("reg.dcm", "rs.dcm"):
+        (tmp_path / "course2" / name).write_bytes(b"")
     path = tmp_path / "case.toml"
     path.write_text(text)
     return path
@@ -54,6 +56,7 @@ def test_good_case(tmp_path):
     assert (prior.start_date, prior.end_date) == (date(2022, 9, 20), date(2022, 11, 2))
     assert new.start_date == date(2025, 1, 14) and new.end_date is None
     assert new.registration == tmp_path / "course2" / "reg.dcm" and new.schedule == "bid"
+    assert new.structure_set == tmp_path / "course2" / "rs.dcm" and prior.structure_set is None
     assert new.fractions is None and prior.registration is None
     assert case.structures == {"Cord": "SpinalCord", "Parotid L": "Parotid_L"}
     assert (case.clinical.resection, case.clinical.organ_dysfunction) == (True, False)
@@ -75,6 +78,7 @@ def test_minimal_case_defaults(tmp_path):
         (('schedule = "bid"', 'schedule = "weekly"'), r"courses\[1\]\.schedule: must be one of"),
         (('path = "course1"', 'path = "missing"'), r"courses\[0\]\.path: folder .*missing does not exist"),
         (('registration = "course2/reg.dcm"', 'registration = "nope.dcm"'), r"courses\[1\]\.registration"),
+        (('"course2/rs.dcm"', '"course2/rs2.dcm"'), r"courses\[1\]\.structure_set: file .*rs2\.dcm does not exist"),
         (('name = "new"', 'name = "prior"'), r"courses\[1\]\.name: 'prior' is used by more than one"),
         (('start_date = "2025-01-14"', 'start_date = "14/01/2025"'), r"courses\[1\]\.start_date: must be a date"),
         (('end_date = 2022-11-02', 'end_date = 2022-09-01'), r"courses\[0\]\.end_date: .* before start_date"),

@@ -133,6 +133,31 @@ def test_two_structure_sets_are_refused_unless_one_is_referenced(tmp_path):
         discover_course(tmp_path)
 
 
+def test_named_structure_set_resolves_two_candidates(tmp_path):
+    plan, _ = _course(tmp_path)
+    syn.write(syn.rtplan([(30, [(1, 1.0, 100.0)])], structure_set_uid="1.1"), tmp_path / "plan" / "rp.dcm")
+    syn.write(syn.rtdose(PIXELS, plan_uid=plan.SOPInstanceUID), tmp_path / "rd.dcm")
+    syn.write(syn.rtstruct({"Other": [SQUARE]}), tmp_path / "rs_other.dcm")
+    with pytest.raises(InputError, match="structure_set ="):
+        discover_course(tmp_path)
+    course = discover_course(tmp_path, tmp_path / "rs_other.dcm")
+    assert [roi.name for roi in course.structures.rois] == ["Other"]
+    assert any("chosen in the case file; ignored" in n and n.endswith("rs.dcm") for n in course.notes)
+    assert any("references structure set 1.1" in n for n in course.notes)
+    assert tmp_path / "rs_other.dcm" in course.files and tmp_path / "rs.dcm" not in course.files
+
+
+def test_named_structure_set_may_lie_outside_the_folder(tmp_path):
+    folder = tmp_path / "course"
+    plan, _ = _course(folder)
+    syn.write(syn.rtdose(PIXELS, plan_uid=plan.SOPInstanceUID), folder / "rd.dcm")
+    syn.write(syn.rtstruct({"Elsewhere": [SQUARE]}), tmp_path / "rs_elsewhere.dcm")
+    course = discover_course(folder, tmp_path / "rs_elsewhere.dcm")
+    assert [roi.name for roi in course.structures.rois] == ["Elsewhere"]
+    with pytest.raises(InputError, match="not an RTSTRUCT|SOP Class"):
+        discover_course(folder, folder / "rd.dcm")
+
+
 def test_folder_without_dose_is_refused(tmp_path):
     _course(tmp_path)
     with pytest.raises(InputError, match="no RTDOSE file in folder"):

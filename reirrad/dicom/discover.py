@@ -25,7 +25,7 @@ import pydicom
 from reirrad.dicom.dose import RTDOSE_SOP_CLASS, DoseGrid, read_dose
 from reirrad.dicom.io import NotDicomError, read_dataset
 from reirrad.dicom.plan import RT_ION_PLAN_SOP_CLASS, RTPLAN_SOP_CLASS, FractionGroup, Plan, plan_from_dataset
-from reirrad.dicom.structures import RTSTRUCT_SOP_CLASS, StructureSet, structures_from_dataset
+from reirrad.dicom.structures import RTSTRUCT_SOP_CLASS, StructureSet, read_structures, structures_from_dataset
 from reirrad.errors import InputError
 
 REGISTRATION_SOP_CLASSES = {
@@ -116,18 +116,25 @@ def _choose_structures(
         chosen = [s for s in candidates if s.sop_instance_uid in referenced]
         if len(chosen) != 1:
             a, b = (chosen or candidates)[:2]
-            raise InputError(a.path, f"two RTSTRUCT candidates in one course (also {b.path}); keep one")
+            raise InputError(
+                a.path,
+                f"two RTSTRUCT candidates in one course (also {b.path}); name the one to use with "
+                "structure_set = \"...\" in the course's entry of the case file",
+            )
         ignored = ", ".join(str(s.path) for s in candidates if s is not chosen[0])
         notes.append(f"ignored RTSTRUCT not referenced by the plans: {ignored}")
         candidates = chosen
-    structures = candidates[0]
+    return candidates[0]
+
+
+def _note_other_references(structures: StructureSet | None, plans: list[Plan], notes: list[str]) -> None:
+    """Note every plan that references another structure set than the one used."""
     for plan in plans:
-        if plan.referenced_structure_set_uid not in (None, structures.sop_instance_uid):
+        if structures is not None and plan.referenced_structure_set_uid not in (None, structures.sop_instance_uid):
             notes.append(
                 f"{plan.path} references structure set {plan.referenced_structure_set_uid}, "
                 f"not {structures.path} ({structures.sop_instance_uid})"
             )
-    return structures
 
 
 def _common_frame_of_reference(
@@ -242,8 +249,24 @@ def _phases(doses: list[DoseGrid], plans: list[Plan], notes: list[str]) -> list[
     return phases
 
 
-def discover_course(folder: str | Path) -> Course:
-    """Find, read and link the DICOM RT objects of one course folder (searched recursively)."""
+def _given_structures(
+    path: Path, found: list[tuple[Path, pydicom.Dataset]], notes: list[str]
+) -> StructureSet:
+    """The RTSTRUCT the user named (inside the folder or not); the folder's others are noted as ignored."""
+    chosen = path.resolve()
+    datasets = {p.resolve(): ds for p, ds in found}
+    structures = structures_from_dataset(datasets[chosen], path) if chosen in datasets else read_structures(path)
+    ignored = ", ".join(str(p) for p in datasets if p != chosen)
+    if ignored:
+        notes.append(f"structure set {path} chosen in the case file; ignored: {ignored}")
+    return structures
+
+
+def discover_course(folder: str | Path, structure_set: str | Path | None = None) -> Course:
+    """Find, read and link the DICOM RT objects of one course folder (searched recursively).
+
+    ``structure_set`` names the RTSTRUCT to use when the folder holds several.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(folder, "not a folder")
@@ -255,7 +278,12 @@ def discover_course(folder: str | Path) -> Course:
     uids = Counter(p.sop_instance_uid for p in plans)
     if any(n > 1 for n in uids.values()):
         raise InputError(folder, f"several RTPLAN files share SOP Instance UID {uids.most_common(1)[0][0]}")
-    structures = _choose_structures([structures_from_dataset(ds, path) for path, ds in found["structures"]], plans, notes)
+    if structure_set is not None:
+        structures = _given_structures(Path(structure_set), found["structures"], notes)
+    else:
+        candidates = [structures_from_dataset(ds, path) for path, ds in found["structures"]]
+        structures = _choose_structures(candidates, plans, notes)
+    _note_other_references(structures, plans, notes)
     frame_of_reference = _common_frame_of_reference(doses, plans, structures)
     phases = _phases(doses, plans, notes)
     registrations = tuple(path for path, _ in found["registration"])
