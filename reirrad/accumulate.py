@@ -3,6 +3,8 @@
 The reference is the last course: its (first phase's) dose grid and its structure set. Every
 course is mapped onto that grid through the identity (same frame of reference) or a rigid REG;
 points outside a course's dose grid get 0 Gy and are marked in that course's coverage mask.
+For checking, the grid may grow by whole voxels over evaluated structures that reach beyond the
+reference dose grid into another course's (see :func:`map_courses`).
 EQD2 is computed per phase with the phase's own fraction count, after resampling the physical
 dose (interpolating physical dose keeps linear fields exact; EQD2 is not linear in dose).
 """
@@ -23,11 +25,11 @@ from reirrad.dicom.dose import DoseGrid, read_dose
 from reirrad.dicom.io import read_dataset
 from reirrad.dicom.plan import Plan, read_plan
 from reirrad.dicom.registration import Registration, read_registration, reference_to_moving
-from reirrad.dicom.structures import StructureSet
+from reirrad.dicom.structures import Roi, StructureSet
 from reirrad.dicom.write import dose_dataset, refuse_input_as_output, save_atomic
 from reirrad.eqd2 import NO_RECOVERY, RecoveryFactor, RecoveryModel, eqd2_gy, recovery_factor, recovery_model
 from reirrad.errors import InputError
-from reirrad.grid import Grid, resample
+from reirrad.grid import Grid, corner_centres_mm, grown_to_cover, resample, transform_points
 from reirrad.results import FileRecord
 
 DAYS_PER_MONTH = 365.25 / 12.0
@@ -301,13 +303,23 @@ class CourseOnGrid:
 
 @dataclass(frozen=True, eq=False)
 class AccumulatedCase:
-    """Every course on the reference grid (the last course's), with the reference structures."""
+    """Every course on one grid with the reference structures.
+
+    ``grid`` is the reference course's own dose grid (``reference_grid``), or that grid grown by
+    whole voxels to cover the evaluated structures where another course has dose.
+    """
 
     case: CaseSpec
     grid: Grid
     courses: tuple[CourseOnGrid, ...]
     structures: StructureSet | None
     reference_dose_path: Path  # header source for exported doses
+    reference_grid: Grid
+
+    @property
+    def grid_is_grown(self) -> bool:
+        """True when ``grid`` reaches beyond the reference course's own dose grid."""
+        return self.grid.shape != self.reference_grid.shape
 
     @property
     def reference(self) -> CourseOnGrid:
@@ -322,17 +334,27 @@ class AccumulatedCase:
         }
 
 
-def map_courses(courses: Sequence[LoadedCourse], case: CaseSpec) -> AccumulatedCase:
-    """Map every course onto the reference grid (the last course's first phase)."""
+def map_courses(courses: Sequence[LoadedCourse], case: CaseSpec, cover: Sequence[Roi] = ()) -> AccumulatedCase:
+    """Map every course onto the reference grid (the last course's first phase).
+
+    With ``cover`` (reference structures to be evaluated), the grid grows by whole voxels over
+    the part of them that lies outside the reference dose grid but inside another course's, so
+    that a prior course's dose there is counted (the reference course gives 0 Gy outside its grid).
+    """
     if not courses:
         raise InputError(case.path, "no courses")
     reference = courses[-1]
-    grid = reference.phases[0].grid
+    reference_grid = reference.phases[0].grid
     frame = reference.frame_of_reference_uid
     registrations = _read_registrations(courses)
+    transforms = [
+        reference_to_moving(frame, course.frame_of_reference_uid, registrations, course.spec.path)
+        for course in courses
+    ]
+    dose_grids = [(phase.grid, transform) for course, (transform, _) in zip(courses, transforms) for phase in course.phases]
+    grid = _covering_grid(reference_grid, cover, dose_grids) if cover else reference_grid
     mapped = []
-    for course in courses:
-        transform, label = reference_to_moving(frame, course.frame_of_reference_uid, registrations, course.spec.path)
+    for course, (transform, label) in zip(courses, transforms):
         phases, coverage = _phases_on_grid(course.phases, grid, transform)
         is_reference = course is reference
         mapped.append(
@@ -348,7 +370,32 @@ def map_courses(courses: Sequence[LoadedCourse], case: CaseSpec) -> AccumulatedC
         )
     if any(c.interval_months is not None and c.interval_months < 0 for c in mapped):
         raise InputError(case.path, "a prior course ends after the reference course starts")
-    return AccumulatedCase(case, grid, tuple(mapped), reference.structures, reference.phases[0].files[0])
+    return AccumulatedCase(case, grid, tuple(mapped), reference.structures, reference.phases[0].files[0], reference_grid)
+
+
+def _covering_grid(
+    reference: Grid, rois: Sequence[Roi], dose_grids: Sequence[tuple[Grid, np.ndarray | None]]
+) -> Grid:
+    """``reference`` grown to cover ``rois`` (one voxel of margin) within the courses' dose grids.
+
+    ``dose_grids`` pairs each phase's grid with its reference -> moving transform (None: same frame).
+    Index boxes are taken in ``reference`` index space; a rotated grid counts by its bounding box.
+    """
+    points = [c.points_mm for roi in rois for c in roi.closed_contours]
+    if not points:
+        return reference
+    index = reference.to_index(np.concatenate(points))
+    low, high = index.min(axis=0) - 1.0, index.max(axis=0) + 1.0
+    boxes = []
+    for grid, reference_to_moving_mm in dose_grids:
+        corners = corner_centres_mm(grid)
+        if reference_to_moving_mm is not None:
+            corners = transform_points(np.linalg.inv(reference_to_moving_mm), corners)
+        corners = reference.to_index(corners)
+        boxes.append((corners.min(axis=0) - 0.5, corners.max(axis=0) + 0.5))
+    low = np.maximum(low, np.min([b[0] for b in boxes], axis=0))
+    high = np.minimum(high, np.max([b[1] for b in boxes], axis=0))
+    return reference if np.any(low > high) else grown_to_cover(reference, low, high)
 
 
 def _read_registrations(courses: Sequence[LoadedCourse]) -> list[Registration]:

@@ -167,7 +167,7 @@ class _Evaluator:
         if roi.is_empty:
             return roi.name, "structure has no closed contours (empty)"
         if self.sampling(roi.name).in_grid_volume_cc <= 0:
-            return roi.name, "structure lies outside the reference dose grid"
+            return roi.name, "structure lies outside every course's dose grid"
         return roi.name, self.eqd2_samples(constraint.organ, roi.name, constraint.alpha_beta_gy)
 
     def notes(self, structure: str) -> tuple[str, ...]:
@@ -317,13 +317,11 @@ def flag_context(acc: AccumulatedCase, case: CaseSpec, organs: tuple[OrganResult
 
 def assumptions(acc: AccumulatedCase, cset: ConstraintSet, model: RecoveryModel, options: CheckOptions) -> dict[str, object]:
     """The assumptions every result rests on, as the ESTRO-EORTC consensus asks them reported."""
-    reference = acc.reference
     return {
         "method": "each course and phase mapped onto the reference grid (trilinear), its physical dose "
         "interpolated at every structure sample and converted there to EQD2 with its own fractions, "
         "then summed sample by sample; organ metrics on the summed EQD2",
-        "reference_grid": f"course '{reference.name}' dose grid {acc.grid.shape[::-1]} voxels "
-        f"(columns, rows, frames) at {acc.grid.spacing_mm[::-1]} mm",
+        "reference_grid": _grid_text(acc),
         "fractions": "; ".join(
             f"{c.name}: " + " + ".join(f"{p.fractions} ({p.fraction_source})" for p in c.course.phases)
             for c in acc.courses
@@ -339,6 +337,17 @@ def assumptions(acc: AccumulatedCase, cset: ConstraintSet, model: RecoveryModel,
         "end caps of half the contour spacing beyond the first and last contour",
         "constraint_set": f"{cset.name} v{cset.version} ({' > '.join(cset.lineage)})",
     }
+
+
+def _grid_text(acc: AccumulatedCase) -> str:
+    """Which grid the evaluation ran on, and how it relates to the reference course's dose grid."""
+    own = acc.reference_grid
+    text = (f"course '{acc.reference.name}' dose grid {own.shape[::-1]} voxels (columns, rows, frames) "
+            f"at {own.spacing_mm[::-1]} mm")
+    if acc.grid_is_grown:
+        text += (f", grown by whole voxels to {acc.grid.shape[::-1]} to cover the evaluated structures where "
+                 f"another course has dose (course '{acc.reference.name}' gives 0 Gy outside its own grid)")
+    return text
 
 
 def _match(structures: StructureSet, cset: ConstraintSet, case: CaseSpec) -> dict[str, OrganMatch]:
@@ -381,10 +390,13 @@ def run_check(case: CaseSpec, options: CheckOptions = CheckOptions()) -> CheckRe
     courses = [load_course(spec) for spec in case.courses]
     if options.conservative:
         return _run_conservative(case, cset, model, courses, options)
-    acc = map_courses(courses, dataclasses.replace(case, recovery_model=model.name))
-    if acc.structures is None:
-        raise InputError(case.reference.path, f"reference course '{acc.reference.name}' has no RTSTRUCT")
-    matches = _match(acc.structures, cset, case)
+    structures = courses[-1].structures
+    if structures is None:
+        raise InputError(case.reference.path, f"reference course '{courses[-1].name}' has no RTSTRUCT")
+    matches = _match(structures, cset, case)
+    evaluated = dict.fromkeys(m.structure for m in matches.values() if m.structure is not None)
+    cover = [structures.by_name(name) for name in evaluated]
+    acc = map_courses(courses, dataclasses.replace(case, recovery_model=model.name), cover)
     evaluator = _Evaluator(acc, model, options.lql_transition_gy)
     results = tuple(evaluator.evaluate(c, matches[c.organ]) for c in cset.constraints)
     organ_results = tuple(evaluator.organ_result(r) for r in results)

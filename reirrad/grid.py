@@ -14,9 +14,15 @@ spacing is positive and frames stay in file order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+
+
+def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Apply a 4x4 homogeneous ``matrix`` to points (N, 3)."""
+    points = np.asarray(points, dtype=float)
+    return points @ matrix[:3, :3].T + matrix[:3, 3]
 
 
 @dataclass(frozen=True)
@@ -56,14 +62,11 @@ class Grid:
 
     def to_patient(self, index_kji: np.ndarray) -> np.ndarray:
         """Continuous array indices (N, 3) in (k, j, i) order -> patient points (N, 3) in mm."""
-        index_kji = np.asarray(index_kji, dtype=float)
-        return index_kji @ self.affine[:3, :3].T + self.affine[:3, 3]
+        return transform_points(self.affine, index_kji)
 
     def to_index(self, points_mm: np.ndarray) -> np.ndarray:
         """Patient points (N, 3) in mm -> continuous array indices (N, 3) in (k, j, i) order."""
-        points_mm = np.asarray(points_mm, dtype=float)
-        inverse = np.linalg.inv(self.affine)
-        return points_mm @ inverse[:3, :3].T + inverse[:3, 3]
+        return transform_points(np.linalg.inv(self.affine), points_mm)
 
     def axis_coordinates_mm(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Positions of voxel centres along k, j, i, projected on each axis' own direction (mm).
@@ -96,6 +99,25 @@ class Grid:
 # Index positions this close outside a source grid's first or last voxel centre (in voxels) still
 # count as inside: they come from rounding in the geometry, not from a point really outside.
 _EDGE_TOLERANCE = 1e-6
+
+
+def grown_to_cover(grid: Grid, low_index: np.ndarray, high_index: np.ndarray) -> Grid:
+    """``grid`` grown by whole voxels (same lattice, spacing and orientation) so that its voxel
+    centres span the continuous index box ``[low_index, high_index]`` (k, j, i) as well as itself.
+
+    Voxel ``(k, j, i)`` of ``grid`` becomes voxel ``(k, j, i) - min(floor(low_index), 0)``.
+    """
+    low = np.minimum(np.floor(np.asarray(low_index, float) + _EDGE_TOLERANCE), 0).astype(int)
+    top = np.array(grid.shape) - 1
+    high = np.maximum(np.ceil(np.asarray(high_index, float) - _EDGE_TOLERANCE), top).astype(int)
+    origin = grid.to_patient(low[None, :].astype(float))[0]
+    return replace(grid, origin_mm=tuple(float(v) for v in origin), shape=tuple(int(n) for n in high - low + 1))
+
+
+def corner_centres_mm(grid: Grid) -> np.ndarray:
+    """Patient positions (8, 3) in mm of the grid's corner voxel centres."""
+    corners = np.array(np.meshgrid(*[(0, n - 1) for n in grid.shape], indexing="ij")).reshape(3, -1).T
+    return grid.to_patient(corners)
 
 
 def index_map(source: Grid, target: Grid, target_to_source_mm: np.ndarray | None = None) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reirrad.grid import Grid, index_map, resample
+from reirrad.grid import Grid, corner_centres_mm, grown_to_cover, index_map, resample
 
 HFS = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0))
 FFS = ((-1.0, 0.0, 0.0), (0.0, 1.0, 0.0))
@@ -105,3 +105,21 @@ def test_separable_and_general_paths_agree_on_nonlinear_field():
     slow, slow_cover = resample(values, source, TARGET, tiny)
     np.testing.assert_array_equal(fast_cover, slow_cover)
     np.testing.assert_allclose(fast, slow, atol=1e-5)
+
+
+@pytest.mark.parametrize("orientation", [HFS, FFS, HFP, FFP])
+def test_grown_grid_keeps_the_lattice_and_covers_the_box(orientation):
+    grid = make_grid(orientation, (5.0, -3.0, 12.0), (3.0, 2.0, 2.5), (4, 5, 6), frames_decreasing=True)
+    grown = grown_to_cover(grid, np.array([-2.3, 1.0, 2.0]), np.array([2.0, 7.2, 5.0]))
+    # frames -3..3 (floor -2.3 and the grid's own top 3), rows 0..8, columns 0..5
+    assert grown.shape == (7, 9, 6)
+    np.testing.assert_allclose(centres(grown)[3:, :5, :], centres(grid), atol=1e-9)
+    assert grown.spacing_mm == grid.spacing_mm and grown.direction.tolist() == grid.direction.tolist()
+    assert grown_to_cover(grid, np.array([0.5, 0.0, 1.0]), np.array([3.0, 4.0, 5.0])) == grid
+
+
+def test_corner_centres_are_the_outer_voxel_centres():
+    grid = make_grid(HFP, (5.0, -3.0, 12.0), (3.0, 2.0, 2.5), (4, 5, 6))
+    corners = corner_centres_mm(grid)
+    expected = centres(grid)[[0, 0, 0, 0, -1, -1, -1, -1], [0, 0, -1, -1, 0, 0, -1, -1], [0, -1, 0, -1, 0, -1, 0, -1]]
+    np.testing.assert_allclose(corners, expected)
