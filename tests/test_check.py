@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from check_helpers import constraint_set_header
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -70,18 +71,7 @@ SLAB_SAMPLES = slab_samples()
 EXPECTED_DMEAN = float(cumulative_eqd2(SLAB_SAMPLES).mean())
 
 
-CONSTRAINTS = """
-name = "test-set"
-version = "1"
-title = "limits placed around the closed-form answer"
-[sources.t]
-citation = "test"
-[defaults]
-recovery_model = "none"
-[[defaults.alpha_beta]]
-organs = ["*"]
-gy = 2.0
-source = "t"
+CONSTRAINTS = constraint_set_header("test-set", "limits placed around the closed-form answer", ALPHA_BETA) + """
 [[constraints]]
 id = "cord-fail"
 organ = "SpinalCord"

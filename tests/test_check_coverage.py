@@ -19,6 +19,7 @@ import re
 
 import numpy as np
 import pytest
+from check_helpers import constraint_set_header
 from sum_helpers import rigid, write_reg
 
 from reirrad.case import load_case
@@ -30,18 +31,7 @@ LIMIT_GY = 42.0
 EXPECTED_DMAX = 45.5 * (45.5 / 25 + ALPHA_BETA) / (2 + ALPHA_BETA)
 SHIFT_MM = np.array([100.0, 0.0, 0.0])  # prior frame = reference frame + this, in the REG variant
 
-CONSTRAINTS = f"""
-name = "coverage-test"
-version = "1"
-title = "one cord limit below the closed-form answer"
-[sources.t]
-citation = "test"
-[defaults]
-recovery_model = "none"
-[[defaults.alpha_beta]]
-organs = ["*"]
-gy = {ALPHA_BETA}
-source = "t"
+CONSTRAINTS = constraint_set_header("coverage-test", "one cord limit below the closed-form answer", ALPHA_BETA) + f"""
 [[constraints]]
 id = "cord"
 organ = "SpinalCord"
