@@ -129,8 +129,10 @@ def _choose_structures(
 
 def _note_other_references(structures: StructureSet | None, plans: list[Plan], notes: list[str]) -> None:
     """Note every plan that references another structure set than the one used."""
+    if structures is None:
+        return
     for plan in plans:
-        if structures is not None and plan.referenced_structure_set_uid not in (None, structures.sop_instance_uid):
+        if plan.referenced_structure_set_uid not in (None, structures.sop_instance_uid):
             notes.append(
                 f"{plan.path} references structure set {plan.referenced_structure_set_uid}, "
                 f"not {structures.path} ({structures.sop_instance_uid})"
