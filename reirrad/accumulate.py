@@ -300,7 +300,9 @@ def course_from_discovery(spec: CourseSpec, course: Course) -> LoadedCourse:
     if not phases:
         raise InputError(spec.path, f"course {spec.name!r}: no RTDOSE found")
     if not course.frame_of_reference_uid:
-        raise InputError(spec.path, f"course {spec.name!r}: no frame of reference; a missing frame is never the same frame")
+        raise InputError(
+            spec.path, f"course {spec.name!r}: no frame of reference; a missing frame is never the same frame"
+        )
     registrations = tuple(course.registration_paths) + (() if spec.registration is None else (spec.registration,))
     phase_notes = tuple(f"course {spec.name!r}, {note}" for phase in phases for note in phase.notes)
     return LoadedCourse(
@@ -356,7 +358,8 @@ def _refuse_repeated(course: LoadedCourse, earlier: Sequence[LoadedCourse], case
         )
         if same:
             raise InputError(
-                case_path, f"courses {other.name!r} and {course.name!r} are one course ({same}): it would be counted twice"
+                case_path,
+                f"courses {other.name!r} and {course.name!r} are one course ({same}): it would be counted twice",
             )
 
 
@@ -373,12 +376,14 @@ def _same_patient(course: LoadedCourse, reference: LoadedCourse) -> LoadedCourse
         return course
     if course.patient is None or reference.patient is None:
         unnamed = course.name if course.patient is None else reference.name
-        note = f"course {unnamed!r} names no patient (empty PatientID): whether all courses are one patient's is not checked"
+        note = (f"course {unnamed!r} names no patient (empty PatientID): whether all courses are one "
+                "patient's is not checked")
         return replace(course, notes=course.notes + (note,))
     difference = reference.patient.difference(course.patient)
     if difference is None:
         return course
-    problem = f"course {course.name!r} belongs to another patient than the reference course {reference.name!r} ({difference})"
+    problem = (f"course {course.name!r} belongs to another patient than the reference course "
+               f"{reference.name!r} ({difference})")
     if not course.spec.accept_other_patient:
         raise InputError(
             course.spec.path,

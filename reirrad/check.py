@@ -370,7 +370,9 @@ def assumptions(acc: AccumulatedCase, cset: ConstraintSet, model: RecoveryModel,
         "recovery_model": f"{model.name}: {model.title} ({model.source})",
         "registration": "; ".join(f"{c.name}: {'reference' if c.is_reference else c.registration_label}" for c in acc.courses),
         "outside_grid": "a course contributes 0 Gy where its dose grid does not reach; every affected "
-        "result says how much of the structure that is",
+        "result says how much of the structure that is; a result with a limit or warn level is "
+        + ("judged with that gap (accepted: accept_partial_coverage)" if acc.case.accept_partial_coverage
+           else "not evaluated when such a gap exists (accept_partial_coverage not given)"),
         "dvh": "structures supersampled on the reference grid with dose interpolated trilinearly; "
         "end caps of half the contour spacing beyond the first and last contour",
         "constraint_set": f"{cset.name} v{cset.version} ({' > '.join(cset.lineage)})",

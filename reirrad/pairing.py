@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from reirrad.dicom.discover import require_frame
 from reirrad.dicom.dose import DoseGrid, read_dose
 from reirrad.dicom.identity import read_identity
 from reirrad.dicom.registration import read_registration, reference_to_moving
@@ -52,8 +53,7 @@ def load_pair(
     notes = _patient_notes(Path(rtdose), Path(rtstruct), accept_other_patient)
     dose_frame, frame = dose.grid.frame_of_reference_uid, structures.frame_of_reference_uid
     for path, uid in ((dose.path, dose_frame), (structures.path, frame)):
-        if not uid:
-            raise InputError(path, "no FrameOfReferenceUID: cannot tell which frame of reference its coordinates are in")
+        require_frame(uid, path)
     if dose_frame == frame:
         if registration is not None:
             notes += (f"{dose.path} and {structures.path} share frame of reference {frame}; registration not used",)
@@ -143,4 +143,5 @@ def _trimmed(grid: Grid) -> Grid:
     """``grid`` less one voxel on each side of every axis longer than two voxels."""
     cut = np.array([1 if n > 2 else 0 for n in grid.shape])
     origin = grid.to_patient(cut[None, :].astype(float))[0]
-    return replace(grid, origin_mm=tuple(float(v) for v in origin), shape=tuple(int(n) for n in np.array(grid.shape) - 2 * cut))
+    shape = tuple(int(n) for n in np.array(grid.shape) - 2 * cut)
+    return replace(grid, origin_mm=tuple(float(v) for v in origin), shape=shape)

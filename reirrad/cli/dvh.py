@@ -36,7 +36,9 @@ _RENDER = {DvhFormat.json: to_json, DvhFormat.csv: to_csv, DvhFormat.table: to_t
 @app.command("dvh")
 def dvh(
     rtdose: Path = typer.Argument(..., help="RTDOSE file (absolute dose in Gy)."),
-    rtstruct: Path = typer.Argument(..., help="RTSTRUCT file on the same frame of reference (else give --registration)."),
+    rtstruct: Path = typer.Argument(
+        ..., help="RTSTRUCT file on the same frame of reference (else give --registration)."
+    ),
     structure: list[str] = typer.Option([], "--structure", "-s", help="Structure name (repeatable; default: all)."),
     metric: list[str] = typer.Option([], "--metric", "-m", help="Metric, e.g. D0.03cc, D95%, V20Gy, V20Gy[%] (repeatable)."),
     output_format: DvhFormat = typer.Option(DvhFormat.table, "--format", "-f", help="Output format."),
@@ -45,7 +47,8 @@ def dvh(
     alpha_beta: Optional[float] = typer.Option(None, "--alpha-beta", help="alpha/beta in Gy for EQD2 (with --fractions)."),
     end_caps: EndCaps = typer.Option(EndCaps.half, "--end-caps", help="Extend the first and last contour by half a spacing, or not."),
     registration: Optional[Path] = typer.Option(
-        None, "--registration", help="REG relating the dose's frame to the structure set's: the dose is mapped through it."
+        None, "--registration",
+        help="REG relating the dose's frame to the structure set's: the dose is mapped through it.",
     ),
     accept_other_patient: bool = typer.Option(
         False, "--accept-other-patient", help="Use a structure set of another PatientID than the dose's (warned)."

@@ -141,6 +141,12 @@ def _note_other_references(structures: StructureSet | None, plans: list[Plan], n
             )
 
 
+def require_frame(uid: str, path: Path) -> None:
+    """Refuse an object without a frame of reference (it is never "the same frame" as another)."""
+    if not uid:
+        raise InputError(path, "no FrameOfReferenceUID: cannot tell which frame of reference its coordinates are in")
+
+
 def _common_frame_of_reference(
     doses: list[DoseGrid], plans: list[Plan], structures: StructureSet | None, notes: list[str]
 ) -> str:
@@ -153,8 +159,7 @@ def _common_frame_of_reference(
     if structures is not None:
         named.append((structures.path, structures.frame_of_reference_uid))
     for path, uid in named:
-        if not uid:
-            raise InputError(path, "no FrameOfReferenceUID: cannot tell which frame of reference its coordinates are in")
+        require_frame(uid, path)
     for plan in plans:
         if plan.frame_of_reference_uid:
             named.append((plan.path, plan.frame_of_reference_uid))

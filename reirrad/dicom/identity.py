@@ -41,7 +41,9 @@ class PatientIdentity:
 
 def identity_of(ds: pydicom.Dataset) -> PatientIdentity:
     """The patient identity a dataset (headers are enough) names."""
-    return PatientIdentity(str(ds.get("PatientID", "") or "").strip(), str(ds.get("PatientBirthDate", "") or "").strip())
+    return PatientIdentity(
+        str(ds.get("PatientID", "") or "").strip(), str(ds.get("PatientBirthDate", "") or "").strip()
+    )
 
 
 def read_identity(path: str | Path) -> PatientIdentity:
