@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +18,12 @@ import pydicom
 import pytest
 from sum_helpers import axial_grid, rigid, voxel_centres, write_dose, write_reg
 
-from reirrad.case import load_case
+from reirrad.accumulate import _refuse_repeated, course_from_discovery, map_courses
+from reirrad.case import CaseSpec, CourseSpec, load_case
 from reirrad.check import CheckOptions, run_check
 from reirrad.cli import main
-from reirrad.dicom.dose import read_dose
+from reirrad.dicom.discover import Course, Phase
+from reirrad.dicom.dose import DoseGrid, read_dose
 from reirrad.dicom.structures import read_structures
 from reirrad.dvh import dvh_table
 from reirrad.errors import InputError
@@ -392,3 +394,40 @@ def test_dvh_refuses_a_missing_frame(tmp_path):
     with pytest.raises(InputError, match="no FrameOfReferenceUID"):
         load_pair(folder / "dose.dcm", folder / "structures.dcm")
     assert read_structures(folder / "structures.dcm").frame_of_reference_uid == ""
+
+
+# --- library guards behind the readers ----------------------------------------------------------------
+
+def virtual_course(tmp_path: Path, name: str, frame: str, content: bytes = b"dose", uid: str = "1.2.3.100"):
+    """A course discovered from one synthetic PLAN dose written as ``content`` in its own folder."""
+    folder = tmp_path / name
+    folder.mkdir(exist_ok=True)
+    (folder / "rd.dcm").write_bytes(content)
+    grid = axial_grid((0, 0, 0), (2.0, 2.0, 2.0), (2, 2, 2), frame)
+    dose = DoseGrid(folder / "rd.dcm", grid, np.full(grid.shape, 2.0), "PLAN", "PHYSICAL", uid)
+    discovered = Course(folder, (Phase(None, (dose,)),), None, (), frame, (), (folder / "rd.dcm",))
+    return course_from_discovery(CourseSpec(name=name, path=folder, fractions=1), discovered)
+
+
+def test_an_empty_frame_never_maps_as_the_same_frame(tmp_path):
+    # main: two courses without a frame were mapped through the identity
+    with pytest.raises(InputError, match="no frame of reference"):
+        virtual_course(tmp_path, "prior", "")
+    prior, new = virtual_course(tmp_path, "prior", "1.2.3"), virtual_course(tmp_path, "new", "1.2.3")
+    blank = [replace(c, frame_of_reference_uid="") for c in (prior, new)]
+    with pytest.raises(InputError, match="course 'prior' has no frame of reference"):
+        map_courses(blank, CaseSpec(tmp_path / "case.toml", "t", (prior.spec, new.spec)))
+
+
+def test_an_rtdose_of_identical_content_is_one_course(tmp_path):
+    prior = virtual_course(tmp_path, "prior", "1.2.3", uid="")
+    with pytest.raises(InputError, match="'prior' and 'new' are one course \\(an RTDOSE file with identical content\\)"):
+        _refuse_repeated(virtual_course(tmp_path, "new", "1.2.3", uid=""), [prior], tmp_path / "case.toml")
+    _refuse_repeated(virtual_course(tmp_path, "other", "1.2.3", b"other dose", uid=""), [prior], tmp_path)
+
+
+def test_a_course_without_patient_id_is_noted(tmp_path):
+    case_file = copy_case(tmp_path, CONVENTIONAL)
+    relabel_course(case_file.parent / "course1", "")
+    report = run_check(load_case(case_file))
+    assert any(w.startswith("course 'prior' names no patient (empty PatientID)") for w in report.warnings)
