@@ -71,6 +71,7 @@ def resolve_phase(
     fractions_override: int | None,
     hint: str,
     fraction_group: int | None = None,
+    *,
     accept_dose_scale: bool = False,
 ) -> PhaseDose:
     """Total physical dose of one plan (or fraction group) and its fraction count.
@@ -293,7 +294,7 @@ def course_from_discovery(spec: CourseSpec, course: Course) -> LoadedCourse:
             spec.fractions,
             spec.fractions_hint,
             None if phase.fraction_group is None else phase.fraction_group.number,
-            spec.accept_dose_scale,
+            accept_dose_scale=spec.accept_dose_scale,
         )
         for phase in course.phases
     )
