@@ -22,6 +22,7 @@ import numpy as np
 from reirrad.case import CaseSpec, CourseSpec, load_case
 from reirrad.dicom.discover import Course, discover_course
 from reirrad.dicom.dose import DoseGrid, read_dose
+from reirrad.dicom.identity import PatientIdentity
 from reirrad.dicom.io import read_dataset
 from reirrad.dicom.plan import Plan, read_plan
 from reirrad.dicom.registration import Registration, read_registration, reference_to_moving
@@ -36,6 +37,10 @@ DAYS_PER_MONTH = 365.25 / 12.0
 # DICOM PS3.3 C.8.8.3: PLAN = the whole plan, FRACTION = a whole fraction group (all its
 # fractions), BEAM = some beams of the plan (all fractions), FRACTION_SESSION = one session.
 SUMMATION_TYPES = ("PLAN", "FRACTION", "BEAM", "FRACTION_SESSION")
+# A phase's maximum physical dose outside this range of its prescription is a unit or scaling
+# error far more often than a plan (a Gy/cGy mix-up is a factor 100): refused unless accepted.
+# A technical plausibility range, not a clinical limit: real maxima lie near 1.0-1.5 x.
+DOSE_SCALE_RANGE = (0.3, 3.0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,6 +56,13 @@ class PhaseDose:
     max_dose_gy: float  # highest physical voxel dose on the phase's own grid
     files: tuple[Path, ...]
     plan_uid: str | None  # the RTPLAN's UID, else the one the dose references
+    notes: tuple[str, ...] = ()  # how the dose scale was checked (or why it could not be)
+    dose_uids: tuple[str, ...] = ()  # SOPInstanceUID of each RTDOSE, in the order of ``files``
+
+    @property
+    def dose_files(self) -> tuple[Path, ...]:
+        """The RTDOSE files of the phase (``files`` without the plan)."""
+        return self.files[: len(self.dose_uids)]
 
 
 def resolve_phase(
@@ -59,6 +71,8 @@ def resolve_phase(
     fractions_override: int | None,
     hint: str,
     fraction_group: int | None = None,
+    *,
+    accept_dose_scale: bool = False,
 ) -> PhaseDose:
     """Total physical dose of one plan (or fraction group) and its fraction count.
 
@@ -66,7 +80,9 @@ def resolve_phase(
     (they must cover every beam with a meterset), a FRACTION_SESSION dose (one session) is
     multiplied by the fractions. ``fraction_group`` names the group the doses belong to when the
     caller knows it. Anything ambiguous raises an InputError; ``hint`` tells the user how to give
-    the fraction count (case file field or command-line option).
+    the fraction count (case file field or command-line option). The total's maximum is checked
+    against the prescription (:func:`dose_scale_notes`); ``accept_dose_scale`` accepts an
+    implausible one.
     """
     if not doses:
         raise InputError(None if plan is None else plan.path, "plan has no dose file")
@@ -86,17 +102,63 @@ def resolve_phase(
     else:
         total = first.dose_gy * fractions if kind == "FRACTION_SESSION" else first.dose_gy
     prescription = None if plan is None else plan.prescription_gy
+    label = plan.label if plan is not None and plan.label else first.path.name
+    max_dose_gy = float(total.max(initial=0.0))
     return PhaseDose(
-        label=(plan.label if plan is not None and plan.label else first.path.name),
+        label=label,
         grid=first.grid,
         dose_gy=total,
         fractions=fractions,
         fraction_source=source,
         prescription_gy=prescription,
-        max_dose_gy=float(total.max(initial=0.0)),
+        max_dose_gy=max_dose_gy,
         files=tuple(d.path for d in doses) + (() if plan is None else (plan.path,)),
         plan_uid=first.referenced_plan_uid if plan is None else plan.sop_instance_uid,
+        dose_uids=tuple(d.sop_instance_uid for d in doses),
+        notes=dose_scale_notes(
+            max_dose_gy, _scale_prescription_gy(plan, group, kind), plan, first.path, label, accept_dose_scale
+        ),
     )
+
+
+def _scale_prescription_gy(plan: Plan | None, group: int | None, kind: str) -> float | None:
+    """The prescription (Gy) a phase's dose answers to: its fraction group's when the dose is one
+    group of a multi-group plan, else the plan's highest TARGET prescription."""
+    if plan is None:
+        return None
+    if kind != "PLAN" and group is not None and len(plan.fraction_groups) > 1:
+        return plan.fraction_group(group).prescription_gy
+    return plan.prescription_gy
+
+
+def dose_scale_notes(
+    max_dose_gy: float, prescription_gy: float | None, plan: Plan | None, path: Path, label: str, accept: bool
+) -> tuple[str, ...]:
+    """Check a phase's maximum physical dose (Gy) against its prescription (Gy).
+
+    An all-zero dose is always refused. A maximum outside :data:`DOSE_SCALE_RANGE` times the
+    prescription is refused as a likely unit error unless ``accept``; then, and when no
+    prescription is known, the returned note says so. InputError names ``path`` (the dose).
+    """
+    if not max_dose_gy > 0:
+        raise InputError(path, "the dose is zero everywhere: an empty or wrongly scaled RTDOSE")
+    if prescription_gy is None or not prescription_gy > 0:
+        source = "no RTPLAN" if plan is None else f"{plan.path.name} gives no target prescription dose"
+        return (f"{label}: {source}, so its dose scale (Gy vs cGy) could not be checked",)
+    ratio = max_dose_gy / prescription_gy
+    low, high = DOSE_SCALE_RANGE
+    if low <= ratio <= high:
+        return ()
+    likely = "cGy values stored as Gy (x100)" if ratio > high else "a dose scaled 100x too low (Gy read as cGy, /100)"
+    problem = (
+        f"maximum dose {max_dose_gy:.4g} Gy is {ratio:.3g} x the prescription {prescription_gy:g} Gy of "
+        f"{plan.path.name} (plausible: {low:g} to {high:g} x): likely {likely}; check DoseGridScaling"
+    )
+    if not accept:
+        raise InputError(
+            path, f"{problem}; if the dose is right, accept it with --accept-dose-scale or accept_dose_scale = true"
+        )
+    return (f"{label}: {problem}; used as it is (dose scale accepted)",)
 
 
 def _check_dose(dose: DoseGrid, plan: Plan | None) -> None:
@@ -192,6 +254,7 @@ class LoadedCourse:
     registration_paths: tuple[Path, ...]
     files: tuple[FileRecord, ...]
     notes: tuple[str, ...] = ()
+    patient: PatientIdentity | None = None  # None when no file names a patient
 
     @property
     def name(self) -> str:
@@ -231,26 +294,103 @@ def course_from_discovery(spec: CourseSpec, course: Course) -> LoadedCourse:
             spec.fractions,
             spec.fractions_hint,
             None if phase.fraction_group is None else phase.fraction_group.number,
+            accept_dose_scale=spec.accept_dose_scale,
         )
         for phase in course.phases
     )
     if not phases:
         raise InputError(spec.path, f"course {spec.name!r}: no RTDOSE found")
+    if not course.frame_of_reference_uid:
+        raise InputError(
+            spec.path, f"course {spec.name!r}: no frame of reference; a missing frame is never the same frame"
+        )
     registrations = tuple(course.registration_paths) + (() if spec.registration is None else (spec.registration,))
+    phase_notes = tuple(f"course {spec.name!r}, {note}" for phase in phases for note in phase.notes)
     return LoadedCourse(
         spec=spec,
         phases=phases,
         structures=course.structures,
-        frame_of_reference_uid=course.frame_of_reference_uid or phases[0].grid.frame_of_reference_uid,
+        frame_of_reference_uid=course.frame_of_reference_uid,
         registration_paths=tuple(dict.fromkeys(registrations)),
         files=tuple(FileRecord(str(p), sha256_file(Path(p))) for p in course.files),
-        notes=tuple(course.notes),
+        notes=tuple(course.notes) + phase_notes,
+        patient=course.patient,
     )
 
 
 def load_course(spec: CourseSpec) -> LoadedCourse:
     """Read a course folder (RTPLAN, RTDOSE, RTSTRUCT, REG) and resolve its phases."""
     return course_from_discovery(spec, discover_course(spec.path, spec.structure_set))
+
+
+def accepting(case: CaseSpec, *, dose_scale: bool = False, other_patient: bool = False,
+              partial_coverage: bool = False) -> CaseSpec:
+    """``case`` with the command line's acceptances added to the case file's (never removed)."""
+    courses = tuple(
+        replace(c, accept_dose_scale=c.accept_dose_scale or dose_scale,
+                accept_other_patient=c.accept_other_patient or other_patient)
+        for c in case.courses
+    )
+    return replace(case, courses=courses, accept_partial_coverage=case.accept_partial_coverage or partial_coverage)
+
+
+def load_courses(case: CaseSpec) -> list[LoadedCourse]:
+    """Every course of the case, refused when one is listed twice or belongs to another patient
+    than the reference course (unless its entry accepts that; then a note names both IDs)."""
+    courses = []
+    for spec in case.courses:
+        course = load_course(spec)
+        _refuse_repeated(course, courses, case.path)
+        courses.append(course)
+    return [_same_patient(course, courses[-1]) for course in courses]
+
+
+def _refuse_repeated(course: LoadedCourse, earlier: Sequence[LoadedCourse], case_path: Path) -> None:
+    """Refuse a course that is an earlier one again: same folder, same RTDOSE instance or content."""
+    folder = course.spec.path.resolve()
+    uids, hashes = _dose_identities(course)
+    for other in earlier:
+        other_uids, other_hashes = _dose_identities(other)
+        same = (
+            "the same folder" if other.spec.path.resolve() == folder
+            else "the same RTDOSE SOPInstanceUID" if uids & other_uids
+            else "an RTDOSE file with identical content" if hashes & other_hashes
+            else None
+        )
+        if same:
+            raise InputError(
+                case_path,
+                f"courses {other.name!r} and {course.name!r} are one course ({same}): it would be counted twice",
+            )
+
+
+def _dose_identities(course: LoadedCourse) -> tuple[set[str], set[str]]:
+    """The SOPInstanceUIDs and SHA-256 digests of a course's RTDOSE files."""
+    uids = {uid for phase in course.phases for uid in phase.dose_uids if uid}
+    paths = {str(path) for phase in course.phases for path in phase.dose_files}
+    return uids, {f.sha256 for f in course.files if f.path in paths}
+
+
+def _same_patient(course: LoadedCourse, reference: LoadedCourse) -> LoadedCourse:
+    """``course`` when it is the reference course's patient; accepted other patients get a note."""
+    if course is reference:
+        return course
+    if course.patient is None or reference.patient is None:
+        unnamed = course.name if course.patient is None else reference.name
+        note = (f"course {unnamed!r} names no patient (empty PatientID): whether all courses are one "
+                "patient's is not checked")
+        return replace(course, notes=course.notes + (note,))
+    difference = reference.patient.difference(course.patient)
+    if difference is None:
+        return course
+    problem = (f"course {course.name!r} belongs to another patient than the reference course "
+               f"{reference.name!r} ({difference})")
+    if not course.spec.accept_other_patient:
+        raise InputError(
+            course.spec.path,
+            f"{problem}; if that is intended, set accept_other_patient = true for this course (--accept-other-patient)",
+        )
+    return replace(course, notes=course.notes + (f"{problem}: accepted (accept_other_patient)",))
 
 
 def months_between(earlier: date | None, later: date | None) -> float | None:
@@ -346,6 +486,9 @@ def map_courses(courses: Sequence[LoadedCourse], case: CaseSpec, cover: Sequence
     reference = courses[-1]
     reference_grid = reference.phases[0].grid
     frame = reference.frame_of_reference_uid
+    for course in courses:
+        if not course.frame_of_reference_uid:  # never "the same frame" as another missing one
+            raise InputError(course.spec.path, f"course {course.name!r} has no frame of reference")
     registrations = _read_registrations(courses)
     transforms = [
         reference_to_moving(frame, course.frame_of_reference_uid, registrations, course.spec.path)
@@ -459,12 +602,18 @@ def write_eqd2_dose(
     plan_path: Path | None = None,
     lql_transition_gy: float | None = None,
     bits: int = 32,
+    accept_dose_scale: bool = False,
 ) -> ExportSummary:
-    """EQD2 of one RTDOSE (fractions from ``plan_path`` or ``fractions``) written as EFFECTIVE dose."""
+    """EQD2 of one RTDOSE (fractions from ``plan_path`` or ``fractions``) written as EFFECTIVE dose.
+
+    With a plan, the dose's maximum is checked against its prescription (``accept_dose_scale``
+    accepts an implausible one)."""
     refuse_input_as_output(output, [rtdose] + ([plan_path] if plan_path else []))
     dose = read_dose(rtdose)
     plan = read_plan(plan_path) if plan_path is not None else None
-    phase = resolve_phase(plan, [dose], fractions, "pass --fractions N or --plan RTPLAN")
+    phase = resolve_phase(
+        plan, [dose], fractions, "pass --fractions N or --plan RTPLAN", accept_dose_scale=accept_dose_scale
+    )
     eqd2 = eqd2_gy(phase.dose_gy, phase.fractions, alpha_beta_gy, lql_transition_gy)
     model = _model_text(lql_transition_gy)
     description = f"EQD2 a/b {alpha_beta_gy:g} Gy {model}; {_phase_text(phase)}"
@@ -474,7 +623,9 @@ def write_eqd2_dose(
         description=description, plan_uids=[phase.plan_uid] if phase.plan_uid else [], bits=bits,
     )
     save_atomic(ds, output)
-    assumptions = (f"alpha/beta {alpha_beta_gy:g} Gy", model, f"{phase.fractions} fractions from {phase.fraction_source}")
+    assumptions = (
+        f"alpha/beta {alpha_beta_gy:g} Gy", model, f"{phase.fractions} fractions from {phase.fraction_source}"
+    ) + phase.notes
     return ExportSummary(output, float(eqd2.max(initial=0.0)), description, assumptions)
 
 
@@ -491,22 +642,27 @@ def write_cumulative_eqd2(
     organ: str | None = None,
     lql_transition_gy: float | None = None,
     bits: int = 32,
+    accept_dose_scale: bool = False,
+    accept_other_patient: bool = False,
 ) -> ExportSummary:
-    """Load a case, sum every course's EQD2 on the reference grid and write it as MULTI_PLAN."""
-    case = load_case(case_path)
+    """Load a case, sum every course's EQD2 on the reference grid and write it as MULTI_PLAN.
+
+    The ``accept_*`` switches add to the case file's acceptances (see :func:`load_courses`)."""
+    case = accepting(load_case(case_path), dose_scale=accept_dose_scale, other_patient=accept_other_patient)
     model = recovery_model(recovery_model_name or case.recovery_model or NO_RECOVERY)
     if model.organs is not None and organ is None:
         raise InputError(
             case_path,
             f"recovery model {model.name!r} is defined for {', '.join(model.organs)}: give --recovery-organ",
         )
-    courses = [load_course(spec) for spec in case.courses]
+    courses = load_courses(case)
     refuse_input_as_output(output, [case_path] + [Path(f.path) for c in courses for f in c.files])
     acc = map_courses(courses, case)
     total = cumulative_eqd2_gy(acc, alpha_beta_gy, model, organ, lql_transition_gy)
     factors = acc.recovery_factors(model, organ)
     parts = []
     assumptions = [f"alpha/beta {alpha_beta_gy:g} Gy", _model_text(lql_transition_gy)]
+    assumptions += [note for c in courses for note in c.notes]
     for course in acc.courses:
         phases = " + ".join(_phase_text(p) for p in course.phases)
         factor = factors.get(course.name)

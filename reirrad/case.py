@@ -36,8 +36,11 @@ from reirrad.eqd2 import recovery_model
 from reirrad.errors import InputError
 
 SCHEDULES = ("daily", "alternate_day", "bid")
-_CASE_KEYS = {"id", "constraints", "recovery_model", "courses", "structures", "clinical"}
-_COURSE_KEYS = {"name", "path", "start_date", "end_date", "registration", "structure_set", "fractions", "schedule"}
+_CASE_KEYS = {"id", "constraints", "recovery_model", "courses", "structures", "clinical", "accept_partial_coverage"}
+_COURSE_KEYS = {
+    "name", "path", "start_date", "end_date", "registration", "structure_set", "fractions", "schedule",
+    "accept_dose_scale", "accept_other_patient",
+}
 _CLINICAL_KEYS = {"resection", "organ_dysfunction", "recurrence_site"}
 
 
@@ -54,6 +57,8 @@ class CourseSpec:
     fractions: int | None = None
     schedule: str | None = None
     case_file: Path | None = None
+    accept_dose_scale: bool = False  # a dose maximum implausible against the prescription is used anyway
+    accept_other_patient: bool = False  # another PatientID than the reference course's is used anyway
 
     @property
     def fractions_hint(self) -> str:
@@ -81,6 +86,7 @@ class CaseSpec:
     structures: dict[str, str] = field(default_factory=dict, hash=False)
     clinical: ClinicalSpec = ClinicalSpec()
     recovery_model: str | None = None  # None: not given (the constraint set's default applies)
+    accept_partial_coverage: bool = False  # a course's grid missing part of a constrained organ: 0 Gy there
 
     @property
     def reference(self) -> CourseSpec:
@@ -117,6 +123,7 @@ def load_case(path: str | Path) -> CaseSpec:
         structures=_structures(data.get("structures", {}), path),
         clinical=_clinical(data.get("clinical", {}), path),
         recovery_model=model,
+        accept_partial_coverage=bool(_optional(data, "accept_partial_coverage", bool, "", path)),
     )
 
 
@@ -146,6 +153,8 @@ def _course(item: Any, index: int, case_file: Path) -> CourseSpec:
         fractions=fractions,
         schedule=schedule,
         case_file=case_file,
+        accept_dose_scale=bool(_optional(item, "accept_dose_scale", bool, where, case_file)),
+        accept_other_patient=bool(_optional(item, "accept_other_patient", bool, where, case_file)),
     )
 
 

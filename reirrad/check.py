@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from reirrad import __version__
-from reirrad.accumulate import AccumulatedCase, CourseOnGrid, LoadedCourse, load_course, map_courses, months_between
+from reirrad.accumulate import (
+    AccumulatedCase, CourseOnGrid, LoadedCourse, accepting, load_courses, map_courses, months_between,
+)
 from reirrad.case import CaseSpec, load_case
 from reirrad.constraints import Constraint, ConstraintSet, judge, load_constraint_set, resolve_set_path
 from reirrad.dvh import Dvh, MetricValue, cumulative_dvh, evaluate, sample_dose
@@ -44,6 +46,9 @@ class CheckOptions:
     recovery_model: str | None = None  # None: the case file's, else the constraint set's default
     lql_transition_gy: float | None = None
     conservative: bool = False  # no registration: per-organ sum of per-course upper bounds
+    accept_dose_scale: bool = False  # every course: a dose maximum implausible against the prescription
+    accept_other_patient: bool = False  # every course: another PatientID than the reference course's
+    accept_partial_coverage: bool = False  # a course's grid missing part of a constrained organ: 0 Gy there
 
 
 def exit_code(results: tuple[ConstraintResult, ...], options: CheckOptions) -> int:
@@ -98,10 +103,12 @@ def _result(
 class _Evaluator:
     """Judges constraints on one accumulated case; caches samplings and per-course sample doses."""
 
-    def __init__(self, acc: AccumulatedCase, model: RecoveryModel, lql_transition_gy: float | None):
+    def __init__(self, acc: AccumulatedCase, model: RecoveryModel, lql_transition_gy: float | None,
+                 accept_partial_coverage: bool = False):
         self.acc = acc
         self.model = model
         self.lql_transition_gy = lql_transition_gy
+        self.accept_partial_coverage = accept_partial_coverage
         self._samplings: dict[str, RoiSampling] = {}
         self._phases: dict[str, dict[str, tuple[Dvh, ...]]] = {}
         self._cumulative: dict[tuple[str, str, float], Dvh] = {}  # (organ, structure, a/b) -> summed EQD2
@@ -173,17 +180,42 @@ class _Evaluator:
     def notes(self, structure: str) -> tuple[str, ...]:
         """Sampling notes, and one note per course whose dose grid misses part of the structure."""
         return tuple(self.sampling(structure).notes) + tuple(
-            f"{100 * (1 - f):.2g} % of the structure lies outside course '{name}' dose grid; "
-            "that course contributes 0 Gy there"
+            f"{gap}; that course contributes 0 Gy there" for gap in self.coverage_gaps(structure)
+        )
+
+    def coverage_gaps(self, structure: str) -> tuple[str, ...]:
+        """One text per course whose dose grid misses part of the structure: how much, which course."""
+        return tuple(
+            f"{_percent_outside(f)} % of the structure lies outside course '{name}' dose grid"
             for name, f in self.coverage(structure).items()
             if f < 1.0
         )
+
+    def refuse_courses_missing_everything(self, structures: list[str]) -> None:
+        """InputError naming a course whose dose grid reaches none of ``structures`` (with volume):
+        it would add 0 Gy to every organ."""
+        sampled = [s for s in structures if self.sampling(s).in_grid_volume_cc > 0]
+        if not sampled:
+            return
+        for course in self.acc.courses:
+            if all(self.coverage(s)[course.name] <= 0.0 for s in sampled):
+                raise InputError(
+                    course.course.spec.path,
+                    f"course '{course.name}': its dose grid ({course.registration_label}) reaches none of the "
+                    f"{len(sampled)} evaluated structures; check its registration and geometry",
+                )
 
     def evaluate(self, constraint: Constraint, match: OrganMatch) -> ConstraintResult:
         """The verdict on one constraint (never a silent pass: anything missing is not evaluated)."""
         structure, samples = self.organ_samples(constraint, match)
         if isinstance(samples, str):
             return _not_evaluated(constraint, structure, samples, self.names)
+        gaps = self.coverage_gaps(structure)
+        if gaps and not constraint.report_only and not self.accept_partial_coverage:
+            reason = "; ".join(gaps) + (" (its dose there is unknown; accept the gap as 0 Gy with "
+                                        "--accept-partial-coverage or accept_partial_coverage = true)")
+            return _result(constraint, structure, None, {n: None for n in self.names}, self.recovery(constraint.organ),
+                           "not_evaluated", reason, self.notes(structure))
         metric = parse_metric(constraint.metric)
         key = (constraint.organ, structure, constraint.alpha_beta_gy)
         cumulative = self._cumulative.setdefault(key, _add(samples.values()))
@@ -241,6 +273,12 @@ def physical_dose_gy(course: CourseOnGrid) -> np.ndarray:
     if len(course.phases) == 1:
         return course.phases[0].dose_gy
     return np.sum([p.dose_gy for p in course.phases], axis=0)
+
+
+def _percent_outside(covered: float) -> str:
+    """The uncovered percentage, never rounded to 0 or 100 when it is not."""
+    percent = 100.0 * (1.0 - covered)
+    return f"{min(max(percent, 0.01), 99.99):.2f}" if 0.0 < percent < 100.0 else f"{percent:.0f}"
 
 
 def covered_fraction(sampling: RoiSampling, coverage: np.ndarray) -> float:
@@ -332,7 +370,9 @@ def assumptions(acc: AccumulatedCase, cset: ConstraintSet, model: RecoveryModel,
         "recovery_model": f"{model.name}: {model.title} ({model.source})",
         "registration": "; ".join(f"{c.name}: {'reference' if c.is_reference else c.registration_label}" for c in acc.courses),
         "outside_grid": "a course contributes 0 Gy where its dose grid does not reach; every affected "
-        "result says how much of the structure that is",
+        "result says how much of the structure that is; a result with a limit or warn level is "
+        + ("judged with that gap (accepted: accept_partial_coverage)" if acc.case.accept_partial_coverage
+           else "not evaluated when such a gap exists (accept_partial_coverage not given)"),
         "dvh": "structures supersampled on the reference grid with dose interpolated trilinearly; "
         "end caps of half the contour spacing beyond the first and last contour",
         "constraint_set": f"{cset.name} v{cset.version} ({' > '.join(cset.lineage)})",
@@ -387,7 +427,9 @@ def run_check(case: CaseSpec, options: CheckOptions = CheckOptions()) -> CheckRe
         options.constraints or resolve_set_path(case.constraints or DEFAULT_SET, relative_to=case.path.parent)
     )
     model = recovery_model(options.recovery_model or case.recovery_model or cset.recovery_model)
-    courses = [load_course(spec) for spec in case.courses]
+    case = accepting(case, dose_scale=options.accept_dose_scale, other_patient=options.accept_other_patient,
+                     partial_coverage=options.accept_partial_coverage)
+    courses = load_courses(case)
     if options.conservative:
         return _run_conservative(case, cset, model, courses, options)
     structures = courses[-1].structures
@@ -397,7 +439,8 @@ def run_check(case: CaseSpec, options: CheckOptions = CheckOptions()) -> CheckRe
     evaluated = dict.fromkeys(m.structure for m in matches.values() if m.structure is not None)
     cover = [structures.by_name(name) for name in evaluated]
     acc = map_courses(courses, dataclasses.replace(case, recovery_model=model.name), cover)
-    evaluator = _Evaluator(acc, model, options.lql_transition_gy)
+    evaluator = _Evaluator(acc, model, options.lql_transition_gy, case.accept_partial_coverage)
+    evaluator.refuse_courses_missing_everything([roi.name for roi in cover if not roi.is_empty])
     results = tuple(evaluator.evaluate(c, matches[c.organ]) for c in cset.constraints)
     organ_results = tuple(evaluator.organ_result(r) for r in results)
     flags = compute_flags(flag_context(acc, case, organ_results, tuple(matches.values())))

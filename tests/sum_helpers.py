@@ -14,11 +14,11 @@ from reirrad.dicom.write import dose_dataset, save_atomic
 from reirrad.grid import Grid
 
 
-def header(frame_of_reference_uid: str = "") -> Dataset:
+def header(frame_of_reference_uid: str = "", patient_id: str = "SUM-001") -> Dataset:
     """Patient and study attributes of a synthetic phantom."""
     ds = Dataset()
     ds.PatientName = "Phantom^Sum"
-    ds.PatientID = "SUM-001"
+    ds.PatientID = patient_id
     ds.PatientBirthDate = ""
     ds.PatientSex = "O"
     ds.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.1"
@@ -81,9 +81,10 @@ def write_reg(
     registered: dict[str, np.ndarray],
     matrix_type: str = "RIGID",
     sop_class: str = SPATIAL_REGISTRATION_SOP_CLASS,
+    patient_id: str = "SUM-001",
 ) -> Path:
     """A Spatial Registration file: each matrix maps its frame's points into ``own_frame``."""
-    ds = header(own_frame)
+    ds = header(own_frame, patient_id)
     ds.SOPClassUID = sop_class
     ds.SOPInstanceUID = generate_uid()
     ds.Modality = "REG"

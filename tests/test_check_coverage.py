@@ -3,7 +3,9 @@
 Stereotactic re-irradiation plans often have a dose grid cropped around the target. The prior
 course's dose outside that grid must still be summed: the evaluation grid grows by whole voxels
 over the evaluated structures wherever another course has dose, and the new course gives 0 Gy
-beyond its own grid (each affected result says so).
+beyond its own grid. That gap is accepted only explicitly (``accept_partial_coverage``; each
+affected result then says so); without it a constrained organ partly outside a course's grid is
+not evaluated.
 
 Closed form: the prior dose is 30 + 0.5 z Gy (25 fractions) on a grid spanning z -40..40 mm,
 the new dose 10 Gy (5 fractions) on a grid spanning z -10..10 mm. The cord is a cylinder of
@@ -51,7 +53,8 @@ def _dose(z_mm: np.ndarray, dose_gy, ipp, frame: str, plan) -> object:
     )
 
 
-def _course(folder, fractions: int, z_mm: np.ndarray, dose_gy, offset_mm: np.ndarray, frame: str) -> None:
+def _course(folder, fractions: int, z_mm: np.ndarray, dose_gy, offset_mm: np.ndarray, frame: str,
+            prescription_gy: float) -> None:
     angles = np.linspace(0.0, 2 * np.pi, 48, endpoint=False)
     cord = [
         [(5 * np.cos(a) + offset_mm[0], 5 * np.sin(a) + offset_mm[1], z + offset_mm[2]) for a in angles]
@@ -59,7 +62,7 @@ def _course(folder, fractions: int, z_mm: np.ndarray, dose_gy, offset_mm: np.nda
     ]
     structures = syn.rtstruct({"Cord": cord}, frame_of_reference=frame)
     plan = syn.rtplan([(fractions, [(1, 1.0, 100.0)])], frame_of_reference=frame,
-                      structure_set_uid=structures.SOPInstanceUID)
+                      structure_set_uid=structures.SOPInstanceUID, prescription_gy=prescription_gy)
     ipp = (-20.0 + offset_mm[0], -20.0 + offset_mm[1], z_mm[0] + offset_mm[2])
     syn.write(structures, folder / "rs.dcm")
     syn.write(plan, folder / "rp.dcm")
@@ -71,10 +74,12 @@ def case_file(tmp_path, request):
     registered = request.param == "registered"
     prior_frame = "9.9.9" if registered else "1.2.3.4"
     _course(tmp_path / "prior", 25, np.arange(-40.0, 40.5, 2.0), lambda z: 30 + 0.5 * z,
-            SHIFT_MM if registered else np.zeros(3), prior_frame)
-    _course(tmp_path / "new", 5, np.arange(-10.0, 10.5, 2.0), lambda z: np.full_like(z, 10.0), np.zeros(3), "1.2.3.4")
+            SHIFT_MM if registered else np.zeros(3), prior_frame, 50.0)
+    _course(tmp_path / "new", 5, np.arange(-10.0, 10.5, 2.0), lambda z: np.full_like(z, 10.0), np.zeros(3), "1.2.3.4",
+            10.0)
     if registered:  # the REG maps prior-frame points into the new (reference) frame
-        write_reg(tmp_path / "new" / "reg.dcm", "1.2.3.4", {prior_frame: rigid(0.0, 2, -SHIFT_MM)})
+        write_reg(tmp_path / "new" / "reg.dcm", "1.2.3.4", {prior_frame: rigid(0.0, 2, -SHIFT_MM)},
+                  patient_id="synthetic")
     (tmp_path / "set.toml").write_text(CONSTRAINTS)
     path = tmp_path / "case.toml"
     path.write_text(
@@ -85,8 +90,11 @@ def case_file(tmp_path, request):
     return path
 
 
+ACCEPT_GAP = CheckOptions(accept_partial_coverage=True)
+
+
 def test_prior_dose_beyond_the_new_grid_is_counted(case_file):
-    report = run_check(load_case(case_file), CheckOptions())
+    report = run_check(load_case(case_file), ACCEPT_GAP)
     (result,) = report.results
     assert result.structure == "Cord"
     assert result.value_gy == pytest.approx(EXPECTED_DMAX, rel=1e-3)
@@ -96,7 +104,7 @@ def test_prior_dose_beyond_the_new_grid_is_counted(case_file):
 
 
 def test_the_cropped_grid_is_reported(case_file):
-    report = run_check(load_case(case_file), CheckOptions())
+    report = run_check(load_case(case_file), ACCEPT_GAP)
     (result,) = report.results
     (note,) = [n for n in result.notes if "course 'new' dose grid" in n]
     # the new grid's voxel centres span z -10..10 mm: samples nearest to them cover z -11..11 of -31..31
@@ -105,3 +113,18 @@ def test_the_cropped_grid_is_reported(case_file):
     assert not any("course 'prior'" in n for n in result.notes)
     assert "grown by whole voxels" in report.assumptions["reference_grid"]
     assert "organ_outside_dose_grid" in {flag.id for flag in report.flags}
+
+
+def test_the_gap_makes_the_limit_not_evaluated_unless_accepted(case_file):
+    # the new course's dose over 64.5 % of the cord is unknown: no verdict, exit 1
+    report = run_check(load_case(case_file), CheckOptions())
+    (result,) = report.results
+    assert (result.status, result.value_gy, report.summary.exit_code) == ("not_evaluated", None, 1)
+    outside = re.match(r"([\d.]+) % of the structure lies outside course 'new' dose grid", result.reason)
+    assert float(outside.group(1)) == pytest.approx(100 * (1 - 22 / 62), abs=0.5)
+    assert "--accept-partial-coverage" in result.reason and "course 'prior'" not in result.reason
+    # the case file's key accepts it like the option does
+    case_file.write_text(case_file.read_text().replace('constraints = "set.toml"\n',
+                                                       'constraints = "set.toml"\naccept_partial_coverage = true\n'))
+    accepted = run_check(load_case(case_file), CheckOptions())
+    assert accepted.results[0].value_gy == pytest.approx(EXPECTED_DMAX, rel=1e-3)

@@ -122,6 +122,15 @@ def check(
     lql_transition_gy: Optional[float] = typer.Option(
         None, help="LQ-L above this dose per fraction (Gy) for every course; default: pure LQ."
     ),
+    accept_dose_scale: bool = typer.Option(
+        False, help="Use a dose whose maximum is below 0.3x or above 3x its plan's prescription (flagged)."
+    ),
+    accept_other_patient: bool = typer.Option(
+        False, help="Use a prior course of another PatientID than the reference course (flagged)."
+    ),
+    accept_partial_coverage: bool = typer.Option(
+        False, help="Judge organs partly outside a course's dose grid, taking 0 Gy from it there (noted)."
+    ),
 ) -> None:
     """Check the cumulative EQD2 of all courses against consensus limits; exit 0 pass, 1 fail, 2 bad input."""
     if case and (prior or new):
@@ -129,6 +138,8 @@ def check(
     options = CheckOptions(
         constraints=constraints, fail_on=fail_on.value, allow_missing=allow_missing,
         recovery_model=recovery_model, conservative=conservative, lql_transition_gy=lql_transition_gy,
+        accept_dose_scale=accept_dose_scale, accept_other_patient=accept_other_patient,
+        accept_partial_coverage=accept_partial_coverage,
     )
     if case and len(case) > 1:
         raise typer.Exit(run_many(case, format, options, output))

@@ -11,12 +11,11 @@ import typer
 from rich.console import Console
 
 from reirrad.cli import app, fail_input
-from reirrad.dicom.dose import read_dose
-from reirrad.dicom.structures import read_structures
 from reirrad.dvh import dvh_table
 from reirrad.errors import ReirradError
 from reirrad.metrics import parse_metric
 from reirrad.outputs import write_text_atomic
+from reirrad.pairing import load_pair
 from reirrad.report.dvh import render_table, to_csv, to_json, to_text
 
 
@@ -37,7 +36,9 @@ _RENDER = {DvhFormat.json: to_json, DvhFormat.csv: to_csv, DvhFormat.table: to_t
 @app.command("dvh")
 def dvh(
     rtdose: Path = typer.Argument(..., help="RTDOSE file (absolute dose in Gy)."),
-    rtstruct: Path = typer.Argument(..., help="RTSTRUCT file on the same frame of reference."),
+    rtstruct: Path = typer.Argument(
+        ..., help="RTSTRUCT file on the same frame of reference (else give --registration)."
+    ),
     structure: list[str] = typer.Option([], "--structure", "-s", help="Structure name (repeatable; default: all)."),
     metric: list[str] = typer.Option([], "--metric", "-m", help="Metric, e.g. D0.03cc, D95%, V20Gy, V20Gy[%] (repeatable)."),
     output_format: DvhFormat = typer.Option(DvhFormat.table, "--format", "-f", help="Output format."),
@@ -45,6 +46,13 @@ def dvh(
     fractions: Optional[int] = typer.Option(None, "--fractions", help="Fractions of the course: report EQD2 (with --alpha-beta)."),
     alpha_beta: Optional[float] = typer.Option(None, "--alpha-beta", help="alpha/beta in Gy for EQD2 (with --fractions)."),
     end_caps: EndCaps = typer.Option(EndCaps.half, "--end-caps", help="Extend the first and last contour by half a spacing, or not."),
+    registration: Optional[Path] = typer.Option(
+        None, "--registration",
+        help="REG relating the dose's frame to the structure set's: the dose is mapped through it.",
+    ),
+    accept_other_patient: bool = typer.Option(
+        False, "--accept-other-patient", help="Use a structure set of another PatientID than the dose's (warned)."
+    ),
 ) -> None:
     """DVH metrics of each structure in RTSTRUCT on the dose of RTDOSE."""
     if (fractions is None) != (alpha_beta is None):
@@ -54,9 +62,10 @@ def dvh(
     except ValueError as exc:
         fail_input(str(exc))
     try:
-        dose = read_dose(rtdose)
-        structures = read_structures(rtstruct)
-        table = dvh_table(dose, structures, tuple(structure), metrics, fractions, alpha_beta, end_caps.value)
+        pair = load_pair(rtdose, rtstruct, registration, accept_other_patient)
+        for note in pair.notes:
+            print(f"reirrad: warning: {note}", file=sys.stderr)
+        table = dvh_table(pair.dose, pair.structures, tuple(structure), metrics, fractions, alpha_beta, end_caps.value)
         if output is not None:
             write_text_atomic(output, _RENDER[output_format](table))
     except ReirradError as exc:

@@ -40,6 +40,9 @@ def eqd2(
         None, "--lql-transition-gy", help="LQ-L transition dose per fraction (Gy); default: pure LQ."
     ),
     bits: int = typer.Option(32, "--bits", help="Pixel data bits: 32 (default) or 16 (for validators)."),
+    accept_dose_scale: bool = typer.Option(
+        False, "--accept-dose-scale", help="Use a dose whose maximum is below 0.3x or above 3x the plan's prescription."
+    ),
 ) -> None:
     """Convert a dose to EQD2 voxel by voxel and write it as an EFFECTIVE RTDOSE."""
     if (fractions is None) == (plan is None):
@@ -50,7 +53,7 @@ def eqd2(
     try:
         summary = write_eqd2_dose(
             rtdose, alpha_beta, output, fractions=fractions, plan_path=plan,
-            lql_transition_gy=lql_transition_gy, bits=bits,
+            lql_transition_gy=lql_transition_gy, bits=bits, accept_dose_scale=accept_dose_scale,
         )
     except ReirradError as exc:
         fail_input(str(exc))

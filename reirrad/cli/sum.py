@@ -28,6 +28,12 @@ def sum_courses(
         None, "--lql-transition-gy", help="LQ-L transition dose per fraction (Gy); default: pure LQ."
     ),
     bits: int = typer.Option(32, "--bits", help="Pixel data bits: 32 (default) or 16 (for validators)."),
+    accept_dose_scale: bool = typer.Option(
+        False, "--accept-dose-scale", help="Use doses whose maximum is below 0.3x or above 3x their prescription."
+    ),
+    accept_other_patient: bool = typer.Option(
+        False, "--accept-other-patient", help="Use prior courses of another PatientID than the reference course."
+    ),
 ) -> None:
     """Sum the EQD2 of every course on the last course's dose grid and write it as an RTDOSE."""
     check_export_options(alpha_beta, lql_transition_gy, bits)
@@ -35,6 +41,7 @@ def sum_courses(
         summary = write_cumulative_eqd2(
             case, alpha_beta, output, recovery_model_name=recovery_model, organ=recovery_organ,
             lql_transition_gy=lql_transition_gy, bits=bits,
+            accept_dose_scale=accept_dose_scale, accept_other_patient=accept_other_patient,
         )
     except ReirradError as exc:
         fail_input(str(exc))

@@ -23,6 +23,7 @@ import numpy as np
 import pydicom
 
 from reirrad.dicom.dose import RTDOSE_SOP_CLASS, DoseGrid, read_dose
+from reirrad.dicom.identity import PatientIdentity, common_identity, identity_of, read_identity
 from reirrad.dicom.io import NotDicomError, read_dataset
 from reirrad.dicom.plan import RT_ION_PLAN_SOP_CLASS, RTPLAN_SOP_CLASS, FractionGroup, Plan, plan_from_dataset
 from reirrad.dicom.structures import RTSTRUCT_SOP_CLASS, StructureSet, read_structures, structures_from_dataset
@@ -72,9 +73,10 @@ class Course:
     phases: tuple[Phase, ...]
     structures: StructureSet | None
     registration_paths: tuple[Path, ...]
-    frame_of_reference_uid: str
+    frame_of_reference_uid: str  # never empty
     notes: tuple[str, ...]
     files: tuple[Path, ...]  # the DICOM files used: doses, plans, structure set, registrations
+    patient: PatientIdentity | None = None  # None when no file used names a patient
 
 
 def _scan(folder: Path) -> tuple[dict[str, list[tuple[Path, pydicom.Dataset]]], list[str]]:
@@ -139,20 +141,36 @@ def _note_other_references(structures: StructureSet | None, plans: list[Plan], n
             )
 
 
+def require_frame(uid: str, path: Path) -> None:
+    """Refuse an object without a frame of reference (it is never "the same frame" as another)."""
+    if not uid:
+        raise InputError(path, "no FrameOfReferenceUID: cannot tell which frame of reference its coordinates are in")
+
+
 def _common_frame_of_reference(
-    doses: list[DoseGrid], plans: list[Plan], structures: StructureSet | None
+    doses: list[DoseGrid], plans: list[Plan], structures: StructureSet | None, notes: list[str]
 ) -> str:
-    """The one frame of reference of the doses, plans and structures (empty UIDs are not compared)."""
-    named = [(d.path, d.grid.frame_of_reference_uid) for d in doses] + [(p.path, p.frame_of_reference_uid) for p in plans]
+    """The one frame of reference of the doses, plans and structures.
+
+    A dose or structure set without one is refused: a missing frame never counts as "the same
+    frame". A plan without one (its Frame of Reference module is optional) is noted and not compared.
+    """
+    named = [(d.path, d.grid.frame_of_reference_uid) for d in doses]
     if structures is not None:
         named.append((structures.path, structures.frame_of_reference_uid))
-    named = [(path, uid) for path, uid in named if uid]
+    for path, uid in named:
+        require_frame(uid, path)
+    for plan in plans:
+        if plan.frame_of_reference_uid:
+            named.append((plan.path, plan.frame_of_reference_uid))
+        else:
+            notes.append(f"{plan.path} names no frame of reference; not compared with the doses'")
     for path, uid in named[1:]:
         if uid != named[0][1]:
             raise InputError(
                 path, f"frame of reference {uid} differs from {named[0][1]} of {named[0][0]}"
             )
-    return named[0][1] if named else ""
+    return named[0][1]
 
 
 def _same_grid(doses: list[DoseGrid]) -> None:
@@ -264,10 +282,21 @@ def _given_structures(
     return structures
 
 
+def _patient(found: dict[str, list[tuple[Path, pydicom.Dataset]]], used: list[Path]) -> PatientIdentity | None:
+    """The one patient of the files used (files of several patients: InputError)."""
+    headers = {path.resolve(): ds for kind in found.values() for path, ds in kind}
+    named = [
+        (path, identity_of(headers[path.resolve()]) if path.resolve() in headers else read_identity(path))
+        for path in used
+    ]
+    return common_identity(named)
+
+
 def discover_course(folder: str | Path, structure_set: str | Path | None = None) -> Course:
     """Find, read and link the DICOM RT objects of one course folder (searched recursively).
 
-    ``structure_set`` names the RTSTRUCT to use when the folder holds several.
+    ``structure_set`` names the RTSTRUCT to use when the folder holds several. The files used
+    must name one frame of reference and one patient.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -286,10 +315,13 @@ def discover_course(folder: str | Path, structure_set: str | Path | None = None)
         candidates = [structures_from_dataset(ds, path) for path, ds in found["structures"]]
         structures = _choose_structures(candidates, plans, notes)
     _note_other_references(structures, plans, notes)
-    frame_of_reference = _common_frame_of_reference(doses, plans, structures)
+    frame_of_reference = _common_frame_of_reference(doses, plans, structures, notes)
     phases = _phases(doses, plans, notes)
     registrations = tuple(path for path, _ in found["registration"])
     used = [d.path for d in doses] + [p.path for p in plans] + list(registrations)
     if structures is not None:
         used.append(structures.path)
-    return Course(folder, tuple(phases), structures, registrations, frame_of_reference, tuple(notes), tuple(sorted(used)))
+    return Course(
+        folder, tuple(phases), structures, registrations, frame_of_reference, tuple(notes), tuple(sorted(used)),
+        _patient(found, used),
+    )

@@ -1,0 +1,147 @@
+"""A dose and a structure set used together (``reirrad dvh``): one patient, one frame of reference.
+
+Both files must name the same patient (PatientID, see :mod:`reirrad.dicom.identity`) unless the
+user accepts another one, and the same frame of reference: a missing frame is refused, never
+taken as "the same". A dose in another frame is refused unless a rigid REG relating the two
+frames is given; the dose is then resampled (trilinear) into the structure set's frame. The
+target lattice is the dose's own, moved by the registration (its axes snapped to the patient
+axes they end up nearest), cut to the largest box whose voxel centres all lie inside the moved
+dose grid: structure parts beyond it count as outside the dose grid, exactly as for an unmoved
+dose. A pure translation moves the lattice exactly, so no value changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from reirrad.dicom.discover import require_frame
+from reirrad.dicom.dose import DoseGrid, read_dose
+from reirrad.dicom.identity import read_identity
+from reirrad.dicom.registration import read_registration, reference_to_moving
+from reirrad.dicom.structures import StructureSet, read_structures
+from reirrad.errors import InputError
+from reirrad.grid import Grid, corner_centres_mm, resample, transform_points
+
+_SNAP_TOLERANCE = 0.7  # a moved axis must be within ~45 degrees of one patient axis (cos 45 = 0.707)
+_MAX_TRIM_VOXELS = 3  # the inscribed box is shrunk at most this often before giving up
+
+
+@dataclass(frozen=True, eq=False)
+class DosePair:
+    """A dose on the structure set's frame of reference, the structure set, and what was done."""
+
+    dose: DoseGrid
+    structures: StructureSet
+    notes: tuple[str, ...] = ()
+
+
+def load_pair(
+    rtdose: str | Path,
+    rtstruct: str | Path,
+    registration: str | Path | None = None,
+    accept_other_patient: bool = False,
+) -> DosePair:
+    """Read an RTDOSE and an RTSTRUCT and put the dose on the structure set's frame.
+
+    Refused (InputError): files of two patients (unless ``accept_other_patient``), a missing
+    frame of reference, different frames without a ``registration`` relating them.
+    """
+    dose, structures = read_dose(rtdose), read_structures(rtstruct)
+    notes = _patient_notes(Path(rtdose), Path(rtstruct), accept_other_patient)
+    dose_frame, frame = dose.grid.frame_of_reference_uid, structures.frame_of_reference_uid
+    for path, uid in ((dose.path, dose_frame), (structures.path, frame)):
+        require_frame(uid, path)
+    if dose_frame == frame:
+        if registration is not None:
+            notes += (f"{dose.path} and {structures.path} share frame of reference {frame}; registration not used",)
+        return DosePair(dose, structures, notes)
+    if registration is None:
+        raise InputError(
+            dose.path,
+            f"frame of reference {dose_frame} differs from {frame} of {structures.path}: give --registration REG "
+            "relating them, or the structure set drawn on this dose's planning CT",
+        )
+    matrix, label = reference_to_moving(frame, dose_frame, [read_registration(registration)], Path(registration))
+    moved = dose_in_frame(dose, frame, matrix, Path(registration))
+    notes += (
+        f"dose mapped from frame {dose_frame} into {frame} through {label} ({registration}); "
+        f"trilinear on a {moved.grid.shape[::-1]} voxel grid (columns, rows, frames)",
+    )
+    return DosePair(moved, structures, notes)
+
+
+def _patient_notes(rtdose: Path, rtstruct: Path, accept: bool) -> tuple[str, ...]:
+    """Refuse a structure set of another patient than the dose's, unless accepted (then noted)."""
+    dose_patient, structure_patient = read_identity(rtdose), read_identity(rtstruct)
+    if not (dose_patient.known and structure_patient.known):
+        return ("a file names no patient (empty PatientID): whether both are one patient's is not checked",)
+    difference = dose_patient.difference(structure_patient)
+    if difference is None:
+        return ()
+    problem = f"{rtstruct} belongs to another patient than {rtdose} ({difference})"
+    if not accept:
+        raise InputError(rtstruct, f"{problem}; if that is intended, give --accept-other-patient")
+    return (f"{problem}: accepted (--accept-other-patient)",)
+
+
+def dose_in_frame(dose: DoseGrid, frame: str, reference_to_moving_mm: np.ndarray | None, where: Path) -> DoseGrid:
+    """``dose`` resampled into frame ``frame``, whose points map into the dose's frame through
+    ``reference_to_moving_mm`` (4x4, mm; None: the same frame, nothing to do). ``where`` (the
+    registration) is named when the transform cannot be handled."""
+    if reference_to_moving_mm is None:
+        return dose
+    to_frame = np.linalg.inv(reference_to_moving_mm)
+    lattice = _moved_lattice(dose.grid, to_frame, frame, where)
+    target = _inscribed(lattice, dose.grid, to_frame, where)
+    for _ in range(_MAX_TRIM_VOXELS + 1):
+        values, covered = resample(dose.dose_gy, dose.grid, target, reference_to_moving_mm)
+        if covered.all():
+            return replace(dose, grid=target, dose_gy=values)
+        target = _trimmed(target)
+    raise InputError(where, "the registered dose grid holds no box of whole voxels in the structure set's frame")
+
+
+def _moved_lattice(grid: Grid, to_frame: np.ndarray, frame: str, where: Path) -> Grid:
+    """The dose lattice moved by ``to_frame`` with its axes snapped to the nearest patient axes."""
+    directions = []
+    for direction in (grid.row_direction, grid.column_direction, grid.frame_direction):
+        moved = to_frame[:3, :3] @ np.asarray(direction)
+        axis = int(np.argmax(np.abs(moved)))
+        if abs(moved[axis]) < _SNAP_TOLERANCE:
+            raise InputError(where, "rotates the dose grid by about 45 degrees; not supported")
+        snapped = np.zeros(3)
+        snapped[axis] = np.sign(moved[axis])
+        directions.append(tuple(float(v) for v in snapped))
+    if abs(directions[2][2]) != 1.0 or len({np.argmax(np.abs(d)) for d in directions}) != 3:
+        raise InputError(where, "turns the dose planes away from transverse; not supported")
+    origin = transform_points(to_frame, np.asarray([grid.origin_mm]))[0]
+    return Grid(tuple(float(v) for v in origin), *directions, grid.spacing_mm, grid.shape, frame)
+
+
+def _inscribed(lattice: Grid, source: Grid, to_frame: np.ndarray, where: Path) -> Grid:
+    """The largest box of ``lattice`` voxels inside the moved ``source`` grid (by its corners).
+
+    Along each axis the box starts after every corner of the moved source's low face and ends
+    before every corner of its high face (the axes correspond, as :func:`_moved_lattice` snaps them).
+    """
+    corners = lattice.to_index(transform_points(to_frame, corner_centres_mm(source)))
+    high_face = np.array(np.meshgrid(*[(False, True)] * 3, indexing="ij")).reshape(3, -1).T
+    low = np.array([corners[~high_face[:, a], a].max() for a in range(3)])
+    high = np.array([corners[high_face[:, a], a].min() for a in range(3)])
+    start, stop = np.ceil(low - 1e-6), np.floor(high + 1e-6)
+    shape = (stop - start + 1).astype(int)
+    if np.any(shape < 1):
+        raise InputError(where, "the registered dose grid holds no box of whole voxels in the structure set's frame")
+    origin = lattice.to_patient(start[None, :])[0]
+    return replace(lattice, origin_mm=tuple(float(v) for v in origin), shape=tuple(int(n) for n in shape))
+
+
+def _trimmed(grid: Grid) -> Grid:
+    """``grid`` less one voxel on each side of every axis longer than two voxels."""
+    cut = np.array([1 if n > 2 else 0 for n in grid.shape])
+    origin = grid.to_patient(cut[None, :].astype(float))[0]
+    shape = tuple(int(n) for n in np.array(grid.shape) - 2 * cut)
+    return replace(grid, origin_mm=tuple(float(v) for v in origin), shape=shape)
