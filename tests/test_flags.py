@@ -407,3 +407,29 @@ def test_clinical_histology_and_carotid_invasion_in_the_case_file(tmp_path):
                          ("carotid_invasion_deg = true", "clinical.carotid_invasion_deg: must be a number of degrees")):
         with pytest.raises(InputError, match=message):
             load_case(_case_with_clinical(tmp_path, bad))
+
+
+# ------------------------------------------------------------------ constraint-set content behind the flags
+
+def test_hn_set_brachial_plexus_warns_at_95_gy_and_never_fails():
+    from reirrad.constraints import judge, load_constraint_set
+
+    plexus = [c for c in load_constraint_set("hn-reirradiation").constraints if c.group == "BrachialPlex"]
+    assert [c.organ for c in plexus] == ["BrachialPlex_L", "BrachialPlex_R"]
+    for c in plexus:
+        assert (c.metric, c.warn_gy, c.limit_gy, c.priority) == ("Dmax", 95.0, None, "soft")
+        assert (judge(c, 94.99), judge(c, 95.0), judge(c, 200.0)) == ("pass", "warn", "warn")
+        assert "Chen AM" in c.source and "does not say whether 95.0 Gy is EQD2 or physical" in c.note
+
+
+def test_hn_set_texts_follow_their_sources():
+    from reirrad.constraints import load_constraint_set
+
+    by_id = {c.id: c for c in load_constraint_set("hn-reirradiation").constraints}
+    # Doi 2021 reports D0.1cc, not D0.03cc
+    assert by_id["spinalcord-d0.1cc"].metric == "D0.1cc" and "spinalcord-d0.03cc" not in by_id
+    # no treatment named without a source
+    mandible = by_id["mandible-dmax"].mitigation.lower()
+    assert "hyperbaric" not in mandible and "pentoxifylline" not in mandible
+    carotid = by_id["carotid-dmax[A_Carotid_L]"].mitigation
+    assert "Embring 2021" in carotid and "Radiother Oncol 2015;115:67-71" in carotid and "2013;107:305-309" in carotid
