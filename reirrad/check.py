@@ -352,12 +352,14 @@ def course_summaries(acc: AccumulatedCase) -> tuple[CourseSummary, ...]:
 def course_info(course: CourseOnGrid) -> CourseInfo:
     """What the flags need to know about one course."""
     phases = course.course.phases
+    prescribed = [p.prescription_gy / p.fractions for p in phases if p.prescription_gy is not None]
     return CourseInfo(
         name=course.name,
         fractions=course.fractions,
         fraction_source="override" if any(p.fraction_source == "override" for p in phases) else "plan",
         prescription_gy=course.prescription_gy,
         max_dose_per_fraction_gy=max(p.max_dose_gy / p.fractions for p in phases),
+        prescribed_per_fraction_gy=max(prescribed) if len(prescribed) == len(phases) else None,
         start_date=course.course.spec.start_date,
         end_date=course.course.spec.end_date,
         schedule=course.course.spec.schedule,

@@ -64,15 +64,19 @@ class CourseInfo:
     name: str
     fractions: float
     fraction_source: Literal["plan", "override"] = "plan"
-    prescription_gy: float | None = None
+    prescription_gy: float | None = None  # all phases together
     max_dose_per_fraction_gy: float | None = None  # highest physical voxel dose / fractions
+    prescribed_per_fraction_gy: float | None = None  # highest phase prescription / its fractions
     start_date: date | None = None
     end_date: date | None = None
     schedule: Literal["daily", "alternate_day", "bid"] | None = None
 
     @property
     def dose_per_fraction_gy(self) -> float | None:
-        """Prescribed dose per fraction, else the maximum physical dose per fraction, else None."""
+        """The highest prescribed dose per fraction of a phase, else the course's prescription per
+        fraction, else the maximum physical dose per fraction, else None."""
+        if self.prescribed_per_fraction_gy is not None:
+            return self.prescribed_per_fraction_gy
         if self.prescription_gy is not None:
             return self.prescription_gy / self.fractions
         return self.max_dose_per_fraction_gy

@@ -389,6 +389,9 @@ def test_dose_per_fraction_is_per_phase(tmp_path):
     report = run_check(_two_course_case(tmp_path, [(10.0, 5)], [(30.0, 25), (15.0, 3)]))
     (flag,) = [f for f in report.flags if f.id == "dose_per_fraction_cord"]
     assert "SpinalCord (SpinalCord) Dmax 5.00 Gy per fraction" in flag.message
+    # the 5 Gy-per-fraction phase makes the course stereotactic (schedule not given, carotid unknown)
+    (flag,) = [f for f in report.flags if f.id == "stereotactic_schedule_unknown"]
+    assert "(5.0 Gy per fraction)" in flag.message and "not known for A_Carotid_L, A_Carotid_R" in flag.message
 
 
 
