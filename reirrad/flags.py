@@ -417,19 +417,22 @@ def _miri_not_applicable(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> 
     return reasons
 
 
+def _miri_fact(ctx: FlagContext, split_months: float) -> tuple[str, bool | None, str, str]:
+    """The clinical fact the MIRI split needs at this interval: (name, value, class if yes, if no)."""
+    if ctx.interval_months is not None and ctx.interval_months > split_months:
+        return "resection", ctx.clinical.resection, "I", "II"
+    return "organ_dysfunction", ctx.clinical.organ_dysfunction, "III", "II"
+
+
 def _miri_class(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Flag]:
     if len(ctx.courses) < 2:
         return []
     p = rule.params
     reasons = _miri_not_applicable(rule, ctx, rules)
-    months = ctx.interval_months
-    if months is None:
+    fact, known, yes, no = _miri_fact(ctx, p["split_months"])
+    if ctx.interval_months is None:
         reasons.append("interval not known")
-    elif months > p["split_months"]:
-        known, yes, no, fact = ctx.clinical.resection, "I", "II", "resection"
-    else:
-        known, yes, no, fact = ctx.clinical.organ_dysfunction, "III", "II", "organ_dysfunction"
-    if months is not None and known is None:
+    elif known is None:
         reasons.append(f"[clinical] {fact} not given")
     if reasons:
         return [rule.flag(text=p["not_applicable"].format(reason="; ".join(reasons)))]
