@@ -20,6 +20,8 @@
     resection = true
     organ_dysfunction = false
     recurrence_site = "left neck"
+    histology = "squamous_cell_carcinoma"   # or "other" (the MIRI class needs it)
+    carotid_invasion_deg = 200              # tumour contact around the carotid (degrees, 0-360)
 
 The last course is the reference: its dose grid and structure set are evaluated.
 """
@@ -41,7 +43,8 @@ _COURSE_KEYS = {
     "name", "path", "start_date", "end_date", "registration", "structure_set", "fractions", "schedule",
     "accept_dose_scale", "accept_other_patient",
 }
-_CLINICAL_KEYS = {"resection", "organ_dysfunction", "recurrence_site"}
+_CLINICAL_KEYS = {"resection", "organ_dysfunction", "recurrence_site", "histology", "carotid_invasion_deg"}
+HISTOLOGIES = ("squamous_cell_carcinoma", "other")
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,8 @@ class ClinicalSpec:
     resection: bool | None = None
     organ_dysfunction: bool | None = None
     recurrence_site: str | None = None
+    histology: str | None = None  # one of HISTOLOGIES
+    carotid_invasion_deg: float | None = None  # circumference of the carotid in tumour contact (degrees)
 
 
 @dataclass(frozen=True)
@@ -189,7 +194,26 @@ def _clinical(table: Any, case_file: Path) -> ClinicalSpec:
         resection=_optional(table, "resection", bool, "clinical.", case_file),
         organ_dysfunction=_optional(table, "organ_dysfunction", bool, "clinical.", case_file),
         recurrence_site=_optional(table, "recurrence_site", str, "clinical.", case_file),
+        histology=_histology(table, case_file),
+        carotid_invasion_deg=_degrees(table, "carotid_invasion_deg", "clinical.", case_file),
     )
+
+
+def _histology(table: dict, case_file: Path) -> str | None:
+    value = _optional(table, "histology", str, "clinical.", case_file)
+    if value is not None and value not in HISTOLOGIES:
+        raise InputError(case_file, f"clinical.histology: must be one of {', '.join(HISTOLOGIES)}, got {value!r}")
+    return value
+
+
+def _degrees(table: dict, key: str, where: str, case_file: Path) -> float | None:
+    """An optional angle in degrees, 0 to 360."""
+    value = table.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 360:
+        raise InputError(case_file, f"{where}{key}: must be a number of degrees from 0 to 360, got {value!r}")
+    return float(value)
 
 
 def _no_unknown_keys(table: dict, allowed: set[str], where: str, case_file: Path) -> None:

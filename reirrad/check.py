@@ -25,7 +25,7 @@ from reirrad.dvh import Dvh, MetricValue, cumulative_dvh, evaluate, sample_dose
 from reirrad.dicom.structures import StructureSet
 from reirrad.eqd2 import RecoveryModel, eqd2_gy, recovery_factor, recovery_model
 from reirrad.errors import InputError, ReirradError
-from reirrad.flags import CourseInfo, FlagContext, OrganResult, compute_flags
+from reirrad.flags import CourseDose, CourseInfo, FlagContext, OrganResult, compute_flags
 from reirrad.masks import RoiSampling, sample_roi
 from reirrad.metrics import Metric, parse_metric
 from reirrad.organs import OrganMatch, match_organs
@@ -111,6 +111,7 @@ class _Evaluator:
         self.accept_partial_coverage = accept_partial_coverage
         self._samplings: dict[str, RoiSampling] = {}
         self._phases: dict[str, dict[str, tuple[Dvh, ...]]] = {}
+        self._course_eqd2: dict[tuple[str, float], dict[str, Dvh]] = {}  # (structure, a/b) -> per course
         self._cumulative: dict[tuple[str, str, float], Dvh] = {}  # (organ, structure, a/b) -> summed EQD2
 
     @property
@@ -142,23 +143,48 @@ class _Evaluator:
             }
         return self._phases[structure]
 
+    def course_eqd2_samples(self, structure: str, alpha_beta_gy: float) -> dict[str, Dvh]:
+        """Each course's EQD2 at the structure's samples, its phases converted with their own
+        fractions and added; no recovery. The verdicts and the flags both start from these."""
+        key = (structure, alpha_beta_gy)
+        if key not in self._course_eqd2:
+            out = {}
+            for course in self.acc.courses:
+                samples = self.phase_samples(structure)[course.name]
+                total = sum(
+                    eqd2_gy(dvh.doses_gy, phase.fractions, alpha_beta_gy, self.lql_transition_gy)
+                    for dvh, phase in zip(samples, course.phases)
+                )
+                out[course.name] = dataclasses.replace(samples[0], doses_gy=total)
+            self._course_eqd2[key] = out
+        return self._course_eqd2[key]
+
     def eqd2_samples(self, organ: str, structure: str, alpha_beta_gy: float) -> dict[str, Dvh]:
-        """Each course's EQD2 (its phases converted with their own fractions, then recovery for
-        this organ applied) at the structure's samples."""
+        """Each course's EQD2 at the structure's samples with the recovery for this organ applied."""
         recovery = self.recovery(organ)
+        return {
+            name: dataclasses.replace(dvh, doses_gy=dvh.doses_gy * (1.0 - recovery[name]))
+            for name, dvh in self.course_eqd2_samples(structure, alpha_beta_gy).items()
+        }
+
+    def course_doses(self, structure: str, metric: Metric, alpha_beta_gy: float) -> dict[str, CourseDose]:
+        """Each course's own value of a dose metric on the structure, for the flags: EQD2 from
+        :meth:`course_eqd2_samples` (before recovery), physical (phases added), and the highest
+        per-phase physical value per fraction. Volume metrics: no values."""
+        if not metric.is_dose:
+            return {}
+        eqd2 = self.course_eqd2_samples(structure, alpha_beta_gy)
         out = {}
         for course in self.acc.courses:
             samples = self.phase_samples(structure)[course.name]
-            total = sum(
-                eqd2_gy(dvh.doses_gy, phase.fractions, alpha_beta_gy, self.lql_transition_gy)
-                for dvh, phase in zip(samples, course.phases)
+            per_fraction = [evaluate(dvh, metric).value for dvh in samples]
+            out[course.name] = CourseDose(
+                eqd2_gy=evaluate(eqd2[course.name], metric).value,
+                physical_gy=evaluate(_add(samples), metric).value,
+                per_fraction_gy=None if None in per_fraction
+                else max(v / phase.fractions for v, phase in zip(per_fraction, course.phases)),
             )
-            out[course.name] = dataclasses.replace(samples[0], doses_gy=total * (1.0 - recovery[course.name]))
         return out
-
-    def physical_samples(self, structure: str) -> dict[str, Dvh]:
-        """Each course's physical dose (phases added) at the structure's samples, for flags."""
-        return {name: _add(samples) for name, samples in self.phase_samples(structure).items()}
 
     def coverage(self, structure: str) -> dict[str, float]:
         """Volume fraction of the structure inside each course's dose grid."""
@@ -237,17 +263,18 @@ class _Evaluator:
         return tuple(out)
 
     def organ_result(self, result: ConstraintResult) -> OrganResult:
-        """What the flags need to know about one result."""
-        physical: dict[str, float | None] = {}
+        """What the flags need to know about one result: its verdict's value and each course's own
+        dose from the same samples (before recovery)."""
+        per_course: dict[str, CourseDose] = {}
         coverage: dict[str, float] = {}
         if result.structure is not None and not self.acc.structures.by_name(result.structure).is_empty:
             metric = parse_metric(result.metric)
-            physical = {n: evaluate(d, metric).value for n, d in self.physical_samples(result.structure).items()}
+            per_course = self.course_doses(result.structure, metric, result.alpha_beta_gy)
             coverage = self.coverage(result.structure)
         return OrganResult(
             organ=result.organ, structure=result.structure, metric=result.metric,
             alpha_beta_gy=result.alpha_beta_gy, cumulative_gy=result.value_gy, status=result.status,
-            per_course_physical_gy=physical, coverage=coverage,
+            per_course=per_course, coverage=coverage,
         )
 
 
@@ -325,12 +352,14 @@ def course_summaries(acc: AccumulatedCase) -> tuple[CourseSummary, ...]:
 def course_info(course: CourseOnGrid) -> CourseInfo:
     """What the flags need to know about one course."""
     phases = course.course.phases
+    prescribed = [p.prescription_gy / p.fractions for p in phases if p.prescription_gy is not None]
     return CourseInfo(
         name=course.name,
         fractions=course.fractions,
         fraction_source="override" if any(p.fraction_source == "override" for p in phases) else "plan",
         prescription_gy=course.prescription_gy,
         max_dose_per_fraction_gy=max(p.max_dose_gy / p.fractions for p in phases),
+        prescribed_per_fraction_gy=max(prescribed) if len(prescribed) == len(phases) else None,
         start_date=course.course.spec.start_date,
         end_date=course.course.spec.end_date,
         schedule=course.course.spec.schedule,
@@ -348,8 +377,7 @@ def flag_context(acc: AccumulatedCase, case: CaseSpec, organs: tuple[OrganResult
         matches=matches,
         physical_dose_gy={c.name: physical_dose_gy(c) for c in acc.courses},
         voxel_volume_cc=acc.grid.voxel_volume_cc,
-        resection=case.clinical.resection,
-        organ_dysfunction=case.clinical.organ_dysfunction,
+        clinical=case.clinical,
     )
 
 
@@ -497,7 +525,7 @@ def _run_conservative(case: CaseSpec, cset: ConstraintSet, model: RecoveryModel,
     for constraint in cset.constraints:
         metric = parse_metric(constraint.metric)
         per_course: dict[str, float | None] = {n: None for n in names}
-        physical: dict[str, float | None] = {}
+        own: dict[str, CourseDose] = {}
         recovery: dict[str, float] = {}
         reason = None if metric.kind in BOUNDED else f"{metric} has no conservative bound without registration"
         structures = []
@@ -513,9 +541,7 @@ def _run_conservative(case: CaseSpec, cset: ConstraintSet, model: RecoveryModel,
             r = 0.0 if course is reference else recovery_factor(model, constraint.organ, intervals[course.name]).r
             recovery[course.name] = r
             per_course[course.name] = value.value * (1.0 - r)
-            physical[course.name] = conservative_value(
-                evaluator.physical_samples(structure)[course.name], metric, len(courses)
-            ).value
+            own.update(evaluator.course_doses(structure, metric, constraint.alpha_beta_gy))
         structure = " / ".join(dict.fromkeys(structures)) or None
         if reason:
             result = _result(constraint, structure, None, {n: None for n in names}, recovery,
@@ -530,7 +556,7 @@ def _run_conservative(case: CaseSpec, cset: ConstraintSet, model: RecoveryModel,
         organ_results.append(OrganResult(
             organ=result.organ, structure=result.structure, metric=result.metric,
             alpha_beta_gy=result.alpha_beta_gy, cumulative_gy=result.value_gy, status=result.status,
-            per_course_physical_gy=physical,
+            per_course=own,
         ))
     on_grids = [evaluator.acc.courses[0] for evaluator, _ in singles]
     summaries = tuple(
@@ -544,8 +570,7 @@ def _run_conservative(case: CaseSpec, cset: ConstraintSet, model: RecoveryModel,
         interval_months=min(known) if known else None,
         organs=tuple(organ_results),
         matches=tuple(singles[-1][1].values()),
-        resection=case.clinical.resection,
-        organ_dysfunction=case.clinical.organ_dysfunction,
+        clinical=case.clinical,
     )
     assumed = {
         "method": "CONSERVATIVE per-course sum (no registration): each course's EQD2 metric on its own "

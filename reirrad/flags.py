@@ -5,14 +5,21 @@ function per flag *kind*. :func:`compute_flags` takes a :class:`FlagContext` (wh
 knows: courses, interval, organ results, structure matches, physical doses on the reference grid,
 clinical facts) and returns the flags that fire, in rule order.
 
+Organ doses: an :class:`OrganResult` carries the cumulative value the verdict judged and, per
+course, a :class:`CourseDose` taken from the very samples the verdict summed (each phase converted
+to EQD2 with its own fractions, before any recovery discount), so flags never recompute EQD2.
+
 Fields each kind supplies to its message template:
 interval: interval_months. organ_cumulative: organ, structure, metric, value_gy, alpha_beta_gy,
-at_least_gy. course_eqd2: course, organ, structure, metric, value_gy. course_share: course, organ,
-structure, share. dose_per_fraction: course, organ, structure, metric, dose_gy, fractions,
-per_fraction_gy, above_gy. schedule: course, per_fraction_gy. outside_grid: organ, structure,
-course, outside. fraction_override: course, fractions. missing_structure: count, organs.
-reirradiation_type: text (from type1 / type2 / repeat / unknown with overlap_cc, prior, new,
-prior_min_gy, new_min_gy, concern). miri_class: miri_class, text.
+at_least_gy. course_eqd2: course, organ, structure, metric, value_gy. course_physical: course,
+organ, structure, metric, value_gy, at_least_gy. course_share: course, organ, structure, share.
+dose_per_fraction: course, organ, structure, metric, per_fraction_gy, above_gy. schedule: course,
+per_fraction_gy. stereotactic_schedule: course, per_fraction_gy, organ_doses, at_least_gy.
+outside_grid: organ, structure, course, outside. fraction_override: course, fractions.
+missing_structure: count, organs. reirradiation_type: text (from type1 / type2 / repeat / unknown
+with overlap_cc, prior, new, prior_min_gy, new_min_gy, organs, organ_min_gy). miri_class: text
+(from class_text with miri_class, definition; or not_applicable with reason). carotid_invasion:
+invasion_deg, above_deg.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from reirrad.eqd2 import eqd2_gy
+from reirrad.case import ClinicalSpec
 from reirrad.errors import InputError
 from reirrad.metrics import parse_metric
 from reirrad.organs import OrganMatch, load_organ_catalog
@@ -57,15 +64,19 @@ class CourseInfo:
     name: str
     fractions: float
     fraction_source: Literal["plan", "override"] = "plan"
-    prescription_gy: float | None = None
+    prescription_gy: float | None = None  # all phases together
     max_dose_per_fraction_gy: float | None = None  # highest physical voxel dose / fractions
+    prescribed_per_fraction_gy: float | None = None  # highest phase prescription / its fractions
     start_date: date | None = None
     end_date: date | None = None
     schedule: Literal["daily", "alternate_day", "bid"] | None = None
 
     @property
     def dose_per_fraction_gy(self) -> float | None:
-        """Prescribed dose per fraction, else the maximum physical dose per fraction, else None."""
+        """The highest prescribed dose per fraction of a phase, else the course's prescription per
+        fraction, else the maximum physical dose per fraction, else None."""
+        if self.prescribed_per_fraction_gy is not None:
+            return self.prescribed_per_fraction_gy
         if self.prescription_gy is not None:
             return self.prescription_gy / self.fractions
         return self.max_dose_per_fraction_gy
@@ -77,11 +88,27 @@ class CourseInfo:
 
 
 @dataclass(frozen=True)
-class OrganResult:
-    """One evaluated organ metric: cumulative EQD2 (as judged) and each course's physical value.
+class CourseDose:
+    """One course's own value of an organ's dose metric: that course alone, no recovery discount.
 
-    ``per_course_physical_gy`` is the metric on each course's physical dose alone (Gy; None where
-    not available); ``coverage`` the volume fraction of the structure inside each course's dose grid.
+    ``eqd2_gy`` is the metric of the course's EQD2 at the result's alpha/beta, every phase converted
+    with its own fractions and then added: the samples the verdict sums. ``physical_gy`` is the
+    metric of the course's physical dose (phases added). ``per_fraction_gy`` is the highest, over the
+    course's phases, of the metric of the phase's physical dose divided by its fractions. All Gy;
+    None where unknown (a volume metric, or no samples).
+    """
+
+    eqd2_gy: float | None = None
+    physical_gy: float | None = None
+    per_fraction_gy: float | None = None
+
+
+@dataclass(frozen=True)
+class OrganResult:
+    """One evaluated organ metric: cumulative EQD2 (as judged) and each course's own dose.
+
+    ``per_course`` maps course names to :class:`CourseDose`; ``coverage`` the volume fraction of the
+    structure inside each course's dose grid.
     """
 
     organ: str
@@ -90,8 +117,12 @@ class OrganResult:
     alpha_beta_gy: float
     cumulative_gy: float | None
     status: str
-    per_course_physical_gy: Mapping[str, float | None] = field(default_factory=dict)
+    per_course: Mapping[str, CourseDose] = field(default_factory=dict)
     coverage: Mapping[str, float] = field(default_factory=dict)
+
+    def course(self, name: str) -> CourseDose:
+        """The course's own dose (all None when the course has none recorded)."""
+        return self.per_course.get(name, CourseDose())
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,8 +135,7 @@ class FlagContext:
     matches: tuple[OrganMatch, ...] = ()
     physical_dose_gy: Mapping[str, np.ndarray] | None = None  # per course, on the reference grid
     voxel_volume_cc: float | None = None
-    resection: bool | None = None  # salvage resection before re-irradiation
-    organ_dysfunction: bool | None = None  # feeding-tube or tracheostomy dependence
+    clinical: ClinicalSpec = ClinicalSpec()
 
 
 @dataclass(frozen=True)
@@ -138,6 +168,10 @@ class FlagRules:
     def stereotactic_min_gy(self) -> float:
         return float(self.conventions["stereotactic_min_gy_per_fraction"])
 
+    @property
+    def meaningful_course_dose_gy(self) -> float:
+        return float(self.conventions["meaningful_course_dose_eqd2_gy"])
+
 
 # ------------------------------------------------------------------------------ helpers
 
@@ -158,14 +192,14 @@ def _reirradiation_courses(ctx: FlagContext) -> tuple[CourseInfo, ...]:
     return ctx.courses[1:]
 
 
-def _course_eqd2(r: OrganResult, course: CourseInfo) -> float | None:
-    """The course's own EQD2 of a max-type metric, from its physical value (no recovery)."""
-    dose = r.per_course_physical_gy.get(course.name)
-    return None if dose is None else float(eqd2_gy(dose, course.fractions, r.alpha_beta_gy))
-
-
 def _where(r: OrganResult) -> dict[str, Any]:
     return {"organ": r.organ, "structure": r.structure, "metric": r.metric}
+
+
+def _per_fraction(course: CourseInfo) -> float:
+    """The course's dose per fraction for a message (NaN when unknown)."""
+    per_fraction = course.dose_per_fraction_gy
+    return math.nan if per_fraction is None else per_fraction
 
 
 # ------------------------------------------------------------------------------ kinds
@@ -201,9 +235,20 @@ def _course_eqd2_kind(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> lis
     flags = []
     for r in _results(rule, ctx):
         for course in _courses_for(rule, ctx, rules):
-            value = _course_eqd2(r, course)
+            value = r.course(course.name).eqd2_gy
             if value is not None and value > rule.params["above_gy"]:
                 flags.append(rule.flag(**_where(r), course=course.name, value_gy=value))
+    return flags
+
+
+def _course_physical(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Flag]:
+    at_least = rule.params["at_least_gy"]
+    flags = []
+    for r in _results(rule, ctx):
+        for course in _courses_for(rule, ctx, rules):
+            value = r.course(course.name).physical_gy
+            if value is not None and value >= at_least:
+                flags.append(rule.flag(**_where(r), course=course.name, value_gy=value, at_least_gy=at_least))
     return flags
 
 
@@ -213,23 +258,26 @@ def _course_share(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Fl
         if not r.cumulative_gy:
             continue
         for course in _courses_for(rule, ctx, rules):
-            value = _course_eqd2(r, course)
+            value = r.course(course.name).eqd2_gy
             if value is not None and value / r.cumulative_gy > rule.params["above_share"]:
                 flags.append(rule.flag(**_where(r), course=course.name, share=value / r.cumulative_gy))
     return flags
 
 
 def _dose_per_fraction(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Flag]:
-    flags = []
+    """One flag per organ and re-irradiation course: its highest dose per fraction over the metrics."""
+    above = rule.params["above_gy"]
+    hottest: dict[tuple[str, str], tuple[float, OrganResult]] = {}
     for r in _results(rule, ctx):
         for course in _reirradiation_courses(ctx):
-            dose = r.per_course_physical_gy.get(course.name)
-            if dose is not None and dose / course.fractions > rule.params["above_gy"]:
-                flags.append(rule.flag(
-                    **_where(r), course=course.name, dose_gy=dose, fractions=course.fractions,
-                    per_fraction_gy=dose / course.fractions, above_gy=rule.params["above_gy"],
-                ))
-    return flags
+            value = r.course(course.name).per_fraction_gy
+            key = (r.organ, course.name)
+            if value is not None and value > above and value > hottest.get(key, (-math.inf,))[0]:
+                hottest[key] = (value, r)
+    return [
+        rule.flag(**_where(r), course=course, per_fraction_gy=value, above_gy=above)
+        for (_, course), (value, r) in hottest.items()
+    ]
 
 
 def _schedule(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Flag]:
@@ -239,8 +287,29 @@ def _schedule(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Flag]:
             continue
         if rule.params["stereotactic"] and not course.is_stereotactic(rules.stereotactic_min_gy):
             continue
-        per_fraction = course.dose_per_fraction_gy
-        flags.append(rule.flag(course=course.name, per_fraction_gy=math.nan if per_fraction is None else per_fraction))
+        flags.append(rule.flag(course=course.name, per_fraction_gy=_per_fraction(course)))
+    return flags
+
+
+def _stereotactic_schedule(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Flag]:
+    """A stereotactic course on the rule's schedule whose organs (the carotids) get at least
+    ``at_least_gy`` physical in that course, or whose dose there is not known for every result."""
+    at_least = rule.params["at_least_gy"]
+    flags = []
+    for course in _reirradiation_courses(ctx):
+        if (course.schedule or "unknown") != rule.params["schedule"]:
+            continue
+        if not course.is_stereotactic(rules.stereotactic_min_gy):
+            continue
+        doses = [(r, r.course(course.name).physical_gy) for r in _results(rule, ctx)]
+        hot = [f"{r.organ} ({r.structure}) {r.metric} {gy:.1f} Gy" for r, gy in doses if gy is not None and gy >= at_least]
+        unknown = [r.organ for r, gy in doses if gy is None]
+        if not hot and doses and not unknown:
+            continue
+        parts = hot + ([f"not known for {', '.join(dict.fromkeys(unknown))}"] if unknown else [])
+        text = "; ".join(parts) or f"not known (no {', '.join(rule.params['organs'])} result)"
+        flags.append(rule.flag(course=course.name, per_fraction_gy=_per_fraction(course), organ_doses=text,
+                               at_least_gy=at_least))
     return flags
 
 
@@ -278,18 +347,45 @@ def _overlap_cc(ctx: FlagContext, prior_min_gy: float, new_min_gy: float) -> tup
     return best
 
 
+def _both_courses(r: OrganResult, ctx: FlagContext, min_gy: float) -> str | None:
+    """How a prior course and the new course each gave the organ at least ``min_gy`` EQD2 (its own
+    metric and alpha/beta, no recovery), or None."""
+    new = ctx.courses[-1].name
+    new_gy = r.course(new).eqd2_gy
+    priors = [(r.course(c.name).eqd2_gy, c.name) for c in ctx.courses[:-1]]
+    prior_gy, prior = max(((gy, name) for gy, name in priors if gy is not None), default=(None, ""))
+    if new_gy is None or prior_gy is None or min(prior_gy, new_gy) < min_gy:
+        return None
+    return f"{r.metric} EQD2({r.alpha_beta_gy:g}) {prior_gy:.1f} Gy in '{prior}' and {new_gy:.1f} Gy in '{new}'"
+
+
+def _concern_organs(ctx: FlagContext, min_gy: float) -> list[str]:
+    """Organs at risk with a cumulative-dose concern, once each, saying why: meaningful dose from
+    both courses (:func:`_both_courses`) or a cumulative warn / fail. Report-only entries count."""
+    dosed: dict[str, str] = {}
+    judged: dict[str, list[str]] = {}
+    for r in ctx.organs:
+        both = _both_courses(r, ctx, min_gy)
+        if both is not None:
+            dosed.setdefault(r.organ, both)
+        if r.status in ("warn", "fail"):
+            judged.setdefault(r.organ, []).append(f"cumulative {r.metric} {r.status}")
+    organs = dict.fromkeys(r.organ for r in ctx.organs if r.organ in dosed or r.organ in judged)
+    return [f"{o} ({'; '.join(([dosed[o]] if o in dosed else []) + judged.get(o, []))})" for o in organs]
+
+
 def _reirradiation_type(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Flag]:
     if len(ctx.courses) < 2:
         return []
     p = rule.params
+    concern = _concern_organs(ctx, rules.meaningful_course_dose_gy)
     fields: dict[str, Any] = {
         "prior_min_gy": p["prior_min_gy"], "new_min_gy": p["new_min_gy"], "new": ctx.courses[-1].name,
+        "organs": ", ".join(concern) or "none", "organ_min_gy": rules.meaningful_course_dose_gy,
     }
     if ctx.physical_dose_gy is None or ctx.voxel_volume_cc is None:
         return [rule.flag(text=p["unknown"].format(**fields))]
     fields["overlap_cc"], fields["prior"] = _overlap_cc(ctx, p["prior_min_gy"], p["new_min_gy"])
-    concern = [f"{r.organ} {r.metric} {r.status}" for r in ctx.organs if r.status in ("warn", "fail")]
-    fields["concern"] = ", ".join(concern)
     if fields["overlap_cc"] > p["min_overlap_cc"]:
         template = p["type1"]
     else:
@@ -297,18 +393,58 @@ def _reirradiation_type(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> l
     return [rule.flag(text=template.format(**fields))]
 
 
+def _miri_not_applicable(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[str]:
+    """Why the MIRI classes (squamous cell carcinoma, prior RT and re-IMRT >= 40 Gy) do not apply."""
+    p = rule.params
+    histology = ctx.clinical.histology
+    reasons = []
+    if histology is None:
+        reasons.append("histology not given ([clinical] histology in the case file)")
+    elif histology != p["histology"]:
+        reasons.append(f"histology is {histology!r}, not {p['histology']!r}")
+    new = ctx.courses[-1]
+    if new.is_stereotactic(rules.stereotactic_min_gy):
+        reasons.append(f"course '{new.name}' is stereotactic, not IMRT")
+    if new.prescription_gy is None:
+        reasons.append(f"prescription of course '{new.name}' not known")
+    elif new.prescription_gy < p["min_course_gy"]:
+        reasons.append(f"course '{new.name}' prescribes {new.prescription_gy:g} Gy < {p['min_course_gy']:g} Gy")
+    prior = [c.prescription_gy for c in ctx.courses[:-1] if c.prescription_gy is not None]
+    if not prior:
+        reasons.append("prior prescription not known")
+    elif max(prior) < p["min_course_gy"]:
+        reasons.append(f"prior prescription {max(prior):g} Gy < {p['min_course_gy']:g} Gy")
+    return reasons
+
+
+def _miri_fact(ctx: FlagContext, split_months: float) -> tuple[str, bool | None, str, str]:
+    """The clinical fact the MIRI split needs at this interval: (name, value, class if yes, if no)."""
+    if ctx.interval_months is not None and ctx.interval_months > split_months:
+        return "resection", ctx.clinical.resection, "I", "II"
+    return "organ_dysfunction", ctx.clinical.organ_dysfunction, "III", "II"
+
+
 def _miri_class(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Flag]:
-    months = ctx.interval_months
-    if months is None:
+    if len(ctx.courses) < 2:
         return []
-    if months > rule.params["split_months"]:
-        known, yes, no = ctx.resection, "I", "II"
-    else:
-        known, yes, no = ctx.organ_dysfunction, "III", "II"
-    if known is None:
-        return []
+    p = rule.params
+    reasons = _miri_not_applicable(rule, ctx, rules)
+    fact, known, yes, no = _miri_fact(ctx, p["split_months"])
+    if ctx.interval_months is None:
+        reasons.append("interval not known")
+    elif known is None:
+        reasons.append(f"[clinical] {fact} not given")
+    if reasons:
+        return [rule.flag(text=p["not_applicable"].format(reason="; ".join(reasons)))]
     miri = yes if known else no
-    return [rule.flag(miri_class=miri, text=rule.params[f"class_{miri}"])]
+    return [rule.flag(text=p["class_text"].format(miri_class=miri, definition=p[f"class_{miri}"]))]
+
+
+def _carotid_invasion(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Flag]:
+    degrees = ctx.clinical.carotid_invasion_deg
+    if len(ctx.courses) < 2 or degrees is None or degrees <= rule.params["above_deg"]:
+        return []
+    return [rule.flag(invasion_deg=degrees, above_deg=rule.params["above_deg"])]
 
 
 Kind = Callable[[FlagRule, FlagContext, FlagRules], list[Flag]]
@@ -318,16 +454,22 @@ KINDS: dict[str, tuple[Kind, tuple[str, ...]]] = {
     "interval_unknown": (_interval_unknown, ()),
     "organ_cumulative": (_organ_cumulative, ("organs", "metrics", "at_least_gy")),
     "course_eqd2": (_course_eqd2_kind, ("organs", "metrics", "alpha_beta_gy", "above_gy", "stereotactic_only")),
+    "course_physical": (_course_physical, ("organs", "metrics", "at_least_gy", "stereotactic_only")),
     "course_share": (_course_share, ("organs", "metrics", "alpha_beta_gy", "above_share", "stereotactic_only")),
     "dose_per_fraction": (_dose_per_fraction, ("organs", "metrics", "above_gy")),
     "schedule": (_schedule, ("schedule", "stereotactic")),
+    "stereotactic_schedule": (_stereotactic_schedule, ("schedule", "organs", "metrics", "at_least_gy")),
     "outside_grid": (_outside_grid, ("min_coverage",)),
     "fraction_override": (_fraction_override, ()),
     "missing_structure": (_missing_structure, ()),
     "reirradiation_type": (
         _reirradiation_type, ("prior_min_gy", "new_min_gy", "min_overlap_cc", "type1", "type2", "repeat", "unknown"),
     ),
-    "miri_class": (_miri_class, ("split_months", "class_I", "class_II", "class_III")),
+    "miri_class": (
+        _miri_class,
+        ("split_months", "histology", "min_course_gy", "class_text", "not_applicable", "class_I", "class_II", "class_III"),
+    ),
+    "carotid_invasion": (_carotid_invasion, ("above_deg",)),
 }
 
 _RULE_KEYS = {"id", "kind", "severity", "message", "mitigation", "source"}
@@ -384,8 +526,9 @@ def load_flag_rules(path: Path = FLAGS_FILE) -> FlagRules:
     rules = tuple(_parse_rule(entry, i, sources, path) for i, entry in enumerate(data.get("flags", [])))
     if len({r.id for r in rules}) != len(rules):
         raise InputError(path, "duplicate flag id")
-    if "stereotactic_min_gy_per_fraction" not in data.get("conventions", {}):
-        raise InputError(path, "conventions: field 'stereotactic_min_gy_per_fraction' missing")
+    for key in ("stereotactic_min_gy_per_fraction", "meaningful_course_dose_eqd2_gy"):
+        if key not in data.get("conventions", {}):
+            raise InputError(path, f"conventions: field {key!r} missing")
     return FlagRules(rules, data["conventions"], Path(path))
 
 

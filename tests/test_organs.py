@@ -21,7 +21,7 @@ ECLIPSE = [
     "z_Parotid L opt", "Ring PTV",
 ]
 RAYSTATION = [
-    "External", "SpinalCord", "Brainstem", "OpticChiasm", "OpticNrv_L", "OpticNrv_R", "Lobe_Temporal_L",
+    "Body", "SpinalCord", "Brainstem", "OpticChiasm", "OpticNrv_L", "OpticNrv_R", "Lobe_Temporal_L",
     "Lobe_Temporal_R", "A_Carotid_L", "A_Carotid_R", "Bone_Mandible", "Parotid_L", "Parotid_R", "Larynx",
     "Musc_Constrict", "Cochlea_L", "Cochlea_R", "BrachialPlex_L", "BrachialPlex_R", "SpinalCord_PRV05",
     "Brainstem_PRV03", "Parotid_L-PTV", "zOpt_Ring",
@@ -32,8 +32,8 @@ PINNACLE = [
     "l_cochlea", "r_cochlea", "l_brachial_plexus", "r_brachial_plexus", "cord+5mm", "avoid_cord",
 ]
 MONACO = [
-    "Patient", "SC", "BS", "Optic Chiasm", "ON_L", "ON_R", "TL_L", "TL_R", "LCA", "RCA", "Jaw", "LParotid",
-    "RParotid", "LARYNX", "PharConst", "Inner Ear Lt", "Inner Ear Rt", "Lt Brachial Plexus",
+    "Patient", "Myelon", "BS", "Optic Chiasm", "ON_L", "ON_R", "TL_L", "TL_R", "LCA", "RCA", "Jaw", "LParotid",
+    "RParotid", "LARYNX", "PharConst", "Cochlea Lt", "Cochlea Rt", "Lt Brachial Plexus",
     "Rt Brachial Plexus", "SC_3mm", "Parotids_minus_PTV",
 ]
 
@@ -125,3 +125,22 @@ def test_clashing_synonyms_are_refused(tmp_path):
     }
     with pytest.raises(InputError, match="names both SpinalCord and Cord2"):
         parse_catalog(data, tmp_path / "organs.toml")
+
+
+@pytest.mark.parametrize(
+    "name, wrong_organ",
+    [("Medulla", "SpinalCord"), ("SC", "SpinalCord"), ("Truncus", "Brainstem"), ("Temporal_L", "Lobe_Temporal_L"),
+     ("Rt Temporal", "Lobe_Temporal_R"), ("Inner Ear Lt", "Cochlea_L"), ("InnerEar_R", "Cochlea_R"),
+     ("Glottic Larynx", "Larynx"), ("Supraglottic Larynx", "Larynx"), ("Larynx_Supraglottic", "Larynx"),
+     ("Cerebrum", "Brain"), ("ThecalSac", "SpinalCanal"), ("Thecal Sac", "SpinalCanal"), ("External", "Body")],
+)
+def test_names_that_may_mean_another_structure_are_not_taken(name, wrong_organ):
+    """Names that denote another TG-263 structure, or several, never stand for the organ: the
+    constraint is "missing" (shown, and failing a CI run) instead of judged on the wrong structure."""
+    match = match_organs([name], [wrong_organ])[wrong_organ]
+    assert (match.status, match.structure) == ("missing", None)
+
+
+def test_thecal_sac_is_its_own_organ():
+    assert load_organ_catalog().organ_of("Thecal Sac") == "ThecalSac"
+    assert match_organs(["ThecalSac", "SpinalCanal"], ["ThecalSac", "SpinalCanal"])["SpinalCanal"].structure == "SpinalCanal"

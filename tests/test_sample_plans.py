@@ -349,7 +349,9 @@ def test_check_verdicts_on_the_sbrt_demo_case(sbrt_report) -> None:
     assert _result(sbrt_report, "mandible-dmax").status == "pass"
     chiasm = _result(sbrt_report, "chiasm-d0.03cc")
     assert chiasm.status == "not_evaluated" and "empty" in chiasm.reason
-    assert sbrt_report.summary.counts == {"pass": 4, "warn": 1, "fail": 1, "not_evaluated": 1, "report": 12}
+    # brachial plexus Dmax (both sides) is judged against the Chen 2017 warning level: pass
+    assert _result(sbrt_report, "brachial-plexus-dmax[BrachialPlex_L]").status == "pass"
+    assert sbrt_report.summary.counts == {"pass": 6, "warn": 1, "fail": 1, "not_evaluated": 1, "report": 10}
     assert sbrt_report.summary.exit_code == 1
     assert sbrt_report.courses[0].registration.startswith("REG ")
 
@@ -360,6 +362,13 @@ def test_check_flags_on_the_sbrt_demo_case(sbrt_report) -> None:
             "reirradiation_type", "miri_class"} <= set(flags)
     assert "type 1" in flags["reirradiation_type"].message
     assert all(f.mitigation and f.source for f in sbrt_report.flags)
+    # the consecutive-day flag names the carotid dose of the stereotactic course (physical, > 17 Gy)
+    assert "A_Carotid_L (A_Carotid_L) Dmax 32.3 Gy" in flags["stereotactic_consecutive_days"].message
+    # one dose-per-fraction caution per organ (the cord's Dmax and D0.1cc gave two before)
+    per_fraction = [f for f in sbrt_report.flags if f.id.startswith("dose_per_fraction")]
+    assert [f.id for f in per_fraction] == ["dose_per_fraction_cord", "dose_per_fraction_serial_organ"]
+    # 35 Gy / 5 fx stereotactic and no histology: the MIRI class does not apply and says why
+    assert flags["miri_class"].message.startswith("MIRI prognostic class not given: histology not given")
 
 
 def test_check_verdicts_on_the_conventional_case() -> None:
