@@ -6,6 +6,7 @@ commands from outside the repository) is `make wheel-check`, run by `.ci/run`.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -80,3 +81,15 @@ def test_list_without_sets_is_an_error_not_an_empty_table(tmp_path: Path):
         f"reirrad: error: {empty}: no built-in constraint sets found: the installation is incomplete, "
         "reinstall reirrad\n"
     )
+
+
+def test_tests_needing_third_party_data_fail_in_ci_when_it_is_missing(tmp_path: Path):
+    """The `testdata` fixture skips without the data, except under CI, where the test fails."""
+    (tmp_path / "test_needs_data.py").write_text("def test_needs_data(testdata):\n    pass\n")
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    env.update(REIRRAD_TESTDATA=str(tmp_path / "absent"), PYTHONPATH=str(REPO / "tests"))
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "conftest", "-p", "no:cacheprovider", "test_needs_data.py"]
+    skipped = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env=env)
+    failed = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, env={**env, "CI": "1"})
+    assert skipped.returncode == 0 and "1 skipped" in skipped.stdout
+    assert failed.returncode == 1 and "CI is set, so tests that need it fail instead of skipping" in failed.stdout
