@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO_OUT ?= out/demo
 
-.PHONY: setup test demo bench clean
+.PHONY: setup test wheel-check demo bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ setup: $(STAMP)
 
 test: setup
 	$(PY) -m pytest -q
+
+# Build the wheel, install it (not editable) into a fresh venv, run every command outside the repo.
+wheel-check:
+	.ci/wheel-check $(PYTHON)
 
 demo: setup
 	$(VENV)/bin/reirrad demo --output-dir $(DEMO_OUT)

@@ -22,12 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from reirrad.data import constraints_dir
 from reirrad.eqd2 import load_recovery_models
 from reirrad.errors import InputError
 from reirrad.metrics import parse_metric
 from reirrad.organs import OrganCatalog, load_organ_catalog
 
-CONSTRAINTS_DIR = Path(__file__).resolve().parents[1] / "constraints"
+CONSTRAINTS_DIR = constraints_dir()
 NOT_SETS = frozenset({"organs", "flags", "recovery"})  # data files in the folder that are not sets
 
 Status = Literal["pass", "warn", "fail", "not_evaluated", "report"]

@@ -26,9 +26,10 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike
 
+from reirrad.data import builtin_file
 from reirrad.errors import InputError
 
-RECOVERY_FILE = Path(__file__).resolve().parent.parent / "constraints" / "recovery.toml"
+RECOVERY_FILE = builtin_file("recovery.toml")
 NO_RECOVERY = "none"
 
 

@@ -36,11 +36,12 @@ from typing import Any, Literal
 import numpy as np
 
 from reirrad.case import ClinicalSpec
+from reirrad.data import builtin_file
 from reirrad.errors import InputError
 from reirrad.metrics import parse_metric
 from reirrad.organs import OrganMatch, load_organ_catalog
 
-FLAGS_FILE = Path(__file__).resolve().parents[1] / "constraints" / "flags.toml"
+FLAGS_FILE = builtin_file("flags.toml")
 
 Severity = Literal["high", "caution", "info"]
 SEVERITIES: tuple[Severity, ...] = ("high", "caution", "info")

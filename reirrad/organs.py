@@ -18,9 +18,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from reirrad.data import builtin_file
 from reirrad.errors import InputError
 
-ORGANS_FILE = Path(__file__).resolve().parents[1] / "constraints" / "organs.toml"
+ORGANS_FILE = builtin_file("organs.toml")
 
 MatchStatus = Literal["matched", "missing", "ambiguous", "empty"]
 MatchHow = Literal["mapping", "name", "synonym"]

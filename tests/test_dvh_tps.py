@@ -40,26 +40,47 @@ def inside_with_margin(sampling, grid) -> bool:
                 and all(weighted.max(axis=0) < upper))
 
 
-@pytest.mark.parametrize("end_caps", ["half", "none"])
-def test_planning_system_dvhs(case, end_caps):
-    """Eclipse's own DVHs: volume within 2 % with end caps as Eclipse counts them (none), and
-    within 3 % with our default half-spacing caps (Nelms' convention: Tumor Bed is +2.7 %, its
-    end contours are large and 3 mm apart); Dmean within 1 % and Dmax within 2 % either way."""
+# README "Validation and performance", Eclipse's own DVHs: deviation from the planning system (per
+# cent, one decimal) of the volume with end caps none / half, and of Dmean and Dmax (end caps none).
+PUBLISHED = {
+    "Breast": (-0.1, 1.0, 0.2, -0.3),
+    "Heart": (-0.8, 0.5, 0.8, -1.2),
+    "Lt Lung": (-0.3, -0.2, 0.4, 1.0),
+    "Tumor Bed": (-0.6, 2.7, 0.0, -0.1),
+    "Tumor Bed Block": (-0.4, 1.5, 0.0, -0.2),
+}
+
+
+def deviation_percent(value: float, reference: float) -> float:
+    """Signed deviation in per cent, rounded as the README prints it."""
+    return round(100 * (value / reference - 1), 1)
+
+
+def test_planning_system_dvhs_as_published(case):
+    """Every structure of 1 cm3 or more inside the grid is in the published table, and deviates from
+    Eclipse's own DVH no more than published. With the default half-spacing caps (Nelms' convention)
+    the volume is larger (Tumor Bed +2.7 %: its end contours are large and 3 mm apart); Dmean stays
+    within 1 % and Dmax within 2 % either way."""
     folder, dose, structures, results = case
-    references = eclipse_dvhs(folder.parent)
-    volume_tolerance = 0.02 if end_caps == "none" else 0.03
-    checked = []
-    for number, tps in references.items():
+    checked = {}
+    for number, tps in eclipse_dvhs(folder.parent).items():
         name, sampling, _ = results[number]
         if tps.volume < 1.0 or not inside_with_margin(sampling, dose.grid):
             continue
-        checked.append(name)
-        sampling = sample_roi(structures.by_number(number), dose.grid, end_caps)
-        dvh = sample_dose(sampling, dose.dose_gy)
-        assert sampling.volume_cc == pytest.approx(tps.volume, rel=volume_tolerance), name
-        assert evaluate(dvh, parse_metric("Dmean")).value == pytest.approx(tps.mean, rel=0.01), name
-        assert evaluate(dvh, parse_metric("Dmax")).value == pytest.approx(tps.max, rel=0.02), name
-    assert sorted(checked) == ["Breast", "Heart", "Lt Lung", "Tumor Bed", "Tumor Bed Block"]
+        row = []
+        for end_caps in ("none", "half"):
+            sampling = sample_roi(structures.by_number(number), dose.grid, end_caps)
+            dvh = sample_dose(sampling, dose.dose_gy)
+            dmean, dmax = (evaluate(dvh, parse_metric(m)).value for m in ("Dmean", "Dmax"))
+            row.append(deviation_percent(sampling.volume_cc, tps.volume))
+            if end_caps == "none":
+                row += [deviation_percent(dmean, tps.mean), deviation_percent(dmax, tps.max)]
+            assert dmean == pytest.approx(tps.mean, rel=0.01) and dmax == pytest.approx(tps.max, rel=0.02), name
+        checked[name] = (row[0], row[3], row[1], row[2])  # volume none, volume half, Dmean, Dmax
+    assert sorted(checked) == sorted(PUBLISHED)
+    for name, deviations in checked.items():
+        for measured, published in zip(deviations, PUBLISHED[name]):
+            assert abs(measured) <= abs(published), (name, deviations, PUBLISHED[name])
 
 
 def test_cross_check_with_dicompyler_core(case):

@@ -119,6 +119,15 @@ def test_unknown_model_lists_names():
 def test_invalid_recovery_file(tmp_path):
     bad = tmp_path / "r.toml"
     bad.write_text('[[models]]\nname = "none"\ntitle = "t"\nsource = "s"\nsteps = [{ r = 1.5 }]\n')
-    with pytest.raises(InputError, match=r"r must be in \[0, 1\)"):
+    with pytest.raises(InputError, match=r"models\[0\] \(none\): r must be in \[0, 1\)") as refused:
         load_recovery_models(bad)
-    assert RECOVERY_FILE.is_file()
+    assert refused.value.path == bad
+
+
+def test_builtin_models_cover_every_interval_exactly_once():
+    """Steps cover (above_months, up_to_months]: from -inf to +inf without gap or overlap, so every
+    interval gets one answer (a value or a refusal from the source), never "no step"."""
+    for model in load_recovery_models(RECOVERY_FILE).values():
+        steps = sorted(model.steps, key=lambda step: step.above_months)
+        assert steps[0].above_months == -np.inf and steps[-1].up_to_months == np.inf, model.name
+        assert all(a.up_to_months == b.above_months for a, b in zip(steps, steps[1:])), model.name

@@ -51,7 +51,10 @@ def test_header_copied_and_new_uids(tmp_path):
     ds = read_dataset(path, stop_before_pixels=True)
     assert (str(ds.PatientName), ds.PatientID, ds.StudyInstanceUID) == ("Phantom^Sum", "SUM-001", header().StudyInstanceUID)
     assert ds.FrameOfReferenceUID == FRAME
-    assert ds.SOPInstanceUID != write(tmp_path, name="again.dcm")[0] and len(ds.SeriesInstanceUID) > 10
+    again = read_dataset(write(tmp_path, name="again.dcm")[0], stop_before_pixels=True)
+    assert ds.SOPInstanceUID.is_valid and ds.SeriesInstanceUID.is_valid
+    assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+    assert ds.SOPInstanceUID != again.SOPInstanceUID and ds.SeriesInstanceUID != again.SeriesInstanceUID
     assert len(ds.SeriesDescription) <= 64 and ds.SeriesDescription.endswith("...")
     assert "a/b 3 Gy" in ds.DoseComment and ds.ImageComments.endswith("x" * 40)
     assert [i.ReferencedSOPInstanceUID for i in ds.ReferencedRTPlanSequence] == ["1.2.3.4", "1.2.3.5"]

@@ -7,7 +7,8 @@ from rich.console import Console
 from rich.table import Table
 
 from reirrad.cli import EXIT_INPUT, app
-from reirrad.constraints import available_sets, load_constraint_set, validate_constraint_file
+from reirrad.constraints import CONSTRAINTS_DIR, available_sets, load_constraint_set, validate_constraint_file
+from reirrad.errors import InputError
 
 constraints_app = typer.Typer(help="List, show and validate constraint sets.", no_args_is_help=True)
 app.add_typer(constraints_app, name="constraints")
@@ -19,9 +20,16 @@ def _gy(value: float | None) -> str:
 
 @constraints_app.command("list")
 def list_sets() -> None:
-    """Table of the built-in constraint sets: name, version, title, number of constraints."""
+    """Table of the built-in constraint sets: name, version, title, number of constraints.
+
+    No set found means a broken installation: exit 2, never an empty table.
+    """
+    names = available_sets()
+    if not names:
+        problem = "no built-in constraint sets found: the installation is incomplete, reinstall reirrad"
+        raise InputError(CONSTRAINTS_DIR, problem)
     table = Table("name", "version", "title", "constraints")
-    for name in available_sets():
+    for name in names:
         loaded = load_constraint_set(name)
         table.add_row(loaded.name, loaded.version, loaded.title, str(len(loaded.constraints)))
     Console().print(table)

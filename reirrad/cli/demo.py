@@ -11,10 +11,11 @@ from reirrad.case import load_case
 from reirrad.check import CheckOptions, run_check
 from reirrad.cli import app
 from reirrad.cli.check import Format, render
+from reirrad.data import sample_case
 from reirrad.outputs import write_text_atomic
 from reirrad.report.console import print_report
 
-SAMPLE_CASE = Path(__file__).resolve().parents[2] / "sample_plans" / "hn_sbrt_reirradiation" / "case.toml"
+SAMPLE_CASE = sample_case()
 
 
 @app.command("demo")
