@@ -1,7 +1,8 @@
-"""How the contours of one plane combine into the area that was drawn.
+"""How the contours of a plane combine into the area that was drawn.
 
-The contours of a plane are classified pairwise (candidates found by a bounding-box sweep, so
-thousands of contours on a plane cost little):
+The contours of each plane are classified pairwise; only contours whose bounding boxes meet are
+compared (boxes hashed into cells), and all planes are handled in one vectorised pass, so
+thousands of contours on a plane, or a hundred thousand in a structure, cost little:
 
 * nested: one contour lies inside another (boundaries may touch): a hole, an island in a hole,
   and so on, combined by the even-odd rule;
@@ -68,12 +69,6 @@ class PlaneShape:
         return tuple(r for r in self.regions if r.is_union)
 
 
-def polygon_area(points: np.ndarray) -> float:
-    """Unsigned shoelace area of a simple closed polygon given as (M, 2) points."""
-    a, b = points[:, 0], points[:, 1]
-    return 0.5 * abs(float(np.dot(a, np.roll(b, -1)) - np.dot(b, np.roll(a, -1))))
-
-
 def box_pairs(low: np.ndarray, high: np.ndarray, group: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Pairs ``(m, n)``, m != n, of axis-aligned boxes (N, 2) of one ``group`` that overlap
     (closed), in chunks.
@@ -87,6 +82,10 @@ def box_pairs(low: np.ndarray, high: np.ndarray, group: np.ndarray) -> Iterator[
     size = max(1.5 * float(np.mean(np.max(high - low, axis=1))), 1e-9 * (1.0 + float(np.abs(high).max())))
     cell_low = np.floor((low - origin) / size).astype(np.int64)
     cell_high = np.floor((high - origin) / size).astype(np.int64)
+    while np.prod(cell_high - cell_low + 1, axis=1, dtype=float).sum() > 4 * len(low) + PAIR_CHUNK:
+        size *= 2  # a few huge boxes among small ones: coarser cells keep the table small
+        cell_low = np.floor((low - origin) / size).astype(np.int64)
+        cell_high = np.floor((high - origin) / size).astype(np.int64)
     columns = int(cell_high[:, 1].max()) + 1
     per_group = (int(cell_high[:, 0].max()) + 1) * columns
     spans = cell_high - cell_low + 1
@@ -136,19 +135,23 @@ class _Edges:
         return cls(a, a[following], owner, position, sizes)
 
 
-def _crossings(edges: _Edges, plane: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Proper crossings (interiors cross at one point) of edge pairs: (edge m, edge n, u there).
+def _crossings(edges: _Edges, plane: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Proper crossings of edge pairs, and the contour pairs whose boundaries touch.
 
-    ``plane`` gives each contour's plane. Adjacent edges of one contour never count; touching at an end point or running along each
-    other does not count either (keyhole contours and shared vertices are not crossings).
+    Returns ``(m, n, u, touching)``: crossing edges m and n (their interiors cross at one point)
+    and the u there; ``touching`` (K, 2) holds contour pairs with edges closer than
+    ``ON_EDGE_TOLERANCE`` that do not cross (a shared vertex, an edge along another edge).
+    ``plane`` gives each contour's plane. Adjacent edges of one contour never count, and touching
+    is no crossing (keyhole contours are not self-intersecting).
     """
     low, high = np.minimum(edges.a, edges.b), np.maximum(edges.a, edges.b)
-    found_m, found_n, found_u = [], [], []
+    low, high = low - ON_EDGE_TOLERANCE, high + ON_EDGE_TOLERANCE
+    found_m, found_n, found_u, touching = [], [], [], [np.zeros((0, 2), np.int64)]
     for m, n in box_pairs(low, high, plane[edges.owner]):
         same = edges.owner[m] == edges.owner[n]
         gap = np.abs(edges.position[m] - edges.position[n])
         adjacent = same & ((gap == 1) | (gap == edges.sizes[edges.owner[m]] - 1))
-        m, n = m[~adjacent], n[~adjacent]
+        m, n, same = m[~adjacent], n[~adjacent], same[~adjacent]
         p, r = edges.a[m], edges.b[m] - edges.a[m]
         q, s = edges.a[n], edges.b[n] - edges.a[n]
         denominator = r[:, 0] * s[:, 1] - r[:, 1] * s[:, 0]
@@ -161,10 +164,27 @@ def _crossings(edges: _Edges, plane: np.ndarray) -> tuple[np.ndarray, np.ndarray
         found_m.append(m[proper])
         found_n.append(n[proper])
         found_u.append(p[proper, 0] + t[proper] * r[proper, 0])
+        other = ~proper & ~same
+        distance = np.min([
+            _segment_distance(edges.a[n[other]], edges.b[n[other]], p[other]),
+            _segment_distance(edges.a[n[other]], edges.b[n[other]], edges.b[m[other]]),
+            _segment_distance(edges.a[m[other]], edges.b[m[other]], q[other]),
+            _segment_distance(edges.a[m[other]], edges.b[m[other]], edges.b[n[other]]),
+        ], axis=0) if other.any() else np.zeros(0)
+        near = np.flatnonzero(other)[distance <= ON_EDGE_TOLERANCE]
+        touching.append(np.sort(np.column_stack([edges.owner[m[near]], edges.owner[n[near]]]), axis=1))
     if not found_m:
-        return np.zeros(0, int), np.zeros(0, int), np.zeros(0)
-    return np.concatenate(found_m), np.concatenate(found_n), np.concatenate(found_u)
+        return np.zeros(0, int), np.zeros(0, int), np.zeros(0), np.zeros((0, 2), np.int64)
+    return (np.concatenate(found_m), np.concatenate(found_n), np.concatenate(found_u),
+            np.unique(np.concatenate(touching), axis=0))
 
+
+def _segment_distance(a: np.ndarray, b: np.ndarray, point: np.ndarray) -> np.ndarray:
+    """Distance from each point (K, 2) to the segment from a to b (K, 2 each)."""
+    d = b - a
+    length2 = np.maximum(np.einsum("ij,ij->i", d, d), 1e-300)
+    t = np.clip(np.einsum("ij,ij->i", point - a, d) / length2, 0.0, 1.0)
+    return np.hypot(*(a + t[:, None] * d - point).T)
 
 
 def _locate(
@@ -181,6 +201,8 @@ def _locate(
     u_high = np.maximum(edges.a[:, 0], edges.b[:, 0]) + ON_EDGE_TOLERANCE
     bucket = float(np.mean(u_high - u_low))
     origin = float(u_low.min())
+    while np.sum(np.floor((u_high - origin) / bucket) - np.floor((u_low - origin) / bucket) + 1) > 4 * len(u_low) + PAIR_CHUNK:
+        bucket *= 2  # a few very long edges: coarser buckets keep the table small
     per_plane = int(np.floor((u_high.max() - origin) / bucket)) + 1
     first = np.floor((u_low - origin) / bucket).astype(np.int64)
     count = np.floor((u_high - origin) / bucket).astype(np.int64) - first + 1
@@ -218,9 +240,7 @@ def _point_contacts(points: np.ndarray, p: np.ndarray, edges: _Edges, e: np.ndar
     """
     xy, a, b = points[p], edges.a[e], edges.b[e]
     d = b - a
-    length2 = np.maximum(np.einsum("ij,ij->i", d, d), 1e-300)
-    t = np.clip(np.einsum("ij,ij->i", xy - a, d) / length2, 0.0, 1.0)
-    near = np.hypot(*(a + t[:, None] * d - xy).T) <= ON_EDGE_TOLERANCE
+    near = _segment_distance(a, b, xy) <= ON_EDGE_TOLERANCE
     crosses = (a[:, 0] <= xy[:, 0]) != (b[:, 0] <= xy[:, 0])
     with np.errstate(divide="ignore", invalid="ignore"):
         w_at = a[:, 1] + (xy[:, 0] - a[:, 0]) * d[:, 1] / d[:, 0]
@@ -242,26 +262,42 @@ def _union_area(polygons: Sequence[np.ndarray], crossing_u: np.ndarray) -> float
     # abscissae closer than rounding noise make one event, so no slab middle meets an end point
     events = events[np.concatenate([[True], np.diff(events) > 1e-9 * (1.0 + np.abs(events[1:]))])]
     middles, widths = (events[:-1] + events[1:]) / 2, np.diff(events)
-    low, high = np.minimum(ua, ub), np.maximum(ua, ub)
-    sloped = np.flatnonzero(high > low)
-    step = max(1, PAIR_CHUNK // max(len(sloped), 1))
+    # each edge is active in the slabs whose middle lies strictly inside its u range
+    first = np.searchsorted(middles, np.minimum(ua, ub), side="right")
+    stop = np.searchsorted(middles, np.maximum(ua, ub), side="left")
+    active = np.zeros(len(middles) + 1, np.int64)
+    np.add.at(active, first[stop > first], 1)
+    np.add.at(active, stop[stop > first], -1)
+    per_slab = np.cumsum(active)[:-1]
     area = 0.0
-    for start in range(0, len(middles), step):
-        mid = middles[start : start + step]
-        slab, e = np.nonzero((low[sloped] < mid[:, None]) & (high[sloped] > mid[:, None]))
-        e = sloped[e]
-        w = edges.a[e, 1] + (mid[slab] - ua[e]) * (edges.b[e, 1] - edges.a[e, 1]) / (ub[e] - ua[e])
-        order = np.lexsort((w, edges.owner[e], slab))
-        group = slab[order] * len(polygons) + edges.owner[e][order]
-        winding = _running_sum(np.sign(ub[e] - ua[e])[order], group)
-        before = winding - np.sign(ub[e] - ua[e])[order]
-        change = np.empty(len(order), np.int64)
-        change[order] = (winding != 0).astype(np.int64) - (before != 0)
-        order = np.lexsort((w, slab))
-        covering = _running_sum(change[order], slab[order]) > 0  # after each edge, along w
-        length = np.diff(w[order]) * covering[:-1] * (np.diff(slab[order]) == 0)
-        area += float(np.sum(length * widths[start : start + step][slab[order][:-1]]))
+    start = 0
+    while start < len(middles):  # slabs in chunks of about PAIR_CHUNK (slab, edge) pairs
+        end = max(int(np.searchsorted(np.cumsum(per_slab[start:]), PAIR_CHUNK, side="right")) + start, start + 1)
+        e = np.flatnonzero((first < end) & (stop > start))
+        count = np.minimum(stop[e], end) - np.maximum(first[e], start)
+        slab = np.repeat(np.maximum(first[e], start), count)
+        slab += np.arange(len(slab)) - np.repeat(np.cumsum(count) - count, count)
+        e = np.repeat(e, count)
+        area += _covered_area(edges, e, slab, middles, widths, len(polygons))
+        start = end
     return area
+
+
+def _covered_area(
+    edges: _Edges, e: np.ndarray, slab: np.ndarray, middles: np.ndarray, widths: np.ndarray, members: int
+) -> float:
+    """Area of the slabs covered by any member's non-zero winding, from active (edge, slab) pairs."""
+    ua, ub = edges.a[e, 0], edges.b[e, 0]
+    w = edges.a[e, 1] + (middles[slab] - ua) * (edges.b[e, 1] - edges.a[e, 1]) / (ub - ua)
+    sign = np.sign(ub - ua).astype(np.int64)
+    order = np.lexsort((w, edges.owner[e], slab))
+    winding = _running_sum(sign[order], slab[order] * members + edges.owner[e][order])
+    change = np.empty(len(order), np.int64)
+    change[order] = (winding != 0).astype(np.int64) - (winding - sign[order] != 0)
+    order = np.lexsort((w, slab))
+    covering = _running_sum(change[order], slab[order]) > 0  # after each edge, along w
+    length = np.diff(w[order]) * covering[:-1] * (np.diff(slab[order]) == 0)
+    return float(np.sum(length * widths[slab[order][:-1]]))
 
 
 def _running_sum(values: np.ndarray, group: np.ndarray) -> np.ndarray:
@@ -287,11 +323,13 @@ def _groups(n: int, pairs: np.ndarray) -> np.ndarray:
     return connected_components(graph, directed=False)[1]
 
 
-def _relations(edges: _Edges, plane: np.ndarray, crossing_pairs: np.ndarray) -> tuple[np.ndarray, ...]:
+def _relations(
+    edges: _Edges, plane: np.ndarray, crossing_pairs: np.ndarray, touching: np.ndarray
+) -> tuple[np.ndarray, ...]:
     """Duplicate, overlapping and nested (inner, outer) contour pairs of one plane, each (K, 2).
 
     ``plane`` gives each contour's plane; ``crossing_pairs`` (K, 2) are the pairs whose
-    boundaries cross (overlapping for sure).
+    boundaries cross (overlapping for sure), ``touching`` (K, 2) those whose boundaries touch.
     """
     n = len(plane)
     starts = np.cumsum(edges.sizes) - edges.sizes
@@ -302,11 +340,17 @@ def _relations(edges: _Edges, plane: np.ndarray, crossing_pairs: np.ndarray) -> 
     candidates = candidates[~crossing]
     if not len(candidates):
         return np.zeros((0, 2), np.int64), crossing_pairs, np.zeros((0, 2), np.int64)
+    # contours whose boundaries touch another's are located by all their vertices and edge
+    # midpoints; any other one lies wholly inside or outside each neighbour: one vertex decides
     involved = np.zeros(n, bool)
     involved[candidates.ravel()] = True
+    full = np.zeros(n, bool)
+    full[candidates[np.isin(candidates[:, 0] * n + candidates[:, 1], touching[:, 0] * n + touching[:, 1])].ravel()] = True
+    mine, single = full[edges.owner], starts[involved & ~full]
+    points = np.concatenate([edges.a[mine], (edges.a[mine] + edges.b[mine]) / 2, edges.a[single]])
+    point_owner = np.concatenate([np.tile(edges.owner[mine], 2), edges.owner[single]])
+    tested = np.where(full, 2 * edges.sizes, 1)
     mine = involved[edges.owner]
-    points = np.concatenate([edges.a[mine], (edges.a[mine] + edges.b[mine]) / 2])
-    point_owner = np.tile(edges.owner[mine], 2)
     subset = _Edges(edges.a[mine], edges.b[mine], edges.owner[mine], edges.position[mine], edges.sizes)
     keys, inside, on = _locate(points, point_owner, subset, plane)
     keys, inside, on = np.append(keys, np.iinfo(np.int64).max), np.append(inside, 0), np.append(on, 0)
@@ -316,7 +360,7 @@ def _relations(edges: _Edges, plane: np.ndarray, crossing_pairs: np.ndarray) -> 
         at = np.searchsorted(keys, c * n + d)  # the sentinel key ends the search
         hit = keys[at] == c * n + d
         n_in, n_on = np.where(hit, inside[at], 0), np.where(hit, on[at], 0)
-        return n_in, 2 * edges.sizes[c] - n_in - n_on
+        return n_in, tested[c] - n_in - n_on
 
     c, d = candidates[:, 0], candidates[:, 1]
     in_cd, out_cd = counts(c, d)
@@ -338,13 +382,13 @@ def resolve_planes(planes: Sequence[Sequence[np.ndarray]]) -> tuple[PlaneShape, 
     n = len(polygons)
     plane = np.repeat(np.arange(len(planes)), [len(c) for c in planes])
     edges = _Edges.of(polygons)
-    m, k, crossing_u = _crossings(edges, plane)
+    m, k, crossing_u, touching = _crossings(edges, plane)
     first, second = edges.owner[m], edges.owner[k]
     self_crossing = np.zeros(n, bool)
     self_crossing[first[first == second]] = True
     between = first != second
     crossing_pairs = np.unique(np.sort(np.column_stack([first[between], second[between]]), axis=1), axis=0)
-    duplicate, overlap, nested = _relations(edges, plane, crossing_pairs)
+    duplicate, overlap, nested = _relations(edges, plane, crossing_pairs, touching)
 
     kept = np.ones(n, bool)
     if len(duplicate):
