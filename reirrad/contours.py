@@ -201,7 +201,10 @@ def _locate(
     u_high = np.maximum(edges.a[:, 0], edges.b[:, 0]) + ON_EDGE_TOLERANCE
     bucket = float(np.mean(u_high - u_low))
     origin = float(u_low.min())
-    while np.sum(np.floor((u_high - origin) / bucket) - np.floor((u_low - origin) / bucket) + 1) > 4 * len(u_low) + PAIR_CHUNK:
+    def replicas(size: float) -> float:
+        return float(np.sum(np.floor((u_high - origin) / size) - np.floor((u_low - origin) / size) + 1))
+
+    while replicas(bucket) > 4 * len(u_low) + PAIR_CHUNK:
         bucket *= 2  # a few very long edges: coarser buckets keep the table small
     per_plane = int(np.floor((u_high.max() - origin) / bucket)) + 1
     first = np.floor((u_low - origin) / bucket).astype(np.int64)
@@ -345,7 +348,8 @@ def _relations(
     involved = np.zeros(n, bool)
     involved[candidates.ravel()] = True
     full = np.zeros(n, bool)
-    full[candidates[np.isin(candidates[:, 0] * n + candidates[:, 1], touching[:, 0] * n + touching[:, 1])].ravel()] = True
+    touch = np.isin(candidates[:, 0] * n + candidates[:, 1], touching[:, 0] * n + touching[:, 1])
+    full[candidates[touch].ravel()] = True
     mine, single = full[edges.owner], starts[involved & ~full]
     points = np.concatenate([edges.a[mine], (edges.a[mine] + edges.b[mine]) / 2, edges.a[single]])
     point_owner = np.concatenate([np.tile(edges.owner[mine], 2), edges.owner[single]])

@@ -19,8 +19,9 @@ Geometry rules (the planning-system convention that the Nelms 2015 analytical va
   sub-pixels in-plane, and each slab into sub-planes of about the same pitch. The factor is chosen
   from the ROI size against a sample budget, so small ROIs are sampled finely and large ones
   coarsely, and never so finely that the lattice exceeds ``reirrad.grid.MEMORY_BOUND_BYTES``
-  (a structure that needs more even at one sample per voxel is refused). Sample weights are scaled per plane so that the plane's area equals the exact polygon
-  area; the volume is therefore that of the contours, not of the lattice.
+  (a structure that needs more even at one sample per voxel is refused). Sample weights are
+  scaled per plane so that the plane's area equals the area drawn (exact: shoelace, or a sweep for
+  unions); the volume is therefore that of the contours, not of the lattice.
 * Zero-weight samples on the contour vertices (at the middle and both faces of each slab) carry
   the surface, where a structure's extreme doses lie, for Dmin and Dmax.
 
