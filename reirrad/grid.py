@@ -14,9 +14,49 @@ spacing is positive and frames stay in file order.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+
+from reirrad.errors import InputError
+
+# Largest single array (bytes) that reirrad allocates for one grid or one structure's sample
+# lattice: a float64 array over 268 M voxels. Anything larger is refused before allocation.
+# Peak memory is a small multiple of this (several courses and EQD2 arrays live at once).
+MEMORY_BOUND_BYTES = 2 * 1024**3
+
+
+_BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+
+
+def format_bytes(n_bytes: float) -> str:
+    """``n_bytes`` in binary units with three significant digits, e.g. "3.65 TiB"."""
+    exponent = 0
+    while n_bytes >= 1024 and exponent < len(_BYTE_UNITS) - 1:
+        n_bytes /= 1024
+        exponent += 1
+    return f"{n_bytes:.3g} {_BYTE_UNITS[exponent]}"
+
+
+def require_grid_memory(shape: Sequence[float], spacing_mm: Sequence[float], what: str) -> None:
+    """Refuse a float64 array of ``shape`` voxels above the bound, naming ``what`` and the grid."""
+    voxels = " x ".join(f"{n:.0f}" for n in shape)
+    spacing = " x ".join(f"{s:g}" for s in spacing_mm)
+    require_memory(8 * float(np.prod(np.asarray(shape, float))), f"{what} ({voxels} voxels of {spacing} mm)")
+
+
+def require_memory(n_bytes: float, what: str) -> None:
+    """Refuse (InputError, before anything is allocated) an array of ``n_bytes`` above the bound.
+
+    ``what`` names the array and its size, e.g. "evaluation grid (400 x 500 x 500 voxels of 1 mm)".
+    """
+    if n_bytes > MEMORY_BOUND_BYTES:
+        raise InputError(
+            None,
+            f"{what} would need {format_bytes(n_bytes)}, more than the "
+            f"{format_bytes(MEMORY_BOUND_BYTES)} bound (reirrad.grid.MEMORY_BOUND_BYTES)",
+        )
 
 
 def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -59,6 +99,10 @@ class Grid:
     def size(self) -> int:
         """Number of voxels."""
         return int(np.prod(self.shape))
+
+    def require_memory(self, what: str) -> None:
+        """Refuse (InputError) a float64 array over this grid larger than MEMORY_BOUND_BYTES."""
+        require_grid_memory(self.shape, self.spacing_mm, what)
 
     def to_patient(self, index_kji: np.ndarray) -> np.ndarray:
         """Continuous array indices (N, 3) in (k, j, i) order -> patient points (N, 3) in mm."""
@@ -107,9 +151,13 @@ def grown_to_cover(grid: Grid, low_index: np.ndarray, high_index: np.ndarray) ->
 
     Voxel ``(k, j, i)`` of ``grid`` becomes voxel ``(k, j, i) - min(floor(low_index), 0)``.
     """
-    low = np.minimum(np.floor(np.asarray(low_index, float) + _EDGE_TOLERANCE), 0).astype(int)
+    low = np.minimum(np.floor(np.asarray(low_index, float) + _EDGE_TOLERANCE), 0)
     top = np.array(grid.shape) - 1
-    high = np.maximum(np.ceil(np.asarray(high_index, float) - _EDGE_TOLERANCE), top).astype(int)
+    high = np.maximum(np.ceil(np.asarray(high_index, float) - _EDGE_TOLERANCE), top)
+    if not np.all(np.isfinite(low) & np.isfinite(high)):
+        raise InputError(None, "structures or dose grids with non-finite positions: cannot grow the evaluation grid")
+    require_grid_memory(high - low + 1, grid.spacing_mm, "evaluation grid grown over the structures")
+    low, high = low.astype(np.int64), high.astype(np.int64)
     origin = grid.to_patient(low[None, :].astype(float))[0]
     return replace(grid, origin_mm=tuple(float(v) for v in origin), shape=tuple(int(n) for n in high - low + 1))
 
@@ -148,6 +196,7 @@ def resample(
         raise ValueError(f"values shape {values.shape} does not match the source grid {source.shape}")
     if target_to_source_mm is None and source.same_geometry(target, tol_mm=1e-6):
         return values, np.ones(target.shape, dtype=bool)
+    target.require_memory("resampled dose grid")
     mapping = index_map(source, target, target_to_source_mm)
     linear = mapping[:3, :3]
     if np.allclose(linear - np.diag(np.diag(linear)), 0.0, atol=1e-9):

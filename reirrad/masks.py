@@ -9,12 +9,19 @@ Geometry rules (the planning-system convention that the Nelms 2015 analytical va
   planes get end caps of half the contour spacing (``end_caps="half"``, the default) or none
   (``end_caps="none"``: the structure ends at its outer contours, as some planning systems count). A gap wider than 1.5 times the usual spacing
   separates parts: no volume is assumed inside it. A single-plane ROI is one dose-frame thick.
-* Inside a plane, all contours combine by the even-odd rule (holes and islands).
+* Inside a plane, nested contours combine by the even-odd rule (holes and islands); duplicate
+  contours count once, overlapping contours and self-intersecting ones count as the union of what
+  was drawn (:mod:`reirrad.contours`), and the structure gets a note naming the planes.
+* A contour whose points do not share one plane gets a note and is placed on its mean plane; one
+  that leaves its slab (spans more than half the contour spacing) makes the structure not
+  evaluable.
 * Samples sit on a lattice aligned to the dose grid: each voxel is split into ``factor x factor``
   sub-pixels in-plane, and each slab into sub-planes of about the same pitch. The factor is chosen
   from the ROI size against a sample budget, so small ROIs are sampled finely and large ones
-  coarsely. Sample weights are scaled per plane so that the plane's area equals the exact polygon
-  area; the volume is therefore that of the contours, not of the lattice.
+  coarsely, and never so finely that the lattice exceeds ``reirrad.grid.MEMORY_BOUND_BYTES``
+  (a structure that needs more even at one sample per voxel is refused). Sample weights are
+  scaled per plane so that the plane's area equals the area drawn (exact: shoelace, or a sweep for
+  unions); the volume is therefore that of the contours, not of the lattice.
 * Zero-weight samples on the contour vertices (at the middle and both faces of each slab) carry
   the surface, where a structure's extreme doses lie, for Dmin and Dmax.
 
@@ -24,12 +31,14 @@ in-plane axes (HFP, FFS, decubitus) need no special case. Only axial dose grids 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from reirrad.contours import Kind, PlaneShape, resolve_planes
 from reirrad.dicom.structures import Roi
-from reirrad.grid import Grid
+from reirrad.grid import MEMORY_BOUND_BYTES, Grid, require_memory
 
 SAMPLE_BUDGET = 250_000  # weighted samples aimed for per ROI (a speed/accuracy setting)
 MAX_FACTOR = 8  # finest in-plane split of a dose voxel per axis
@@ -37,6 +46,7 @@ GAP_FACTOR = 1.5  # a plane spacing this many times the median one is a gap betw
 PLANE_TOLERANCE = 1e-3  # contours whose planes differ by less (in frame index units) share a plane
 AREA_AGREEMENT = 0.25  # raster and polygon areas of a plane must agree this well to rescale
 END_CAPS = ("half", "none")  # how far the first and last contour planes extend outwards
+BYTES_PER_SAMPLE = 48  # memory per weighted sample while rasterising (positions, weights, indices)
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,18 +87,50 @@ class _Planes:
     k: np.ndarray  # (P,) plane positions
     k_low: np.ndarray  # (P,) slab lower faces
     k_high: np.ndarray  # (P,) slab upper faces
-    polygons: tuple[tuple[np.ndarray, ...], ...]  # per plane: (M, 2) arrays of (j, i)
+    shapes: tuple[PlaneShape, ...]  # per plane: regions of (M, 2) arrays of (j, i), drawn area
+    bounds: tuple[np.ndarray, np.ndarray]  # lowest and highest (j, i) of each plane, (P, 2) each
     notes: tuple[str, ...]
+    refusal: str | None = None  # why the ROI cannot be evaluated, if it cannot
+
+    @property
+    def polygons(self) -> tuple[tuple[np.ndarray, ...], ...]:
+        """Per plane, every contour that counts (duplicates dropped)."""
+        return tuple(tuple(p for r in shape.regions for p in r.polygons) for shape in self.shapes)
+
+
+_KIND_NOTES = {
+    Kind.DUPLICATE: "duplicate contours on {planes}: each counted once",
+    Kind.OVERLAP: "overlapping contours that are not holes on {planes}: the area of their union is used",
+    Kind.SELF_CROSSING: "self-intersecting contours on {planes}: the union of their lobes (non-zero winding) "
+    "is used",
+}
+
+
+def _plane_list(z_mm: np.ndarray) -> str:
+    """"3 planes (z = 1, 2, 3 mm)", listing at most five positions."""
+    shown = ", ".join(f"{z:g}" for z in z_mm[:5]) + (", ..." if len(z_mm) > 5 else "")
+    return f"{len(z_mm)} plane{'s' if len(z_mm) > 1 else ''} (z = {shown} mm)"
 
 
 def _planes(roi: Roi, grid: Grid, end_caps: str) -> _Planes:
-    """Group the closed contours by plane and give each plane its slab (end caps included)."""
+    """Group the closed contours by plane, resolve each plane's contours and give it its slab."""
+    contours = roi.closed_contours
+    sizes = [len(c.points_mm) for c in contours]
+    index = grid.to_index(np.concatenate([c.points_mm for c in contours]))
+    starts = np.cumsum(sizes) - sizes
+    k_mean = np.add.reduceat(index[:, 0], starts) / sizes
+    k_spread = np.maximum.reduceat(index[:, 0], starts) - np.minimum.reduceat(index[:, 0], starts)
+    contour_key = np.rint(k_mean / PLANE_TOLERANCE).astype(np.int64)
     by_plane: dict[int, list[np.ndarray]] = {}
-    for contour in roi.closed_contours:
-        index = grid.to_index(contour.points_mm)
-        key = int(round(float(index[:, 0].mean()) / PLANE_TOLERANCE))
-        by_plane.setdefault(key, []).append(index[:, 1:])
+    for key, points in zip(contour_key.tolist(), np.split(index[:, 1:], starts[1:])):
+        by_plane.setdefault(key, []).append(points)
     keys = sorted(by_plane)
+    plane_of = np.searchsorted(keys, contour_key)
+    tilt = np.zeros(len(keys))
+    np.maximum.at(tilt, plane_of, k_spread)
+    bounds = (np.full((len(keys), 2), np.inf), np.full((len(keys), 2), -np.inf))
+    np.minimum.at(bounds[0], plane_of, np.minimum.reduceat(index[:, 1:], starts))
+    np.maximum.at(bounds[1], plane_of, np.maximum.reduceat(index[:, 1:], starts))
     k = np.array(keys, dtype=float) * PLANE_TOLERANCE
     notes: list[str] = []
     frame_mm = grid.spacing_mm[0]
@@ -110,84 +152,150 @@ def _planes(roi: Roi, grid: Grid, end_caps: str) -> _Planes:
                 f"{int(gaps.sum())} gap(s) between contour planes wider than {GAP_FACTOR:g} x the "
                 f"{nominal * frame_mm:g} mm spacing: no volume assumed inside"
             )
-    polygons = tuple(tuple(by_plane[key]) for key in keys)
-    return _Planes(k, k - below, k + above, polygons, tuple(notes))
+    shapes = resolve_planes([by_plane[key] for key in keys])
+    z_mm = grid.to_patient(np.column_stack([k, np.zeros((len(k), 2))]))[:, 2]
+    for kind, text in _KIND_NOTES.items():
+        found = np.array([kind in shape.found for shape in shapes], dtype=bool)
+        if found.any():
+            notes.append(text.format(planes=_plane_list(z_mm[found])))
+    refusal = _non_planar(tilt, np.minimum(below, above), frame_mm, z_mm, notes)
+    return _Planes(k, k - below, k + above, shapes, bounds, tuple(notes), refusal)
 
 
-def _polygon_area(points: np.ndarray) -> float:
-    """Unsigned shoelace area of a closed polygon given as (M, 2) points."""
-    a, b = points[:, 0], points[:, 1]
-    return 0.5 * abs(float(np.dot(a, np.roll(b, -1)) - np.dot(b, np.roll(a, -1))))
+def _non_planar(
+    tilt: np.ndarray, reach: np.ndarray, frame_mm: float, z_mm: np.ndarray, notes: list[str]
+) -> str | None:
+    """Note planes whose contours are not planar (``tilt``: largest k spread per plane, index
+    units); return the refusal when a contour reaches beyond its slab (``reach`` either way)."""
+    tilted = tilt > PLANE_TOLERANCE
+    if not tilted.any():
+        return None
+    worst_mm = float(tilt.max()) * frame_mm
+    notes.append(
+        f"non-planar contours on {_plane_list(z_mm[tilted])}: z varies by up to {worst_mm:.3g} mm; "
+        "each is placed on its mean plane"
+    )
+    if np.any(tilt / 2 > reach + PLANE_TOLERANCE):
+        return f"a contour is not planar: its z varies by {worst_mm:.3g} mm, beyond its slab; not evaluated"
+    return None
 
 
-def _inside(point: np.ndarray, polygon: np.ndarray) -> bool:
-    """Even-odd (crossing number) test of one point against one polygon."""
-    a, b = polygon[:, 0], polygon[:, 1]
-    a2, b2 = np.roll(a, -1), np.roll(b, -1)
-    crosses = (a <= point[0]) != (a2 <= point[0])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        at = b + (point[0] - a) * (b2 - b) / (a2 - a)
-    return bool(np.count_nonzero(crosses & (at > point[1])) % 2)
-
-
-def _even_odd_area(polygons: tuple[np.ndarray, ...]) -> float:
-    """Area (index units) of the even-odd union of one plane's polygons, assuming they nest."""
-    area = 0.0
-    for n, polygon in enumerate(polygons):
-        depth = sum(_inside(polygon[0], other) for m, other in enumerate(polygons) if m != n)
-        area += (-1) ** depth * _polygon_area(polygon)
-    return max(area, 0.0)
-
-
-def _edges(polygons_lattice: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
+def _edges(polygons_lattice: Sequence[Sequence[np.ndarray]]) -> tuple[np.ndarray, ...]:
     """All polygon edges as arrays (plane, u1, w1, u2, w2) in lattice units."""
-    parts = []
-    for plane, polygons in enumerate(polygons_lattice):
-        for poly in polygons:
-            nxt = np.roll(poly, -1, axis=0)
-            parts.append(np.column_stack([np.full(len(poly), plane), poly, nxt]))
-    edges = np.concatenate(parts)
-    return edges[:, 0].astype(np.int64), edges[:, 1], edges[:, 2], edges[:, 3], edges[:, 4]
+    polygons = [poly for polys in polygons_lattice for poly in polys]
+    if not polygons:
+        return (np.zeros(0, np.int64),) + tuple(np.zeros(0) for _ in range(4))
+    sizes = np.array([len(poly) for poly in polygons])
+    plane = np.repeat(np.arange(len(polygons_lattice)), [len(polys) for polys in polygons_lattice])
+    start = np.concatenate(polygons)
+    offsets = np.cumsum(sizes) - sizes
+    following = np.arange(len(start)) + 1
+    following[offsets + sizes - 1] = offsets  # each polygon's last vertex closes on its first
+    end = start[following]
+    return np.repeat(plane, sizes), start[:, 0], start[:, 1], end[:, 0], end[:, 1]
 
 
-def _rasterise(polygons_lattice: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
-    """Even-odd scan-line rasterisation of every plane at once.
+def _row_crossings(u1: np.ndarray, w1: np.ndarray, u2: np.ndarray, w2: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Every crossing of an edge with a lattice row u (``min(u1, u2) <= u < max(u1, u2)``).
 
-    Polygons are in lattice units, where samples sit at integer ``(u, w)``. Each plane gets a
-    buffer covering its bounding box plus one spare column per row; every edge crossing of a row
-    toggles the first sample to its right; a running XOR then marks the inside. Every row crosses
-    closed polygons an even number of times, so the parity returns to zero at each row end and one
-    XOR-accumulate can run over all planes' buffers together.
-
-    Returns ``(plane, u, w)`` of the inside samples (int32 arrays).
+    Returns ``(edge, u, w)``: the edge index, the row and the crossing's w.
     """
-    lows = np.array([np.min(np.concatenate(p), axis=0) for p in polygons_lattice])
-    highs = np.array([np.max(np.concatenate(p), axis=0) for p in polygons_lattice])
-    u0 = np.ceil(lows[:, 0]).astype(np.int64)
-    w0 = np.ceil(lows[:, 1]).astype(np.int64)
-    rows_of = np.maximum(np.ceil(highs[:, 0]).astype(np.int64) - u0, 0)
-    stride = np.maximum(np.floor(highs[:, 1]).astype(np.int64) - w0 + 1, 0) + 1
-    offsets = np.concatenate([[0], np.cumsum(rows_of * stride)])
-
-    plane, u1, w1, u2, w2 = _edges(polygons_lattice)
     first = np.ceil(np.minimum(u1, u2)).astype(np.int64)
     count = np.maximum(np.ceil(np.maximum(u1, u2)).astype(np.int64) - first, 0)
     edge = np.repeat(np.arange(len(first)), count)
     u = first[edge] + (np.arange(len(edge)) - np.repeat(np.cumsum(count) - count, count))
     w = w1[edge] + (u - u1[edge]) * (w2[edge] - w1[edge]) / (u2[edge] - u1[edge])
-    p = plane[edge]
-    column = np.clip(np.ceil(w).astype(np.int64) - w0[p], 0, stride[p] - 1)
+    return edge, u, w
 
-    toggles = np.zeros(int(offsets[-1]), dtype=np.uint8)
-    np.bitwise_xor.at(toggles, offsets[p] + (u - u0[p]) * stride[p] + column, 1)
+
+@dataclass(frozen=True)
+class _Layout:
+    """Per-plane buffers of the lattice: bounding box rows, first row/column, row stride."""
+
+    u0: np.ndarray
+    w0: np.ndarray
+    rows: np.ndarray
+    stride: np.ndarray  # columns per row, plus one spare column that closes every row
+    offsets: np.ndarray  # (P + 1,) start of each plane's buffer
+
+    @classmethod
+    def of(cls, bounds: tuple[np.ndarray, np.ndarray], factor: int) -> "_Layout":
+        """Layout at ``factor`` for the planes' bounding boxes ``(lows, highs)`` (P, 2) in index units."""
+        lows, highs = (_to_lattice(b, factor) for b in bounds)
+        u0 = np.ceil(lows[:, 0]).astype(np.int64)
+        w0 = np.ceil(lows[:, 1]).astype(np.int64)
+        rows = np.maximum(np.ceil(highs[:, 0]).astype(np.int64) - u0, 0)
+        stride = np.maximum(np.floor(highs[:, 1]).astype(np.int64) - w0 + 1, 0) + 1
+        return cls(u0, w0, rows, stride, np.concatenate([[0], np.cumsum(rows * stride)]))
+
+    @property
+    def cells(self) -> int:
+        return int(self.offsets[-1])
+
+
+def _to_lattice(index: np.ndarray, factor: int) -> np.ndarray:
+    """In-plane grid indices -> lattice units, where the samples sit at integer coordinates."""
+    return (index + 0.5) * factor - 0.5
+
+
+def _rasterise(shapes: Sequence[PlaneShape], layout: _Layout, factor: int) -> tuple[np.ndarray, ...]:
+    """Scan-line rasterisation of every plane at once, at ``factor`` samples per voxel and axis.
+
+    Samples sit at integer ``(u, w)``. Each plane gets a buffer covering its bounding box plus one
+    spare column per row; every crossing of a row by a simple contour toggles the first sample to
+    its right, each union region toggles its own outline (:func:`_toggle_union`); a running XOR
+    then marks the inside. The parity returns to zero at each row end, so one XOR-accumulate runs
+    over all planes' buffers together. Nested regions alternate (even-odd), as their areas do.
+
+    Returns ``(plane, u, w)`` of the inside samples (int32 arrays).
+    """
+    plane, *ends = _edges([shape.simple_polygons for shape in shapes])
+    edge, u, w = _row_crossings(*(_to_lattice(v, factor) for v in ends))
+    p = plane[edge]
+    column = np.clip(np.ceil(w).astype(np.int64) - layout.w0[p], 0, layout.stride[p] - 1)
+    toggles = np.zeros(layout.cells, dtype=np.uint8)
+    np.bitwise_xor.at(toggles, layout.offsets[p] + (u - layout.u0[p]) * layout.stride[p] + column, 1)
+    del edge, u, w, p, column
+    for n, shape in enumerate(shapes):
+        for region in shape.union_regions:
+            _toggle_union(toggles, [_to_lattice(p, factor) for p in region.polygons], layout, n)
     inside = np.bitwise_xor.accumulate(toggles).view(bool)
     planes, rows, columns = [], [], []
-    for n in range(len(polygons_lattice)):
-        r, c = np.nonzero(inside[offsets[n] : offsets[n + 1]].reshape(rows_of[n], stride[n]))
+    for n in range(len(shapes)):
+        r, c = np.nonzero(inside[layout.offsets[n] : layout.offsets[n + 1]].reshape(layout.rows[n], layout.stride[n]))
         planes.append(np.full(len(r), n, dtype=np.int32))
-        rows.append((r + u0[n]).astype(np.int32))
-        columns.append((c + w0[n]).astype(np.int32))
+        rows.append((r + layout.u0[n]).astype(np.int32))
+        columns.append((c + layout.w0[n]).astype(np.int32))
     return np.concatenate(planes), np.concatenate(rows), np.concatenate(columns)
+
+
+def _toggle_union(toggles: np.ndarray, polygons: Sequence[np.ndarray], layout: _Layout, n: int) -> None:
+    """Toggle the outline of a union region (``polygons`` in lattice units) into plane ``n``'s buffer.
+
+    Each member's samples with a non-zero winding number are found by a signed running sum along
+    the rows; their union toggles where a row enters or leaves it.
+    """
+    points = np.concatenate(polygons)
+    u_first = int(np.ceil(points[:, 0].min()))
+    w_first = int(np.ceil(points[:, 1].min()))
+    rows = int(np.ceil(points[:, 0].max())) - u_first
+    columns = int(np.floor(points[:, 1].max())) - w_first + 1
+    if rows <= 0 or columns <= 0:
+        return
+    covered = np.zeros((rows, columns + 1), dtype=bool)
+    for polygon in polygons:
+        _, u1, w1, u2, w2 = _edges([(polygon,)])
+        edge, u, w = _row_crossings(u1, w1, u2, w2)
+        winding = np.zeros((rows, columns + 1), dtype=np.int32)
+        column = np.clip(np.ceil(w).astype(np.int64) - w_first, 0, columns)
+        np.add.at(winding, (u - u_first, column), np.sign(u2 - u1)[edge].astype(np.int32))
+        covered |= np.cumsum(winding, axis=1) != 0
+    covered[:, -1] = False
+    change = covered.copy()
+    change[:, 1:] ^= covered[:, :-1]
+    r, c = np.nonzero(change)
+    start = layout.offsets[n] + (u_first - layout.u0[n]) * layout.stride[n] + (w_first - layout.w0[n])
+    toggles[start + r * layout.stride[n] + c] ^= 1
 
 
 def _choose_factor(volume_mm3: float, grid: Grid) -> int:
@@ -197,6 +305,33 @@ def _choose_factor(volume_mm3: float, grid: Grid) -> int:
     factor = int(np.clip(np.cbrt(SAMPLE_BUDGET * voxel_mm3 / max(volume_mm3, 1e-9)), 1, MAX_FACTOR))
     # an even split keeps samples off integer and half-integer indices, where contours often lie
     return factor if factor == 1 else factor - factor % 2
+
+
+def _sub_planes(thickness: np.ndarray, grid: Grid, factor: int) -> np.ndarray:
+    """Sub-planes per slab, about as far apart as the in-plane samples (``thickness``: frames)."""
+    pitch_mm = min(grid.spacing_mm[1:]) / factor
+    return np.maximum(np.rint(thickness * grid.spacing_mm[0] / pitch_mm), 1).astype(np.int64)
+
+
+def _affordable_lattice(
+    roi: Roi, grid: Grid, planes: _Planes, areas: np.ndarray, factor: int
+) -> tuple[int, np.ndarray, _Layout]:
+    """The finest factor (at most ``factor``) whose lattice fits MEMORY_BOUND_BYTES, its
+    sub-planes and layout, or an InputError naming the memory even one sample per voxel needs.
+
+    Counts the row buffers (1 byte a cell) and the weighted samples (BYTES_PER_SAMPLE each).
+    """
+    thickness = planes.k_high - planes.k_low
+    for candidate in [factor, *range(factor - 2, 1, -2), 1] if factor > 1 else [1]:
+        sub_planes = _sub_planes(thickness, grid, candidate)
+        layout = _Layout.of(planes.bounds, candidate)
+        samples = float(np.sum(areas * candidate**2 * sub_planes))
+        needed = layout.cells + BYTES_PER_SAMPLE * samples
+        if needed <= MEMORY_BOUND_BYTES:
+            break
+    voxels = " x ".join(f"{v:g}" for v in grid.spacing_mm)
+    require_memory(needed, f"structure {roi.name!r}: {samples:.3g} samples at one per dose voxel ({voxels} mm)")
+    return candidate, sub_planes, layout
 
 
 def _surface(planes: _Planes) -> np.ndarray:
@@ -227,10 +362,8 @@ def _select(mask: np.ndarray, *arrays: np.ndarray) -> tuple[np.ndarray, ...]:
     return arrays if mask.all() else tuple(a[mask] for a in arrays)
 
 
-def _empty(roi: Roi, grid: Grid, note: str) -> RoiSampling:
-    return RoiSampling(
-        roi.name, grid.shape, np.zeros((0, 3), np.float32), np.zeros(0), 0.0, 0.0, 0, (note,)
-    )
+def _empty(roi: Roi, grid: Grid, *notes: str) -> RoiSampling:
+    return RoiSampling(roi.name, grid.shape, np.zeros((0, 3), np.float32), np.zeros(0), 0.0, 0.0, 0, notes)
 
 
 def sample_roi(roi: Roi, grid: Grid, end_caps: str = "half") -> RoiSampling:
@@ -248,18 +381,16 @@ def sample_roi(roi: Roi, grid: Grid, end_caps: str = "half") -> RoiSampling:
         kind = "a point ROI" if roi.is_point else "no closed contours"
         return _empty(roi, grid, f"{kind}: not evaluated")
     planes = _planes(roi, grid, end_caps)
-    _, dj, di = grid.spacing_mm
+    if planes.refusal is not None:
+        return _empty(roi, grid, *planes.notes, planes.refusal)
     thickness = planes.k_high - planes.k_low  # frame index units
-    areas = np.array([_even_odd_area(p) for p in planes.polygons])  # index units
+    areas = np.array([shape.area for shape in planes.shapes])  # drawn areas, index units
     volume_mm3 = float(np.sum(areas * thickness)) * float(np.prod(grid.spacing_mm))
     if volume_mm3 <= 0.0:
-        return _empty(roi, grid, "contours enclose no area: not evaluated")
+        return _empty(roi, grid, *planes.notes, "contours enclose no area: not evaluated")
 
-    factor = _choose_factor(volume_mm3, grid)
-    pitch_mm = min(dj, di) / factor
-    sub_planes = np.maximum(np.rint(thickness * grid.spacing_mm[0] / pitch_mm), 1).astype(np.int64)
-    lattice = [tuple((poly + 0.5) * factor - 0.5 for poly in polys) for polys in planes.polygons]
-    plane, u, w = _rasterise(lattice)
+    factor, sub_planes, layout = _affordable_lattice(roi, grid, planes, areas, _choose_factor(volume_mm3, grid))
+    plane, u, w = _rasterise(planes.shapes, layout, factor)
     counts = np.bincount(plane, minlength=len(planes.k))
     raster_area = counts / float(factor * factor)
     agree = np.abs(raster_area - areas) <= AREA_AGREEMENT * np.maximum(areas, raster_area)
