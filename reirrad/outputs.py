@@ -239,10 +239,10 @@ def _write_in_place(target: Target, data: bytes) -> None:
             binary.flush()
         return
     if target.kind is TargetKind.STREAM:
-        handle = os.fdopen(os.dup(target.fd), "wb")
+        fd = os.dup(target.fd)
     else:
-        handle = open(os.open(target.path, os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC), "wb")
-    with handle:
+        fd = os.open(target.path, os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
+    with open(fd, "wb") as handle:
         handle.write(data)
 
 

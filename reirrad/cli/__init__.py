@@ -8,6 +8,7 @@ error (one line; the traceback only with ``--debug`` or ``REIRRAD_DEBUG=1``).
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import traceback
@@ -15,10 +16,11 @@ from typing import Any
 
 import typer
 import typer.core
+from rich.console import Console
 
 from reirrad import __version__
 from reirrad.errors import ReirradError
-from reirrad.outputs import TargetKind, fall_back_to_ascii, flush_stdout, say, silence_stdout, write_text
+from reirrad.outputs import TargetKind, fall_back_to_ascii, flush_stdout, say, silence_stdout, stdout, write_text
 
 EXIT_OK, EXIT_FAIL, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
@@ -53,7 +55,7 @@ class _Commands(typer.core.TyperGroup):
         except KeyboardInterrupt:
             say("reirrad: interrupted")
             raise SystemExit(EXIT_INTERRUPTED) from None
-        except Exception as exc:  # a bug: never let CI read it as a verdict
+        except Exception as exc:  # noqa: BLE001 (a bug: never let CI read it as a verdict)
             if ctx.meta.get(_DEBUG_KEY) or os.environ.get(DEBUG_ENV, "") not in ("", "0"):
                 traceback.print_exc()
             problem = " ".join(f"{type(exc).__name__}: {exc}".splitlines())
@@ -94,6 +96,19 @@ def fail_input(message: str) -> None:
     """Print a one-line error to stderr and exit with code 2."""
     say("reirrad: error: " + " ".join(message.splitlines()))
     raise typer.Exit(EXIT_INPUT)
+
+
+class _StdoutConsole(Console):
+    """A rich console on standard output whose broken pipe is reported like any other (rich's own
+    handling exits 1, which CI would read as a failing plan)."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+
+def stdout_console(**options: Any) -> Console:
+    """A rich console printing to standard output (InputError when it is closed)."""
+    return _StdoutConsole(file=stdout(), **options)
 
 
 def emit(text: str, output: str) -> None:

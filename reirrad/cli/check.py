@@ -13,8 +13,8 @@ from rich.console import Console
 
 from reirrad.case import case_from_folders, load_case
 from reirrad.check import BatchResult, CheckOptions, FailOn, batch_inputs, check_inputs, run_batch, run_check
-from reirrad.cli import app, emit, fail_input
-from reirrad.outputs import STDOUT, check_output, say, stdout
+from reirrad.cli import app, emit, fail_input, stdout_console
+from reirrad.outputs import STDOUT, check_output, say
 from reirrad.report.console import print_batch, print_report
 from reirrad.report.html import to_html
 from reirrad.report.junit import to_junit, to_junit_batch
@@ -68,7 +68,7 @@ def run_many(case_files: list[Path], fmt: Format, options: CheckOptions, output:
     for path, message in batch.errors:
         say(f"reirrad: error: {message}")
     if output == STDOUT and fmt is Format.table:
-        print_batch(list(batch.reports), list(batch.errors), Console(file=stdout()))
+        print_batch(list(batch.reports), list(batch.errors), stdout_console())
     else:
         emit(render_batch(batch, fmt, options), output)
     return batch.exit_code
@@ -141,7 +141,7 @@ def check(
     check_output(output, check_inputs(spec, options))
     report = run_check(spec, options)
     if output == STDOUT and format is Format.table:
-        print_report(report, Console(file=stdout()))
+        print_report(report, stdout_console())
     else:
         emit(render(report, format, options), output)
     raise typer.Exit(report.summary.exit_code)

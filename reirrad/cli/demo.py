@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
 from reirrad.case import load_case
 from reirrad.check import CheckOptions, check_inputs, run_check
-from reirrad.cli import app
+from reirrad.cli import app, stdout_console
 from reirrad.cli.check import Format, render
 from reirrad.data import sample_case
-from reirrad.outputs import check_output, ensure_folder, stdout, write_text
+from reirrad.outputs import check_output, ensure_folder, write_text
 from reirrad.report.console import print_report
 
 _FORMATS = ((Format.json, "json"), (Format.html, "html"), (Format.csv, "csv"), (Format.junit, "xml"))
@@ -35,13 +34,13 @@ def demo(
     reports = {output_dir / f"report.{suffix}": fmt for fmt, suffix in _FORMATS}
     for path in reports:
         check_output(path, inputs)
-    console = Console(file=stdout())
+    screen = stdout_console()
     report = run_check(spec, options)
-    print_report(report, console)
+    print_report(report, screen)
     for path, fmt in reports.items():
         write_text(path, render(report, fmt, options))
-    console.print(f"\nReports written to {output_dir}/: " + ", ".join(p.name for p in reports))
-    console.print(
+    screen.print(f"\nReports written to {output_dir}/: " + ", ".join(p.name for p in reports))
+    screen.print(
         f"`reirrad check {case}` would exit {report.summary.exit_code} "
         "(0 pass, 1 a limit fails or could not be evaluated, 2 bad input, 3 internal error)."
     )

@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
-from reirrad.cli import app, emit, fail_input
+from reirrad.cli import app, emit, fail_input, stdout_console
 from reirrad.dvh import dvh_table
 from reirrad.metrics import parse_metric
 from reirrad.outputs import STDOUT, check_output, say, stdout
@@ -65,7 +64,6 @@ def dvh(
         say(f"reirrad: warning: {note}")
     table = dvh_table(pair.dose, pair.structures, tuple(structure), metrics, fractions, alpha_beta, end_caps.value)
     if output == STDOUT and output_format is DvhFormat.table:
-        console = stdout()
-        render_table(table, Console(file=console) if console.isatty() else Console(file=console, width=200))
+        render_table(table, stdout_console() if stdout().isatty() else stdout_console(width=200))
     else:
         emit(_RENDER[output_format](table), output)
