@@ -111,15 +111,17 @@ def resolve_target(output: str | Path) -> Target:
 
 def _stream(given: str, fd: int) -> Target:
     """Standard output or error (closed when Python started without them), or another open fd."""
-    standard = {1: sys.stdout, 2: sys.stderr}
-    if standard.get(fd, True) is None:
-        raise InputError(None, f"{'standard output' if fd == 1 else given} is closed; give an output file")
-    if fd not in standard:
-        try:
-            os.fstat(fd)
-        except OSError:
-            raise InputError(given, f"file descriptor {fd} is not open") from None
-    return Target(given, TargetKind.STREAM, fd=fd)
+    target = Target(given, TargetKind.STREAM, fd=fd)
+    if fd in (1, 2):
+        if _standard_stream(target) is None:
+            name = "standard output" if fd == 1 else "standard error"
+            raise InputError(None, f"{name} is closed; give an output file")
+        return target
+    try:
+        os.fstat(fd)
+    except OSError:
+        raise InputError(given, f"file descriptor {fd} is not open") from None
+    return target
 
 
 def _new_file(given: str) -> Target:
@@ -161,7 +163,7 @@ def check_output(output: str | Path, inputs: Iterable[str | Path] = ()) -> Targe
     link to an input is refused too. Raises InputError; returns the resolved target.
     """
     target = resolve_target(output)
-    if target.kind is TargetKind.REGULAR and target.mode is not None:
+    if target.kind is TargetKind.REGULAR and target.mode is not None:  # an existing regular file
         identity = _identity(target.path)
         for item in inputs:
             if Path(os.path.realpath(item)) == target.path or (identity and _identity(item) == identity):
@@ -197,7 +199,18 @@ def write_output(output: str | Path, write: Callable[[BinaryIO], object]) -> Tar
 
     Returns the resolved target; an OSError while writing becomes an InputError naming the path.
     """
+    return _write(resolve_target(output), write)
+
+
+def write_text(output: str | Path, text: str) -> Target:
+    """Write text: UTF-8 to files, the stream's own encoding (ASCII fallback) to streams."""
     target = resolve_target(output)
+    encoding = getattr(_standard_stream(target), "encoding", None) or "utf-8"
+    data = text.encode(encoding, errors=_ASCII_FALLBACK)
+    return _write(target, lambda stream: stream.write(data))
+
+
+def _write(target: Target, write: Callable[[BinaryIO], object]) -> Target:
     try:
         if target.kind is TargetKind.REGULAR:
             _replace(target, write)
@@ -212,27 +225,18 @@ def write_output(output: str | Path, write: Callable[[BinaryIO], object]) -> Tar
     return target
 
 
-def write_text(output: str | Path, text: str) -> Target:
-    """Write text: UTF-8 to files, the stream's own encoding (ASCII fallback) to streams."""
-    target = resolve_target(output)
-    stream = {1: sys.stdout, 2: sys.stderr}.get(target.fd) if target.kind is TargetKind.STREAM else None
-    encoding = getattr(stream, "encoding", None) or "utf-8"
-    data = text.encode(encoding, errors=_ASCII_FALLBACK)
-    return write_output(output, lambda out: out.write(data))
-
-
-def write_bytes(output: str | Path, data: bytes) -> Target:
-    """Write bytes under the output policy (see :func:`write_output`)."""
-    return write_output(output, lambda out: out.write(data))
+def _standard_stream(target: Target) -> TextIO | None:
+    """Python's own stream for standard output or error targets (None for anything else)."""
+    return {1: sys.stdout, 2: sys.stderr}.get(target.fd) if target.kind is TargetKind.STREAM else None
 
 
 def _write_in_place(target: Target, data: bytes) -> None:
     """A stream or special file: written where it points, never replaced."""
-    stream = {1: sys.stdout, 2: sys.stderr}.get(target.fd) if target.kind is TargetKind.STREAM else None
+    stream = _standard_stream(target)
     if stream is not None:
         stream.flush()
         binary = getattr(stream, "buffer", None)
-        if binary is None:
+        if binary is None:  # a text-only stand-in for sys.stdout (io.StringIO)
             stream.write(data.decode(stream.encoding or "utf-8", errors="replace"))
         else:
             binary.write(data)

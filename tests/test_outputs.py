@@ -299,6 +299,13 @@ def test_unwritable_paths_are_refused_before_computing(case, command, output, wo
     assert snapshot(case) == before and not temporary_files(case)
 
 
+def test_demo_output_folder_that_is_a_file_is_refused(case, tmp_path):
+    blocker = tmp_path / "reports"
+    blocker.write_text("a file, not a folder\n")
+    one_line_error(run("demo", "--case", case / "case.toml", "--output-dir", blocker), "reports: is not a folder")
+    assert blocker.read_text() == "a file, not a folder\n"
+
+
 def test_a_long_name_that_fits_is_written(case, tmp_path, dvh_csv):
     target = tmp_path / ("n" * 250)  # the longest names leave no room for a suffix in the temporary name
     assert run(*dvh_args(case), "-o", target).returncode == 0
