@@ -11,7 +11,7 @@ import typer
 from reirrad.accumulate import ExportSummary, write_eqd2_dose
 from reirrad.cli import app, fail_input
 from reirrad.eqd2 import check_lql_transition_gy
-from reirrad.outputs import TargetKind, resolve_target
+from reirrad.outputs import TargetKind, resolve_target, say
 
 
 def print_summary(summary: ExportSummary) -> None:
@@ -23,7 +23,7 @@ def print_summary(summary: ExportSummary) -> None:
     for line in summary.assumptions:
         print(f"  {line}", file=stream)
     if not to_stream:
-        print(f"reirrad: wrote {summary.path}", file=sys.stderr)
+        say(f"reirrad: wrote {summary.path}")
 
 
 def check_export_options(alpha_beta: float, lql_transition_gy: float | None, bits: int) -> None:
