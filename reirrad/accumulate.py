@@ -31,6 +31,7 @@ from reirrad.dicom.write import dose_dataset, refuse_input_as_output, save_atomi
 from reirrad.eqd2 import NO_RECOVERY, RecoveryFactor, RecoveryModel, eqd2_gy, recovery_factor, recovery_model
 from reirrad.errors import InputError
 from reirrad.grid import Grid, corner_centres_mm, grown_to_cover, resample, transform_points
+from reirrad.outputs import case_inputs
 from reirrad.results import FileRecord
 
 DAYS_PER_MONTH = 365.25 / 12.0
@@ -649,6 +650,7 @@ def write_cumulative_eqd2(
 
     The ``accept_*`` switches add to the case file's acceptances (see :func:`load_courses`)."""
     case = accepting(load_case(case_path), dose_scale=accept_dose_scale, other_patient=accept_other_patient)
+    refuse_input_as_output(output, case_inputs(case))
     model = recovery_model(recovery_model_name or case.recovery_model or NO_RECOVERY)
     if model.organs is not None and organ is None:
         raise InputError(
@@ -656,7 +658,6 @@ def write_cumulative_eqd2(
             f"recovery model {model.name!r} is defined for {', '.join(model.organs)}: give --recovery-organ",
         )
     courses = load_courses(case)
-    refuse_input_as_output(output, [case_path] + [Path(f.path) for c in courses for f in c.files])
     acc = map_courses(courses, case)
     total = cumulative_eqd2_gy(acc, alpha_beta_gy, model, organ, lql_transition_gy)
     factors = acc.recovery_factors(model, organ)

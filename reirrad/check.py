@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +24,13 @@ from reirrad.case import CaseSpec, load_case
 from reirrad.constraints import Constraint, ConstraintSet, judge, load_constraint_set, resolve_set_path
 from reirrad.dvh import Dvh, MetricValue, cumulative_dvh, evaluate, sample_dose
 from reirrad.dicom.structures import StructureSet
-from reirrad.eqd2 import RecoveryModel, eqd2_gy, recovery_factor, recovery_model
-from reirrad.errors import InputError, ReirradError
+from reirrad.eqd2 import RecoveryModel, check_lql_transition_gy, eqd2_gy, recovery_factor, recovery_model
+from reirrad.errors import InputError, OptionError, ReirradError
 from reirrad.flags import CourseDose, CourseInfo, FlagContext, OrganResult, compute_flags
 from reirrad.masks import RoiSampling, sample_roi
 from reirrad.metrics import Metric, parse_metric
 from reirrad.organs import OrganMatch, match_organs
+from reirrad.outputs import case_inputs
 from reirrad.results import STATUSES, CheckReport, ConstraintResult, CourseSummary, DvhCurve, PhaseSummary, Summary
 
 
@@ -36,12 +38,19 @@ DEFAULT_SET = "hn-reirradiation"
 CURVE_BIN_GY = 0.1  # dose resolution of the DVH curves drawn in reports
 
 
+class FailOn(str, Enum):
+    """Which verdicts fail a run (exit code 1)."""
+
+    FAIL = "fail"  # a limit fails
+    WARN = "warn"  # a limit fails or warns
+
+
 @dataclass(frozen=True)
 class CheckOptions:
-    """How a check is run and judged (the command-line switches)."""
+    """How a check is run and judged (the command-line switches), validated on creation."""
 
     constraints: str | None = None  # built-in set name or path; None: the case file's choice
-    fail_on: str = "fail"  # "fail" or "warn"
+    fail_on: FailOn = FailOn.FAIL  # a FailOn or its exact value ("fail", "warn")
     allow_missing: bool = False  # results that could not be evaluated do not fail the run
     recovery_model: str | None = None  # None: the case file's, else the constraint set's default
     lql_transition_gy: float | None = None
@@ -50,11 +59,19 @@ class CheckOptions:
     accept_other_patient: bool = False  # every course: another PatientID than the reference course's
     accept_partial_coverage: bool = False  # a course's grid missing part of a constrained organ: 0 Gy there
 
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "fail_on", FailOn(self.fail_on))
+        except ValueError:
+            choices = ", ".join(repr(f.value) for f in FailOn)
+            raise OptionError(f"fail_on must be one of {choices}, got {self.fail_on!r}") from None
+        check_lql_transition_gy(self.lql_transition_gy)
+
 
 def exit_code(results: tuple[ConstraintResult, ...], options: CheckOptions) -> int:
     """0 all evaluated limits pass; 1 a fail (or warn with fail_on=warn) or a limit that could not
     be evaluated (unless allow_missing). Report-only entries never change the exit code."""
-    failing = {"fail", "warn"} if options.fail_on == "warn" else {"fail"}
+    failing = {"fail", "warn"} if options.fail_on is FailOn.WARN else {"fail"}
     for r in results:
         if r.status in failing:
             return 1
@@ -449,11 +466,25 @@ def _report(case: CaseSpec, cset: ConstraintSet, options: CheckOptions, courses:
     )
 
 
+def constraint_set_path(case: CaseSpec, options: CheckOptions) -> Path:
+    """The constraint set file of a check: the option's (relative to the working folder), else the
+    case file's (relative to the case file), else the default set."""
+    if options.constraints:
+        return resolve_set_path(options.constraints)
+    return resolve_set_path(case.constraints or DEFAULT_SET, relative_to=case.path.parent)
+
+
+def check_inputs(case: CaseSpec, options: CheckOptions) -> tuple[Path, ...]:
+    """Every file a check of ``case`` reads (no output may be one of them): the case's files, the
+    constraint set file and the set files it extends that contribute constraints."""
+    path = constraint_set_path(case, options)
+    sets = dict.fromkeys([path] + [c.set_path for c in load_constraint_set(path).constraints])
+    return case_inputs(case) + tuple(sets)
+
+
 def run_check(case: CaseSpec, options: CheckOptions = CheckOptions()) -> CheckReport:
     """Judge the case's cumulative EQD2 against its constraint set."""
-    cset = load_constraint_set(
-        options.constraints or resolve_set_path(case.constraints or DEFAULT_SET, relative_to=case.path.parent)
-    )
+    cset = load_constraint_set(constraint_set_path(case, options))
     model = recovery_model(options.recovery_model or case.recovery_model or cset.recovery_model)
     case = accepting(case, dose_scale=options.accept_dose_scale, other_patient=options.accept_other_patient,
                      partial_coverage=options.accept_partial_coverage)
@@ -604,6 +635,17 @@ class BatchResult:
         if self.errors:
             return 2
         return max((r.summary.exit_code for r in self.reports), default=0)
+
+
+def batch_inputs(case_files: list[Path], options: CheckOptions) -> tuple[Path, ...]:
+    """Every file a batch reads; a case file that cannot be read stands for itself alone."""
+    files: list[Path] = []
+    for path in case_files:
+        try:
+            files += check_inputs(load_case(path), options)
+        except ReirradError:
+            files.append(Path(path))
+    return tuple(files)
 
 
 def run_batch(case_files: list[Path], options: CheckOptions = CheckOptions()) -> BatchResult:

@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from reirrad.data import builtin_file
-from reirrad.errors import InputError
+from reirrad.errors import InputError, OptionError
 
 RECOVERY_FILE = builtin_file("recovery.toml")
 NO_RECOVERY = "none"
@@ -38,8 +38,14 @@ def _check(fractions: float, alpha_beta_gy: float, lql_transition_gy: float | No
         raise ValueError(f"number of fractions must be positive, got {fractions}")
     if not alpha_beta_gy > 0:
         raise ValueError(f"alpha/beta must be positive, got {alpha_beta_gy} Gy")
-    if lql_transition_gy is not None and not lql_transition_gy > 0:
-        raise ValueError(f"LQ-L transition dose must be positive, got {lql_transition_gy} Gy")
+    check_lql_transition_gy(lql_transition_gy)
+
+
+def check_lql_transition_gy(lql_transition_gy: float | None) -> None:
+    """OptionError unless the LQ-L transition dose per fraction is None (pure LQ) or a positive,
+    finite dose (Gy)."""
+    if lql_transition_gy is not None and not 0 < lql_transition_gy < math.inf:
+        raise OptionError(f"LQ-L transition dose (lql_transition_gy) must be positive and finite, got {lql_transition_gy} Gy")
 
 
 def bed_gy(

@@ -19,3 +19,8 @@ class InputError(ReirradError):
         self.path = None if path is None else Path(path)
         self.problem = problem
         super().__init__(problem if path is None else f"{path}: {problem}")
+
+
+class OptionError(ReirradError, ValueError):
+    """An option outside its domain (a zero dose, an unknown choice), refused alike for the command
+    line (exit 2) and Python callers (a ValueError)."""

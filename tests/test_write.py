@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import shutil
 import subprocess
 
@@ -104,13 +105,12 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path, monkeypatch):
     ds = dose_dataset(eqd2_like(GRID), GRID, header(FRAME), dose_type="EFFECTIVE",
                       summation_type="PLAN", description="d")
 
-    def fail_midway(filename, dataset, **kwargs):
-        with open(filename, "wb") as handle:
-            handle.write(b"partial")
-        raise OSError("disk full")
+    def fail_midway(stream, dataset, **kwargs):
+        stream.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr("reirrad.dicom.write.pydicom.dcmwrite", fail_midway)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(InputError, match="No space left on device"):
         save_atomic(ds, tmp_path / "out.dcm")
     assert list(tmp_path.iterdir()) == []
 

@@ -1,37 +1,121 @@
 """Command line: parses arguments, calls library functions, prints. No logic lives here.
 
-Each sub-command lives in its own module and registers itself on :data:`app`.
-Errors derived from :class:`reirrad.errors.ReirradError` become one line on stderr and exit 2.
+Each sub-command lives in its own module and registers itself on :data:`app`. Every command runs
+under the exit-code contract of :class:`_Commands`: 0 pass, 1 a limit fails (or warns with
+``--fail-on warn``, or is not evaluated), 2 bad input or usage (one line on stderr), 3 internal
+error (one line; the traceback only with ``--debug`` or ``REIRRAD_DEBUG=1``).
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
+import traceback
+from typing import Any
 
 import typer
+import typer.core
+from rich.console import Console
 
+from reirrad import __version__
 from reirrad.errors import ReirradError
+from reirrad.outputs import TargetKind, fall_back_to_ascii, flush_stdout, say, silence_stdout, stdout, write_text
+
+EXIT_OK, EXIT_FAIL, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+DEBUG_ENV = "REIRRAD_DEBUG"
+_DEBUG_KEY = "reirrad.debug"
+try:  # the exceptions Typer itself turns into exit codes (usage errors: 2)
+    _TYPER_EXITS = (typer.Exit, typer.Abort, typer.TyperException)
+except AttributeError:  # older Typer: they come from click
+    from click import ClickException
+
+    _TYPER_EXITS = (typer.Exit, typer.Abort, ClickException)
+
+
+class _Commands(typer.core.TyperGroup):
+    """The root group: runs a sub-command and turns whatever escapes it into an honest exit code."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        fall_back_to_ascii(sys.stdout)
+        fall_back_to_ascii(sys.stderr)
+        try:
+            try:
+                return super().invoke(ctx)
+            finally:
+                flush_stdout()  # a closed pipe shows here, not as a message at interpreter exit
+        except _TYPER_EXITS:
+            raise
+        except ReirradError as exc:
+            fail_input(str(exc))
+        except BrokenPipeError:
+            silence_stdout()
+            fail_input("standard output was closed before the output was written (broken pipe)")
+        except KeyboardInterrupt:
+            say("reirrad: interrupted")
+            raise SystemExit(EXIT_INTERRUPTED) from None
+        except Exception as exc:  # noqa: BLE001 (a bug: never let CI read it as a verdict)
+            if ctx.meta.get(_DEBUG_KEY) or os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+                traceback.print_exc()
+            problem = " ".join(f"{type(exc).__name__}: {exc}".splitlines())
+            say(
+                f"reirrad: internal error: {problem} (a bug in reirrad {__version__}, not a verdict; "
+                f"please report it with the command and the output of `reirrad --debug ...`)"
+            )
+            raise typer.Exit(EXIT_INTERNAL) from None
+
 
 app = typer.Typer(
     name="reirrad",
+    cls=_Commands,
     help="Cumulative EQD2 plan checks for head-and-neck re-irradiation.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 
-EXIT_OK, EXIT_FAIL, EXIT_INPUT = 0, 1, 2
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit(EXIT_OK)
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    ctx: typer.Context,
+    debug: bool = typer.Option(False, "--debug", help=f"Print the traceback of an internal error (or set {DEBUG_ENV}=1)."),
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+) -> None:
     """Cumulative EQD2 plan checks for head-and-neck re-irradiation (see README.md)."""
+    ctx.meta[_DEBUG_KEY] = debug
 
 
 def fail_input(message: str) -> None:
     """Print a one-line error to stderr and exit with code 2."""
-    print(f"reirrad: error: {message}", file=sys.stderr)
+    say("reirrad: error: " + " ".join(message.splitlines()))
     raise typer.Exit(EXIT_INPUT)
+
+
+class _StdoutConsole(Console):
+    """A rich console on standard output whose broken pipe is reported like any other (rich's own
+    handling exits 1, which CI would read as a failing plan)."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+
+def stdout_console(**options: Any) -> Console:
+    """A rich console printing to standard output (InputError when it is closed)."""
+    return _StdoutConsole(file=stdout(), **options)
+
+
+def emit(text: str, output: str) -> None:
+    """Write ``text`` to ``output`` (a file, a device or ``-``) and say on stderr where it went."""
+    target = write_text(output, text)
+    if target.kind is not TargetKind.STREAM:
+        say(f"reirrad: wrote {target}")
 
 
 def _register() -> None:
@@ -44,10 +128,6 @@ def _register() -> None:
 
 
 def main() -> None:
-    """Console-script entry point. Typer's standalone mode exits 2 on usage errors."""
+    """Console-script entry point (usage errors exit 2, see :class:`_Commands` for the rest)."""
     _register()
-    try:
-        app()
-    except ReirradError as exc:
-        print(f"reirrad: error: {exc}", file=sys.stderr)
-        sys.exit(EXIT_INPUT)
+    app()

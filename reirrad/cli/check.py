@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import sys
 from datetime import date
 from enum import Enum
 from pathlib import Path
@@ -13,9 +12,9 @@ import typer
 from rich.console import Console
 
 from reirrad.case import case_from_folders, load_case
-from reirrad.check import BatchResult, CheckOptions, run_batch, run_check
-from reirrad.cli import app, fail_input
-from reirrad.outputs import write_text_atomic
+from reirrad.check import BatchResult, CheckOptions, FailOn, batch_inputs, check_inputs, run_batch, run_check
+from reirrad.cli import app, emit, fail_input, stdout_console
+from reirrad.outputs import STDOUT, check_output, say
 from reirrad.report.console import print_batch, print_report
 from reirrad.report.html import to_html
 from reirrad.report.junit import to_junit, to_junit_batch
@@ -29,11 +28,6 @@ class Format(str, Enum):
     csv = "csv"
     junit = "junit"
     html = "html"
-
-
-class FailOn(str, Enum):
-    fail = "fail"
-    warn = "warn"
 
 
 def render(report: CheckReport, fmt: Format, options: CheckOptions) -> str:
@@ -51,15 +45,6 @@ def render(report: CheckReport, fmt: Format, options: CheckOptions) -> str:
     return console.export_text()
 
 
-def emit(text: str | None, output: Path | None) -> None:
-    """Write ``text`` to --output (atomically) or stdout; None means the table was printed."""
-    if output is not None:
-        write_text_atomic(output, text)
-        print(f"reirrad: wrote {output}", file=sys.stderr)
-    elif text is not None:
-        sys.stdout.write(text)
-
-
 def render_batch(batch: BatchResult, fmt: Format, options: CheckOptions) -> str:
     """Several cases in one document (HTML takes one case)."""
     reports, errors = list(batch.reports), list(batch.errors)
@@ -74,15 +59,16 @@ def render_batch(batch: BatchResult, fmt: Format, options: CheckOptions) -> str:
     return console.export_text()
 
 
-def run_many(case_files: list[Path], fmt: Format, options: CheckOptions, output: Path | None) -> int:
+def run_many(case_files: list[Path], fmt: Format, options: CheckOptions, output: str) -> int:
     """Batch audit: every case checked, errors recorded per case; the highest exit code."""
     if fmt is Format.html:
         fail_input("--format html takes one case file; use json, csv, junit or table for a batch")
+    check_output(output, batch_inputs(case_files, options))
     batch = run_batch(case_files, options)
     for path, message in batch.errors:
-        print(f"reirrad: error: {message}", file=sys.stderr)
-    if output is None and fmt is Format.table:
-        print_batch(list(batch.reports), list(batch.errors), Console())
+        say(f"reirrad: error: {message}")
+    if output == STDOUT and fmt is Format.table:
+        print_batch(list(batch.reports), list(batch.errors), stdout_console())
     else:
         emit(render_batch(batch, fmt, options), output)
     return batch.exit_code
@@ -112,8 +98,8 @@ def check(
     new_fractions: Optional[int] = typer.Option(None, help="Fractions of the new course when its plan is absent."),
     constraints: Optional[str] = typer.Option(None, help="Constraint set: built-in name or TOML path."),
     format: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
-    fail_on: FailOn = typer.Option(FailOn.fail, help="Exit 1 on 'fail' only, or on 'warn' too."),
+    output: str = typer.Option(STDOUT, "--output", "-o", help="Write to this file (atomically) instead of stdout (-)."),
+    fail_on: FailOn = typer.Option(FailOn.FAIL, help="Exit 1 on 'fail' only, or on 'warn' too."),
     allow_missing: bool = typer.Option(False, help="Constraints that could not be evaluated do not fail the run."),
     recovery_model: Optional[str] = typer.Option(None, help="Recovery model name (constraints/recovery.toml)."),
     conservative: bool = typer.Option(
@@ -136,7 +122,7 @@ def check(
     if case and (prior or new):
         fail_input("give either case files or --prior/--new, not both")
     options = CheckOptions(
-        constraints=constraints, fail_on=fail_on.value, allow_missing=allow_missing,
+        constraints=constraints, fail_on=fail_on, allow_missing=allow_missing,
         recovery_model=recovery_model, conservative=conservative, lql_transition_gy=lql_transition_gy,
         accept_dose_scale=accept_dose_scale, accept_other_patient=accept_other_patient,
         accept_partial_coverage=accept_partial_coverage,
@@ -152,9 +138,10 @@ def check(
             prior, new, _parse_date(prior_end_date, "--prior-end-date"),
             _parse_date(new_start_date, "--new-start-date"), registration, prior_fractions, new_fractions,
         )
+    check_output(output, check_inputs(spec, options))
     report = run_check(spec, options)
-    if output is None and format is Format.table:
-        print_report(report, Console())
+    if output == STDOUT and format is Format.table:
+        print_report(report, stdout_console())
     else:
         emit(render(report, format, options), output)
     raise typer.Exit(report.summary.exit_code)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from reirrad.cli import EXIT_INPUT, app
+from reirrad.cli import EXIT_INPUT, app, stdout_console
 from reirrad.constraints import CONSTRAINTS_DIR, available_sets, load_constraint_set, validate_constraint_file
 from reirrad.errors import InputError
 
@@ -32,7 +31,7 @@ def list_sets() -> None:
     for name in names:
         loaded = load_constraint_set(name)
         table.add_row(loaded.name, loaded.version, loaded.title, str(len(loaded.constraints)))
-    Console().print(table)
+    stdout_console().print(table)
 
 
 @constraints_app.command("show")
@@ -48,10 +47,10 @@ def show(name: str = typer.Argument(..., help="Built-in set name or path of a se
             c.id, c.organ, c.metric, _gy(c.limit_gy), _gy(c.warn_gy), f"{c.alpha_beta_gy:g}",
             c.priority, c.source_id or "-", c.set_name,
         )
-    console = Console()
-    console.print(table)
+    screen = stdout_console()
+    screen.print(table)
     for sid, citation in loaded.sources.items():
-        console.print(f"[bold]{sid}[/bold]: {citation}", highlight=False)
+        screen.print(f"[bold]{sid}[/bold]: {citation}", highlight=False)
 
 
 @constraints_app.command("validate")

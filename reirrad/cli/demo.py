@@ -5,16 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
 from reirrad.case import load_case
-from reirrad.check import CheckOptions, run_check
-from reirrad.cli import app
+from reirrad.check import CheckOptions, check_inputs, run_check
+from reirrad.cli import app, stdout_console
 from reirrad.cli.check import Format, render
 from reirrad.data import sample_case
-from reirrad.outputs import write_text_atomic
+from reirrad.outputs import check_output, ensure_folder, write_text
 from reirrad.report.console import print_report
 
+_FORMATS = ((Format.json, "json"), (Format.html, "html"), (Format.csv, "csv"), (Format.junit, "xml"))
 SAMPLE_CASE = sample_case()
 
 
@@ -28,16 +28,19 @@ def demo(
     Exits 0 when the demo ran: the sample plan fails its carotid limit on purpose.
     """
     options = CheckOptions()
-    report = run_check(load_case(case), options)
-    console = Console()
-    print_report(report, console)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    written = [
-        write_text_atomic(output_dir / f"report.{suffix}", render(report, fmt, options))
-        for fmt, suffix in ((Format.json, "json"), (Format.html, "html"), (Format.csv, "csv"), (Format.junit, "xml"))
-    ]
-    console.print(f"\nReports written to {output_dir}/: " + ", ".join(p.name for p in written))
-    console.print(
+    spec = load_case(case)
+    inputs = check_inputs(spec, options)
+    ensure_folder(output_dir)
+    reports = {output_dir / f"report.{suffix}": fmt for fmt, suffix in _FORMATS}
+    for path in reports:
+        check_output(path, inputs)
+    screen = stdout_console()
+    report = run_check(spec, options)
+    print_report(report, screen)
+    for path, fmt in reports.items():
+        write_text(path, render(report, fmt, options))
+    screen.print(f"\nReports written to {output_dir}/: " + ", ".join(p.name for p in reports))
+    screen.print(
         f"`reirrad check {case}` would exit {report.summary.exit_code} "
-        "(0 pass, 1 a limit fails or could not be evaluated, 2 bad input)."
+        "(0 pass, 1 a limit fails or could not be evaluated, 2 bad input, 3 internal error)."
     )

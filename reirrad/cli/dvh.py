@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
-from reirrad.cli import app, fail_input
+from reirrad.cli import app, emit, fail_input, stdout_console
 from reirrad.dvh import dvh_table
-from reirrad.errors import ReirradError
 from reirrad.metrics import parse_metric
-from reirrad.outputs import write_text_atomic
+from reirrad.outputs import STDOUT, check_output, say, stdout
 from reirrad.pairing import load_pair
 from reirrad.report.dvh import render_table, to_csv, to_json, to_text
 
@@ -42,7 +39,7 @@ def dvh(
     structure: list[str] = typer.Option([], "--structure", "-s", help="Structure name (repeatable; default: all)."),
     metric: list[str] = typer.Option([], "--metric", "-m", help="Metric, e.g. D0.03cc, D95%, V20Gy, V20Gy[%] (repeatable)."),
     output_format: DvhFormat = typer.Option(DvhFormat.table, "--format", "-f", help="Output format."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (atomically) instead of stdout."),
+    output: str = typer.Option(STDOUT, "--output", "-o", help="Write to this file (atomically) instead of stdout (-)."),
     fractions: Optional[int] = typer.Option(None, "--fractions", help="Fractions of the course: report EQD2 (with --alpha-beta)."),
     alpha_beta: Optional[float] = typer.Option(None, "--alpha-beta", help="alpha/beta in Gy for EQD2 (with --fractions)."),
     end_caps: EndCaps = typer.Option(EndCaps.half, "--end-caps", help="Extend the first and last contour by half a spacing, or not."),
@@ -61,18 +58,12 @@ def dvh(
         metrics = tuple(parse_metric(m) for m in metric)
     except ValueError as exc:
         fail_input(str(exc))
-    try:
-        pair = load_pair(rtdose, rtstruct, registration, accept_other_patient)
-        for note in pair.notes:
-            print(f"reirrad: warning: {note}", file=sys.stderr)
-        table = dvh_table(pair.dose, pair.structures, tuple(structure), metrics, fractions, alpha_beta, end_caps.value)
-        if output is not None:
-            write_text_atomic(output, _RENDER[output_format](table))
-    except ReirradError as exc:
-        fail_input(str(exc))
-    if output is not None:
-        print(f"reirrad: wrote {output}", file=sys.stderr)
-    elif output_format is DvhFormat.table:
-        render_table(table, Console() if sys.stdout.isatty() else Console(width=200))
+    check_output(output, [p for p in (rtdose, rtstruct, registration) if p is not None])
+    pair = load_pair(rtdose, rtstruct, registration, accept_other_patient)
+    for note in pair.notes:
+        say(f"reirrad: warning: {note}")
+    table = dvh_table(pair.dose, pair.structures, tuple(structure), metrics, fractions, alpha_beta, end_caps.value)
+    if output == STDOUT and output_format is DvhFormat.table:
+        render_table(table, stdout_console() if stdout().isatty() else stdout_console(width=200))
     else:
-        sys.stdout.write(_RENDER[output_format](table))
+        emit(_RENDER[output_format](table), output)

@@ -10,21 +10,27 @@ import typer
 
 from reirrad.accumulate import ExportSummary, write_eqd2_dose
 from reirrad.cli import app, fail_input
-from reirrad.errors import ReirradError
+from reirrad.eqd2 import check_lql_transition_gy
+from reirrad.outputs import TargetKind, resolve_target, say
 
 
 def print_summary(summary: ExportSummary) -> None:
-    """Maximum EQD2 and assumptions on stdout; where the file went on stderr."""
-    print(f"max EQD2: {summary.max_eqd2_gy:.2f} Gy")
+    """Maximum EQD2 and assumptions on stdout (on stderr when the dose went to stdout); where the
+    file went on stderr."""
+    to_stream = resolve_target(summary.path).kind is TargetKind.STREAM
+    stream = sys.stderr if to_stream else sys.stdout
+    print(f"max EQD2: {summary.max_eqd2_gy:.2f} Gy", file=stream)
     for line in summary.assumptions:
-        print(f"  {line}")
-    print(f"reirrad: wrote {summary.path}", file=sys.stderr)
+        print(f"  {line}", file=stream)
+    if not to_stream:
+        say(f"reirrad: wrote {summary.path}")
 
 
 def check_export_options(alpha_beta: float, lql_transition_gy: float | None, bits: int) -> None:
     """Positive alpha/beta and LQ-L transition dose; 16- or 32-bit pixel data only."""
-    if not alpha_beta > 0 or (lql_transition_gy is not None and not lql_transition_gy > 0):
-        fail_input("--alpha-beta and --lql-transition-gy must be positive")
+    if not alpha_beta > 0:
+        fail_input("--alpha-beta must be positive")
+    check_lql_transition_gy(lql_transition_gy)
     if bits not in (16, 32):
         fail_input(f"--bits must be 16 or 32, got {bits}")
 
@@ -33,7 +39,7 @@ def check_export_options(alpha_beta: float, lql_transition_gy: float | None, bit
 def eqd2(
     rtdose: Path = typer.Argument(..., help="RTDOSE file (physical dose in Gy)."),
     alpha_beta: float = typer.Option(..., "--alpha-beta", help="alpha/beta in Gy."),
-    output: Path = typer.Option(..., "--output", "-o", help="EQD2 RTDOSE to write (atomically)."),
+    output: str = typer.Option(..., "--output", "-o", help="EQD2 RTDOSE to write (atomically; - for stdout)."),
     fractions: Optional[int] = typer.Option(None, "--fractions", help="Number of fractions of this dose."),
     plan: Optional[Path] = typer.Option(None, "--plan", help="RTPLAN giving the number of fractions."),
     lql_transition_gy: Optional[float] = typer.Option(
@@ -50,11 +56,8 @@ def eqd2(
     if fractions is not None and fractions < 1:
         fail_input(f"--fractions must be positive, got {fractions}")
     check_export_options(alpha_beta, lql_transition_gy, bits)
-    try:
-        summary = write_eqd2_dose(
-            rtdose, alpha_beta, output, fractions=fractions, plan_path=plan,
-            lql_transition_gy=lql_transition_gy, bits=bits, accept_dose_scale=accept_dose_scale,
-        )
-    except ReirradError as exc:
-        fail_input(str(exc))
+    summary = write_eqd2_dose(
+        rtdose, alpha_beta, output, fractions=fractions, plan_path=plan,
+        lql_transition_gy=lql_transition_gy, bits=bits, accept_dose_scale=accept_dose_scale,
+    )
     print_summary(summary)

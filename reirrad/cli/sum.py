@@ -8,16 +8,15 @@ from typing import Optional
 import typer
 
 from reirrad.accumulate import write_cumulative_eqd2
-from reirrad.cli import app, fail_input
+from reirrad.cli import app
 from reirrad.cli.eqd2 import check_export_options, print_summary
-from reirrad.errors import ReirradError
 
 
 @app.command("sum")
 def sum_courses(
     case: Path = typer.Argument(..., help="Case file (TOML) listing the courses, oldest first."),
     alpha_beta: float = typer.Option(..., "--alpha-beta", help="alpha/beta in Gy for every voxel."),
-    output: Path = typer.Option(..., "--output", "-o", help="Cumulative EQD2 RTDOSE to write (atomically)."),
+    output: str = typer.Option(..., "--output", "-o", help="Cumulative EQD2 RTDOSE to write (atomically; - for stdout)."),
     recovery_model: Optional[str] = typer.Option(
         None, "--recovery-model", help="Recovery model of constraints/recovery.toml (default: the case file's, else none)."
     ),
@@ -37,12 +36,9 @@ def sum_courses(
 ) -> None:
     """Sum the EQD2 of every course on the last course's dose grid and write it as an RTDOSE."""
     check_export_options(alpha_beta, lql_transition_gy, bits)
-    try:
-        summary = write_cumulative_eqd2(
-            case, alpha_beta, output, recovery_model_name=recovery_model, organ=recovery_organ,
-            lql_transition_gy=lql_transition_gy, bits=bits,
-            accept_dose_scale=accept_dose_scale, accept_other_patient=accept_other_patient,
-        )
-    except ReirradError as exc:
-        fail_input(str(exc))
+    summary = write_cumulative_eqd2(
+        case, alpha_beta, output, recovery_model_name=recovery_model, organ=recovery_organ,
+        lql_transition_gy=lql_transition_gy, bits=bits,
+        accept_dose_scale=accept_dose_scale, accept_other_patient=accept_other_patient,
+    )
     print_summary(summary)

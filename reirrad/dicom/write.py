@@ -1,4 +1,5 @@
-"""Write a dose array on a :class:`Grid` as an RTDOSE file (atomically).
+"""Write a dose array on a :class:`Grid` as an RTDOSE file (under the output policy of
+:mod:`reirrad.outputs`: atomically, never over an input).
 
 The patient and study modules are copied from a header dataset (the reference course's RTDOSE);
 series, instance and equipment attributes are new. Pixel data are unsigned integers times
@@ -7,8 +8,6 @@ DoseGridScaling: 32-bit by default, 16-bit on request (dciodvfy cannot read 32-b
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -21,8 +20,8 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from reirrad import __version__
 from reirrad.dicom.dose import RTDOSE_SOP_CLASS
-from reirrad.errors import InputError
 from reirrad.grid import Grid
+from reirrad.outputs import check_output, write_output
 
 RTPLAN_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.5"
 GRID_FRAME_OFFSET_VECTOR_TAG = 0x3004000C
@@ -166,24 +165,12 @@ def dose_dataset(
 
 
 def save_atomic(ds: Dataset, path: str | Path) -> Path:
-    """Write ``ds`` to a temporary file beside ``path``, then rename it into place."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise InputError(path, "output folder does not exist")
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        pydicom.dcmwrite(temporary, ds, write_like_original=False)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``ds`` to ``path`` under the output policy (a regular file is replaced atomically)."""
+    write_output(path, lambda stream: pydicom.dcmwrite(stream, ds, write_like_original=False))
+    return Path(path)
 
 
 def refuse_input_as_output(output: str | Path, inputs: Iterable[str | Path]) -> None:
-    """InputError when the output path is one of the input files (inputs are never written)."""
-    output = Path(output).resolve()
-    for item in inputs:
-        if Path(item).resolve() == output:
-            raise InputError(output, "output would overwrite an input file; choose another --output")
+    """InputError when ``output`` cannot be written or is one of the input files (same path or
+    same file through a link): checked before anything is computed."""
+    check_output(output, inputs)
