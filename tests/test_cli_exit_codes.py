@@ -140,3 +140,28 @@ def test_version_option_and_command():
     for args in (["--version"], ["version"]):
         result = run(*args)
         assert result.exit_code == 0 and result.stdout == f"{__version__}\n"
+
+
+# ------------------------------------------------------------------------------- usage errors
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["check", "--format", "xml", "case.toml"], "'xml' is not one of"),
+        (["check", "--fail-on", "maybe"], "'maybe' is not one of"),
+        (["nope"], "No such command 'nope'"),
+        (["dvh"], "Missing argument"),
+    ],
+)
+def test_a_usage_error_is_one_line_with_exit_2(args, expected):
+    result = cli(*args)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("reirrad: error: ") and expected in result.stderr
+    assert "--help" in result.stderr and result.stdout == ""
+
+
+def test_a_group_without_a_command_prints_its_help_and_exits_2():
+    result = cli("constraints")
+    assert result.returncode == 2 and "list" in result.stdout and result.stderr == ""

@@ -127,7 +127,25 @@ def _register() -> None:
         importlib.import_module(f"{__name__}.{info.name}")
 
 
+def _usage_error(exc: typer.TyperException) -> None:
+    """One line for a usage error (Typer's own would be a multi-line box): exit 2."""
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command_path if ctx is not None else "reirrad"
+    message = " ".join(exc.format_message().split())
+    if message:  # empty when the help was printed for a group called without a command
+        say(f"reirrad: error: {message} (see '{command} --help')")
+    raise SystemExit(EXIT_INPUT)
+
+
 def main() -> None:
-    """Console-script entry point (usage errors exit 2, see :class:`_Commands` for the rest)."""
+    """Console-script entry point: usage errors are one line and exit 2; see :class:`_Commands`
+    for the rest of the exit-code contract."""
     _register()
-    app()
+    try:
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:
+        _usage_error(exc)
+    except typer.Abort:
+        say("reirrad: interrupted")
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    raise SystemExit(code if isinstance(code, int) else EXIT_OK)

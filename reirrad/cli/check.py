@@ -101,7 +101,7 @@ def check(
     output: str = typer.Option(STDOUT, "--output", "-o", help="Write to this file (atomically) instead of stdout (-)."),
     fail_on: FailOn = typer.Option(FailOn.FAIL, help="Exit 1 on 'fail' only, or on 'warn' too."),
     allow_missing: bool = typer.Option(False, help="Constraints that could not be evaluated do not fail the run."),
-    recovery_model: Optional[str] = typer.Option(None, help="Recovery model name (constraints/recovery.toml)."),
+    recovery_model: Optional[str] = typer.Option(None, help="Recovery model name (see `reirrad constraints show`; README: Radiobiology)."),
     conservative: bool = typer.Option(
         False, help="Courses in different frames with no registration: add per-course upper bounds per organ."
     ),

@@ -18,7 +18,7 @@ def sum_courses(
     alpha_beta: float = typer.Option(..., "--alpha-beta", help="alpha/beta in Gy for every voxel."),
     output: str = typer.Option(..., "--output", "-o", help="Cumulative EQD2 RTDOSE to write (atomically; - for stdout)."),
     recovery_model: Optional[str] = typer.Option(
-        None, "--recovery-model", help="Recovery model of constraints/recovery.toml (default: the case file's, else none)."
+        None, "--recovery-model", help="Recovery model name (README: Radiobiology; default: the case file's, else none)."
     ),
     recovery_organ: Optional[str] = typer.Option(
         None, "--recovery-organ", help="Organ whose recovery applies to the prior courses (models defined per organ)."
