@@ -21,17 +21,27 @@ from reirrad.accumulate import (
     AccumulatedCase, CourseOnGrid, LoadedCourse, accepting, load_courses, map_courses, months_between,
 )
 from reirrad.case import CaseSpec, load_case
-from reirrad.constraints import Constraint, ConstraintSet, judge, load_constraint_set, resolve_set_path
+from reirrad.constraints import Constraint, ConstraintSet, Judging, judge, judging, load_constraint_set, resolve_set_path
 from reirrad.dvh import Dvh, MetricValue, cumulative_dvh, evaluate, sample_dose
 from reirrad.dicom.structures import StructureSet
-from reirrad.eqd2 import RecoveryModel, check_lql_transition_gy, eqd2_gy, recovery_factor, recovery_model
+from reirrad.eqd2 import NO_RECOVERY, RecoveryModel, check_lql_transition_gy, eqd2_gy, recovery_factor, recovery_model
 from reirrad.errors import InputError, OptionError, ReirradError
 from reirrad.flags import CourseDose, CourseInfo, FlagContext, OrganResult, compute_flags
 from reirrad.masks import RoiSampling, sample_roi
 from reirrad.metrics import Metric, parse_metric
 from reirrad.organs import OrganMatch, match_organs
 from reirrad.outputs import case_inputs
-from reirrad.results import STATUSES, CheckReport, ConstraintResult, CourseSummary, DvhCurve, PhaseSummary, Summary
+from reirrad.results import (
+    STATUSES,
+    CheckReport,
+    ConstraintResult,
+    CourseSummary,
+    Discounted,
+    DvhCurve,
+    PhaseSummary,
+    Summary,
+    nothing_judged,
+)
 
 
 DEFAULT_SET = "hn-reirradiation"
@@ -69,8 +79,11 @@ class CheckOptions:
 
 
 def exit_code(results: tuple[ConstraintResult, ...], options: CheckOptions) -> int:
-    """0 all evaluated limits pass; 1 a fail (or warn with fail_on=warn) or a limit that could not
-    be evaluated (unless allow_missing). Report-only entries never change the exit code."""
+    """0 all evaluated limits pass; 1 a fail (or warn with fail_on=warn), a limit that could not
+    be evaluated (unless allow_missing), or no limit judged at all (whatever the options: a run
+    that checked nothing does not pass). Report-only entries never change the exit code otherwise."""
+    if nothing_judged(results):
+        return 1
     failing = {"fail", "warn"} if options.fail_on is FailOn.WARN else {"fail"}
     for r in results:
         if r.status in failing:
@@ -80,8 +93,9 @@ def exit_code(results: tuple[ConstraintResult, ...], options: CheckOptions) -> i
     return 0
 
 
-def _not_evaluated(constraint: Constraint, structure: str | None, reason: str, courses: list[str]) -> ConstraintResult:
-    return _result(constraint, structure, None, {c: None for c in courses}, {}, "not_evaluated", reason, ())
+def _not_evaluated(constraint: Constraint, structure: str | None, reason: str, courses: list[str],
+                   notes: tuple[str, ...] = ()) -> ConstraintResult:
+    return _result(constraint, structure, None, {c: None for c in courses}, {}, "not_evaluated", reason, notes)
 
 
 def _result(
@@ -93,17 +107,20 @@ def _result(
     status: str,
     reason: str | None,
     notes: tuple[str, ...],
+    levels: Judging | None = None,
+    discounted: Discounted | None = None,
 ) -> ConstraintResult:
+    levels = levels or Judging(False, constraint.limit, constraint.warn)
     return ConstraintResult(
         constraint_id=constraint.id,
         organ=constraint.organ,
         structure=structure,
         metric=constraint.metric,
         alpha_beta_gy=constraint.alpha_beta_gy,
-        limit_gy=constraint.limit_gy,
-        warn_gy=constraint.warn_gy,
+        limit_gy=levels.limit,
+        warn_gy=levels.warn,
         value_gy=value,
-        unit=parse_metric(constraint.metric).unit,
+        unit=constraint.unit,
         per_course=per_course,
         recovery=recovery,
         status=status,
@@ -114,7 +131,39 @@ def _result(
         constraint_set=constraint.set_name,
         mitigation=constraint.mitigation,
         notes=notes,
+        dose_basis=constraint.dose_basis,
+        discounted=discounted,
     )
+
+
+Sums = tuple[float | None, dict[str, float | None]]  # a cumulative value and each course's share
+
+
+def judged_result(constraint: Constraint, structure: str | None, how: Judging, model: RecoveryModel,
+                  recovery: dict[str, float], plain: Sums, discounted: Sums | None, notes: tuple[str, ...],
+                  reason: str | None = None) -> ConstraintResult:
+    """The verdict on the dose ``how`` names: the plain (undiscounted) sum, or the sum with prior
+    courses discounted by ``model`` (``discounted``, None when the model discounts nothing here).
+    A result judged on the plain sum shows the discounted value beside it, labelled."""
+    use_discounted = how.discounted and discounted is not None
+    value, per_course = discounted if use_discounted else plain
+    notes = notes + ((how.note,) if how.note else ())
+    shown = None
+    if discounted is not None and not how.discounted:
+        shown = Discounted(model.name, discounted[0], recovery)
+        number = "n/a" if discounted[0] is None else f"{discounted[0]:.2f} {constraint.unit}"
+        notes += (f"judged on the undiscounted cumulative dose: the limit was derived without a recovery "
+                  f"discount; recovery model {model.name} would give {number} (shown for information, not judged)",)
+    applied = recovery if use_discounted else {name: 0.0 for name in recovery}
+    status = "not_evaluated" if value is None else judge(how, value)
+    return _result(constraint, structure, value, per_course, applied, status, reason if value is None else None,
+                   notes, how, shown)
+
+
+def _discount(samples: dict[str, Dvh], recovery: dict[str, float]) -> dict[str, Dvh]:
+    """Each course's samples times (1 - r)."""
+    return {name: dataclasses.replace(dvh, doses_gy=dvh.doses_gy * (1.0 - recovery[name]))
+            for name, dvh in samples.items()}
 
 
 class _Evaluator:
@@ -129,7 +178,7 @@ class _Evaluator:
         self._samplings: dict[str, RoiSampling] = {}
         self._phases: dict[str, dict[str, tuple[Dvh, ...]]] = {}
         self._course_eqd2: dict[tuple[str, float], dict[str, Dvh]] = {}  # (structure, a/b) -> per course
-        self._cumulative: dict[tuple[str, str, float], Dvh] = {}  # (organ, structure, a/b) -> summed EQD2
+        self._cumulative: dict[tuple[str, float], Dvh] = {}  # (structure, a/b) -> summed EQD2, no recovery
 
     @property
     def names(self) -> list[str]:
@@ -176,14 +225,6 @@ class _Evaluator:
             self._course_eqd2[key] = out
         return self._course_eqd2[key]
 
-    def eqd2_samples(self, organ: str, structure: str, alpha_beta_gy: float) -> dict[str, Dvh]:
-        """Each course's EQD2 at the structure's samples with the recovery for this organ applied."""
-        recovery = self.recovery(organ)
-        return {
-            name: dataclasses.replace(dvh, doses_gy=dvh.doses_gy * (1.0 - recovery[name]))
-            for name, dvh in self.course_eqd2_samples(structure, alpha_beta_gy).items()
-        }
-
     def course_doses(self, structure: str, metric: Metric, alpha_beta_gy: float) -> dict[str, CourseDose]:
         """Each course's own value of a dose metric on the structure, for the flags: EQD2 from
         :meth:`course_eqd2_samples` (before recovery), physical (phases added), and the highest
@@ -218,7 +259,7 @@ class _Evaluator:
             return roi.name, "structure has no closed contours (empty)"
         if self.sampling(roi.name).in_grid_volume_cc <= 0:
             return roi.name, "structure lies outside every course's dose grid"
-        return roi.name, self.eqd2_samples(constraint.organ, roi.name, constraint.alpha_beta_gy)
+        return roi.name, self.course_eqd2_samples(roi.name, constraint.alpha_beta_gy)
 
     def notes(self, structure: str) -> tuple[str, ...]:
         """Sampling notes, and one note per course whose dose grid misses part of the structure."""
@@ -248,6 +289,10 @@ class _Evaluator:
                     f"{len(sampled)} evaluated structures; check its registration and geometry",
                 )
 
+    def prior_recovery(self, recovery: dict[str, float]) -> dict[str, float]:
+        """r of the prior courses only."""
+        return {c.name: recovery[c.name] for c in self.acc.courses if not c.is_reference}
+
     def evaluate(self, constraint: Constraint, match: OrganMatch) -> ConstraintResult:
         """The verdict on one constraint (never a silent pass: anything missing is not evaluated)."""
         structure, samples = self.organ_samples(constraint, match)
@@ -257,24 +302,35 @@ class _Evaluator:
         if gaps and not constraint.report_only and not self.accept_partial_coverage:
             reason = "; ".join(gaps) + (" (its dose there is unknown; accept the gap as 0 Gy with "
                                         "--accept-partial-coverage or accept_partial_coverage = true)")
-            return _result(constraint, structure, None, {n: None for n in self.names}, self.recovery(constraint.organ),
-                           "not_evaluated", reason, self.notes(structure))
-        metric = parse_metric(constraint.metric)
-        key = (constraint.organ, structure, constraint.alpha_beta_gy)
-        cumulative = self._cumulative.setdefault(key, _add(samples.values()))
-        value = evaluate(cumulative, metric)
+            return _not_evaluated(constraint, structure, reason, self.names, self.notes(structure))
         recovery = self.recovery(constraint.organ)
         notes = self.notes(structure)
+        how = judging(constraint, self.model.name, self.prior_recovery(recovery))
+        if isinstance(how, str):
+            return _not_evaluated(constraint, structure, how, self.names, notes)
+        metric = parse_metric(constraint.metric)
+        key = (structure, constraint.alpha_beta_gy)
+        plain = self._cumulative.setdefault(key, _add(samples.values()))
+        discounted = None
+        if any(recovery.values()):
+            scaled = _discount(samples, recovery)
+            discounted = self.sums(_add(scaled.values()), metric, scaled)
+        plain_sums = self.sums(plain, metric, samples)
+        reason = evaluate(plain, metric).reason if plain_sums[0] is None else None
+        return judged_result(constraint, structure, how, self.model, recovery, plain_sums, discounted, notes, reason)
+
+    @staticmethod
+    def sums(cumulative: Dvh, metric: Metric, per_course: dict[str, Dvh]) -> Sums:
+        """A metric of the cumulative samples and each course's share of it."""
+        value = evaluate(cumulative, metric)
         if value.value is None:
-            return _result(constraint, structure, None, {n: None for n in self.names}, recovery,
-                           "not_evaluated", value.reason, notes)
-        return _result(constraint, structure, value.value, contributions(value, metric, samples), recovery,
-                       judge(constraint, value.value), None, notes)
+            return None, {name: None for name in per_course}
+        return value.value, contributions(value, metric, per_course)
 
     def curves(self, bin_width_gy: float = CURVE_BIN_GY) -> tuple[DvhCurve, ...]:
-        """Cumulative EQD2 DVH of every evaluated structure and alpha/beta, in volume %."""
+        """Cumulative EQD2 DVH (no recovery) of every evaluated structure and alpha/beta, in volume %."""
         out = []
-        for (_, structure, alpha_beta), dvh in self._cumulative.items():
+        for (structure, alpha_beta), dvh in self._cumulative.items():
             dose, volume = cumulative_dvh(dvh, bin_width_gy)
             out.append(DvhCurve(structure, alpha_beta, dose, 100.0 * volume / dvh.in_grid_volume_cc))
         return tuple(out)
@@ -398,6 +454,28 @@ def flag_context(acc: AccumulatedCase, case: CaseSpec, organs: tuple[OrganResult
     )
 
 
+def for_recovery_model(cset: ConstraintSet, model: RecoveryModel) -> ConstraintSet:
+    """The set's entries that apply in a run using ``model``: every undiscounted entry and those
+    belonging to ``model`` (entries of other recovery models are left out, and said so)."""
+    return dataclasses.replace(cset, constraints=tuple(c for c in cset.constraints if c.applies_with(model.name)))
+
+
+def dose_basis_text(cset: ConstraintSet, model: RecoveryModel) -> str:
+    """How the recovery model meets the limits, for the assumptions."""
+    full = load_constraint_set(cset.path)
+    other = sorted({f"{c.id.split('[')[0]} ({c.dose_basis})" for c in full.constraints if not c.applies_with(model.name)})
+    own = sorted({c.id.split("[")[0] for c in full.constraints if c.dose_basis == model.name})
+    text = ("limits derived on undiscounted dose are judged on the undiscounted cumulative sum whatever the "
+            "recovery model")
+    if model.name != NO_RECOVERY:
+        text += f"; the value discounted by {model.name} is shown beside them, not judged"
+    if own:
+        text += f"; entries of recovery model {model.name} applied: {', '.join(own)}"
+    if other:
+        text += f"; entries of other recovery models not applied: {', '.join(other)}"
+    return text
+
+
 def assumptions(acc: AccumulatedCase, cset: ConstraintSet, model: RecoveryModel, options: CheckOptions) -> dict[str, object]:
     """The assumptions every result rests on, as the ESTRO-EORTC consensus asks them reported."""
     return {
@@ -413,6 +491,7 @@ def assumptions(acc: AccumulatedCase, cset: ConstraintSet, model: RecoveryModel,
         "radiobiological_model": "LQ" if options.lql_transition_gy is None
         else f"LQ-L above {options.lql_transition_gy:g} Gy per fraction",
         "recovery_model": f"{model.name}: {model.title} ({model.source})",
+        "dose_basis": dose_basis_text(cset, model),
         "registration": "; ".join(f"{c.name}: {'reference' if c.is_reference else c.registration_label}" for c in acc.courses),
         "outside_grid": "a course contributes 0 Gy where its dose grid does not reach; every affected "
         "result says how much of the structure that is; a result with a limit or warn level is "
@@ -486,6 +565,7 @@ def run_check(case: CaseSpec, options: CheckOptions = CheckOptions()) -> CheckRe
     """Judge the case's cumulative EQD2 against its constraint set."""
     cset = load_constraint_set(constraint_set_path(case, options))
     model = recovery_model(options.recovery_model or case.recovery_model or cset.recovery_model)
+    cset = for_recovery_model(cset, model)
     case = accepting(case, dose_scale=options.accept_dose_scale, other_patient=options.accept_other_patient,
                      partial_coverage=options.accept_partial_coverage)
     courses = load_courses(case)
@@ -571,18 +651,20 @@ def _run_conservative(case: CaseSpec, cset: ConstraintSet, model: RecoveryModel,
                 break
             r = 0.0 if course is reference else recovery_factor(model, constraint.organ, intervals[course.name]).r
             recovery[course.name] = r
-            per_course[course.name] = value.value * (1.0 - r)
+            per_course[course.name] = value.value
             own.update(evaluator.course_doses(structure, metric, constraint.alpha_beta_gy))
         structure = " / ".join(dict.fromkeys(structures)) or None
-        if reason:
-            result = _result(constraint, structure, None, {n: None for n in names}, recovery,
-                             "not_evaluated", reason, ())
+        how = reason or judging(constraint, model.name, {n: r for n, r in recovery.items() if n != reference.name})
+        if isinstance(how, str):
+            result = _not_evaluated(constraint, structure, how, names)
         else:
-            total = float(sum(per_course.values()))  # type: ignore[arg-type]
             note = (f"conservative, no registration: sum of each course's own bound on its own structure set "
                     f"(an upper bound of {metric} of the summed dose)" if metric.kind != "Dmean"
                     else "conservative, no registration: per-course Dmean added (exact only for identical structures)")
-            result = _result(constraint, structure, total, per_course, recovery, judge(constraint, total), None, (note,))
+            kept = {n: v * (1.0 - recovery[n]) for n, v in per_course.items()}  # type: ignore[operator]
+            discounted = (float(sum(kept.values())), kept) if any(recovery.values()) else None
+            plain = (float(sum(per_course.values())), per_course)  # type: ignore[arg-type]
+            result = judged_result(constraint, structure, how, model, recovery, plain, discounted, (note,))
         results.append(result)
         organ_results.append(OrganResult(
             organ=result.organ, structure=result.structure, metric=result.metric,
@@ -613,6 +695,7 @@ def _run_conservative(case: CaseSpec, cset: ConstraintSet, model: RecoveryModel,
         "radiobiological_model": "LQ" if options.lql_transition_gy is None
         else f"LQ-L above {options.lql_transition_gy:g} Gy per fraction",
         "recovery_model": f"{model.name}: {model.title} ({model.source})",
+        "dose_basis": dose_basis_text(cset, model),
         "registration": "none: courses were not mapped onto one grid",
         "constraint_set": f"{cset.name} v{cset.version} ({' > '.join(cset.lineage)})",
     }

@@ -19,8 +19,11 @@ STATUS_STYLE = {
 SEVERITY_STYLE = {"high": "bold red", "caution": "yellow", "info": "cyan"}
 
 
-def _fmt(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
+def _fmt(value: float | None, digits: int = 2, unit: str = "Gy") -> str:
+    """A number; a volume (cm3, %) carries its unit, doses are in Gy like the column heads."""
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}" + ("" if unit == "Gy" else f" {unit}")
 
 
 def courses_table(report: CheckReport) -> Table:
@@ -60,8 +63,9 @@ def results_table(report: CheckReport) -> tuple[Table, list[str]]:
                 footnotes.append(text)
             marks.append(str(footnotes.index(text) + 1))
         table.add_row(
-            r.organ, r.structure or "-", r.metric, f"{r.alpha_beta_gy:g}", _fmt(r.warn_gy), _fmt(r.limit_gy),
-            _fmt(r.value_gy), *(_fmt(r.per_course.get(n)) for n in names), Text(label, style=style),
+            r.organ, r.structure or "-", r.metric, f"{r.alpha_beta_gy:g}", _fmt(r.warn_gy, unit=r.unit),
+            _fmt(r.limit_gy, unit=r.unit), _fmt(r.value_gy, unit=r.unit),
+            *(_fmt(r.per_course.get(n), unit=r.unit) for n in names), Text(label, style=style),
             r.source_id or "-", ",".join(marks),
         )
     return table, footnotes
