@@ -18,7 +18,14 @@ import numpy as np
 
 from reirrad import __version__
 from reirrad.accumulate import (
-    AccumulatedCase, CourseOnGrid, LoadedCourse, accepting, load_courses, map_courses, months_between,
+    AccumulatedCase,
+    CourseOnGrid,
+    LoadedCourse,
+    accepting,
+    fraction_text,
+    load_courses,
+    map_courses,
+    months_between,
 )
 from reirrad.case import CaseSpec, load_case
 from reirrad.constraints import Constraint, ConstraintSet, Judging, judge, judging, load_constraint_set, resolve_set_path
@@ -400,7 +407,7 @@ def course_summary(course: CourseOnGrid, registration: str, interval_months: flo
         fractions=course.fractions,
         prescription_gy=course.prescription_gy,
         phases=tuple(
-            PhaseSummary(p.label, p.fractions, p.fraction_source, p.prescription_gy, p.max_dose_gy)
+            PhaseSummary(p.label, p.fractions, p.fraction_source, p.prescription_gy, p.max_dose_gy, p.plan_fractions)
             for p in course.course.phases
         ),
         files=course.course.files,
@@ -430,6 +437,7 @@ def course_info(course: CourseOnGrid) -> CourseInfo:
         name=course.name,
         fractions=course.fractions,
         fraction_source="override" if any(p.fraction_source == "override" for p in phases) else "plan",
+        plan_fractions=None if any(p.plan_fractions is None for p in phases) else sum(p.plan_fractions for p in phases),
         prescription_gy=course.prescription_gy,
         max_dose_per_fraction_gy=max(p.max_dose_gy / p.fractions for p in phases),
         prescribed_per_fraction_gy=max(prescribed) if len(prescribed) == len(phases) else None,
@@ -484,7 +492,7 @@ def assumptions(acc: AccumulatedCase, cset: ConstraintSet, model: RecoveryModel,
         "then summed sample by sample; organ metrics on the summed EQD2",
         "reference_grid": _grid_text(acc),
         "fractions": "; ".join(
-            f"{c.name}: " + " + ".join(f"{p.fractions} ({p.fraction_source})" for p in c.course.phases)
+            f"{c.name}: " + " + ".join(fraction_text(p) for p in c.course.phases)
             for c in acc.courses
         ),
         "alpha_beta": "per constraint, from the constraint set (see each result)",
@@ -689,7 +697,7 @@ def _run_conservative(case: CaseSpec, cset: ConstraintSet, model: RecoveryModel,
         "method": "CONSERVATIVE per-course sum (no registration): each course's EQD2 metric on its own "
         "grid and structure set, added per organ; Dx from each course's dose at x/n (n courses), "
         "Dmax from each Dmax",
-        "fractions": "; ".join(f"{c.name}: " + " + ".join(f"{p.fractions} ({p.fraction_source})" for p in c.phases)
+        "fractions": "; ".join(f"{c.name}: " + " + ".join(fraction_text(p) for p in c.phases)
                                for c in courses),
         "alpha_beta": "per constraint, from the constraint set (see each result)",
         "radiobiological_model": "LQ" if options.lql_transition_gy is None

@@ -27,6 +27,7 @@ class PhaseSummary:
     fraction_source: str  # "plan" or "override"
     prescription_gy: float | None
     max_dose_gy: float  # highest physical voxel dose of the phase on its own grid
+    plan_fractions: int | None = None  # the plan's own count (differs from fractions when overridden)
 
 
 @dataclass(frozen=True)

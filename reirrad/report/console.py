@@ -33,7 +33,9 @@ def courses_table(report: CheckReport) -> Table:
         table.add_column(column)
     for c in report.courses:
         fractions = " + ".join(
-            f"{p.fractions}{'*' if p.fraction_source == 'override' else ''}" for p in c.phases
+            f"{p.fractions}* (plan {'-' if p.plan_fractions is None else p.plan_fractions})"
+            if p.fraction_source == "override" else str(p.fractions)
+            for p in c.phases
         )
         dates = " to ".join(d.isoformat() for d in (c.start_date, c.end_date) if d) or "-"
         table.add_row(

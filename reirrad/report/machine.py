@@ -33,6 +33,7 @@ def course_dict(course: CourseSummary) -> dict:
                 "plan": p.plan_label,
                 "fractions": p.fractions,
                 "fraction_source": p.fraction_source,
+                "plan_fractions": p.plan_fractions,
                 "prescription_gy": _number(p.prescription_gy),
                 "max_dose_gy": _number(p.max_dose_gy),
             }
