@@ -9,14 +9,14 @@
     end_date = 2022-11-02
     fractions = 35                          # optional: when the plan is absent (must agree with a plan)
     override_fractions = true               # optional: use `fractions` although the plan disagrees (flagged)
+    [courses.structures]                    # optional: this course's structure names = organ
+    "Myelon" = "SpinalCord"                 # (prior sets are read only in conservative mode)
     [[courses]]
     name = "new"
     path = "course2"
     start_date = 2025-01-14
     registration = "course2/reg.dcm"        # optional REG, relative to the case file
     schedule = "bid"                        # optional: daily | alternate_day | bid
-    [courses.structures]                    # optional: this course's structure names = organ
-    "Cord_new" = "SpinalCord"
     [structures]                            # optional: names of the reference (last) course
     "Cord" = "SpinalCord"
     [clinical]                              # optional facts for toxicity flags
@@ -120,6 +120,12 @@ class CaseSpec:
         """The course whose grid and structures are evaluated (the last one)."""
         return self.courses[-1]
 
+    def structures_of(self, course: CourseSpec) -> dict[str, str]:
+        """A course's structure -> organ map: its own ``[courses.structures]``, else the top-level
+        ``[structures]`` (written for the reference course; a prior course's own set is read only
+        in conservative mode)."""
+        return self.structures if course.structures is None else course.structures
+
 
 def load_case(path: str | Path) -> CaseSpec:
     """Read and validate a case file; every error names the file and the field."""
@@ -136,6 +142,9 @@ def load_case(path: str | Path) -> CaseSpec:
         raise InputError(path, "courses: give at least one [[courses]] table")
     courses = tuple(_course(item, i, path) for i, item in enumerate(courses_data))
     _check_courses(courses, path)
+    if "structures" in data and courses[-1].structures is not None:
+        raise InputError(path, f"structures: the reference course {courses[-1].name!r} has its own "
+                         "[courses.structures]; give its names in one of the two tables")
     model = _optional(data, "recovery_model", str, "", path)
     if model is not None:
         try:

@@ -27,7 +27,7 @@ from reirrad.accumulate import (
     map_courses,
     months_between,
 )
-from reirrad.case import CaseSpec, load_case
+from reirrad.case import CaseSpec, CourseSpec, load_case
 from reirrad.constraints import Constraint, ConstraintSet, Judging, judge, judging, load_constraint_set, resolve_set_path
 from reirrad.dvh import Dvh, MetricValue, cumulative_dvh, evaluate, sample_dose
 from reirrad.dicom.structures import StructureSet
@@ -522,12 +522,23 @@ def _grid_text(acc: AccumulatedCase) -> str:
     return text
 
 
-def _match(structures: StructureSet, cset: ConstraintSet, case: CaseSpec) -> dict[str, OrganMatch]:
+def _match(structures: StructureSet, cset: ConstraintSet, case: CaseSpec, course: CourseSpec) -> dict[str, OrganMatch]:
+    """The constraint organs matched in one course's structure set, with that course's map."""
     return match_organs(
         [r.name for r in structures.rois],
         [c.organ for c in cset.constraints],
-        case.structures,
+        case.structures_of(course),
         empty=[r.name for r in structures.rois if r.is_empty],
+        structure_set=f"structure set {structures.path} (course '{course.name}')",
+    )
+
+
+def unused_maps(case: CaseSpec) -> tuple[str, ...]:
+    """Warnings for prior courses' structure maps, which only conservative mode reads."""
+    return tuple(
+        f"course '{c.name}': its [courses.structures] map is not used: only the reference course's "
+        "structures are evaluated (prior structure sets are read with --conservative)"
+        for c in case.courses[:-1] if c.structures is not None
     )
 
 
@@ -548,7 +559,8 @@ def _report(case: CaseSpec, cset: ConstraintSet, options: CheckOptions, courses:
         assumptions=assumed,
         summary=Summary(counts, exit_code(results, options)),
         reirrad_version=__version__,
-        warnings=tuple(dict.fromkeys(note for c in courses for note in c.notes)),
+        warnings=tuple(dict.fromkeys([note for c in courses for note in c.notes]
+                                     + ([] if options.conservative else list(unused_maps(case))))),
         curves=curves,
     )
 
@@ -582,7 +594,7 @@ def run_check(case: CaseSpec, options: CheckOptions = CheckOptions()) -> CheckRe
     structures = courses[-1].structures
     if structures is None:
         raise InputError(case.reference.path, f"reference course '{courses[-1].name}' has no RTSTRUCT")
-    matches = _match(structures, cset, case)
+    matches = _match(structures, cset, case, case.reference)
     evaluated = dict.fromkeys(m.structure for m in matches.values() if m.structure is not None)
     cover = [structures.by_name(name) for name in evaluated]
     acc = map_courses(courses, dataclasses.replace(case, recovery_model=model.name), cover)
@@ -636,7 +648,7 @@ def _run_conservative(case: CaseSpec, cset: ConstraintSet, model: RecoveryModel,
         if acc.structures is None:
             raise InputError(course.spec.path, f"course '{course.name}' has no RTSTRUCT; conservative mode "
                              "needs every course's own structure set")
-        singles.append((_Evaluator(acc, model, options.lql_transition_gy), _match(acc.structures, cset, case)))
+        singles.append((_Evaluator(acc, model, options.lql_transition_gy), _match(acc.structures, cset, case, course.spec)))
     intervals = {c.name: None if c is reference else months_between(c.spec.end_date, reference.spec.start_date)
                  for c in courses}
     names = [c.name for c in courses]
@@ -740,11 +752,20 @@ def batch_inputs(case_files: list[Path], options: CheckOptions) -> tuple[Path, .
 
 
 def run_batch(case_files: list[Path], options: CheckOptions = CheckOptions()) -> BatchResult:
-    """Check every case file; a case that cannot be read is recorded and the others go on."""
+    """Check every case file; a case that cannot be read is recorded and the others go on.
+
+    Reports are keyed by case id, so a case whose id an earlier case file already uses is refused
+    (an error naming both files: exit 2), never merged or overwritten."""
     reports, errors = [], []
+    first_with: dict[str, Path] = {}
     for path in case_files:
         try:
-            reports.append(run_check(load_case(path), options))
+            case = load_case(path)
+            if case.id in first_with:
+                raise InputError(path, f"case id {case.id!r} is already the id of {first_with[case.id]} in this "
+                                 "batch; give each case its own id")
+            first_with[case.id] = path
+            reports.append(run_check(case, options))
         except ReirradError as exc:
             errors.append((str(path), str(exc)))
     return BatchResult(tuple(reports), tuple(errors))

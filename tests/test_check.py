@@ -301,9 +301,11 @@ def test_cli_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path):
 
 def test_cli_batch_audit_json_junit_csv_and_exit_codes(nelms_case, tmp_path):
     case = str(nelms_case / "case.toml")
+    twin = nelms_case / "case-2.toml"  # another case id: a batch refuses two cases with one id
+    twin.write_text((nelms_case / "case.toml").read_text().replace('id = "nelms"', 'id = "nelms-2"'))
     broken = tmp_path / "broken.toml"
     broken.write_text("id = \n")
-    batch = run_cli("check", case, case, "--format", "json")
+    batch = run_cli("check", case, str(twin), "--format", "json")
     data = json.loads(batch.stdout)
     assert data["schema"] == "reirrad.batch.v1" and len(data["cases"]) == 2
     assert data["summary"]["exit_code"] == batch.returncode == 1
@@ -314,9 +316,9 @@ def test_cli_batch_audit_json_junit_csv_and_exit_codes(nelms_case, tmp_path):
     assert suites.tag == "testsuites" and len(suites) == 2
     assert suites[1].get("errors") == "1" and suites[1].find(".//error") is not None
 
-    rows = list(csv.DictReader(io.StringIO(run_cli("check", case, case, "--format", "csv").stdout)))
-    assert len(rows) == 10 and {r["case"] for r in rows} == {"nelms"}
-    assert run_cli("check", case, case, "--format", "html").returncode == 2
+    rows = list(csv.DictReader(io.StringIO(run_cli("check", case, str(twin), "--format", "csv").stdout)))
+    assert len(rows) == 10 and {r["case"] for r in rows} == {"nelms", "nelms-2"}
+    assert run_cli("check", case, str(twin), "--format", "html").returncode == 2
 
 
 def test_constraint_set_default_recovery_model_is_shown_beside_undiscounted_limits(nelms_case, report, tmp_path):
