@@ -28,7 +28,16 @@ from reirrad.accumulate import (
     months_between,
 )
 from reirrad.case import CaseSpec, CourseSpec, load_case
-from reirrad.constraints import Constraint, ConstraintSet, Judging, judge, judging, load_constraint_set, resolve_set_path
+from reirrad.constraints import (
+    UNDISCOUNTED,
+    Constraint,
+    ConstraintSet,
+    Judging,
+    judge,
+    judging,
+    load_constraint_set,
+    resolve_set_path,
+)
 from reirrad.dvh import Dvh, MetricValue, cumulative_dvh, evaluate, sample_dose
 from reirrad.dicom.structures import StructureSet
 from reirrad.eqd2 import NO_RECOVERY, RecoveryModel, check_lql_transition_gy, eqd2_gy, recovery_factor, recovery_model
@@ -601,7 +610,8 @@ def run_check(case: CaseSpec, options: CheckOptions = CheckOptions()) -> CheckRe
     evaluator = _Evaluator(acc, model, options.lql_transition_gy, case.accept_partial_coverage)
     evaluator.refuse_courses_missing_everything([roi.name for roi in cover if not roi.is_empty])
     results = tuple(evaluator.evaluate(c, matches[c.organ]) for c in cset.constraints)
-    organ_results = tuple(evaluator.organ_result(r) for r in results)
+    # flags read undiscounted values, once per organ metric (a recovery model's own entry repeats one)
+    organ_results = tuple(evaluator.organ_result(r) for r in results if r.dose_basis == UNDISCOUNTED)
     flags = compute_flags(flag_context(acc, case, organ_results, tuple(matches.values())))
     return _report(case, cset, options, courses, course_summaries(acc), results, flags,
                    assumptions(acc, cset, model, options), evaluator.curves())
@@ -686,6 +696,8 @@ def _run_conservative(case: CaseSpec, cset: ConstraintSet, model: RecoveryModel,
             plain = (float(sum(per_course.values())), per_course)  # type: ignore[arg-type]
             result = judged_result(constraint, structure, how, model, recovery, plain, discounted, (note,))
         results.append(result)
+        if result.dose_basis != UNDISCOUNTED:  # flags read undiscounted values, once per organ metric
+            continue
         organ_results.append(OrganResult(
             organ=result.organ, structure=result.structure, metric=result.metric,
             alpha_beta_gy=result.alpha_beta_gy, cumulative_gy=result.value_gy, status=result.status,

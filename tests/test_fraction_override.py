@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from uniform_case import write_case, write_course
 
 from reirrad.case import case_from_folders, load_case
-from reirrad.check import CheckOptions, run_check
+from reirrad.check import run_check
 from reirrad.cli import _register, app
 from reirrad.errors import InputError
 

@@ -18,6 +18,7 @@ from uniform_case import write_case, write_course
 
 from reirrad.case import load_case
 from reirrad.check import CheckOptions, run_batch, run_check
+from reirrad.constraints import validate_constraint_file
 from reirrad.errors import InputError
 from reirrad.report.console import results_table
 from reirrad.report.junit import to_junit
@@ -175,8 +176,6 @@ def test_volume_constraints_are_judged_with_their_unit(tmp_path):
 
 
 def test_volume_levels_are_validated(tmp_path):
-    from reirrad.constraints import validate_constraint_file
-
     path = tmp_path / "bad.toml"
     path.write_text(VOLUME_SET.replace("limit_cc = 1.5", "limit_gy = 1.5").replace("limit_pct = 100.0", "limit_pct = 120.0")
                     .replace('metric = "V80Gy"', 'metric = "Dmax"'))

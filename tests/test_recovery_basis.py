@@ -7,6 +7,7 @@ cord EQD2(2) = D (D/n + 2) / 4; at 2 Gy per fraction that is D itself.
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -131,8 +132,6 @@ def test_dose_basis_is_validated(tmp_path):
 
 
 def test_every_builtin_limit_states_its_dose_basis():
-    import tomllib
-
     for path in (REPO / "constraints").glob("*reirradiation.toml"):
         for entry in tomllib.loads(path.read_text())["constraints"]:
             if entry["priority"] != "report":
