@@ -140,13 +140,13 @@ def judging(constraint: Constraint, recovery_model: str, prior_r: Mapping[str, f
     if constraint.single_course_limit_gy is None:
         note = f"limit derived on cumulative dose with prior courses discounted by recovery model {recovery_model}"
         return Judging(True, constraint.limit, constraint.warn, note)
-    if len(prior_r) != 1:
+    if len(prior_r) > 1:
         return (f"the tolerance rule of recovery model {recovery_model} is stated for one prior course; "
                 f"this case has {len(prior_r)}")
-    ((course, r),) = prior_r.items()
+    course, r = next(iter(prior_r.items()), ("none", 0.0))  # no prior course: the single-course tolerance
     limit = constraint.single_course_limit_gy * (1.0 + r)
     note = (f"tolerance rule of recovery model {recovery_model}: single-course tolerance "
-            f"{constraint.single_course_limit_gy:g} Gy x (1 + r {r:g} for course '{course}') = {limit:g} Gy, "
+            f"{constraint.single_course_limit_gy:g} Gy x (1 + r {r:g} for prior course '{course}') = {limit:g} Gy, "
             "judged on the undiscounted cumulative dose")
     return Judging(False, limit, None, note)
 
