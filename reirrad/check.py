@@ -165,7 +165,7 @@ def judged_result(constraint: Constraint, structure: str | None, how: Judging, m
     value, per_course = discounted if use_discounted else plain
     notes = notes + ((how.note,) if how.note else ())
     shown = None
-    if discounted is not None and not how.discounted:
+    if discounted is not None and constraint.dose_basis == UNDISCOUNTED:
         shown = Discounted(model.name, discounted[0], recovery)
         number = "n/a" if discounted[0] is None else f"{discounted[0]:.2f} {constraint.unit}"
         notes += (f"judged on the undiscounted cumulative dose: the limit was derived without a recovery "

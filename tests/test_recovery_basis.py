@@ -51,6 +51,7 @@ def test_issue_example_nieder_is_judged_on_the_undiscounted_sum(tmp_path):
     doi = result(report, "spinalcord-dmax-simple-25-50")
     assert (doi.limit_gy, doi.status) == (pytest.approx(75.0), "fail")
     assert doi.value_gy == pytest.approx(90.0, abs=1e-3) and doi.dose_basis == "simple-25-50"
+    assert doi.discounted is None  # the model's own rule: nothing discounted to show beside it
     assert report.summary.exit_code == 1
 
 
