@@ -15,7 +15,8 @@ from uniform_case import write_case, write_course
 
 from reirrad.case import load_case
 from reirrad.check import CheckOptions, run_check
-from reirrad.constraints import judging, load_constraint_set, validate_constraint_file
+from reirrad import constraints
+from reirrad.constraints import load_constraint_set, validate_constraint_file
 from reirrad.report.console import results_table
 from reirrad.report.junit import to_junit
 from reirrad.report.machine import to_csv, to_json
@@ -142,8 +143,8 @@ def test_every_builtin_limit_states_its_dose_basis():
 def test_tolerance_rule_needs_at_most_one_prior_course():
     rule = next(c for c in load_constraint_set("hn-reirradiation").constraints
                 if c.id == "spinalcord-dmax-simple-25-50")
-    assert judging(rule, "simple-25-50", {}).limit == pytest.approx(50.0)
-    assert judging(rule, "simple-25-50", {"prior": 0.25}).limit == pytest.approx(62.5)
-    assert "stated for one prior course; this case has 2" in judging(rule, "simple-25-50", {"a": 0.5, "b": 0.5})
+    assert constraints.judging(rule, "simple-25-50", {}).limit == pytest.approx(50.0)
+    assert constraints.judging(rule, "simple-25-50", {"prior": 0.25}).limit == pytest.approx(62.5)
+    assert "stated for one prior course; this case has 2" in constraints.judging(rule, "simple-25-50", {"a": 0.5, "b": 0.5})
     with pytest.raises(ValueError, match="belongs to recovery model 'simple-25-50'"):
-        judging(rule, "price-2021", {"prior": 0.5})
+        constraints.judging(rule, "price-2021", {"prior": 0.5})
