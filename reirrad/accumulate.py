@@ -59,6 +59,7 @@ class PhaseDose:
     plan_uid: str | None  # the RTPLAN's UID, else the one the dose references
     notes: tuple[str, ...] = ()  # how the dose scale was checked (or why it could not be)
     dose_uids: tuple[str, ...] = ()  # SOPInstanceUID of each RTDOSE, in the order of ``files``
+    plan_fractions: int | None = None  # the plan's own count (None: no plan, or its groups disagree)
 
     @property
     def dose_files(self) -> tuple[Path, ...]:
@@ -74,6 +75,9 @@ def resolve_phase(
     fraction_group: int | None = None,
     *,
     accept_dose_scale: bool = False,
+    confirmed: bool = False,
+    given_as: str = "the given fraction count",
+    confirm_hint: str = "--override-fractions",
 ) -> PhaseDose:
     """Total physical dose of one plan (or fraction group) and its fraction count.
 
@@ -84,6 +88,11 @@ def resolve_phase(
     the fraction count (case file field or command-line option). The total's maximum is checked
     against the prescription (:func:`dose_scale_notes`); ``accept_dose_scale`` accepts an
     implausible one.
+
+    A given count (``fractions_override``, described by ``given_as``) that agrees with the plan
+    changes nothing (source "plan"). One that disagrees is refused unless ``confirmed`` (the user
+    said so with ``confirm_hint``); it is then used with source "override" and the plan's count
+    kept in ``plan_fractions``. Without a plan a given count is used as an override.
     """
     if not doses:
         raise InputError(None if plan is None else plan.path, "plan has no dose file")
@@ -95,7 +104,16 @@ def resolve_phase(
         raise InputError(first.path, f"one plan has doses of several summation types ({', '.join(sorted(kinds))})")
     kind = kinds.pop()
     group = fraction_group if fraction_group is not None else _fraction_group_number(doses, kind)
-    fractions, source = _fractions(plan, group, kind, fractions_override, hint, first.path)
+    planned = _planned_fractions(plan, group, kind, hint, first.path, required=fractions_override is None)
+    fractions, source = planned, "plan"
+    if fractions_override is not None and fractions_override != planned:
+        if planned is not None and not confirmed:
+            raise InputError(
+                first.path,
+                f"{given_as} gives {fractions_override} fractions but plan {plan.path.name} says {planned}: "
+                f"remove the given count, or confirm it with {confirm_hint} (it is then used and flagged)",
+            )
+        fractions, source = fractions_override, "override"
     if kind == "BEAM":
         total = _sum_beams(doses, plan, group)
     elif len(doses) > 1:
@@ -119,6 +137,7 @@ def resolve_phase(
         notes=dose_scale_notes(
             max_dose_gy, _scale_prescription_gy(plan, group, kind), plan, first.path, label, accept_dose_scale
         ),
+        plan_fractions=planned,
     )
 
 
@@ -183,23 +202,27 @@ def _fraction_group_number(doses: Sequence[DoseGrid], kind: str) -> int | None:
     return groups.pop()
 
 
-def _fractions(
-    plan: Plan | None, group: int | None, kind: str, override: int | None, hint: str, path: Path
-) -> tuple[int, str]:
-    if override is not None:
-        return override, "override"
+def _planned_fractions(
+    plan: Plan | None, group: int | None, kind: str, hint: str, path: Path, required: bool
+) -> int | None:
+    """The plan's fraction count for this dose; None when it gives none and none is ``required``
+    (no plan, or fraction groups with different counts), else an InputError naming ``hint``."""
     if plan is None:
-        raise InputError(path, f"no plan gives the number of fractions of this {kind} dose: {hint}")
+        if required:
+            raise InputError(path, f"no plan gives the number of fractions of this {kind} dose: {hint}")
+        return None
     if group is not None and len(plan.fraction_groups) > 1:
-        return plan.fraction_group(group).fractions_planned, "plan"
+        return plan.fraction_group(group).fractions_planned
     counts = {g.fractions_planned for g in plan.fraction_groups}
     if len(counts) != 1:
+        if not required:
+            return None
         raise InputError(
             path,
             f"plan {plan.path.name} has fraction groups with different fraction counts "
             f"({', '.join(str(c) for c in sorted(counts))}); export one dose per fraction group or {hint}",
         )
-    return counts.pop(), "plan"
+    return counts.pop()
 
 
 def _sum_beams(doses: Sequence[DoseGrid], plan: Plan | None, group: int | None) -> np.ndarray:
@@ -296,6 +319,9 @@ def course_from_discovery(spec: CourseSpec, course: Course) -> LoadedCourse:
             spec.fractions_hint,
             None if phase.fraction_group is None else phase.fraction_group.number,
             accept_dose_scale=spec.accept_dose_scale,
+            confirmed=spec.override_fractions,
+            given_as=spec.fractions_given_as,
+            confirm_hint=spec.override_hint,
         )
         for phase in course.phases
     )
@@ -590,8 +616,20 @@ class ExportSummary:
     assumptions: tuple[str, ...]
 
 
+def fraction_source_text(phase: PhaseDose) -> str:
+    """Where a phase's fraction count came from: "plan", "override; plan 5", "override; no plan count"."""
+    if phase.fraction_source != "override":
+        return phase.fraction_source
+    return "override; " + ("no plan count" if phase.plan_fractions is None else f"plan {phase.plan_fractions}")
+
+
+def fraction_text(phase: PhaseDose) -> str:
+    """"25 (plan)" or "3 (override; plan 5)"."""
+    return f"{phase.fractions} ({fraction_source_text(phase)})"
+
+
 def _phase_text(phase: PhaseDose) -> str:
-    return f"{phase.label} {phase.fractions} fx ({phase.fraction_source})"
+    return f"{phase.label} {phase.fractions} fx ({fraction_source_text(phase)})"
 
 
 def write_eqd2_dose(
@@ -604,16 +642,19 @@ def write_eqd2_dose(
     lql_transition_gy: float | None = None,
     bits: int = 32,
     accept_dose_scale: bool = False,
+    override_fractions: bool = False,
 ) -> ExportSummary:
     """EQD2 of one RTDOSE (fractions from ``plan_path`` or ``fractions``) written as EFFECTIVE dose.
 
     With a plan, the dose's maximum is checked against its prescription (``accept_dose_scale``
-    accepts an implausible one)."""
+    accepts an implausible one); ``fractions`` that disagree with the plan are refused unless
+    ``override_fractions``."""
     refuse_input_as_output(output, [rtdose] + ([plan_path] if plan_path else []))
     dose = read_dose(rtdose)
     plan = read_plan(plan_path) if plan_path is not None else None
     phase = resolve_phase(
-        plan, [dose], fractions, "pass --fractions N or --plan RTPLAN", accept_dose_scale=accept_dose_scale
+        plan, [dose], fractions, "pass --fractions N or --plan RTPLAN", accept_dose_scale=accept_dose_scale,
+        confirmed=override_fractions, given_as=f"--fractions {fractions}",
     )
     eqd2 = eqd2_gy(phase.dose_gy, phase.fractions, alpha_beta_gy, lql_transition_gy)
     model = _model_text(lql_transition_gy)
@@ -624,9 +665,7 @@ def write_eqd2_dose(
         description=description, plan_uids=[phase.plan_uid] if phase.plan_uid else [], bits=bits,
     )
     save_atomic(ds, output)
-    assumptions = (
-        f"alpha/beta {alpha_beta_gy:g} Gy", model, f"{phase.fractions} fractions from {phase.fraction_source}"
-    ) + phase.notes
+    assumptions = (f"alpha/beta {alpha_beta_gy:g} Gy", model, f"fractions: {fraction_text(phase)}") + phase.notes
     return ExportSummary(output, float(eqd2.max(initial=0.0)), description, assumptions)
 
 

@@ -7,14 +7,17 @@
     name = "prior"
     path = "course1"                        # folder, relative to the case file
     end_date = 2022-11-02
-    fractions = 35                          # optional override of the plan's fraction count
+    fractions = 35                          # optional: when the plan is absent (must agree with a plan)
+    override_fractions = true               # optional: use `fractions` although the plan disagrees (flagged)
+    [courses.structures]                    # optional: this course's structure names = organ
+    "Myelon" = "SpinalCord"                 # (prior sets are read only in conservative mode)
     [[courses]]
     name = "new"
     path = "course2"
     start_date = 2025-01-14
     registration = "course2/reg.dcm"        # optional REG, relative to the case file
     schedule = "bid"                        # optional: daily | alternate_day | bid
-    [structures]                            # optional: name in RTSTRUCT = organ
+    [structures]                            # optional: names of the reference (last) course
     "Cord" = "SpinalCord"
     [clinical]                              # optional facts for toxicity flags
     resection = true
@@ -41,7 +44,7 @@ SCHEDULES = ("daily", "alternate_day", "bid")
 _CASE_KEYS = {"id", "constraints", "recovery_model", "courses", "structures", "clinical", "accept_partial_coverage"}
 _COURSE_KEYS = {
     "name", "path", "start_date", "end_date", "registration", "structure_set", "fractions", "schedule",
-    "accept_dose_scale", "accept_other_patient",
+    "accept_dose_scale", "accept_other_patient", "override_fractions", "structures",
 }
 _CLINICAL_KEYS = {"resection", "organ_dysfunction", "recurrence_site", "histology", "carotid_invasion_deg"}
 HISTOLOGIES = ("squamous_cell_carcinoma", "other")
@@ -62,11 +65,30 @@ class CourseSpec:
     case_file: Path | None = None
     accept_dose_scale: bool = False  # a dose maximum implausible against the prescription is used anyway
     accept_other_patient: bool = False  # another PatientID than the reference course's is used anyway
+    override_fractions: bool = False  # a given fraction count that disagrees with the plan is used (flagged)
+    fractions_option: str | None = None  # the command-line option that gave ``fractions`` (quick form)
+    structures: dict[str, str] | None = field(default=None, hash=False)  # this course's structure -> organ map
 
     @property
     def fractions_hint(self) -> str:
         """How the user sets the fraction count of this course."""
+        if self.fractions_option:
+            return f"pass {self.fractions_option} N"
         return f"set fractions = N for course {self.name!r} in the case file"
+
+    @property
+    def fractions_given_as(self) -> str:
+        """Where the given fraction count came from, for messages."""
+        if self.fractions_option:
+            return f"{self.fractions_option} {self.fractions}"
+        return f"fractions = {self.fractions} for course {self.name!r} in the case file"
+
+    @property
+    def override_hint(self) -> str:
+        """How the user confirms a fraction count that disagrees with the plan."""
+        if self.fractions_option:
+            return "--override-fractions"
+        return f"override_fractions = true for course {self.name!r} in the case file"
 
 
 @dataclass(frozen=True)
@@ -98,6 +120,12 @@ class CaseSpec:
         """The course whose grid and structures are evaluated (the last one)."""
         return self.courses[-1]
 
+    def structures_of(self, course: CourseSpec) -> dict[str, str]:
+        """A course's structure -> organ map: its own ``[courses.structures]``, else the top-level
+        ``[structures]`` (written for the reference course; a prior course's own set is read only
+        in conservative mode)."""
+        return self.structures if course.structures is None else course.structures
+
 
 def load_case(path: str | Path) -> CaseSpec:
     """Read and validate a case file; every error names the file and the field."""
@@ -114,6 +142,9 @@ def load_case(path: str | Path) -> CaseSpec:
         raise InputError(path, "courses: give at least one [[courses]] table")
     courses = tuple(_course(item, i, path) for i, item in enumerate(courses_data))
     _check_courses(courses, path)
+    if "structures" in data and courses[-1].structures is not None:
+        raise InputError(path, f"structures: the reference course {courses[-1].name!r} has its own "
+                         "[courses.structures]; give its names in one of the two tables")
     model = _optional(data, "recovery_model", str, "", path)
     if model is not None:
         try:
@@ -145,6 +176,9 @@ def _course(item: Any, index: int, case_file: Path) -> CourseSpec:
     fractions = _optional(item, "fractions", int, where, case_file)
     if fractions is not None and fractions < 1:
         raise InputError(case_file, f"{where}fractions: must be a positive integer, got {fractions}")
+    override = bool(_optional(item, "override_fractions", bool, where, case_file))
+    if override and fractions is None:
+        raise InputError(case_file, f"{where}override_fractions: only with fractions = N (the count to use)")
     schedule = _optional(item, "schedule", str, where, case_file)
     if schedule is not None and schedule not in SCHEDULES:
         raise InputError(case_file, f"{where}schedule: must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
@@ -160,6 +194,8 @@ def _course(item: Any, index: int, case_file: Path) -> CourseSpec:
         case_file=case_file,
         accept_dose_scale=bool(_optional(item, "accept_dose_scale", bool, where, case_file)),
         accept_other_patient=bool(_optional(item, "accept_other_patient", bool, where, case_file)),
+        override_fractions=override,
+        structures=None if "structures" not in item else _structures(item["structures"], case_file, f"{where}structures"),
     )
 
 
@@ -180,9 +216,9 @@ def _check_courses(courses: tuple[CourseSpec, ...], case_file: Path) -> None:
             raise InputError(case_file, f"courses[{i}]: courses must be listed oldest first (the last is the reference)")
 
 
-def _structures(table: Any, case_file: Path) -> dict[str, str]:
+def _structures(table: Any, case_file: Path, where: str = "structures") -> dict[str, str]:
     if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
-        raise InputError(case_file, "structures: must map structure names to organ names (strings)")
+        raise InputError(case_file, f"{where}: must map structure names to organ names (strings)")
     return dict(table)
 
 
@@ -270,8 +306,11 @@ def case_from_folders(
     registration: Path | None = None,
     prior_fractions: int | None = None,
     new_fractions: int | None = None,
+    override_fractions: bool = False,
 ) -> CaseSpec:
-    """The quick two-course case of ``reirrad check --prior DIR --new DIR`` (no case file)."""
+    """The quick two-course case of ``reirrad check --prior DIR --new DIR`` (no case file).
+
+    ``override_fractions`` (--override-fractions) confirms given counts that disagree with a plan."""
     for folder in (prior, new):
         if not Path(folder).is_dir():
             raise InputError(folder, "course folder does not exist")
@@ -280,10 +319,14 @@ def case_from_folders(
     for fractions, option in ((prior_fractions, "--prior-fractions"), (new_fractions, "--new-fractions")):
         if fractions is not None and fractions < 1:
             raise InputError(None, f"{option} must be a positive integer, got {fractions}")
+    if override_fractions and prior_fractions is None and new_fractions is None:
+        raise InputError(None, "--override-fractions needs --prior-fractions or --new-fractions (the count to use)")
     courses = (
-        CourseSpec(name="prior", path=Path(prior), end_date=prior_end_date, fractions=prior_fractions),
+        CourseSpec(name="prior", path=Path(prior), end_date=prior_end_date, fractions=prior_fractions,
+                   override_fractions=override_fractions, fractions_option="--prior-fractions"),
         CourseSpec(name="new", path=Path(new), start_date=new_start_date, fractions=new_fractions,
-                   registration=None if registration is None else Path(registration)),
+                   registration=None if registration is None else Path(registration),
+                   override_fractions=override_fractions, fractions_option="--new-fractions"),
     )
     _check_courses(courses, Path(new))
     return CaseSpec(path=Path(new), id=Path(new).resolve().parent.name or "case", courses=courses)

@@ -18,20 +18,46 @@ import numpy as np
 
 from reirrad import __version__
 from reirrad.accumulate import (
-    AccumulatedCase, CourseOnGrid, LoadedCourse, accepting, load_courses, map_courses, months_between,
+    AccumulatedCase,
+    CourseOnGrid,
+    LoadedCourse,
+    accepting,
+    fraction_text,
+    load_courses,
+    map_courses,
+    months_between,
 )
-from reirrad.case import CaseSpec, load_case
-from reirrad.constraints import Constraint, ConstraintSet, judge, load_constraint_set, resolve_set_path
+from reirrad.case import CaseSpec, CourseSpec, load_case
+from reirrad.constraints import (
+    UNDISCOUNTED,
+    Constraint,
+    ConstraintSet,
+    Judging,
+    judge,
+    judging,
+    load_constraint_set,
+    resolve_set_path,
+)
 from reirrad.dvh import Dvh, MetricValue, cumulative_dvh, evaluate, sample_dose
 from reirrad.dicom.structures import StructureSet
-from reirrad.eqd2 import RecoveryModel, check_lql_transition_gy, eqd2_gy, recovery_factor, recovery_model
+from reirrad.eqd2 import NO_RECOVERY, RecoveryModel, check_lql_transition_gy, eqd2_gy, recovery_factor, recovery_model
 from reirrad.errors import InputError, OptionError, ReirradError
 from reirrad.flags import CourseDose, CourseInfo, FlagContext, OrganResult, compute_flags
 from reirrad.masks import RoiSampling, sample_roi
 from reirrad.metrics import Metric, parse_metric
 from reirrad.organs import OrganMatch, match_organs
 from reirrad.outputs import case_inputs
-from reirrad.results import STATUSES, CheckReport, ConstraintResult, CourseSummary, DvhCurve, PhaseSummary, Summary
+from reirrad.results import (
+    STATUSES,
+    CheckReport,
+    ConstraintResult,
+    CourseSummary,
+    Discounted,
+    DvhCurve,
+    PhaseSummary,
+    Summary,
+    nothing_judged,
+)
 
 
 DEFAULT_SET = "hn-reirradiation"
@@ -69,8 +95,11 @@ class CheckOptions:
 
 
 def exit_code(results: tuple[ConstraintResult, ...], options: CheckOptions) -> int:
-    """0 all evaluated limits pass; 1 a fail (or warn with fail_on=warn) or a limit that could not
-    be evaluated (unless allow_missing). Report-only entries never change the exit code."""
+    """0 all evaluated limits pass; 1 a fail (or warn with fail_on=warn), a limit that could not
+    be evaluated (unless allow_missing), or no limit judged at all (whatever the options: a run
+    that checked nothing does not pass). Report-only entries never change the exit code otherwise."""
+    if nothing_judged(results):
+        return 1
     failing = {"fail", "warn"} if options.fail_on is FailOn.WARN else {"fail"}
     for r in results:
         if r.status in failing:
@@ -80,8 +109,9 @@ def exit_code(results: tuple[ConstraintResult, ...], options: CheckOptions) -> i
     return 0
 
 
-def _not_evaluated(constraint: Constraint, structure: str | None, reason: str, courses: list[str]) -> ConstraintResult:
-    return _result(constraint, structure, None, {c: None for c in courses}, {}, "not_evaluated", reason, ())
+def _not_evaluated(constraint: Constraint, structure: str | None, reason: str, courses: list[str],
+                   notes: tuple[str, ...] = ()) -> ConstraintResult:
+    return _result(constraint, structure, None, {c: None for c in courses}, {}, "not_evaluated", reason, notes)
 
 
 def _result(
@@ -93,17 +123,20 @@ def _result(
     status: str,
     reason: str | None,
     notes: tuple[str, ...],
+    levels: Judging | None = None,
+    discounted: Discounted | None = None,
 ) -> ConstraintResult:
+    levels = levels or Judging(False, constraint.limit, constraint.warn)
     return ConstraintResult(
         constraint_id=constraint.id,
         organ=constraint.organ,
         structure=structure,
         metric=constraint.metric,
         alpha_beta_gy=constraint.alpha_beta_gy,
-        limit_gy=constraint.limit_gy,
-        warn_gy=constraint.warn_gy,
+        limit_gy=levels.limit,
+        warn_gy=levels.warn,
         value_gy=value,
-        unit=parse_metric(constraint.metric).unit,
+        unit=constraint.unit,
         per_course=per_course,
         recovery=recovery,
         status=status,
@@ -114,7 +147,39 @@ def _result(
         constraint_set=constraint.set_name,
         mitigation=constraint.mitigation,
         notes=notes,
+        dose_basis=constraint.dose_basis,
+        discounted=discounted,
     )
+
+
+Sums = tuple[float | None, dict[str, float | None]]  # a cumulative value and each course's share
+
+
+def judged_result(constraint: Constraint, structure: str | None, how: Judging, model: RecoveryModel,
+                  recovery: dict[str, float], plain: Sums, discounted: Sums | None, notes: tuple[str, ...],
+                  reason: str | None = None) -> ConstraintResult:
+    """The verdict on the dose ``how`` names: the plain (undiscounted) sum, or the sum with prior
+    courses discounted by ``model`` (``discounted``, None when the model discounts nothing here).
+    A result judged on the plain sum shows the discounted value beside it, labelled."""
+    use_discounted = how.discounted and discounted is not None
+    value, per_course = discounted if use_discounted else plain
+    notes = notes + ((how.note,) if how.note else ())
+    shown = None
+    if discounted is not None and constraint.dose_basis == UNDISCOUNTED:
+        shown = Discounted(model.name, discounted[0], recovery)
+        number = "n/a" if discounted[0] is None else f"{discounted[0]:.2f} {constraint.unit}"
+        notes += (f"judged on the undiscounted cumulative dose: the limit was derived without a recovery "
+                  f"discount; recovery model {model.name} would give {number} (shown for information, not judged)",)
+    applied = recovery if use_discounted else {name: 0.0 for name in recovery}
+    status = "not_evaluated" if value is None else judge(how, value)
+    return _result(constraint, structure, value, per_course, applied, status, reason if value is None else None,
+                   notes, how, shown)
+
+
+def _discount(samples: dict[str, Dvh], recovery: dict[str, float]) -> dict[str, Dvh]:
+    """Each course's samples times (1 - r)."""
+    return {name: dataclasses.replace(dvh, doses_gy=dvh.doses_gy * (1.0 - recovery[name]))
+            for name, dvh in samples.items()}
 
 
 class _Evaluator:
@@ -129,7 +194,7 @@ class _Evaluator:
         self._samplings: dict[str, RoiSampling] = {}
         self._phases: dict[str, dict[str, tuple[Dvh, ...]]] = {}
         self._course_eqd2: dict[tuple[str, float], dict[str, Dvh]] = {}  # (structure, a/b) -> per course
-        self._cumulative: dict[tuple[str, str, float], Dvh] = {}  # (organ, structure, a/b) -> summed EQD2
+        self._cumulative: dict[tuple[str, float], Dvh] = {}  # (structure, a/b) -> summed EQD2, no recovery
 
     @property
     def names(self) -> list[str]:
@@ -176,14 +241,6 @@ class _Evaluator:
             self._course_eqd2[key] = out
         return self._course_eqd2[key]
 
-    def eqd2_samples(self, organ: str, structure: str, alpha_beta_gy: float) -> dict[str, Dvh]:
-        """Each course's EQD2 at the structure's samples with the recovery for this organ applied."""
-        recovery = self.recovery(organ)
-        return {
-            name: dataclasses.replace(dvh, doses_gy=dvh.doses_gy * (1.0 - recovery[name]))
-            for name, dvh in self.course_eqd2_samples(structure, alpha_beta_gy).items()
-        }
-
     def course_doses(self, structure: str, metric: Metric, alpha_beta_gy: float) -> dict[str, CourseDose]:
         """Each course's own value of a dose metric on the structure, for the flags: EQD2 from
         :meth:`course_eqd2_samples` (before recovery), physical (phases added), and the highest
@@ -218,7 +275,7 @@ class _Evaluator:
             return roi.name, "structure has no closed contours (empty)"
         if self.sampling(roi.name).in_grid_volume_cc <= 0:
             return roi.name, "structure lies outside every course's dose grid"
-        return roi.name, self.eqd2_samples(constraint.organ, roi.name, constraint.alpha_beta_gy)
+        return roi.name, self.course_eqd2_samples(roi.name, constraint.alpha_beta_gy)
 
     def notes(self, structure: str) -> tuple[str, ...]:
         """Sampling notes, and one note per course whose dose grid misses part of the structure."""
@@ -248,6 +305,10 @@ class _Evaluator:
                     f"{len(sampled)} evaluated structures; check its registration and geometry",
                 )
 
+    def prior_recovery(self, recovery: dict[str, float]) -> dict[str, float]:
+        """r of the prior courses only."""
+        return {c.name: recovery[c.name] for c in self.acc.courses if not c.is_reference}
+
     def evaluate(self, constraint: Constraint, match: OrganMatch) -> ConstraintResult:
         """The verdict on one constraint (never a silent pass: anything missing is not evaluated)."""
         structure, samples = self.organ_samples(constraint, match)
@@ -257,24 +318,35 @@ class _Evaluator:
         if gaps and not constraint.report_only and not self.accept_partial_coverage:
             reason = "; ".join(gaps) + (" (its dose there is unknown; accept the gap as 0 Gy with "
                                         "--accept-partial-coverage or accept_partial_coverage = true)")
-            return _result(constraint, structure, None, {n: None for n in self.names}, self.recovery(constraint.organ),
-                           "not_evaluated", reason, self.notes(structure))
-        metric = parse_metric(constraint.metric)
-        key = (constraint.organ, structure, constraint.alpha_beta_gy)
-        cumulative = self._cumulative.setdefault(key, _add(samples.values()))
-        value = evaluate(cumulative, metric)
+            return _not_evaluated(constraint, structure, reason, self.names, self.notes(structure))
         recovery = self.recovery(constraint.organ)
         notes = self.notes(structure)
+        how = judging(constraint, self.model.name, self.prior_recovery(recovery))
+        if isinstance(how, str):
+            return _not_evaluated(constraint, structure, how, self.names, notes)
+        metric = parse_metric(constraint.metric)
+        key = (structure, constraint.alpha_beta_gy)
+        plain = self._cumulative.setdefault(key, _add(samples.values()))
+        discounted = None
+        if any(recovery.values()):
+            scaled = _discount(samples, recovery)
+            discounted = self.sums(_add(scaled.values()), metric, scaled)
+        plain_sums = self.sums(plain, metric, samples)
+        reason = evaluate(plain, metric).reason if plain_sums[0] is None else None
+        return judged_result(constraint, structure, how, self.model, recovery, plain_sums, discounted, notes, reason)
+
+    @staticmethod
+    def sums(cumulative: Dvh, metric: Metric, per_course: dict[str, Dvh]) -> Sums:
+        """A metric of the cumulative samples and each course's share of it."""
+        value = evaluate(cumulative, metric)
         if value.value is None:
-            return _result(constraint, structure, None, {n: None for n in self.names}, recovery,
-                           "not_evaluated", value.reason, notes)
-        return _result(constraint, structure, value.value, contributions(value, metric, samples), recovery,
-                       judge(constraint, value.value), None, notes)
+            return None, {name: None for name in per_course}
+        return value.value, contributions(value, metric, per_course)
 
     def curves(self, bin_width_gy: float = CURVE_BIN_GY) -> tuple[DvhCurve, ...]:
-        """Cumulative EQD2 DVH of every evaluated structure and alpha/beta, in volume %."""
+        """Cumulative EQD2 DVH (no recovery) of every evaluated structure and alpha/beta, in volume %."""
         out = []
-        for (_, structure, alpha_beta), dvh in self._cumulative.items():
+        for (structure, alpha_beta), dvh in self._cumulative.items():
             dose, volume = cumulative_dvh(dvh, bin_width_gy)
             out.append(DvhCurve(structure, alpha_beta, dose, 100.0 * volume / dvh.in_grid_volume_cc))
         return tuple(out)
@@ -344,7 +416,7 @@ def course_summary(course: CourseOnGrid, registration: str, interval_months: flo
         fractions=course.fractions,
         prescription_gy=course.prescription_gy,
         phases=tuple(
-            PhaseSummary(p.label, p.fractions, p.fraction_source, p.prescription_gy, p.max_dose_gy)
+            PhaseSummary(p.label, p.fractions, p.fraction_source, p.prescription_gy, p.max_dose_gy, p.plan_fractions)
             for p in course.course.phases
         ),
         files=course.course.files,
@@ -374,6 +446,7 @@ def course_info(course: CourseOnGrid) -> CourseInfo:
         name=course.name,
         fractions=course.fractions,
         fraction_source="override" if any(p.fraction_source == "override" for p in phases) else "plan",
+        plan_fractions=None if any(p.plan_fractions is None for p in phases) else sum(p.plan_fractions for p in phases),
         prescription_gy=course.prescription_gy,
         max_dose_per_fraction_gy=max(p.max_dose_gy / p.fractions for p in phases),
         prescribed_per_fraction_gy=max(prescribed) if len(prescribed) == len(phases) else None,
@@ -398,6 +471,28 @@ def flag_context(acc: AccumulatedCase, case: CaseSpec, organs: tuple[OrganResult
     )
 
 
+def for_recovery_model(cset: ConstraintSet, model: RecoveryModel) -> ConstraintSet:
+    """The set's entries that apply in a run using ``model``: every undiscounted entry and those
+    belonging to ``model`` (entries of other recovery models are left out, and said so)."""
+    return dataclasses.replace(cset, constraints=tuple(c for c in cset.constraints if c.applies_with(model.name)))
+
+
+def dose_basis_text(cset: ConstraintSet, model: RecoveryModel) -> str:
+    """How the recovery model meets the limits, for the assumptions."""
+    full = load_constraint_set(cset.path)
+    other = sorted({f"{c.id.split('[')[0]} ({c.dose_basis})" for c in full.constraints if not c.applies_with(model.name)})
+    own = sorted({c.id.split("[")[0] for c in full.constraints if c.dose_basis == model.name})
+    text = ("limits derived on undiscounted dose are judged on the undiscounted cumulative sum whatever the "
+            "recovery model")
+    if model.name != NO_RECOVERY:
+        text += f"; the value discounted by {model.name} is shown beside them, not judged"
+    if own:
+        text += f"; entries of recovery model {model.name} applied: {', '.join(own)}"
+    if other:
+        text += f"; entries of other recovery models not applied: {', '.join(other)}"
+    return text
+
+
 def assumptions(acc: AccumulatedCase, cset: ConstraintSet, model: RecoveryModel, options: CheckOptions) -> dict[str, object]:
     """The assumptions every result rests on, as the ESTRO-EORTC consensus asks them reported."""
     return {
@@ -406,13 +501,14 @@ def assumptions(acc: AccumulatedCase, cset: ConstraintSet, model: RecoveryModel,
         "then summed sample by sample; organ metrics on the summed EQD2",
         "reference_grid": _grid_text(acc),
         "fractions": "; ".join(
-            f"{c.name}: " + " + ".join(f"{p.fractions} ({p.fraction_source})" for p in c.course.phases)
+            f"{c.name}: " + " + ".join(fraction_text(p) for p in c.course.phases)
             for c in acc.courses
         ),
         "alpha_beta": "per constraint, from the constraint set (see each result)",
         "radiobiological_model": "LQ" if options.lql_transition_gy is None
         else f"LQ-L above {options.lql_transition_gy:g} Gy per fraction",
         "recovery_model": f"{model.name}: {model.title} ({model.source})",
+        "dose_basis": dose_basis_text(cset, model),
         "registration": "; ".join(f"{c.name}: {'reference' if c.is_reference else c.registration_label}" for c in acc.courses),
         "outside_grid": "a course contributes 0 Gy where its dose grid does not reach; every affected "
         "result says how much of the structure that is; a result with a limit or warn level is "
@@ -435,12 +531,23 @@ def _grid_text(acc: AccumulatedCase) -> str:
     return text
 
 
-def _match(structures: StructureSet, cset: ConstraintSet, case: CaseSpec) -> dict[str, OrganMatch]:
+def _match(structures: StructureSet, cset: ConstraintSet, case: CaseSpec, course: CourseSpec) -> dict[str, OrganMatch]:
+    """The constraint organs matched in one course's structure set, with that course's map."""
     return match_organs(
         [r.name for r in structures.rois],
         [c.organ for c in cset.constraints],
-        case.structures,
+        case.structures_of(course),
         empty=[r.name for r in structures.rois if r.is_empty],
+        structure_set=f"structure set {structures.path} (course '{course.name}')",
+    )
+
+
+def unused_maps(case: CaseSpec) -> tuple[str, ...]:
+    """Warnings for prior courses' structure maps, which only conservative mode reads."""
+    return tuple(
+        f"course '{c.name}': its [courses.structures] map is not used: only the reference course's "
+        "structures are evaluated (prior structure sets are read with --conservative)"
+        for c in case.courses[:-1] if c.structures is not None
     )
 
 
@@ -461,7 +568,8 @@ def _report(case: CaseSpec, cset: ConstraintSet, options: CheckOptions, courses:
         assumptions=assumed,
         summary=Summary(counts, exit_code(results, options)),
         reirrad_version=__version__,
-        warnings=tuple(dict.fromkeys(note for c in courses for note in c.notes)),
+        warnings=tuple(dict.fromkeys([note for c in courses for note in c.notes]
+                                     + ([] if options.conservative else list(unused_maps(case))))),
         curves=curves,
     )
 
@@ -486,6 +594,7 @@ def run_check(case: CaseSpec, options: CheckOptions = CheckOptions()) -> CheckRe
     """Judge the case's cumulative EQD2 against its constraint set."""
     cset = load_constraint_set(constraint_set_path(case, options))
     model = recovery_model(options.recovery_model or case.recovery_model or cset.recovery_model)
+    cset = for_recovery_model(cset, model)
     case = accepting(case, dose_scale=options.accept_dose_scale, other_patient=options.accept_other_patient,
                      partial_coverage=options.accept_partial_coverage)
     courses = load_courses(case)
@@ -494,14 +603,15 @@ def run_check(case: CaseSpec, options: CheckOptions = CheckOptions()) -> CheckRe
     structures = courses[-1].structures
     if structures is None:
         raise InputError(case.reference.path, f"reference course '{courses[-1].name}' has no RTSTRUCT")
-    matches = _match(structures, cset, case)
+    matches = _match(structures, cset, case, case.reference)
     evaluated = dict.fromkeys(m.structure for m in matches.values() if m.structure is not None)
     cover = [structures.by_name(name) for name in evaluated]
     acc = map_courses(courses, dataclasses.replace(case, recovery_model=model.name), cover)
     evaluator = _Evaluator(acc, model, options.lql_transition_gy, case.accept_partial_coverage)
     evaluator.refuse_courses_missing_everything([roi.name for roi in cover if not roi.is_empty])
     results = tuple(evaluator.evaluate(c, matches[c.organ]) for c in cset.constraints)
-    organ_results = tuple(evaluator.organ_result(r) for r in results)
+    # flags read undiscounted values, once per organ metric (a recovery model's own entry repeats one)
+    organ_results = tuple(evaluator.organ_result(r) for r in results if r.dose_basis == UNDISCOUNTED)
     flags = compute_flags(flag_context(acc, case, organ_results, tuple(matches.values())))
     return _report(case, cset, options, courses, course_summaries(acc), results, flags,
                    assumptions(acc, cset, model, options), evaluator.curves())
@@ -548,7 +658,7 @@ def _run_conservative(case: CaseSpec, cset: ConstraintSet, model: RecoveryModel,
         if acc.structures is None:
             raise InputError(course.spec.path, f"course '{course.name}' has no RTSTRUCT; conservative mode "
                              "needs every course's own structure set")
-        singles.append((_Evaluator(acc, model, options.lql_transition_gy), _match(acc.structures, cset, case)))
+        singles.append((_Evaluator(acc, model, options.lql_transition_gy), _match(acc.structures, cset, case, course.spec)))
     intervals = {c.name: None if c is reference else months_between(c.spec.end_date, reference.spec.start_date)
                  for c in courses}
     names = [c.name for c in courses]
@@ -571,19 +681,23 @@ def _run_conservative(case: CaseSpec, cset: ConstraintSet, model: RecoveryModel,
                 break
             r = 0.0 if course is reference else recovery_factor(model, constraint.organ, intervals[course.name]).r
             recovery[course.name] = r
-            per_course[course.name] = value.value * (1.0 - r)
+            per_course[course.name] = value.value
             own.update(evaluator.course_doses(structure, metric, constraint.alpha_beta_gy))
         structure = " / ".join(dict.fromkeys(structures)) or None
-        if reason:
-            result = _result(constraint, structure, None, {n: None for n in names}, recovery,
-                             "not_evaluated", reason, ())
+        how = reason or judging(constraint, model.name, {n: r for n, r in recovery.items() if n != reference.name})
+        if isinstance(how, str):
+            result = _not_evaluated(constraint, structure, how, names)
         else:
-            total = float(sum(per_course.values()))  # type: ignore[arg-type]
             note = (f"conservative, no registration: sum of each course's own bound on its own structure set "
                     f"(an upper bound of {metric} of the summed dose)" if metric.kind != "Dmean"
                     else "conservative, no registration: per-course Dmean added (exact only for identical structures)")
-            result = _result(constraint, structure, total, per_course, recovery, judge(constraint, total), None, (note,))
+            kept = {n: v * (1.0 - recovery[n]) for n, v in per_course.items()}  # type: ignore[operator]
+            discounted = (float(sum(kept.values())), kept) if any(recovery.values()) else None
+            plain = (float(sum(per_course.values())), per_course)  # type: ignore[arg-type]
+            result = judged_result(constraint, structure, how, model, recovery, plain, discounted, (note,))
         results.append(result)
+        if result.dose_basis != UNDISCOUNTED:  # flags read undiscounted values, once per organ metric
+            continue
         organ_results.append(OrganResult(
             organ=result.organ, structure=result.structure, metric=result.metric,
             alpha_beta_gy=result.alpha_beta_gy, cumulative_gy=result.value_gy, status=result.status,
@@ -607,12 +721,13 @@ def _run_conservative(case: CaseSpec, cset: ConstraintSet, model: RecoveryModel,
         "method": "CONSERVATIVE per-course sum (no registration): each course's EQD2 metric on its own "
         "grid and structure set, added per organ; Dx from each course's dose at x/n (n courses), "
         "Dmax from each Dmax",
-        "fractions": "; ".join(f"{c.name}: " + " + ".join(f"{p.fractions} ({p.fraction_source})" for p in c.phases)
+        "fractions": "; ".join(f"{c.name}: " + " + ".join(fraction_text(p) for p in c.phases)
                                for c in courses),
         "alpha_beta": "per constraint, from the constraint set (see each result)",
         "radiobiological_model": "LQ" if options.lql_transition_gy is None
         else f"LQ-L above {options.lql_transition_gy:g} Gy per fraction",
         "recovery_model": f"{model.name}: {model.title} ({model.source})",
+        "dose_basis": dose_basis_text(cset, model),
         "registration": "none: courses were not mapped onto one grid",
         "constraint_set": f"{cset.name} v{cset.version} ({' > '.join(cset.lineage)})",
     }
@@ -649,11 +764,20 @@ def batch_inputs(case_files: list[Path], options: CheckOptions) -> tuple[Path, .
 
 
 def run_batch(case_files: list[Path], options: CheckOptions = CheckOptions()) -> BatchResult:
-    """Check every case file; a case that cannot be read is recorded and the others go on."""
+    """Check every case file; a case that cannot be read is recorded and the others go on.
+
+    Reports are keyed by case id, so a case whose id an earlier case file already uses is refused
+    (an error naming both files: exit 2), never merged or overwritten."""
     reports, errors = [], []
+    first_with: dict[str, Path] = {}
     for path in case_files:
         try:
-            reports.append(run_check(load_case(path), options))
+            case = load_case(path)
+            if case.id in first_with:
+                raise InputError(path, f"case id {case.id!r} is already the id of {first_with[case.id]} in this "
+                                 "batch; give each case its own id")
+            first_with[case.id] = path
+            reports.append(run_check(case, options))
         except ReirradError as exc:
             errors.append((str(path), str(exc)))
     return BatchResult(tuple(reports), tuple(errors))

@@ -7,10 +7,19 @@ are added. Every loaded :class:`Constraint` records the set and the file it came
 on an organ group (``A_Carotid``) becomes one constraint per member (``A_Carotid_L``, ``_R``), with
 id ``<id>[<organ>]``. The schema is documented in the header of ``constraints/hn-reirradiation.toml``.
 
-Verdicts (:func:`judge`), on the cumulative EQD2 value of the entry's metric:
-``not_evaluated`` (no value), ``report`` (no limit and no warning level), ``fail`` (value > limit_gy,
-a value equal to the limit passes, as in "<= 67.75 Gy"), ``warn`` (value >= warn_gy, a value equal
-to the warning level warns), else ``pass``.
+Verdicts (:func:`judge`), on the cumulative value of the entry's metric (EQD2 in Gy for dose
+metrics, cm3 or % for volume metrics such as V20Gy): ``not_evaluated`` (no value), ``report`` (no
+limit and no warning level), ``fail`` (value > limit, a value equal to the limit passes, as in
+"<= 67.75 Gy" or "V20Gy <= 30 cc"), ``warn`` (value >= warn level, a value equal to the warning
+level warns), else ``pass``.
+
+Dose basis (:func:`judging`): every entry states the dose its limit was derived on.
+``"undiscounted"`` (also the reading of an entry that does not say): judged on the plain
+cumulative sum whatever recovery model the run uses; the discounted value may only be shown beside
+it. A recovery model's name: the entry belongs to that model and is applied only when the run uses
+it, either as a limit on the cumulative dose with prior courses discounted by the model, or
+(``single_course_limit_gy``) as the model's own tolerance rule: fail when the undiscounted
+cumulative value exceeds the single-course tolerance times (1 + r).
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from reirrad.data import constraints_dir
-from reirrad.eqd2 import load_recovery_models
+from reirrad.eqd2 import NO_RECOVERY, load_recovery_models
 from reirrad.errors import InputError
 from reirrad.metrics import parse_metric
 from reirrad.organs import OrganCatalog, load_organ_catalog
@@ -36,9 +45,13 @@ STATUSES: tuple[Status, ...] = ("pass", "warn", "fail", "not_evaluated", "report
 PRIORITIES = ("hard", "soft", "report")
 
 _SET_KEYS = {"name", "version", "title", "description", "extends", "sources", "defaults", "constraints"}
+UNDISCOUNTED = "undiscounted"
+# the limit and warning fields of each metric unit (Gy: dose metrics; cc, %: volume metrics)
+LEVEL_KEYS = {"Gy": ("limit_gy", "warn_gy"), "cc": ("limit_cc", "warn_cc"), "%": ("limit_pct", "warn_pct")}
+_LEVEL_KEYS = {key for keys in LEVEL_KEYS.values() for key in keys}
 _ENTRY_KEYS = {
-    "id", "organ", "metric", "priority", "limit_gy", "warn_gy", "alpha_beta_gy", "alpha_beta_source",
-    "source", "mitigation", "note",
+    "id", "organ", "metric", "priority", "alpha_beta_gy", "alpha_beta_source", "source", "mitigation", "note",
+    "dose_basis", "single_course_limit_gy", *_LEVEL_KEYS,
 }
 _SOURCE_KEYS = {"citation", "doi", "pmid", "url", "evidence"}
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -46,13 +59,14 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 @dataclass(frozen=True)
 class Constraint:
-    """One cumulative EQD2 constraint on one organ (Gy, EQD2 with ``alpha_beta_gy``)."""
+    """One cumulative constraint on one organ: EQD2 (Gy, alpha/beta ``alpha_beta_gy``) for dose
+    metrics; for volume metrics (V20Gy) the volume (cm3 or %) at that cumulative EQD2."""
 
     id: str
     organ: str  # TG-263 organ name (a group member after expansion)
     metric: str  # canonical TG-263 metric text, e.g. "D0.03cc"
-    limit_gy: float | None  # fail above this value; None: no limit
-    warn_gy: float | None  # warn at or above this value; None: no warning level
+    limit: float | None  # fail above this value (in ``unit``); None: no limit
+    warn: float | None  # warn at or above this value (in ``unit``); None: no warning level
     alpha_beta_gy: float
     priority: str  # "hard", "soft" or "report"
     source_id: str | None
@@ -63,11 +77,29 @@ class Constraint:
     set_name: str  # the set (file) that defined this entry
     set_path: Path
     group: str | None = None  # the organ group the entry was written for, if any
+    unit: str = "Gy"  # unit of the metric's value and of limit / warn: "Gy", "cc" or "%"
+    dose_basis: str = UNDISCOUNTED  # "undiscounted" or the recovery model the limit belongs to
+    single_course_limit_gy: float | None = None  # the model's tolerance rule: limit = this x (1 + r)
 
     @property
     def report_only(self) -> bool:
-        """True when the entry has neither a limit nor a warning level."""
-        return self.limit_gy is None and self.warn_gy is None
+        """True when the entry has no limit, no warning level and no tolerance rule."""
+        return self.limit is None and self.warn is None and self.single_course_limit_gy is None
+
+    @property
+    def limit_gy(self) -> float | None:
+        """The fail limit of a dose metric (Gy); None for volume metrics and tolerance rules."""
+        return self.limit if self.unit == "Gy" else None
+
+    @property
+    def warn_gy(self) -> float | None:
+        """The warning level of a dose metric (Gy); None for volume metrics."""
+        return self.warn if self.unit == "Gy" else None
+
+    def applies_with(self, recovery_model: str) -> bool:
+        """True when the entry is judged in a run using ``recovery_model``: undiscounted entries
+        always, an entry belonging to a recovery model only with that model."""
+        return self.dose_basis in (UNDISCOUNTED, recovery_model)
 
 
 @dataclass(frozen=True)
@@ -85,17 +117,52 @@ class ConstraintSet:
     alpha_beta_defaults: tuple[tuple[frozenset[str], float, str], ...] = ()  # (organs, Gy, source id), own first
 
 
-def judge(constraint: Constraint, value_gy: float | None) -> Status:
-    """The verdict on a cumulative value (see the module docstring for the boundaries)."""
-    if value_gy is None:
+@dataclass(frozen=True)
+class Judging:
+    """How one constraint is judged in a run: on which cumulative dose, against which levels."""
+
+    discounted: bool  # True: prior courses discounted by the run's recovery model; False: plain sum
+    limit: float | None  # in the constraint's unit
+    warn: float | None
+    note: str | None = None  # how the levels or the dose were chosen, for the report
+
+
+def judging(constraint: Constraint, recovery_model: str, prior_r: Mapping[str, float]) -> Judging | str:
+    """The dose and levels a constraint is judged on, or the reason it cannot be judged.
+
+    ``prior_r`` is the recovery fraction r of each prior course for the constraint's organ under
+    ``recovery_model`` (the model the run uses). See the module docstring for the dose bases.
+    """
+    if not constraint.applies_with(recovery_model):
+        raise ValueError(f"{constraint.id} belongs to recovery model {constraint.dose_basis!r}, not {recovery_model!r}")
+    if constraint.dose_basis == UNDISCOUNTED:
+        return Judging(False, constraint.limit, constraint.warn)
+    if constraint.single_course_limit_gy is None:
+        note = f"limit derived on cumulative dose with prior courses discounted by recovery model {recovery_model}"
+        return Judging(True, constraint.limit, constraint.warn, note)
+    if len(prior_r) > 1:
+        return (f"the tolerance rule of recovery model {recovery_model} is stated for one prior course; "
+                f"this case has {len(prior_r)}")
+    course, r = next(iter(prior_r.items()), ("none", 0.0))  # no prior course: the single-course tolerance
+    limit = constraint.single_course_limit_gy * (1.0 + r)
+    note = (f"tolerance rule of recovery model {recovery_model}: single-course tolerance "
+            f"{constraint.single_course_limit_gy:g} Gy x (1 + r {r:g} for prior course '{course}') = {limit:g} Gy, "
+            "judged on the undiscounted cumulative dose")
+    return Judging(False, limit, None, note)
+
+
+def judge(levels: Constraint | Judging, value: float | None) -> Status:
+    """The verdict on a cumulative value against a constraint's (or a judging's) levels (see the
+    module docstring for the boundaries)."""
+    if value is None:
         return "not_evaluated"
-    if constraint.report_only:
+    if isinstance(levels, Constraint) and levels.report_only:
         return "report"
-    if constraint.limit_gy is not None and value_gy > constraint.limit_gy:
+    if levels.limit is not None and value > levels.limit:
         return "fail"
-    if constraint.warn_gy is not None and value_gy >= constraint.warn_gy:
+    if levels.warn is not None and value >= levels.warn:
         return "warn"
-    return "pass"
+    return "pass" if levels.limit is not None or levels.warn is not None else "report"
 
 
 def available_sets(folder: Path = CONSTRAINTS_DIR) -> list[str]:
@@ -224,20 +291,51 @@ def _read_file(path: Path, problems: _Problems) -> _RawSet | None:
 
 
 def _check_levels(entry: Mapping, priority: Any, metric: Any, where: str, problems: _Problems) -> None:
-    """limit_gy / warn_gy: numbers, consistent with the priority, on a dose metric, warn <= limit."""
-    levels = {k: _number(entry[k]) for k in ("limit_gy", "warn_gy") if k in entry}
+    """Levels: numbers in the metric's unit (limit_gy / warn_gy for dose metrics, limit_cc /
+    warn_cc or limit_pct / warn_pct for volume metrics), consistent with the priority, warn <= limit."""
+    levels = {k: _number(entry[k]) for k in sorted(_LEVEL_KEYS) if k in entry}
     for key, value in levels.items():
         if value is None:
-            problems.add(where, key, "not a number >= 0 (Gy, cumulative EQD2)")
-    if priority == "report" and levels:
-        problems.add(where, "priority", "a report-only entry cannot have limit_gy or warn_gy")
-    if priority in ("hard", "soft") and not levels:
+            problems.add(where, key, "not a number >= 0")
+    rule = "single_course_limit_gy" in entry
+    if priority == "report" and (levels or rule):
+        problems.add(where, "priority", "a report-only entry cannot have a limit, a warning level or a tolerance rule")
+    if priority in ("hard", "soft") and not (levels or rule):
         hint = 'or use priority = "report"'
-        problems.add(where, "limit_gy", f"missing: a {priority} entry needs limit_gy and/or warn_gy ({hint})")
-    if None not in levels.values() and levels.get("warn_gy", 0.0) > levels.get("limit_gy", float("inf")):
-        problems.add(where, "warn_gy", "above limit_gy: the warning level must not exceed the limit")
-    if levels and metric is not None and not metric.is_dose:
-        problems.add(where, "metric", f"{metric} gives {metric.unit}, not Gy: limits apply to dose metrics only")
+        problems.add(where, "limit_gy", f"missing: a {priority} entry needs a limit and/or a warning level ({hint})")
+    if metric is not None:
+        allowed = LEVEL_KEYS.get(metric.unit, ())
+        for key in levels:
+            if key not in allowed:
+                problems.add(where, key, f"{metric} gives {metric.unit}: its levels are {' / '.join(allowed)}")
+    for key in ("limit_pct", "warn_pct"):
+        if (levels.get(key) or 0.0) > 100:
+            problems.add(where, key, "a volume percentage cannot exceed 100")
+    for limit_key, warn_key in LEVEL_KEYS.values():
+        limit, warn = levels.get(limit_key), levels.get(warn_key)
+        if limit is not None and warn is not None and warn > limit:
+            problems.add(where, warn_key, f"above {limit_key}: the warning level must not exceed the limit")
+
+
+def _check_basis(entry: Mapping, metric: Any, where: str, problems: _Problems) -> None:
+    """dose_basis: "undiscounted" or a recovery model; single_course_limit_gy only with a model."""
+    basis = entry.get("dose_basis", UNDISCOUNTED)
+    models = set(load_recovery_models()) - {NO_RECOVERY}
+    if not isinstance(basis, str) or basis not in models | {UNDISCOUNTED}:
+        allowed = ", ".join(repr(m) for m in sorted(models | {UNDISCOUNTED}))
+        problems.add(where, "dose_basis", f"{basis!r} is not a dose basis (allowed: {allowed}; "
+                     "a limit derived without a recovery discount is \"undiscounted\")")
+    if "single_course_limit_gy" not in entry:
+        return
+    value = _number(entry["single_course_limit_gy"])
+    if not value:
+        problems.add(where, "single_course_limit_gy", "not a positive number (Gy)")
+    if basis == UNDISCOUNTED:
+        problems.add(where, "single_course_limit_gy", "a tolerance rule belongs to a recovery model: set dose_basis to it")
+    if set(entry) & _LEVEL_KEYS:
+        problems.add(where, "single_course_limit_gy", "give either a tolerance rule or limit/warning levels, not both")
+    if metric is not None and not metric.is_dose:
+        problems.add(where, "single_course_limit_gy", f"{metric} is not a dose metric")
 
 
 def _check_entry(entry: Mapping, where: str, sources: Mapping[str, str], problems: _Problems) -> bool:
@@ -261,6 +359,7 @@ def _check_entry(entry: Mapping, where: str, sources: Mapping[str, str], problem
         kinds = ", ".join(PRIORITIES)
         problems.add(where, "priority", f"missing or not one of {kinds} (says what kind of limit this is)")
     _check_levels(entry, priority, metric, where, problems)
+    _check_basis(entry, metric, where, problems)
     if "alpha_beta_gy" in entry and not (_number(entry["alpha_beta_gy"]) or 0) > 0:
         problems.add(where, "alpha_beta_gy", "not a positive number (Gy)")
     for key in ("source", "alpha_beta_source"):
@@ -305,13 +404,15 @@ def _build(
     organ = entry["organ"]
     members = catalog.members(organ)
     group = organ if members != (organ,) else None
+    metric = parse_metric(entry["metric"])
+    limit_key, warn_key = LEVEL_KEYS[metric.unit]
     return [
         Constraint(
             id=entry["id"] if group is None else f"{entry['id']}[{member}]",
             organ=member,
-            metric=str(parse_metric(entry["metric"])),
-            limit_gy=None if "limit_gy" not in entry else float(entry["limit_gy"]),
-            warn_gy=None if "warn_gy" not in entry else float(entry["warn_gy"]),
+            metric=str(metric),
+            limit=None if limit_key not in entry else float(entry[limit_key]),
+            warn=None if warn_key not in entry else float(entry[warn_key]),
             alpha_beta_gy=ab[0],
             priority=entry["priority"],
             source_id=entry.get("source"),
@@ -322,6 +423,11 @@ def _build(
             set_name=raw.name,
             set_path=raw.path,
             group=group,
+            unit=metric.unit,
+            dose_basis=entry.get("dose_basis", UNDISCOUNTED),
+            single_course_limit_gy=(
+                None if "single_course_limit_gy" not in entry else float(entry["single_course_limit_gy"])
+            ),
         )
         for member in members
     ]

@@ -15,7 +15,8 @@ at_least_gy. course_eqd2: course, organ, structure, metric, value_gy. course_phy
 organ, structure, metric, value_gy, at_least_gy. course_share: course, organ, structure, share.
 dose_per_fraction: course, organ, structure, metric, per_fraction_gy, above_gy. schedule: course,
 per_fraction_gy. stereotactic_schedule: course, per_fraction_gy, organ_doses, at_least_gy.
-outside_grid: organ, structure, course, outside. fraction_override: course, fractions.
+outside_grid: organ, structure, course, outside. fraction_override: course, fractions,
+plan_fractions (text: "the plan says 5" or "no plan gives a count").
 missing_structure: count, organs. reirradiation_type: text (from type1 / type2 / repeat / unknown
 with overlap_cc, prior, new, prior_min_gy, new_min_gy, organs, organ_min_gy). miri_class: text
 (from class_text with miri_class, definition; or not_applicable with reason). carotid_invasion:
@@ -65,6 +66,7 @@ class CourseInfo:
     name: str
     fractions: float
     fraction_source: Literal["plan", "override"] = "plan"
+    plan_fractions: int | None = None  # what the plan(s) say when the fractions are an override
     prescription_gy: float | None = None  # all phases together
     max_dose_per_fraction_gy: float | None = None  # highest physical voxel dose / fractions
     prescribed_per_fraction_gy: float | None = None  # highest phase prescription / its fractions
@@ -325,7 +327,11 @@ def _outside_grid(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Fl
 
 
 def _fraction_override(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Flag]:
-    return [rule.flag(course=c.name, fractions=c.fractions) for c in ctx.courses if c.fraction_source == "override"]
+    return [
+        rule.flag(course=c.name, fractions=c.fractions,
+                  plan_fractions="no plan gives a count" if c.plan_fractions is None else f"the plan says {c.plan_fractions}")
+        for c in ctx.courses if c.fraction_source == "override"
+    ]
 
 
 def _missing_structure(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Flag]:

@@ -3,7 +3,9 @@
 Matching is exact on a normalised *key* (words split at separators and case changes, lower-cased,
 joined), with a side word ("L", "Lt", "Left", ...) before or after the name of a paired organ.
 Derived structures (PRV, ring, optimisation, cropped, expanded ...) are never taken for an organ
-unless the case maps them explicitly; near misses are suggested in the reason, never applied.
+unless the case maps them explicitly or the organ is written with exactly the structure's name (a
+custom organ "BRAIN - PTV" takes the structure "BRAIN - PTV"); near misses are suggested in the
+reason, never applied. Every reason names the structure set it was looked for in.
 The synonym table lives in ``constraints/organs.toml``.
 """
 
@@ -149,24 +151,32 @@ def _suggestions(organ: str, roi_names: Iterable[str], catalog: OrganCatalog) ->
     return close
 
 
-def _missing(organ: str, roi_names: list[str], catalog: OrganCatalog) -> OrganMatch:
+MAP_HINT = "in the case file ([structures] for the reference course, [courses.structures] per course)"
+
+
+def _missing(organ: str, roi_names: list[str], catalog: OrganCatalog, where: str) -> OrganMatch:
     near = _suggestions(organ, roi_names, catalog)
-    reason = f"no structure named {organ} or a synonym of it"
+    reason = f"no structure named {organ} or a synonym of it in {where}"
     if near:
-        reason += f"; similar names not used (map one under [structures] in the case file): {_quoted(near)}"
+        reason += f"; similar names not used (map one {MAP_HINT}): {_quoted(near)}"
     return OrganMatch(organ, None, "missing", reason, tuple(near))
 
 
-def _single(organ: str, roi: str, how: MatchHow, empty: Collection[str]) -> OrganMatch:
+def _single(organ: str, roi: str, how: MatchHow, empty: Collection[str], where: str) -> OrganMatch:
     if roi in empty:
-        return OrganMatch(organ, roi, "empty", f"structure {roi!r} has no contours", (roi,), how)
+        return OrganMatch(organ, roi, "empty", f"structure {roi!r} of {where} has no contours", (roi,), how)
     return OrganMatch(organ, roi, "matched", None, (roi,), how)
 
 
-def _ambiguous(organ: str, rois: list[str], by_mapping: bool) -> OrganMatch:
-    where = "the case file maps" if by_mapping else "the structure set has"
-    reason = f"{where} several structures for {organ}: {_quoted(rois)}; pick one under [structures] in the case file"
+def _ambiguous(organ: str, rois: list[str], by_mapping: bool, where: str) -> OrganMatch:
+    found = f"the case file maps several structures of {where}" if by_mapping else f"{where} has several structures"
+    reason = f"{found} for {organ}: {_quoted(rois)}; pick one {MAP_HINT}"
     return OrganMatch(organ, None, "ambiguous", reason, tuple(rois))
+
+
+def same_name(a: str, b: str) -> bool:
+    """True when two names are the same text (case and surrounding spaces aside)."""
+    return a.strip().lower() == b.strip().lower()
 
 
 def match_organs(
@@ -175,12 +185,15 @@ def match_organs(
     mapping: Mapping[str, str] | None = None,
     empty: Collection[str] = (),
     catalog: OrganCatalog | None = None,
+    structure_set: str = "the structure set",
 ) -> dict[str, OrganMatch]:
     """Find the structure for each organ.
 
-    ``mapping`` is the case file's ``[structures]`` table: ROI name -> organ. A mapped structure is
-    used as given (even a derived one); other structures match by synonym, skipping derived ones and
-    structures mapped to another organ. ``empty`` names ROIs without contours (status "empty").
+    ``mapping`` is the case file's structure map of this structure set: ROI name -> organ. A mapped
+    structure is used as given (even a derived one); other structures match by synonym, skipping
+    derived ones and structures mapped to another organ, or by exactly the organ's name (even a
+    derived-looking one). ``empty`` names ROIs without contours (status "empty").
+    ``structure_set`` names the set in every reason (e.g. "structure set course2/rs.dcm").
     """
     catalog = catalog or load_organ_catalog()
     mapping = dict(mapping or {})
@@ -191,22 +204,24 @@ def match_organs(
         if mapped:
             absent = [roi for roi in mapped if roi not in present]
             if absent:
-                reason = f"the case file maps {_quoted(absent)} to {organ} but the structure set has no such structure"
+                reason = (f"the case file maps {_quoted(absent)} to {organ} but {structure_set} has no such "
+                          f"structure (has: {_quoted(roi_names)})")
                 result[organ] = OrganMatch(organ, None, "missing", reason, tuple(mapped), "mapping")
             elif len(mapped) > 1:
-                result[organ] = _ambiguous(organ, mapped, by_mapping=True)
+                result[organ] = _ambiguous(organ, mapped, True, structure_set)
             else:
-                result[organ] = _single(organ, mapped[0], "mapping", empty)
+                result[organ] = _single(organ, mapped[0], "mapping", empty, structure_set)
             continue
+        unmapped = [roi for roi in roi_names if roi not in mapping]
         found = [
-            roi
-            for roi in roi_names
-            if roi not in mapping and not catalog.is_derived(roi) and catalog.denotes(roi, organ)
+            roi for roi in unmapped
+            if same_name(roi, organ) or (not catalog.is_derived(roi) and catalog.denotes(roi, organ))
         ]
         if not found:
-            result[organ] = _missing(organ, [r for r in roi_names if r not in mapping], catalog)
+            result[organ] = _missing(organ, unmapped, catalog, structure_set)
         elif len(found) > 1:
-            result[organ] = _ambiguous(organ, found, by_mapping=False)
+            result[organ] = _ambiguous(organ, found, False, structure_set)
         else:
-            result[organ] = _single(organ, found[0], "name" if found[0] == organ else "synonym", empty)
+            how = "name" if same_name(found[0], organ) else "synonym"
+            result[organ] = _single(organ, found[0], how, empty, structure_set)
     return result

@@ -27,6 +27,7 @@ class PhaseSummary:
     fraction_source: str  # "plan" or "override"
     prescription_gy: float | None
     max_dose_gy: float  # highest physical voxel dose of the phase on its own grid
+    plan_fractions: int | None = None  # the plan's own count (differs from fractions when overridden)
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,16 @@ class CourseSummary:
 
 
 @dataclass(frozen=True)
+class Discounted:
+    """A cumulative value with prior courses discounted by a recovery model, shown beside a result
+    judged on the undiscounted sum (its limit was derived without a discount): never judged."""
+
+    recovery_model: str
+    value: float | None  # in the result's unit
+    recovery: dict[str, float]  # r of each course under that model
+
+
+@dataclass(frozen=True)
 class ConstraintResult:
     """The verdict on one constraint (or one report-only metric) for one organ."""
 
@@ -55,12 +66,12 @@ class ConstraintResult:
     structure: str | None
     metric: str
     alpha_beta_gy: float
-    limit_gy: float | None
-    warn_gy: float | None
+    limit_gy: float | None  # in ``unit`` (Gy for dose metrics; cm3 / % for volume metrics), as judged
+    warn_gy: float | None  # in ``unit``
     value_gy: float | None  # cumulative EQD2 (Gy), or cm3 / % for volume metrics
     unit: str
     per_course: dict[str, float | None]
-    recovery: dict[str, float]  # recovery fraction r applied to each course for this organ
+    recovery: dict[str, float]  # recovery fraction r applied to each course in value_gy
     status: str
     reason: str | None
     priority: str
@@ -69,11 +80,20 @@ class ConstraintResult:
     constraint_set: str
     mitigation: str = ""
     notes: tuple[str, ...] = ()
+    dose_basis: str = "undiscounted"  # the dose the limit was derived on (a recovery model's name, or not)
+    discounted: Discounted | None = None  # the run's recovery model applied, for information only
 
     @property
     def has_threshold(self) -> bool:
-        """True for a real constraint (a fail limit or a warn level), False for report-only."""
-        return self.limit_gy is not None or self.warn_gy is not None
+        """True for a real constraint (hard or soft: a limit, a warn level or a tolerance rule),
+        False for report-only."""
+        return self.priority != "report"
+
+
+def nothing_judged(results: tuple[ConstraintResult, ...]) -> bool:
+    """True when no constraint with a limit or warning level reached a verdict (pass, warn or
+    fail): such a run checked nothing, whatever was allowed to be missing."""
+    return not any(r.has_threshold and r.status in ("pass", "warn", "fail") for r in results)
 
 
 @dataclass(frozen=True, eq=False)

@@ -10,6 +10,7 @@ from that formula over the analytic sphere, independently of the product's pipel
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import subprocess
@@ -221,7 +222,8 @@ def test_exit_code_rules(statuses, options, expected):
 
 
 def test_report_only_entry_that_cannot_be_evaluated_does_not_fail_the_run():
-    assert exit_code((_result("not_evaluated", limit=None),), CheckOptions()) == 0
+    report_only = dataclasses.replace(_result("not_evaluated", limit=None), priority="report")
+    assert exit_code((_result("pass"), report_only), CheckOptions()) == 0
 
 
 @settings(max_examples=300, deadline=None)
@@ -299,9 +301,11 @@ def test_cli_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path):
 
 def test_cli_batch_audit_json_junit_csv_and_exit_codes(nelms_case, tmp_path):
     case = str(nelms_case / "case.toml")
+    twin = nelms_case / "case-2.toml"  # another case id: a batch refuses two cases with one id
+    twin.write_text((nelms_case / "case.toml").read_text().replace('id = "nelms"', 'id = "nelms-2"'))
     broken = tmp_path / "broken.toml"
     broken.write_text("id = \n")
-    batch = run_cli("check", case, case, "--format", "json")
+    batch = run_cli("check", case, str(twin), "--format", "json")
     data = json.loads(batch.stdout)
     assert data["schema"] == "reirrad.batch.v1" and len(data["cases"]) == 2
     assert data["summary"]["exit_code"] == batch.returncode == 1
@@ -312,20 +316,31 @@ def test_cli_batch_audit_json_junit_csv_and_exit_codes(nelms_case, tmp_path):
     assert suites.tag == "testsuites" and len(suites) == 2
     assert suites[1].get("errors") == "1" and suites[1].find(".//error") is not None
 
-    rows = list(csv.DictReader(io.StringIO(run_cli("check", case, case, "--format", "csv").stdout)))
-    assert len(rows) == 10 and {r["case"] for r in rows} == {"nelms"}
-    assert run_cli("check", case, case, "--format", "html").returncode == 2
+    rows = list(csv.DictReader(io.StringIO(run_cli("check", case, str(twin), "--format", "csv").stdout)))
+    assert len(rows) == 10 and {r["case"] for r in rows} == {"nelms", "nelms-2"}
+    assert run_cli("check", case, str(twin), "--format", "html").returncode == 2
 
 
-def test_constraint_set_default_recovery_model_applies(nelms_case, report, tmp_path):
-    """simple-25-50 (Doi 2021) gives the spinal cord r = 0.5 after 12 months: the interval here is
-    14 months, so the prior course's share of Dmean halves and the new course's stays."""
+def test_constraint_set_default_recovery_model_is_shown_beside_undiscounted_limits(nelms_case, report, tmp_path):
+    """simple-25-50 (Doi 2021) gives the spinal cord r = 0.5 after 12 months (the interval here is
+    14 months). The test set's limits state no dose basis, so they are judged on the undiscounted
+    sum; the value with the prior course's share halved (Dmean adds linearly) is shown beside it.
+    An entry belonging to the model is judged on that discounted value."""
     recovering = tmp_path / "set.toml"
     recovering.write_text((nelms_case / "set.toml").read_text().replace(
         'recovery_model = "none"', 'recovery_model = "simple-25-50"'))
     discounted = run_check(load_case(nelms_case / "case.toml"), CheckOptions(constraints=str(recovering)))
     before, after = by_id(report, "cord-pass"), by_id(discounted, "cord-pass")
-    assert after.recovery["prior"] == 0.5 and after.recovery["new"] == 0.0
-    assert after.per_course["prior"] == pytest.approx(0.5 * before.per_course["prior"], rel=1e-9)
-    assert after.per_course["new"] == pytest.approx(before.per_course["new"], rel=1e-9)
+    assert after.value_gy == pytest.approx(before.value_gy, rel=1e-12) and after.recovery["prior"] == 0.0
+    expected = 0.5 * before.per_course["prior"] + before.per_course["new"]
+    assert after.discounted.recovery_model == "simple-25-50" and after.discounted.recovery["prior"] == 0.5
+    assert after.discounted.value == pytest.approx(expected, rel=1e-9)
     assert "simple-25-50" in discounted.assumptions["recovery_model"]
+
+    own = tmp_path / "own.toml"
+    own.write_text(recovering.read_text().replace(
+        'id = "cord-pass"\n', 'id = "cord-pass"\ndose_basis = "simple-25-50"\n'))
+    judged = by_id(run_check(load_case(nelms_case / "case.toml"), CheckOptions(constraints=str(own))), "cord-pass")
+    assert judged.recovery["prior"] == 0.5 and judged.discounted is None and judged.dose_basis == "simple-25-50"
+    assert judged.value_gy == pytest.approx(expected, rel=1e-9)
+    assert judged.per_course["prior"] == pytest.approx(0.5 * before.per_course["prior"], rel=1e-9)

@@ -77,8 +77,8 @@ def test_sum_output_validates(case, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--alpha-beta", 3], "give exactly one of --fractions N or --plan RTPLAN"),
-        (["--alpha-beta", 3, "--fractions", 5, "--plan", "x.dcm"], "give exactly one"),
+        (["--alpha-beta", 3], "give --fractions N or --plan RTPLAN"),
+        (["--alpha-beta", 3, "--fractions", 5, "--override-fractions"], "--override-fractions only with both"),
         (["--alpha-beta", 0, "--fractions", 5], "must be positive"),
         (["--alpha-beta", 3, "--fractions", 5, "--bits", 8], "--bits must be 16 or 32"),
     ],

@@ -73,7 +73,7 @@ def test_judge_warn_only_and_limit_only():
     assert [judge(temporal, v) for v in (65.25, 65.26, 200.0)] == ["pass", "warn", "warn"]
     thecal = by_id(load_constraint_set("sbrt-spine-reirradiation"), "thecal-sac-pmax")
     assert [judge(thecal, v) for v in (70.0, 70.001)] == ["pass", "fail"]
-    no_warn = dataclasses.replace(thecal, warn_gy=None)
+    no_warn = dataclasses.replace(thecal, warn=None)
     assert judge(no_warn, 69.0) == "pass"
 
 
@@ -203,7 +203,7 @@ def test_unknown_extends_and_cycles(tmp_path):
     assert any("cycle" in p for p in validate_constraint_file(a))
 
 
-def test_volume_metric_limits_and_missing_alpha_beta_are_refused(tmp_path):
+def test_volume_metric_gy_levels_and_missing_alpha_beta_are_refused(tmp_path):
     text = """
 name = "v"
 version = "1"
@@ -224,7 +224,7 @@ metric = "V50Gy"
 priority = "report"
 """
     problems = validate_constraint_file(write(tmp_path, text))
-    assert any("(id=v50): field 'metric': V50Gy gives cc, not Gy" in p for p in problems)
+    assert any("(id=v50): field 'limit_gy': V50Gy gives cc: its levels are limit_cc / warn_cc" in p for p in problems)
     assert any("(id=v50-report): field 'alpha_beta_gy': missing" in p for p in problems)
 
 

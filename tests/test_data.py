@@ -40,7 +40,7 @@ def test_each_data_table_is_read_from_the_installed_data_package():
         assert path == builtin_file(name) == folder / name
         assert tomllib.loads(path.read_text(encoding="utf-8"))  # a non-empty table
     assert constraints.available_sets() == ["hn-reirradiation", "sbrt-spine-reirradiation"]
-    assert len(constraints.load_constraint_set("hn-reirradiation").constraints) == 19
+    assert len(constraints.load_constraint_set("hn-reirradiation").constraints) == 20  # 19 + the simple-25-50 tolerance rule
 
 
 def test_the_demo_case_is_read_from_the_installed_sample_package():

@@ -212,9 +212,9 @@ def test_outside_grid_once_per_structure_and_course():
 
 
 def test_fraction_override_and_missing_structures():
-    overridden = dataclasses.replace(PRIOR, fraction_source="override")
+    overridden = dataclasses.replace(PRIOR, fraction_source="override", plan_fractions=30)
     (flag,) = [f for f in compute_flags(ctx(courses=(overridden, CONVENTIONAL))) if f.id == "fractions_from_override"]
-    assert "'prior'" in flag.message and "(35)" in flag.message
+    assert "'prior'" in flag.message and "35 fractions" in flag.message and "the plan says 30" in flag.message
     matches = (
         OrganMatch("SpinalCord", "Cord", "matched"),
         OrganMatch("Brainstem", None, "missing", "no structure"),

@@ -94,8 +94,15 @@ def check(
     prior_end_date: Optional[str] = typer.Option(None, help="Last treatment day of the prior course (YYYY-MM-DD)."),
     new_start_date: Optional[str] = typer.Option(None, help="First treatment day of the new course (YYYY-MM-DD)."),
     registration: Optional[Path] = typer.Option(None, help="REG file mapping the prior frame into the new one."),
-    prior_fractions: Optional[int] = typer.Option(None, help="Fractions of the prior course when its plan is absent."),
-    new_fractions: Optional[int] = typer.Option(None, help="Fractions of the new course when its plan is absent."),
+    prior_fractions: Optional[int] = typer.Option(
+        None, help="Fractions of the prior course when its plan is absent (a count that disagrees with the plan is refused)."
+    ),
+    new_fractions: Optional[int] = typer.Option(
+        None, help="Fractions of the new course when its plan is absent (a count that disagrees with the plan is refused)."
+    ),
+    override_fractions: bool = typer.Option(
+        False, help="Use --prior-fractions / --new-fractions even where the plan says otherwise (flagged)."
+    ),
     constraints: Optional[str] = typer.Option(None, help="Constraint set: built-in name or TOML path."),
     format: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
     output: str = typer.Option(STDOUT, "--output", "-o", help="Write to this file (atomically) instead of stdout (-)."),
@@ -137,6 +144,7 @@ def check(
         spec = case_from_folders(
             prior, new, _parse_date(prior_end_date, "--prior-end-date"),
             _parse_date(new_start_date, "--new-start-date"), registration, prior_fractions, new_fractions,
+            override_fractions,
         )
     check_output(output, check_inputs(spec, options))
     report = run_check(spec, options)

@@ -13,8 +13,9 @@ constraints_app = typer.Typer(help="List, show and validate constraint sets.", n
 app.add_typer(constraints_app, name="constraints")
 
 
-def _gy(value: float | None) -> str:
-    return "-" if value is None else f"{value:g}"
+def _level(value: float | None, unit: str) -> str:
+    """A limit or warning level with its unit (Gy, cc or %)."""
+    return "-" if value is None else f"{value:g} {unit}"
 
 
 @constraints_app.command("list")
@@ -40,11 +41,14 @@ def show(name: str = typer.Argument(..., help="Built-in set name or path of a se
     loaded = load_constraint_set(name)
     title = f"{loaded.name} {loaded.version}: {loaded.title} (recovery model: {loaded.recovery_model})"
     table = Table(title=title)
-    for column in ("id", "organ", "metric", "limit Gy", "warn Gy", "a/b Gy", "priority", "source", "set"):
+    for column in ("id", "organ", "metric", "limit", "warn", "a/b Gy", "dose basis", "priority", "source", "set"):
         table.add_column(column, overflow="fold")
     for c in loaded.constraints:
+        limit = _level(c.limit, c.unit)
+        if c.single_course_limit_gy is not None:
+            limit = f"{c.single_course_limit_gy:g} Gy x (1 + r)"
         table.add_row(
-            c.id, c.organ, c.metric, _gy(c.limit_gy), _gy(c.warn_gy), f"{c.alpha_beta_gy:g}",
+            c.id, c.organ, c.metric, limit, _level(c.warn, c.unit), f"{c.alpha_beta_gy:g}", c.dose_basis,
             c.priority, c.source_id or "-", c.set_name,
         )
     screen = stdout_console()

@@ -40,8 +40,13 @@ def eqd2(
     rtdose: Path = typer.Argument(..., help="RTDOSE file (physical dose in Gy)."),
     alpha_beta: float = typer.Option(..., "--alpha-beta", help="alpha/beta in Gy."),
     output: str = typer.Option(..., "--output", "-o", help="EQD2 RTDOSE to write (atomically; - for stdout)."),
-    fractions: Optional[int] = typer.Option(None, "--fractions", help="Number of fractions of this dose."),
+    fractions: Optional[int] = typer.Option(
+        None, "--fractions", help="Number of fractions of this dose (with --plan: must agree with it)."
+    ),
     plan: Optional[Path] = typer.Option(None, "--plan", help="RTPLAN giving the number of fractions."),
+    override_fractions: bool = typer.Option(
+        False, "--override-fractions", help="Use --fractions even where the --plan says otherwise."
+    ),
     lql_transition_gy: Optional[float] = typer.Option(
         None, "--lql-transition-gy", help="LQ-L transition dose per fraction (Gy); default: pure LQ."
     ),
@@ -51,13 +56,16 @@ def eqd2(
     ),
 ) -> None:
     """Convert a dose to EQD2 voxel by voxel and write it as an EFFECTIVE RTDOSE."""
-    if (fractions is None) == (plan is None):
-        fail_input("give exactly one of --fractions N or --plan RTPLAN")
+    if fractions is None and plan is None:
+        fail_input("give --fractions N or --plan RTPLAN")
+    if override_fractions and (fractions is None or plan is None):
+        fail_input("--override-fractions only with both --fractions N and --plan RTPLAN")
     if fractions is not None and fractions < 1:
         fail_input(f"--fractions must be positive, got {fractions}")
     check_export_options(alpha_beta, lql_transition_gy, bits)
     summary = write_eqd2_dose(
         rtdose, alpha_beta, output, fractions=fractions, plan_path=plan,
         lql_transition_gy=lql_transition_gy, bits=bits, accept_dose_scale=accept_dose_scale,
+        override_fractions=override_fractions,
     )
     print_summary(summary)

@@ -18,7 +18,9 @@ def sum_courses(
     alpha_beta: float = typer.Option(..., "--alpha-beta", help="alpha/beta in Gy for every voxel."),
     output: str = typer.Option(..., "--output", "-o", help="Cumulative EQD2 RTDOSE to write (atomically; - for stdout)."),
     recovery_model: Optional[str] = typer.Option(
-        None, "--recovery-model", help="Recovery model name (README: Radiobiology; default: the case file's, else none)."
+        None, "--recovery-model",
+        help="Recovery model name (README: Radiobiology; default: the case file's, else none). The export is "
+        "then the DISCOUNTED sum: do not judge limits derived on undiscounted dose (Nieder 2006) on it.",
     ),
     recovery_organ: Optional[str] = typer.Option(
         None, "--recovery-organ", help="Organ whose recovery applies to the prior courses (models defined per organ)."
@@ -34,7 +36,10 @@ def sum_courses(
         False, "--accept-other-patient", help="Use prior courses of another PatientID than the reference course."
     ),
 ) -> None:
-    """Sum the EQD2 of every course on the last course's dose grid and write it as an RTDOSE."""
+    """Sum the EQD2 of every course on the last course's dose grid and write it as an RTDOSE.
+
+    With --recovery-model the prior courses are discounted by (1 - r) in the exported sum.
+    """
     check_export_options(alpha_beta, lql_transition_gy, bits)
     summary = write_cumulative_eqd2(
         case, alpha_beta, output, recovery_model_name=recovery_model, organ=recovery_organ,

@@ -19,8 +19,11 @@ STATUS_STYLE = {
 SEVERITY_STYLE = {"high": "bold red", "caution": "yellow", "info": "cyan"}
 
 
-def _fmt(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
+def _fmt(value: float | None, digits: int = 2, unit: str = "Gy") -> str:
+    """A number; a volume (cm3, %) carries its unit, doses are in Gy like the column heads."""
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}" + ("" if unit == "Gy" else f" {unit}")
 
 
 def courses_table(report: CheckReport) -> Table:
@@ -30,7 +33,9 @@ def courses_table(report: CheckReport) -> Table:
         table.add_column(column)
     for c in report.courses:
         fractions = " + ".join(
-            f"{p.fractions}{'*' if p.fraction_source == 'override' else ''}" for p in c.phases
+            f"{p.fractions}* (plan {'-' if p.plan_fractions is None else p.plan_fractions})"
+            if p.fraction_source == "override" else str(p.fractions)
+            for p in c.phases
         )
         dates = " to ".join(d.isoformat() for d in (c.start_date, c.end_date) if d) or "-"
         table.add_row(
@@ -60,8 +65,9 @@ def results_table(report: CheckReport) -> tuple[Table, list[str]]:
                 footnotes.append(text)
             marks.append(str(footnotes.index(text) + 1))
         table.add_row(
-            r.organ, r.structure or "-", r.metric, f"{r.alpha_beta_gy:g}", _fmt(r.warn_gy), _fmt(r.limit_gy),
-            _fmt(r.value_gy), *(_fmt(r.per_course.get(n)) for n in names), Text(label, style=style),
+            r.organ, r.structure or "-", r.metric, f"{r.alpha_beta_gy:g}", _fmt(r.warn_gy, unit=r.unit),
+            _fmt(r.limit_gy, unit=r.unit), _fmt(r.value_gy, unit=r.unit),
+            *(_fmt(r.per_course.get(n), unit=r.unit) for n in names), Text(label, style=style),
             r.source_id or "-", ",".join(marks),
         )
     return table, footnotes

@@ -62,6 +62,11 @@ def _cell(value: object, css: str = "") -> str:
     return f"<td{klass}>{text}</td>"
 
 
+def _in_unit(value: float | None, unit: str) -> float | str | None:
+    """Doses as numbers (the columns are in Gy); volumes (cm3, %) as text with their unit."""
+    return value if value is None or unit == "Gy" else f"{value:.2f} {unit}"
+
+
 def _table(headers: list[str], rows: list[str]) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
@@ -82,8 +87,8 @@ def to_html(report: CheckReport) -> str:
     result_rows = [
         f'<tr class="{r["status"]}">' + "".join([
             _cell(r["organ"]), _cell(r["structure"]), _cell(r["metric"]), _cell(r["alpha_beta_gy"], "num"),
-            _cell(r["warn_gy"], "num"), _cell(r["limit_gy"], "num"), _cell(r["value_gy"], "num"),
-            *(_cell(r["per_course_gy"].get(n), "num") for n in names),
+            *(_cell(_in_unit(r[key], r["unit"]), "num") for key in ("warn_gy", "limit_gy", "value_gy")),
+            *(_cell(_in_unit(r["per_course_gy"].get(n), r["unit"]), "num") for n in names),
             _cell(r["status"].replace("_", " ")), _cell("; ".join(filter(None, [r["reason"], *r["notes"]]))),
             _cell(r["source_id"]),
         ]) + "</tr>"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from reirrad.results import CheckReport, ConstraintResult
+from reirrad.results import CheckReport, ConstraintResult, nothing_judged
 
 
 def _describe(r: ConstraintResult) -> str:
@@ -13,11 +13,15 @@ def _describe(r: ConstraintResult) -> str:
     parts = [
         f"{r.organ} ({r.structure or 'no structure'}) {r.metric} = {value}, limit {limit}",
         f"alpha/beta {r.alpha_beta_gy:g} Gy",
+        f"dose basis: {r.dose_basis}",
         "per course: " + ", ".join(
             f"{k} {'n/a' if v is None else f'{v:.2f}'}" for k, v in r.per_course.items()
         ),
         f"source: {r.source}",
     ]
+    if r.discounted is not None:
+        shown = "n/a" if r.discounted.value is None else f"{r.discounted.value:.2f} {r.unit}"
+        parts.append(f"discounted by {r.discounted.recovery_model}: {shown}, not judged")
     if r.reason:
         parts.append(f"reason: {r.reason}")
     return "; ".join(parts)
@@ -49,6 +53,12 @@ def test_suite(report: CheckReport, fail_on: str = "fail", allow_missing: bool =
             skipped += 1
             ET.SubElement(case, "skipped", message=text)
         ET.SubElement(case, "system-out").text = f"{r.status}: {text}"
+    if nothing_judged(report.results):
+        failures += 1
+        case = ET.SubElement(suite, "testcase", classname=f"reirrad.{report.case_id}", name="any limit judged")
+        ET.SubElement(case, "failure", type="nothing_evaluated",
+                      message="no limit was judged: every constraint with a limit was not evaluated")
+        suite.set("tests", str(len(report.results) + 1))
     suite.set("failures", str(failures))
     suite.set("errors", "0")
     suite.set("skipped", str(skipped))

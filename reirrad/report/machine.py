@@ -33,6 +33,7 @@ def course_dict(course: CourseSummary) -> dict:
                 "plan": p.plan_label,
                 "fractions": p.fractions,
                 "fraction_source": p.fraction_source,
+                "plan_fractions": p.plan_fractions,
                 "prescription_gy": _number(p.prescription_gy),
                 "max_dose_gy": _number(p.max_dose_gy),
             }
@@ -70,6 +71,13 @@ def result_dict(result: ConstraintResult) -> dict:
         "constraint_set": result.constraint_set,
         "mitigation": result.mitigation or None,
         "notes": list(result.notes),
+        "dose_basis": result.dose_basis,
+        "discounted": None if result.discounted is None else {
+            "recovery_model": result.discounted.recovery_model,
+            "value": _number(result.discounted.value),
+            "recovery_fraction": {k: _number(v) for k, v in result.discounted.recovery.items()},
+            "judged": False,
+        },
     }
 
 
@@ -122,7 +130,7 @@ def to_json_batch(reports: list[CheckReport], errors: list[tuple[str, str]], exi
 
 CSV_COLUMNS = (
     "case", "id", "organ", "structure", "metric", "unit", "alpha_beta_gy", "limit_gy", "warn_gy",
-    "value_gy", "status", "reason", "priority", "source", "constraint_set",
+    "value_gy", "status", "reason", "priority", "source", "constraint_set", "dose_basis", "discounted_value",
 )
 
 
@@ -140,6 +148,7 @@ def to_csv_batch(reports: list[CheckReport]) -> str:
     for report in reports:
         for r in report.results:
             row = result_dict(r)
+            row["discounted_value"] = None if row["discounted"] is None else row["discounted"]["value"]
             fixed = [report.case_id, *(row[c] for c in CSV_COLUMNS[1:])]
             writer.writerow(
                 ["" if v is None else v for v in fixed]
