@@ -22,7 +22,7 @@ def test_list_shows_every_builtin_set_with_its_count():
     out = run("list")
     assert out.returncode == 0, out.stderr
     row = next(line for line in out.stdout.splitlines() if "hn-reirradiation" in line)
-    assert "1.0.0" in row and "20" in row.split()[-2:]
+    assert "1.1.0" in row and "20" in row.split()[-2:]
     assert "sbrt-spine-reirradiation" in out.stdout
 
 

@@ -232,3 +232,17 @@ def test_unknown_name_or_missing_file_is_input_error(tmp_path):
     with pytest.raises(InputError, match="no built-in set named"):
         load_constraint_set("nonexistent")
     assert validate_constraint_file(tmp_path / "absent.toml") == [f"{tmp_path / 'absent.toml'}: file: not found"]
+
+
+def test_spine_set_limits_the_thecal_sac_and_takes_a_spinal_canal_only_when_mapped():
+    """Sahgal's limit is on the thecal sac; TG-263 lists SpinalCanal as another structure."""
+    from reirrad.organs import match_organs
+
+    spine = load_constraint_set("sbrt-spine-reirradiation")
+    organs = [c.organ for c in spine.constraints]
+    assert by_id(spine, "thecal-sac-pmax").organ == "ThecalSac"
+    assert by_id(spine, "thecal-sac-pmax").alpha_beta_gy == 2.0
+    assert match_organs(["Thecal Sac", "Cord"], organs)["ThecalSac"].structure == "Thecal Sac"
+    assert match_organs(["SpinalCanal", "Cord"], organs)["ThecalSac"].structure is None
+    mapped = match_organs(["SpinalCanal", "Cord"], organs, {"SpinalCanal": "ThecalSac"})
+    assert mapped["ThecalSac"].structure == "SpinalCanal"
