@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reirrad.dicom.io import read_dataset, require
+from reirrad.dicom.io import numbers, read_dataset, require
 from reirrad.errors import InputError
 
 SPATIAL_REGISTRATION_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.1"
@@ -89,10 +89,7 @@ def _item_matrix(item, path: Path, number: int) -> np.ndarray:
     kind = str(entry.get("FrameOfReferenceTransformationMatrixType", "")).upper()
     if kind not in RIGID_TYPES:
         raise InputError(path, f"{where}: matrix type {kind or 'missing'} is not rigid; only RIGID is supported")
-    values = np.asarray(require(entry, "FrameOfReferenceTransformationMatrix", path), dtype=float)
-    if values.size != 16:
-        raise InputError(path, f"{where}: transformation matrix has {values.size} values, not 16")
-    matrix = values.reshape(4, 4)
+    matrix = numbers(entry, "FrameOfReferenceTransformationMatrix", path, 16, f"{where}: ").reshape(4, 4)
     _check_rigid(matrix, path, where)
     return matrix
 
