@@ -41,10 +41,10 @@ def raw(item: pydicom.Dataset, keyword: str, text: str) -> None:
 def edited(source: Path, tmp_path: Path, edit: Callable[[pydicom.Dataset], None]) -> Path:
     """A copy of ``source`` in tmp_path with ``edit`` applied to its dataset."""
     ds = pydicom.dcmread(str(source))
-    edit(ds)
     target = tmp_path / source.name
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pydicom warns when writing the invalid values on purpose
+        warnings.simplefilter("ignore")  # pydicom warns about the invalid values set on purpose
+        edit(ds)
         ds.save_as(str(target), write_like_original=True)
     return target
 
@@ -93,6 +93,8 @@ DOSE_CASES = {
     "frames not numeric": (lambda ds: raw(ds, "NumberOfFrames", "x"), r"NumberOfFrames is not numeric \('x'\)"),
     "no frame of reference": (lambda ds: delattr(ds, "FrameOfReferenceUID"),
                               r"FrameOfReferenceUID missing \(required in an RTDOSE\)"),
+    "damaged frame of reference": (lambda ds: raw(ds, "FrameOfReferenceUID", "2.25.2939*35387"),
+                                   "FrameOfReferenceUID '2.25.2939\\*35387' is not a valid UID"),
     "excess pixel data": (lambda ds: setattr(ds, "PixelData", ds.PixelData + b"\0\0"),
                           "PixelData holds 452622 bytes but Rows 61 x Columns 53 x 70 frame"),
     "huge grid": (lambda ds: [setattr(ds, k, v) for k, v in (("Rows", 65535), ("Columns", 65535), ("NumberOfFrames", 1000))],
@@ -147,6 +149,8 @@ STRUCTURE_CASES = {
                         "ROI 1 has a contour without ContourData"),
     "ROI without frame": (lambda ds: delattr(ds.StructureSetROISequence[2], "ReferencedFrameOfReferenceUID"),
                           r"ROI 3 has no ReferencedFrameOfReferenceUID \(required\)"),
+    "damaged ROI frame": (lambda ds: raw(ds.StructureSetROISequence[0], "ReferencedFrameOfReferenceUID", "2.25.x"),
+                          "ROI 1 ReferencedFrameOfReferenceUID '2.25.x' is not a valid UID"),
     "no observations": (lambda ds: delattr(ds, "RTROIObservationsSequence"),
                         "missing required attribute RTROIObservationsSequence"),
     "no contours": (lambda ds: delattr(ds, "ROIContourSequence"), "missing required attribute ROIContourSequence"),
@@ -154,7 +158,7 @@ STRUCTURE_CASES = {
     # refused before this change too
     "contour NaN": (lambda ds: raw(_rtroi(ds).ContourSequence[0], "ContourData",
                                    "\\".join(["nan"] + ["1"] * (len(_rtroi(ds).ContourSequence[0].ContourData) - 1))),
-                    "ROI 1 has non-finite contour coordinates"),
+                    r"ROI 1 ContourData is not finite \(nan\)"),
 }
 
 
@@ -193,6 +197,21 @@ def test_odd_but_exact_values_read_silently_with_the_same_numbers(tmp_path):
         structures = read_structures(path)
     assert [str(w.message) for w in caught] == []
     assert [r.number for r in structures.rois] == [r.number for r in read_structures(STRUCTURES).rois]
+
+
+def test_excess_pixel_data_without_number_of_frames_is_refused(tmp_path):
+    ds = syn.rtdose(np.ones((2, 4, 5), np.uint16), number_of_frames=False)
+    ds.PixelData += ds.PixelData[:20]  # half a frame more
+    refused(read_dose, syn.write(ds, tmp_path / "d.dcm"), "PixelData holds 100 bytes but Rows 4 x Columns 5 x 2 frame")
+    ds.PixelData = ds.PixelData[:20]
+    refused(read_dose, syn.write(ds, tmp_path / "d.dcm"), "pixel data is shorter than one frame")
+
+
+def test_uids_with_leading_zeros_are_accepted(tmp_path):
+    """Invalid by the letter of PS3.5 9.1 but common in old exports; only damaged UIDs are refused."""
+    path = edited(STRUCTURES, tmp_path, lambda ds: [setattr(item, "ReferencedFrameOfReferenceUID", "1.2.0840.01")
+                                                    for item in ds.StructureSetROISequence])
+    assert {r.frame_of_reference_uid for r in read_structures(path).rois} == {"1.2.0840.01"}
 
 
 # --- RTPLAN -----------------------------------------------------------------------------------
@@ -270,7 +289,7 @@ TRUNCATIONS = [
     (read_structures, STRUCTURES, -500, "truncated: RTROIObservationsSequence declares"),
     (read_structures, STRUCTURES, 200_000, "truncated: ROIContourSequence declares"),
     (read_structures, STRUCTURES, -3, "truncated: ReviewerName declares 18 bytes but the file holds 15"),
-    (read_structures, STRUCTURES, -23, r"truncated: the file ends 3 byte\(s\) into a data element header"),
+    (read_structures, STRUCTURES, -23, "truncated: the file ends inside a data element header"),
     (read_plan, PLAN, -666, "truncated: BeamSequence declares 5394 bytes but the file holds 4970"),
     (read_plan, PLAN, -100, "truncated: ReferencedStructureSetSequence declares"),
     (read_registration, REG, -411, "truncated: RegistrationSequence declares"),

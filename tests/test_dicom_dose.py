@@ -155,7 +155,7 @@ def test_negative_dose_values_are_refused(tmp_path):
 def test_truncated_pixel_data_is_refused(tmp_path):
     ds = syn.rtdose(_marked_pixels())
     ds.PixelData = ds.PixelData[:100]
-    with pytest.raises(InputError, match="shorter than one frame"):
+    with pytest.raises(InputError, match="PixelData holds 100 bytes but Rows 5 x Columns 6 x 4 frame"):
         read_dose(syn.write(ds, tmp_path / "d.dcm"))
 
 

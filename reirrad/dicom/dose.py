@@ -28,8 +28,10 @@ from reirrad.dicom.io import (
     numbers,
     optional_integer,
     optional_number,
+    optional_uid,
     quiet_pydicom,
     read_dataset,
+    uid,
 )
 from reirrad.errors import InputError
 from reirrad.grid import Grid
@@ -101,10 +103,10 @@ def grid_from_dataset(ds: pydicom.Dataset, path: Path, n_frames: int) -> Grid:
 
 def _frame_of_reference(ds: pydicom.Dataset, path: Path) -> str:
     """FrameOfReferenceUID, required: without it nothing says which anatomy the dose belongs to."""
-    uid = str(ds.get("FrameOfReferenceUID") or "").strip()
-    if not uid:
+    frame = optional_uid(ds, "FrameOfReferenceUID", path)
+    if frame is None:
         raise InputError(path, "FrameOfReferenceUID missing (required in an RTDOSE)")
-    return uid
+    return frame
 
 
 def _frame_offsets(
@@ -208,7 +210,7 @@ def _plan_references(ds: pydicom.Dataset, path: Path) -> tuple[str | None, int |
     if not ref_plan:
         return None, None, ()
     item = ref_plan[0]
-    plan_uid = str(item.get("ReferencedSOPInstanceUID", "")) or None
+    plan_uid = optional_uid(item, "ReferencedSOPInstanceUID", path, "ReferencedRTPlanSequence ")
     fg_seq = item.get("ReferencedFractionGroupSequence")
     if not fg_seq:
         return plan_uid, None, ()
@@ -257,7 +259,7 @@ def dose_from_dataset(ds: pydicom.Dataset, path: str | Path) -> DoseGrid:
         dose_gy=np.multiply(pixels, scaling, dtype=np.float64),
         summation_type=str(ds.get("DoseSummationType", "")).upper(),
         dose_type=str(ds.get("DoseType", "")).upper(),
-        sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
+        sop_instance_uid=uid(ds, "SOPInstanceUID", path),
         referenced_plan_uid=plan_uid,
         referenced_fraction_group=fraction_group,
         referenced_beam_number=beams[0] if beams else None,

@@ -1,17 +1,19 @@
 """Reading a DICOM file with pydicom and turning its failures into :class:`InputError`.
 
 :func:`read_dataset` decodes the whole file while reading it, so that nothing pydicom would
-raise or warn about later surfaces as a traceback or a stray warning: every element value is
-decoded (except the bulk values in :data:`BULK_TAGS`, which their readers parse themselves),
-every declared length is checked against the bytes present (a truncated file is refused, also
-when pydicom itself reads it without complaint), and pydicom's warnings and log messages are
-collected instead of printed. The numbers the readers use go through :func:`numbers`,
-:func:`number` and :func:`integer`, which refuse absent, non-numeric, non-finite and
-non-integer values in one line naming the attribute.
+raise or warn about later surfaces as a traceback or a stray warning: every sequence is parsed and
+every element value decoded, except decimal and integer strings (DS, IS) and the bulk values in
+:data:`BULK_TAGS`; every declared length is checked against the bytes present (a truncated file
+is refused, also when pydicom itself reads it without complaint), and pydicom's warnings and log
+messages are collected instead of printed. DS and IS values are parsed from their bytes by
+:func:`optional_numbers` (fast, silent), and every number a reader uses goes through it or its
+wrappers :func:`numbers`, :func:`number`, :func:`integer`, which refuse absent, non-numeric,
+non-finite and non-integer values in one line naming the attribute.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import warnings
 from collections.abc import Iterator
@@ -21,11 +23,11 @@ from typing import Any
 
 import numpy as np
 import pydicom
-from pydicom.datadict import keyword_for_tag
+from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import BaseTag
-from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import AllTransferSyntaxes, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from reirrad.errors import InputError
 
@@ -52,6 +54,7 @@ BULK_TAGS = frozenset(
     )
 )
 _UNDEFINED_LENGTH = 0xFFFFFFFF
+_NUMBER_STRINGS = ("DS", "IS")  # left undecoded by read_dataset, parsed by optional_numbers
 
 # pydicom reports these structural problems as warnings or log messages and returns what it
 # read so far; any of them makes the file unusable.
@@ -99,44 +102,63 @@ def _name(tag: BaseTag) -> str:
     return keyword_for_tag(tag) or str(tag)
 
 
+class _HeaderWatch(io.BufferedReader):
+    """A file that notes an element or item header (4 or 8 bytes) cut short by the end of the file.
+
+    pydicom stops silently there and returns the elements read so far.
+    """
+
+    cut_header = False
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        data = super().read(size)
+        if size in (4, 8) and 0 < len(data) < size:
+            self.cut_header = True
+        return data
+
+
+def _dcmread_watched(path: Path, stop_before_pixels: bool, force: bool) -> tuple[pydicom.Dataset, bool]:
+    """pydicom's reading of ``path``, and whether the file ends inside an element header."""
+    with _HeaderWatch(io.FileIO(path)) as fp:
+        return pydicom.dcmread(fp, stop_before_pixels=stop_before_pixels, force=force), fp.cut_header
+
+
 def _dcmread(path: Path, stop_before_pixels: bool) -> pydicom.Dataset:
     """pydicom's reading, with the force=True fallback for files without preamble or file meta."""
     try:
-        return pydicom.dcmread(str(path), stop_before_pixels=stop_before_pixels)
+        ds, cut_header = _dcmread_watched(path, stop_before_pixels, force=False)
     except InvalidDicomError:
-        pass
+        try:
+            ds, cut_header = _dcmread_watched(path, stop_before_pixels, force=True)
+        except Exception as exc:
+            raise NotDicomError(path, f"not a readable DICOM file ({exc.__class__.__name__})") from None
+        if "SOPClassUID" not in ds:
+            raise NotDicomError(path, "not a DICOM file (no SOP Class UID)")
     except Exception as exc:
         raise InputError(path, f"cannot read DICOM ({exc.__class__.__name__}: {exc})") from None
-    try:
-        ds = pydicom.dcmread(str(path), stop_before_pixels=stop_before_pixels, force=True)
-    except Exception as exc:
-        raise NotDicomError(path, f"not a readable DICOM file ({exc.__class__.__name__})") from None
-    if "SOPClassUID" not in ds:
-        raise NotDicomError(path, "not a DICOM file (no SOP Class UID)")
+    if cut_header:
+        raise InputError(path, "truncated: the file ends inside a data element header")
     return ds
 
 
-def _check_file_end(ds: pydicom.Dataset, path: Path) -> None:
-    """Refuse bytes after the last complete top-level element (a file cut inside an element header).
-
-    Only possible when the last element has a defined length; an undefined-length one ends with a
-    delimiter whose absence pydicom reports.
-    """
-    elements = [ds.get_item(tag) for tag in ds.keys()]
-    if not elements:
-        return
-    last = max(elements, key=lambda e: (e.value_tell if isinstance(e, RawDataElement) else e.file_tell) or 0)
-    if not isinstance(last, RawDataElement) or last.length == _UNDEFINED_LENGTH:
-        return
-    extra = path.stat().st_size - (last.value_tell + last.length)
-    if extra > 0:
-        raise InputError(path, f"truncated: the file ends {extra} byte(s) into a data element header")
+def _vr(element: RawDataElement | pydicom.DataElement) -> str | None:
+    """The element's VR, from the dictionary when the file does not say (implicit VR)."""
+    if element.VR:
+        return element.VR
+    try:
+        return dictionary_VR(element.tag)
+    except KeyError:  # private or unknown tag
+        return None
 
 
 def _decode_all(ds: pydicom.Dataset, path: Path) -> None:
-    """Decode every element value (recursing into sequences) and check every declared length."""
+    """Decode every element value but DS, IS and bulk ones (recursing into sequences) and check
+    every declared length."""
     for tag in list(ds.keys()):
-        raw = ds.get_item(tag)
+        try:
+            raw = ds.get_item(tag)  # pydicom decodes some elements here already
+        except Exception as exc:
+            raise InputError(path, f"cannot decode {_name(tag)} ({exc.__class__.__name__}: {exc})") from None
         if (
             isinstance(raw, RawDataElement)
             and raw.value is not None
@@ -146,7 +168,7 @@ def _decode_all(ds: pydicom.Dataset, path: Path) -> None:
             raise InputError(
                 path, f"truncated: {_name(tag)} declares {raw.length} bytes but the file holds {len(raw.value)}"
             )
-        if tag in BULK_TAGS:
+        if tag in BULK_TAGS or (isinstance(raw, RawDataElement) and _vr(raw) in _NUMBER_STRINGS):
             continue
         try:
             element = ds[tag]
@@ -170,8 +192,6 @@ def read_dataset(path: str | Path, stop_before_pixels: bool = False) -> pydicom.
         raise InputError(path, "no such file")
     with quiet_pydicom() as messages:
         ds = _dcmread(path, stop_before_pixels)
-        if not stop_before_pixels:
-            _check_file_end(ds, path)
         _decode_all(ds.file_meta, path)
         _decode_all(ds, path)
     problems = [m for m in messages if any(p in m for p in _STRUCTURE_PROBLEMS)]
@@ -179,6 +199,8 @@ def read_dataset(path: str | Path, stop_before_pixels: bool = False) -> pydicom.
         raise InputError(path, f"truncated or corrupt: {problems[0].splitlines()[0]}")
     if "TransferSyntaxUID" not in ds.file_meta:
         ds.file_meta.TransferSyntaxUID = _SYNTAX_BY_ENCODING[(ds.is_implicit_VR, ds.is_little_endian)]
+    if ds.file_meta.TransferSyntaxUID not in AllTransferSyntaxes:
+        raise InputError(path, f"TransferSyntaxUID {ds.file_meta.TransferSyntaxUID} is not a known transfer syntax")
     return ds
 
 
@@ -194,6 +216,24 @@ def _is_absent(value: Any) -> bool:
     return value is None or (isinstance(value, (str, bytes, list, tuple)) and len(value) == 0)
 
 
+def _value(ds: pydicom.Dataset, keyword: str) -> Any:
+    """The value of ``keyword``: still-undecoded DS and IS bytes as a list of strings, else pydicom's."""
+    if keyword not in ds:
+        return None
+    element = ds.get_item(keyword)
+    if isinstance(element, RawDataElement) and _vr(element) in _NUMBER_STRINGS:
+        text = (element.value or b"").decode("latin-1").strip(" \0")
+        return [part.strip(" \0") for part in text.split("\\")] if text else None
+    with quiet_pydicom():
+        return ds[keyword].value
+
+
+def _shown(value: Any) -> str:
+    """A value as it would be written in the file (multiple values joined by backslashes), cut to 40 characters."""
+    text = str(value) if isinstance(value, (str, bytes)) else "\\".join(str(v) for v in value)
+    return repr(text[:40])
+
+
 def optional_numbers(ds: pydicom.Dataset, keyword: str, path: Path, where: str = "") -> np.ndarray | None:
     """A numeric attribute as a finite float array, or None when absent or empty.
 
@@ -201,7 +241,7 @@ def optional_numbers(ds: pydicom.Dataset, keyword: str, path: Path, where: str =
     """
     label = f"{where}{keyword}"
     try:
-        value = ds.get(keyword)
+        value = _value(ds, keyword)
     except Exception as exc:  # a value pydicom cannot decode (datasets not read by read_dataset)
         raise InputError(path, f"{label} cannot be decoded ({exc.__class__.__name__})") from None
     if _is_absent(value):
@@ -209,7 +249,7 @@ def optional_numbers(ds: pydicom.Dataset, keyword: str, path: Path, where: str =
     try:
         array = np.atleast_1d(np.asarray(value, dtype=float))
     except (TypeError, ValueError):
-        raise InputError(path, f"{label} is not numeric ({str(value)[:40]!r})") from None
+        raise InputError(path, f"{label} is not numeric ({_shown(value)})") from None
     if array.ndim != 1:
         raise InputError(path, f"{label} is not a list of numbers")
     if not np.all(np.isfinite(array)):
@@ -255,6 +295,26 @@ def optional_integer(ds: pydicom.Dataset, keyword: str, path: Path, where: str =
 def integer(ds: pydicom.Dataset, keyword: str, path: Path, where: str = "") -> int:
     """A required single integer."""
     value = optional_integer(ds, keyword, path, where)
+    if value is None:
+        raise InputError(path, f"missing required attribute {where}{keyword}")
+    return value
+
+
+def optional_uid(ds: pydicom.Dataset, keyword: str, path: Path, where: str = "") -> str | None:
+    """A UID attribute, or None when absent or empty; refuses a value that is not a UID
+    (digits and dots, at most 64 characters), such as a damaged byte."""
+    value = str(ds.get(keyword) or "").strip(" \0")
+    if not value:
+        return None
+    parts = value.split(".")
+    if len(value) > 64 or not all(part.isdigit() and part.isascii() for part in parts):
+        raise InputError(path, f"{where}{keyword} {value[:70]!r} is not a valid UID")
+    return value
+
+
+def uid(ds: pydicom.Dataset, keyword: str, path: Path, where: str = "") -> str:
+    """A required UID attribute (see :func:`optional_uid`)."""
+    value = optional_uid(ds, keyword, path, where)
     if value is None:
         raise InputError(path, f"missing required attribute {where}{keyword}")
     return value

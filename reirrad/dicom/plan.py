@@ -23,7 +23,9 @@ from reirrad.dicom.io import (
     optional_integer,
     optional_number,
     optional_numbers,
+    optional_uid,
     read_dataset,
+    uid,
 )
 from reirrad.errors import InputError
 
@@ -181,10 +183,10 @@ def _fraction_group(
 
 def _frame_of_reference(ds: pydicom.Dataset, path: Path) -> str | None:
     """FrameOfReferenceUID: required in an RT Ion Plan, optional (None when absent) in an RT Plan."""
-    uid = str(ds.get("FrameOfReferenceUID") or "").strip()
-    if not uid and str(ds.get("SOPClassUID", "")) == RT_ION_PLAN_SOP_CLASS:
+    frame = optional_uid(ds, "FrameOfReferenceUID", path)
+    if frame is None and str(ds.get("SOPClassUID", "")) == RT_ION_PLAN_SOP_CLASS:
         raise InputError(path, "FrameOfReferenceUID missing (required in an RT Ion Plan)")
-    return uid or None
+    return frame
 
 
 def plan_from_dataset(ds: pydicom.Dataset, path: str | Path) -> Plan:
@@ -207,10 +209,13 @@ def plan_from_dataset(ds: pydicom.Dataset, path: str | Path) -> Plan:
     structure_refs = ds.get("ReferencedStructureSetSequence")
     return Plan(
         path=path,
-        sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
+        sop_instance_uid=uid(ds, "SOPInstanceUID", path),
         label=str(ds.get("RTPlanLabel", "")),
         frame_of_reference_uid=_frame_of_reference(ds, path),
-        referenced_structure_set_uid=str(structure_refs[0].ReferencedSOPInstanceUID) if structure_refs else None,
+        referenced_structure_set_uid=(
+            uid(structure_refs[0], "ReferencedSOPInstanceUID", path, "ReferencedStructureSetSequence ")
+            if structure_refs else None
+        ),
         prescription_gy=max(prescriptions.values()) if prescriptions else None,
         fraction_groups=fraction_groups,
     )

@@ -17,13 +17,19 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from pydicom.dataelem import RawDataElement
 
-from reirrad.dicom.io import check_sop_class, integer, optional_integer, read_dataset
+from reirrad.dicom.io import (
+    check_sop_class,
+    integer,
+    optional_integer,
+    optional_numbers,
+    optional_uid,
+    read_dataset,
+    uid,
+)
 from reirrad.errors import InputError
 
 RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
-CONTOUR_DATA_TAG = 0x30060050
 _PLANAR_TOL_MM = 1e-3
 
 
@@ -111,23 +117,10 @@ class StructureSet:
         raise InputError(self.path, f"no ROI number {number}")
 
 
-def _contour_points(item: pydicom.Dataset) -> np.ndarray:
-    """ContourData as a float (N*3,) array; parses the raw DS bytes directly when still unparsed."""
-    element = item.get_item(CONTOUR_DATA_TAG)
-    if isinstance(element, RawDataElement):
-        raw = element.value or b""
-        return np.array(raw.split(b"\\"), dtype=float) if raw.strip(b" \x00") else np.zeros(0)
-    value = element.value
-    return np.atleast_1d(np.asarray([] if value is None or value == "" else value, dtype=float))
-
-
 def _contour(item: pydicom.Dataset, path: Path, roi_number: int) -> Contour:
     """One ContourSequence item, checked for complete, finite coordinates."""
-    try:
-        data = _contour_points(item) if CONTOUR_DATA_TAG in item else np.zeros(0)
-    except ValueError:
-        raise InputError(path, f"ROI {roi_number} has ContourData that is not numeric") from None
-    if data.size == 0:
+    data = optional_numbers(item, "ContourData", path, f"ROI {roi_number} ")
+    if data is None:
         raise InputError(path, f"ROI {roi_number} has a contour without ContourData")
     if data.size % 3:
         raise InputError(path, f"ROI {roi_number} has ContourData whose length is not a multiple of 3")
@@ -136,8 +129,6 @@ def _contour(item: pydicom.Dataset, path: Path, roi_number: int) -> Contour:
         raise InputError(
             path, f"ROI {roi_number} has a contour of {data.size // 3} points but NumberOfContourPoints {declared}"
         )
-    if not np.all(np.isfinite(data)):
-        raise InputError(path, f"ROI {roi_number} has non-finite contour coordinates")
     return Contour(data.reshape(-1, 3), str(item.get("ContourGeometricType", "CLOSED_PLANAR")).upper())
 
 
@@ -169,8 +160,8 @@ def _declared_rois(ds: pydicom.Dataset, path: Path) -> dict[int, tuple[str, str]
             raise InputError(path, "a StructureSetROISequence item has no ROI Number")
         if number in declared:
             raise InputError(path, f"ROI number {number} is declared twice")
-        frame = str(item.get("ReferencedFrameOfReferenceUID") or "").strip()
-        if not frame:
+        frame = optional_uid(item, "ReferencedFrameOfReferenceUID", path, f"ROI {number} ")
+        if frame is None:
             raise InputError(path, f"ROI {number} has no ReferencedFrameOfReferenceUID (required)")
         declared[number] = (str(item.get("ROIName", "")), frame)
     if not declared:
@@ -178,12 +169,11 @@ def _declared_rois(ds: pydicom.Dataset, path: Path) -> dict[int, tuple[str, str]
     return declared
 
 
-def _structure_frame_of_reference(ds: pydicom.Dataset, declared: dict[int, tuple[str, str]]) -> str:
+def _structure_frame_of_reference(ds: pydicom.Dataset, path: Path, declared: dict[int, tuple[str, str]]) -> str:
     """The structure set's frame of reference: ReferencedFrameOfReferenceSequence, else the ROIs'."""
     sequence = ds.get("ReferencedFrameOfReferenceSequence")
-    if sequence and str(sequence[0].get("FrameOfReferenceUID") or "").strip():
-        return str(sequence[0].FrameOfReferenceUID).strip()
-    return next(ref for _, ref in declared.values())
+    frame = optional_uid(sequence[0], "FrameOfReferenceUID", path, "ReferencedFrameOfReferenceSequence ") if sequence else None
+    return frame or next(ref for _, ref in declared.values())
 
 
 def structures_from_dataset(ds: pydicom.Dataset, path: str | Path) -> StructureSet:
@@ -207,7 +197,7 @@ def structures_from_dataset(ds: pydicom.Dataset, path: str | Path) -> StructureS
         Roi(number, name, types.get(number, ""), tuple(contours[number]), frame, _closed_too_short(contours[number]))
         for number, (name, frame) in declared.items()
     )
-    return StructureSet(path, str(ds.get("SOPInstanceUID", "")), _structure_frame_of_reference(ds, declared), rois)
+    return StructureSet(path, uid(ds, "SOPInstanceUID", path), _structure_frame_of_reference(ds, path, declared), rois)
 
 
 def read_structures(path: str | Path) -> StructureSet:
