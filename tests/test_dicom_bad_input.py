@@ -304,6 +304,15 @@ def test_truncated_files_are_refused(tmp_path, reader, source, keep, message):
     refused(reader, truncated(source, tmp_path, keep), message)
 
 
+def test_corrupt_sequence_item_is_refused(testdata, tmp_path):
+    """pydicom logs a damaged item tag in an undefined-length sequence and reads on."""
+    data = (testdata / "pydicom" / "rtstruct.dcm").read_bytes()
+    item = data.index(b"\xfe\xff\x00\xe0", 700)
+    path = tmp_path / "rs.dcm"
+    path.write_bytes(data[:item] + b"\xfe\xff\x01\xe0" + data[item + 4:])
+    refused(read_structures, path, r"truncated or corrupt: Expected sequence item with tag \(fffe, e000\)")
+
+
 # --- through the command line -----------------------------------------------------------------
 
 
