@@ -16,9 +16,8 @@ from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.tag import Tag
 
-from reirrad.dicom import dose as dose_module
+from reirrad import grid as grid_module
 from reirrad.dicom.dose import read_dose
-from reirrad.dicom import io as dicom_io
 from reirrad.dicom.plan import RT_ION_PLAN_SOP_CLASS, read_plan
 from reirrad.dicom.registration import read_registration
 from reirrad.dicom.structures import read_structures
@@ -98,7 +97,7 @@ DOSE_CASES = {
     "excess pixel data": (lambda ds: setattr(ds, "PixelData", ds.PixelData + b"\0\0"),
                           "PixelData holds 452622 bytes but Rows 61 x Columns 53 x 70 frame"),
     "huge grid": (lambda ds: [setattr(ds, k, v) for k, v in (("Rows", 65535), ("Columns", 65535), ("NumberOfFrames", 1000))],
-                  r"65535 x 65535 x 1000 = 4,294,836,225,000 voxels exceeds the limit of 268,435,456"),
+                  r"dose grid of 65535 x 65535 x 1000 voxels would need 31.2 TiB, more than the 2 GiB bound"),
     # refused before this change too, kept so that the required tags stay required
     "no pixel data": (lambda ds: delattr(ds, "PixelData"), "no pixel data"),
     "no scaling": (lambda ds: delattr(ds, "DoseGridScaling"), "missing required attribute DoseGridScaling"),
@@ -115,10 +114,9 @@ def test_bad_rtdose_is_refused(tmp_path, case):
 
 def test_grid_bound_is_checked_before_decoding(tmp_path, monkeypatch):
     """A grid over the bound is refused by its size, before pydicom decodes (allocates) anything."""
-    monkeypatch.setattr(dose_module, "MAX_GRID_VOXELS", 61 * 53 * 70 - 1)
+    monkeypatch.setattr(grid_module, "MEMORY_BOUND_BYTES", 8 * 61 * 53 * 70 - 1)
     monkeypatch.setattr(pydicom.Dataset, "pixel_array", property(lambda ds: pytest.fail("decoded")))
-    refused(read_dose, DOSE, "61 x 53 x 70 = 226,310 voxels exceeds the limit of 226,309")
-    assert dicom_io.MAX_GRID_VOXELS == 2**28
+    refused(read_dose, DOSE, r"dose grid of 61 x 53 x 70 voxels would need 1.73 MiB, more than the 1.73 MiB bound")
 
 
 def test_single_frame_dose_with_nan_slice_thickness_is_refused(tmp_path):

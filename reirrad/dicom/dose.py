@@ -8,8 +8,8 @@ rtdose_1frame.dcm: 1 frame of pixel data, 15 offsets -> InputError).
 Refused with an InputError: RELATIVE or CGY units, DoseType ERROR, oblique or non-transverse
 planes, unevenly spaced frames, missing, truncated or over-long pixel data, negative dose values,
 a missing FrameOfReferenceUID, a DoseGridScaling that is not a positive finite number, non-numeric
-or non-finite geometry, and grids of more than :data:`reirrad.dicom.io.MAX_GRID_VOXELS` voxels
-(refused before anything is allocated).
+or non-finite geometry, and grids whose float64 dose would exceed
+:data:`reirrad.grid.MEMORY_BOUND_BYTES` (refused before anything is allocated).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import numpy as np
 import pydicom
 
 from reirrad.dicom.io import (
-    MAX_GRID_VOXELS,
     check_sop_class,
     integer,
     number,
@@ -34,7 +33,7 @@ from reirrad.dicom.io import (
     uid,
 )
 from reirrad.errors import InputError
-from reirrad.grid import Grid
+from reirrad.grid import Grid, require_memory
 
 RTDOSE_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.2"
 _ABSOLUTE_OFFSET_TOL_MM = 0.01  # absolute GridFrameOffsetVector: first value = IPP z (DS rounding)
@@ -153,7 +152,7 @@ def _frame_step(ds: pydicom.Dataset, path: Path, offsets: np.ndarray, spacing: n
 def _frame_count(ds: pydicom.Dataset, path: Path) -> int:
     """Frames in the pixel data: NumberOfFrames, checked against (or, when absent, taken from) its length.
 
-    The grid size is bounded (:data:`MAX_GRID_VOXELS`) before anything is decoded, and native
+    The grid size is bounded (:func:`reirrad.grid.require_memory`) before anything is decoded, and native
     pixel data must hold exactly Rows x Columns x frames values.
     """
     declared = optional_integer(ds, "NumberOfFrames", path)
@@ -183,13 +182,11 @@ def _frame_count(ds: pydicom.Dataset, path: Path) -> int:
 
 
 def _check_size(rows: int, columns: int, frames: int, path: Path) -> None:
-    """Refuse a grid of more than :data:`MAX_GRID_VOXELS` voxels (before anything is allocated)."""
-    voxels = rows * columns * frames
-    if voxels > MAX_GRID_VOXELS:
-        raise InputError(
-            path, f"dose grid of {rows} x {columns} x {frames} = {voxels:,} voxels exceeds the limit of "
-            f"{MAX_GRID_VOXELS:,} ({MAX_GRID_VOXELS * 8 / 2**30:g} GiB as float64)"
-        )
+    """Refuse a grid whose float64 dose exceeds the memory bound (before anything is allocated)."""
+    try:
+        require_memory(8.0 * rows * columns * frames, f"dose grid of {rows} x {columns} x {frames} voxels")
+    except InputError as err:
+        raise InputError(path, err.problem) from None
 
 
 def _pixels(ds: pydicom.Dataset, path: Path, n_frames: int) -> np.ndarray:

@@ -38,10 +38,6 @@ _SYNTAX_BY_ENCODING = {
     (False, False): ExplicitVRBigEndian,
 }
 
-# Largest dose grid (Rows x Columns x frames) a reader allocates: 2**28 voxels is 2 GiB as
-# float64 Gy (a 1 mm grid of 640 x 640 x 640 mm fits). Larger grids are refused before allocating.
-MAX_GRID_VOXELS = 2**28
-
 # Elements whose (large) values their readers parse themselves; only their lengths are checked.
 BULK_TAGS = frozenset(
     BaseTag(tag)
