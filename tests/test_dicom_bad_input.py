@@ -96,7 +96,8 @@ DOSE_CASES = {
                                    "FrameOfReferenceUID '2.25.2939\\*35387' is not a valid UID"),
     "excess pixel data": (lambda ds: setattr(ds, "PixelData", ds.PixelData + b"\0\0"),
                           "PixelData holds 452622 bytes but Rows 61 x Columns 53 x 70 frame"),
-    "huge grid": (lambda ds: [setattr(ds, k, v) for k, v in (("Rows", 65535), ("Columns", 65535), ("NumberOfFrames", 1000))],
+    "huge grid": (lambda ds: [setattr(ds, k, v) for k, v in (("Rows", 65535), ("Columns", 65535),
+                                                              ("NumberOfFrames", 1000))],
                   r"dose grid of 65535 x 65535 x 1000 voxels would need 31.2 TiB, more than the 2 GiB bound"),
     # refused before this change too, kept so that the required tags stay required
     "no pixel data": (lambda ds: delattr(ds, "PixelData"), "no pixel data"),
@@ -152,7 +153,8 @@ STRUCTURE_CASES = {
     "no observations": (lambda ds: delattr(ds, "RTROIObservationsSequence"),
                         "missing required attribute RTROIObservationsSequence"),
     "no contours": (lambda ds: delattr(ds, "ROIContourSequence"), "missing required attribute ROIContourSequence"),
-    "no ROIs": (lambda ds: delattr(ds, "StructureSetROISequence"), "missing required attribute StructureSetROISequence"),
+    "no ROIs": (lambda ds: delattr(ds, "StructureSetROISequence"),
+                "missing required attribute StructureSetROISequence"),
     # refused before this change too
     "contour NaN": (lambda ds: raw(_rtroi(ds).ContourSequence[0], "ContourData",
                                    "\\".join(["nan"] + ["1"] * (len(_rtroi(ds).ContourSequence[0].ContourData) - 1))),
@@ -182,7 +184,8 @@ def test_closed_contour_of_one_or_two_points_makes_its_roi_not_evaluable(tmp_pat
 
 
 def test_empty_reason_of_point_and_contourless_rois(tmp_path):
-    path = syn.write(syn.rtstruct({"Iso": [[(1.0, 2.0, 3.0)]], "Empty": []}, types={"Iso": "ISOCENTER"}), tmp_path / "s.dcm")
+    rtstruct = syn.rtstruct({"Iso": [[(1.0, 2.0, 3.0)]], "Empty": []}, types={"Iso": "ISOCENTER"})
+    path = syn.write(rtstruct, tmp_path / "s.dcm")
     structures = read_structures(path)
     assert [r.empty_reason for r in structures.rois] == ["a point ROI", "no closed contours"]
 
@@ -234,7 +237,8 @@ PLAN_CASES = {
                      "fraction group 1 beam 1 BeamMeterset is not finite"),
     "beam dose negative": (lambda ds: raw(_group(ds).ReferencedBeamSequence[0], "BeamDose", "-0.2"),
                            "fraction group 1 beam 1 has a negative BeamMeterset or BeamDose"),
-    "beam number not numeric": (lambda ds: raw(ds.BeamSequence[0], "BeamNumber", "x"), "a beam's BeamNumber is not numeric"),
+    "beam number not numeric": (lambda ds: raw(ds.BeamSequence[0], "BeamNumber", "x"),
+                                "a beam's BeamNumber is not numeric"),
     "isocentre NaN": (lambda ds: raw(ds.BeamSequence[0].ControlPointSequence[0], "IsocenterPosition", "nan\\0\\0"),
                       "beam 1 control point 0: IsocenterPosition is not finite"),
 }
@@ -252,7 +256,8 @@ def test_frame_of_reference_required_in_ion_plans_only(tmp_path):
     assert read_plan(syn.write(photon, tmp_path / "photon.dcm")).frame_of_reference_uid is None
     ion = syn.rtplan([(30, [(1, 2.0, 100.0)])], frame_of_reference=None)
     ion.SOPClassUID = ion.file_meta.MediaStorageSOPClassUID = RT_ION_PLAN_SOP_CLASS
-    refused(read_plan, syn.write(ion, tmp_path / "ion.dcm"), r"FrameOfReferenceUID missing \(required in an RT Ion Plan\)")
+    refused(read_plan, syn.write(ion, tmp_path / "ion.dcm"),
+            r"FrameOfReferenceUID missing \(required in an RT Ion Plan\)")
 
 
 # --- REG --------------------------------------------------------------------------------------
@@ -265,8 +270,10 @@ def _matrix(values) -> Callable[[pydicom.Dataset], None]:
 
 
 REG_CASES = {
-    "not numeric": (_matrix(["abc"] + IDENTITY[1:]), "registration item 2: FrameOfReferenceTransformationMatrix is not numeric"),
-    "NaN": (_matrix(IDENTITY[:3] + ["nan"] + IDENTITY[4:]), "registration item 2: FrameOfReferenceTransformationMatrix is not finite"),
+    "not numeric": (_matrix(["abc"] + IDENTITY[1:]),
+                    "registration item 2: FrameOfReferenceTransformationMatrix is not numeric"),
+    "NaN": (_matrix(IDENTITY[:3] + ["nan"] + IDENTITY[4:]),
+            "registration item 2: FrameOfReferenceTransformationMatrix is not finite"),
     "15 values": (_matrix(IDENTITY[:15]), r"FrameOfReferenceTransformationMatrix has 15 value\(s\), expected 16"),
     "singular": (_matrix([0] * 15 + [1]), r"matrix scales by \[0.0, 0.0, 0.0\]"),
     "scaled": (_matrix([2, 0, 0, 0, 0, 2, 0, 0, 0, 0, 2, 0, 0, 0, 0, 1]), r"matrix scales by \[2.0, 2.0, 2.0\]"),
@@ -327,8 +334,10 @@ def dvh_cli(*args: Path) -> subprocess.CompletedProcess:
         (lambda tmp: (DOSE, truncated(STRUCTURES, tmp, 1373)), "truncated: StructureSetROISequence declares"),
         (lambda tmp: (DOSE, edited(STRUCTURES, tmp, STRUCTURE_CASES["ROI number not numeric"][0])),
          "ROINumber is not numeric"),
-        (lambda tmp: (edited(DOSE, tmp, DOSE_CASES["scaling not numeric"][0]), STRUCTURES), "DoseGridScaling is not numeric"),
-        (lambda tmp: (edited(DOSE, tmp, DOSE_CASES["no frame of reference"][0]), STRUCTURES), "FrameOfReferenceUID missing"),
+        (lambda tmp: (edited(DOSE, tmp, DOSE_CASES["scaling not numeric"][0]), STRUCTURES),
+         "DoseGridScaling is not numeric"),
+        (lambda tmp: (edited(DOSE, tmp, DOSE_CASES["no frame of reference"][0]), STRUCTURES),
+         "FrameOfReferenceUID missing"),
     ],
     ids=["truncated RTSTRUCT", "ROINumber x", "DoseGridScaling abc", "no frame of reference"],
 )

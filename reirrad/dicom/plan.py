@@ -108,7 +108,9 @@ def _target_prescriptions(ds: pydicom.Dataset, path: Path) -> dict[int, float]:
         if dose_gy is None:
             continue
         if dose_gy <= 0:
-            raise InputError(path, f"dose reference {number} TargetPrescriptionDose is {dose_gy:g}; it must be positive")
+            raise InputError(
+                path, f"dose reference {number} TargetPrescriptionDose is {dose_gy:g}; it must be positive"
+            )
         prescriptions[number] = dose_gy
     return prescriptions
 

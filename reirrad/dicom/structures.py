@@ -172,7 +172,8 @@ def _declared_rois(ds: pydicom.Dataset, path: Path) -> dict[int, tuple[str, str]
 def _structure_frame_of_reference(ds: pydicom.Dataset, path: Path, declared: dict[int, tuple[str, str]]) -> str:
     """The structure set's frame of reference: ReferencedFrameOfReferenceSequence, else the ROIs'."""
     sequence = ds.get("ReferencedFrameOfReferenceSequence")
-    frame = optional_uid(sequence[0], "FrameOfReferenceUID", path, "ReferencedFrameOfReferenceSequence ") if sequence else None
+    where = "ReferencedFrameOfReferenceSequence "
+    frame = optional_uid(sequence[0], "FrameOfReferenceUID", path, where) if sequence else None
     return frame or next(ref for _, ref in declared.values())
 
 
