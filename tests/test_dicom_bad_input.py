@@ -150,6 +150,10 @@ STRUCTURE_CASES = {
                           r"ROI 3 has no ReferencedFrameOfReferenceUID \(required\)"),
     "damaged ROI frame": (lambda ds: raw(ds.StructureSetROISequence[0], "ReferencedFrameOfReferenceUID", "2.25.x"),
                           "ROI 1 ReferencedFrameOfReferenceUID '2.25.x' is not a valid UID"),
+    "frame item without frame": (
+        lambda ds: delattr(ds.ReferencedFrameOfReferenceSequence[0], "FrameOfReferenceUID"),
+        "missing required attribute ReferencedFrameOfReferenceSequence item 1 FrameOfReferenceUID",
+    ),
     "no observations": (lambda ds: delattr(ds, "RTROIObservationsSequence"),
                         "missing required attribute RTROIObservationsSequence"),
     "no contours": (lambda ds: delattr(ds, "ROIContourSequence"), "missing required attribute ROIContourSequence"),

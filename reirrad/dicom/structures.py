@@ -170,11 +170,12 @@ def _declared_rois(ds: pydicom.Dataset, path: Path) -> dict[int, tuple[str, str]
 
 
 def _structure_frame_of_reference(ds: pydicom.Dataset, path: Path, declared: dict[int, tuple[str, str]]) -> str:
-    """The structure set's frame of reference: ReferencedFrameOfReferenceSequence, else the ROIs'."""
+    """The structure set's frame of reference: ReferencedFrameOfReferenceSequence, else (the sequence
+    is optional) the first ROI's ReferencedFrameOfReferenceUID (required in every ROI)."""
     sequence = ds.get("ReferencedFrameOfReferenceSequence")
-    where = "ReferencedFrameOfReferenceSequence "
-    frame = optional_uid(sequence[0], "FrameOfReferenceUID", path, where) if sequence else None
-    return frame or next(ref for _, ref in declared.values())
+    if not sequence:
+        return next(ref for _, ref in declared.values())
+    return uid(sequence[0], "FrameOfReferenceUID", path, "ReferencedFrameOfReferenceSequence item 1 ")
 
 
 def structures_from_dataset(ds: pydicom.Dataset, path: str | Path) -> StructureSet:
