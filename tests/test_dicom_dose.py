@@ -134,11 +134,11 @@ def _refused(tmp_path, message: str, **changes):
         ({"GridFrameOffsetVector": [0, 2.5, 5.5, 7.5]}, "not monotonic and evenly spaced"),
         ({"GridFrameOffsetVector": [0, 2.5, 0, 2.5]}, "not monotonic and evenly spaced"),
         ({"GridFrameOffsetVector": [12.0, 14.5, 17.0, 19.5]}, "neither relative"),
-        ({"NumberOfFrames": 5}, "NumberOfFrames is 5 but the pixel data holds 4"),
+        ({"NumberOfFrames": 5}, "PixelData holds 480 bytes but Rows 5 x Columns 6 x 5 frame"),
         ({"PixelSpacing": [0.0, 3.0]}, "PixelSpacing"),
         ({"DoseGridScaling": None}, "DoseGridScaling"),
         ({"PixelData": None}, "no pixel data"),
-        ({"ImagePositionPatient": [1.0, 2.0]}, "wrong number of values"),
+        ({"ImagePositionPatient": [1.0, 2.0]}, r"ImagePositionPatient has 2 value\(s\), expected 3"),
     ],
 )
 def test_bad_rtdose_is_refused_in_one_line(tmp_path, changes, message):
@@ -155,7 +155,7 @@ def test_negative_dose_values_are_refused(tmp_path):
 def test_truncated_pixel_data_is_refused(tmp_path):
     ds = syn.rtdose(_marked_pixels())
     ds.PixelData = ds.PixelData[:100]
-    with pytest.raises(InputError, match="shorter than one frame"):
+    with pytest.raises(InputError, match="PixelData holds 100 bytes but Rows 5 x Columns 6 x 4 frame"):
         read_dose(syn.write(ds, tmp_path / "d.dcm"))
 
 

@@ -6,7 +6,10 @@ unsigned, either endianness, single or multi-frame. When NumberOfFrames is absen
 decides the frame count, and it must then match GridFrameOffsetVector (pydicom's
 rtdose_1frame.dcm: 1 frame of pixel data, 15 offsets -> InputError).
 Refused with an InputError: RELATIVE or CGY units, DoseType ERROR, oblique or non-transverse
-planes, unevenly spaced frames, missing or truncated pixel data, negative dose values.
+planes, unevenly spaced frames, missing, truncated or over-long pixel data, negative dose values,
+a missing FrameOfReferenceUID, a DoseGridScaling that is not a positive finite number, non-numeric
+or non-finite geometry, and grids whose float64 dose would exceed
+:data:`reirrad.grid.MEMORY_BOUND_BYTES` (refused before anything is allocated).
 """
 
 from __future__ import annotations
@@ -17,9 +20,20 @@ from pathlib import Path
 import numpy as np
 import pydicom
 
-from reirrad.dicom.io import check_sop_class, optional_int, read_dataset, require
+from reirrad.dicom.io import (
+    check_sop_class,
+    integer,
+    number,
+    numbers,
+    optional_integer,
+    optional_number,
+    optional_uid,
+    quiet_pydicom,
+    read_dataset,
+    uid,
+)
 from reirrad.errors import InputError
-from reirrad.grid import Grid
+from reirrad.grid import Grid, require_memory
 
 RTDOSE_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.2"
 _ABSOLUTE_OFFSET_TOL_MM = 0.01  # absolute GridFrameOffsetVector: first value = IPP z (DS rounding)
@@ -63,13 +77,9 @@ def grid_from_dataset(ds: pydicom.Dataset, path: Path, n_frames: int) -> Grid:
     PixelSpacing is (row spacing, column spacing): the distance between adjacent rows (along
     the column direction, array axis j) first, between adjacent columns (axis i) second.
     """
-    iop = np.asarray(require(ds, "ImageOrientationPatient", path), dtype=float)
-    ipp = np.asarray(require(ds, "ImagePositionPatient", path), dtype=float)
-    spacing = np.asarray(require(ds, "PixelSpacing", path), dtype=float)
-    if iop.size != 6 or ipp.size != 3 or spacing.size != 2:
-        raise InputError(
-            path, "ImageOrientationPatient, ImagePositionPatient or PixelSpacing has the wrong number of values"
-        )
+    iop = numbers(ds, "ImageOrientationPatient", path, 6)
+    ipp = numbers(ds, "ImagePositionPatient", path, 3)
+    spacing = numbers(ds, "PixelSpacing", path, 2)
     if np.any(spacing <= 0):
         raise InputError(path, f"PixelSpacing {spacing.tolist()} must be positive")
     row_dir = _axis_aligned(iop[:3], path, "ImageOrientationPatient row direction")
@@ -85,9 +95,17 @@ def grid_from_dataset(ds: pydicom.Dataset, path: Path, n_frames: int) -> Grid:
         column_direction=tuple(float(v) for v in col_dir),
         frame_direction=tuple(float(v) for v in (normal if step > 0 else -normal)),
         spacing_mm=(abs(step), float(spacing[0]), float(spacing[1])),
-        shape=(n_frames, int(ds.Rows), int(ds.Columns)),
-        frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")),
+        shape=(n_frames, integer(ds, "Rows", path), integer(ds, "Columns", path)),
+        frame_of_reference_uid=_frame_of_reference(ds, path),
     )
+
+
+def _frame_of_reference(ds: pydicom.Dataset, path: Path) -> str:
+    """FrameOfReferenceUID, required: without it nothing says which anatomy the dose belongs to."""
+    frame = optional_uid(ds, "FrameOfReferenceUID", path)
+    if frame is None:
+        raise InputError(path, "FrameOfReferenceUID missing (required in an RTDOSE)")
+    return frame
 
 
 def _frame_offsets(
@@ -98,12 +116,11 @@ def _frame_offsets(
     DICOM PS3.3 C.8.8.3.2: first value 0 -> offsets along the normal (type a); first value equal
     to ImagePositionPatient z -> patient z coordinates of the planes (type b).
     """
-    raw = ds.get("GridFrameOffsetVector")
-    if raw is None or raw == "":
+    if not ds.get("GridFrameOffsetVector"):
         if n_frames > 1:
             raise InputError(path, f"{n_frames} frames but no GridFrameOffsetVector")
         return np.zeros(1)
-    offsets = np.atleast_1d(np.asarray(raw, dtype=float))
+    offsets = numbers(ds, "GridFrameOffsetVector", path)
     if offsets.size != n_frames:
         raise InputError(
             path, f"GridFrameOffsetVector has {offsets.size} values but the pixel data holds {n_frames} frame(s)"
@@ -122,7 +139,10 @@ def _frame_offsets(
 def _frame_step(ds: pydicom.Dataset, path: Path, offsets: np.ndarray, spacing: np.ndarray) -> float:
     """Signed distance between frames in mm (SliceThickness, else the finer pixel spacing, for one frame)."""
     if offsets.size == 1:
-        return float(ds.get("SliceThickness") or 0.0) or float(spacing.min())
+        thickness = optional_number(ds, "SliceThickness", path) or 0.0
+        if thickness < 0:
+            raise InputError(path, f"SliceThickness {thickness:g} is negative")
+        return thickness or float(spacing.min())
     steps = np.diff(offsets)
     if np.any(steps == 0) or np.ptp(steps) > _EVEN_SPACING_TOL_MM * max(1.0, abs(steps[0])):
         raise InputError(path, "GridFrameOffsetVector is not monotonic and evenly spaced; unsupported")
@@ -130,51 +150,76 @@ def _frame_step(ds: pydicom.Dataset, path: Path, offsets: np.ndarray, spacing: n
 
 
 def _frame_count(ds: pydicom.Dataset, path: Path) -> int:
-    """Frames in the pixel data: NumberOfFrames, checked against (or, when absent, taken from) its length."""
-    declared = optional_int(ds, "NumberOfFrames")
-    if int(ds.get("SamplesPerPixel", 1)) != 1:
+    """Frames in the pixel data: NumberOfFrames, checked against (or, when absent, taken from) its length.
+
+    The grid size is bounded (:func:`reirrad.grid.require_memory`) before anything is decoded, and native
+    pixel data must hold exactly Rows x Columns x frames values.
+    """
+    declared = optional_integer(ds, "NumberOfFrames", path)
+    if (optional_integer(ds, "SamplesPerPixel", path) or 1) != 1:
         raise InputError(path, "RTDOSE must have one sample per pixel")
+    rows, columns = integer(ds, "Rows", path), integer(ds, "Columns", path)
+    bits = integer(ds, "BitsAllocated", path)
+    if rows < 1 or columns < 1 or (declared is not None and declared < 1):
+        raise InputError(path, f"Rows {rows}, Columns {columns} and NumberOfFrames {declared} must be positive")
+    if bits not in (16, 32):
+        raise InputError(path, f"BitsAllocated is {bits}; RTDOSE pixel data has 16 or 32 bits")
+    _check_size(rows, columns, declared or 1, path)
     if ds.file_meta.TransferSyntaxUID.is_compressed:
         return declared or 1
-    frame_bytes = int(require(ds, "Rows", path)) * int(require(ds, "Columns", path))
-    frame_bytes *= int(require(ds, "BitsAllocated", path)) // 8
-    stored = len(ds.PixelData) // frame_bytes if frame_bytes else 0
-    if stored == 0:
+    frame_bytes = rows * columns * bits // 8
+    length = len(ds.PixelData)
+    frames = declared if declared is not None else length // frame_bytes
+    if frames == 0:
         raise InputError(path, "pixel data is shorter than one frame")
-    if declared is not None and declared != stored:
-        raise InputError(path, f"NumberOfFrames is {declared} but the pixel data holds {stored} frame(s)")
-    return stored
+    expected = frames * frame_bytes
+    if length != expected:
+        raise InputError(
+            path, f"PixelData holds {length} bytes but Rows {rows} x Columns {columns} x {frames} frame(s) "
+            f"x {bits // 8} bytes = {expected}"
+        )
+    return frames
+
+
+def _check_size(rows: int, columns: int, frames: int, path: Path) -> None:
+    """Refuse a grid whose float64 dose exceeds the memory bound (before anything is allocated)."""
+    try:
+        require_memory(8.0 * rows * columns * frames, f"dose grid of {rows} x {columns} x {frames} voxels")
+    except InputError as err:
+        raise InputError(path, err.problem) from None
 
 
 def _pixels(ds: pydicom.Dataset, path: Path, n_frames: int) -> np.ndarray:
     """Stored pixel values as a (frames, rows, columns) array (decoded by pydicom)."""
-    if optional_int(ds, "NumberOfFrames") is None and n_frames > 1:
+    if "NumberOfFrames" not in ds and n_frames > 1:
         ds.NumberOfFrames = n_frames  # in memory only: pydicom reads frames from this attribute
     try:
-        pixels = ds.pixel_array
+        with quiet_pydicom():
+            pixels = ds.pixel_array
     except Exception as exc:  # pydicom raises several types for truncated or odd pixel data
         raise InputError(path, f"cannot decode pixel data ({exc.__class__.__name__}: {exc})") from None
-    return pixels.reshape(n_frames, int(ds.Rows), int(ds.Columns))
+    return pixels.reshape(n_frames, integer(ds, "Rows", path), integer(ds, "Columns", path))
 
 
-def _plan_references(ds: pydicom.Dataset) -> tuple[str | None, int | None, tuple[int, ...]]:
+def _plan_references(ds: pydicom.Dataset, path: Path) -> tuple[str | None, int | None, tuple[int, ...]]:
     """Referenced plan UID, fraction group number and beam numbers (first plan reference)."""
     ref_plan = ds.get("ReferencedRTPlanSequence")
     if not ref_plan:
         return None, None, ()
     item = ref_plan[0]
-    plan_uid = str(item.get("ReferencedSOPInstanceUID", "")) or None
+    plan_uid = optional_uid(item, "ReferencedSOPInstanceUID", path, "ReferencedRTPlanSequence ")
     fg_seq = item.get("ReferencedFractionGroupSequence")
     if not fg_seq:
         return plan_uid, None, ()
     beams = tuple(
-        int(b.ReferencedBeamNumber) for b in fg_seq[0].get("ReferencedBeamSequence", []) if "ReferencedBeamNumber" in b
+        integer(b, "ReferencedBeamNumber", path) for b in fg_seq[0].get("ReferencedBeamSequence", [])
+        if "ReferencedBeamNumber" in b
     )
-    return plan_uid, optional_int(fg_seq[0], "ReferencedFractionGroupNumber"), beams
+    return plan_uid, optional_integer(fg_seq[0], "ReferencedFractionGroupNumber", path), beams
 
 
-def _check_usable(ds: pydicom.Dataset, path: Path) -> None:
-    """Refuse RTDOSE objects whose values are not an absolute dose in Gy."""
+def _check_usable(ds: pydicom.Dataset, path: Path) -> float:
+    """Refuse RTDOSE objects whose values are not an absolute dose in Gy; returns DoseGridScaling (Gy)."""
     check_sop_class(ds, path, RTDOSE_SOP_CLASS, "RTDOSE")
     units = str(ds.get("DoseUnits", "")).upper()
     if units != "GY":
@@ -183,8 +228,10 @@ def _check_usable(ds: pydicom.Dataset, path: Path) -> None:
         raise InputError(path, "DoseType is ERROR (a dose difference), not a dose")
     if "PixelData" not in ds:
         raise InputError(path, "RTDOSE has no pixel data (a DVH-only or point-dose object)")
-    if float(require(ds, "DoseGridScaling", path)) <= 0:
-        raise InputError(path, "DoseGridScaling must be positive")
+    scaling = number(ds, "DoseGridScaling", path)
+    if scaling <= 0:
+        raise InputError(path, f"DoseGridScaling is {scaling:g}; it must be positive")
+    return scaling
 
 
 def dose_from_dataset(ds: pydicom.Dataset, path: str | Path) -> DoseGrid:
@@ -194,20 +241,22 @@ def dose_from_dataset(ds: pydicom.Dataset, path: str | Path) -> DoseGrid:
     on ``ds`` (in memory) so that pydicom decodes every frame.
     """
     path = Path(path)
-    _check_usable(ds, path)
+    scaling = _check_usable(ds, path)
     n_frames = _frame_count(ds, path)
     grid = grid_from_dataset(ds, path, n_frames)
     pixels = _pixels(ds, path, n_frames)
     if pixels.dtype.kind == "i" and pixels.min() < 0:
         raise InputError(path, "pixel data holds negative dose values")
-    plan_uid, fraction_group, beams = _plan_references(ds)
+    if not np.isfinite(float(pixels.max(initial=0)) * scaling):
+        raise InputError(path, f"DoseGridScaling {scaling:g} times the pixel values overflows")
+    plan_uid, fraction_group, beams = _plan_references(ds, path)
     return DoseGrid(
         path=path,
         grid=grid,
-        dose_gy=np.multiply(pixels, float(ds.DoseGridScaling), dtype=np.float64),
+        dose_gy=np.multiply(pixels, scaling, dtype=np.float64),
         summation_type=str(ds.get("DoseSummationType", "")).upper(),
         dose_type=str(ds.get("DoseType", "")).upper(),
-        sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
+        sop_instance_uid=uid(ds, "SOPInstanceUID", path),
         referenced_plan_uid=plan_uid,
         referenced_fraction_group=fraction_group,
         referenced_beam_number=beams[0] if beams else None,

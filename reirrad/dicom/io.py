@@ -1,13 +1,33 @@
-"""Reading a DICOM file with pydicom and turning its failures into :class:`InputError`."""
+"""Reading a DICOM file with pydicom and turning its failures into :class:`InputError`.
+
+:func:`read_dataset` decodes the whole file while reading it, so that nothing pydicom would
+raise or warn about later surfaces as a traceback or a stray warning: every sequence is parsed and
+every element value decoded, except decimal and integer strings (DS, IS) and the bulk values in
+:data:`BULK_TAGS`; every declared length is checked against the bytes present (a truncated file
+is refused, also when pydicom itself reads it without complaint), and pydicom's warnings and log
+messages are collected instead of printed. DS and IS values are parsed from their bytes by
+:func:`optional_numbers` (fast, silent), and every number a reader uses goes through it or its
+wrappers :func:`numbers`, :func:`number`, :func:`integer`, which refuse absent, non-numeric,
+non-finite and non-integer values in one line naming the attribute.
+"""
 
 from __future__ import annotations
 
+import io
+import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pydicom
+from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
-from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.tag import BaseTag
+from pydicom.uid import AllTransferSyntaxes, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from reirrad.errors import InputError
 
@@ -18,35 +38,165 @@ _SYNTAX_BY_ENCODING = {
     (False, False): ExplicitVRBigEndian,
 }
 
+# Elements whose (large) values their readers parse themselves; only their lengths are checked.
+BULK_TAGS = frozenset(
+    BaseTag(tag)
+    for tag in (
+        0x7FE00010,  # PixelData
+        0x7FE00008,  # FloatPixelData
+        0x7FE00009,  # DoubleFloatPixelData
+        0x30060050,  # ContourData
+        0x30040058,  # DVHData
+    )
+)
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+_NUMBER_STRINGS = ("DS", "IS")  # left undecoded by read_dataset, parsed by optional_numbers
+
+# pydicom reports these structural problems as warnings or log messages and returns what it
+# read so far; any of them makes the file unusable.
+_STRUCTURE_PROBLEMS = ("End of file", "Expected sequence item", "after delimiter", "Expected 4 zero bytes")
+
 
 class NotDicomError(InputError):
     """The file is not DICOM at all (folder discovery skips such files)."""
 
 
+class _Collect(logging.Handler):
+    """Keeps the messages of the 'pydicom' logger instead of printing them."""
+
+    def __init__(self, messages: list[str]):
+        super().__init__(logging.WARNING)
+        self.messages = messages
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextmanager
+def quiet_pydicom() -> Iterator[list[str]]:
+    """Collect pydicom's warnings and log messages (warning and above) instead of printing them.
+
+    Yields the list the messages are appended to; it is complete when the block ends.
+    """
+    messages: list[str] = []
+    logger = logging.getLogger("pydicom")
+    handler, propagate = _Collect(messages), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield messages
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+        messages.extend(str(w.message) for w in caught)
+
+
+def _name(tag: BaseTag) -> str:
+    """The attribute keyword of ``tag``, or the tag itself for private and unknown ones."""
+    return keyword_for_tag(tag) or str(tag)
+
+
+class _HeaderWatch(io.BufferedReader):
+    """A file that notes an element or item header (4 or 8 bytes) cut short by the end of the file.
+
+    pydicom stops silently there and returns the elements read so far.
+    """
+
+    cut_header = False
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        data = super().read(size)
+        if size in (4, 8) and 0 < len(data) < size:
+            self.cut_header = True
+        return data
+
+
+def _dcmread_watched(path: Path, stop_before_pixels: bool, force: bool) -> tuple[pydicom.Dataset, bool]:
+    """pydicom's reading of ``path``, and whether the file ends inside an element header."""
+    with _HeaderWatch(io.FileIO(path)) as fp:
+        return pydicom.dcmread(fp, stop_before_pixels=stop_before_pixels, force=force), fp.cut_header
+
+
+def _dcmread(path: Path, stop_before_pixels: bool) -> pydicom.Dataset:
+    """pydicom's reading, with the force=True fallback for files without preamble or file meta."""
+    try:
+        ds, cut_header = _dcmread_watched(path, stop_before_pixels, force=False)
+    except InvalidDicomError:
+        try:
+            ds, cut_header = _dcmread_watched(path, stop_before_pixels, force=True)
+        except Exception as exc:
+            raise NotDicomError(path, f"not a readable DICOM file ({exc.__class__.__name__})") from None
+        if "SOPClassUID" not in ds:
+            raise NotDicomError(path, "not a DICOM file (no SOP Class UID)")
+    except Exception as exc:
+        raise InputError(path, f"cannot read DICOM ({exc.__class__.__name__}: {exc})") from None
+    if cut_header:
+        raise InputError(path, "truncated: the file ends inside a data element header")
+    return ds
+
+
+def _vr(element: RawDataElement | pydicom.DataElement) -> str | None:
+    """The element's VR, from the dictionary when the file does not say (implicit VR)."""
+    if element.VR:
+        return element.VR
+    try:
+        return dictionary_VR(element.tag)
+    except KeyError:  # private or unknown tag
+        return None
+
+
+def _decode_all(ds: pydicom.Dataset, path: Path) -> None:
+    """Decode every element value but DS, IS and bulk ones (recursing into sequences) and check
+    every declared length."""
+    for tag in list(ds.keys()):
+        try:
+            raw = ds.get_item(tag)  # pydicom decodes some elements here already
+        except Exception as exc:
+            raise InputError(path, f"cannot decode {_name(tag)} ({exc.__class__.__name__}: {exc})") from None
+        if (
+            isinstance(raw, RawDataElement)
+            and raw.value is not None
+            and raw.length != _UNDEFINED_LENGTH
+            and len(raw.value) != raw.length
+        ):
+            raise InputError(
+                path, f"truncated: {_name(tag)} declares {raw.length} bytes but the file holds {len(raw.value)}"
+            )
+        if tag in BULK_TAGS or (isinstance(raw, RawDataElement) and _vr(raw) in _NUMBER_STRINGS):
+            continue
+        try:
+            element = ds[tag]
+        except Exception as exc:  # pydicom raises many types for undecodable values
+            raise InputError(path, f"cannot decode {_name(tag)} ({exc.__class__.__name__}: {exc})") from None
+        if element.VR == "SQ":
+            for item in element.value:
+                _decode_all(item, path)
+
+
 def read_dataset(path: str | Path, stop_before_pixels: bool = False) -> pydicom.Dataset:
-    """Read a DICOM file, accepting files without preamble or file meta (force=True fallback).
+    """Read and fully decode a DICOM file, accepting files without preamble or file meta.
 
     A file read without file meta gets the transfer syntax pydicom detected while parsing it.
     Raises :class:`NotDicomError` for files that are not DICOM and :class:`InputError` for
-    DICOM files that cannot be read.
+    DICOM files that cannot be read, are truncated or hold values pydicom cannot decode.
+    pydicom's warnings are never printed.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "no such file")
-    try:
-        return pydicom.dcmread(str(path), stop_before_pixels=stop_before_pixels)
-    except InvalidDicomError:
-        pass
-    except Exception as exc:
-        raise InputError(path, f"cannot read DICOM ({exc.__class__.__name__}: {exc})") from None
-    try:
-        ds = pydicom.dcmread(str(path), stop_before_pixels=stop_before_pixels, force=True)
-    except Exception as exc:
-        raise NotDicomError(path, f"not a readable DICOM file ({exc.__class__.__name__})") from None
-    if "SOPClassUID" not in ds:
-        raise NotDicomError(path, "not a DICOM file (no SOP Class UID)")
+    with quiet_pydicom() as messages:
+        ds = _dcmread(path, stop_before_pixels)
+        _decode_all(ds.file_meta, path)
+        _decode_all(ds, path)
+    problems = [m for m in messages if any(p in m for p in _STRUCTURE_PROBLEMS)]
+    if problems:
+        raise InputError(path, f"truncated or corrupt: {problems[0].splitlines()[0]}")
     if "TransferSyntaxUID" not in ds.file_meta:
         ds.file_meta.TransferSyntaxUID = _SYNTAX_BY_ENCODING[(ds.is_implicit_VR, ds.is_little_endian)]
+    if ds.file_meta.TransferSyntaxUID not in AllTransferSyntaxes:
+        raise InputError(path, f"TransferSyntaxUID {ds.file_meta.TransferSyntaxUID} is not a known transfer syntax")
     return ds
 
 
@@ -58,16 +208,112 @@ def require(ds: pydicom.Dataset, keyword: str, path: Path) -> Any:
     return value
 
 
-def optional_float(item: pydicom.Dataset, keyword: str) -> float | None:
-    """A numeric attribute as float, or None when absent or empty."""
-    value = item.get(keyword)
-    return None if value is None or value == "" else float(value)
+def _is_absent(value: Any) -> bool:
+    return value is None or (isinstance(value, (str, bytes, list, tuple)) and len(value) == 0)
 
 
-def optional_int(item: pydicom.Dataset, keyword: str) -> int | None:
-    """An integer attribute as int, or None when absent or empty."""
-    value = item.get(keyword)
-    return None if value is None or value == "" else int(value)
+def _value(ds: pydicom.Dataset, keyword: str) -> Any:
+    """The value of ``keyword``: still-undecoded DS and IS bytes as a list of strings, else pydicom's."""
+    if keyword not in ds:
+        return None
+    element = ds.get_item(keyword)
+    if isinstance(element, RawDataElement) and _vr(element) in _NUMBER_STRINGS:
+        text = (element.value or b"").decode("latin-1").strip(" \0")
+        return [part.strip(" \0") for part in text.split("\\")] if text else None
+    with quiet_pydicom():
+        return ds[keyword].value
+
+
+def _shown(value: Any) -> str:
+    """A value as it would be written in the file (multiple values joined by backslashes), cut to 40 characters."""
+    text = str(value) if isinstance(value, (str, bytes)) else "\\".join(str(v) for v in value)
+    return repr(text[:40])
+
+
+def optional_numbers(ds: pydicom.Dataset, keyword: str, path: Path, where: str = "") -> np.ndarray | None:
+    """A numeric attribute as a finite float array, or None when absent or empty.
+
+    ``where`` prefixes the attribute in messages (e.g. ``"beam 2 "``).
+    """
+    label = f"{where}{keyword}"
+    try:
+        value = _value(ds, keyword)
+    except Exception as exc:  # a value pydicom cannot decode (datasets not read by read_dataset)
+        raise InputError(path, f"{label} cannot be decoded ({exc.__class__.__name__})") from None
+    if _is_absent(value):
+        return None
+    try:
+        array = np.atleast_1d(np.asarray(value, dtype=float))
+    except (TypeError, ValueError):
+        raise InputError(path, f"{label} is not numeric ({_shown(value)})") from None
+    if array.ndim != 1:
+        raise InputError(path, f"{label} is not a list of numbers")
+    if not np.all(np.isfinite(array)):
+        raise InputError(path, f"{label} is not finite ({array[~np.isfinite(array)][0]})")
+    return array
+
+
+def numbers(
+    ds: pydicom.Dataset, keyword: str, path: Path, count: int | None = None, where: str = ""
+) -> np.ndarray:
+    """Values of a required numeric attribute as a finite float array (of ``count`` values if given)."""
+    array = optional_numbers(ds, keyword, path, where)
+    if array is None:
+        raise InputError(path, f"missing required attribute {where}{keyword}")
+    if count is not None and array.size != count:
+        raise InputError(path, f"{where}{keyword} has {array.size} value(s), expected {count}")
+    return array
+
+
+def number(ds: pydicom.Dataset, keyword: str, path: Path, where: str = "") -> float:
+    """A required single finite number."""
+    return float(numbers(ds, keyword, path, 1, where)[0])
+
+
+def optional_number(ds: pydicom.Dataset, keyword: str, path: Path, where: str = "") -> float | None:
+    """A single finite number, or None when the attribute is absent or empty."""
+    array = optional_numbers(ds, keyword, path, where)
+    if array is not None and array.size != 1:
+        raise InputError(path, f"{where}{keyword} has {array.size} values, expected 1")
+    return None if array is None else float(array[0])
+
+
+def optional_integer(ds: pydicom.Dataset, keyword: str, path: Path, where: str = "") -> int | None:
+    """A single integer, or None when absent or empty; "3.5" or "x" is refused, never rounded."""
+    value = optional_number(ds, keyword, path, where)
+    if value is None:
+        return None
+    if value != round(value):
+        raise InputError(path, f"{where}{keyword} is {value:g}, not an integer")
+    return int(value)
+
+
+def integer(ds: pydicom.Dataset, keyword: str, path: Path, where: str = "") -> int:
+    """A required single integer."""
+    value = optional_integer(ds, keyword, path, where)
+    if value is None:
+        raise InputError(path, f"missing required attribute {where}{keyword}")
+    return value
+
+
+def optional_uid(ds: pydicom.Dataset, keyword: str, path: Path, where: str = "") -> str | None:
+    """A UID attribute, or None when absent or empty; refuses a value that is not a UID
+    (digits and dots, at most 64 characters), such as a damaged byte."""
+    value = str(ds.get(keyword) or "").strip(" \0")
+    if not value:
+        return None
+    parts = value.split(".")
+    if len(value) > 64 or not all(part.isdigit() and part.isascii() for part in parts):
+        raise InputError(path, f"{where}{keyword} {value[:70]!r} is not a valid UID")
+    return value
+
+
+def uid(ds: pydicom.Dataset, keyword: str, path: Path, where: str = "") -> str:
+    """A required UID attribute (see :func:`optional_uid`)."""
+    value = optional_uid(ds, keyword, path, where)
+    if value is None:
+        raise InputError(path, f"missing required attribute {where}{keyword}")
+    return value
 
 
 def check_sop_class(ds: pydicom.Dataset, path: Path, sop_class_uid: str, modality: str) -> None:

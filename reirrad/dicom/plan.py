@@ -3,7 +3,11 @@
 Photon/electron plans (RT Plan) and ion plans (RT Ion Plan) are read alike: only fraction
 groups, beam numbers and names, beam doses and metersets, and control point isocentres are used.
 Brachytherapy plans are refused. Truncation that pydicom reads silently (a short isocentre, fewer
-control points or referenced beams than declared) is refused with an InputError.
+control points or referenced beams than declared) is refused with an InputError, and so are
+non-numeric, non-finite or non-integer values where numbers are read, negative beam doses or
+metersets and non-positive prescriptions. FrameOfReferenceUID is required in an RT Ion Plan (its
+Frame of Reference module is mandatory) but optional in an RT Plan (PS3.3 A.20.3: module "U");
+a plan without one has ``frame_of_reference_uid`` None and its frame comes from its dose.
 """
 
 from __future__ import annotations
@@ -13,7 +17,16 @@ from pathlib import Path
 
 import pydicom
 
-from reirrad.dicom.io import check_sop_class, optional_float, optional_int, read_dataset, require
+from reirrad.dicom.io import (
+    check_sop_class,
+    integer,
+    optional_integer,
+    optional_number,
+    optional_numbers,
+    optional_uid,
+    read_dataset,
+    uid,
+)
 from reirrad.errors import InputError
 
 RTPLAN_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.5"
@@ -59,7 +72,7 @@ class Plan:
     path: Path
     sop_instance_uid: str
     label: str
-    frame_of_reference_uid: str  # "" when the plan names none
+    frame_of_reference_uid: str | None  # None when the (non-ion) plan names none
     referenced_structure_set_uid: str | None
     prescription_gy: float | None
     fraction_groups: tuple[FractionGroup, ...]
@@ -84,14 +97,22 @@ class Plan:
         raise InputError(self.path, f"plan has no fraction group {number}")
 
 
-def _target_prescriptions(ds: pydicom.Dataset) -> dict[int, float]:
+def _target_prescriptions(ds: pydicom.Dataset, path: Path) -> dict[int, float]:
     """Dose reference number -> TargetPrescriptionDose (Gy) of the TARGET dose references."""
-    return {
-        int(item.get("DoseReferenceNumber", 0) or 0): float(item.TargetPrescriptionDose)
-        for item in ds.get("DoseReferenceSequence", [])
-        if str(item.get("DoseReferenceType", "")).upper() == "TARGET"
-        and item.get("TargetPrescriptionDose") not in (None, "")
-    }
+    prescriptions: dict[int, float] = {}
+    for item in ds.get("DoseReferenceSequence", []):
+        if str(item.get("DoseReferenceType", "")).upper() != "TARGET":
+            continue
+        number = optional_integer(item, "DoseReferenceNumber", path, "dose reference ") or 0
+        dose_gy = optional_number(item, "TargetPrescriptionDose", path, f"dose reference {number} ")
+        if dose_gy is None:
+            continue
+        if dose_gy <= 0:
+            raise InputError(
+                path, f"dose reference {number} TargetPrescriptionDose is {dose_gy:g}; it must be positive"
+            )
+        prescriptions[number] = dose_gy
+    return prescriptions
 
 
 def _beam_items(ds: pydicom.Dataset) -> list[pydicom.Dataset]:
@@ -100,44 +121,54 @@ def _beam_items(ds: pydicom.Dataset) -> list[pydicom.Dataset]:
 
 def _check_control_points(beam: pydicom.Dataset, path: Path) -> None:
     """Refuse a beam whose control points were truncated (short isocentre, missing items)."""
-    number = beam.get("BeamNumber")
+    number = integer(beam, "BeamNumber", path, "a beam's ")
     points = beam.get("ControlPointSequence") or beam.get("IonControlPointSequence") or []
     for index, point in enumerate(points):
-        iso = point.get("IsocenterPosition")
-        if iso is not None and iso != "" and len(iso) != 3:
-            raise InputError(
-                path, f"beam {number} control point {index}: IsocenterPosition has {len(iso)} of 3 coordinates"
-            )
-    declared = optional_int(beam, "NumberOfControlPoints")
+        where = f"beam {number} control point {index}: "
+        iso = optional_numbers(point, "IsocenterPosition", path, where)
+        if iso is not None and iso.size != 3:
+            raise InputError(path, f"{where}IsocenterPosition has {iso.size} of 3 coordinates")
+    declared = optional_integer(beam, "NumberOfControlPoints", path, f"beam {number} ")
     if declared is not None and declared != len(points):
         raise InputError(path, f"beam {number} declares {declared} control points but holds {len(points)}")
+
+
+def _beam(ref: pydicom.Dataset, path: Path, group: int, beam_names: dict[int, str]) -> Beam:
+    """One ReferencedBeamSequence item of fraction group ``group``: a beam the plan defines."""
+    where = f"fraction group {group} "
+    beam_number = integer(ref, "ReferencedBeamNumber", path, where)
+    if beam_number not in beam_names:
+        raise InputError(path, f"fraction group {group} references beam {beam_number}, which the plan lacks")
+    where = f"{where}beam {beam_number} "
+    meterset = optional_number(ref, "BeamMeterset", path, where)
+    dose_gy = optional_number(ref, "BeamDose", path, where)
+    if min(meterset or 0.0, dose_gy or 0.0) < 0:
+        raise InputError(path, f"{where}has a negative BeamMeterset or BeamDose")
+    return Beam(beam_number, beam_names[beam_number], meterset, dose_gy)
 
 
 def _fraction_group(
     item: pydicom.Dataset, path: Path, beam_names: dict[int, str], prescriptions: dict[int, float]
 ) -> FractionGroup:
     """One FractionGroupSequence item, checked against the beams the plan defines."""
-    number = int(require(item, "FractionGroupNumber", path))
-    fractions = optional_int(item, "NumberOfFractionsPlanned")
+    number = integer(item, "FractionGroupNumber", path)
+    where = f"fraction group {number} "
+    fractions = optional_integer(item, "NumberOfFractionsPlanned", path, where)
     if fractions is None or fractions < 1:
         raise InputError(path, f"fraction group {number} has no positive NumberOfFractionsPlanned")
-    if (optional_int(item, "NumberOfBrachyApplicationSetups") or 0) > 0:
+    if (optional_integer(item, "NumberOfBrachyApplicationSetups", path, where) or 0) > 0:
         raise InputError(path, f"fraction group {number} is brachytherapy; only external beam plans are supported")
     references = list(item.get("ReferencedBeamSequence", []))
-    declared = optional_int(item, "NumberOfBeams")
+    declared = optional_integer(item, "NumberOfBeams", path, where)
     if declared is not None and declared != len(references):
         raise InputError(path, f"fraction group {number} declares {declared} beams but references {len(references)}")
-    beams = []
-    for ref in references:
-        beam_number = int(require(ref, "ReferencedBeamNumber", path))
-        if beam_number not in beam_names:
-            raise InputError(path, f"fraction group {number} references beam {beam_number}, which the plan lacks")
-        beams.append(
-            Beam(beam_number, beam_names[beam_number], optional_float(ref, "BeamMeterset"), optional_float(ref, "BeamDose"))
-        )
+    beams = [_beam(ref, path, number, beam_names) for ref in references]
     named = [
         prescriptions[n]
-        for n in (optional_int(r, "ReferencedDoseReferenceNumber") for r in item.get("ReferencedDoseReferenceSequence", []))
+        for n in (
+            optional_integer(r, "ReferencedDoseReferenceNumber", path, where)
+            for r in item.get("ReferencedDoseReferenceSequence", [])
+        )
         if n in prescriptions
     ]
     pattern = item.get("FractionPattern")
@@ -146,10 +177,18 @@ def _fraction_group(
         fractions_planned=fractions,
         beams=tuple(beams),
         fraction_pattern=str(pattern) if pattern else None,
-        fractions_per_day=optional_int(item, "NumberOfFractionPatternDigitsPerDay"),
-        repeat_fraction_cycle_length=optional_int(item, "RepeatFractionCycleLength"),
+        fractions_per_day=optional_integer(item, "NumberOfFractionPatternDigitsPerDay", path, where),
+        repeat_fraction_cycle_length=optional_integer(item, "RepeatFractionCycleLength", path, where),
         prescription_gy=max(named) if named else None,
     )
+
+
+def _frame_of_reference(ds: pydicom.Dataset, path: Path) -> str | None:
+    """FrameOfReferenceUID: required in an RT Ion Plan, optional (None when absent) in an RT Plan."""
+    frame = optional_uid(ds, "FrameOfReferenceUID", path)
+    if frame is None and str(ds.get("SOPClassUID", "")) == RT_ION_PLAN_SOP_CLASS:
+        raise InputError(path, "FrameOfReferenceUID missing (required in an RT Ion Plan)")
+    return frame
 
 
 def plan_from_dataset(ds: pydicom.Dataset, path: str | Path) -> Plan:
@@ -163,8 +202,8 @@ def plan_from_dataset(ds: pydicom.Dataset, path: str | Path) -> Plan:
     beam_items = _beam_items(ds)
     for beam in beam_items:
         _check_control_points(beam, path)
-    beam_names = {int(b.BeamNumber): str(b.get("BeamName", "")) for b in beam_items if "BeamNumber" in b}
-    prescriptions = _target_prescriptions(ds)
+    beam_names = {integer(b, "BeamNumber", path, "a beam's "): str(b.get("BeamName", "")) for b in beam_items}
+    prescriptions = _target_prescriptions(ds, path)
     fraction_groups = tuple(_fraction_group(item, path, beam_names, prescriptions) for item in groups)
     numbers = [g.number for g in fraction_groups]
     if len(set(numbers)) != len(numbers):
@@ -172,10 +211,13 @@ def plan_from_dataset(ds: pydicom.Dataset, path: str | Path) -> Plan:
     structure_refs = ds.get("ReferencedStructureSetSequence")
     return Plan(
         path=path,
-        sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
+        sop_instance_uid=uid(ds, "SOPInstanceUID", path),
         label=str(ds.get("RTPlanLabel", "")),
-        frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")),
-        referenced_structure_set_uid=str(structure_refs[0].ReferencedSOPInstanceUID) if structure_refs else None,
+        frame_of_reference_uid=_frame_of_reference(ds, path),
+        referenced_structure_set_uid=(
+            uid(structure_refs[0], "ReferencedSOPInstanceUID", path, "ReferencedStructureSetSequence ")
+            if structure_refs else None
+        ),
         prescription_gy=max(prescriptions.values()) if prescriptions else None,
         fraction_groups=fraction_groups,
     )

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reirrad.dicom.io import read_dataset, require
+from reirrad.dicom.io import numbers, read_dataset, require, uid
 from reirrad.errors import InputError
 
 SPATIAL_REGISTRATION_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.1"
@@ -65,10 +65,10 @@ def read_registration(path: str | Path) -> Registration:
         raise InputError(path, "deformable registration is not supported; export a rigid registration (REG)")
     if sop_class != SPATIAL_REGISTRATION_SOP_CLASS:
         raise InputError(path, f"not a Spatial Registration file (SOP Class {sop_class or 'missing'})")
-    own_frame = str(require(ds, "FrameOfReferenceUID", path))
+    own_frame = uid(ds, "FrameOfReferenceUID", path)
     matrices: dict[str, np.ndarray] = {}
     for number, item in enumerate(require(ds, "RegistrationSequence", path), start=1):
-        frame = str(require(item, "FrameOfReferenceUID", path))
+        frame = uid(item, "FrameOfReferenceUID", path, f"registration item {number}: ")
         matrix = _item_matrix(item, path, number)
         if frame in matrices and not np.allclose(matrices[frame], matrix):
             raise InputError(path, f"frame {frame} is registered twice with different matrices")
@@ -76,7 +76,7 @@ def read_registration(path: str | Path) -> Registration:
     own_matrix = matrices.get(own_frame)
     if own_matrix is not None and not np.allclose(own_matrix, np.eye(4), atol=_TOLERANCE):
         raise InputError(path, "the REG's own frame of reference has a non-identity matrix")
-    return Registration(path, str(require(ds, "SOPInstanceUID", path)), own_frame, matrices)
+    return Registration(path, uid(ds, "SOPInstanceUID", path), own_frame, matrices)
 
 
 def _item_matrix(item, path: Path, number: int) -> np.ndarray:
@@ -89,10 +89,7 @@ def _item_matrix(item, path: Path, number: int) -> np.ndarray:
     kind = str(entry.get("FrameOfReferenceTransformationMatrixType", "")).upper()
     if kind not in RIGID_TYPES:
         raise InputError(path, f"{where}: matrix type {kind or 'missing'} is not rigid; only RIGID is supported")
-    values = np.asarray(require(entry, "FrameOfReferenceTransformationMatrix", path), dtype=float)
-    if values.size != 16:
-        raise InputError(path, f"{where}: transformation matrix has {values.size} values, not 16")
-    matrix = values.reshape(4, 4)
+    matrix = numbers(entry, "FrameOfReferenceTransformationMatrix", path, 16, f"{where}: ").reshape(4, 4)
     _check_rigid(matrix, path, where)
     return matrix
 

@@ -2,7 +2,12 @@
 
 Every contour is kept in file order: several contours on one plane and holes are left to the
 rasteriser (even-odd rule). POINT and empty ROIs are kept and marked (:attr:`Roi.is_point`,
-:attr:`Roi.is_empty`).
+:attr:`Roi.is_empty`). A CLOSED_PLANAR contour of one or two points makes its ROI unusable
+(:attr:`Roi.problem`, the ROI counts as empty: not evaluated), not the whole file.
+Refused with an InputError (the file): the required sequences (StructureSetROISequence,
+ROIContourSequence, RTROIObservationsSequence) missing, an ROI without ROINumber or
+ReferencedFrameOfReferenceUID, a contour without ContourData, non-numeric, non-finite or
+incomplete coordinates, and a structure set that names no frame of reference.
 """
 
 from __future__ import annotations
@@ -12,13 +17,19 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from pydicom.dataelem import RawDataElement
 
-from reirrad.dicom.io import check_sop_class, optional_int, read_dataset
+from reirrad.dicom.io import (
+    check_sop_class,
+    integer,
+    optional_integer,
+    optional_numbers,
+    optional_uid,
+    read_dataset,
+    uid,
+)
 from reirrad.errors import InputError
 
 RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
-CONTOUR_DATA_TAG = 0x30060050
 _PLANAR_TOL_MM = 1e-3
 
 
@@ -49,18 +60,29 @@ class Roi:
     interpreted_type: str
     contours: tuple[Contour, ...]
     frame_of_reference_uid: str = ""  # the ROI's ReferencedFrameOfReferenceUID
+    problem: str = ""  # why the ROI cannot be used (then it has no closed contours), "" when usable
 
     @property
     def closed_contours(self) -> tuple[Contour, ...]:
-        """The CLOSED_PLANAR contours with at least three points (the ones that enclose volume)."""
+        """The CLOSED_PLANAR contours with at least three points (the ones that enclose volume);
+        none when the ROI has a problem."""
+        if self.problem:
+            return ()
         return tuple(
             c for c in self.contours if c.geometric_type == "CLOSED_PLANAR" and len(c.points_mm) >= 3
         )
 
     @property
     def is_empty(self) -> bool:
-        """True when no contour encloses volume (no contours, or only points or lines)."""
+        """True when no contour encloses volume (no contours, only points or lines, or a problem)."""
         return not self.closed_contours
+
+    @property
+    def empty_reason(self) -> str:
+        """Why the ROI is empty ("" when it is not): its problem, a point ROI, or no closed contours."""
+        if not self.is_empty:
+            return ""
+        return self.problem or ("a point ROI" if self.is_point else "no closed contours")
 
     @property
     def is_point(self) -> bool:
@@ -95,55 +117,65 @@ class StructureSet:
         raise InputError(self.path, f"no ROI number {number}")
 
 
-def _contour_points(item: pydicom.Dataset) -> np.ndarray:
-    """ContourData as a float (N*3,) array; parses the raw DS bytes directly when still unparsed."""
-    if CONTOUR_DATA_TAG not in item:
-        return np.zeros(0)
-    element = item.get_item(CONTOUR_DATA_TAG)
-    if isinstance(element, RawDataElement):
-        raw = element.value or b""
-        return np.array(raw.split(b"\\"), dtype=float) if raw.strip(b" \x00") else np.zeros(0)
-    value = element.value
-    return np.atleast_1d(np.asarray([] if value is None or value == "" else value, dtype=float))
-
-
 def _contour(item: pydicom.Dataset, path: Path, roi_number: int) -> Contour:
     """One ContourSequence item, checked for complete, finite coordinates."""
-    try:
-        data = _contour_points(item)
-    except ValueError:
-        raise InputError(path, f"ROI {roi_number} has ContourData that is not numeric") from None
+    data = optional_numbers(item, "ContourData", path, f"ROI {roi_number} ")
+    if data is None:
+        raise InputError(path, f"ROI {roi_number} has a contour without ContourData")
     if data.size % 3:
         raise InputError(path, f"ROI {roi_number} has ContourData whose length is not a multiple of 3")
-    declared = optional_int(item, "NumberOfContourPoints")
+    declared = optional_integer(item, "NumberOfContourPoints", path, f"ROI {roi_number} ")
     if declared is not None and declared != data.size // 3:
         raise InputError(
             path, f"ROI {roi_number} has a contour of {data.size // 3} points but NumberOfContourPoints {declared}"
         )
-    if not np.all(np.isfinite(data)):
-        raise InputError(path, f"ROI {roi_number} has non-finite contour coordinates")
     return Contour(data.reshape(-1, 3), str(item.get("ContourGeometricType", "CLOSED_PLANAR")).upper())
+
+
+def _closed_too_short(contours: list[Contour]) -> str:
+    """The problem of an ROI with a CLOSED_PLANAR contour of fewer than three points, else ""."""
+    short = [(i, c) for i, c in enumerate(contours, 1) if c.geometric_type == "CLOSED_PLANAR" and len(c.points_mm) < 3]
+    if not short:
+        return ""
+    index, contour = short[0]
+    return (
+        f"{len(short)} CLOSED_PLANAR contour(s) with fewer than 3 points (contour {index} has "
+        f"{len(contour.points_mm)} at z = {contour.z_mm:g} mm)"
+    )
+
+
+def _required_sequence(ds: pydicom.Dataset, keyword: str, path: Path) -> pydicom.Sequence:
+    """A sequence the RT Structure Set and ROI Contour modules require (Type 1)."""
+    if keyword not in ds:
+        raise InputError(path, f"missing required attribute {keyword} (an incomplete or truncated RTSTRUCT)")
+    return ds[keyword].value
 
 
 def _declared_rois(ds: pydicom.Dataset, path: Path) -> dict[int, tuple[str, str]]:
     """ROI number -> (name, referenced frame of reference) from StructureSetROISequence."""
     declared: dict[int, tuple[str, str]] = {}
-    for item in ds.get("StructureSetROISequence", []):
-        number = optional_int(item, "ROINumber")
+    for item in _required_sequence(ds, "StructureSetROISequence", path):
+        number = optional_integer(item, "ROINumber", path)
         if number is None:
             raise InputError(path, "a StructureSetROISequence item has no ROI Number")
         if number in declared:
             raise InputError(path, f"ROI number {number} is declared twice")
-        declared[number] = (str(item.get("ROIName", "")), str(item.get("ReferencedFrameOfReferenceUID", "")))
+        frame = optional_uid(item, "ReferencedFrameOfReferenceUID", path, f"ROI {number} ")
+        if frame is None:
+            raise InputError(path, f"ROI {number} has no ReferencedFrameOfReferenceUID (required)")
+        declared[number] = (str(item.get("ROIName", "")), frame)
+    if not declared:
+        raise InputError(path, "StructureSetROISequence declares no ROI")
     return declared
 
 
-def _structure_frame_of_reference(ds: pydicom.Dataset, declared: dict[int, tuple[str, str]]) -> str:
-    """The structure set's frame of reference: ReferencedFrameOfReferenceSequence, else the ROIs'."""
+def _structure_frame_of_reference(ds: pydicom.Dataset, path: Path, declared: dict[int, tuple[str, str]]) -> str:
+    """The structure set's frame of reference: ReferencedFrameOfReferenceSequence, else (the sequence
+    is optional) the first ROI's ReferencedFrameOfReferenceUID (required in every ROI)."""
     sequence = ds.get("ReferencedFrameOfReferenceSequence")
-    if sequence and sequence[0].get("FrameOfReferenceUID"):
-        return str(sequence[0].FrameOfReferenceUID)
-    return next((ref for _, ref in declared.values() if ref), "")
+    if not sequence:
+        return next(ref for _, ref in declared.values())
+    return uid(sequence[0], "FrameOfReferenceUID", path, "ReferencedFrameOfReferenceSequence item 1 ")
 
 
 def structures_from_dataset(ds: pydicom.Dataset, path: str | Path) -> StructureSet:
@@ -152,21 +184,22 @@ def structures_from_dataset(ds: pydicom.Dataset, path: str | Path) -> StructureS
     check_sop_class(ds, path, RTSTRUCT_SOP_CLASS, "RTSTRUCT")
     declared = _declared_rois(ds, path)
     types = {
-        int(item.ReferencedROINumber): str(item.get("RTROIInterpretedType", "") or "").upper()
-        for item in ds.get("RTROIObservationsSequence", [])
-        if item.get("ReferencedROINumber") not in (None, "")
+        integer(item, "ReferencedROINumber", path, "RTROIObservationsSequence "): str(
+            item.get("RTROIInterpretedType", "") or ""
+        ).upper()
+        for item in _required_sequence(ds, "RTROIObservationsSequence", path)
     }
     contours: dict[int, list[Contour]] = {number: [] for number in declared}
-    for item in ds.get("ROIContourSequence", []):
-        number = optional_int(item, "ReferencedROINumber")
+    for item in _required_sequence(ds, "ROIContourSequence", path):
+        number = integer(item, "ReferencedROINumber", path, "ROIContourSequence ")
         if number not in declared:
             raise InputError(path, f"ROIContourSequence refers to ROI {number}, which is not declared")
         contours[number].extend(_contour(c, path, number) for c in item.get("ContourSequence", []))
     rois = tuple(
-        Roi(number, name, types.get(number, ""), tuple(contours[number]), frame)
+        Roi(number, name, types.get(number, ""), tuple(contours[number]), frame, _closed_too_short(contours[number]))
         for number, (name, frame) in declared.items()
     )
-    return StructureSet(path, str(ds.get("SOPInstanceUID", "")), _structure_frame_of_reference(ds, declared), rois)
+    return StructureSet(path, uid(ds, "SOPInstanceUID", path), _structure_frame_of_reference(ds, path, declared), rois)
 
 
 def read_structures(path: str | Path) -> StructureSet:
