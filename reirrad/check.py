@@ -272,7 +272,7 @@ class _Evaluator:
             return None, match.reason or match.status
         roi = self.acc.structures.by_name(match.structure)
         if roi.is_empty:
-            return roi.name, "structure has no closed contours (empty)"
+            return roi.name, f"structure is empty: {roi.empty_reason}"
         if self.sampling(roi.name).in_grid_volume_cc <= 0:
             return roi.name, "structure lies outside every course's dose grid"
         return roi.name, self.course_eqd2_samples(roi.name, constraint.alpha_beta_gy)

@@ -378,8 +378,7 @@ def sample_roi(roi: Roi, grid: Grid, end_caps: str = "half") -> RoiSampling:
     if end_caps not in END_CAPS:
         raise ValueError(f"end_caps must be one of {', '.join(END_CAPS)}, got {end_caps!r}")
     if roi.is_empty:
-        kind = "a point ROI" if roi.is_point else "no closed contours"
-        return _empty(roi, grid, f"{kind}: not evaluated")
+        return _empty(roi, grid, f"{roi.empty_reason}: not evaluated")
     planes = _planes(roi, grid, end_caps)
     if planes.refusal is not None:
         return _empty(roi, grid, *planes.notes, planes.refusal)

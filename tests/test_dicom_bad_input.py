@@ -351,3 +351,24 @@ def test_dvh_refuses_bad_files_in_one_stderr_line(tmp_path, make, message):
     assert result.returncode == 2, result.stderr
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and message in lines[0] and result.stdout == ""
+
+
+def test_a_roi_with_a_problem_is_not_evaluated_with_that_reason(tmp_path):
+    """The verdict names what is wrong with the ROI, not a generic "no closed contours"."""
+    import shutil
+
+    from reirrad.case import load_case
+    from reirrad.check import run_check
+
+    case_dir = shutil.copytree(COURSE.parent, tmp_path / "case")
+    course2 = case_dir / "course2" / "structures.dcm"
+    ds = pydicom.dcmread(str(course2))
+    number = next(r.ROINumber for r in ds.StructureSetROISequence if r.ROIName == "SpinalCord")
+    item = next(c for c in ds.ROIContourSequence if c.ReferencedROINumber == number)
+    item.ContourSequence[0].ContourData = list(item.ContourSequence[0].ContourData)[:6]
+    item.ContourSequence[0].NumberOfContourPoints = 2
+    ds.save_as(str(course2), write_like_original=True)
+    report = run_check(load_case(case_dir / "case.toml"))
+    cord = next(r for r in report.results if r.constraint_id == "spinalcord-dmax")
+    assert cord.status == "not_evaluated" and cord.structure == "SpinalCord"
+    assert cord.reason.startswith("structure is empty: 1 CLOSED_PLANAR contour(s) with fewer than 3 points")
