@@ -201,7 +201,7 @@ def _dask(tasks: list[Task], options: CheckOptions, address: str) -> Iterator[tu
     with Client(address, set_as_default=False) as client:
         futures = {client.submit(check_case, path, options, pure=False): (index, path) for index, path in tasks}
         try:
-            for future in dask_completed(list(futures)):
+            for future in dask_completed(list(futures), loop=client.loop):
                 index, path = futures[future]
                 yield index, _finished(future, path)
         finally:
