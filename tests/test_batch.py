@@ -4,6 +4,7 @@ resumes without recomputing; interrupted runs (SIGTERM, SIGKILL) lose only the c
 from __future__ import annotations
 
 import io
+import multiprocessing
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from reirrad.batch import BatchResult, CaseOutcome, CaseState, run_batch
 from reirrad.check import CheckOptions
 from reirrad.report.batch import progress, render_batch
 from reirrad.store import Store
+from reirrad.worker import THREAD_VARIABLES, init_worker
 
 CASES = 6
 FORMATS = ("json", "csv", "junit", "table")
@@ -78,6 +81,13 @@ def test_process_pool_gives_the_serial_results_in_input_order(audit):
         assert rendered(pooled, fmt) == rendered(expected, fmt)
     data = json.loads(rendered(pooled))
     assert [c["case"]["id"] for c in data["cases"]] == [serial.outcomes[i].report.case_id for i in order]
+
+
+def test_pool_workers_run_with_one_blas_thread():
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=spawn, initializer=init_worker) as pool:
+        assert list(pool.map(os.getenv, THREAD_VARIABLES)) == ["1"] * len(THREAD_VARIABLES)
+    assert THREAD_VARIABLES == ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def test_dask_cluster_gives_the_serial_results(audit):
@@ -181,16 +191,47 @@ def _stored(store: Path) -> dict[str, tuple]:
         return {}
 
 
-def _interrupt(args: list[str], store: Path, stored_at_least: int, sig: signal.Signals) -> str:
-    """Start the batch, send ``sig`` once ``stored_at_least`` cases are in the store; its stderr."""
-    run = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for _ in range(3000):  # a bound so that a broken run cannot hang the suite (not a timing assert)
-        if len(_stored(store)) >= stored_at_least or run.poll() is not None:
-            break
+def _children(pid: int) -> set[int]:
+    """Process ids whose parent is ``pid`` (Linux /proc)."""
+    children = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.add(int(stat.parent.name))
+    return children
+
+
+def _alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _poll(condition, what: str) -> None:
+    """Wait for ``condition()``; a bound so that a broken run cannot hang the suite (not a timing assert)."""
+    for _ in range(3000):
+        if condition():
+            return
         time.sleep(0.1)
+    pytest.fail(f"gave up waiting for {what}")
+
+
+def _interrupt(args: list[str], store: Path, stored_at_least: int, sig: signal.Signals) -> str:
+    """Start the batch, send ``sig`` once ``stored_at_least`` cases are in the store; its stderr.
+    The pool's workers end with it (even after SIGKILL: they watch their parent)."""
+    run = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _poll(lambda: len(_stored(store)) >= stored_at_least or run.poll() is not None, "stored cases")
+    workers = _children(run.pid)
+    assert len(workers) >= 2  # the two pool workers (and the pool's resource tracker)
     run.send_signal(sig)
     _, err = run.communicate()
     assert run.returncode == (130 if sig == signal.SIGTERM else -signal.SIGKILL)
+    _poll(lambda: not any(_alive(pid) for pid in workers), "the workers to end")
     return err
 
 

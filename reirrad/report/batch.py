@@ -14,7 +14,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from reirrad.batch import BatchResult, CaseOutcome, CaseState
+from reirrad.batch import BatchResult, CaseOutcome
 from reirrad.check import CheckOptions
 from reirrad.report.console import print_batch
 from reirrad.report.junit import to_junit_batch
@@ -64,7 +64,7 @@ def progress(total: int, quiet: bool = False, stream=None) -> Iterator[Callable[
 
     def count(outcome: CaseOutcome) -> None:
         counts["done"] += 1
-        counts["failures"] += outcome.state is not CaseState.NOT_RUN and outcome.exit_code != 0
+        counts["failures"] += outcome.exit_code != 0
 
     if quiet:
         yield count
