@@ -111,7 +111,7 @@ def check_case(path: str, options: CheckOptions) -> CaseOutcome:
         report = run_check(load_case(path), options)
     except ReirradError as exc:
         return CaseOutcome(path, CaseState.INPUT_ERROR, error=str(exc), seconds=time.perf_counter() - start)
-    except Exception as exc:  # noqa: BLE001 - reported per case with exit code 3
+    except Exception as exc:  # reported per case with exit code 3
         return CaseOutcome(path, CaseState.INTERNAL_ERROR, error=f"{path}: internal error: {type(exc).__name__}: {exc}",
                            seconds=time.perf_counter() - start)
     return CaseOutcome(path, CaseState.CHECKED, report=dataclasses.replace(report, curves=()),
@@ -212,7 +212,7 @@ def _finished(future, path: str) -> CaseOutcome:
     """A future's outcome; a worker that died (killed, out of memory) is an internal error of its case."""
     try:
         return future.result()
-    except Exception as exc:  # noqa: BLE001 - the case is reported, the batch goes on
+    except Exception as exc:  # the case is reported, the batch goes on
         return CaseOutcome(path, CaseState.INTERNAL_ERROR, error=f"{path}: internal error: worker failed "
                            f"({type(exc).__name__}: {exc})")
 

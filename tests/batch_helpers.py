@@ -29,7 +29,7 @@ def make_cases(folder: Path, count: int) -> list[Path]:
         target = folder / f"case{i:03d}"
         shutil.copytree(sample, target)
         text = (sample / "case.toml").read_text()
-        text = re.sub(r'^id = "(.*)"$', rf'id = "\1-{i:03d}"', text, count=1, flags=re.M)
+        text = re.sub(r'^id = "(.*)"$', rf'id = "\1-{i:03d}"', text, count=1, flags=re.MULTILINE)
         (target / "case.toml").write_text(_shift_prior_dates(text, 60 * i))
         cases.append(target / "case.toml")
     return cases

@@ -4,8 +4,8 @@ resumes without recomputing; interrupted runs (SIGTERM, SIGKILL) lose only the c
 from __future__ import annotations
 
 import io
-import multiprocessing
 import json
+import multiprocessing
 import os
 import signal
 import sqlite3

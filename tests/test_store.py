@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from batch_helpers import make_cases
-from reirrad.audit import cohort, stored_batch, summarize
+from reirrad.audit import cohort, summarize
 from reirrad.batch import BatchResult, CaseOutcome, CaseState, case_key, check_case
 from reirrad.check import CheckOptions
 from reirrad.errors import InputError
@@ -98,7 +98,6 @@ def test_audit_summary_export_and_cohort_page(stored, tmp_path):
     conventional, sbrt = outcomes[0].report, outcomes[1].report
     with Store(path) as store:
         summary = summarize(store)
-        batch = stored_batch(store)
         page = cohort(store)
     assert summary.cases_by_state == {"checked": 2, "input_error": 1}
     assert summary.results_by_status == {s: conventional.summary.counts[s] + sbrt.summary.counts[s]
@@ -112,7 +111,7 @@ def test_audit_summary_export_and_cohort_page(stored, tmp_path):
     assert carotid.limit_levels == (expected.limit_gy,)
     assert sorted(m for _, m in page.intervals_months) == sorted(
         r.courses[0].interval_months for r in (conventional, sbrt))
-    assert dict((f, n) for f, _, n in page.flags)[sbrt.flags[0].id] >= 1
+    assert {f: n for f, _, n in page.flags}[sbrt.flags[0].id] >= 1
 
     export = subprocess.run([*CLI, "audit", "export", str(path), "-f", "json"], capture_output=True, text=True)
     assert export.returncode == 0

@@ -11,8 +11,8 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from reirrad.case import case_from_folders, load_case
 from reirrad.batch import default_jobs, run_batch
+from reirrad.case import case_from_folders, load_case
 from reirrad.check import CheckOptions, FailOn, batch_inputs, check_inputs, run_check
 from reirrad.cli import app, emit, fail_input, stdout_console
 from reirrad.outputs import STDOUT, Interrupted, _interrupts_raise, check_output, say
