@@ -14,11 +14,10 @@ import hashlib
 import json
 import multiprocessing
 import os
-import signal
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import closing, contextmanager
+from contextlib import closing
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -27,9 +26,9 @@ from typing import TYPE_CHECKING
 from reirrad import __version__
 from reirrad.accumulate import sha256_file
 from reirrad.case import load_case
-from reirrad.check import DEFAULT_SET, CheckOptions, run_check
-from reirrad.constraints import CONSTRAINTS_DIR, load_constraint_set, resolve_set_path
-from reirrad.errors import ReirradError
+from reirrad.check import CheckOptions, check_inputs, run_check
+from reirrad.constraints import CONSTRAINTS_DIR
+from reirrad.errors import InputError, ReirradError
 from reirrad.results import CheckReport
 from reirrad.worker import init_worker
 
@@ -137,21 +136,14 @@ class CaseKey:
 
 
 def input_files(path: Path, options: CheckOptions) -> list[Path]:
-    """The files a case's result depends on, as far as they can be read: the case file, every file
-    of its course folders, registration and structure-set files, and the constraint files (the
-    bundled ones and the set's own files)."""
-    files = [path, *sorted(CONSTRAINTS_DIR.glob("*.toml"))]
+    """The files a case's result depends on, as far as they can be read: every file the check reads
+    (:func:`reirrad.check.check_inputs`) and the bundled data tables (organ names, flag rules,
+    recovery models)."""
+    bundled = sorted(CONSTRAINTS_DIR.glob("*.toml"))
     try:
-        case = load_case(path)
-        for course in case.courses:
-            files += sorted(p for p in course.path.rglob("*") if p.is_file())
-            files += [p for p in (course.registration, course.structure_set) if p is not None]
-        cset = load_constraint_set(
-            options.constraints or resolve_set_path(case.constraints or DEFAULT_SET, relative_to=path.parent)
-        )
-    except ReirradError:
-        return files  # the check will fail too; errors are never taken from the store
-    return files + [cset.path, *(c.set_path for c in cset.constraints)]
+        return [*check_inputs(load_case(path), options), *bundled]
+    except ReirradError:  # the check fails too; errors are never taken from the store
+        return [path, *bundled]
 
 
 def case_key(path: str | Path, options: CheckOptions) -> CaseKey:
@@ -217,6 +209,25 @@ def _finished(future, path: str) -> CaseOutcome:
                            f"({type(exc).__name__}: {exc})")
 
 
+def duplicate_ids(paths: list[str]) -> dict[int, str]:
+    """The one-line refusal of every case file whose id an earlier case file of the batch already
+    uses, by position (reports are keyed by case id: never merged or overwritten). Case files that
+    cannot be read are left to the check, which reports them."""
+    first_with: dict[str, str] = {}
+    refused = {}
+    for index, path in enumerate(paths):
+        try:
+            case_id = load_case(path).id
+        except ReirradError:
+            continue
+        if case_id in first_with:
+            refused[index] = str(InputError(path, f"case id {case_id!r} is already the id of {first_with[case_id]} "
+                                                  "in this batch; give each case its own id"))
+        else:
+            first_with[case_id] = path
+    return refused
+
+
 def default_jobs() -> int:
     """The number of cores this process may use."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -261,9 +272,11 @@ def run_batch(
     keys = {i: case_key(p, options) for i, p in enumerate(paths)} if store is not None else {}
     stopped_by = None
 
-    def finish(index: int, outcome: CaseOutcome) -> bool:
-        """Record one case; True when --fail-fast stops the batch here."""
+    def finish(index: int, outcome: CaseOutcome, new: bool = True) -> bool:
+        """Take one case (``new``: write it to the store); True when --fail-fast stops the batch here."""
         nonlocal stopped_by
+        if new and store is not None:
+            store.record(keys[index], outcome)
         outcomes[index] = outcome
         if on_outcome is not None:
             on_outcome(outcome)
@@ -271,9 +284,14 @@ def run_batch(
             stopped_by = index
         return stopped_by is not None
 
-    for index, key in keys.items():
-        stored = None if recompute else store.lookup(key)
-        if stored is not None and finish(index, stored):
+    refused = duplicate_ids(paths)
+    for index, path in enumerate(paths):  # refused and stored cases first, in input order
+        if index in refused:
+            stop = finish(index, CaseOutcome(path, CaseState.INPUT_ERROR, error=refused[index]))
+        else:
+            stored = None if store is None or recompute else store.lookup(keys[index])
+            stop = stored is not None and finish(index, stored, new=False)
+        if stop:
             break
     tasks = [(i, p) for i, p in enumerate(paths) if outcomes[i] is None]
     if tasks and stopped_by is None:
@@ -281,24 +299,8 @@ def run_batch(
                   else _serial(tasks, options))
         with closing(engine):
             for index, outcome in engine:
-                if store is not None:
-                    store.record(keys[index], outcome)
                 if finish(index, outcome):
                     break
     return BatchResult(
         tuple(o or CaseOutcome(p, CaseState.NOT_RUN) for o, p in zip(outcomes, paths)), stopped_by
     )
-
-
-@contextmanager
-def sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM raises KeyboardInterrupt (like Ctrl-C) while the block runs, so a terminated batch
-    stops its workers; finished cases are already in the store and a case is never half-written."""
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -230,7 +230,7 @@ def _interrupt(args: list[str], store: Path, stored_at_least: int, sig: signal.S
     assert len(workers) >= 2  # the two pool workers (and the pool's resource tracker)
     run.send_signal(sig)
     _, err = run.communicate()
-    assert run.returncode == (130 if sig == signal.SIGTERM else -signal.SIGKILL)
+    assert run.returncode == (128 + signal.SIGTERM if sig == signal.SIGTERM else -signal.SIGKILL)
     _poll(lambda: not any(_alive(pid) for pid in workers), "the workers to end")
     return err
 
@@ -242,7 +242,7 @@ def test_killed_runs_resume_with_every_case_once_and_nothing_recomputed(audit, t
     store = tmp_path / "audit.sqlite"
     args = [*CLI, "check", *map(str, cases), "--store", str(store), "--jobs", "2", "--format", "json"]
     err = _interrupt(args, store, 1, signal.SIGTERM)
-    assert "reirrad: interrupted; finished cases are in" in err
+    assert "reirrad: interrupted by SIGTERM\nreirrad: finished cases are in" in err
     first = _stored(store)
     assert 1 <= len(first) < CASES and {row[0] for row in first.values()} == {"checked"}
     _interrupt(args, store, len(first) + 1, signal.SIGKILL)

@@ -121,7 +121,7 @@ def test_audit_summary_export_and_cohort_page(stored, tmp_path):
     assert made.returncode == 0 and html.read_text() == to_cohort_html(page, path.name)
     assert html.read_text().count('src="data:image/png;base64,') == 3
     refused = subprocess.run([*CLI, "audit", "report", str(path), "-o", str(path)], capture_output=True, text=True)
-    assert refused.returncode == 2 and "is the results store" in refused.stderr
+    assert refused.returncode == 2 and "output would overwrite an input file" in refused.stderr
     shown = subprocess.run([*CLI, "audit", "summary", str(path)], capture_output=True, text=True,
                            env={**os.environ, "COLUMNS": "250"})
     assert shown.returncode == 0 and "HN-SBRT-REIRR-01-001" in shown.stdout and "broken.toml" in shown.stdout

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from enum import Enum
 from pathlib import Path
-from typing import Optional
 
 import typer
-from rich.console import Console
 
 from reirrad.audit import cohort, stored_batch, summarize
 from reirrad.check import CheckOptions
-from reirrad.cli import app, fail_input
-from reirrad.outputs import write_text_atomic
+from reirrad.cli import app, emit, stdout_console
+from reirrad.outputs import STDOUT, check_output
 from reirrad.report.batch import render_batch
 from reirrad.report.cohort import summary_tables, to_cohort_html
 from reirrad.store import Store
@@ -28,20 +25,12 @@ class ExportFormat(str, Enum):
     json = "json"
 
 
-def _write(text: str, output: Path | None) -> None:
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        write_text_atomic(output, text)
-        print(f"reirrad: wrote {output}", file=sys.stderr)
-
-
 @audit_app.command("summary")
 def summary(store: Path = typer.Argument(..., help="Results store (SQLite).")) -> None:
     """Counts per case state, result status, organ and constraint set; the failing cases."""
     with Store(store, create=False) as opened:
         tables = summary_tables(summarize(opened))
-    console = Console()
+    console = stdout_console()
     for table in tables:
         console.print(table)
 
@@ -50,24 +39,22 @@ def summary(store: Path = typer.Argument(..., help="Results store (SQLite).")) -
 def export(
     store: Path = typer.Argument(..., help="Results store (SQLite)."),
     format: ExportFormat = typer.Option(ExportFormat.csv, "--format", "-f", help="Output format."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout."),
+    output: str = typer.Option(STDOUT, "--output", "-o", help="Write to this file (atomically) instead of stdout (-)."),
 ) -> None:
     """Every stored case in the batch format of `reirrad check` (reirrad.batch.v1 JSON or CSV)."""
-    if output is not None and output.absolute() == store.absolute():
-        fail_input(f"{output}: is the results store; give another --output")
+    check_output(output, [store])
     with Store(store, create=False) as opened:
         text = render_batch(stored_batch(opened), format.value, CheckOptions())
-    _write(text, output)
+    emit(text, output)
 
 
 @audit_app.command("report")
 def report(
     store: Path = typer.Argument(..., help="Results store (SQLite)."),
-    output: Path = typer.Option(..., "--output", "-o", help="The cohort page to write (HTML)."),
+    output: str = typer.Option(..., "--output", "-o", help="The cohort page to write (HTML; - for stdout)."),
 ) -> None:
     """A self-contained cohort page: values per constraint against its levels, intervals, flags."""
-    if output.absolute() == store.absolute():
-        fail_input(f"{output}: is the results store; give another --output")
+    check_output(output, [store])
     with Store(store, create=False) as opened:
         page = to_cohort_html(cohort(opened), store.name)
-    _write(page, output)
+    emit(page, output)
