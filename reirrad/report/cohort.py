@@ -34,7 +34,7 @@ def _strip(axes, c: CohortConstraint) -> None:
         axes.plot(x_of[i], value, "o", color=STATUS_COLOUR.get(status, "#777"), markersize=5, alpha=0.8)
     failing = sorted((i for i, p in enumerate(c.points) if p[2] == "fail"), key=lambda i: -c.points[i][1])
     for k, i in enumerate(failing[:NAMED_PER_PANEL]):  # labels staggered so that neighbours stay legible
-        axes.annotate(c.points[i][0], (x_of[i], c.points[i][1]), xytext=(6, 9 - 9 * (k % 3)),
+        axes.annotate(c.points[i][0], (x_of[i], c.points[i][1]), xytext=(6, -2 - 8 * (k % 3)), va="top",
                       textcoords="offset points", fontsize=6, color=STATUS_COLOUR["fail"])
     if len(failing) > NAMED_PER_PANEL:
         axes.text(0.02, 0.02, f"+{len(failing) - NAMED_PER_PANEL} more failing", transform=axes.transAxes, fontsize=6)
