@@ -734,24 +734,6 @@ def _run_conservative(case: CaseSpec, cset: ConstraintSet, model: RecoveryModel,
     return _report(case, cset, options, courses, summaries, tuple(results), compute_flags(ctx), assumed)
 
 
-# ------------------------------------------------------------------ batch audits
-
-
-@dataclass(frozen=True)
-class BatchResult:
-    """Several cases checked in one run: the reports, the cases that could not be read."""
-
-    reports: tuple[CheckReport, ...]
-    errors: tuple[tuple[str, str], ...]  # (case file, one-line error)
-
-    @property
-    def exit_code(self) -> int:
-        """2 when any case was bad input, else the highest exit code of the cases."""
-        if self.errors:
-            return 2
-        return max((r.summary.exit_code for r in self.reports), default=0)
-
-
 def batch_inputs(case_files: list[Path], options: CheckOptions) -> tuple[Path, ...]:
     """Every file a batch reads; a case file that cannot be read stands for itself alone."""
     files: list[Path] = []
@@ -761,23 +743,3 @@ def batch_inputs(case_files: list[Path], options: CheckOptions) -> tuple[Path, .
         except ReirradError:
             files.append(Path(path))
     return tuple(files)
-
-
-def run_batch(case_files: list[Path], options: CheckOptions = CheckOptions()) -> BatchResult:
-    """Check every case file; a case that cannot be read is recorded and the others go on.
-
-    Reports are keyed by case id, so a case whose id an earlier case file already uses is refused
-    (an error naming both files: exit 2), never merged or overwritten."""
-    reports, errors = [], []
-    first_with: dict[str, Path] = {}
-    for path in case_files:
-        try:
-            case = load_case(path)
-            if case.id in first_with:
-                raise InputError(path, f"case id {case.id!r} is already the id of {first_with[case.id]} in this "
-                                 "batch; give each case its own id")
-            first_with[case.id] = path
-            reports.append(run_check(case, options))
-        except ReirradError as exc:
-            errors.append((str(path), str(exc)))
-    return BatchResult(tuple(reports), tuple(errors))

@@ -16,8 +16,9 @@ import pytest
 from check_helpers import constraint_set_header
 from uniform_case import write_case, write_course
 
+from reirrad.batch import run_batch
 from reirrad.case import load_case
-from reirrad.check import CheckOptions, run_batch, run_check
+from reirrad.check import CheckOptions, run_check
 from reirrad.constraints import validate_constraint_file
 from reirrad.errors import InputError
 from reirrad.report.console import results_table

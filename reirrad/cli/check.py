@@ -11,15 +11,18 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from reirrad.batch import default_jobs, run_batch
 from reirrad.case import case_from_folders, load_case
-from reirrad.check import BatchResult, CheckOptions, FailOn, batch_inputs, check_inputs, run_batch, run_check
+from reirrad.check import CheckOptions, FailOn, batch_inputs, check_inputs, run_check
 from reirrad.cli import app, emit, fail_input, stdout_console
-from reirrad.outputs import STDOUT, check_output, say
-from reirrad.report.console import print_batch, print_report
+from reirrad.outputs import STDOUT, Interrupted, _interrupts_raise, check_output, say
+from reirrad.report.batch import print_batch_result, progress, render_batch
+from reirrad.report.console import print_report
 from reirrad.report.html import to_html
-from reirrad.report.junit import to_junit, to_junit_batch
-from reirrad.report.machine import to_csv, to_csv_batch, to_json, to_json_batch
+from reirrad.report.junit import to_junit
+from reirrad.report.machine import to_csv, to_json
 from reirrad.results import CheckReport
+from reirrad.store import Store
 
 
 class Format(str, Enum):
@@ -45,33 +48,34 @@ def render(report: CheckReport, fmt: Format, options: CheckOptions) -> str:
     return console.export_text()
 
 
-def render_batch(batch: BatchResult, fmt: Format, options: CheckOptions) -> str:
-    """Several cases in one document (HTML takes one case)."""
-    reports, errors = list(batch.reports), list(batch.errors)
-    if fmt is Format.json:
-        return to_json_batch(reports, errors, batch.exit_code)
-    if fmt is Format.csv:
-        return to_csv_batch(reports)
-    if fmt is Format.junit:
-        return to_junit_batch(reports, errors, options.fail_on, options.allow_missing)
-    console = Console(file=io.StringIO(), width=160, record=True)
-    print_batch(reports, errors, console)
-    return console.export_text()
-
-
-def run_many(case_files: list[Path], fmt: Format, options: CheckOptions, output: str) -> int:
-    """Batch audit: every case checked, errors recorded per case; the highest exit code."""
+def run_many(case_files: list[Path], fmt: Format, options: CheckOptions, output: str, quiet: bool,
+             store_path: Path | None, **batch) -> int:
+    """Batch audit (see reirrad.batch.run_batch for ``batch``); the batch exit code."""
     if fmt is Format.html:
         fail_input("--format html takes one case file; use json, csv, junit or table for a batch")
+    if store_path is not None and Path(output).absolute() == store_path.absolute():
+        fail_input(f"{output}: is the results store (--store); give another --output")
     check_output(output, batch_inputs(case_files, options))
-    batch = run_batch(case_files, options)
-    for path, message in batch.errors:
+    store = None if store_path is None else Store(store_path)
+    try:
+        with _interrupts_raise(), progress(len(case_files), quiet) as on_outcome:
+            result = run_batch(case_files, options, on_outcome=on_outcome, store=store, **batch)
+    except (KeyboardInterrupt, Interrupted) as exc:
+        if isinstance(exc, Interrupted):
+            say(f"reirrad: interrupted by {exc.signal_name}")
+        if store is not None:
+            say(f"reirrad: finished cases are in {store.path}; run the same command to check the rest")
+        raise
+    finally:
+        if store is not None:
+            store.close()
+    for path, message in result.errors:
         say(f"reirrad: error: {message}")
     if output == STDOUT and fmt is Format.table:
-        print_batch(list(batch.reports), list(batch.errors), stdout_console())
+        print_batch_result(result, stdout_console())
     else:
-        emit(render_batch(batch, fmt, options), output)
-    return batch.exit_code
+        emit(render_batch(result, fmt.value, options), output)
+    return result.exit_code
 
 
 def _parse_date(text: Optional[str], option: str) -> Optional[date]:
@@ -124,6 +128,16 @@ def check(
     accept_partial_coverage: bool = typer.Option(
         False, help="Judge organs partly outside a course's dose grid, taking 0 Gy from it there (noted)."
     ),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="Batch: worker processes (default: cores)."),
+    store: Optional[Path] = typer.Option(
+        None, help="Batch: SQLite results store; finished cases are written to it and unchanged ones resumed."
+    ),
+    recompute: bool = typer.Option(False, help="Batch with --store: check every case again."),
+    scheduler: Optional[str] = typer.Option(
+        None, help="Batch: run the cases on this Dask scheduler (tcp://host:8786; pip install reirrad[cluster])."
+    ),
+    fail_fast: bool = typer.Option(False, help="Batch: stop at the first case that does not exit 0."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Batch: no progress on stderr."),
 ) -> None:
     """Check the cumulative EQD2 of all courses against consensus limits; exit 0 pass, 1 fail, 2 bad input."""
     if case and (prior or new):
@@ -134,8 +148,11 @@ def check(
         accept_dose_scale=accept_dose_scale, accept_other_patient=accept_other_patient,
         accept_partial_coverage=accept_partial_coverage,
     )
-    if case and len(case) > 1:
-        raise typer.Exit(run_many(case, format, options, output))
+    if case and (len(case) > 1 or store is not None or scheduler is not None):
+        raise typer.Exit(run_many(
+            case, format, options, output, quiet, store, jobs=jobs or default_jobs(), scheduler=scheduler,
+            recompute=recompute, fail_fast=fail_fast,
+        ))
     if case:
         spec = load_case(case[0])
     elif prior is None or new is None:

@@ -115,8 +115,9 @@ def summary_line(report: CheckReport) -> Text:
     return text
 
 
-def batch_table(reports: list[CheckReport], errors: list[tuple[str, str]]) -> Table:
-    """One row per case of a batch: counts per status and the exit code (bad input: exit 2)."""
+def batch_table(reports: list[CheckReport], errors: list[tuple[str, str]], not_run: tuple[str, ...] = ()) -> Table:
+    """One row per case of a batch: counts per status and the exit code (bad input: exit 2; a case
+    a --fail-fast run did not reach: "not run")."""
     table = Table(title="Batch summary", title_justify="left")
     for column in ("Case", *(label for label, _ in STATUS_STYLE.values()), "Exit"):
         table.add_column(column, justify="left" if column == "Case" else "right")
@@ -125,14 +126,17 @@ def batch_table(reports: list[CheckReport], errors: list[tuple[str, str]]) -> Ta
     for path, message in errors:
         table.add_row(Text(path, style="red"), *("-" for _ in STATUS_STYLE), Text("2", style="red"))
         table.add_row(Text(message, style="dim red"), *("" for _ in STATUS_STYLE), "")
+    for path in not_run:
+        table.add_row(Text(path, style="dim"), *("-" for _ in STATUS_STYLE), Text("not run", style="dim"))
     return table
 
 
-def print_batch(reports: list[CheckReport], errors: list[tuple[str, str]], console: Console) -> None:
+def print_batch(reports: list[CheckReport], errors: list[tuple[str, str]], console: Console,
+                not_run: tuple[str, ...] = ()) -> None:
     """Every case's report, then the batch summary."""
     for report in reports:
         print_report(report, console)
-    console.print(batch_table(reports, errors))
+    console.print(batch_table(reports, errors, not_run))
 
 
 def print_report(report: CheckReport, console: Console) -> None:

@@ -45,10 +45,15 @@ def dvh_figures(report: CheckReport) -> list[tuple[float, str]]:
         axes.grid(alpha=0.3)
         axes.legend(fontsize="small", ncol=2)
         figure.tight_layout()
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png")
-        figures.append((alpha_beta, "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()))
+        figures.append((alpha_beta, png_data_uri(figure)))
     return figures
+
+
+def png_data_uri(figure) -> str:
+    """A matplotlib figure as a PNG data URI, to embed in a self-contained page."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def _cell(value: object, css: str = "") -> str:

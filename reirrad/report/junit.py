@@ -75,6 +75,14 @@ def error_suite(case_path: str, message: str) -> ET.Element:
     return suite
 
 
+def not_run_suite(case_path: str) -> ET.Element:
+    """A <testsuite> for a case a --fail-fast batch stopped before: one skipped test case."""
+    suite = ET.Element("testsuite", name=f"reirrad.check.{case_path}", tests="1", failures="0", errors="0", skipped="1")
+    case = ET.SubElement(suite, "testcase", classname="reirrad.not_run", name=case_path)
+    ET.SubElement(case, "skipped", message="not run: --fail-fast stopped the batch at a failing case")
+    return suite
+
+
 def _document(root: ET.Element) -> str:
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
@@ -86,9 +94,10 @@ def to_junit(report: CheckReport, fail_on: str = "fail", allow_missing: bool = F
 
 
 def to_junit_batch(reports: list[CheckReport], errors: list[tuple[str, str]], fail_on: str = "fail",
-                   allow_missing: bool = False) -> str:
+                   allow_missing: bool = False, not_run: tuple[str, ...] = ()) -> str:
     """JUnit XML text of a batch: <testsuites> with one <testsuite> per case."""
     root = ET.Element("testsuites", name="reirrad.check")
     root.extend(test_suite(r, fail_on, allow_missing) for r in reports)
     root.extend(error_suite(path, message) for path, message in errors)
+    root.extend(not_run_suite(path) for path in not_run)
     return _document(root)

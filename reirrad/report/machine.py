@@ -113,14 +113,17 @@ def to_json(report: CheckReport) -> str:
 BATCH_SCHEMA = "reirrad.batch.v1"
 
 
-def to_json_batch(reports: list[CheckReport], errors: list[tuple[str, str]], exit_code: int) -> str:
-    """JSON text of a batch: every case's report, the cases that could not be read, the exit code."""
+def to_json_batch(reports: list[CheckReport], errors: list[tuple[str, str]], exit_code: int,
+                  not_run: tuple[str, ...] = ()) -> str:
+    """JSON text of a batch: every case's report, the cases that could not be read, the cases a
+    --fail-fast run did not reach, the exit code."""
     data = {
         "schema": BATCH_SCHEMA,
         "cases": [report_dict(r) for r in reports],
         "errors": [{"case": path, "error": message} for path, message in errors],
+        "not_run": list(not_run),
         "summary": {
-            "cases": len(reports) + len(errors),
+            "cases": len(reports) + len(errors) + len(not_run),
             "exit_codes": {r.case_id: r.summary.exit_code for r in reports},
             "exit_code": exit_code,
         },
