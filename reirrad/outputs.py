@@ -254,7 +254,7 @@ def _replace(target: Target, write: Callable[[BinaryIO], object]) -> None:
     """Temporary file beside the target, written, fsynced and renamed over it (removed on any failure)."""
     folder = target.path.parent
     temporary = folder / f".{target.path.name[:40]}.{secrets.token_hex(6)}.tmp"
-    with _interrupts_raise():
+    with interrupts_raise():
         try:
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666 if target.mode is None else 0o600)
             with open(fd, "wb") as stream:
@@ -292,7 +292,7 @@ def _raise_interrupted(signum: int, frame: object) -> None:
 
 
 @contextmanager
-def _interrupts_raise() -> Iterator[None]:
+def interrupts_raise() -> Iterator[None]:
     """While a temporary file exists, SIGTERM and SIGHUP raise :class:`Interrupted` so that it is
     removed (signals the process ignores stay ignored; only the main thread can install handlers)."""
     if threading.current_thread() is not threading.main_thread():

@@ -15,7 +15,7 @@ from reirrad.batch import default_jobs, run_batch
 from reirrad.case import case_from_folders, load_case
 from reirrad.check import CheckOptions, FailOn, batch_inputs, check_inputs, run_check
 from reirrad.cli import app, emit, fail_input, stdout_console
-from reirrad.outputs import STDOUT, Interrupted, _interrupts_raise, check_output, say
+from reirrad.outputs import STDOUT, Interrupted, interrupts_raise, check_output, say
 from reirrad.report.batch import print_batch_result, progress, render_batch
 from reirrad.report.console import print_report
 from reirrad.report.html import to_html
@@ -58,7 +58,7 @@ def run_many(case_files: list[Path], fmt: Format, options: CheckOptions, output:
     check_output(output, batch_inputs(case_files, options))
     store = None if store_path is None else Store(store_path)
     try:
-        with _interrupts_raise(), progress(len(case_files), quiet) as on_outcome:
+        with interrupts_raise(), progress(len(case_files), quiet) as on_outcome:
             result = run_batch(case_files, options, on_outcome=on_outcome, store=store, **batch)
     except (KeyboardInterrupt, Interrupted) as exc:
         if isinstance(exc, Interrupted):
