@@ -6,20 +6,17 @@ import io
 from datetime import date
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
-from rich.console import Console
 
-from reirrad.case import case_from_folders, load_case
-from reirrad.check import BatchResult, CheckOptions, FailOn, batch_inputs, check_inputs, run_batch, run_check
 from reirrad.cli import app, emit, fail_input, stdout_console
 from reirrad.outputs import STDOUT, check_output, say
-from reirrad.report.console import print_batch, print_report
-from reirrad.report.html import to_html
-from reirrad.report.junit import to_junit, to_junit_batch
-from reirrad.report.machine import to_csv, to_csv_batch, to_json, to_json_batch
-from reirrad.results import CheckReport
+from reirrad.verdicts import FailOn
+
+if TYPE_CHECKING:  # the library is imported by the functions that use it (start-up stays light)
+    from reirrad.check import BatchResult, CheckOptions
+    from reirrad.results import CheckReport
 
 
 class Format(str, Enum):
@@ -32,6 +29,13 @@ class Format(str, Enum):
 
 def render(report: CheckReport, fmt: Format, options: CheckOptions) -> str:
     """The report as text in the chosen format (the table as plain text, for files)."""
+    from rich.console import Console
+
+    from reirrad.report.console import print_report
+    from reirrad.report.html import to_html
+    from reirrad.report.junit import to_junit
+    from reirrad.report.machine import to_csv, to_json
+
     if fmt is Format.json:
         return to_json(report)
     if fmt is Format.csv:
@@ -47,6 +51,12 @@ def render(report: CheckReport, fmt: Format, options: CheckOptions) -> str:
 
 def render_batch(batch: BatchResult, fmt: Format, options: CheckOptions) -> str:
     """Several cases in one document (HTML takes one case)."""
+    from rich.console import Console
+
+    from reirrad.report.console import print_batch
+    from reirrad.report.junit import to_junit_batch
+    from reirrad.report.machine import to_csv_batch, to_json_batch
+
     reports, errors = list(batch.reports), list(batch.errors)
     if fmt is Format.json:
         return to_json_batch(reports, errors, batch.exit_code)
@@ -61,6 +71,9 @@ def render_batch(batch: BatchResult, fmt: Format, options: CheckOptions) -> str:
 
 def run_many(case_files: list[Path], fmt: Format, options: CheckOptions, output: str) -> int:
     """Batch audit: every case checked, errors recorded per case; the highest exit code."""
+    from reirrad.check import batch_inputs, run_batch
+    from reirrad.report.console import print_batch
+
     if fmt is Format.html:
         fail_input("--format html takes one case file; use json, csv, junit or table for a batch")
     check_output(output, batch_inputs(case_files, options))
@@ -126,6 +139,10 @@ def check(
     ),
 ) -> None:
     """Check the cumulative EQD2 of all courses against consensus limits; exit 0 pass, 1 fail, 2 bad input."""
+    from reirrad.case import case_from_folders, load_case
+    from reirrad.check import CheckOptions, check_inputs, run_check
+    from reirrad.report.console import print_report
+
     if case and (prior or new):
         fail_input("give either case files or --prior/--new, not both")
     options = CheckOptions(
