@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -58,17 +57,11 @@ from reirrad.results import (
     Summary,
     nothing_judged,
 )
+from reirrad.verdicts import FailOn
 
 
 DEFAULT_SET = "hn-reirradiation"
 CURVE_BIN_GY = 0.1  # dose resolution of the DVH curves drawn in reports
-
-
-class FailOn(str, Enum):
-    """Which verdicts fail a run (exit code 1)."""
-
-    FAIL = "fail"  # a limit fails
-    WARN = "warn"  # a limit fails or warns
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ def bug(*args, **kwargs):
 
 
 def test_an_internal_error_exits_3_with_one_line_and_no_traceback(monkeypatch):
-    monkeypatch.setattr("reirrad.cli.dvh.dvh_table", bug)
+    monkeypatch.setattr("reirrad.dvh.dvh_table", bug)
     result = run(*DVH, env={"REIRRAD_DEBUG": ""})
     assert result.exit_code == 3
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
@@ -58,7 +58,7 @@ def test_an_internal_error_exits_3_with_one_line_and_no_traceback(monkeypatch):
 
 @pytest.mark.parametrize(("args", "env"), [(["--debug"], {}), ([], {"REIRRAD_DEBUG": "1"})])
 def test_debug_shows_the_traceback_and_still_exits_3(monkeypatch, args, env):
-    monkeypatch.setattr("reirrad.cli.dvh.dvh_table", bug)
+    monkeypatch.setattr("reirrad.dvh.dvh_table", bug)
     result = run(*args, *DVH, env=env)
     assert result.exit_code == 3
     assert "Traceback (most recent call last)" in result.stderr and 'raise ZeroDivisionError("float' in result.stderr
@@ -66,7 +66,7 @@ def test_debug_shows_the_traceback_and_still_exits_3(monkeypatch, args, env):
 
 
 def test_the_console_script_exits_3_on_an_internal_error():
-    result = cli(*DVH, prelude="import reirrad.cli.dvh as m\ndef bug(*a, **k): raise RuntimeError('bug')\nm.dvh_table = bug")
+    result = cli(*DVH, prelude="import reirrad.dvh as m\ndef bug(*a, **k): raise RuntimeError('bug')\nm.dvh_table = bug")
     assert result.returncode == 3 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith("reirrad: internal error: RuntimeError: bug")
 
@@ -75,7 +75,7 @@ def test_ctrl_c_is_not_a_failing_plan(monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("reirrad.cli.dvh.dvh_table", interrupted)
+    monkeypatch.setattr("reirrad.dvh.dvh_table", interrupted)
     result = run(*DVH)
     assert result.exit_code == 130 and result.stderr == "reirrad: interrupted\n"
 

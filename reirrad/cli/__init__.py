@@ -12,19 +12,24 @@ import errno
 import os
 import sys
 import traceback
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import typer
 import typer.core
-from rich.console import Console
 
 from reirrad import __version__
 from reirrad.errors import ReirradError
 from reirrad.outputs import TargetKind, fall_back_to_ascii, flush_stdout, say, silence_stdout, stdout, write_text
 
+if TYPE_CHECKING:  # rich is imported by the commands that print with it (start-up stays light)
+    from rich.console import Console
+
 EXIT_OK, EXIT_FAIL, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 DEBUG_ENV = "REIRRAD_DEBUG"
+# Thread counts of the BLAS/OpenMP pools numpy and scipy may start (OpenBLAS reads the first it finds).
+THREAD_ENVS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 _DEBUG_KEY = "reirrad.debug"
 try:  # the exceptions Typer itself turns into exit codes (usage errors: 2)
     _TYPER_EXITS = (typer.Exit, typer.Abort, typer.TyperException)
@@ -73,6 +78,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help text: Typer's rich help alone costs more CPU than all of start-up
 )
 
 
@@ -98,17 +104,22 @@ def fail_input(message: str) -> None:
     raise typer.Exit(EXIT_INPUT)
 
 
-class _StdoutConsole(Console):
-    """A rich console on standard output whose broken pipe is reported like any other (rich's own
-    handling exits 1, which CI would read as a failing plan)."""
+@cache
+def _stdout_console_class() -> type[Console]:
+    """A rich console class whose broken pipe is reported like any other (rich's own handling exits
+    1, which CI would read as a failing plan); defined on first use so start-up does not load rich."""
+    from rich.console import Console
 
-    def on_broken_pipe(self) -> None:
-        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+    class _StdoutConsole(Console):
+        def on_broken_pipe(self) -> None:
+            raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+    return _StdoutConsole
 
 
 def stdout_console(**options: Any) -> Console:
     """A rich console printing to standard output (InputError when it is closed)."""
-    return _StdoutConsole(file=stdout(), **options)
+    return _stdout_console_class()(file=stdout(), **options)
 
 
 def emit(text: str, output: str) -> None:
@@ -128,18 +139,33 @@ def _register() -> None:
 
 
 def _usage_error(exc: typer.TyperException) -> None:
-    """One line for a usage error (Typer's own would be a multi-line box): exit 2."""
+    """One line for a usage error (Typer's own would be a multi-line box): exit 2. A group called
+    without a command prints its help on stdout instead, and exits 2 too."""
+    if type(exc).__name__ == "NoArgsIsHelpError":  # its message is the help (named alike in click)
+        typer.echo(exc.format_message())
+        raise SystemExit(EXIT_INPUT)
     ctx = getattr(exc, "ctx", None)
     command = ctx.command_path if ctx is not None else "reirrad"
     message = " ".join(exc.format_message().split())
-    if message:  # empty when the help was printed for a group called without a command
-        say(f"reirrad: error: {message} (see '{command} --help')")
+    say(f"reirrad: error: {message} (see '{command} --help')")
     raise SystemExit(EXIT_INPUT)
+
+
+def single_threaded_blas() -> None:
+    """One BLAS/OpenMP thread for this process unless the user set any of :data:`THREAD_ENVS`.
+
+    The work is vectorised element-wise numpy, where extra BLAS threads only spin on a shared
+    machine; it takes effect because numpy is first imported after this, by the command.
+    """
+    if not any(name in os.environ for name in THREAD_ENVS):
+        for name in THREAD_ENVS:
+            os.environ[name] = "1"
 
 
 def main() -> None:
     """Console-script entry point: usage errors are one line and exit 2; see :class:`_Commands`
     for the rest of the exit-code contract."""
+    single_threaded_blas()
     _register()
     try:
         code = app(standalone_mode=False)

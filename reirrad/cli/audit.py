@@ -7,13 +7,8 @@ from pathlib import Path
 
 import typer
 
-from reirrad.audit import cohort, stored_batch, summarize
-from reirrad.check import CheckOptions
 from reirrad.cli import app, emit, stdout_console
 from reirrad.outputs import STDOUT, check_output
-from reirrad.report.batch import render_batch
-from reirrad.report.cohort import summary_tables, to_cohort_html
-from reirrad.store import Store
 
 audit_app = typer.Typer(help="Summarise, export and chart a results store (reirrad check --store).",
                         no_args_is_help=True)
@@ -28,6 +23,10 @@ class ExportFormat(str, Enum):
 @audit_app.command("summary")
 def summary(store: Path = typer.Argument(..., help="Results store (SQLite).")) -> None:
     """Counts per case state, result status, organ and constraint set; the failing cases."""
+    from reirrad.audit import summarize
+    from reirrad.report.cohort import summary_tables
+    from reirrad.store import Store
+
     with Store(store, create=False) as opened:
         tables = summary_tables(summarize(opened))
     console = stdout_console()
@@ -42,6 +41,11 @@ def export(
     output: str = typer.Option(STDOUT, "--output", "-o", help="Write to this file (atomically) instead of stdout (-)."),
 ) -> None:
     """Every stored case in the batch format of `reirrad check` (reirrad.batch.v1 JSON or CSV)."""
+    from reirrad.audit import stored_batch
+    from reirrad.check import CheckOptions
+    from reirrad.report.batch import render_batch
+    from reirrad.store import Store
+
     check_output(output, [store])
     with Store(store, create=False) as opened:
         text = render_batch(stored_batch(opened), format.value, CheckOptions())
@@ -54,6 +58,10 @@ def report(
     output: str = typer.Option(..., "--output", "-o", help="The cohort page to write (HTML; - for stdout)."),
 ) -> None:
     """A self-contained cohort page: values per constraint against its levels, intervals, flags."""
+    from reirrad.audit import cohort
+    from reirrad.report.cohort import to_cohort_html
+    from reirrad.store import Store
+
     check_output(output, [store])
     with Store(store, create=False) as opened:
         page = to_cohort_html(cohort(opened), store.name)

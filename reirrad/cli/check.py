@@ -6,23 +6,17 @@ import io
 from datetime import date
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
-from rich.console import Console
 
-from reirrad.batch import default_jobs, run_batch
-from reirrad.case import case_from_folders, load_case
-from reirrad.check import CheckOptions, FailOn, batch_inputs, check_inputs, run_check
 from reirrad.cli import app, emit, fail_input, stdout_console
-from reirrad.outputs import STDOUT, Interrupted, interrupts_raise, check_output, say
-from reirrad.report.batch import print_batch_result, progress, render_batch
-from reirrad.report.console import print_report
-from reirrad.report.html import to_html
-from reirrad.report.junit import to_junit
-from reirrad.report.machine import to_csv, to_json
-from reirrad.results import CheckReport
-from reirrad.store import Store
+from reirrad.outputs import STDOUT, Interrupted, check_output, interrupts_raise, say
+from reirrad.verdicts import FailOn
+
+if TYPE_CHECKING:  # the library is imported by the functions that use it (start-up stays light)
+    from reirrad.check import CheckOptions
+    from reirrad.results import CheckReport
 
 
 class Format(str, Enum):
@@ -35,6 +29,13 @@ class Format(str, Enum):
 
 def render(report: CheckReport, fmt: Format, options: CheckOptions) -> str:
     """The report as text in the chosen format (the table as plain text, for files)."""
+    from rich.console import Console
+
+    from reirrad.report.console import print_report
+    from reirrad.report.html import to_html
+    from reirrad.report.junit import to_junit
+    from reirrad.report.machine import to_csv, to_json
+
     if fmt is Format.json:
         return to_json(report)
     if fmt is Format.csv:
@@ -51,6 +52,11 @@ def render(report: CheckReport, fmt: Format, options: CheckOptions) -> str:
 def run_many(case_files: list[Path], fmt: Format, options: CheckOptions, output: str, quiet: bool,
              store_path: Path | None, **batch) -> int:
     """Batch audit (see reirrad.batch.run_batch for ``batch``); the batch exit code."""
+    from reirrad.batch import run_batch
+    from reirrad.check import batch_inputs
+    from reirrad.report.batch import print_batch_result, progress, render_batch
+    from reirrad.store import Store
+
     if fmt is Format.html:
         fail_input("--format html takes one case file; use json, csv, junit or table for a batch")
     if store_path is not None and Path(output).absolute() == store_path.absolute():
@@ -140,6 +146,11 @@ def check(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Batch: no progress on stderr."),
 ) -> None:
     """Check the cumulative EQD2 of all courses against consensus limits; exit 0 pass, 1 fail, 2 bad input."""
+    from reirrad.batch import default_jobs
+    from reirrad.case import case_from_folders, load_case
+    from reirrad.check import CheckOptions, check_inputs, run_check
+    from reirrad.report.console import print_report
+
     if case and (prior or new):
         fail_input("give either case files or --prior/--new, not both")
     options = CheckOptions(

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
 from reirrad.cli import EXIT_INPUT, app, stdout_console
-from reirrad.constraints import CONSTRAINTS_DIR, available_sets, load_constraint_set, validate_constraint_file
 from reirrad.errors import InputError
 
 constraints_app = typer.Typer(help="List, show and validate constraint sets.", no_args_is_help=True)
@@ -24,6 +22,10 @@ def list_sets() -> None:
 
     No set found means a broken installation: exit 2, never an empty table.
     """
+    from rich.table import Table
+
+    from reirrad.constraints import CONSTRAINTS_DIR, available_sets, load_constraint_set
+
     names = available_sets()
     if not names:
         problem = "no built-in constraint sets found: the installation is incomplete, reinstall reirrad"
@@ -38,6 +40,10 @@ def list_sets() -> None:
 @constraints_app.command("show")
 def show(name: str = typer.Argument(..., help="Built-in set name or path of a set file.")) -> None:
     """Every constraint of a set with its limit, warning level, alpha/beta, priority and source."""
+    from rich.table import Table
+
+    from reirrad.constraints import load_constraint_set
+
     loaded = load_constraint_set(name)
     title = f"{loaded.name} {loaded.version}: {loaded.title} (recovery model: {loaded.recovery_model})"
     table = Table(title=title)
@@ -60,6 +66,8 @@ def show(name: str = typer.Argument(..., help="Built-in set name or path of a se
 @constraints_app.command("validate")
 def validate(path: str = typer.Argument(..., help="Constraint set file (TOML).")) -> None:
     """Check a set file (and the sets it extends); exit 0 when valid, 2 with one problem per line."""
+    from reirrad.constraints import validate_constraint_file
+
     problems = validate_constraint_file(path)
     if problems:
         for problem in problems:

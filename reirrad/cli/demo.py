@@ -6,13 +6,10 @@ from pathlib import Path
 
 import typer
 
-from reirrad.case import load_case
-from reirrad.check import CheckOptions, check_inputs, run_check
 from reirrad.cli import app, stdout_console
 from reirrad.cli.check import Format, render
 from reirrad.data import sample_case
 from reirrad.outputs import check_output, ensure_folder, write_text
-from reirrad.report.console import print_report
 
 _FORMATS = ((Format.json, "json"), (Format.html, "html"), (Format.csv, "csv"), (Format.junit, "xml"))
 SAMPLE_CASE = sample_case()
@@ -27,6 +24,10 @@ def demo(
 
     Exits 0 when the demo ran: the sample plan fails its carotid limit on purpose.
     """
+    from reirrad.case import load_case
+    from reirrad.check import CheckOptions, check_inputs, run_check
+    from reirrad.report.console import print_report
+
     options = CheckOptions()
     spec = load_case(case)
     inputs = check_inputs(spec, options)

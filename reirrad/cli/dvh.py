@@ -9,11 +9,7 @@ from typing import Optional
 import typer
 
 from reirrad.cli import app, emit, fail_input, stdout_console
-from reirrad.dvh import dvh_table
-from reirrad.metrics import parse_metric
 from reirrad.outputs import STDOUT, check_output, say, stdout
-from reirrad.pairing import load_pair
-from reirrad.report.dvh import render_table, to_csv, to_json, to_text
 
 
 class DvhFormat(str, Enum):
@@ -25,9 +21,6 @@ class DvhFormat(str, Enum):
 class EndCaps(str, Enum):
     half = "half"
     none = "none"
-
-
-_RENDER = {DvhFormat.json: to_json, DvhFormat.csv: to_csv, DvhFormat.table: to_text}
 
 
 @app.command("dvh")
@@ -52,6 +45,11 @@ def dvh(
     ),
 ) -> None:
     """DVH metrics of each structure in RTSTRUCT on the dose of RTDOSE."""
+    from reirrad.dvh import dvh_table
+    from reirrad.metrics import parse_metric
+    from reirrad.pairing import load_pair
+    from reirrad.report.dvh import render_table, to_csv, to_json, to_text
+
     if (fractions is None) != (alpha_beta is None):
         fail_input("--fractions and --alpha-beta must be given together")
     try:
@@ -66,4 +64,5 @@ def dvh(
     if output == STDOUT and output_format is DvhFormat.table:
         render_table(table, stdout_console() if stdout().isatty() else stdout_console(width=200))
     else:
-        emit(_RENDER[output_format](table), output)
+        render = {DvhFormat.json: to_json, DvhFormat.csv: to_csv, DvhFormat.table: to_text}[output_format]
+        emit(render(table), output)

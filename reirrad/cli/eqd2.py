@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from reirrad.accumulate import ExportSummary, write_eqd2_dose
 from reirrad.cli import app, fail_input
-from reirrad.eqd2 import check_lql_transition_gy
 from reirrad.outputs import TargetKind, resolve_target, say
+
+if TYPE_CHECKING:  # the library is imported by the functions that use it (start-up stays light)
+    from reirrad.accumulate import ExportSummary
 
 
 def print_summary(summary: ExportSummary) -> None:
@@ -28,6 +29,8 @@ def print_summary(summary: ExportSummary) -> None:
 
 def check_export_options(alpha_beta: float, lql_transition_gy: float | None, bits: int) -> None:
     """Positive alpha/beta and LQ-L transition dose; 16- or 32-bit pixel data only."""
+    from reirrad.eqd2 import check_lql_transition_gy
+
     if not alpha_beta > 0:
         fail_input("--alpha-beta must be positive")
     check_lql_transition_gy(lql_transition_gy)
@@ -56,6 +59,8 @@ def eqd2(
     ),
 ) -> None:
     """Convert a dose to EQD2 voxel by voxel and write it as an EFFECTIVE RTDOSE."""
+    from reirrad.accumulate import write_eqd2_dose
+
     if fractions is None and plan is None:
         fail_input("give --fractions N or --plan RTPLAN")
     if override_fractions and (fractions is None or plan is None):

@@ -7,7 +7,6 @@ from typing import Optional
 
 import typer
 
-from reirrad.accumulate import write_cumulative_eqd2
 from reirrad.cli import app
 from reirrad.cli.eqd2 import check_export_options, print_summary
 
@@ -40,6 +39,8 @@ def sum_courses(
 
     With --recovery-model the prior courses are discounted by (1 - r) in the exported sum.
     """
+    from reirrad.accumulate import write_cumulative_eqd2
+
     check_export_options(alpha_beta, lql_transition_gy, bits)
     summary = write_cumulative_eqd2(
         case, alpha_beta, output, recovery_model_name=recovery_model, organ=recovery_organ,

@@ -5,15 +5,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from reirrad import __version__
 from reirrad.dvh import DvhTable, StructureMetrics
 from reirrad.masks import GAP_FACTOR, MAX_FACTOR, SAMPLE_BUDGET
 from reirrad.metrics import parse_metric
 from reirrad.report import rounded
+
+if TYPE_CHECKING:  # rich is imported by the table functions only (JSON and CSV do not load it)
+    from rich.console import Console
 
 SCHEMA = "reirrad.dvh.v1"
 DIGITS = 4  # decimals kept in JSON and CSV (0.1 mGy, 0.1 mm3)
@@ -94,6 +95,8 @@ def _cell(value: float | None) -> str:
 
 def render_table(table: DvhTable, console: Console) -> None:
     """Print the metrics as a Rich table, then every structure's notes."""
+    from rich.table import Table
+
     quantity = "EQD2" if table.eqd2 else "dose"
     title = f"DVH metrics ({quantity}, Gy) - {table.dose_file}"
     if table.eqd2:
@@ -116,6 +119,8 @@ def render_table(table: DvhTable, console: Console) -> None:
 
 def to_text(table: DvhTable, width: int = 160) -> str:
     """The Rich table as plain text (for ``--output`` with the table format)."""
+    from rich.console import Console
+
     console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
     render_table(table, console)
     return console.file.getvalue()
