@@ -36,6 +36,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from reirrad.constraints import resolve_set_path
 from reirrad.eqd2 import recovery_model
 from reirrad.errors import InputError
 from reirrad.tomlfile import existing, plain, read_toml, shown
@@ -140,6 +141,12 @@ def load_case(path: str | Path) -> CaseSpec:
     if "structures" in data and courses[-1].structures is not None:
         raise InputError(path, f"structures: the reference course {courses[-1].name!r} has its own "
                          "[courses.structures]; give its names in one of the two tables")
+    constraints = _optional(data, "constraints", str, "", path)
+    if constraints is not None:
+        try:
+            resolve_set_path(constraints, relative_to=path.parent)
+        except InputError as exc:
+            raise InputError(path, f"constraints: {exc.problem}") from None
     model = _optional(data, "recovery_model", str, "", path)
     if model is not None:
         try:
@@ -150,7 +157,7 @@ def load_case(path: str | Path) -> CaseSpec:
         path=path,
         id=_required(data, "id", str, "", path),
         courses=courses,
-        constraints=_optional(data, "constraints", str, "", path),
+        constraints=constraints,
         structures=_structures(data.get("structures", {}), path),
         clinical=_clinical(data.get("clinical", {}), path),
         recovery_model=model,

@@ -44,7 +44,7 @@ from reirrad.eqd2 import NO_RECOVERY, load_recovery_models
 from reirrad.errors import InputError
 from reirrad.metrics import parse_metric
 from reirrad.organs import OrganCatalog, load_organ_catalog
-from reirrad.tomlfile import plain, read_toml, shown
+from reirrad.tomlfile import existing, plain, read_toml, shown
 
 CONSTRAINTS_DIR = constraints_dir()
 NOT_SETS = frozenset({"organs", "flags", "recovery"})  # data files in the folder that are not sets
@@ -191,9 +191,13 @@ def resolve_set_path(name_or_path: str | Path, relative_to: Path | None = None) 
     path = Path(text)
     if relative_to is not None and not path.is_absolute():
         path = relative_to / path
-    if path.suffix != ".toml" or not path.is_file():
+    try:
+        usable = path.suffix == ".toml" and existing(path, folder=False) is not None
+    except ValueError:  # missing, a symlink loop, a name too long, a NUL character
+        usable = False
+    if not usable:
         known = ", ".join(available_sets())
-        raise InputError(path, f"no such constraint set file and no built-in set named {text!r} (built-in: {known})")
+        raise InputError(path, f"no such constraint set file and no built-in set named {shown(text)} (built-in: {known})")
     return path
 
 

@@ -185,3 +185,23 @@ def test_batch_records_unreadable_case_files_and_goes_on(tmp_path):
     assert batch.reports == ()
     assert [path for path, _ in batch.errors] == [str(latin1), str(nested)]
     assert "not UTF-8" in batch.errors[0][1] and "nested too deeply" in batch.errors[1][1]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('"no-such-set"', r"constraints: no such constraint set file and no built-in set named 'no-such-set'"),
+        ('"sets/mine.toml"', r"constraints: no such constraint set file .*'sets/mine\.toml'"),
+        ('"' + "s" * 300 + '.toml"', r"constraints: no such constraint set file"),
+    ],
+)
+def test_constraint_set_must_exist_when_the_case_is_read(tmp_path, value, message):
+    # `reirrad sum` never loads the set: a case naming a missing one must still be refused
+    path = make_case(tmp_path, GOOD.replace('"hn-reirradiation"', value))
+    assert re.search(message, _one_line_error(path))
+
+
+def test_constraint_set_relative_to_the_case_file(tmp_path):
+    (tmp_path / "sets").mkdir()
+    (tmp_path / "sets" / "mine.toml").write_text("")
+    assert load_case(make_case(tmp_path, GOOD.replace('"hn-reirradiation"', '"sets/mine.toml"'))).constraints == "sets/mine.toml"
