@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import resource
@@ -73,6 +74,19 @@ def _vm_size_bytes() -> int:
         return int(stream.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _fresh_diagnostics() -> None:
+    """Warnings and log records printed to stderr as in a fresh process, even under pytest
+    (which records warnings and captures logging): a warning before a refusal must show."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    warnings.resetwarnings()  # the default filters: each warning shown once per place
+    warnings.simplefilter("default")
+    warnings.showwarning = show
+    logging.root.handlers.clear()  # records of level WARNING and above then reach stderr
+
+
 def _child(folder: Path, argv: list[str], out: Path, err: Path, result: Path) -> None:
     """Runs in the forked child: never returns."""
     code = 1
@@ -86,8 +100,7 @@ def _child(folder: Path, argv: list[str], out: Path, err: Path, result: Path) ->
         sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", closefd=False), encoding="utf-8", line_buffering=True)
         sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", closefd=False), encoding="utf-8", line_buffering=True)
         sys.stdin = io.TextIOWrapper(io.BytesIO(b""))
-        warnings.resetwarnings()  # a fresh process's filters: each warning shown once
-        warnings.simplefilter("default")
+        _fresh_diagnostics()
         limit = _vm_size_bytes() + MEMORY_BOUND_BYTES
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         sys.argv = ["reirrad", *argv]
