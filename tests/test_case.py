@@ -175,7 +175,7 @@ def test_paths_and_values_refused_in_one_short_line(tmp_path, change, message):
 
 
 def test_batch_records_unreadable_case_files_and_goes_on(tmp_path):
-    from reirrad.check import run_batch
+    from reirrad.batch import run_batch
 
     latin1 = make_case(tmp_path)
     latin1.write_bytes(b'id = "caf\xe9"\n')
@@ -183,7 +183,7 @@ def test_batch_records_unreadable_case_files_and_goes_on(tmp_path):
     nested.write_text("id = " + "[" * 5000 + "]" * 5000 + "\n")
     batch = run_batch([latin1, nested])
     assert batch.reports == ()
-    assert [path for path, _ in batch.errors] == [str(latin1), str(nested)]
+    assert [path for path, _ in batch.errors] == [str(latin1.absolute()), str(nested.absolute())]
     assert "not UTF-8" in batch.errors[0][1] and "nested too deeply" in batch.errors[1][1]
 
 
