@@ -31,14 +31,15 @@ The last course is the reference: its dose grid and structure set are evaluated.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+from reirrad.constraints import resolve_set_path
 from reirrad.eqd2 import recovery_model
 from reirrad.errors import InputError
+from reirrad.tomlfile import existing, plain, read_toml, shown
 
 SCHEDULES = ("daily", "alternate_day", "bid")
 _CASE_KEYS = {"id", "constraints", "recovery_model", "courses", "structures", "clinical", "accept_partial_coverage"}
@@ -130,12 +131,7 @@ class CaseSpec:
 def load_case(path: str | Path) -> CaseSpec:
     """Read and validate a case file; every error names the file and the field."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(path, f"cannot read case file ({exc.strerror or exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(path, f"not valid TOML ({exc})") from None
+    data = read_toml(path, "case file")
     _no_unknown_keys(data, _CASE_KEYS, "", path)
     courses_data = data.get("courses")
     if not isinstance(courses_data, list) or not courses_data:
@@ -145,6 +141,12 @@ def load_case(path: str | Path) -> CaseSpec:
     if "structures" in data and courses[-1].structures is not None:
         raise InputError(path, f"structures: the reference course {courses[-1].name!r} has its own "
                          "[courses.structures]; give its names in one of the two tables")
+    constraints = _optional(data, "constraints", str, "", path)
+    if constraints is not None:
+        try:
+            resolve_set_path(constraints, relative_to=path.parent)
+        except InputError as exc:
+            raise InputError(path, f"constraints: {exc.problem}") from None
     model = _optional(data, "recovery_model", str, "", path)
     if model is not None:
         try:
@@ -155,7 +157,7 @@ def load_case(path: str | Path) -> CaseSpec:
         path=path,
         id=_required(data, "id", str, "", path),
         courses=courses,
-        constraints=_optional(data, "constraints", str, "", path),
+        constraints=constraints,
         structures=_structures(data.get("structures", {}), path),
         clinical=_clinical(data.get("clinical", {}), path),
         recovery_model=model,
@@ -168,9 +170,7 @@ def _course(item: Any, index: int, case_file: Path) -> CourseSpec:
     if not isinstance(item, dict):
         raise InputError(case_file, f"courses[{index}]: must be a table")
     _no_unknown_keys(item, _COURSE_KEYS, where, case_file)
-    folder = case_file.parent / _required(item, "path", str, where, case_file)
-    if not folder.is_dir():
-        raise InputError(case_file, f"{where}path: folder {folder} does not exist")
+    folder = _existing_path(item, "path", where, case_file, folder=True)
     registration = _optional_file(item, "registration", where, case_file)
     structure_set = _optional_file(item, "structure_set", where, case_file)
     fractions = _optional(item, "fractions", int, where, case_file)
@@ -181,7 +181,7 @@ def _course(item: Any, index: int, case_file: Path) -> CourseSpec:
         raise InputError(case_file, f"{where}override_fractions: only with fractions = N (the count to use)")
     schedule = _optional(item, "schedule", str, where, case_file)
     if schedule is not None and schedule not in SCHEDULES:
-        raise InputError(case_file, f"{where}schedule: must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
+        raise InputError(case_file, f"{where}schedule: must be one of {', '.join(SCHEDULES)}, got {shown(schedule)}")
     return CourseSpec(
         name=_required(item, "name", str, where, case_file),
         path=folder,
@@ -200,13 +200,14 @@ def _course(item: Any, index: int, case_file: Path) -> CourseSpec:
 
 
 def _check_courses(courses: tuple[CourseSpec, ...], case_file: Path) -> None:
-    """Unique names, consistent dates, oldest course first."""
+    """Unique names, consistent dates, oldest course first, no course starting before the end of
+    the one before it."""
     names = [c.name for c in courses]
     for i, course in enumerate(courses):
         if not course.name.strip():
             raise InputError(case_file, f"courses[{i}].name: must not be empty")
         if course.name in names[:i]:
-            raise InputError(case_file, f"courses[{i}].name: {course.name!r} is used by more than one course")
+            raise InputError(case_file, f"courses[{i}].name: {shown(course.name)} is used by more than one course")
         if course.start_date and course.end_date and course.end_date < course.start_date:
             raise InputError(case_file, f"courses[{i}].end_date: {course.end_date} is before start_date {course.start_date}")
     for i, (earlier, later) in enumerate(zip(courses, courses[1:]), start=1):
@@ -214,6 +215,11 @@ def _check_courses(courses: tuple[CourseSpec, ...], case_file: Path) -> None:
         second = later.start_date or later.end_date
         if first and second and second < first:
             raise InputError(case_file, f"courses[{i}]: courses must be listed oldest first (the last is the reference)")
+        earlier_end = earlier.end_date or earlier.start_date
+        if earlier_end and second and second < earlier_end:
+            raise InputError(
+                case_file, f"courses[{i}]: starts {second}, before courses[{i - 1}] ended ({earlier_end}): courses overlap"
+            )
 
 
 def _structures(table: Any, case_file: Path, where: str = "structures") -> dict[str, str]:
@@ -255,7 +261,7 @@ def _degrees(table: dict, key: str, where: str, case_file: Path) -> float | None
 def _no_unknown_keys(table: dict, allowed: set[str], where: str, case_file: Path) -> None:
     unknown = sorted(set(table) - allowed)
     if unknown:
-        raise InputError(case_file, f"{where}{unknown[0]}: unknown field (allowed: {', '.join(sorted(allowed))})")
+        raise InputError(case_file, f"{where}{plain(unknown[0])}: unknown field (allowed: {', '.join(sorted(allowed))})")
 
 
 def _optional(table: dict, key: str, kind: type, where: str, case_file: Path) -> Any:
@@ -264,18 +270,25 @@ def _optional(table: dict, key: str, kind: type, where: str, case_file: Path) ->
         return None
     # bool is an int in Python; a fraction count of `true` is still a mistake
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise InputError(case_file, f"{where}{key}: must be {kind.__name__}, got {value!r}")
+        raise InputError(case_file, f"{where}{key}: must be {kind.__name__}, got {shown(value)}")
     return value
 
 
 def _optional_file(table: dict, key: str, where: str, case_file: Path) -> Path | None:
     """An optional file path relative to the case file, which must exist."""
-    value = _optional(table, key, str, where, case_file)
-    if value is None:
+    if table.get(key) is None:
         return None
-    path = case_file.parent / value
-    if not path.is_file():
-        raise InputError(case_file, f"{where}{key}: file {path} does not exist")
+    return _existing_path(table, key, where, case_file, folder=False)
+
+
+def _existing_path(table: dict, key: str, where: str, case_file: Path, folder: bool) -> Path:
+    """A required path relative to the case file (``..`` allowed: the user's own files) that
+    resolves to an existing folder or regular file; symlink loops are refused."""
+    path = case_file.parent / _required(table, key, str, where, case_file)
+    try:
+        existing(path, folder)
+    except ValueError as exc:
+        raise InputError(case_file, f"{where}{key}: {exc}") from None
     return path
 
 
@@ -295,7 +308,7 @@ def _date(table: dict, key: str, where: str, case_file: Path) -> date | None:
             return date.fromisoformat(value)
         except ValueError:
             pass
-    raise InputError(case_file, f"{where}{key}: must be a date like 2025-01-14, got {value!r}")
+    raise InputError(case_file, f"{where}{key}: must be a date like 2025-01-14, got {shown(value)}")
 
 
 def case_from_folders(

@@ -20,12 +20,20 @@ it. A recovery model's name: the entry belongs to that model and is applied only
 it, either as a limit on the cumulative dose with prior courses discounted by the model, or
 (``single_course_limit_gy``) as the model's own tolerance rule: fail when the undiscounted
 cumulative value exceeds the single-course tolerance times (1 + r).
+
+Validation refuses (``reirrad constraints validate`` lists every problem, one line each): a field of
+the wrong type, an unknown field anywhere, a limit or warning level that is not a finite number
+(> 0 Gy for dose levels, >= 0 for volume levels), a warning level above the limit, an alpha/beta
+outside :data:`ALPHA_BETA_RANGE_GY` (a plausibility bound against typing mistakes such as 1e9 or
+0.001, not a clinical value), an
+``extends`` chain longer than :data:`MAX_EXTENDS_DEPTH` sets or circular, an unknown metric, and a
+set that ends up with no constraint at all (it would pass every plan).
 """
 
 from __future__ import annotations
 
+import math
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +44,7 @@ from reirrad.eqd2 import NO_RECOVERY, load_recovery_models
 from reirrad.errors import InputError
 from reirrad.metrics import parse_metric
 from reirrad.organs import OrganCatalog, load_organ_catalog
+from reirrad.tomlfile import existing, plain, read_toml, shown
 
 CONSTRAINTS_DIR = constraints_dir()
 NOT_SETS = frozenset({"organs", "flags", "recovery"})  # data files in the folder that are not sets
@@ -43,6 +52,8 @@ NOT_SETS = frozenset({"organs", "flags", "recovery"})  # data files in the folde
 Status = Literal["pass", "warn", "fail", "not_evaluated", "report"]
 STATUSES: tuple[Status, ...] = ("pass", "warn", "fail", "not_evaluated", "report")
 PRIORITIES = ("hard", "soft", "report")
+ALPHA_BETA_RANGE_GY = (0.5, 25.0)  # plausible alpha/beta values (Gy), inclusive
+MAX_EXTENDS_DEPTH = 16  # sets in one extends chain, the file itself included
 
 _SET_KEYS = {"name", "version", "title", "description", "extends", "sources", "defaults", "constraints"}
 UNDISCOUNTED = "undiscounted"
@@ -54,7 +65,9 @@ _ENTRY_KEYS = {
     "dose_basis", "single_course_limit_gy", *_LEVEL_KEYS,
 }
 _SOURCE_KEYS = {"citation", "doi", "pmid", "url", "evidence"}
-_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+_DEFAULTS_KEYS = {"alpha_beta", "recovery_model"}
+_ALPHA_BETA_KEYS = {"organs", "gy", "source", "note"}
+_ID = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 
 
 @dataclass(frozen=True)
@@ -178,9 +191,13 @@ def resolve_set_path(name_or_path: str | Path, relative_to: Path | None = None) 
     path = Path(text)
     if relative_to is not None and not path.is_absolute():
         path = relative_to / path
-    if path.suffix != ".toml" or not path.is_file():
+    try:
+        usable = path.suffix == ".toml" and existing(path, folder=False) is not None
+    except ValueError:  # missing, a symlink loop, a name too long, a NUL character
+        usable = False
+    if not usable:
         known = ", ".join(available_sets())
-        raise InputError(path, f"no such constraint set file and no built-in set named {text!r} (built-in: {known})")
+        raise InputError(path, f"no such constraint set file and no built-in set named {shown(text)} (built-in: {known})")
     return path
 
 
@@ -213,14 +230,51 @@ class _Problems(list):
 
     def add(self, where: str, field: str | None, problem: str) -> None:
         parts = [str(self.path), where] + ([f"field {field!r}"] if field else []) + [problem]
-        self.append(": ".join(parts))
+        self.append(": ".join(parts).replace("\n", "\\n"))
+
+    def unknown(self, table: Mapping, allowed: set[str], where: str) -> None:
+        """One problem per key of ``table`` not in ``allowed``."""
+        for key in sorted(set(table) - allowed):
+            self.add(where, plain(key), f"unknown field (allowed: {', '.join(sorted(allowed))})")
 
 
-def _number(value: Any) -> float | None:
-    """A positive-or-zero finite float, or None when the value is not a number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or value == float("inf"):
+def _number(value: Any, zero_ok: bool = False) -> float | None:
+    """A finite float > 0 (>= 0 with ``zero_ok``), or None when the value is anything else (text,
+    bool, NaN, infinity, a negative number)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
-    return float(value)
+    return float(value) if value > 0 or (zero_ok and value == 0) else None
+
+
+def _alpha_beta_value(value: Any) -> float | None:
+    """An alpha/beta (Gy) inside :data:`ALPHA_BETA_RANGE_GY`, else None."""
+    low, high = ALPHA_BETA_RANGE_GY
+    number = _number(value)
+    return number if number is not None and low <= number <= high else None
+
+
+def _alpha_beta_problem(value: Any) -> str:
+    low, high = ALPHA_BETA_RANGE_GY
+    return f"must be a number of Gy from {low:g} to {high:g} (a plausibility bound), got {shown(value)}"
+
+
+def _table(data: Mapping, key: str, kind: type, problems: _Problems, where: str = "set") -> Any:
+    """``data[key]`` when it has the ``kind`` (dict or list), else an empty one and a problem."""
+    value = data.get(key, kind())
+    if not isinstance(value, kind):
+        what = "a table" if kind is dict else "an array of tables"
+        problems.add(where, key, f"must be {what}, got {shown(value)}")
+        return kind()
+    return value
+
+
+def _text(data: Mapping, key: str, problems: _Problems, where: str) -> str | None:
+    """An optional text field; None (and a problem) when it is there but not text."""
+    value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        problems.add(where, key, f"must be text, got {shown(value)}")
+        return None
+    return value
 
 
 def _citation(entry: Mapping) -> str:
@@ -231,48 +285,56 @@ def _citation(entry: Mapping) -> str:
 
 def _read_sources(data: Mapping, problems: _Problems) -> dict[str, str]:
     sources = {}
-    for sid, entry in data.get("sources", {}).items():
-        where = f"sources.{sid}"
-        if not isinstance(entry, dict) or not isinstance(entry.get("citation"), str):
+    for sid, entry in _table(data, "sources", dict, problems).items():
+        where = f"sources.{plain(sid)}"
+        if not isinstance(entry, dict) or not isinstance(entry.get("citation"), str) or not entry["citation"]:
             problems.add(where, "citation", "missing: give the full citation text")
             continue
-        for key in set(entry) - _SOURCE_KEYS:
-            problems.add(where, key, f"unknown field (allowed: {', '.join(sorted(_SOURCE_KEYS))})")
-        sources[sid] = _citation(entry)
+        problems.unknown(entry, _SOURCE_KEYS, where)
+        bad = [key for key in ("doi", "url", "evidence") if _text(entry, key, problems, where) is None and key in entry]
+        if "pmid" in entry and (isinstance(entry["pmid"], bool) or not isinstance(entry["pmid"], (str, int))):
+            problems.add(where, "pmid", f"must be text or a whole number, got {shown(entry['pmid'])}")
+            bad.append("pmid")
+        if not bad:
+            sources[sid] = _citation(entry)
     return sources
 
 
-def _read_alpha_beta(data: Mapping, problems: _Problems) -> tuple[tuple[frozenset[str], float, str], ...]:
+def _read_alpha_beta(defaults: Mapping, problems: _Problems) -> tuple[tuple[frozenset[str], float, str], ...]:
     rows = []
-    for i, row in enumerate(data.get("defaults", {}).get("alpha_beta", [])):
+    for i, row in enumerate(_table(defaults, "alpha_beta", list, problems, "defaults")):
         where = f"defaults.alpha_beta[{i}]"
-        value = _number(row.get("gy"))
+        if not isinstance(row, dict):
+            problems.add(where, None, f"must be a table ([[defaults.alpha_beta]]), got {shown(row)}")
+            continue
+        before = len(problems)
+        problems.unknown(row, _ALPHA_BETA_KEYS, where)
+        value = _alpha_beta_value(row.get("gy"))
         organs = row.get("organs")
-        if value is None or value == 0:
-            problems.add(where, "gy", "missing or not a positive number")
-        elif not isinstance(organs, list) or not organs:
-            problems.add(where, "organs", "missing: list the organs (or \"*\" for every other organ)")
-        elif not isinstance(row.get("source"), str):
+        if value is None:
+            problems.add(where, "gy", _alpha_beta_problem(row.get("gy")))
+        if not isinstance(organs, list) or not organs or not all(isinstance(o, str) and o for o in organs):
+            problems.add(where, "organs", "missing: list the organs as texts (or \"*\" for every other organ)")
+        if not isinstance(row.get("source"), str):
             problems.add(where, "source", "missing: name the source of this alpha/beta")
-        else:
+        _text(row, "note", problems, where)
+        if len(problems) == before:
             rows.append((frozenset(organs), value, row["source"]))
     return tuple(rows)
 
 
 def _read_file(path: Path, problems: _Problems) -> _RawSet | None:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        problems.add("file", None, f"cannot read TOML ({exc})")
+        data = read_toml(path, "constraint set")
+    except InputError as exc:
+        problems.add("file", None, exc.problem)
         return None
-    for key in set(data) - _SET_KEYS:
-        problems.add("set", key, f"unknown field (allowed: {', '.join(sorted(_SET_KEYS))})")
+    problems.unknown(data, _SET_KEYS, "set")
     for key in ("name", "version", "title"):
         if not isinstance(data.get(key), str) or not data[key]:
             problems.add("set", key, "missing: give a non-empty text")
-    defaults = data.get("defaults", {})
-    for key in set(defaults) - {"alpha_beta", "recovery_model"}:
-        problems.add("defaults", key, "unknown field (allowed: alpha_beta, recovery_model)")
+    defaults = _table(data, "defaults", dict, problems)
+    problems.unknown(defaults, _DEFAULTS_KEYS, "defaults")
     entries = data.get("constraints", [])
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         problems.add("set", "constraints", "must be an array of tables ([[constraints]])")
@@ -282,10 +344,10 @@ def _read_file(path: Path, problems: _Problems) -> _RawSet | None:
         version=str(data.get("version", "")),
         title=str(data.get("title", "")),
         path=path,
-        extends=data.get("extends"),
+        extends=_text(data, "extends", problems, "set"),
         sources=_read_sources(data, problems),
-        recovery_model=defaults.get("recovery_model"),
-        alpha_beta=_read_alpha_beta(data, problems),
+        recovery_model=_text(defaults, "recovery_model", problems, "defaults"),
+        alpha_beta=_read_alpha_beta(defaults, problems),
         entries=tuple(entries),
     )
 
@@ -293,10 +355,11 @@ def _read_file(path: Path, problems: _Problems) -> _RawSet | None:
 def _check_levels(entry: Mapping, priority: Any, metric: Any, where: str, problems: _Problems) -> None:
     """Levels: numbers in the metric's unit (limit_gy / warn_gy for dose metrics, limit_cc /
     warn_cc or limit_pct / warn_pct for volume metrics), consistent with the priority, warn <= limit."""
-    levels = {k: _number(entry[k]) for k in sorted(_LEVEL_KEYS) if k in entry}
+    levels = {k: _number(entry[k], zero_ok=k not in LEVEL_KEYS["Gy"]) for k in sorted(_LEVEL_KEYS) if k in entry}
     for key, value in levels.items():
         if value is None:
-            problems.add(where, key, "not a number >= 0")
+            bound = "> 0" if key in LEVEL_KEYS["Gy"] else ">= 0"
+            problems.add(where, key, f"must be a finite number {bound}, got {shown(entry[key])}")
     rule = "single_course_limit_gy" in entry
     if priority == "report" and (levels or rule):
         problems.add(where, "priority", "a report-only entry cannot have a limit, a warning level or a tolerance rule")
@@ -341,12 +404,11 @@ def _check_basis(entry: Mapping, metric: Any, where: str, problems: _Problems) -
 def _check_entry(entry: Mapping, where: str, sources: Mapping[str, str], problems: _Problems) -> bool:
     """Field checks of one [[constraints]] entry; True when it can be built."""
     before = len(problems)
-    for key in set(entry) - _ENTRY_KEYS:
-        problems.add(where, key, f"unknown field (allowed: {', '.join(sorted(_ENTRY_KEYS))})")
+    problems.unknown(entry, _ENTRY_KEYS, where)
     for key in ("id", "organ", "metric"):
         if not isinstance(entry.get(key), str) or not entry[key]:
             problems.add(where, key, "missing: give a non-empty text")
-    if isinstance(entry.get("id"), str) and not _ID.match(entry["id"]):
+    if isinstance(entry.get("id"), str) and not _ID.fullmatch(entry["id"]):
         problems.add(where, "id", "use lower-case letters, digits, '_', '-' and '.'")
     metric = None
     if isinstance(entry.get("metric"), str):
@@ -360,12 +422,12 @@ def _check_entry(entry: Mapping, where: str, sources: Mapping[str, str], problem
         problems.add(where, "priority", f"missing or not one of {kinds} (says what kind of limit this is)")
     _check_levels(entry, priority, metric, where, problems)
     _check_basis(entry, metric, where, problems)
-    if "alpha_beta_gy" in entry and not (_number(entry["alpha_beta_gy"]) or 0) > 0:
-        problems.add(where, "alpha_beta_gy", "not a positive number (Gy)")
+    if "alpha_beta_gy" in entry and _alpha_beta_value(entry["alpha_beta_gy"]) is None:
+        problems.add(where, "alpha_beta_gy", _alpha_beta_problem(entry["alpha_beta_gy"]))
     for key in ("source", "alpha_beta_source"):
-        if key in entry and entry[key] not in sources:
+        if key in entry and (not isinstance(entry[key], str) or entry[key] not in sources):
             defined = ", ".join(sorted(sources)) or "none"
-            problems.add(where, key, f"unknown source id {entry[key]!r} (defined: {defined})")
+            problems.add(where, key, f"unknown source id {shown(entry[key])} (defined: {defined})")
     if priority in ("hard", "soft") and "source" not in entry:
         problems.add(where, "source", "missing: every limit needs a source id")
     for key in ("mitigation", "note"):
@@ -438,11 +500,13 @@ def _load(path: Path, problems: list[str], seen: tuple[Path, ...]) -> Constraint
     own = _Problems(path)
     raw = _read_file(path, own)
     parent = None
-    if raw is not None and raw.extends is not None:
+    if raw is not None and raw.extends is not None and len(seen) >= MAX_EXTENDS_DEPTH:
+        own.add("set", "extends", f"the extends chain is longer than {MAX_EXTENDS_DEPTH} sets")
+    elif raw is not None and raw.extends is not None:
         try:
             parent_path = resolve_set_path(raw.extends, path.parent).resolve()
         except InputError as exc:
-            own.add("set", "extends", f"unknown set {raw.extends!r}: {exc.problem}")
+            own.add("set", "extends", f"unknown set {shown(raw.extends)}: {exc.problem}")
         else:
             if parent_path in seen:
                 own.add("set", "extends", f"cycle: {parent_path} extends itself through {raw.extends!r}")
@@ -461,13 +525,13 @@ def _load(path: Path, problems: list[str], seen: tuple[Path, ...]) -> Constraint
             own.add(f"defaults.alpha_beta[{i}]", "source", f"unknown source id {source!r}")
     recovery = raw.recovery_model or (parent.recovery_model if parent else "none")
     if recovery not in load_recovery_models():
-        own.add("defaults", "recovery_model", f"unknown recovery model {recovery!r}")
+        own.add("defaults", "recovery_model", f"unknown recovery model {shown(recovery)}")
     defaults = raw.alpha_beta + (parent.alpha_beta_defaults if parent else ())
     inherited = {c.id.split("[")[0]: None for c in parent.constraints} if parent else {}
     own_ids: set[str] = set()
     built: dict[str, list[Constraint]] = {}
     for i, entry in enumerate(raw.entries):
-        where = f"constraints[{i}]" + (f" (id={entry['id']})" if isinstance(entry.get("id"), str) else "")
+        where = f"constraints[{i}]" + (f" (id={plain(entry['id'])})" if isinstance(entry.get("id"), str) else "")
         if not _check_entry(entry, where, sources, own):
             continue
         if entry["id"] in own_ids:
@@ -494,13 +558,24 @@ def _load(path: Path, problems: list[str], seen: tuple[Path, ...]) -> Constraint
     )
 
 
+def _load_top(path: Path, problems: list[str]) -> ConstraintSet | None:
+    """The set a user names, loaded with its parents; a set left with no constraint (and no other
+    problem to explain why) is refused too."""
+    loaded = _load(path, problems, (path,))
+    if loaded is not None and not loaded.constraints and not problems:
+        empty = _Problems(path)
+        empty.add("set", "constraints", "no constraint (none given, or none valid): the set would pass every plan")
+        problems.extend(empty)
+    return loaded
+
+
 def validate_constraint_file(path: str | Path) -> list[str]:
     """Every problem of a set file and its parents, one line each: "file: entry: field: problem"."""
     path = Path(path)
     if not path.is_file():
         return [f"{path}: file: not found"]
     problems: list[str] = []
-    _load(path.resolve(), problems, (path.resolve(),))
+    _load_top(path.resolve(), problems)
     return problems
 
 
@@ -508,7 +583,7 @@ def load_constraint_set(name_or_path: str | Path) -> ConstraintSet:
     """A built-in set by name, or a set file; InputError listing every problem when invalid."""
     path = resolve_set_path(name_or_path).resolve()
     problems: list[str] = []
-    loaded = _load(path, problems, (path,))
+    loaded = _load_top(path, problems)
     if problems or loaded is None:
         raise InputError(path, "invalid constraint set: " + "; ".join(p.removeprefix(f"{path}: ") for p in problems))
     return loaded

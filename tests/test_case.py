@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import pytest
@@ -104,3 +105,103 @@ def test_not_toml_and_missing(tmp_path):
         load_case(tmp_path / "absent.toml")
     with pytest.raises(InputError, match="courses: give at least one"):
         load_case(make_case(tmp_path, 'id = "x"\n'))
+
+
+def _one_line_error(path):
+    with pytest.raises(InputError) as info:
+        load_case(path)
+    message = str(info.value)
+    assert message.startswith(str(path)) and "\n" not in message and len(message) < 400
+    return message
+
+
+def test_not_utf8_and_deep_nesting_are_input_errors(tmp_path):
+    path = make_case(tmp_path)
+    path.write_bytes(GOOD.replace("left neck", "Lyon").encode() + b'\nnote = "caf\xe9"\n')
+    assert "case file is not UTF-8 text" in _one_line_error(path)
+    path.write_text("id = " + "[" * 5000 + "]" * 5000 + "\n")
+    assert "nested too deeply" in _one_line_error(path)
+
+
+def test_byte_order_mark_is_accepted(tmp_path):
+    path = make_case(tmp_path)
+    path.write_bytes(b"\xef\xbb\xbf" + GOOD.encode())
+    assert load_case(path).id == "HN-demo-01"
+
+
+def test_overlapping_courses_are_refused(tmp_path):
+    # the new course starts before the prior one ended: the interval would be negative
+    text = GOOD.replace('start_date = "2025-01-14"', "start_date = 2022-10-01")
+    assert "courses[1]: starts 2022-10-01, before courses[0] ended (2022-11-02): courses overlap" in _one_line_error(
+        make_case(tmp_path, text)
+    )
+
+
+def test_parent_folders_are_allowed_and_must_exist(tmp_path):
+    case_dir = tmp_path / "cases"
+    case_dir.mkdir()
+    (tmp_path / "data").mkdir()
+    text = 'id = "x"\n[[courses]]\nname = "only"\npath = "../data"\n'
+    (case_dir / "case.toml").write_text(text)
+    assert load_case(case_dir / "case.toml").courses[0].path.resolve() == (tmp_path / "data").resolve()
+    (case_dir / "case.toml").write_text(text.replace("../data", "../../nowhere/data"))
+    assert "courses[0].path: folder" in _one_line_error(case_dir / "case.toml")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (('path = "course1"', 'path = "loop"'), r"courses\[0\]\.path: folder .*loop is a symlink loop"),
+        (('"course2/reg.dcm"', '"loop"'), r"courses\[1\]\.registration: file .*loop is a symlink loop"),
+        (('path = "course1"', 'path = "' + "n" * 300 + '"'), r"courses\[0\]\.path: folder .* cannot be used \(File name too long\)"),
+        (('path = "course1"', 'path = "course\\u0000"'), r"courses\[0\]\.path: folder .* cannot be used \(embedded null byte\)"),
+        (('"course2/reg.dcm"', '"course1"'), r"courses\[1\]\.registration: file .*course1 is not a regular file"),
+        (('path = "course1"', 'path = "course2/rs.dcm"'), r"courses\[0\]\.path: folder .*rs\.dcm is not a folder"),
+        (('path = "course1"', 'path = ""'), r"courses\[0\]\.path: required"),
+        (('id = "HN-demo-01"', "id = [" + "1, " * 5000 + "]"), r"id: must be str, got \[1, 1,.*\.\.\.$"),
+        (('schedule = "bid"', 'schedule = "b\\nid"'), r"courses\[1\]\.schedule: must be one of .*got 'b\\nid'"),
+        (('schedule = "bid"', '"sched\\nule" = "bid"'), r"courses\[1\]\.'sched\\nule': unknown field"),
+        (('fractions = 35', 'fractions = 1.5'), r"courses\[0\]\.fractions: must be int, got 1\.5"),
+        (('fractions = 35', 'fractions = true'), r"courses\[0\]\.fractions: must be int, got True"),
+        (('fractions = 35', 'fractions = -3'), r"courses\[0\]\.fractions: must be a positive integer, got -3"),
+        (('end_date = 2022-11-02', 'end_date = 2022-11-02T08:00:00'), r"courses\[0\]\.end_date: must be a date"),
+        (('end_date = 2022-11-02', 'end_date = 08:00:00'), r"courses\[0\]\.end_date: must be a date"),
+    ],
+)
+def test_paths_and_values_refused_in_one_short_line(tmp_path, change, message):
+    path = make_case(tmp_path, GOOD.replace(*change))
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    assert re.search(message, _one_line_error(path))
+
+
+def test_batch_records_unreadable_case_files_and_goes_on(tmp_path):
+    from reirrad.batch import run_batch
+
+    latin1 = make_case(tmp_path)
+    latin1.write_bytes(b'id = "caf\xe9"\n')
+    nested = tmp_path / "nested.toml"
+    nested.write_text("id = " + "[" * 5000 + "]" * 5000 + "\n")
+    batch = run_batch([latin1, nested])
+    assert batch.reports == ()
+    assert [path for path, _ in batch.errors] == [str(latin1.absolute()), str(nested.absolute())]
+    assert "not UTF-8" in batch.errors[0][1] and "nested too deeply" in batch.errors[1][1]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('"no-such-set"', r"constraints: no such constraint set file and no built-in set named 'no-such-set'"),
+        ('"sets/mine.toml"', r"constraints: no such constraint set file .*'sets/mine\.toml'"),
+        ('"' + "s" * 300 + '.toml"', r"constraints: no such constraint set file"),
+    ],
+)
+def test_constraint_set_must_exist_when_the_case_is_read(tmp_path, value, message):
+    # `reirrad sum` never loads the set: a case naming a missing one must still be refused
+    path = make_case(tmp_path, GOOD.replace('"hn-reirradiation"', value))
+    assert re.search(message, _one_line_error(path))
+
+
+def test_constraint_set_relative_to_the_case_file(tmp_path):
+    (tmp_path / "sets").mkdir()
+    (tmp_path / "sets" / "mine.toml").write_text("")
+    assert load_case(make_case(tmp_path, GOOD.replace('"hn-reirradiation"', '"sets/mine.toml"'))).constraints == "sets/mine.toml"

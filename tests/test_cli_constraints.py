@@ -55,3 +55,32 @@ def test_validate_valid_and_invalid(tmp_path: Path):
     assert len(lines) == 2
     assert lines[0].startswith(f"{bad}: constraints[0] (id=x): field 'metric': unknown DVH metric 'Dfoo'")
     assert lines[1].startswith(f"{bad}: constraints[1] (id=y): field 'source': unknown source id 'zz'")
+
+
+def test_validate_lists_wrong_types_one_per_line_and_exits_2(tmp_path: Path):
+    bad = tmp_path / "types.toml"
+    bad.write_text(
+        'name = "t"\nversion = "1"\ntitle = "t"\nsources = 3\n[defaults]\nrecovery_model = 3\n'
+        '[[defaults.alpha_beta]]\norgans = ["*"]\ngy = 1e9\nsource = "a"\ncolour = "red"\n'
+        '[[constraints]]\nid = "x"\norgan = "Larynx"\nmetric = "Dmax"\npriority = "hard"\nlimit_gy = "40"\nsource = ["a"]\n'
+    )
+    out = run("validate", str(bad))
+    assert out.returncode == 2 and out.stdout == "" and "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert all(line.startswith(f"{bad}: ") for line in lines)
+    assert [line.split(": ")[1:3] for line in lines] == [
+        ["set", "field 'sources'"],
+        ["defaults", "field 'recovery_model'"],
+        ["defaults.alpha_beta[0]", "field 'colour'"],
+        ["defaults.alpha_beta[0]", "field 'gy'"],
+        ["constraints[0] (id=x)", "field 'limit_gy'"],
+        ["constraints[0] (id=x)", "field 'source'"],
+    ]
+
+
+def test_validate_refuses_an_empty_set(tmp_path: Path):
+    empty = tmp_path / "empty.toml"
+    empty.write_text('name = "e"\nversion = "1"\ntitle = "e"\n')
+    out = run("validate", str(empty))
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr == f"{empty}: set: field 'constraints': no constraint (none given, or none valid): the set would pass every plan\n"

@@ -246,3 +246,128 @@ def test_spine_set_limits_the_thecal_sac_and_takes_a_spinal_canal_only_when_mapp
     assert match_organs(["SpinalCanal", "Cord"], organs)["ThecalSac"].structure is None
     mapped = match_organs(["SpinalCanal", "Cord"], organs, {"SpinalCanal": "ThecalSac"})
     assert mapped["ThecalSac"].structure == "SpinalCanal"
+
+
+VALID = """
+name = "small"
+version = "1"
+title = "Small"
+[sources.a]
+citation = "A. Journal 2020."
+doi = "10.1/a"
+[defaults]
+recovery_model = "none"
+[[defaults.alpha_beta]]
+organs = ["*"]
+gy = 3.0
+source = "a"
+[[constraints]]
+id = "cord"
+organ = "SpinalCord"
+metric = "Dmax"
+priority = "hard"
+limit_gy = 50.0
+warn_gy = 45.0
+alpha_beta_gy = 2.0
+alpha_beta_source = "a"
+source = "a"
+"""
+
+
+AB_ROW = '[[defaults.alpha_beta]]\norgans = ["*"]\ngy = 3.0\nsource = "a"\n'
+
+
+def test_small_valid_set_loads(tmp_path):
+    (cord,) = load_constraint_set(write(tmp_path, VALID)).constraints
+    assert (cord.limit_gy, cord.warn_gy, cord.alpha_beta_gy, cord.source) == (50.0, 45.0, 2.0, "A. Journal 2020. doi:10.1/a.")
+
+
+def _problems(tmp_path, text):
+    path = write(tmp_path, text)
+    problems = validate_constraint_file(path)
+    assert problems and all(p.startswith(f"{path.resolve()}: ") and "\n" not in p for p in problems)
+    with pytest.raises(InputError) as err:
+        load_constraint_set(path)
+    assert "\n" not in str(err.value)
+    return "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("[sources.a]", "sources = 3\n[other]"), "set: field 'sources': must be a table, got 3"),
+        ((('title = "Small"', 'title = "Small"\ndefaults = "q"'), ('[defaults]\nrecovery_model = "none"\n' + AB_ROW, "")),
+         "set: field 'defaults': must be a table, got 'q'"),
+        (('[sources.a]\ncitation = "A. Journal 2020."', "[sources]\na = 3"), "sources.a: field 'citation': missing"),
+        (('citation = "A. Journal 2020."', "citation = 3"), "sources.a: field 'citation': missing"),
+        (('doi = "10.1/a"', "doi = [1]"), "sources.a: field 'doi': must be text, got [1]"),
+        (('doi = "10.1/a"', "pmid = 1.5"), "sources.a: field 'pmid': must be text or a whole number"),
+        (('recovery_model = "none"', 'recovery_model = ["none"]'), "defaults: field 'recovery_model': must be text"),
+        (('recovery_model = "none"', 'recovery_model = "magic"'), "unknown recovery model 'magic'"),
+        ((AB_ROW, "alpha_beta = 3\n"), "defaults: field 'alpha_beta': must be an array of tables"),
+        ((AB_ROW, "alpha_beta = [3]\n"), "defaults.alpha_beta[0]: must be a table ([[defaults.alpha_beta]]), got 3"),
+        (('organs = ["*"]', "organs = [[1]]"), "defaults.alpha_beta[0]: field 'organs': missing: list the organs as texts"),
+        (("gy = 3.0", 'gy = "3"'), "defaults.alpha_beta[0]: field 'gy': must be a number of Gy from 0.5 to 25"),
+        (("gy = 3.0", "gy = 1e9"), "defaults.alpha_beta[0]: field 'gy': must be a number of Gy from 0.5 to 25"),
+        (("gy = 3.0", "gy = 1e-9"), "defaults.alpha_beta[0]: field 'gy': must be a number of Gy from 0.5 to 25"),
+        (('source = "a"\n[[constraints]]', 'source = 3\n[[constraints]]'), "defaults.alpha_beta[0]: field 'source': missing"),
+        (('source = "a"\n[[constraints]]', 'source = "a"\nsoruce = "a"\n[[constraints]]'),
+         "defaults.alpha_beta[0]: field 'soruce': unknown field"),
+        (('title = "Small"', 'title = "Small"\nextends = ["hn-reirradiation"]'), "set: field 'extends': must be text"),
+        (('\nsource = "a"\n', '\nsource = ["a"]\n'), "(id=cord): field 'source': unknown source id ['a']"),
+        (('alpha_beta_source = "a"', "alpha_beta_source = {x = 1}"), "field 'alpha_beta_source': unknown source id"),
+        (("limit_gy = 50.0", 'limit_gy = "50"'), "(id=cord): field 'limit_gy': must be a finite number > 0"),
+        (("limit_gy = 50.0", "limit_gy = nan"), "(id=cord): field 'limit_gy': must be a finite number > 0, got nan"),
+        (("limit_gy = 50.0", "limit_gy = inf"), "(id=cord): field 'limit_gy': must be a finite number > 0"),
+        (("limit_gy = 50.0", "limit_gy = 0"), "(id=cord): field 'limit_gy': must be a finite number > 0"),
+        (("warn_gy = 45.0", "warn_gy = -1.0"), "(id=cord): field 'warn_gy': must be a finite number > 0"),
+        (("warn_gy = 45.0", "warn_gy = 55.0"), "(id=cord): field 'warn_gy': above limit_gy"),
+        (("alpha_beta_gy = 2.0", "alpha_beta_gy = 1e9"), "(id=cord): field 'alpha_beta_gy': must be a number of Gy from 0.5"),
+        (("alpha_beta_gy = 2.0", "alpha_beta_gy = 0"), "(id=cord): field 'alpha_beta_gy': must be a number of Gy from 0.5"),
+        (("alpha_beta_gy = 2.0", "alpha_beta_gy = 1e-9"), "(id=cord): field 'alpha_beta_gy': must be a number of Gy from 0.5"),
+        (('metric = "Dmax"', 'metric = "Dfoo"'), "(id=cord): field 'metric': unknown DVH metric 'Dfoo'"),
+        (('metric = "Dmax"', "metric = 3"), "(id=cord): field 'metric': missing"),
+        (('id = "cord"', 'id = "cord\\n"'), "(id='cord\\n'): field 'id': use lower-case letters"),
+        (('name = "small"', "name = 3"), "set: field 'name': missing: give a non-empty text"),
+        (("[[constraints]]", "[[constraint]]"), "set: field 'constraint': unknown field"),
+    ],
+)
+def test_wrong_values_are_listed_never_raised(tmp_path, change, expected):
+    text = VALID
+    for old, new in change if isinstance(change[0], tuple) else (change,):
+        assert old in text
+        text = text.replace(old, new)
+    assert expected in _problems(tmp_path, text)
+
+
+def test_empty_set_is_refused(tmp_path):
+    header = 'name = "e"\nversion = "1"\ntitle = "e"\n'
+    for text in (header, header + "constraints = []\n"):
+        assert "set: field 'constraints': no constraint (none given, or none valid)" in _problems(tmp_path, text)
+
+
+def test_extends_chain_is_bounded(tmp_path):
+    for i in range(1200):
+        parent = f'extends = "s{i + 1}.toml"\n' if i < 1199 else ""
+        write(tmp_path, f'name = "s{i}"\nversion = "1"\ntitle = "s"\n{parent}', f"s{i}.toml")
+    problems = validate_constraint_file(tmp_path / "s0.toml")
+    assert problems == [f"{tmp_path / 's15.toml'}: set: field 'extends': the extends chain is longer than 16 sets"]
+    with pytest.raises(InputError, match="longer than 16 sets"):
+        load_constraint_set(tmp_path / "s0.toml")
+
+
+def test_extends_chain_of_sixteen_sets_loads(tmp_path):
+    write(tmp_path, VALID, "s15.toml")
+    for i in range(15):
+        write(tmp_path, f'name = "s{i}"\nversion = "1"\ntitle = "s"\nextends = "s{i + 1}.toml"\n', f"s{i}.toml")
+    assert len(load_constraint_set(tmp_path / "s0.toml").lineage) == 16
+
+
+def test_not_utf8_and_deeply_nested_sets_are_problems(tmp_path):
+    latin1 = write(tmp_path, "x")
+    text = VALID.replace("A. Journal", "Caf\xe9")
+    latin1.write_bytes(text.encode("latin-1"))
+    byte = text.index("\xe9")
+    assert validate_constraint_file(latin1) == [f"{latin1.resolve()}: file: constraint set is not UTF-8 text (byte {byte})"]
+    nested = write(tmp_path, VALID + "note = " + "[" * 5000 + "]" * 5000 + "\n", "nested.toml")
+    assert "nested too deeply" in _problems(tmp_path, nested.read_text())

@@ -1,0 +1,64 @@
+"""Reading user TOML files (case files, constraint sets) and resolving the paths they name.
+
+Every way a file can be unusable becomes one :class:`InputError` line naming the file: unreadable,
+not UTF-8, not TOML, nested too deeply for the parser, a path that does not resolve (missing, a
+symlink loop, a name too long, a NUL character).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from reirrad.errors import InputError
+
+SHOWN_CHARS = 60  # longest value quoted in a message; longer values are cut with "..."
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` cut to :data:`SHOWN_CHARS` characters: one short line for any value."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
+
+
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """The table of a TOML file (UTF-8, a byte-order mark allowed); InputError when unusable.
+
+    ``what`` names the kind of file in the message, e.g. ``"case file"``.
+    """
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except OSError as exc:
+        raise InputError(path, f"cannot read {what} ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(path, f"{what} is not UTF-8 text (byte {exc.start})") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(path, f"not valid TOML ({exc})") from None
+    except RecursionError:
+        raise InputError(path, "not valid TOML (arrays or tables nested too deeply)") from None
+
+
+def plain(text: str | Path) -> str:
+    """A name or path for a message: as is when printable and not too long, else quoted and cut."""
+    text = str(text)
+    return text if text.isprintable() and len(text) <= 4 * SHOWN_CHARS else shown(text)
+
+
+def existing(path: Path, folder: bool) -> Path:
+    """``path`` resolved (symlinks followed); ValueError naming the problem when it is not an
+    existing folder (``folder=True``) or regular file."""
+    where = f"{'folder' if folder else 'file'} {plain(path)}"
+    try:
+        resolved = path.resolve(strict=True)
+    except FileNotFoundError:
+        raise ValueError(f"{where} does not exist") from None
+    except RuntimeError:  # Python < 3.13 reports a symlink loop this way
+        raise ValueError(f"{where} is a symlink loop") from None
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{where} cannot be used ({getattr(exc, 'strerror', None) or exc})") from None
+    if resolved.is_dir() != folder or not (folder or resolved.is_file()):
+        raise ValueError(f"{where} is not a {'folder' if folder else 'regular file'}")
+    return resolved
