@@ -714,7 +714,14 @@ def write_cumulative_eqd2(
                 f"{course.name}: registration {course.registration_label}; interval {interval}; "
                 f"recovery model {factor.model}: r = {factor.r:g} ({factor.note})"
             )
-        outside = int(course.coverage.size - np.count_nonzero(course.coverage))
+        covered = int(np.count_nonzero(course.coverage))
+        if covered == 0:
+            raise InputError(
+                course.course.spec.path,
+                f"course {course.name!r}: its dose grid ({course.registration_label}) covers none of the reference "
+                "course's dose grid, so it would add nothing: check the registration or the course",
+            )
+        outside = int(course.coverage.size - covered)
         if outside:
             assumptions.append(
                 f"{course.name}: {outside} of {course.coverage.size} reference voxels lie outside its dose grid (0 Gy there)"

@@ -240,7 +240,7 @@ def numbers(command: str, outcome: Outcome, folder: Path):
             return None
         if command == "check":
             return {r["id"]: (r["structure"], r["value_gy"], r["status"]) for r in report["results"]}
-        return {s["name"]: (s["evaluated"], s["volume_cc"], s["metrics"]) for s in report["structures"]}
+        return {s["name"]: (s["evaluated"], s["volume_cc"], s["metrics"], tuple(s["notes"])) for s in report["structures"]}
     if command in ("eqd2", "sum"):
         if outcome.output is None:
             return None
@@ -265,13 +265,30 @@ def compare(command: str, got, baseline) -> str:
     partial = False
     for key, expected in baseline.items():
         value = got[key]
-        if value == expected:
+        if value[:3] == expected[:3]:
             continue
-        if (command == "check" and value[2] == "not_evaluated") or (command == "dvh" and not value[0]):
+        if (command == "check" and value[2] == "not_evaluated") or (command == "dvh" and _not_evaluated(value, expected)):
             partial = True
         else:
             return "changed"
     return "partial" if partial else "same"
+
+
+def _not_evaluated(value, expected) -> bool:
+    """A dvh structure that could not be evaluated, whole or for every metric that differs (None)."""
+    evaluated, volume, metrics, _ = value
+    if not evaluated:
+        return True
+    differing = [name for name, v in metrics.items() if v != expected[2].get(name)]
+    return volume == expected[1] and all(metrics[name] is None for name in differing)
+
+
+def noted(got, baseline) -> bool:
+    """Every dvh structure whose numbers changed carries a note the unmutated run did not have."""
+    if not isinstance(got, dict) or not isinstance(baseline, dict) or set(got) != set(baseline):
+        return False
+    changed = [key for key, value in got.items() if value[:3] != baseline[key][:3]]
+    return all(len(got[key]) > 3 and set(got[key][3]) - set(baseline[key][3]) for key in changed)
 
 
 @dataclass
@@ -321,6 +338,8 @@ def judge(case, command: str, outcome: Outcome, got, baseline) -> Verdict:
             problems.append(f"numbers {result}; expected the unmutated numbers")
         elif expect == "same_or_refuse" and result == "changed":
             problems.append(f"accepted with exit {outcome.exit_code} and changed numbers; expected the same or a refusal")
+        elif expect == "same_or_noted" and result == "changed" and not noted(got, baseline):
+            problems.append(f"accepted with exit {outcome.exit_code} and changed numbers without a note")
     return Verdict(case.name, case.family, command, case.expectation(command), result, problems, outcome)
 
 

@@ -108,3 +108,25 @@ def test_output_must_not_overwrite_input(case):
     result = run("eqd2", target, "--alpha-beta", 3, "--fractions", 5, "--output", target)
     assert result.exit_code == 2 and "overwrite an input" in result.stderr
     assert target.resolve().read_bytes()[:256] == before
+
+
+def test_sum_refuses_a_prior_course_whose_grid_covers_none_of_the_reference(tmp_path):
+    """A valid REG with an absurd shift: the prior course would add 0 Gy everywhere (was a note)."""
+    import pydicom
+
+    from reirrad.data import sample_case
+
+    case_dir = shutil.copytree(sample_case().parent, tmp_path / "case")
+    reg_path = case_dir / "course2" / "reg.dcm"
+    reg = pydicom.dcmread(str(reg_path))
+    for item in reg.RegistrationSequence:
+        for matrix in item.MatrixRegistrationSequence[0].MatrixSequence:
+            values = [float(v) for v in matrix.FrameOfReferenceTransformationMatrix]
+            if values != [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]:
+                values[3] += 1e5
+                matrix.FrameOfReferenceTransformationMatrix = values
+    reg.save_as(str(reg_path), write_like_original=True)
+    result = run("sum", case_dir / "case.toml", "--alpha-beta", 3, "--output", tmp_path / "sum.dcm")
+    assert result.exit_code == 2, result.output
+    assert "course 'prior'" in result.stderr and "covers none of the reference" in result.stderr
+    assert not (tmp_path / "sum.dcm").exists()

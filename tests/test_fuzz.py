@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fuzz_corpus as corpus  # noqa: E402
 import fuzz_runner as runner  # noqa: E402
 
-DEFAULT_RANDOM_CASES = 80
+DEFAULT_RANDOM_CASES = 40
 DEFAULT_SEED = 20261126
 WORKERS = min(2, os.cpu_count() or 1)
 
@@ -41,26 +41,7 @@ WORKERS = min(2, os.cpu_count() or 1)
 # A wrong run is "known" when its name and command match and every one of its problems matches.
 _TRACEBACK = r"traceback.*|exit code 3"
 _ACCEPTED = r"accepted with .*|numbers .*"
-KNOWN: list[tuple[str, str, str, str]] = [
-    (r"dose\.dcm-(nan|inf|-inf|negative|text)$", ".*", f"{_TRACEBACK}|{_ACCEPTED}",
-     "dicomread: a non-numeric or non-finite DoseGridScaling is read (traceback or a NaN dose)"),
-    (r"\.dcm[@#]", ".*", _TRACEBACK,
-     "dicomread: truncated files and non-numeric DS/IS values raise instead of being refused"),
-    (r"\.dcm\b", ".*", r"refusal on \d+ lines: .*Warning.*",
-     "dicomread: pydicom or numpy warnings printed before the one-line refusal"),
-    (r"structures\.dcm-ROIContourSequence$", ".*", _ACCEPTED,
-     "dicomread: an RTSTRUCT without ROIContourSequence reads as structures without contours"),
-    (r"dose\.dcm-(x100|div100)$", "check|sum|eqd2", _ACCEPTED,
-     "cross: a dose 100 times off its plan's prescription is accepted"),
-    (r"dose\.dcm-FrameOfReferenceUID$", ".*", _ACCEPTED, "cross: a dose without FrameOfReferenceUID is accepted"),
-    (r"case\.toml-same-course-twice$", ".*", _ACCEPTED, "cross: the same course twice is counted twice"),
-    (r"reg\.dcm-far-shift$", "sum", _ACCEPTED,
-     "cross (sum): a prior grid that covers none of the reference grid is only noted by sum"),
-    (r"cord-outside-grid$", "dvh", _ACCEPTED,
-     "open (dvh, no branch): a structure wholly outside the dose grid gets numbers, not 'not evaluated'"),
-    (r"cord-(bow-tie|duplicated|off-plane|one-point|two-points|nan)$", ".*", _ACCEPTED,
-     "contours: a self-intersecting or 1-2 point contour changes dvh numbers (is a note enough?)"),
-]
+KNOWN: list[tuple[str, str, str, str]] = []
 
 
 def known(verdict: runner.Verdict) -> str | None:
