@@ -6,6 +6,7 @@ import base64
 import io
 from html import escape
 
+from reirrad.report import number_text
 from reirrad.report.machine import report_dict
 from reirrad.results import CheckReport
 
@@ -57,19 +58,15 @@ def png_data_uri(figure) -> str:
 
 
 def _cell(value: object, css: str = "") -> str:
-    if value is None:
-        text = "-"
-    elif isinstance(value, float):
-        text = f"{value:.2f}"
-    else:
-        text = escape(str(value))
+    """A table cell; numbers are rounded once and written as the JSON writes them."""
+    text = number_text(value) if value is None or isinstance(value, float) else escape(str(value))
     klass = f' class="{css}"' if css else ""
     return f"<td{klass}>{text}</td>"
 
 
-def _in_unit(value: float | None, unit: str) -> float | str | None:
-    """Doses as numbers (the columns are in Gy); volumes (cm3, %) as text with their unit."""
-    return value if value is None or unit == "Gy" else f"{value:.2f} {unit}"
+def _in_unit(value: float | None, unit: str) -> str:
+    """Doses as numbers (the columns are in Gy); volumes (cm3, %) with their unit."""
+    return number_text(value, unit=unit)
 
 
 def _table(headers: list[str], rows: list[str]) -> str:
