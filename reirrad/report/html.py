@@ -8,7 +8,7 @@ from html import escape
 
 from reirrad.report import number_text
 from reirrad.report.machine import report_dict
-from reirrad.results import CheckReport, nothing_judged
+from reirrad.results import CheckReport, CourseSummary, nothing_judged
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222}
@@ -21,6 +21,7 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums;
 .banner.fail{border-color:#b00}.banner.warn{border-color:#c90}.banner.pass{border-color:#282}
 .banner.not_evaluated{border-color:#849}
 dl.provenance{display:grid;grid-template-columns:max-content auto;gap:2px 1em;margin:0}
+.signature{margin-top:3em;break-inside:avoid}
 dl.provenance dt{font-weight:bold}dl.provenance dd{margin:0;overflow-wrap:anywhere}
 figure img{max-width:100%}
 @media print{
@@ -64,7 +65,7 @@ def banner(report: CheckReport) -> str:
 
 def provenance(report: CheckReport) -> str:
     """Whose plans, what checked them and when, which files (SHA-256) and options."""
-    reference = next((c for c in report.courses if c.name == report.reference_course), report.courses[-1])
+    reference = _reference(report)
     files = "<br>".join(f"{escape(c.name)}: {escape(f.path)} <small>sha256 {escape(f.sha256)}</small>"
                         for c in report.courses for f in c.files)
     options = ", ".join(f"{k.replace('_', '-')}={v}" for k, v in report.options.items()) or "-"
@@ -78,6 +79,28 @@ def provenance(report: CheckReport) -> str:
     ]
     rows = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in items)
     return f'<dl class="provenance">{rows}<dt>Input files</dt><dd>{files}</dd></dl>'
+
+
+def _css_string(text: str) -> str:
+    """``text`` as a CSS string literal that cannot end the string or the <style> element."""
+    return '"' + "".join(c if c.isalnum() or c in " ^-_.,:()/" else f"\\{ord(c):x} " for c in text) + '"'
+
+
+def page_style(report: CheckReport) -> str:
+    """Printed pages: the patient and case on every page's top, page numbers at the bottom
+    (CSS page margin boxes, as Chromium prints them)."""
+    patient = _reference(report).patient
+    who = f"{patient.name or '-'} (ID {patient.patient_id or '-'}), case {report.case_id}"
+    return (
+        "@media print{@page{"
+        f"@top-left{{content:{_css_string(who)};font-size:8pt}}"
+        f"@top-right{{content:{_css_string('reirrad check ' + report.run_at)};font-size:8pt}}"
+        '@bottom-right{content:"page " counter(page) " of " counter(pages);font-size:8pt}}}'
+    )
+
+
+def _reference(report: CheckReport) -> CourseSummary:
+    return next((c for c in report.courses if c.name == report.reference_course), report.courses[-1])
 
 
 def _organ_of(report: CheckReport) -> dict[str, str]:
@@ -176,7 +199,7 @@ def _in_unit(value: float | None, unit: str) -> str:
 
 def _table(headers: list[str], rows: list[str]) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"  # thead: repeated per printed page
 
 
 def to_html(report: CheckReport) -> str:
@@ -221,7 +244,7 @@ def to_html(report: CheckReport) -> str:
     ) or "<p>no structure could be evaluated</p>"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>reirrad check: {escape(report.case_id)}</title>
-<style>{STYLE}</style></head><body>
+<style>{STYLE}{page_style(report)}</style></head><body>
 {banner(report)}
 <h1>Re-irradiation check: {escape(report.case_id)}</h1>
 {provenance(report)}
@@ -235,5 +258,6 @@ def to_html(report: CheckReport) -> str:
 <h2>Toxicity-mitigation flags</h2><ul>{flag_items}</ul>
 <h2>Assumptions</h2><ul>{assumptions}</ul>
 <p><b>Summary</b>: {escape(summary)}</p>
+<p class="signature">Checked by: ______________________________ &nbsp; Date: ________________</p>
 </body></html>
 """
