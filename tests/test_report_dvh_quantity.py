@@ -3,6 +3,7 @@ gives each column head its unit once, and says why a Dxcc is missing truthfully.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -14,11 +15,10 @@ from typer.testing import CliRunner
 
 from reirrad.cli import _register, app
 from reirrad.dicom.dose import read_dose
-from reirrad.dvh import Dvh, dose_quantity, evaluate
+from reirrad.dicom.structures import read_structures
+from reirrad.dvh import Dvh, dvh_table, evaluate
 from reirrad.metrics import parse_metric
 from reirrad.report.dvh import render_table
-from reirrad.dvh import dvh_table
-from reirrad.dicom.structures import read_structures
 
 _register()
 RUNNER = CliRunner()
@@ -44,7 +44,7 @@ def test_dvh_of_an_eqd2_rtdose_written_by_reirrad_says_eqd2_and_its_alpha_beta(e
 
 
 def test_a_foreign_effective_dose_has_an_unknown_alpha_beta(eqd2_dose):
-    import dataclasses
+    from reirrad.dvh import dose_quantity
 
     foreign = dataclasses.replace(read_dose(eqd2_dose), description="Biologically weighted by TPS X")
     quantity = dose_quantity(foreign)

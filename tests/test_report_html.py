@@ -11,7 +11,7 @@ import pytest
 
 from reirrad.case import load_case
 from reirrad.check import run_check
-from reirrad.report.html import curve_styles, limit_marks, to_html, verdict
+from reirrad.report.html import to_html
 from reirrad.report.machine import to_json
 
 SBRT_CASE = Path(__file__).resolve().parents[1] / "sample_plans" / "hn_sbrt_reirradiation" / "case.toml"
@@ -67,6 +67,8 @@ def test_the_header_gives_patient_and_provenance(sbrt_report, html):
 
 
 def test_left_and_right_carotids_differ_in_colour_and_line_style(sbrt_report):
+    from reirrad.report.html import curve_styles
+
     styles = curve_styles(sbrt_report, 3.0)
     left, right = styles["A_Carotid_L"], styles["Carotid_R"]
     assert left[0] != right[0] and (left[1], right[1]) == ("-", "--")
@@ -75,12 +77,16 @@ def test_left_and_right_carotids_differ_in_colour_and_line_style(sbrt_report):
 
 
 def test_coinciding_limit_lines_are_labelled_once(sbrt_report):
+    from reirrad.report.html import limit_marks
+
     marks = limit_marks(sbrt_report, 3.0)
     assert [m[0] for m in marks] == [65.26, 119.0]
     assert marks[1] == (119.0, "limit", "119.0 Gy: limit A_Carotid_L, A_Carotid_R; warn Bone_Mandible")
 
 
 def test_the_verdict_never_passes_a_run_that_judged_nothing(sbrt_report):
+    from reirrad.report.html import verdict
+
     def with_statuses(status: str):
         return dataclasses.replace(sbrt_report, results=tuple(
             dataclasses.replace(r, status=status if r.has_threshold else "report") for r in sbrt_report.results))
