@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,7 @@ from reirrad.constraints import (
     resolve_set_path,
 )
 from reirrad.dvh import Dvh, MetricValue, cumulative_dvh, evaluate, sample_dose
+from reirrad.dicom.identity import read_patient
 from reirrad.dicom.structures import StructureSet
 from reirrad.eqd2 import NO_RECOVERY, RecoveryModel, check_lql_transition_gy, eqd2_gy, recovery_factor, recovery_model
 from reirrad.errors import InputError, OptionError, ReirradError
@@ -419,6 +421,7 @@ def course_summary(course: CourseOnGrid, registration: str, interval_months: flo
         end_date=course.course.spec.end_date,
         interval_months=interval_months,
         recovery_model=recovery,
+        patient=read_patient([f.path for f in course.course.files]),
     )
 
 
@@ -564,6 +567,9 @@ def _report(case: CaseSpec, cset: ConstraintSet, options: CheckOptions, courses:
         warnings=tuple(dict.fromkeys([note for c in courses for note in c.notes]
                                      + ([] if options.conservative else list(unused_maps(case))))),
         curves=curves,
+        options={f.name: getattr(getattr(options, f.name), "value", getattr(options, f.name))
+                 for f in dataclasses.fields(options)},
+        run_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
 
 

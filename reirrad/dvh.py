@@ -14,6 +14,7 @@ Metrics that cannot be evaluated return ``None`` with a reason, never 0.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -117,11 +118,21 @@ def _not_evaluable(dvh: Dvh, metric: Metric) -> str | None:
     if dvh.in_grid_volume_cc <= 0 or not np.any(dvh.weights_cc > 0):
         return "structure lies entirely outside the dose grid"
     if metric.kind == "Dx" and metric.parameter_unit == "cc" and metric.parameter > dvh.in_grid_volume_cc:
+        if wholly_in_grid(dvh):
+            return f"{metric} needs {metric.parameter:g} cm3 but the structure holds only {dvh.volume_cc:.3g} cm3"
         return (
             f"{metric} needs {metric.parameter:g} cm3 but only {dvh.in_grid_volume_cc:.3g} cm3 "
             "of the structure lies inside the dose grid"
         )
     return None
+
+
+IN_GRID_TOLERANCE = 1e-6  # relative: an in-grid volume this close to the contour volume is all of it
+
+
+def wholly_in_grid(dvh: Dvh) -> bool:
+    """True when the whole structure lies inside the dose grid."""
+    return dvh.in_grid_volume_cc >= dvh.volume_cc * (1 - IN_GRID_TOLERANCE)
 
 
 TAIL_SHARE = 0.05  # a selection from one end covers at least this share, so D1%..D5% reuse it
@@ -271,6 +282,35 @@ class DvhTable:
     structures: tuple[StructureMetrics, ...]
     eqd2: dict[str, float] | None  # {"fractions": n, "alpha_beta_gy": x} when converted
     end_caps: str = "half"
+    quantity: DoseQuantity = field(default_factory=lambda: PHYSICAL)
+
+
+@dataclass(frozen=True)
+class DoseQuantity:
+    """What the DVH doses are: ``name`` is "physical", "EQD2" or "effective (EQD2?), alpha/beta
+    unknown"; ``alpha_beta_gy`` the EQD2's alpha/beta (Gy) when known and ``source`` where it
+    comes from ("conversion" by this run, or "RTDOSE description" of a file reirrad wrote)."""
+
+    name: str
+    alpha_beta_gy: float | None = None
+    source: str | None = None
+
+
+PHYSICAL = DoseQuantity("physical")
+UNKNOWN_EFFECTIVE = DoseQuantity("effective (EQD2?), alpha/beta unknown")
+# the description reirrad.accumulate writes into an EFFECTIVE RTDOSE: "EQD2 a/b 3 Gy ..."
+EQD2_DESCRIPTION = re.compile(r"^EQD2 a/b (\d+(?:\.\d+)?) Gy\b")
+
+
+def dose_quantity(dose: DoseGrid) -> DoseQuantity:
+    """The quantity an RTDOSE holds: DoseType EFFECTIVE is an EQD2, whose alpha/beta is read from
+    the description reirrad writes (unknown for other writers); anything else is physical dose."""
+    if dose.dose_type != "EFFECTIVE":
+        return PHYSICAL
+    match = EQD2_DESCRIPTION.match(dose.description)
+    if match is None:
+        return UNKNOWN_EFFECTIVE
+    return DoseQuantity("EQD2", float(match.group(1)), "RTDOSE description")
 
 
 def dvh_table(
@@ -293,7 +333,12 @@ def dvh_table(
     dose_gy, eqd2 = dose.dose_gy, None
     if (fractions is None) != (alpha_beta_gy is None):
         raise InputError(None, "--fractions and --alpha-beta must be given together")
+    quantity = dose_quantity(dose)
     if fractions is not None:
+        if quantity is not PHYSICAL:
+            raise InputError(
+                dose.path, f"DoseType is EFFECTIVE ({quantity.name}): it is already an EQD2, converting it again is wrong"
+            )
         if dose.summation_type not in WHOLE_DELIVERY:
             raise InputError(
                 dose.path,
@@ -305,6 +350,7 @@ def dvh_table(
         except ValueError as exc:
             raise InputError(None, str(exc)) from None
         eqd2 = {"fractions": fractions, "alpha_beta_gy": alpha_beta_gy}
+        quantity = DoseQuantity("EQD2", alpha_beta_gy, "conversion")
     rows = tuple(structure_metrics(roi, dose.grid, dose_gy, metrics, end_caps) for roi in rois)
     return DvhTable(
         str(dose.path),
@@ -314,4 +360,5 @@ def dvh_table(
         rows,
         eqd2,
         end_caps,
+        quantity,
     )

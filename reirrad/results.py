@@ -31,6 +31,14 @@ class PhaseSummary:
 
 
 @dataclass(frozen=True)
+class Patient:
+    """Whose plans these are, as the course's DICOM names them ("" when absent)."""
+
+    name: str = ""  # PatientName as stored (DICOM PN, e.g. DOE^JANE)
+    patient_id: str = ""
+
+
+@dataclass(frozen=True)
 class CourseSummary:
     """A course as the report header shows it."""
 
@@ -45,6 +53,7 @@ class CourseSummary:
     end_date: date | None
     interval_months: float | None  # from this course's end to the reference course's start
     recovery_model: str
+    patient: Patient = Patient()
 
 
 @dataclass(frozen=True)
@@ -132,3 +141,5 @@ class CheckReport:
     reirrad_version: str
     warnings: tuple[str, ...] = field(default=())
     curves: tuple[DvhCurve, ...] = field(default=())
+    options: dict[str, object] = field(default_factory=dict)  # the run's options (CheckOptions fields)
+    run_at: str = ""  # when the check ran, ISO 8601 UTC to the second

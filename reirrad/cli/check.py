@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from reirrad.cli import app, emit, fail_input, stdout_console
-from reirrad.outputs import STDOUT, Interrupted, check_output, interrupts_raise, say
+from reirrad.outputs import STDOUT, Interrupted, check_output, interrupts_raise, say, write_output
 from reirrad.verdicts import FailOn
 
 if TYPE_CHECKING:  # the library is imported by the functions that use it (start-up stays light)
@@ -25,6 +25,7 @@ class Format(str, Enum):
     csv = "csv"
     junit = "junit"
     html = "html"
+    pdf = "pdf"
 
 
 def render(report: CheckReport, fmt: Format, options: CheckOptions) -> str:
@@ -57,8 +58,8 @@ def run_many(case_files: list[Path], fmt: Format, options: CheckOptions, output:
     from reirrad.report.batch import print_batch_result, progress, render_batch
     from reirrad.store import Store
 
-    if fmt is Format.html:
-        fail_input("--format html takes one case file; use json, csv, junit or table for a batch")
+    if fmt in (Format.html, Format.pdf):
+        fail_input(f"--format {fmt.value} takes one case file; use json, csv, junit or table for a batch")
     if store_path is not None and Path(output).absolute() == store_path.absolute():
         fail_input(f"{output}: is the results store (--store); give another --output")
     check_output(output, batch_inputs(case_files, options))
@@ -150,6 +151,7 @@ def check(
     from reirrad.case import case_from_folders, load_case
     from reirrad.check import CheckOptions, check_inputs, run_check
     from reirrad.report.console import print_report
+    from reirrad.report.pdf import browser, to_pdf
 
     if case and (prior or new):
         fail_input("give either case files or --prior/--new, not both")
@@ -174,10 +176,17 @@ def check(
             _parse_date(new_start_date, "--new-start-date"), registration, prior_fractions, new_fractions,
             override_fractions,
         )
+    if format is Format.pdf:
+        if output == STDOUT:
+            fail_input("--format pdf writes a file: give --output FILE.pdf")
+        browser()  # refused before the check runs when Chromium is missing
     check_output(output, check_inputs(spec, options))
     report = run_check(spec, options)
     if output == STDOUT and format is Format.table:
         print_report(report, stdout_console())
+    elif format is Format.pdf:
+        pdf = to_pdf(report)
+        say(f"reirrad: wrote {write_output(output, lambda stream: stream.write(pdf))}")
     else:
         emit(render(report, format, options), output)
     raise typer.Exit(report.summary.exit_code)

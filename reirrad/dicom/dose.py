@@ -54,6 +54,7 @@ class DoseGrid:
     referenced_fraction_group: int | None = None
     referenced_beam_number: int | None = None
     referenced_beam_numbers: tuple[int, ...] = ()  # every beam a BEAM dose covers
+    description: str = ""  # ImageComments (reirrad writes its EQD2 parameters there), else DoseComment
 
     @property
     def max_gy(self) -> float:
@@ -261,6 +262,7 @@ def dose_from_dataset(ds: pydicom.Dataset, path: str | Path) -> DoseGrid:
         referenced_fraction_group=fraction_group,
         referenced_beam_number=beams[0] if beams else None,
         referenced_beam_numbers=beams,
+        description=str(ds.get("ImageComments", "") or ds.get("DoseComment", "")),
     )
 
 

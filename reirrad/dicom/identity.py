@@ -16,6 +16,7 @@ import pydicom
 
 from reirrad.dicom.io import read_dataset
 from reirrad.errors import InputError
+from reirrad.results import Patient
 
 
 @dataclass(frozen=True)
@@ -66,3 +67,13 @@ def common_identity(named: Sequence[tuple[Path, PatientIdentity]]) -> PatientIde
             raise InputError(path, f"belongs to another patient than {first_path} ({difference})")
     birth_dates = [i.birth_date for _, i in known if i.birth_date]
     return PatientIdentity(first.patient_id, birth_dates[0] if birth_dates else "")
+
+
+def read_patient(paths: Sequence[str | Path]) -> Patient:
+    """Patient name and ID for a report: those of the first of ``paths`` (DICOM files of one course,
+    already checked to name one patient) that names a patient; empty when none does."""
+    for path in paths:
+        ds = read_dataset(path, stop_before_pixels=True)
+        if identity_of(ds).known:
+            return Patient(str(ds.get("PatientName", "") or "").strip(), identity_of(ds).patient_id)
+    return Patient()

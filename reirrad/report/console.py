@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
+from rich.measure import Measurement
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from reirrad.results import CheckReport
+from reirrad.report import number_text
+from reirrad.results import CheckReport, ConstraintResult, CourseSummary
 
 STATUS_STYLE = {
     "pass": ("PASS", "bold green"),
@@ -16,61 +18,128 @@ STATUS_STYLE = {
     "not_evaluated": ("NOT EVAL", "bold magenta"),
     "report": ("report", "dim"),
 }
+UNBOUNDED = 10_000  # characters: a width no table reaches, to measure a table's natural width
 SEVERITY_STYLE = {"high": "bold red", "caution": "yellow", "info": "cyan"}
 
 
-def _fmt(value: float | None, digits: int = 2, unit: str = "Gy") -> str:
-    """A number; a volume (cm3, %) carries its unit, doses are in Gy like the column heads."""
-    if value is None:
-        return "-"
-    return f"{value:.{digits}f}" + ("" if unit == "Gy" else f" {unit}")
+def fits(console: Console, renderable: RenderableType) -> bool:
+    """True when ``renderable`` fits the console's width without shrinking (hence truncating) a cell."""
+    unbounded = console.options.update_width(UNBOUNDED)
+    return Measurement.get(console, unbounded, renderable).maximum <= console.options.max_width
+
+
+def _fractions(course: CourseSummary) -> str:
+    return " + ".join(
+        f"{p.fractions}* (plan {'-' if p.plan_fractions is None else p.plan_fractions})"
+        if p.fraction_source == "override" else str(p.fractions)
+        for p in course.phases
+    )
+
+
+def _dates(course: CourseSummary) -> str:
+    return " to ".join(d.isoformat() for d in (course.start_date, course.end_date) if d) or "-"
+
+
+def _courses_title(report: CheckReport) -> str:
+    return f"Case {report.case_id}: courses (reference: {report.reference_course})"
 
 
 def courses_table(report: CheckReport) -> Table:
     """Header table: one row per course with fractions, dates, interval, registration, recovery."""
-    table = Table(title=f"Case {report.case_id}: courses (reference: {report.reference_course})", title_justify="left")
+    table = Table(title=_courses_title(report), title_justify="left")
     for column in ("Course", "Fractions", "Rx (Gy)", "Dates", "Interval (mo)", "Registration", "Recovery"):
         table.add_column(column)
     for c in report.courses:
-        fractions = " + ".join(
-            f"{p.fractions}* (plan {'-' if p.plan_fractions is None else p.plan_fractions})"
-            if p.fraction_source == "override" else str(p.fractions)
-            for p in c.phases
-        )
-        dates = " to ".join(d.isoformat() for d in (c.start_date, c.end_date) if d) or "-"
         table.add_row(
-            c.name, fractions, _fmt(c.prescription_gy, 1), dates, _fmt(c.interval_months, 1),
+            c.name, _fractions(c), number_text(c.prescription_gy, 1), _dates(c), number_text(c.interval_months, 1),
             c.registration, c.recovery_model,
         )
     return table
 
 
+def courses_stacked(report: CheckReport) -> Text:
+    """The courses table as one paragraph per course, for consoles too narrow for the table."""
+    text = Text(_courses_title(report) + "\n", style="italic")
+    for c in report.courses:
+        text.append(c.name, style="bold")
+        interval = "" if c.interval_months is None else f", interval {number_text(c.interval_months, 1)} months"
+        text.append(f": {_fractions(c)} fx, Rx {number_text(c.prescription_gy, 1)} Gy, {_dates(c)}{interval}, "
+                    f"registration {c.registration}, recovery {c.recovery_model}\n")
+    return text
+
+
+def courses_view(report: CheckReport, console: Console) -> RenderableType:
+    """The courses table when it fits the console, else one paragraph per course."""
+    table = courses_table(report)
+    return table if fits(console, table) else courses_stacked(report)
+
+
+def _results_title(report: CheckReport) -> str:
+    return f"Cumulative EQD2 against {report.constraint_set_name} v{report.constraint_set_version}"
+
+
+def footnote_marks(report: CheckReport) -> tuple[list[str], list[str]]:
+    """The numbered notes of the results (reasons and notes, each once) and each result's marks."""
+    footnotes: list[str] = []
+    marks = []
+    for r in report.results:
+        texts = ([r.reason] if r.reason else []) + list(r.notes)
+        footnotes.extend(t for t in dict.fromkeys(texts) if t not in footnotes)
+        marks.append(",".join(str(footnotes.index(t) + 1) for t in texts))
+    return footnotes, marks
+
+
 def results_table(report: CheckReport) -> tuple[Table, list[str]]:
     """Verdict table (cumulative EQD2 and each course's share) and its numbered footnotes."""
     names = [c.name for c in report.courses]
-    table = Table(
-        title=f"Cumulative EQD2 against {report.constraint_set_name} v{report.constraint_set_version}",
-        title_justify="left",
-    )
+    table = Table(title=_results_title(report), title_justify="left")
     numeric = {"a/b", "Warn", "Limit", "Cumulative", *names}
     for column in ("Organ", "Structure", "Metric", "a/b", "Warn", "Limit", "Cumulative", *names, "Status", "Source", "Note"):
-        table.add_column(column, justify="right" if column in numeric else "left")
-    footnotes: list[str] = []
-    for r in report.results:
+        table.add_column(column, justify="right" if column in numeric else "left", no_wrap=column != "Note")
+    footnotes, marks = footnote_marks(report)
+    for r, mark in zip(report.results, marks):
         label, style = STATUS_STYLE[r.status]
-        texts = ([r.reason] if r.reason else []) + list(r.notes)
-        marks = []
-        for text in texts:
-            if text not in footnotes:
-                footnotes.append(text)
-            marks.append(str(footnotes.index(text) + 1))
         table.add_row(
-            r.organ, r.structure or "-", r.metric, f"{r.alpha_beta_gy:g}", _fmt(r.warn_gy, unit=r.unit),
-            _fmt(r.limit_gy, unit=r.unit), _fmt(r.value_gy, unit=r.unit),
-            *(_fmt(r.per_course.get(n), unit=r.unit) for n in names), Text(label, style=style),
-            r.source_id or "-", ",".join(marks),
+            r.organ, r.structure or "-", r.metric, f"{r.alpha_beta_gy:g}", number_text(r.warn_gy, unit=r.unit),
+            number_text(r.limit_gy, unit=r.unit), number_text(r.value_gy, unit=r.unit),
+            *(number_text(r.per_course.get(n), unit=r.unit) for n in names), Text(label, style=style),
+            r.source_id or "-", mark,
         )
     return table, footnotes
+
+
+def result_stacked(result: ConstraintResult, names: list[str], mark: str) -> Text:
+    """One result as a short paragraph: status, organ, metric, then its numbers (narrow consoles)."""
+    label, style = STATUS_STYLE[result.status]
+    unit = result.unit
+    text = Text()
+    text.append(label, style=style)
+    text.append(" ")
+    text.append(result.organ, style="bold")
+    structure = "" if result.structure == result.organ else f" (structure {result.structure or '-'})"
+    text.append(f"{structure} {result.metric}, a/b {result.alpha_beta_gy:g} Gy\n")
+    shares = "".join(f"; {n} {number_text(result.per_course.get(n), unit=unit)}" for n in names)
+    text.append(f"  cumulative {number_text(result.value_gy, unit=unit)}{' Gy' if unit == 'Gy' else ''}; warn "
+                f"{number_text(result.warn_gy, unit=unit)}; limit {number_text(result.limit_gy, unit=unit)}{shares}; "
+                f"source {result.source_id or '-'}" + (f"; notes {mark}" if mark else "") + "\n")
+    return text
+
+
+def results_stacked(report: CheckReport) -> tuple[Text, list[str]]:
+    """The verdict table as one short paragraph per result, and its numbered footnotes."""
+    names = [c.name for c in report.courses]
+    footnotes, marks = footnote_marks(report)
+    text = Text(_results_title(report) + "\n", style="italic")
+    for r, mark in zip(report.results, marks):
+        text.append_text(result_stacked(r, names, mark))
+    return text, footnotes
+
+
+def results_view(report: CheckReport, console: Console) -> tuple[RenderableType, list[str]]:
+    """The verdict table when it fits the console, else one paragraph per result (numbers, statuses
+    and organ names are never truncated); and the numbered footnotes."""
+    table, footnotes = results_table(report)
+    return (table, footnotes) if fits(console, table) else results_stacked(report)
 
 
 def sources_text(report: CheckReport, footnotes: list[str]) -> Text:
@@ -141,6 +210,6 @@ def print_batch(reports: list[CheckReport], errors: list[tuple[str, str]], conso
 
 def print_report(report: CheckReport, console: Console) -> None:
     """Print the whole report."""
-    table, footnotes = results_table(report)
-    console.print(Group(courses_table(report), table, sources_text(report, footnotes), flags_panel(report),
+    results, footnotes = results_view(report, console)
+    console.print(Group(courses_view(report, console), results, sources_text(report, footnotes), flags_panel(report),
                         assumptions_panel(report), summary_line(report)))

@@ -66,7 +66,9 @@ def to_json(table: DvhTable) -> str:
         "reirrad_version": __version__,
         "dose_file": table.dose_file,
         "structure_file": table.structure_file,
-        "dose_quantity": "EQD2" if table.eqd2 else "physical",
+        "dose_quantity": table.quantity.name,
+        "dose_alpha_beta_gy": table.quantity.alpha_beta_gy,
+        "dose_alpha_beta_source": table.quantity.source,
         "units": {name: parse_metric(name).unit for name in table.metrics},
         "assumptions": assumptions(table),
         "structures": [structure_dict(row) for row in table.structures],
@@ -89,6 +91,20 @@ def to_csv(table: DvhTable) -> str:
     return out.getvalue()
 
 
+def quantity_text(table: DvhTable) -> str:
+    """The dose quantity for people: "physical dose", "EQD2, a/b 3 Gy (RTDOSE description)", ..."""
+    quantity = table.quantity
+    if quantity.alpha_beta_gy is None:
+        return "physical dose" if quantity.name == "physical" else quantity.name
+    return f"{quantity.name}, a/b {quantity.alpha_beta_gy:g} Gy ({quantity.source})"
+
+
+def column_head(metric: str) -> str:
+    """A metric's column head with its unit once: D95% (Gy), V20Gy [cc], V20Gy[%] (already in %)."""
+    unit = parse_metric(metric).unit
+    return metric if unit == "Gy" or metric.endswith(f"[{unit}]") else f"{metric} [{unit}]"
+
+
 def _cell(value: float | None) -> str:
     return NOT_EVALUATED if value is None else f"{value:.2f}"
 
@@ -96,17 +112,16 @@ def _cell(value: float | None) -> str:
 def render_table(table: DvhTable, console: Console) -> None:
     """Print the metrics as a Rich table, then every structure's notes."""
     from rich.table import Table
+    from rich.text import Text
 
-    quantity = "EQD2" if table.eqd2 else "dose"
-    title = f"DVH metrics ({quantity}, Gy) - {table.dose_file}"
+    title = f"DVH metrics ({quantity_text(table)}, Gy) - {table.dose_file}"
     if table.eqd2:
-        title += f" - {table.eqd2['fractions']} fx, a/b {table.eqd2['alpha_beta_gy']:g} Gy"
+        title += f" - {table.eqd2['fractions']} fx"
     grid = Table(title=title)
     grid.add_column("Structure", no_wrap=True)
-    grid.add_column("Volume [cc]", justify="right")
+    grid.add_column(Text("Volume [cc]"), justify="right")  # Text: "[cc]" is no markup tag
     for name in table.metrics:
-        unit = parse_metric(name).unit
-        grid.add_column(name if unit == "Gy" else f"{name} [{unit}]", justify="right")
+        grid.add_column(Text(column_head(name)), justify="right")
     for row in table.structures:
         grid.add_row(row.name, _cell(row.volume_cc), *(_cell(v) for v in row.values.values()))
     console.print(grid)

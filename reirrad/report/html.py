@@ -6,44 +6,173 @@ import base64
 import io
 from html import escape
 
+from reirrad.report import number_text
 from reirrad.report.machine import report_dict
-from reirrad.results import CheckReport
+from reirrad.results import CheckReport, CourseSummary, nothing_judged
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}
-th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .pass{background:#e4f6e4}.warn{background:#fff4cc}.fail{background:#f8d0d0;font-weight:bold}
 .not_evaluated{background:#ecdcf4}.report{color:#666}
 .high{color:#b00;font-weight:bold}.caution{color:#a60}.info{color:#06a}
+.banner{border:3px solid #444;padding:0.6em 1em;font-size:1.2em;margin:0 0 1em}
+.banner.fail{border-color:#b00}.banner.warn{border-color:#c90}.banner.pass{border-color:#282}
+.banner.not_evaluated{border-color:#849}
+dl.provenance{display:grid;grid-template-columns:max-content auto;gap:2px 1em;margin:0}
+.signature{margin-top:3em;break-inside:avoid}
+dl.provenance dt{font-weight:bold}dl.provenance dd{margin:0;overflow-wrap:anywhere}
+figure img{max-width:100%}
+@media print{
+ @page{size:A4 landscape;margin:10mm}
+ body{margin:0;font-size:8pt}
+ table{width:100%;table-layout:auto}td,th{padding:1px 3px;overflow-wrap:anywhere}
+ tr,figure,.banner{break-inside:avoid}h2{break-after:avoid}
+}
 """
+
+VERDICT_ORDER = ("fail", "not_evaluated", "warn", "pass")  # the first status present is the verdict
+ROW_ORDER = ("fail", "warn", "not_evaluated", "pass", "report")  # failing and warning rows first
+SIDES = {"_L": "-", "_R": "--"}  # line style of a left / right organ; others dash-dot
+OTHER_SIDE = "-."
+
+
+def verdict(report: CheckReport) -> str:
+    """The run's verdict: FAIL, NOT EVALUATED, WARN or PASS (a check that judged nothing is NOT
+    EVALUATED: nothing silently passes)."""
+    statuses = {r.status for r in report.results if r.has_threshold}
+    if nothing_judged(report.results):
+        statuses.add("not_evaluated")
+    return next((s for s in VERDICT_ORDER if s in statuses), "not_evaluated")
+
+
+def banner(report: CheckReport) -> str:
+    """The verdict banner: verdict, counts per status, and the organs that fail, warn or are not evaluated."""
+    status = verdict(report)
+    parts = []
+    for s in ROW_ORDER:
+        rows = [r for r in report.results if r.status == s]
+        if not rows:
+            continue
+        organs = "" if s in ("pass", "report") else ": " + ", ".join(
+            dict.fromkeys(f"{r.organ} {r.metric}" for r in rows))
+        parts.append(f"{len(rows)} {s.replace('_', ' ')}{organs}")
+    counts = escape("; ".join(parts))
+    return (f'<div class="banner {status}"><b>{status.replace("_", " ").upper()}</b> &mdash; {counts} '
+            f"(exit code {report.summary.exit_code})</div>")
+
+
+def provenance(report: CheckReport) -> str:
+    """Whose plans, what checked them and when, which files (SHA-256) and options."""
+    reference = _reference(report)
+    files = "<br>".join(f"{escape(c.name)}: {escape(f.path)} <small>sha256 {escape(f.sha256)}</small>"
+                        for c in report.courses for f in c.files)
+    options = ", ".join(f"{k.replace('_', '-')}={v}" for k, v in report.options.items()) or "-"
+    items = [
+        ("Patient", f"{reference.patient.name or '-'} (ID {reference.patient.patient_id or '-'})"),
+        ("Case", f"{report.case_id} ({report.case_path or '-'}), reference course {report.reference_course}"),
+        ("Checked", f"{report.run_at or '-'} by reirrad {report.reirrad_version}"),
+        ("Constraint set", f"{report.constraint_set_name} v{report.constraint_set_version} "
+                           f"({report.constraint_set_title})"),
+        ("Options", options),
+    ]
+    rows = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in items)
+    return f'<dl class="provenance">{rows}<dt>Input files</dt><dd>{files}</dd></dl>'
+
+
+def _css_string(text: str) -> str:
+    """``text`` as a CSS string literal that cannot end the string or the <style> element."""
+    return '"' + "".join(c if c.isalnum() or c in " ^-_.,:()/" else f"\\{ord(c):x} " for c in text) + '"'
+
+
+def page_style(report: CheckReport) -> str:
+    """Printed pages: the patient and case on every page's top, page numbers at the bottom
+    (CSS page margin boxes, as Chromium prints them)."""
+    patient = _reference(report).patient
+    who = f"{patient.name or '-'} (ID {patient.patient_id or '-'}), case {report.case_id}"
+    return (
+        "@media print{@page{"
+        f"@top-left{{content:{_css_string(who)};font-size:8pt}}"
+        f"@top-right{{content:{_css_string('reirrad check ' + report.run_at)};font-size:8pt}}"
+        '@bottom-right{content:"page " counter(page) " of " counter(pages);font-size:8pt}}}'
+    )
+
+
+def _reference(report: CheckReport) -> CourseSummary:
+    return next((c for c in report.courses if c.name == report.reference_course), report.courses[-1])
+
+
+def _organ_of(report: CheckReport) -> dict[str, str]:
+    """The organ each evaluated structure stands for (the structure itself when unmatched)."""
+    return {r.structure: r.organ for r in report.results if r.structure}
+
+
+def curve_styles(report: CheckReport, alpha_beta_gy: float) -> dict[str, tuple[tuple, str, str]]:
+    """Colour, line style and legend label of each curve of one figure: the two sides of an organ
+    take the dark and light shade of one tab20 colour pair and a solid / dashed line."""
+    from matplotlib import colormaps
+
+    colours = colormaps["tab20"].colors
+    organs = _organ_of(report)
+    styles = {}
+    bases: list[str] = []
+    for curve in (c for c in report.curves if c.alpha_beta_gy == alpha_beta_gy):
+        organ = organs.get(curve.structure, curve.structure)
+        side = organ[-2:] if organ[-2:] in SIDES else ""
+        base = organ[: len(organ) - len(side)]
+        bases.extend([] if base in bases else [base])
+        index = (2 * bases.index(base) + (side == "_R")) % len(colours)
+        label = organ if organ == curve.structure else f"{organ} ({curve.structure})"
+        styles[curve.structure] = (colours[index], SIDES.get(side, OTHER_SIDE), label)
+    return styles
+
+
+def limit_marks(report: CheckReport, alpha_beta_gy: float) -> list[tuple[float, str, str]]:
+    """Warn and limit levels (Gy) of one figure's dose constraints, each dose level once (coinciding
+    lines are one line with one label): (dose, "limit" when any organ's limit lies there else
+    "warn", label naming the organs per kind)."""
+    marks: dict[float, dict[str, list[str]]] = {}
+    for r in report.results:
+        if r.alpha_beta_gy != alpha_beta_gy or r.unit != "Gy" or r.structure is None:
+            continue
+        for kind, level in (("warn", r.warn_gy if r.warn_gy != r.limit_gy else None), ("limit", r.limit_gy)):
+            if level is None:
+                continue
+            organs = marks.setdefault(level, {}).setdefault(kind, [])
+            organs.extend([] if r.organ in organs else [r.organ])
+    return [
+        (level, "limit" if "limit" in kinds else "warn",
+         f"{number_text(level)} Gy: " + "; ".join(f"{kind} {', '.join(organs)}" for kind, organs in sorted(kinds.items())))
+        for level, kinds in sorted(marks.items())
+    ]
 
 
 def dvh_figures(report: CheckReport) -> list[tuple[float, str]]:
-    """One cumulative EQD2 DVH figure per alpha/beta (PNG as a data URI), with each constraint's
-    warn (dotted) and fail (dashed) levels drawn in its structure's colour."""
-    from matplotlib import colormaps
+    """One cumulative EQD2 DVH figure per alpha/beta (PNG as a data URI): each organ and side its
+    own colour and line style, the legend beside the axes, each warn (dotted) and limit (dashed)
+    level drawn and labelled once with the organs it applies to."""
     from matplotlib.figure import Figure  # object-oriented API: no pyplot, no global backend
 
     figures = []
     for alpha_beta in sorted({c.alpha_beta_gy for c in report.curves}):
-        figure = Figure(figsize=(8, 4.5), dpi=100)
+        figure = Figure(figsize=(11, 4.8), dpi=100)
         axes = figure.add_subplot()
-        axes.set_prop_cycle(color=colormaps["tab20"].colors)
+        styles = curve_styles(report, alpha_beta)
         for curve in (c for c in report.curves if c.alpha_beta_gy == alpha_beta):
-            (line,) = axes.plot(curve.dose_gy, curve.volume_percent, label=curve.structure)
-            for r in report.results:
-                if r.structure == curve.structure and r.alpha_beta_gy == alpha_beta and r.unit == "Gy":
-                    if r.warn_gy is not None and r.warn_gy != r.limit_gy:
-                        axes.axvline(r.warn_gy, color=line.get_color(), linestyle=":", linewidth=1)
-                    if r.limit_gy is not None:
-                        axes.axvline(r.limit_gy, color=line.get_color(), linestyle="--", linewidth=1)
+            colour, linestyle, label = styles[curve.structure]
+            axes.plot(curve.dose_gy, curve.volume_percent, color=colour, linestyle=linestyle, label=label)
+        for level, kind, label in limit_marks(report, alpha_beta):
+            axes.axvline(level, color="#b00" if kind == "limit" else "#a60", linestyle="--" if kind == "limit" else ":",
+                         linewidth=1)
+            axes.annotate(label, (level, 0.99), xycoords=("data", "axes fraction"), rotation=90, fontsize="x-small",
+                          va="top", ha="right", color="#444", backgroundcolor=(1, 1, 1, 0.7))
         axes.set_xlabel(f"cumulative EQD2 (Gy, alpha/beta {alpha_beta:g} Gy)")
         axes.set_ylabel("volume (%)")
         axes.set_ylim(0, 100)
         axes.set_xlim(left=0)
         axes.grid(alpha=0.3)
-        axes.legend(fontsize="small", ncol=2)
+        axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
         figure.tight_layout()
         figures.append((alpha_beta, png_data_uri(figure)))
     return figures
@@ -57,24 +186,20 @@ def png_data_uri(figure) -> str:
 
 
 def _cell(value: object, css: str = "") -> str:
-    if value is None:
-        text = "-"
-    elif isinstance(value, float):
-        text = f"{value:.2f}"
-    else:
-        text = escape(str(value))
+    """A table cell; numbers are rounded once and written as the JSON writes them."""
+    text = number_text(value) if value is None or isinstance(value, float) else escape(str(value))
     klass = f' class="{css}"' if css else ""
     return f"<td{klass}>{text}</td>"
 
 
-def _in_unit(value: float | None, unit: str) -> float | str | None:
-    """Doses as numbers (the columns are in Gy); volumes (cm3, %) as text with their unit."""
-    return value if value is None or unit == "Gy" else f"{value:.2f} {unit}"
+def _in_unit(value: float | None, unit: str) -> str:
+    """Doses as numbers (the columns are in Gy); volumes (cm3, %) with their unit."""
+    return number_text(value, unit=unit)
 
 
 def _table(headers: list[str], rows: list[str]) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"  # thead: repeated per printed page
 
 
 def to_html(report: CheckReport) -> str:
@@ -97,7 +222,7 @@ def to_html(report: CheckReport) -> str:
             _cell(r["status"].replace("_", " ")), _cell("; ".join(filter(None, [r["reason"], *r["notes"]]))),
             _cell(r["source_id"]),
         ]) + "</tr>"
-        for r in data["results"]
+        for r in sorted(data["results"], key=lambda r: ROW_ORDER.index(r["status"]))
     ]
     flag_items = "".join(
         f'<li><span class="{escape(f["severity"])}">[{escape(f["severity"])}]</span> {escape(f["message"])}'
@@ -114,16 +239,15 @@ def to_html(report: CheckReport) -> str:
     summary = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in data["summary"].items())
     figures = "".join(
         f'<figure><img alt="cumulative EQD2 DVH, alpha/beta {ab:g} Gy" src="{uri}">'
-        f"<figcaption>alpha/beta {ab:g} Gy; dotted: warn level, dashed: limit</figcaption></figure>"
+        f"<figcaption>alpha/beta {ab:g} Gy; left organs solid, right dashed; dotted: warn level, dashed red: limit</figcaption></figure>"
         for ab, uri in dvh_figures(report)
     ) or "<p>no structure could be evaluated</p>"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>reirrad check: {escape(report.case_id)}</title>
-<style>{STYLE}</style></head><body>
+<style>{STYLE}{page_style(report)}</style></head><body>
+{banner(report)}
 <h1>Re-irradiation check: {escape(report.case_id)}</h1>
-<p>reirrad {escape(report.reirrad_version)}; constraint set {escape(report.constraint_set_name)}
-v{escape(report.constraint_set_version)} ({escape(report.constraint_set_title)}); reference course
-{escape(report.reference_course)}.</p>
+{provenance(report)}
 <h2>Courses</h2>
 {_table(["Course", "Fractions", "Rx (Gy)", "Start", "End", "Interval (months)", "Registration", "Recovery"], course_rows)}
 <h2>Cumulative EQD2 constraints</h2>
@@ -134,5 +258,6 @@ v{escape(report.constraint_set_version)} ({escape(report.constraint_set_title)})
 <h2>Toxicity-mitigation flags</h2><ul>{flag_items}</ul>
 <h2>Assumptions</h2><ul>{assumptions}</ul>
 <p><b>Summary</b>: {escape(summary)}</p>
+<p class="signature">Checked by: ______________________________ &nbsp; Date: ________________</p>
 </body></html>
 """

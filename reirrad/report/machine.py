@@ -8,13 +8,13 @@ import io
 import json
 from datetime import date
 
-from reirrad.report import rounded
+from reirrad.report import DIGITS, rounded
 from reirrad.results import CheckReport, ConstraintResult, CourseSummary
 
 SCHEMA = "reirrad.check.v1"
 
 
-def _number(value: float | None, digits: int = 3) -> float | None:
+def _number(value: float | None, digits: int = DIGITS) -> float | None:
     return rounded(value, digits)
 
 
