@@ -20,6 +20,8 @@ Examples
 'HN-SBRT-REIRR-01'
 """
 
+import sys
+import types
 from importlib import import_module
 
 __version__ = "0.1.0"
@@ -78,3 +80,21 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+# The functions check, dvh and eqd2 share their names with the submodules that hold the logic
+# (reirrad/check.py, dvh.py, eqd2.py). Importing a submodule makes Python bind it as an attribute
+# of this package, which would replace the function: the package refuses that binding, so
+# ``reirrad.check`` stays the function. Import from the submodules by their full name
+# (``from reirrad.eqd2 import eqd2_gy``; ``import reirrad.eqd2 as m`` would give the function).
+_SHADOWED = frozenset({"check", "dvh", "eqd2"})
+
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in _SHADOWED and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

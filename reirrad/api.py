@@ -217,6 +217,7 @@ def dvh(
     else:
         dose_grid, structure_set = _dose(dose), _structure_set(structures)
         _same_frame(dose_grid, structure_set, registration)
+        _same_patient(dose, structures, accept_other_patient)
     return dvh_table(dose_grid, structure_set, tuple(names), parsed, fractions, alpha_beta_gy, end_caps)
 
 
@@ -227,14 +228,33 @@ def _same_frame(dose: DoseGrid, structures: StructureSet, registration: PathLike
 
     require_frame(dose.grid.frame_of_reference_uid, dose.path)
     require_frame(structures.frame_of_reference_uid, structures.path)
-    if registration is not None or dose.grid.frame_of_reference_uid != structures.frame_of_reference_uid:
-        raise InputError(
-            dose.path, f"frame of reference {dose.grid.frame_of_reference_uid} differs from "
-            f"{structures.frame_of_reference_uid} of {structures.path} (a registration is applied to files only: "
-            "give the dose, structure set and registration as paths)"
-            if registration is None or dose.grid.frame_of_reference_uid != structures.frame_of_reference_uid
-            else "registration= needs the dose and the structure set as file paths",
-        )
+    if registration is not None:
+        raise InputError(registration, "a registration is applied to files only: give the dose and the structure "
+                         "set as paths too")
+    if dose.grid.frame_of_reference_uid != structures.frame_of_reference_uid:
+        raise InputError(dose.path, f"frame of reference {dose.grid.frame_of_reference_uid} differs from "
+                         f"{structures.frame_of_reference_uid} of {structures.path}: give the files as paths with "
+                         "registration=")
+
+
+def _same_patient(dose: Any, structures: Any, accept: bool) -> None:
+    """Refuse a dose and a structure set (datasets or files) of two patients unless ``accept``."""
+    from reirrad.dicom.discover import dataset_label
+    from reirrad.dicom.identity import PatientIdentity, identity_of, read_identity
+    from reirrad.errors import Hint, InputError, Interface, Remedy
+
+    def identity(value: Any) -> tuple[Path, PatientIdentity]:
+        if _is_dataset(value):
+            return dataset_label(value), identity_of(value)
+        if isinstance(value, str | Path):
+            return Path(value), read_identity(value)
+        return value.path, PatientIdentity("")  # an object already read: its patient is not known here
+
+    (dose_path, of_dose), (structures_path, of_structures) = identity(dose), identity(structures)
+    difference = of_dose.difference(of_structures)
+    if difference and not accept:
+        raise InputError(structures_path, f"belongs to another patient than {dose_path} ({difference}); if that is "
+                         "intended, accept it", Hint(Remedy.ACCEPT_OTHER_PATIENT), " with {}", Interface.PYTHON)
 
 
 def eqd2(
@@ -279,7 +299,7 @@ def eqd2(
     >>> float(reirrad.eqd2(30.0, fractions=5, alpha_beta_gy=2.0))
     60.0
     >>> reirrad.eqd2([50.0, 70.0], 35, 3.0).round(2).tolist()
-    [46.0, 70.0]
+    [44.29, 70.0]
     """
     from reirrad.dicom.dose import DoseGrid
     from reirrad.dvh import WHOLE_DELIVERY

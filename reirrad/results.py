@@ -190,9 +190,9 @@ class CheckReport:
         --------
         >>> import reirrad
         >>> report = reirrad.check(reirrad.data.sample_case())
-        >>> cord = report.result(report.results[0].constraint_id)
-        >>> sorted(cord.per_course) == [c.name for c in report.courses][::-1] or sorted(cord.per_course)
-        ['new', 'prior']
+        >>> cord = report.result("spinalcord-dmax")
+        >>> cord.status, sorted(cord.per_course)
+        (<Status.WARN: 'warn'>, ['new', 'prior'])
         """
         for r in self.results:
             if r.constraint_id == constraint_id:
