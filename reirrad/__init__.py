@@ -7,7 +7,8 @@ The public API (stable, versioned with the ``reirrad.check.v1`` JSON schema):
 - :func:`eqd2` converts a physical dose to EQD2; :func:`load_course` reads one course;
 - :class:`Case` / :class:`CourseSpec` describe a case (``Case.from_folders``, ``Case.from_datasets``);
 - :class:`Status`, :class:`ConstraintResult`, :class:`CheckReport`, :class:`DvhTable` are the results;
-- :class:`InputError`, :class:`OptionError`, :class:`ReirradError`, :class:`Hint` are the errors.
+- :class:`InputError`, :class:`OptionError`, :class:`ReirradError` are the errors; an
+  ``InputError``'s :class:`Hint` names the :class:`Remedy` (the keyword to give).
 
 ``import reirrad`` is light: numpy, pydicom and scipy are imported when a function or class
 needing them is first used (module-level ``__getattr__``).
@@ -36,6 +37,7 @@ __all__ = [
     "InputError",
     "OptionError",
     "ReirradError",
+    "Remedy",
     "Status",
     "__version__",
     "check",
@@ -56,6 +58,7 @@ _LAZY = {
     "Status": ("reirrad.results", "Status"),
     "DvhTable": ("reirrad.dvh", "DvhTable"),
     "Hint": ("reirrad.errors", "Hint"),
+    "Remedy": ("reirrad.errors", "Remedy"),
     "InputError": ("reirrad.errors", "InputError"),
     "OptionError": ("reirrad.errors", "OptionError"),
     "ReirradError": ("reirrad.errors", "ReirradError"),

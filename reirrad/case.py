@@ -98,6 +98,15 @@ class CourseSpec:
         ------
         reirrad.errors.InputError
             No datasets.
+
+        Examples
+        --------
+        >>> import pydicom
+        >>> from reirrad import CourseSpec, data
+        >>> folder = data.sample_case().parent / "course2"
+        >>> course = CourseSpec.from_datasets("new", [pydicom.dcmread(folder / "dose.dcm")], fractions=5)
+        >>> course.path.name, course.fractions
+        ("<datasets of course 'new'>", 5)
         """
         datasets = tuple(datasets)
         if not datasets:
@@ -235,6 +244,22 @@ class CaseSpec:
         -------
         CaseSpec
             Courses ``"prior"`` and ``"new"``; ``path`` is ``<in memory>``, a label.
+
+        Raises
+        ------
+        reirrad.errors.InputError
+            A course without datasets, a registration file that does not exist.
+
+        Examples
+        --------
+        >>> import pydicom
+        >>> from reirrad import Case, data
+        >>> sample = data.sample_case().parent
+        >>> read = lambda folder: [pydicom.dcmread(sample / folder / f) for f in ("plan.dcm", "dose.dcm", "structures.dcm")]
+        >>> case = Case.from_datasets(prior=read("course1"), new=read("course2"),
+        ...                           registration=sample / "course2" / "reg.dcm", id="HN-1")
+        >>> [(c.name, len(c.datasets)) for c in case.courses]
+        [('prior', 3), ('new', 3)]
         """
         if registration is not None and not Path(registration).is_file():
             raise InputError(registration, "registration file does not exist")
