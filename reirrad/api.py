@@ -206,13 +206,17 @@ def dvh(
     ('SpinalCord', True)
     """
     from reirrad.dvh import dvh_table
+    from reirrad.errors import InputError, Interface
     from reirrad.metrics import parse_metric
     from reirrad.pairing import load_pair
 
     parsed = tuple(parse_metric(m) for m in metrics or ())
     plain = all(isinstance(x, str | Path) for x in (dose, structures))
     if plain:
-        pair = load_pair(dose, structures, registration, accept_other_patient)  # type: ignore[arg-type]
+        try:
+            pair = load_pair(dose, structures, registration, accept_other_patient)  # type: ignore[arg-type]
+        except InputError as exc:
+            raise exc.for_interface(Interface.PYTHON) from None
         dose_grid, structure_set = pair.dose, pair.structures
     else:
         dose_grid, structure_set = _dose(dose), _structure_set(structures)

@@ -132,9 +132,19 @@ def test_dvh_from_paths_and_datasets_agree_and_convert_to_dicompyler() -> None:
     assert on_paths.structures[0].values["V20Gy"] == 0.0
 
 
-def test_dvh_refuses_in_memory_objects_of_different_frames() -> None:
+def test_dvh_refuses_objects_of_different_frames_naming_the_registration_keyword() -> None:
     with pytest.raises(reirrad.InputError, match="frame of reference .* differs"):
         reirrad.dvh(pydicom.dcmread(PRIOR / "dose.dcm"), pydicom.dcmread(NEW / "structures.dcm"))
+    with pytest.raises(reirrad.InputError) as raised:
+        reirrad.dvh(PRIOR / "dose.dcm", NEW / "structures.dcm")
+    assert raised.value.hint.remedy is reirrad.Remedy.REGISTRATION
+    assert "pass registration=PATH relating them" in str(raised.value) and "--registration" not in str(raised.value)
+    command = [sys.executable, "-c", "from reirrad.cli import main; main()", "dvh", str(PRIOR / "dose.dcm"),
+               str(NEW / "structures.dcm")]
+    run = subprocess.run(command, capture_output=True, text=True)
+    assert run.returncode == 2 and "pass --registration REG relating them" in run.stderr
+    moved = reirrad.dvh(PRIOR / "dose.dcm", NEW / "structures.dcm", ["Dmax"], names=["SpinalCord"], registration=REG)
+    assert moved.structures[0].values["Dmax"] > 0
 
 
 def test_dvh_refuses_in_memory_objects_of_two_patients_unless_accepted() -> None:
