@@ -5,12 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from reirrad.flags import Flag
+from reirrad.flags import Flag  # at run time: the results store rebuilds reports from these type hints
 
 
 class Status(StrEnum):
