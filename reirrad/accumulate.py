@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from reirrad.case import CaseSpec, CourseSpec, load_case
-from reirrad.dicom.discover import Course, discover_course
+from reirrad.dicom.discover import Course, course_from_datasets, discover_course
 from reirrad.dicom.dose import DoseGrid, read_dose
 from reirrad.dicom.identity import PatientIdentity
 from reirrad.dicom.io import read_dataset
@@ -29,7 +29,7 @@ from reirrad.dicom.registration import Registration, read_registration, referenc
 from reirrad.dicom.structures import Roi, StructureSet
 from reirrad.dicom.write import dose_dataset, refuse_input_as_output, save_atomic
 from reirrad.eqd2 import NO_RECOVERY, RecoveryFactor, RecoveryModel, eqd2_gy, recovery_factor, recovery_model
-from reirrad.errors import InputError
+from reirrad.errors import Hint, InputError, Remedy
 from reirrad.grid import Grid, corner_centres_mm, grown_to_cover, resample, transform_points
 from reirrad.outputs import case_inputs
 from reirrad.results import FileRecord
@@ -71,13 +71,13 @@ def resolve_phase(
     plan: Plan | None,
     doses: Sequence[DoseGrid],
     fractions_override: int | None,
-    hint: str,
+    hint: Hint,
     fraction_group: int | None = None,
     *,
     accept_dose_scale: bool = False,
     confirmed: bool = False,
     given_as: str = "the given fraction count",
-    confirm_hint: str = "--override-fractions",
+    confirm_hint: Hint = Hint(Remedy.OVERRIDE_FRACTIONS, option="--override-fractions"),
 ) -> PhaseDose:
     """Total physical dose of one plan (or fraction group) and its fraction count.
 
@@ -111,7 +111,7 @@ def resolve_phase(
             raise InputError(
                 first.path,
                 f"{given_as} gives {fractions_override} fractions but plan {plan.path.name} says {planned}: "
-                f"remove the given count, or confirm it with {confirm_hint} (it is then used and flagged)",
+                "remove the given count, or confirm it", confirm_hint, how=" with {} (it is then used and flagged)",
             )
         fractions, source = fractions_override, "override"
     if kind == "BEAM":
@@ -175,9 +175,7 @@ def dose_scale_notes(
         f"{plan.path.name} (plausible: {low:g} to {high:g} x): likely {likely}; check DoseGridScaling"
     )
     if not accept:
-        raise InputError(
-            path, f"{problem}; if the dose is right, accept it with --accept-dose-scale or accept_dose_scale = true"
-        )
+        raise InputError(path, f"{problem}; if the dose is right, accept it", Hint(Remedy.ACCEPT_DOSE_SCALE), how=" with {}")
     return (f"{label}: {problem}; used as it is (dose scale accepted)",)
 
 
@@ -203,13 +201,13 @@ def _fraction_group_number(doses: Sequence[DoseGrid], kind: str) -> int | None:
 
 
 def _planned_fractions(
-    plan: Plan | None, group: int | None, kind: str, hint: str, path: Path, required: bool
+    plan: Plan | None, group: int | None, kind: str, hint: Hint, path: Path, required: bool
 ) -> int | None:
     """The plan's fraction count for this dose; None when it gives none and none is ``required``
     (no plan, or fraction groups with different counts), else an InputError naming ``hint``."""
     if plan is None:
         if required:
-            raise InputError(path, f"no plan gives the number of fractions of this {kind} dose: {hint}")
+            raise InputError(path, f"no plan gives the number of fractions of this {kind} dose", hint)
         return None
     if group is not None and len(plan.fraction_groups) > 1:
         return plan.fraction_group(group).fractions_planned
@@ -220,7 +218,7 @@ def _planned_fractions(
         raise InputError(
             path,
             f"plan {plan.path.name} has fraction groups with different fraction counts "
-            f"({', '.join(str(c) for c in sorted(counts))}); export one dose per fraction group or {hint}",
+            f"({', '.join(str(c) for c in sorted(counts))}); export one dose per fraction group", hint, how=" or {}",
         )
     return counts.pop()
 
@@ -339,14 +337,16 @@ def course_from_discovery(spec: CourseSpec, course: Course) -> LoadedCourse:
         structures=course.structures,
         frame_of_reference_uid=course.frame_of_reference_uid,
         registration_paths=tuple(dict.fromkeys(registrations)),
-        files=tuple(FileRecord(str(p), sha256_file(Path(p))) for p in course.files),
+        files=tuple(FileRecord(str(p), None if course.in_memory else sha256_file(Path(p))) for p in course.files),
         notes=tuple(course.notes) + phase_notes,
         patient=course.patient,
     )
 
 
 def load_course(spec: CourseSpec) -> LoadedCourse:
-    """Read a course folder (RTPLAN, RTDOSE, RTSTRUCT, REG) and resolve its phases."""
+    """Read a course folder (RTPLAN, RTDOSE, RTSTRUCT, REG), or its in-memory datasets, and resolve its phases."""
+    if spec.datasets:
+        return course_from_discovery(spec, course_from_datasets(spec.datasets, spec.path))
     return course_from_discovery(spec, discover_course(spec.path, spec.structure_set))
 
 
@@ -395,7 +395,7 @@ def _dose_identities(course: LoadedCourse) -> tuple[set[str], set[str]]:
     """The SOPInstanceUIDs and SHA-256 digests of a course's RTDOSE files."""
     uids = {uid for phase in course.phases for uid in phase.dose_uids if uid}
     paths = {str(path) for phase in course.phases for path in phase.dose_files}
-    return uids, {f.sha256 for f in course.files if f.path in paths}
+    return uids, {f.sha256 for f in course.files if f.path in paths and f.sha256 is not None}
 
 
 def _same_patient(course: LoadedCourse, reference: LoadedCourse) -> LoadedCourse:
@@ -413,10 +413,8 @@ def _same_patient(course: LoadedCourse, reference: LoadedCourse) -> LoadedCourse
     problem = (f"course {course.name!r} belongs to another patient than the reference course "
                f"{reference.name!r} ({difference})")
     if not course.spec.accept_other_patient:
-        raise InputError(
-            course.spec.path,
-            f"{problem}; if that is intended, set accept_other_patient = true for this course (--accept-other-patient)",
-        )
+        raise InputError(course.spec.path, f"{problem}; if that is intended, accept it",
+                         Hint(Remedy.ACCEPT_OTHER_PATIENT, course.name), how=" with {}")
     return replace(course, notes=course.notes + (f"{problem}: accepted (accept_other_patient)",))
 
 
@@ -653,7 +651,7 @@ def write_eqd2_dose(
     dose = read_dose(rtdose)
     plan = read_plan(plan_path) if plan_path is not None else None
     phase = resolve_phase(
-        plan, [dose], fractions, "pass --fractions N or --plan RTPLAN", accept_dose_scale=accept_dose_scale,
+        plan, [dose], fractions, Hint(Remedy.FRACTIONS, option="--fractions"), accept_dose_scale=accept_dose_scale,
         confirmed=override_fractions, given_as=f"--fractions {fractions}",
     )
     eqd2 = eqd2_gy(phase.dose_gy, phase.fractions, alpha_beta_gy, lql_transition_gy)

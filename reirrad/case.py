@@ -38,7 +38,7 @@ from typing import Any
 
 from reirrad.constraints import resolve_set_path
 from reirrad.eqd2 import recovery_model
-from reirrad.errors import InputError
+from reirrad.errors import Hint, InputError, Remedy
 from reirrad.tomlfile import existing, plain, read_toml, shown
 
 SCHEDULES = ("daily", "alternate_day", "bid")
@@ -69,13 +69,54 @@ class CourseSpec:
     override_fractions: bool = False  # a given fraction count that disagrees with the plan is used (flagged)
     fractions_option: str | None = None  # the command-line option that gave ``fractions`` (quick form)
     structures: dict[str, str] | None = field(default=None, hash=False)  # this course's structure -> organ map
+    # in-memory pydicom datasets read instead of the folder ``path`` (which then only labels the course)
+    datasets: tuple[Any, ...] = field(default=(), hash=False, compare=False, repr=False)
+
+    @classmethod
+    def from_datasets(cls, name: str, datasets: Any, **options: Any) -> CourseSpec:
+        """A course from already-read pydicom datasets (RTPLAN, RTDOSE, RTSTRUCT) instead of a folder.
+
+        Parameters
+        ----------
+        name : str
+            The course's name in messages and reports.
+        datasets : iterable of pydicom.Dataset
+            The course's objects; each is named by its modality and SOPInstanceUID in messages,
+            and reports give that UID instead of a file hash. A registration is given as a file
+            path (``registration=``), not as a dataset.
+        **options
+            Other CourseSpec fields: ``start_date``, ``end_date``, ``registration``, ``fractions``,
+            ``schedule``, ``override_fractions``, ``accept_dose_scale``, ``accept_other_patient``,
+            ``structures``.
+
+        Returns
+        -------
+        CourseSpec
+            ``path`` is ``<datasets of course NAME>``, a label, not a folder.
+
+        Raises
+        ------
+        reirrad.errors.InputError
+            No datasets.
+
+        Examples
+        --------
+        >>> import pydicom
+        >>> from reirrad import CourseSpec, data
+        >>> folder = data.sample_case().parent / "course2"
+        >>> course = CourseSpec.from_datasets("new", [pydicom.dcmread(folder / "dose.dcm")], fractions=5)
+        >>> course.path.name, course.fractions
+        ("<datasets of course 'new'>", 5)
+        """
+        datasets = tuple(datasets)
+        if not datasets:
+            raise InputError(None, f"course {name!r}: no datasets given")
+        return cls(name=name, path=Path(f"<datasets of course {name!r}>"), datasets=datasets, **options)
 
     @property
-    def fractions_hint(self) -> str:
+    def fractions_hint(self) -> Hint:
         """How the user sets the fraction count of this course."""
-        if self.fractions_option:
-            return f"pass {self.fractions_option} N"
-        return f"set fractions = N for course {self.name!r} in the case file"
+        return Hint(Remedy.FRACTIONS, self.name, self.fractions_option)
 
     @property
     def fractions_given_as(self) -> str:
@@ -85,11 +126,9 @@ class CourseSpec:
         return f"fractions = {self.fractions} for course {self.name!r} in the case file"
 
     @property
-    def override_hint(self) -> str:
+    def override_hint(self) -> Hint:
         """How the user confirms a fraction count that disagrees with the plan."""
-        if self.fractions_option:
-            return "--override-fractions"
-        return f"override_fractions = true for course {self.name!r} in the case file"
+        return Hint(Remedy.OVERRIDE_FRACTIONS, self.name, "--override-fractions" if self.fractions_option else None)
 
 
 @dataclass(frozen=True)
@@ -120,6 +159,117 @@ class CaseSpec:
     def reference(self) -> CourseSpec:
         """The course whose grid and structures are evaluated (the last one)."""
         return self.courses[-1]
+
+    @classmethod
+    def from_folders(
+        cls,
+        prior: str | Path,
+        new: str | Path,
+        *,
+        prior_end_date: date | None = None,
+        new_start_date: date | None = None,
+        registration: str | Path | None = None,
+        prior_fractions: int | None = None,
+        new_fractions: int | None = None,
+        override_fractions: bool = False,
+    ) -> CaseSpec:
+        """A two-course case from two folders of DICOM files, as ``reirrad check --prior --new``.
+
+        Parameters
+        ----------
+        prior, new : str or Path
+            Folders of the prior and the new (reference) course's RTPLAN, RTDOSE and RTSTRUCT
+            files (searched recursively).
+        prior_end_date, new_start_date : datetime.date, optional
+            Last day of the prior course and first day of the new one: the interval the recovery
+            models and the interval flag use (unknown when missing).
+        registration : str or Path, optional
+            A rigid REG file mapping the prior course's frame of reference into the new one's.
+        prior_fractions, new_fractions : int, optional
+            A course's fraction count when no RTPLAN gives it (a count that disagrees with the
+            plan is refused unless ``override_fractions``).
+        override_fractions : bool
+            Use the given counts even where a plan says otherwise (flagged in the report).
+
+        Returns
+        -------
+        CaseSpec
+            Courses ``"prior"`` and ``"new"``; the case id is the name of the folder above ``new``.
+
+        Raises
+        ------
+        reirrad.errors.InputError
+            A folder or the registration file does not exist, a count is not positive.
+
+        Examples
+        --------
+        >>> from reirrad import Case, data
+        >>> sample = data.sample_case().parent
+        >>> case = Case.from_folders(prior=sample / "course1", new=sample / "course2",
+        ...                          registration=sample / "course2" / "reg.dcm")
+        >>> [c.name for c in case.courses], case.reference.name
+        (['prior', 'new'], 'new')
+        """
+        return case_from_folders(
+            Path(prior), Path(new), prior_end_date, new_start_date,
+            None if registration is None else Path(registration), prior_fractions, new_fractions,
+            override_fractions,
+        )
+
+    @classmethod
+    def from_datasets(
+        cls,
+        prior: Any,
+        new: Any,
+        *,
+        prior_end_date: date | None = None,
+        new_start_date: date | None = None,
+        registration: str | Path | None = None,
+        id: str = "case",
+    ) -> CaseSpec:
+        """A two-course case from already-read pydicom datasets, as :meth:`from_folders` from folders.
+
+        Parameters
+        ----------
+        prior, new : iterable of pydicom.Dataset
+            The RTPLAN, RTDOSE and RTSTRUCT objects of each course (see :meth:`CourseSpec.from_datasets`).
+        prior_end_date, new_start_date : datetime.date, optional
+            Last day of the prior course, first day of the new one.
+        registration : str or Path, optional
+            A rigid REG file mapping the prior course's frame into the new one's.
+        id : str
+            The case id in reports.
+
+        Returns
+        -------
+        CaseSpec
+            Courses ``"prior"`` and ``"new"``; ``path`` is ``<in memory>``, a label.
+
+        Raises
+        ------
+        reirrad.errors.InputError
+            A course without datasets, a registration file that does not exist.
+
+        Examples
+        --------
+        >>> import pydicom
+        >>> from reirrad import Case, data
+        >>> sample = data.sample_case().parent
+        >>> read = lambda folder: [pydicom.dcmread(sample / folder / f) for f in ("plan.dcm", "dose.dcm", "structures.dcm")]
+        >>> case = Case.from_datasets(prior=read("course1"), new=read("course2"),
+        ...                           registration=sample / "course2" / "reg.dcm", id="HN-1")
+        >>> [(c.name, len(c.datasets)) for c in case.courses]
+        [('prior', 3), ('new', 3)]
+        """
+        if registration is not None and not Path(registration).is_file():
+            raise InputError(registration, "registration file does not exist")
+        courses = (
+            CourseSpec.from_datasets("prior", prior, end_date=prior_end_date),
+            CourseSpec.from_datasets("new", new, start_date=new_start_date,
+                                     registration=None if registration is None else Path(registration)),
+        )
+        _check_courses(courses, courses[-1].path)
+        return cls(path=Path("<in memory>"), id=id, courses=courses)
 
     def structures_of(self, course: CourseSpec) -> dict[str, str]:
         """A course's structure -> organ map: its own ``[courses.structures]``, else the top-level

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -230,10 +231,15 @@ def cumulative_dvh(dvh: Dvh, bin_width_gy: float = 0.01) -> tuple[np.ndarray, np
 DEFAULT_METRICS = ("Dmin", "Dmax", "Dmean", "D0.03cc", "D1cc", "D99%", "D95%", "D5%", "D1%")
 
 
+CURVE_BIN_GY = 0.01  # dose bin of the cumulative curve a table row keeps (for dicompyler-core)
+
+
 @dataclass(frozen=True)
 class StructureMetrics:
     """The metrics of one structure, ready for reporting. ``values`` maps the canonical metric
-    text to its value (Gy, cm3 or %), None when not evaluated (the reason is in ``notes``)."""
+    text to its value (Gy, cm3 or %), None when not evaluated (the reason is in ``notes``).
+    ``cumulative_cc`` (K,) is the in-grid volume (cm3) receiving at least ``k * CURVE_BIN_GY`` Gy,
+    None when not evaluated."""
 
     name: str
     roi_number: int
@@ -242,6 +248,44 @@ class StructureMetrics:
     in_grid_volume_cc: float | None
     values: dict[str, float | None]
     notes: tuple[str, ...]
+    cumulative_cc: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    def to_dicompyler(self) -> Any:
+        """The structure's cumulative DVH as a ``dicompylercore.dvh.DVH`` (Gy, cm3), so that
+        dicompyler-core scripts (statistics, plots) can use reirrad's DVH.
+
+        The curve is binned at :data:`CURVE_BIN_GY` (0.01 Gy) from reirrad's weighted samples
+        inside the dose grid, so its statistics agree with ``values`` within a bin: D95%, Dmean,
+        V20Gy (cm3) and the in-grid volume. Dmax and Dmin differ up to a bin and may differ
+        more where zero-weight surface samples (which count for reirrad's Dmax/Dmin only) are
+        hotter or colder than the interior.
+
+        Returns
+        -------
+        dicompylercore.dvh.DVH
+            ``dvh_type="cumulative"``, ``dose_units="Gy"``, ``volume_units="cm3"``, ``name``.
+
+        Raises
+        ------
+        ValueError
+            The structure was not evaluated (outside the grid, empty): there is no curve.
+
+        Examples
+        --------
+        >>> import reirrad
+        >>> course = reirrad.data.sample_case().parent / "course2"
+        >>> row = reirrad.dvh(course / "dose.dcm", course / "structures.dcm", ["D95%"], names=["SpinalCord"]).structures[0]
+        >>> curve = row.to_dicompyler()
+        >>> bool(abs(curve.statistic("D95").value - row.values["D95%"]) <= 0.01)
+        True
+        """
+        from dicompylercore.dvh import DVH
+
+        if self.cumulative_cc is None:
+            raise ValueError(f"structure {self.name!r} was not evaluated: no DVH curve")
+        edges = np.arange(len(self.cumulative_cc) + 1) * CURVE_BIN_GY
+        return DVH(self.cumulative_cc, edges, dvh_type="cumulative", dose_units="Gy", volume_units="cm3",
+                   name=self.name)
 
 
 def _value_and_reason(dvh: Dvh, metric: Metric) -> tuple[float | None, str | None]:
@@ -267,7 +311,8 @@ def structure_metrics(
         if reason:
             notes.append(f"{metric} not evaluated: {reason}")
     return StructureMetrics(
-        roi.name, roi.number, True, dvh.volume_cc, dvh.in_grid_volume_cc, values, tuple(notes)
+        roi.name, roi.number, True, dvh.volume_cc, dvh.in_grid_volume_cc, values, tuple(notes),
+        cumulative_dvh(dvh, CURVE_BIN_GY)[1],
     )
 
 

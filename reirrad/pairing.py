@@ -22,7 +22,7 @@ from reirrad.dicom.dose import DoseGrid, read_dose
 from reirrad.dicom.identity import read_identity
 from reirrad.dicom.registration import read_registration, reference_to_moving
 from reirrad.dicom.structures import StructureSet, read_structures
-from reirrad.errors import InputError
+from reirrad.errors import Hint, InputError, Remedy
 from reirrad.grid import Grid, corner_centres_mm, resample, transform_points
 
 _SNAP_TOLERANCE = 0.7  # a moved axis must be within ~45 degrees of one patient axis (cos 45 = 0.707)
@@ -60,9 +60,9 @@ def load_pair(
         return DosePair(dose, structures, notes)
     if registration is None:
         raise InputError(
-            dose.path,
-            f"frame of reference {dose_frame} differs from {frame} of {structures.path}: give --registration REG "
-            "relating them, or the structure set drawn on this dose's planning CT",
+            dose.path, f"frame of reference {dose_frame} differs from {frame} of {structures.path}",
+            Hint(Remedy.REGISTRATION, option="--registration"),
+            how=": {} relating them, or use the structure set drawn on this dose's planning CT",
         )
     matrix, label = reference_to_moving(frame, dose_frame, [read_registration(registration)], Path(registration))
     moved = dose_in_frame(dose, frame, matrix, Path(registration))

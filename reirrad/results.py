@@ -4,18 +4,42 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from enum import StrEnum
 
 import numpy as np
 
-STATUSES = ("pass", "warn", "fail", "not_evaluated", "report")
+from reirrad.flags import Flag  # at run time: the results store rebuilds reports from these type hints
+
+
+class Status(StrEnum):
+    """The verdict on one result. A ``str``: ``Status.PASS == "pass"`` and JSON holds the value.
+
+    Examples
+    --------
+    >>> Status("fail") is Status.FAIL, Status.NOT_EVALUATED == "not_evaluated"
+    (True, True)
+    """
+
+    PASS = "pass"  # within its limit (and below its warn level)
+    WARN = "warn"  # above its warn level, within its limit
+    FAIL = "fail"  # above its limit
+    NOT_EVALUATED = "not_evaluated"  # could not be evaluated (the reason says why): never a pass
+    REPORT = "report"  # report-only metric, no threshold
+
+
+STATUSES = tuple(s.value for s in Status)
 
 
 @dataclass(frozen=True)
 class FileRecord:
-    """An input file and its SHA-256, so a report pins exactly what was checked."""
+    """An input file and its SHA-256, so a report pins exactly what was checked.
+
+    An object given in memory (a pydicom dataset, no file) has ``sha256`` None and a ``path``
+    naming its modality and SOPInstanceUID, e.g. ``<RTDOSE 1.2.3...>``.
+    """
 
     path: str
-    sha256: str
+    sha256: str | None
 
 
 @dataclass(frozen=True)
@@ -81,7 +105,7 @@ class ConstraintResult:
     unit: str
     per_course: dict[str, float | None]
     recovery: dict[str, float]  # recovery fraction r applied to each course in value_gy
-    status: str
+    status: Status  # a plain string given on creation is converted (ValueError for an unknown one)
     reason: str | None
     priority: str
     source_id: str  # short key of the source in the constraint set ("" when none)
@@ -91,6 +115,9 @@ class ConstraintResult:
     notes: tuple[str, ...] = ()
     dose_basis: str = "undiscounted"  # the dose the limit was derived on (a recovery model's name, or not)
     discounted: Discounted | None = None  # the run's recovery model applied, for information only
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", Status(self.status))
 
     @property
     def has_threshold(self) -> bool:
@@ -102,7 +129,7 @@ class ConstraintResult:
 def nothing_judged(results: tuple[ConstraintResult, ...]) -> bool:
     """True when no constraint with a limit or warning level reached a verdict (pass, warn or
     fail): such a run checked nothing, whatever was allowed to be missing."""
-    return not any(r.has_threshold and r.status in ("pass", "warn", "fail") for r in results)
+    return not any(r.has_threshold and r.status in (Status.PASS, Status.WARN, Status.FAIL) for r in results)
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,7 +152,28 @@ class Summary:
 
 @dataclass(frozen=True)
 class CheckReport:
-    """Everything one run of `reirrad check` determined."""
+    """Everything one run of `reirrad check` determined (what :func:`reirrad.check` returns).
+
+    Attributes
+    ----------
+    results : tuple of ConstraintResult
+        One verdict per constraint of the set, in the set's order: ``value_gy`` is the cumulative
+        EQD2 (Gy; cm3 or % for volume metrics), ``per_course`` each course's share (same unit),
+        ``status`` a :class:`Status`.
+    courses : tuple of CourseSummary
+        The courses, oldest first (the last is the reference).
+    flags : tuple of reirrad.flags.Flag
+        Toxicity-mitigation and data-quality flags that fired.
+    summary : Summary
+        Counts per status and the exit code the command line would end with (0 pass, 1 fail).
+
+    Examples
+    --------
+    >>> import reirrad
+    >>> report = reirrad.check(reirrad.data.sample_case())
+    >>> report.to_dict()["schema"]
+    'reirrad.check.v1'
+    """
 
     case_id: str
     case_path: str | None
@@ -135,7 +183,7 @@ class CheckReport:
     constraint_set_version: str
     constraint_set_title: str
     results: tuple[ConstraintResult, ...]
-    flags: tuple  # tuple[reirrad.flags.Flag, ...]
+    flags: tuple[Flag, ...]
     assumptions: dict[str, object]
     summary: Summary
     reirrad_version: str
@@ -143,3 +191,47 @@ class CheckReport:
     curves: tuple[DvhCurve, ...] = field(default=())
     options: dict[str, object] = field(default_factory=dict)  # the run's options (CheckOptions fields)
     run_at: str = ""  # when the check ran, ISO 8601 UTC to the second
+
+    def result(self, constraint_id: str) -> ConstraintResult:
+        """The result of one constraint by its id (KeyError naming the ids when there is none).
+
+        Examples
+        --------
+        >>> import reirrad
+        >>> report = reirrad.check(reirrad.data.sample_case())
+        >>> cord = report.result("spinalcord-dmax")
+        >>> cord.status, sorted(cord.per_course)
+        (<Status.WARN: 'warn'>, ['new', 'prior'])
+        """
+        for r in self.results:
+            if r.constraint_id == constraint_id:
+                return r
+        raise KeyError(f"no result {constraint_id!r} (has: {', '.join(r.constraint_id for r in self.results)})")
+
+    def to_dict(self) -> dict:
+        """The report as the ``reirrad.check.v1`` document, exactly what ``reirrad check --format
+        json`` writes, as a JSON-ready dict (numbers rounded as there, statuses as strings).
+
+        Returns
+        -------
+        dict
+            Keys ``schema``, ``reirrad_version``, ``case``, ``courses``, ``constraint_set``,
+            ``assumptions``, ``results``, ``flags``, ``warnings``, ``summary``.
+        """
+        from reirrad.report.machine import report_dict
+
+        return report_dict(self)
+
+    def to_json(self) -> str:
+        """The ``reirrad.check.v1`` document as JSON text (what ``--format json`` writes).
+
+        Examples
+        --------
+        >>> import json, reirrad
+        >>> report = reirrad.check(reirrad.data.sample_case())
+        >>> json.loads(report.to_json()) == json.loads(json.dumps(report.to_dict(), default=str))
+        True
+        """
+        from reirrad.report.machine import to_json
+
+        return to_json(self)

@@ -23,11 +23,11 @@ from reirrad.dicom.discover import Course, Phase
 from reirrad.dicom.dose import DoseGrid, read_dose
 from reirrad.dicom.plan import Beam, FractionGroup, Plan
 from reirrad.eqd2 import recovery_model
-from reirrad.errors import InputError
+from reirrad.errors import Hint, InputError, Remedy
 
 FRAME = "1.2.826.0.1.3680043.8.498.40"
 GRID = axial_grid((-10, -10, -10), (2.0, 2.0, 2.0), (6, 8, 10), FRAME)
-HINT = "set fractions = N for course 'prior' in the case file"
+HINT = Hint(Remedy.FRACTIONS, "prior")  # "set fractions = N for course 'prior' in the case file"
 
 
 def dose(values, summation="PLAN", plan_uid="1.2.3.9", beam=None, group=None, grid=GRID, dose_type="PHYSICAL"):

@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 
 from reirrad.case import load_case
-from reirrad.errors import InputError
+from reirrad.errors import InputError, Interface
 
 GOOD = """
 id = "HN-demo-01"
@@ -62,7 +62,7 @@ def test_good_case(tmp_path):
     assert case.structures == {"Cord": "SpinalCord", "Parotid L": "Parotid_L"}
     assert (case.clinical.resection, case.clinical.organ_dysfunction) == (True, False)
     assert case.clinical.recurrence_site == "left neck"
-    assert "course 'prior'" in prior.fractions_hint
+    assert "course 'prior'" in prior.fractions_hint.text(Interface.CLI)
 
 
 def test_minimal_case_defaults(tmp_path):

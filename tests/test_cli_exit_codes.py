@@ -4,6 +4,7 @@ REIRRAD_DEBUG=1), options refused alike from Python and the command line, ASCII 
 
 from __future__ import annotations
 
+import importlib
 import io
 import math
 import os
@@ -15,6 +16,9 @@ import pytest
 from typer.testing import CliRunner
 
 from reirrad import __version__
+
+# the module (reirrad.dvh as an attribute of the package is the public function of that name)
+DVH_MODULE = importlib.import_module("reirrad.dvh")
 from reirrad.check import CheckOptions, FailOn
 from reirrad.cli import _register, app
 from reirrad.errors import OptionError
@@ -48,7 +52,7 @@ def bug(*args, **kwargs):
 
 
 def test_an_internal_error_exits_3_with_one_line_and_no_traceback(monkeypatch):
-    monkeypatch.setattr("reirrad.dvh.dvh_table", bug)
+    monkeypatch.setattr(DVH_MODULE, "dvh_table", bug)
     result = run(*DVH, env={"REIRRAD_DEBUG": ""})
     assert result.exit_code == 3
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
@@ -58,7 +62,7 @@ def test_an_internal_error_exits_3_with_one_line_and_no_traceback(monkeypatch):
 
 @pytest.mark.parametrize(("args", "env"), [(["--debug"], {}), ([], {"REIRRAD_DEBUG": "1"})])
 def test_debug_shows_the_traceback_and_still_exits_3(monkeypatch, args, env):
-    monkeypatch.setattr("reirrad.dvh.dvh_table", bug)
+    monkeypatch.setattr(DVH_MODULE, "dvh_table", bug)
     result = run(*args, *DVH, env=env)
     assert result.exit_code == 3
     assert "Traceback (most recent call last)" in result.stderr and 'raise ZeroDivisionError("float' in result.stderr
@@ -66,7 +70,7 @@ def test_debug_shows_the_traceback_and_still_exits_3(monkeypatch, args, env):
 
 
 def test_the_console_script_exits_3_on_an_internal_error():
-    result = cli(*DVH, prelude="import reirrad.dvh as m\ndef bug(*a, **k): raise RuntimeError('bug')\nm.dvh_table = bug")
+    result = cli(*DVH, prelude="import importlib; m = importlib.import_module('reirrad.dvh')\ndef bug(*a, **k): raise RuntimeError('bug')\nm.dvh_table = bug")
     assert result.returncode == 3 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith("reirrad: internal error: RuntimeError: bug")
 
@@ -75,7 +79,7 @@ def test_ctrl_c_is_not_a_failing_plan(monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("reirrad.dvh.dvh_table", interrupted)
+    monkeypatch.setattr(DVH_MODULE, "dvh_table", interrupted)
     result = run(*DVH)
     assert result.exit_code == 130 and result.stderr == "reirrad: interrupted\n"
 

@@ -14,9 +14,10 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 
-from reirrad import constraints, eqd2, flags, organs
+from reirrad import constraints, flags, organs
 from reirrad.case import load_case
 from reirrad.cli import demo
+from reirrad.eqd2 import RECOVERY_FILE  # `from reirrad import eqd2` is the function reirrad.eqd2
 from reirrad.data import CONSTRAINTS_PACKAGE, SAMPLE_PACKAGE, builtin_file, constraints_dir, sample_case
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,7 +36,7 @@ def test_each_data_table_is_read_from_the_installed_data_package():
     folder = Path(resources.files(CONSTRAINTS_PACKAGE))
     assert constraints_dir() == constraints.CONSTRAINTS_DIR == folder
     for path, name in (
-        (flags.FLAGS_FILE, "flags.toml"), (eqd2.RECOVERY_FILE, "recovery.toml"), (organs.ORGANS_FILE, "organs.toml"),
+        (flags.FLAGS_FILE, "flags.toml"), (RECOVERY_FILE, "recovery.toml"), (organs.ORGANS_FILE, "organs.toml"),
     ):
         assert path == builtin_file(name) == folder / name
         assert tomllib.loads(path.read_text(encoding="utf-8"))  # a non-empty table

@@ -16,13 +16,14 @@ When a plan has both, the PLAN dose wins, then FRACTION over BEAM; the unused fi
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pydicom
 
-from reirrad.dicom.dose import RTDOSE_SOP_CLASS, DoseGrid, read_dose
+from reirrad.dicom.dose import RTDOSE_SOP_CLASS, DoseGrid, dose_from_dataset, read_dose
 from reirrad.dicom.identity import PatientIdentity, common_identity, identity_of, read_identity
 from reirrad.dicom.io import NotDicomError, read_dataset
 from reirrad.dicom.plan import RT_ION_PLAN_SOP_CLASS, RTPLAN_SOP_CLASS, FractionGroup, Plan, plan_from_dataset
@@ -77,6 +78,23 @@ class Course:
     notes: tuple[str, ...]
     files: tuple[Path, ...]  # the DICOM files used: doses, plans, structure set, registrations
     patient: PatientIdentity | None = None  # None when no file used names a patient
+    in_memory: bool = False  # read from pydicom datasets: ``files`` are labels, not files to hash
+
+
+def _kind(ds: pydicom.Dataset) -> str | None:
+    """"dose", "plan", "structures" or "registration" by SOP class; None for other objects."""
+    sop_class = str(ds.get("SOPClassUID", ""))
+    if sop_class == RTDOSE_SOP_CLASS:
+        return "dose"
+    if sop_class in PLAN_SOP_CLASSES:
+        return "plan"
+    if sop_class == RTSTRUCT_SOP_CLASS:
+        return "structures"
+    return "registration" if sop_class in REGISTRATION_SOP_CLASSES else None
+
+
+def _other_kind(ds: pydicom.Dataset) -> str:
+    return str(ds.get("Modality", "") or ds.get("SOPClassUID", ""))
 
 
 def _scan(folder: Path) -> tuple[dict[str, list[tuple[Path, pydicom.Dataset]]], list[str]]:
@@ -89,17 +107,11 @@ def _scan(folder: Path) -> tuple[dict[str, list[tuple[Path, pydicom.Dataset]]], 
         except NotDicomError:
             not_dicom += 1
             continue
-        sop_class = str(ds.get("SOPClassUID", ""))
-        if sop_class == RTDOSE_SOP_CLASS:
-            found["dose"].append((path, ds))
-        elif sop_class in PLAN_SOP_CLASSES:
-            found["plan"].append((path, ds))
-        elif sop_class == RTSTRUCT_SOP_CLASS:
-            found["structures"].append((path, ds))
-        elif sop_class in REGISTRATION_SOP_CLASSES:
-            found["registration"].append((path, ds))
+        kind = _kind(ds)
+        if kind is None:
+            others[_other_kind(ds)] += 1
         else:
-            others[str(ds.get("Modality", "") or sop_class)] += 1
+            found[kind].append((path, ds))
     notes = [f"skipped {n} {kind} file(s)" for kind, n in sorted(others.items())]
     if not_dicom:
         notes.append(f"skipped {not_dicom} non-DICOM file(s)")
@@ -305,6 +317,76 @@ def discover_course(folder: str | Path, structure_set: str | Path | None = None)
     if not found["dose"]:
         raise InputError(folder, "no RTDOSE file in folder")
     doses = [read_dose(path) for path, _ in found["dose"]]
+    return _linked(folder, found, notes, doses, structure_set)
+
+
+def dataset_label(ds: pydicom.Dataset) -> Path:
+    """The name an in-memory dataset goes by in messages and reports: ``<MODALITY SOPInstanceUID>``.
+
+    Examples
+    --------
+    >>> from pydicom import Dataset
+    >>> ds = Dataset()
+    >>> ds.Modality, ds.SOPInstanceUID = "RTDOSE", "1.2.3"
+    >>> str(dataset_label(ds))
+    '<RTDOSE 1.2.3>'
+    """
+    return Path(f"<{ds.get('Modality', '') or 'DICOM'} {ds.get('SOPInstanceUID', '') or 'without SOPInstanceUID'}>")
+
+
+def course_from_datasets(datasets: Sequence[pydicom.Dataset], label: str | Path = "<in memory>") -> Course:
+    """Link already-read RTPLAN, RTDOSE and RTSTRUCT datasets into a :class:`Course`, exactly as
+    :func:`discover_course` links the files of a folder (same refusals and notes).
+
+    Parameters
+    ----------
+    datasets : sequence of pydicom.Dataset
+        The course's objects, RTDOSE with pixel data. Other objects (CT, ...) are skipped and noted.
+    label : str or Path
+        What the course is called in messages (``Course.folder``).
+
+    Returns
+    -------
+    Course
+        ``files`` are the datasets' labels (:func:`dataset_label`), ``in_memory`` is True.
+
+    Raises
+    ------
+    reirrad.errors.InputError
+        No RTDOSE, a registration dataset (give a REG as a file), two datasets with one
+        SOPInstanceUID, or anything :func:`discover_course` refuses.
+    """
+    label = Path(label)
+    found: dict[str, list[tuple[Path, pydicom.Dataset]]] = defaultdict(list)
+    others: Counter = Counter()
+    for ds in datasets:
+        kind = _kind(ds)
+        if kind == "registration":
+            raise InputError(dataset_label(ds), "a registration is given as a file path (registration=), "
+                             "not as an in-memory dataset")
+        if kind is None:
+            others[_other_kind(ds)] += 1
+        else:
+            found[kind].append((dataset_label(ds), ds))
+    labels = Counter(path for kind in found.values() for path, _ in kind)
+    if any(n > 1 for n in labels.values()):
+        raise InputError(labels.most_common(1)[0][0], "given twice (or two datasets share this SOPInstanceUID)")
+    if not found["dose"]:
+        raise InputError(label, "no RTDOSE among the datasets")
+    notes = [f"skipped {n} {kind} dataset(s)" for kind, n in sorted(others.items())]
+    notes.append("read from in-memory datasets: files are named by SOPInstanceUID, not by a SHA-256 of a file")
+    doses = [dose_from_dataset(ds, path) for path, ds in found["dose"]]
+    return replace(_linked(label, found, notes, doses, None), in_memory=True)
+
+
+def _linked(
+    folder: Path,
+    found: dict[str, list[tuple[Path, pydicom.Dataset]]],
+    notes: list[str],
+    doses: list[DoseGrid],
+    structure_set: str | Path | None,
+) -> Course:
+    """The course of the objects found (headers grouped by kind) and their read doses."""
     plans = [plan_from_dataset(ds, path) for path, ds in found["plan"]]
     uids = Counter(p.sop_instance_uid for p in plans)
     if any(n > 1 for n in uids.values()):
