@@ -15,7 +15,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -125,26 +125,27 @@ def _is_dataset(value: Any) -> bool:
     return isinstance(value, pydicom.Dataset)
 
 
-def _dose(dose: PathLike | pydicom.Dataset | DoseGrid) -> DoseGrid:
+def _loaded(value: Any, kind: type, from_dataset: Callable[[Any, str], Any], read: Callable[[Any], Any]) -> Any:
+    """``value`` when it is already a ``kind``, else read from its pydicom dataset or its file."""
     from reirrad.dicom.discover import dataset_label
+
+    if isinstance(value, kind):
+        return value
+    if _is_dataset(value):
+        return from_dataset(value, dataset_label(value))
+    return read(value)
+
+
+def _dose(dose: PathLike | pydicom.Dataset | DoseGrid) -> DoseGrid:
     from reirrad.dicom.dose import DoseGrid, dose_from_dataset, read_dose
 
-    if isinstance(dose, DoseGrid):
-        return dose
-    if _is_dataset(dose):
-        return dose_from_dataset(dose, dataset_label(dose))  # type: ignore[arg-type]
-    return read_dose(dose)  # type: ignore[arg-type]
+    return _loaded(dose, DoseGrid, dose_from_dataset, read_dose)
 
 
 def _structure_set(structures: PathLike | pydicom.Dataset | StructureSet) -> StructureSet:
-    from reirrad.dicom.discover import dataset_label
     from reirrad.dicom.structures import StructureSet, read_structures, structures_from_dataset
 
-    if isinstance(structures, StructureSet):
-        return structures
-    if _is_dataset(structures):
-        return structures_from_dataset(structures, dataset_label(structures))  # type: ignore[arg-type]
-    return read_structures(structures)  # type: ignore[arg-type]
+    return _loaded(structures, StructureSet, structures_from_dataset, read_structures)
 
 
 def dvh(

@@ -39,7 +39,7 @@ from reirrad.constraints import (
     resolve_set_path,
 )
 from reirrad.dvh import Dvh, MetricValue, cumulative_dvh, evaluate, sample_dose
-from reirrad.dicom.identity import read_patient
+from reirrad.dicom.identity import PatientIdentity
 from reirrad.dicom.structures import StructureSet
 from reirrad.eqd2 import NO_RECOVERY, RecoveryModel, check_lql_transition_gy, eqd2_gy, recovery_factor, recovery_model
 from reirrad.errors import InputError, OptionError, ReirradError
@@ -55,6 +55,7 @@ from reirrad.results import (
     CourseSummary,
     Discounted,
     DvhCurve,
+    Patient,
     PhaseSummary,
     Summary,
     nothing_judged,
@@ -421,8 +422,13 @@ def course_summary(course: CourseOnGrid, registration: str, interval_months: flo
         end_date=course.course.spec.end_date,
         interval_months=interval_months,
         recovery_model=recovery,
-        patient=read_patient([f.path for f in course.course.files]),
+        patient=_patient(course.course.patient),
     )
+
+
+def _patient(identity: PatientIdentity | None) -> Patient:
+    """Whose course this is, for the report header (empty when no file names a patient)."""
+    return Patient() if identity is None else Patient(identity.name, identity.patient_id)
 
 
 def course_summaries(acc: AccumulatedCase) -> tuple[CourseSummary, ...]:

@@ -16,15 +16,17 @@ import pydicom
 
 from reirrad.dicom.io import read_dataset
 from reirrad.errors import InputError
-from reirrad.results import Patient
 
 
 @dataclass(frozen=True)
 class PatientIdentity:
-    """PatientID and PatientBirthDate of a DICOM object ("" when absent or empty)."""
+    """PatientID, PatientBirthDate and PatientName of a DICOM object ("" when absent or empty).
+
+    Only the ID and the birth date tell patients apart; the name is kept for reports."""
 
     patient_id: str
     birth_date: str = ""
+    name: str = ""  # PatientName as stored (DICOM PN, e.g. DOE^JANE)
 
     @property
     def known(self) -> bool:
@@ -43,7 +45,8 @@ class PatientIdentity:
 def identity_of(ds: pydicom.Dataset) -> PatientIdentity:
     """The patient identity a dataset (headers are enough) names."""
     return PatientIdentity(
-        str(ds.get("PatientID", "") or "").strip(), str(ds.get("PatientBirthDate", "") or "").strip()
+        str(ds.get("PatientID", "") or "").strip(), str(ds.get("PatientBirthDate", "") or "").strip(),
+        str(ds.get("PatientName", "") or "").strip(),
     )
 
 
@@ -66,14 +69,5 @@ def common_identity(named: Sequence[tuple[Path, PatientIdentity]]) -> PatientIde
         if difference:
             raise InputError(path, f"belongs to another patient than {first_path} ({difference})")
     birth_dates = [i.birth_date for _, i in known if i.birth_date]
-    return PatientIdentity(first.patient_id, birth_dates[0] if birth_dates else "")
-
-
-def read_patient(paths: Sequence[str | Path]) -> Patient:
-    """Patient name and ID for a report: those of the first of ``paths`` (DICOM files of one course,
-    already checked to name one patient) that names a patient; empty when none does."""
-    for path in paths:
-        ds = read_dataset(path, stop_before_pixels=True)
-        if identity_of(ds).known:
-            return Patient(str(ds.get("PatientName", "") or "").strip(), identity_of(ds).patient_id)
-    return Patient()
+    names = [i.name for _, i in known if i.name]
+    return PatientIdentity(first.patient_id, birth_dates[0] if birth_dates else "", names[0] if names else "")
