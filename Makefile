@@ -29,6 +29,7 @@ bench: setup
 	$(PY) benchmarks/dvh_accuracy.py
 	$(PY) benchmarks/dvh_speed.py
 	$(PY) benchmarks/sum_speed.py
+	$(PY) benchmarks/batch_speed.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
