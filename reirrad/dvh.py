@@ -216,13 +216,24 @@ def evaluate(dvh: Dvh, metric: Metric) -> MetricValue:
     raise ValueError(f"unknown metric kind {metric.kind!r}")
 
 
-def cumulative_dvh(dvh: Dvh, bin_width_gy: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
-    """Cumulative DVH: dose levels (Gy, from 0 in ``bin_width_gy`` steps) and the in-grid volume
-    (cm3) receiving at least each level."""
-    if bin_width_gy <= 0:
+MAX_CURVE_BINS = 100_000  # dose levels of one curve at most (1,000 Gy at 0.01 Gy)
+
+
+def curve_bin_gy(dvh: Dvh, bin_width_gy: float) -> float:
+    """The bin width of ``dvh``'s curve (Gy): ``bin_width_gy``, widened so that the curve has at
+    most :data:`MAX_CURVE_BINS` levels (a dose grid scaled 10^5 x too high must not ask for GiBs)."""
+    if not bin_width_gy > 0:
         raise ValueError("bin width must be positive")
     top = float(dvh.doses_gy.max()) if len(dvh.doses_gy) else 0.0
-    edges = np.arange(0.0, top + 2 * bin_width_gy, bin_width_gy)
+    return max(bin_width_gy, top / MAX_CURVE_BINS)
+
+
+def cumulative_dvh(dvh: Dvh, bin_width_gy: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative DVH: dose levels (Gy, from 0 in steps of :func:`curve_bin_gy`, normally
+    ``bin_width_gy``) and the in-grid volume (cm3) receiving at least each level."""
+    width = curve_bin_gy(dvh, bin_width_gy)
+    top = float(dvh.doses_gy.max()) if len(dvh.doses_gy) else 0.0
+    edges = np.arange(0.0, top + 2 * width, width)
     counts, _ = np.histogram(dvh.doses_gy, bins=edges, weights=dvh.weights_cc)
     volume = np.cumsum(counts[::-1])[::-1]
     return edges[:-1], volume
@@ -238,8 +249,9 @@ CURVE_BIN_GY = 0.01  # dose bin of the cumulative curve a table row keeps (for d
 class StructureMetrics:
     """The metrics of one structure, ready for reporting. ``values`` maps the canonical metric
     text to its value (Gy, cm3 or %), None when not evaluated (the reason is in ``notes``).
-    ``cumulative_cc`` (K,) is the in-grid volume (cm3) receiving at least ``k * CURVE_BIN_GY`` Gy,
-    None when not evaluated."""
+    ``cumulative_cc`` (K,) is the in-grid volume (cm3) receiving at least ``k * curve_bin_gy`` Gy,
+    None when not evaluated; ``curve_bin_gy`` is :data:`CURVE_BIN_GY` unless the dose range needs
+    wider bins (:func:`curve_bin_gy`)."""
 
     name: str
     roi_number: int
@@ -249,6 +261,7 @@ class StructureMetrics:
     values: dict[str, float | None]
     notes: tuple[str, ...]
     cumulative_cc: np.ndarray | None = field(default=None, compare=False, repr=False)
+    curve_bin_gy: float = CURVE_BIN_GY
 
     def to_dicompyler(self) -> Any:
         """The structure's cumulative DVH as a ``dicompylercore.dvh.DVH`` (Gy, cm3), so that
@@ -283,7 +296,7 @@ class StructureMetrics:
 
         if self.cumulative_cc is None:
             raise ValueError(f"structure {self.name!r} was not evaluated: no DVH curve")
-        edges = np.arange(len(self.cumulative_cc) + 1) * CURVE_BIN_GY
+        edges = np.arange(len(self.cumulative_cc) + 1) * self.curve_bin_gy
         return DVH(self.cumulative_cc, edges, dvh_type="cumulative", dose_units="Gy", volume_units="cm3",
                    name=self.name)
 
@@ -312,7 +325,7 @@ def structure_metrics(
             notes.append(f"{metric} not evaluated: {reason}")
     return StructureMetrics(
         roi.name, roi.number, True, dvh.volume_cc, dvh.in_grid_volume_cc, values, tuple(notes),
-        cumulative_dvh(dvh, CURVE_BIN_GY)[1],
+        cumulative_dvh(dvh, CURVE_BIN_GY)[1], curve_bin_gy(dvh, CURVE_BIN_GY),
     )
 
 

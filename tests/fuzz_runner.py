@@ -313,7 +313,8 @@ def judge(case, command: str, outcome: Outcome, got, baseline) -> Verdict:
     if outcome.hung:
         problems.append("hang")
     if outcome.exit_code not in ALLOWED_EXIT_CODES:
-        problems.append(f"exit code {outcome.exit_code}")
+        said = " | ".join(line for line in outcome.stderr.splitlines() if line.strip())[:300]
+        problems.append(f"exit code {outcome.exit_code}: {said}")
     if outcome.traceback == "MemoryError" or outcome.maxrss_bytes > MEMORY_BOUND_BYTES:
         problems.append(f"memory (peak {outcome.maxrss_bytes >> 20} MiB more than the parent)")
     if outcome.leftovers:

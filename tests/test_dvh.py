@@ -110,3 +110,19 @@ def test_cumulative_dvh_matches_the_samples(box_dvh):
     assert np.all(np.diff(volume) <= 1e-12)
     at_30 = volume[np.searchsorted(dose, 30.0)]
     assert at_30 == pytest.approx(evaluate(box_dvh, parse_metric("V30Gy")).value)
+
+
+def test_a_curve_of_an_absurd_dose_range_stays_small_and_consistent():
+    """A dose scaled 10^5 x too high (1.47e6 Gy) asked for 124 M bins at 0.01 Gy (948 MiB, exit 3
+    under a 1.5 GiB limit); the bins now widen so a curve has at most MAX_CURVE_BINS levels."""
+    from reirrad.dvh import MAX_CURVE_BINS, curve_bin_gy
+
+    doses = np.array([0.0, 1.0e6, 1.468e6, 1.468e6])
+    dvh = Dvh(doses, np.array([0.0, 1.0, 2.0, 1.0]), 4.0, 4.0)
+    width = curve_bin_gy(dvh, 0.01)
+    levels, volume = cumulative_dvh(dvh, 0.01)
+    assert width == pytest.approx(14.68) and len(levels) <= MAX_CURVE_BINS + 2
+    assert levels[1] - levels[0] == pytest.approx(width)
+    assert volume[0] == pytest.approx(4.0) and volume[np.searchsorted(levels, 1.0e6 + width)] == pytest.approx(3.0)
+    ordinary = Dvh(np.array([1.0, 2.0]), np.array([1.0, 1.0]), 2.0, 2.0)
+    assert curve_bin_gy(ordinary, 0.01) == 0.01 and len(cumulative_dvh(ordinary, 0.01)[0]) == 201

@@ -39,8 +39,6 @@ WORKERS = min(2, os.cpu_count() or 1)
 
 # Failures that another branch fixes: (case-name pattern, command pattern, problem pattern, owner).
 # A wrong run is "known" when its name and command match and every one of its problems matches.
-_TRACEBACK = r"traceback.*|exit code 3"
-_ACCEPTED = r"accepted with .*|numbers .*"
 KNOWN: list[tuple[str, str, str, str]] = []
 
 
