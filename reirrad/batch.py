@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from reirrad import __version__
 from reirrad.accumulate import sha256_file
 from reirrad.case import load_case
-from reirrad.check import CheckOptions, check_inputs, run_check
+from reirrad.check import CheckOptions, batch_inputs, run_check
 from reirrad.constraints import CONSTRAINTS_DIR
 from reirrad.errors import InputError, ReirradError
 from reirrad.results import CheckReport
@@ -139,11 +139,9 @@ def input_files(path: Path, options: CheckOptions) -> list[Path]:
     """The files a case's result depends on, as far as they can be read: every file the check reads
     (:func:`reirrad.check.check_inputs`) and the bundled data tables (organ names, flag rules,
     recovery models)."""
-    bundled = sorted(CONSTRAINTS_DIR.glob("*.toml"))
-    try:
-        return [*check_inputs(load_case(path), options), *bundled]
-    except ReirradError:  # the check fails too; errors are never taken from the store
-        return [path, *bundled]
+    # a case file that cannot be read stands for itself: its check fails too, and errors are
+    # never taken from the store
+    return [*batch_inputs([path], options), *sorted(CONSTRAINTS_DIR.glob("*.toml"))]
 
 
 def case_key(path: str | Path, options: CheckOptions) -> CaseKey:

@@ -587,12 +587,15 @@ def constraint_set_path(case: CaseSpec, options: CheckOptions) -> Path:
     return resolve_set_path(case.constraints or DEFAULT_SET, relative_to=case.path.parent)
 
 
+def _set_files(path: Path) -> tuple[Path, ...]:
+    """A constraint set file and the set files it extends that contribute constraints."""
+    return tuple(dict.fromkeys([path] + [c.set_path for c in load_constraint_set(path).constraints]))
+
+
 def check_inputs(case: CaseSpec, options: CheckOptions) -> tuple[Path, ...]:
     """Every file a check of ``case`` reads (no output may be one of them): the case's files, the
     constraint set file and the set files it extends that contribute constraints."""
-    path = constraint_set_path(case, options)
-    sets = dict.fromkeys([path] + [c.set_path for c in load_constraint_set(path).constraints])
-    return case_inputs(case) + tuple(sets)
+    return case_inputs(case) + _set_files(constraint_set_path(case, options))
 
 
 def run_check(case: CaseSpec, options: CheckOptions = CheckOptions()) -> CheckReport:
@@ -740,11 +743,17 @@ def _run_conservative(case: CaseSpec, cset: ConstraintSet, model: RecoveryModel,
 
 
 def batch_inputs(case_files: list[Path], options: CheckOptions) -> tuple[Path, ...]:
-    """Every file a batch reads; a case file that cannot be read stands for itself alone."""
+    """Every file a batch reads (:func:`check_inputs` of each case, each constraint set loaded
+    once); a case file that cannot be read stands for itself alone (its check fails too)."""
     files: list[Path] = []
+    set_files: dict[Path, tuple[Path, ...]] = {}
     for path in case_files:
         try:
-            files += check_inputs(load_case(path), options)
+            case = load_case(path)
+            set_path = constraint_set_path(case, options)
+            if set_path not in set_files:
+                set_files[set_path] = _set_files(set_path)
+            files += case_inputs(case) + set_files[set_path]
         except ReirradError:
             files.append(Path(path))
     return tuple(files)
