@@ -604,6 +604,52 @@ def cumulative_eqd2_gy(
     return total
 
 
+def cumulative_eqd2_at(
+    acc: AccumulatedCase,
+    points_mm: np.ndarray,
+    alpha_beta_gy: float,
+    recovery: RecoveryModel | None = None,
+    organ: str | None = None,
+    lql_transition_gy: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative EQD2 (Gy) at reference-frame points, and where every course's dose grid covers them.
+
+    Parameters
+    ----------
+    acc : AccumulatedCase
+        The courses related to the reference frame.
+    points_mm : ndarray, shape (N, 3)
+        Points in the reference course's patient frame, mm.
+    alpha_beta_gy, recovery, organ, lql_transition_gy
+        As for :func:`cumulative_eqd2_gy`.
+
+    Returns
+    -------
+    eqd2_gy : ndarray, shape (N,)
+        Sum over courses of each course's EQD2 (each phase's physical dose interpolated
+        trilinearly at the point, then converted with its own fractions), prior courses times
+        (1 - r). A course contributes 0 Gy where its grid does not reach.
+    covered : ndarray of bool, shape (N,)
+        True where every course's dose grid reaches the point.
+    """
+    from reirrad.dvh import trilinear
+
+    points = np.asarray(points_mm, dtype=float).reshape(-1, 3)
+    index = acc.grid.to_index(points)
+    upper = np.asarray(acc.grid.shape, float) - 1 + 1e-6
+    inside = np.all((index >= -1e-6) & (index <= upper), axis=1)
+    factors = acc.recovery_factors(recovery, organ) if recovery is not None else {}
+    total = np.zeros(len(points))
+    covered = inside.copy()
+    for course in acc.courses:
+        keep = factors[course.name].keep if course.name in factors else 1.0
+        covered[inside] &= trilinear(course.coverage.astype(float), index[inside]) >= 1.0 - 1e-9
+        for phase in course.phases:
+            dose = trilinear(phase.dose_gy, index[inside])
+            total[inside] += keep * eqd2_gy(dose, phase.fractions, alpha_beta_gy, lql_transition_gy)
+    return total, covered
+
+
 @dataclass(frozen=True)
 class ExportSummary:
     """What an exported EQD2 file holds: where, its maximum, and the assumptions behind it."""

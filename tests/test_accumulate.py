@@ -12,6 +12,7 @@ import pytest
 from sum_helpers import axial_grid, rigid, voxel_centres, write_reg
 
 from reirrad.accumulate import (
+    cumulative_eqd2_at,
     course_from_discovery,
     cumulative_eqd2_gy,
     map_courses,
@@ -238,3 +239,37 @@ def test_two_nelms_courses_through_a_rigid_reg(testdata, tmp_path):
     np.testing.assert_allclose(
         total[~covered], eqd2_closed_form(np.maximum(0, 10 + p[..., 2]), 5, 3.0)[~covered], rtol=1e-5
     )
+
+
+def test_cumulative_eqd2_at_points_through_a_rigid_reg(testdata, tmp_path):
+    """Cumulative EQD2 at arbitrary reference-frame points (not voxel centres) equals the closed
+    form through the REG; points outside the prior grid are marked uncovered and get the new
+    course only."""
+    prior_frame = "1.2.826.0.1.3680043.8.498.41"
+    moved = pydicom.dcmread(nelms(testdata, "Linear_AntPost_3mm_Aligned"))
+    moved.FrameOfReferenceUID = prior_frame
+    moved.save_as(tmp_path / "prior.dcm")
+    new_path = nelms(testdata, "Linear_SupInf_1mm_Aligned")
+    reference_frame = read_dose(new_path).grid.frame_of_reference_uid
+    to_reference = rigid(25.0, 2, (3.0, -4.0, 2.0))
+    reg = write_reg(tmp_path / "reg.dcm", reference_frame, {prior_frame: to_reference})
+    prior = nelms_course(tmp_path / "prior.dcm", "prior", 25, frame=prior_frame)
+    new = replace(nelms_course(new_path, "new", 5), registration_paths=(reg,))
+    acc = map_courses([prior, new], case_of(prior.spec, new.spec))
+
+    rng = np.random.default_rng(7)
+    corners = acc.grid.to_patient(np.array([[0, 0, 0], np.array(acc.grid.shape) - 1], float))
+    p = rng.uniform(corners.min(axis=0), corners.max(axis=0), size=(4000, 3))
+    inverse = np.linalg.inv(to_reference)
+    q = p @ inverse[:3, :3].T + inverse[:3, 3]
+    new_eqd2 = eqd2_closed_form(np.maximum(0, 10 + p[:, 2]), 5, 3.0)
+    expected = eqd2_closed_form(np.maximum(0, 10 - q[:, 1]), 25, 3.0) + new_eqd2
+    total, covered = cumulative_eqd2_at(acc, p, 3.0)
+    assert 0.2 * len(p) < covered.sum() < len(p)
+    # the prior's kink (y = 10 mm) and one voxel of the reference grid around it are not linear
+    check = covered & ((q[:, 1] < 6) | (q[:, 1] > 15))
+    np.testing.assert_allclose(total[check], expected[check], rtol=1e-3, atol=1e-6)
+    prior_index = prior.phases[0].grid.to_index(q)
+    far = np.any((prior_index < -2) | (prior_index > np.array(prior.phases[0].grid.shape) + 1), axis=1)
+    assert far.sum() > 100 and not covered[far].any()
+    np.testing.assert_allclose(total[far], new_eqd2[far], rtol=1e-5, atol=1e-9)
