@@ -114,7 +114,7 @@ def _decode(hint, value):
         return None
     if origin in (typing.Union, types.UnionType):
         return _decode(next(a for a in args if a is not type(None)), value)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         hints = typing.get_type_hints(hint)
         return hint(**{k: _decode(hints[k], v) for k, v in value.items()})
     if origin is tuple or hint is tuple:
