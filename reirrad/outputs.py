@@ -23,6 +23,7 @@ cannot hold a character (:func:`fall_back_to_ascii`); files are always UTF-8.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import io
 import os
 import re
@@ -349,10 +350,8 @@ def silence_stdout() -> None:
 
 def say(line: str) -> None:
     """One line on stderr; a closed stderr is not an error of its own."""
-    try:
+    with contextlib.suppress(OSError, ValueError, AttributeError):
         print(line, file=sys.stderr, flush=True)
-    except (OSError, ValueError, AttributeError):
-        pass
 
 
 _ASCII_FALLBACK = "reirrad-ascii"  # codec error handler, registered below

@@ -67,8 +67,10 @@ def load_pair(
     matrix, label = reference_to_moving(frame, dose_frame, [read_registration(registration)], Path(registration))
     moved = dose_in_frame(dose, frame, matrix, Path(registration))
     notes += (
-        f"dose mapped from frame {dose_frame} into {frame} through {label} ({registration}); "
-        f"trilinear on a {moved.grid.shape[::-1]} voxel grid (columns, rows, frames)",
+        (
+            f"dose mapped from frame {dose_frame} into {frame} through {label} ({registration}); "
+            f"trilinear on a {moved.grid.shape[::-1]} voxel grid (columns, rows, frames)"
+        ),
     )
     return DosePair(moved, structures, notes)
 

@@ -35,7 +35,7 @@ import json
 import sqlite3
 import types
 import typing
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from enum import Enum
 from pathlib import Path
 
@@ -226,4 +226,4 @@ def shortest_interval_months(report: CheckReport) -> float | None:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -129,7 +129,7 @@ def _dcmread(path: Path, stop_before_pixels: bool) -> pydicom.Dataset:
         except Exception as exc:
             raise NotDicomError(path, f"not a readable DICOM file ({exc.__class__.__name__})") from None
         if "SOPClassUID" not in ds:
-            raise NotDicomError(path, "not a DICOM file (no SOP Class UID)")
+            raise NotDicomError(path, "not a DICOM file (no SOP Class UID)") from None
     except Exception as exc:
         raise InputError(path, f"cannot read DICOM ({exc.__class__.__name__}: {exc})") from None
     if cut_header:
