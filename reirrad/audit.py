@@ -110,7 +110,8 @@ def cohort(store: Store) -> Cohort:
         else:
             entry["points"].append((case_id, value, status))
     constraints = tuple(
-        CohortConstraint(set_name, cid, *e["head"], tuple(w for w in e["warn"] if w is not None),
+        CohortConstraint(set_name, cid, e["head"][0], e["head"][1], e["head"][2],
+                         tuple(w for w in e["warn"] if w is not None),
                          tuple(v for v in e["limit"] if v is not None), tuple(e["points"]), tuple(e["missing"]))
         for (set_name, cid), e in grouped.items()
     )

@@ -65,16 +65,32 @@ def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     return points @ matrix[:3, :3].T + matrix[:3, 3]
 
 
+Vec3 = tuple[float, float, float]
+Shape3 = tuple[int, int, int]
+
+
+def vec3(values: Sequence[float] | np.ndarray) -> Vec3:
+    """Three numbers as a tuple of Python floats (a position or direction in mm)."""
+    x, y, z = (float(v) for v in values)
+    return x, y, z
+
+
+def shape3(values: Sequence[float] | np.ndarray) -> Shape3:
+    """Three counts as a tuple of Python ints (a grid shape)."""
+    k, j, i = (int(v) for v in values)
+    return k, j, i
+
+
 @dataclass(frozen=True)
 class Grid:
     """Geometry of a regular grid: voxel centres, spacing (mm) and orientation."""
 
-    origin_mm: tuple[float, float, float]
-    row_direction: tuple[float, float, float]
-    column_direction: tuple[float, float, float]
-    frame_direction: tuple[float, float, float]
-    spacing_mm: tuple[float, float, float]  # (frame, row, column) = (dk, dj, di)
-    shape: tuple[int, int, int]  # (frames, rows, columns)
+    origin_mm: Vec3
+    row_direction: Vec3
+    column_direction: Vec3
+    frame_direction: Vec3
+    spacing_mm: Vec3  # (frame, row, column) = (dk, dj, di)
+    shape: Shape3  # (frames, rows, columns)
     frame_of_reference_uid: str = ""
 
     @property
@@ -159,7 +175,7 @@ def grown_to_cover(grid: Grid, low_index: np.ndarray, high_index: np.ndarray) ->
     require_grid_memory(high - low + 1, grid.spacing_mm, "evaluation grid grown over the structures")
     low, high = low.astype(np.int64), high.astype(np.int64)
     origin = grid.to_patient(low[None, :].astype(float))[0]
-    return replace(grid, origin_mm=tuple(float(v) for v in origin), shape=tuple(int(n) for n in high - low + 1))
+    return replace(grid, origin_mm=vec3(origin), shape=shape3(high - low + 1))
 
 
 def corner_centres_mm(grid: Grid) -> np.ndarray:

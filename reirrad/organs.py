@@ -222,6 +222,6 @@ def match_organs(
         elif len(found) > 1:
             result[organ] = _ambiguous(organ, found, False, structure_set)
         else:
-            how = "name" if same_name(found[0], organ) else "synonym"
+            how: MatchHow = "name" if same_name(found[0], organ) else "synonym"
             result[organ] = _single(organ, found[0], how, empty, structure_set)
     return result

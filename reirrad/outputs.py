@@ -23,6 +23,7 @@ cannot hold a character (:func:`fall_back_to_ascii`); files are always UTF-8.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import io
 import os
 import re
@@ -70,6 +71,20 @@ class Target:
 
     def __str__(self) -> str:
         return "standard output" if self.given == STDOUT else self.given
+
+    @property
+    def file(self) -> Path:
+        """The file written (special and regular targets; a stream has none)."""
+        if self.path is None:
+            raise ValueError(f"{self} is a stream, not a file")
+        return self.path
+
+    @property
+    def descriptor(self) -> int:
+        """The file descriptor of a stream target."""
+        if self.fd is None:
+            raise ValueError(f"{self} is not a stream")
+        return self.fd
 
 
 class Interrupted(SystemExit):
@@ -164,7 +179,7 @@ def check_output(output: str | Path, inputs: Iterable[str | Path] = ()) -> Targe
     """
     target = resolve_target(output)
     if target.kind is TargetKind.REGULAR and target.mode is not None:  # an existing regular file
-        identity = _identity(target.path)
+        identity = _identity(target.file)
         for item in inputs:
             if Path(os.path.realpath(item)) == target.path or (identity and _identity(item) == identity):
                 raise InputError(target.given, "output would overwrite an input file; choose another output")
@@ -227,7 +242,7 @@ def _write(target: Target, write: Callable[[BinaryIO], object]) -> Target:
 
 def _standard_stream(target: Target) -> TextIO | None:
     """Python's own stream for standard output or error targets (None for anything else)."""
-    return {1: sys.stdout, 2: sys.stderr}.get(target.fd) if target.kind is TargetKind.STREAM else None
+    return {1: sys.stdout, 2: sys.stderr}.get(target.descriptor) if target.kind is TargetKind.STREAM else None
 
 
 def _write_in_place(target: Target, data: bytes) -> None:
@@ -243,17 +258,17 @@ def _write_in_place(target: Target, data: bytes) -> None:
             binary.flush()
         return
     if target.kind is TargetKind.STREAM:
-        fd = os.dup(target.fd)
+        fd = os.dup(target.descriptor)
     else:
-        fd = os.open(target.path, os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
+        fd = os.open(target.file, os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
     with open(fd, "wb") as handle:
         handle.write(data)
 
 
 def _replace(target: Target, write: Callable[[BinaryIO], object]) -> None:
     """Temporary file beside the target, written, fsynced and renamed over it (removed on any failure)."""
-    folder = target.path.parent
-    temporary = folder / f".{target.path.name[:40]}.{secrets.token_hex(6)}.tmp"
+    folder = target.file.parent
+    temporary = folder / f".{target.file.name[:40]}.{secrets.token_hex(6)}.tmp"
     with interrupts_raise():
         try:
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666 if target.mode is None else 0o600)
@@ -263,7 +278,7 @@ def _replace(target: Target, write: Callable[[BinaryIO], object]) -> None:
                 write(stream)
                 stream.flush()
                 os.fsync(stream.fileno())
-            os.replace(temporary, target.path)
+            os.replace(temporary, target.file)
         except BaseException as exc:
             if not isinstance(exc, FileExistsError):  # never remove a file this run did not create
                 temporary.unlink(missing_ok=True)
@@ -335,10 +350,8 @@ def silence_stdout() -> None:
 
 def say(line: str) -> None:
     """One line on stderr; a closed stderr is not an error of its own."""
-    try:
+    with contextlib.suppress(OSError, ValueError, AttributeError):
         print(line, file=sys.stderr, flush=True)
-    except (OSError, ValueError, AttributeError):
-        pass
 
 
 _ASCII_FALLBACK = "reirrad-ascii"  # codec error handler, registered below

@@ -23,7 +23,7 @@ from reirrad.dicom.identity import read_identity
 from reirrad.dicom.registration import read_registration, reference_to_moving
 from reirrad.dicom.structures import StructureSet, read_structures
 from reirrad.errors import Hint, InputError, Remedy
-from reirrad.grid import Grid, corner_centres_mm, resample, transform_points
+from reirrad.grid import Grid, Vec3, corner_centres_mm, resample, shape3, transform_points, vec3
 
 _SNAP_TOLERANCE = 0.7  # a moved axis must be within ~45 degrees of one patient axis (cos 45 = 0.707)
 _MAX_TRIM_VOXELS = 3  # the inscribed box is shrunk at most this often before giving up
@@ -67,8 +67,10 @@ def load_pair(
     matrix, label = reference_to_moving(frame, dose_frame, [read_registration(registration)], Path(registration))
     moved = dose_in_frame(dose, frame, matrix, Path(registration))
     notes += (
-        f"dose mapped from frame {dose_frame} into {frame} through {label} ({registration}); "
-        f"trilinear on a {moved.grid.shape[::-1]} voxel grid (columns, rows, frames)",
+        (
+            f"dose mapped from frame {dose_frame} into {frame} through {label} ({registration}); "
+            f"trilinear on a {moved.grid.shape[::-1]} voxel grid (columns, rows, frames)"
+        ),
     )
     return DosePair(moved, structures, notes)
 
@@ -106,7 +108,7 @@ def dose_in_frame(dose: DoseGrid, frame: str, reference_to_moving_mm: np.ndarray
 
 def _moved_lattice(grid: Grid, to_frame: np.ndarray, frame: str, where: Path) -> Grid:
     """The dose lattice moved by ``to_frame`` with its axes snapped to the nearest patient axes."""
-    directions = []
+    directions: list[Vec3] = []
     for direction in (grid.row_direction, grid.column_direction, grid.frame_direction):
         moved = to_frame[:3, :3] @ np.asarray(direction)
         axis = int(np.argmax(np.abs(moved)))
@@ -114,11 +116,12 @@ def _moved_lattice(grid: Grid, to_frame: np.ndarray, frame: str, where: Path) ->
             raise InputError(where, "rotates the dose grid by about 45 degrees; not supported")
         snapped = np.zeros(3)
         snapped[axis] = np.sign(moved[axis])
-        directions.append(tuple(float(v) for v in snapped))
+        directions.append(vec3(snapped))
     if abs(directions[2][2]) != 1.0 or len({np.argmax(np.abs(d)) for d in directions}) != 3:
         raise InputError(where, "turns the dose planes away from transverse; not supported")
     origin = transform_points(to_frame, np.asarray([grid.origin_mm]))[0]
-    return Grid(tuple(float(v) for v in origin), *directions, grid.spacing_mm, grid.shape, frame)
+    row, column, normal = directions
+    return Grid(vec3(origin), row, column, normal, grid.spacing_mm, grid.shape, frame)
 
 
 def _inscribed(lattice: Grid, source: Grid, to_frame: np.ndarray, where: Path) -> Grid:
@@ -136,12 +139,11 @@ def _inscribed(lattice: Grid, source: Grid, to_frame: np.ndarray, where: Path) -
     if np.any(shape < 1):
         raise InputError(where, "the registered dose grid holds no box of whole voxels in the structure set's frame")
     origin = lattice.to_patient(start[None, :])[0]
-    return replace(lattice, origin_mm=tuple(float(v) for v in origin), shape=tuple(int(n) for n in shape))
+    return replace(lattice, origin_mm=vec3(origin), shape=shape3(shape))
 
 
 def _trimmed(grid: Grid) -> Grid:
     """``grid`` less one voxel on each side of every axis longer than two voxels."""
     cut = np.array([1 if n > 2 else 0 for n in grid.shape])
     origin = grid.to_patient(cut[None, :].astype(float))[0]
-    shape = tuple(int(n) for n in np.array(grid.shape) - 2 * cut)
-    return replace(grid, origin_mm=tuple(float(v) for v in origin), shape=shape)
+    return replace(grid, origin_mm=vec3(origin), shape=shape3(np.array(grid.shape) - 2 * cut))

@@ -35,7 +35,7 @@ import json
 import sqlite3
 import types
 import typing
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from enum import Enum
 from pathlib import Path
 
@@ -114,7 +114,7 @@ def _decode(hint, value):
         return None
     if origin in (typing.Union, types.UnionType):
         return _decode(next(a for a in args if a is not type(None)), value)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         hints = typing.get_type_hints(hint)
         return hint(**{k: _decode(hints[k], v) for k, v in value.items()})
     if origin is tuple or hint is tuple:
@@ -226,4 +226,4 @@ def shortest_interval_months(report: CheckReport) -> float | None:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -33,7 +33,7 @@ from reirrad.dicom.io import (
     uid,
 )
 from reirrad.errors import InputError
-from reirrad.grid import Grid, require_memory
+from reirrad.grid import Grid, require_memory, vec3
 
 RTDOSE_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.2"
 _ABSOLUTE_OFFSET_TOL_MM = 0.01  # absolute GridFrameOffsetVector: first value = IPP z (DS rounding)
@@ -91,10 +91,10 @@ def grid_from_dataset(ds: pydicom.Dataset, path: Path, n_frames: int) -> Grid:
     offsets = _frame_offsets(ds, path, n_frames, ipp, normal)
     step = _frame_step(ds, path, offsets, spacing)
     return Grid(
-        origin_mm=tuple(float(v) for v in ipp + offsets[0] * normal),
-        row_direction=tuple(float(v) for v in row_dir),
-        column_direction=tuple(float(v) for v in col_dir),
-        frame_direction=tuple(float(v) for v in (normal if step > 0 else -normal)),
+        origin_mm=vec3(ipp + offsets[0] * normal),
+        row_direction=vec3(row_dir),
+        column_direction=vec3(col_dir),
+        frame_direction=vec3(normal if step > 0 else -normal),
         spacing_mm=(abs(step), float(spacing[0]), float(spacing[1])),
         shape=(n_frames, integer(ds, "Rows", path), integer(ds, "Columns", path)),
         frame_of_reference_uid=_frame_of_reference(ds, path),

@@ -27,12 +27,12 @@ from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import BaseTag
-from pydicom.uid import AllTransferSyntaxes, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID, AllTransferSyntaxes, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from reirrad.errors import InputError
 
 # Transfer syntax of a dataset read without file meta, from the encoding pydicom detected.
-_SYNTAX_BY_ENCODING = {
+_SYNTAX_BY_ENCODING: dict[tuple[bool | None, bool | None], UID] = {
     (True, True): ImplicitVRLittleEndian,
     (False, True): ExplicitVRLittleEndian,
     (False, False): ExplicitVRBigEndian,
@@ -129,7 +129,7 @@ def _dcmread(path: Path, stop_before_pixels: bool) -> pydicom.Dataset:
         except Exception as exc:
             raise NotDicomError(path, f"not a readable DICOM file ({exc.__class__.__name__})") from None
         if "SOPClassUID" not in ds:
-            raise NotDicomError(path, "not a DICOM file (no SOP Class UID)")
+            raise NotDicomError(path, "not a DICOM file (no SOP Class UID)") from None
     except Exception as exc:
         raise InputError(path, f"cannot read DICOM ({exc.__class__.__name__}: {exc})") from None
     if cut_header:
