@@ -95,7 +95,8 @@ def trilinear(array: np.ndarray, positions: np.ndarray) -> np.ndarray:
     top = np.maximum(shape - 2, 0)
     out = np.empty(len(positions), dtype=np.float64)
     for start in range(0, len(positions), CHUNK):
-        p = np.clip(positions[start : start + CHUNK], 0, shape - 1).astype(np.float64)
+        p = positions[start : start + CHUNK].astype(np.float64)
+        np.clip(p, 0, shape - 1, out=p)
         low = np.minimum(p.astype(np.int64), top)
         base = low[:, 0] * strides[0]
         base += low[:, 1] * strides[1]
@@ -264,7 +265,11 @@ def cumulative_dvh(dvh: Dvh, bin_width_gy: float = 0.01) -> tuple[np.ndarray, np
     width = curve_bin_gy(dvh, bin_width_gy)
     top = float(dvh.doses_gy.max()) if len(dvh.doses_gy) else 0.0
     edges = np.arange(0.0, top + 2 * width, width)
-    counts, _ = np.histogram(dvh.doses_gy, bins=edges, weights=dvh.weights_cc)
+    # bin n holds edges[n] <= dose < edges[n + 1] (np.histogram's bins without its full sort); the
+    # top edge lies above every dose, doses below 0 fall in no bin
+    index = np.searchsorted(edges, dvh.doses_gy, side="right") - 1
+    inside = index >= 0
+    counts = np.bincount(index[inside], weights=dvh.weights_cc[inside], minlength=len(edges) - 1)[: len(edges) - 1]
     volume = np.cumsum(counts[::-1])[::-1]
     return edges[:-1], volume
 
