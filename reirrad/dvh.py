@@ -265,9 +265,13 @@ def cumulative_dvh(dvh: Dvh, bin_width_gy: float = 0.01) -> tuple[np.ndarray, np
     width = curve_bin_gy(dvh, bin_width_gy)
     top = float(dvh.doses_gy.max()) if len(dvh.doses_gy) else 0.0
     edges = np.arange(0.0, top + 2 * width, width)
-    # bin n holds edges[n] <= dose < edges[n + 1] (np.histogram's bins without its full sort); the
-    # top edge lies above every dose, doses below 0 fall in no bin
-    index = np.searchsorted(edges, dvh.doses_gy, side="right") - 1
+    # bin n holds edges[n] <= dose < edges[n + 1], as in np.histogram but without its sort of every
+    # sample: dose / width, corrected by one against the edges themselves (rounding moves it at most
+    # one bin); the top edge lies above every dose, doses below 0 fall in no bin
+    index = (dvh.doses_gy * (1.0 / width)).astype(np.intp)
+    np.clip(index, 0, len(edges) - 2, out=index)
+    index -= dvh.doses_gy < edges[index]
+    index += dvh.doses_gy >= edges[index + 1]
     inside = index >= 0
     counts = np.bincount(index[inside], weights=dvh.weights_cc[inside], minlength=len(edges) - 1)[: len(edges) - 1]
     volume = np.cumsum(counts[::-1])[::-1]

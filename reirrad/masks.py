@@ -150,7 +150,7 @@ def _planes(roi: Roi, grid: Grid, end_caps: str) -> _Planes:
         )
     else:
         steps = np.diff(k)
-        nominal = float(np.median(steps))
+        nominal = _median(steps)
         gaps = steps > GAP_FACTOR * nominal
         half = np.where(gaps, nominal, steps) / 2.0
         cap = nominal / 2.0 if end_caps == "half" else 0.0
@@ -169,6 +169,13 @@ def _planes(roi: Roi, grid: Grid, end_caps: str) -> _Planes:
             notes.append(text.format(planes=_plane_list(z_mm[found])))
     refusal = _non_planar(tilt, np.minimum(below, above), frame_mm, z_mm, notes)
     return _Planes(k, k - below, k + above, shapes, bounds, tuple(notes), refusal)
+
+
+def _median(values: np.ndarray) -> float:
+    """``np.median`` of a 1-D array, without the import of ``numpy.ma`` that np.median costs."""
+    ordered = np.sort(values)
+    middle = len(ordered) // 2
+    return float(ordered[middle]) if len(ordered) % 2 else float((ordered[middle - 1] + ordered[middle]) / 2.0)
 
 
 def _non_planar(
