@@ -136,6 +136,13 @@ def _contour_data(item: pydicom.Dataset, path: Path, roi_number: int) -> np.ndar
     return optional_numbers(item, "ContourData", path, f"ROI {roi_number} ")
 
 
+def _declares(item: pydicom.Dataset, points: int) -> bool:
+    """True when the still-undecoded NumberOfContourPoints reads exactly ``points`` (the common case,
+    checked without decoding); anything else is decoded and checked by the caller."""
+    raw = item.get_item("NumberOfContourPoints") if "NumberOfContourPoints" in item else None
+    return isinstance(raw, RawDataElement) and raw.value is not None and raw.value.strip(b" \0") == b"%d" % points
+
+
 def _contour(item: pydicom.Dataset, path: Path, roi_number: int) -> Contour:
     """One ContourSequence item, checked for complete, finite coordinates."""
     data = _contour_data(item, path, roi_number)
@@ -143,11 +150,12 @@ def _contour(item: pydicom.Dataset, path: Path, roi_number: int) -> Contour:
         raise InputError(path, f"ROI {roi_number} has a contour without ContourData")
     if data.size % 3:
         raise InputError(path, f"ROI {roi_number} has ContourData whose length is not a multiple of 3")
-    declared = optional_integer(item, "NumberOfContourPoints", path, f"ROI {roi_number} ")
-    if declared is not None and declared != data.size // 3:
-        raise InputError(
-            path, f"ROI {roi_number} has a contour of {data.size // 3} points but NumberOfContourPoints {declared}"
-        )
+    if not _declares(item, data.size // 3):
+        declared = optional_integer(item, "NumberOfContourPoints", path, f"ROI {roi_number} ")
+        if declared is not None and declared != data.size // 3:
+            raise InputError(
+                path, f"ROI {roi_number} has a contour of {data.size // 3} points but NumberOfContourPoints {declared}"
+            )
     return Contour(data.reshape(-1, 3), str(item.get("ContourGeometricType", "CLOSED_PLANAR")).upper())
 
 
