@@ -76,7 +76,8 @@ def contours(centre: tuple, axes: tuple) -> list[list[tuple[float, float, float]
         scale = 1.0 - ((z - centre[2]) / axes[2]) ** 2
         if scale > 0.01:
             s = math.sqrt(scale)
-            planes.append([(centre[0] + s * axes[0] * math.cos(a), centre[1] + s * axes[1] * math.sin(a), z) for a in angle])
+            ring = [(centre[0] + s * axes[0] * math.cos(a), centre[1] + s * axes[1] * math.sin(a), z) for a in angle]
+            planes.append(ring)
         z += CONTOUR_STEP_MM
     return planes
 
@@ -96,7 +97,8 @@ def make_case(folder: Path, voxels_m: float) -> None:
     origin = np.array([-EXTENT_MM[0] / 2, -EXTENT_MM[1] / 2, -EXTENT_MM[2] / 2 + 1.0])
     structures = rtstruct({name: contours(c, a) for name, c, a in ORGANS}, frame_of_reference=FRAME)
     structures.PatientID = "SUM-001"
-    for name, shift, peak, centre in (("prior", (0.4, -0.3, 0.7), 70.0, (0, 10, 60)), ("new", (0, 0, 0), 60.0, (20, 10, 80))):
+    courses = (("prior", (0.4, -0.3, 0.7), 70.0, (0, 10, 60)), ("new", (0, 0, 0), 60.0, (20, 10, 80)))
+    for name, shift, peak, centre in courses:
         grid = axial_grid(origin + np.array(shift) * spacing[::-1], spacing[::-1], shape, FRAME)
         dose = np.empty(shape)
         for k in range(shape[0]):  # a frame at a time keeps this process small

@@ -127,8 +127,11 @@ def test_dvh_pairing_reads_the_structure_set_once(testdata, monkeypatch):
     case = testdata / "dicompyler-core"
     reads: list[str] = []
     for module in (identity, structures):
-        original = module.read_dataset
-        monkeypatch.setattr(module, "read_dataset", lambda path, *a, _f=original, **k: reads.append(str(path)) or _f(path, *a, **k))
+        def counted(path, *args, _read=module.read_dataset, **kwargs):
+            reads.append(str(path))
+            return _read(path, *args, **kwargs)
+
+        monkeypatch.setattr(module, "read_dataset", counted)
     pair = load_pair(case / "rtdose.dcm", case / "rtss.dcm")
     assert reads.count(str(case / "rtss.dcm")) == 1
     assert pair.structures.patient is not None and pair.structures.patient.known
