@@ -256,7 +256,7 @@ def _to_lattice(index: np.ndarray, factor: int) -> np.ndarray:
 
 def _rasterise(
     shapes: Sequence[PlaneShape], layout: _Layout, factor: int, block: int = 1, lattice_shape: tuple[int, int] = (0, 0)
-) -> tuple[np.ndarray, ...]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Scan-line rasterisation of every plane at once, at ``factor`` samples per voxel and axis.
 
     Samples sit at integer ``(u, w)``. Each plane gets a buffer covering its bounding box plus one
