@@ -28,7 +28,7 @@ from reirrad.grid import Grid
 from reirrad.masks import RoiSampling, sample_roi
 from reirrad.metrics import Metric, parse_metric
 
-CHUNK = 1 << 14  # samples interpolated per step, bounds temporary memory
+CHUNK = 1 << 16  # samples interpolated per step, bounds temporary memory
 # DoseSummationTypes that hold a whole delivery (DICOM PS3.3 C.8.8.3: FRACTION is one fraction
 # group's total, not a single fraction), so that EQD2 with that delivery's fraction count applies.
 WHOLE_DELIVERY = {"PLAN", "FRACTION"}
@@ -47,8 +47,20 @@ class Dvh:
     volume_cc: float
     in_grid_volume_cc: float
     notes: tuple[str, ...] = field(default=())
-    # (coldest?) -> (sorted sample indices from that end, their volume midpoints); filled lazily
-    _tails: dict = field(default_factory=dict, init=False, repr=False)
+    # filled lazily: "weighted" -> (weight > 0 mask, smallest weight, count), ("tail", coldest?) ->
+    # (sorted sample indices from that end, their volume midpoints)
+    _cache: dict = field(default_factory=dict, init=False, repr=False)
+
+    def weighted(self) -> tuple[np.ndarray, float, int]:
+        """Mask of the weighted (non-surface) samples, the smallest weight (cm3, 0 when none) and
+        their count; computed once."""
+        cached = self._cache.get("weighted")
+        if cached is None:
+            mask = self.weights_cc > 0
+            count = int(np.count_nonzero(mask))
+            smallest = float(self.weights_cc[mask].min()) if count else 0.0
+            cached = self._cache["weighted"] = (mask, smallest, count)
+        return cached
 
 
 DoseSamples = Dvh
@@ -73,22 +85,43 @@ def trilinear(array: np.ndarray, positions: np.ndarray) -> np.ndarray:
 
     Positions up to half a voxel beyond the outer voxel centres take the edge value along that
     axis (the dose of the outer voxel); callers pass only positions within the grid's voxels.
+    Interpolation runs along i, then j, then k; an axis along which every position of a chunk
+    sits on voxel centres (a sampling lattice of one sample per voxel, a one-voxel axis) is not
+    interpolated at all, which gives the same value with half the gathers.
     """
     shape = np.array(array.shape)
     flat = array.reshape(-1)
-    strides = np.array([shape[1] * shape[2], shape[2], 1])
-    step = np.where(shape > 1, strides, 0)  # a one-voxel axis has no upper neighbour
+    strides = (int(shape[1] * shape[2]), int(shape[2]), 1)
+    top = np.maximum(shape - 2, 0)
     out = np.empty(len(positions), dtype=np.float64)
     for start in range(0, len(positions), CHUNK):
-        p = np.clip(positions[start : start + CHUNK], 0, shape - 1).astype(np.float64)
-        low = np.minimum(p.astype(np.int64), np.maximum(shape - 2, 0))
-        fk, fj, fi = (p - low).T
-        base = low @ strides
-        corner = [[flat[base + a * step[0] + b * step[1] + c * step[2]] for c in (0, 1)] for a in (0, 1) for b in (0, 1)]
-        edges = [v0 + fi * (v1 - v0) for v0, v1 in corner]  # (k, j) pairs: 00, 01, 10, 11
-        faces = [edges[0] + fj * (edges[1] - edges[0]), edges[2] + fj * (edges[3] - edges[2])]
-        out[start : start + CHUNK] = faces[0] + fk * (faces[1] - faces[0])
+        p = positions[start : start + CHUNK].astype(np.float64)
+        np.clip(p, 0, shape - 1, out=p)
+        low = np.minimum(p.astype(np.int64), top)
+        base = low[:, 0] * strides[0]
+        base += low[:, 1] * strides[1]
+        base += low[:, 2]
+        axes = []
+        for axis in range(3):
+            fraction = p[:, axis] - low[:, axis]
+            if shape[axis] > 1 and np.any(fraction):
+                axes.append((strides[axis], fraction))
+        out[start : start + CHUNK] = _interpolate(flat, base, axes)
     return out
+
+
+def _interpolate(flat: np.ndarray, base: np.ndarray, axes: list[tuple[int, np.ndarray]]) -> np.ndarray:
+    """Linear interpolation of ``flat`` from flat indices ``base`` along ``axes`` ((stride,
+    fraction) pairs, outermost first): the innermost axis is interpolated first."""
+    if not axes:
+        return flat[base].astype(np.float64, copy=False)
+    (stride, fraction), inner = axes[0], axes[1:]
+    below = _interpolate(flat, base, inner)
+    above = _interpolate(flat, base + stride, inner)
+    above -= below
+    above *= fraction
+    above += below
+    return above
 
 
 def sample_dose(sampling: RoiSampling, dose_gy: np.ndarray) -> Dvh:
@@ -116,7 +149,7 @@ def _not_evaluable(dvh: Dvh, metric: Metric) -> str | None:
         return "structure encloses no volume"
     if metric.kind == "Volume":
         return None
-    if dvh.in_grid_volume_cc <= 0 or not np.any(dvh.weights_cc > 0):
+    if dvh.in_grid_volume_cc <= 0 or not dvh.weighted()[2]:
         return "structure lies entirely outside the dose grid"
     if metric.kind == "Dx" and metric.parameter_unit == "cc" and metric.parameter > dvh.in_grid_volume_cc:
         if wholly_in_grid(dvh):
@@ -146,11 +179,9 @@ def _hottest(dvh: Dvh, volume_cc: float, coldest: bool) -> tuple[np.ndarray, np.
     A partial selection, not a full sort, cached per end: zero-weight (surface) samples are pushed
     past the far end so they are never selected.
     """
-    weighted = dvh.weights_cc > 0
-    smallest = float(dvh.weights_cc[weighted].min())
-    n_weighted = int(np.count_nonzero(weighted))
+    weighted, smallest, n_weighted = dvh.weighted()
     needed = min(n_weighted, int(volume_cc / smallest) + 2)
-    cached = dvh._tails.get(coldest)
+    cached = dvh._cache.get(("tail", coldest))
     if cached is None or len(cached[0]) < needed:
         share = int(TAIL_SHARE * dvh.in_grid_volume_cc / smallest) + 2
         take = min(n_weighted, max(needed, share))
@@ -158,7 +189,7 @@ def _hottest(dvh: Dvh, volume_cc: float, coldest: bool) -> tuple[np.ndarray, np.
         chosen = np.argpartition(keys, take - 1)[:take] if take < len(keys) else np.arange(len(keys))
         order = chosen[np.argsort(keys[chosen], kind="stable")][:take]
         volumes = dvh.weights_cc[order]
-        cached = dvh._tails[coldest] = (order, np.cumsum(volumes) - volumes / 2.0)
+        cached = dvh._cache[("tail", coldest)] = (order, np.cumsum(volumes) - volumes / 2.0)
     return cached
 
 
@@ -234,7 +265,15 @@ def cumulative_dvh(dvh: Dvh, bin_width_gy: float = 0.01) -> tuple[np.ndarray, np
     width = curve_bin_gy(dvh, bin_width_gy)
     top = float(dvh.doses_gy.max()) if len(dvh.doses_gy) else 0.0
     edges = np.arange(0.0, top + 2 * width, width)
-    counts, _ = np.histogram(dvh.doses_gy, bins=edges, weights=dvh.weights_cc)
+    # bin n holds edges[n] <= dose < edges[n + 1], as in np.histogram but without its sort of every
+    # sample: dose / width, corrected by one against the edges themselves (rounding moves it at most
+    # one bin); the top edge lies above every dose, doses below 0 fall in no bin
+    index = (dvh.doses_gy * (1.0 / width)).astype(np.intp)
+    np.clip(index, 0, len(edges) - 2, out=index)
+    index -= dvh.doses_gy < edges[index]
+    index += dvh.doses_gy >= edges[index + 1]
+    inside = index >= 0
+    counts = np.bincount(index[inside], weights=dvh.weights_cc[inside], minlength=len(edges) - 1)[: len(edges) - 1]
     volume = np.cumsum(counts[::-1])[::-1]
     return edges[:-1], volume
 
@@ -304,6 +343,8 @@ class StructureMetrics:
 def _value_and_reason(dvh: Dvh, metric: Metric) -> tuple[float | None, str | None]:
     """``evaluate`` without its per-sample coefficients, so that none outlive the call
     (a whole-body ROI's Dmean coefficients are as large as its samples)."""
+    if metric.kind == "Dmean" and _not_evaluable(dvh, metric) is None:  # the value alone, as evaluate computes it
+        return float(dvh.weights_cc @ dvh.doses_gy) / float(dvh.weights_cc.sum()), None
     result = evaluate(dvh, metric)
     return result.value, result.reason
 

@@ -22,6 +22,14 @@ Geometry rules (the planning-system convention that the Nelms 2015 analytical va
   (a structure that needs more even at one sample per voxel is refused). Sample weights are
   scaled per plane so that the plane's area equals the area drawn (exact: shoelace, or a sweep for
   unions); the volume is therefore that of the contours, not of the lattice.
+* A structure that would need more than ``SAMPLE_CAP`` weighted samples (a BODY on a fine grid)
+  is sub-sampled in its interior: the lattice is cut into blocks of ``s x s`` samples in-plane
+  (``s`` odd, the smallest that brings the count under the cap); a block wholly inside the
+  structure and the dose grid is one sample at its centre weighing ``s * s`` samples, every other
+  sample (within a block of the surface) is kept. Volumes stay exact; the dose at a block's centre
+  stands for the block's (exact for a dose linear across it), so Dmean, Dx and VxGy become
+  approximate, and an interior Dmin/Dmax can be missed by the dose change across half a block. The
+  structure gets a note saying so.
 * Zero-weight samples on the contour vertices (at the middle and both faces of each slab) carry
   the surface, where a structure's extreme doses lie, for Dmin and Dmax.
 
@@ -47,6 +55,7 @@ PLANE_TOLERANCE = 1e-3  # contours whose planes differ by less (in frame index u
 AREA_AGREEMENT = 0.25  # raster and polygon areas of a plane must agree this well to rescale
 END_CAPS = ("half", "none")  # how far the first and last contour planes extend outwards
 BYTES_PER_SAMPLE = 48  # memory per weighted sample while rasterising (positions, weights, indices)
+SAMPLE_CAP = 2_000_000  # weighted samples of one ROI above which its interior is sub-sampled
 
 
 @dataclass(frozen=True, eq=False)
@@ -141,7 +150,7 @@ def _planes(roi: Roi, grid: Grid, end_caps: str) -> _Planes:
         )
     else:
         steps = np.diff(k)
-        nominal = float(np.median(steps))
+        nominal = _median(steps)
         gaps = steps > GAP_FACTOR * nominal
         half = np.where(gaps, nominal, steps) / 2.0
         cap = nominal / 2.0 if end_caps == "half" else 0.0
@@ -160,6 +169,13 @@ def _planes(roi: Roi, grid: Grid, end_caps: str) -> _Planes:
             notes.append(text.format(planes=_plane_list(z_mm[found])))
     refusal = _non_planar(tilt, np.minimum(below, above), frame_mm, z_mm, notes)
     return _Planes(k, k - below, k + above, shapes, bounds, tuple(notes), refusal)
+
+
+def _median(values: np.ndarray) -> float:
+    """``np.median`` of a 1-D array, without the import of ``numpy.ma`` that np.median costs."""
+    ordered = np.sort(values)
+    middle = len(ordered) // 2
+    return float(ordered[middle]) if len(ordered) % 2 else float((ordered[middle - 1] + ordered[middle]) / 2.0)
 
 
 def _non_planar(
@@ -238,7 +254,9 @@ def _to_lattice(index: np.ndarray, factor: int) -> np.ndarray:
     return (index + 0.5) * factor - 0.5
 
 
-def _rasterise(shapes: Sequence[PlaneShape], layout: _Layout, factor: int) -> tuple[np.ndarray, ...]:
+def _rasterise(
+    shapes: Sequence[PlaneShape], layout: _Layout, factor: int, block: int = 1, lattice_shape: tuple[int, int] = (0, 0)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """Scan-line rasterisation of every plane at once, at ``factor`` samples per voxel and axis.
 
     Samples sit at integer ``(u, w)``. Each plane gets a buffer covering its bounding box plus one
@@ -247,7 +265,12 @@ def _rasterise(shapes: Sequence[PlaneShape], layout: _Layout, factor: int) -> tu
     then marks the inside. The parity returns to zero at each row end, so one XOR-accumulate runs
     over all planes' buffers together. Nested regions alternate (even-odd), as their areas do.
 
-    Returns ``(plane, u, w)`` of the inside samples (int32 arrays).
+    With ``block`` > 1, every ``block x block`` block of samples wholly inside the structure and
+    the lattice of the grid's voxels (``lattice_shape``: rows, columns) becomes one sample at its
+    centre (:func:`_interior_blocks`).
+
+    Returns ``(plane, u, w)`` of the inside samples (int32 arrays), and with ``block`` > 1 the
+    number of lattice samples each one stands for (int32), else None.
     """
     plane, *ends = _edges([shape.simple_polygons for shape in shapes])
     edge, u, w = _row_crossings(*(_to_lattice(v, factor) for v in ends))
@@ -260,13 +283,64 @@ def _rasterise(shapes: Sequence[PlaneShape], layout: _Layout, factor: int) -> tu
         for region in shape.union_regions:
             _toggle_union(toggles, [_to_lattice(p, factor) for p in region.polygons], layout, n)
     inside = np.bitwise_xor.accumulate(toggles).view(bool)
-    planes, rows, columns = [], [], []
+    planes, rows, columns, stands = [], [], [], []
     for n in range(len(shapes)):
-        r, c = np.nonzero(inside[layout.offsets[n] : layout.offsets[n + 1]].reshape(layout.rows[n], layout.stride[n]))
+        buffer = inside[layout.offsets[n] : layout.offsets[n + 1]].reshape(layout.rows[n], layout.stride[n])
+        origin = (int(layout.u0[n]), int(layout.w0[n]))
+        if block > 1:
+            u, w, buffer = _interior_blocks(buffer, origin, block, lattice_shape)
+            planes.append(np.full(len(u), n, dtype=np.int32))
+            rows.append(u)
+            columns.append(w)
+            stands.append(np.full(len(u), block * block, dtype=np.int32))
+        r, c = np.nonzero(buffer)
         planes.append(np.full(len(r), n, dtype=np.int32))
-        rows.append((r + layout.u0[n]).astype(np.int32))
-        columns.append((c + layout.w0[n]).astype(np.int32))
-    return np.concatenate(planes), np.concatenate(rows), np.concatenate(columns)
+        rows.append((r + origin[0]).astype(np.int32))
+        columns.append((c + origin[1]).astype(np.int32))
+        stands.append(np.ones(len(r), dtype=np.int32))
+    multiplicity = np.concatenate(stands) if block > 1 else None
+    return np.concatenate(planes), np.concatenate(rows), np.concatenate(columns), multiplicity
+
+
+def _interior_blocks(
+    buffer: np.ndarray, origin: tuple[int, int], block: int, lattice_shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``block x block`` blocks of a plane's inside ``buffer`` (rows, columns from lattice
+    ``origin``) that lie wholly inside the structure and the grid's ``lattice_shape``.
+
+    Blocks are aligned on the whole lattice (multiples of ``block``). Returns the lattice ``(u, w)``
+    of the full blocks' centres (int32; ``block`` is odd, so a centre is a lattice sample) and
+    ``buffer`` without the samples of those blocks.
+    """
+    rows, columns = buffer.shape
+    lead = (origin[0] % block, origin[1] % block)  # rows/columns before the buffer in its first block
+    usable = np.zeros((-(-(rows + lead[0]) // block) * block, -(-(columns + lead[1]) // block) * block), bool)
+    u = np.arange(rows) + origin[0]
+    w = np.arange(columns) + origin[1]
+    in_grid = ((u >= 0) & (u < lattice_shape[0]))[:, None] & ((w >= 0) & (w < lattice_shape[1]))[None, :]
+    usable[lead[0] : lead[0] + rows, lead[1] : lead[1] + columns] = buffer & in_grid
+    shape = (usable.shape[0] // block, block, usable.shape[1] // block, block)
+    full = usable.reshape(shape).all(axis=(1, 3))
+    if not full.any():
+        return np.zeros(0, np.int32), np.zeros(0, np.int32), buffer
+    covered = np.repeat(np.repeat(full, block, axis=0), block, axis=1)
+    rest = buffer & ~covered[lead[0] : lead[0] + rows, lead[1] : lead[1] + columns]
+    block_u, block_w = np.nonzero(full)
+    first = (origin[0] - lead[0], origin[1] - lead[1])
+    centre = (block - 1) // 2
+    return (
+        (first[0] + block_u * block + centre).astype(np.int32),
+        (first[1] + block_w * block + centre).astype(np.int32),
+        rest,
+    )
+
+
+def _block_size(samples: float) -> int:
+    """Odd in-plane block size (1: none) that brings ``samples`` lattice samples under SAMPLE_CAP."""
+    if samples <= SAMPLE_CAP:
+        return 1
+    block = int(np.ceil(np.sqrt(samples / SAMPLE_CAP)))
+    return block + 1 - block % 2
 
 
 def _toggle_union(toggles: np.ndarray, polygons: Sequence[np.ndarray], layout: _Layout, n: int) -> None:
@@ -366,6 +440,16 @@ def _empty(roi: Roi, grid: Grid, *notes: str) -> RoiSampling:
     return RoiSampling(roi.name, grid.shape, np.zeros((0, 3), np.float32), np.zeros(0), 0.0, 0.0, 0, notes)
 
 
+def _sub_sampling_note(block: int, grid: Grid, factor: int, samples: int) -> str:
+    """The note of a structure whose interior was sub-sampled in ``block x block`` blocks."""
+    half_mm = (block - 1) / 2 * max(grid.spacing_mm[1:]) / factor
+    return (
+        f"large structure: its interior is sampled once per {block} x {block} samples in-plane "
+        f"({samples} weighted samples); volume exact, Dmean, Dx and VxGy approximate (dose at block "
+        f"centres), an interior Dmin/Dmax may be missed by the dose change over {half_mm:.3g} mm"
+    )
+
+
 def sample_roi(roi: Roi, grid: Grid, end_caps: str = "half") -> RoiSampling:
     """Rasterise ``roi`` on the supersampled lattice of ``grid``.
 
@@ -389,16 +473,22 @@ def sample_roi(roi: Roi, grid: Grid, end_caps: str = "half") -> RoiSampling:
         return _empty(roi, grid, *planes.notes, "contours enclose no area: not evaluated")
 
     factor, sub_planes, layout = _affordable_lattice(roi, grid, planes, areas, _choose_factor(volume_mm3, grid))
-    plane, u, w = _rasterise(planes.shapes, layout, factor)
-    counts = np.bincount(plane, minlength=len(planes.k))
+    block = _block_size(float(np.sum(areas * factor**2 * sub_planes)))
+    lattice_shape = (grid.shape[1] * factor, grid.shape[2] * factor)
+    plane, u, w, multiplicity = _rasterise(planes.shapes, layout, factor, block, lattice_shape)
+    counts = np.bincount(plane, minlength=len(planes.k), weights=multiplicity)
+    if multiplicity is not None:
+        counts = np.rint(counts).astype(np.int64)
     raster_area = counts / float(factor * factor)
     agree = np.abs(raster_area - areas) <= AREA_AGREEMENT * np.maximum(areas, raster_area)
     areas = np.where(agree | (counts == 0), areas, raster_area)
     volume_cc = float(np.sum(areas * thickness)) * grid.voxel_volume_cc
 
     # lattice rows/columns 0 .. n*factor-1 are exactly the ones inside the grid's voxels
-    keep = (u >= 0) & (u < grid.shape[1] * factor) & (w >= 0) & (w < grid.shape[2] * factor)
+    keep = (u >= 0) & (u < lattice_shape[0]) & (w >= 0) & (w < lattice_shape[1])
     plane, u, w = _select(keep, plane, u, w)
+    if multiplicity is not None:
+        multiplicity, = _select(keep, multiplicity)
     del keep
     j, i = _lattice_index(u, factor), _lattice_index(w, factor)
     del u, w
@@ -408,6 +498,8 @@ def sample_roi(roi: Roi, grid: Grid, end_caps: str = "half") -> RoiSampling:
         centres = np.array([np.concatenate(planes.polygons[p]).mean(axis=0) for p in missed])
         ok = _within(centres[:, 0], grid.shape[1]) & _within(centres[:, 1], grid.shape[2])
         plane = np.concatenate([plane, missed[ok].astype(np.int32)])
+        if multiplicity is not None:
+            multiplicity = np.concatenate([multiplicity, np.ones(int(ok.sum()), np.int32)])
         j = np.concatenate([j, centres[ok, 0].astype(np.float32)])
         i = np.concatenate([i, centres[ok, 1].astype(np.float32)])
     counts = np.maximum(counts, 1)
@@ -436,9 +528,12 @@ def sample_roi(roi: Roi, grid: Grid, end_caps: str = "half") -> RoiSampling:
     del j, i
     weights = np.zeros(len(positions))
     weights[:n_volume] = plane_weight[_select(inside, p)[0]]
+    notes = list(planes.notes)
+    if multiplicity is not None:
+        weights[:n_volume] *= _select(inside, multiplicity[sample])[0]
+        notes.append(_sub_sampling_note(block, grid, factor, n_volume))
     in_grid_cc = float(weights.sum())
 
-    notes = list(planes.notes)
     if in_grid_cc < volume_cc * (1 - 1e-6):
         outside = 100.0 * (1.0 - in_grid_cc / volume_cc)
         notes.append(

@@ -50,7 +50,7 @@ def load_pair(
     frame of reference, different frames without a ``registration`` relating them.
     """
     dose, structures = read_dose(rtdose), read_structures(rtstruct)
-    notes = _patient_notes(Path(rtdose), Path(rtstruct), accept_other_patient)
+    notes = _patient_notes(Path(rtdose), structures, accept_other_patient)
     dose_frame, frame = dose.grid.frame_of_reference_uid, structures.frame_of_reference_uid
     for path, uid in ((dose.path, dose_frame), (structures.path, frame)):
         require_frame(uid, path)
@@ -75,9 +75,11 @@ def load_pair(
     return DosePair(moved, structures, notes)
 
 
-def _patient_notes(rtdose: Path, rtstruct: Path, accept: bool) -> tuple[str, ...]:
+def _patient_notes(rtdose: Path, structures: StructureSet, accept: bool) -> tuple[str, ...]:
     """Refuse a structure set of another patient than the dose's, unless accepted (then noted)."""
-    dose_patient, structure_patient = read_identity(rtdose), read_identity(rtstruct)
+    rtstruct = structures.path
+    dose_patient = read_identity(rtdose)
+    structure_patient = structures.patient or read_identity(rtstruct)  # read with the structures: no second read
     if not (dose_patient.known and structure_patient.known):
         return ("a file names no patient (empty PatientID): whether both are one patient's is not checked",)
     difference = dose_patient.difference(structure_patient)

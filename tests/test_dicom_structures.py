@@ -117,3 +117,22 @@ def test_parsed_and_raw_contour_data_agree(testdata):
         assert len(a.contours) == len(b.contours)
         for ca, cb in zip(a.contours, b.contours):
             np.testing.assert_array_equal(ca.points_mm, cb.points_mm)
+
+
+def test_dvh_pairing_reads_the_structure_set_once(testdata, monkeypatch):
+    # the structure set carries its patient identity, so the patient check needs no second read
+    from reirrad.dicom import identity, structures
+    from reirrad.pairing import load_pair
+
+    case = testdata / "dicompyler-core"
+    reads: list[str] = []
+    for module in (identity, structures):
+        def counted(path, *args, _read=module.read_dataset, **kwargs):
+            reads.append(str(path))
+            return _read(path, *args, **kwargs)
+
+        monkeypatch.setattr(module, "read_dataset", counted)
+    pair = load_pair(case / "rtdose.dcm", case / "rtss.dcm")
+    assert reads.count(str(case / "rtss.dcm")) == 1
+    assert pair.structures.patient is not None and pair.structures.patient.known
+    assert pair.structures.patient == identity.read_identity(case / "rtdose.dcm")

@@ -12,12 +12,14 @@ incomplete coordinates, and a structure set that names no frame of reference.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pydicom
+from pydicom.dataelem import RawDataElement
 
+from reirrad.dicom.identity import PatientIdentity, identity_of
 from reirrad.dicom.io import (
     check_sop_class,
     integer,
@@ -100,6 +102,8 @@ class StructureSet:
     sop_instance_uid: str
     frame_of_reference_uid: str
     rois: tuple[Roi, ...]
+    # the patient the file names (read with it, so that pairing needs no second read); None: not known
+    patient: PatientIdentity | None = field(default=None, compare=False)
 
     def by_name(self, name: str) -> Roi:
         """The ROI with exactly this name (case-insensitive), or an InputError listing the names."""
@@ -117,18 +121,41 @@ class StructureSet:
         raise InputError(self.path, f"no ROI number {number}")
 
 
+def _contour_data(item: pydicom.Dataset, path: Path, roi_number: int) -> np.ndarray | None:
+    """ContourData as floats: the still-undecoded DS value (bytes of backslash-separated decimal
+    strings, as pydicom hands it over) converted by numpy in one call; any value that this does
+    not turn into finite numbers goes through :func:`optional_numbers`, which names the problem."""
+    raw = item.get_item("ContourData") if "ContourData" in item else None
+    if isinstance(raw, RawDataElement) and raw.value and raw.VR in ("DS", None):  # None: implicit VR, DS
+        try:
+            array = np.array(raw.value.strip(b" \0").split(b"\\"), dtype=np.float64)
+        except ValueError:
+            array = None
+        if array is not None and np.all(np.isfinite(array)):
+            return array
+    return optional_numbers(item, "ContourData", path, f"ROI {roi_number} ")
+
+
+def _declares(item: pydicom.Dataset, points: int) -> bool:
+    """True when the still-undecoded NumberOfContourPoints reads exactly ``points`` (the common case,
+    checked without decoding); anything else is decoded and checked by the caller."""
+    raw = item.get_item("NumberOfContourPoints") if "NumberOfContourPoints" in item else None
+    return isinstance(raw, RawDataElement) and raw.value is not None and raw.value.strip(b" \0") == b"%d" % points
+
+
 def _contour(item: pydicom.Dataset, path: Path, roi_number: int) -> Contour:
     """One ContourSequence item, checked for complete, finite coordinates."""
-    data = optional_numbers(item, "ContourData", path, f"ROI {roi_number} ")
+    data = _contour_data(item, path, roi_number)
     if data is None:
         raise InputError(path, f"ROI {roi_number} has a contour without ContourData")
     if data.size % 3:
         raise InputError(path, f"ROI {roi_number} has ContourData whose length is not a multiple of 3")
-    declared = optional_integer(item, "NumberOfContourPoints", path, f"ROI {roi_number} ")
-    if declared is not None and declared != data.size // 3:
-        raise InputError(
-            path, f"ROI {roi_number} has a contour of {data.size // 3} points but NumberOfContourPoints {declared}"
-        )
+    if not _declares(item, data.size // 3):
+        declared = optional_integer(item, "NumberOfContourPoints", path, f"ROI {roi_number} ")
+        if declared is not None and declared != data.size // 3:
+            raise InputError(
+                path, f"ROI {roi_number} has a contour of {data.size // 3} points but NumberOfContourPoints {declared}"
+            )
     return Contour(data.reshape(-1, 3), str(item.get("ContourGeometricType", "CLOSED_PLANAR")).upper())
 
 
@@ -199,7 +226,8 @@ def structures_from_dataset(ds: pydicom.Dataset, path: str | Path) -> StructureS
         Roi(number, name, types.get(number, ""), tuple(contours[number]), frame, _closed_too_short(contours[number]))
         for number, (name, frame) in declared.items()
     )
-    return StructureSet(path, uid(ds, "SOPInstanceUID", path), _structure_frame_of_reference(ds, path, declared), rois)
+    frame = _structure_frame_of_reference(ds, path, declared)
+    return StructureSet(path, uid(ds, "SOPInstanceUID", path), frame, rois, identity_of(ds))
 
 
 def read_structures(path: str | Path) -> StructureSet:
