@@ -44,6 +44,8 @@ bench: setup
 	$(PY) benchmarks/dvh_speed.py
 	$(PY) benchmarks/sum_speed.py
 	$(PY) benchmarks/batch_speed.py
+	$(PY) benchmarks/large_structure.py
+	$(PY) benchmarks/scale.py --sizes 2.5 10
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .coverage .coverage.*
