@@ -26,6 +26,7 @@ from reirrad.accumulate import (
     load_courses,
     map_courses,
     months_between,
+    phase_doses_at,
 )
 from reirrad.case import CaseSpec, CourseSpec, load_case
 from reirrad.constraints import (
@@ -38,12 +39,13 @@ from reirrad.constraints import (
     load_constraint_set,
     resolve_set_path,
 )
-from reirrad.dvh import Dvh, MetricValue, cumulative_dvh, evaluate, sample_dose
+from reirrad.dvh import Dvh, MetricValue, cumulative_dvh, evaluate
 from reirrad.dicom.identity import PatientIdentity
 from reirrad.dicom.structures import StructureSet
 from reirrad.eqd2 import NO_RECOVERY, RecoveryModel, check_lql_transition_gy, eqd2_gy, recovery_factor, recovery_model
 from reirrad.errors import InputError, OptionError, ReirradError
-from reirrad.flags import CourseDose, CourseInfo, FlagContext, OrganResult, compute_flags
+from reirrad.flags import CourseDose, CourseInfo, FlagContext, FlagRules, OrganResult, compute_flags, load_flag_rules
+from reirrad.mapping import PointMap
 from reirrad.masks import RoiSampling, sample_roi
 from reirrad.metrics import Metric, parse_metric
 from reirrad.organs import OrganMatch, match_organs
@@ -188,7 +190,7 @@ class _Evaluator:
         self.lql_transition_gy = lql_transition_gy
         self.accept_partial_coverage = accept_partial_coverage
         self._samplings: dict[str, RoiSampling] = {}
-        self._phases: dict[str, dict[str, tuple[Dvh, ...]]] = {}
+        self._course_samples: dict[tuple[str, str], CourseSamples] = {}  # (structure, course) -> samples
         self._course_eqd2: dict[tuple[str, float], dict[str, Dvh]] = {}  # (structure, a/b) -> per course
         self._cumulative: dict[tuple[str, float], Dvh] = {}  # (structure, a/b) -> summed EQD2, no recovery
 
@@ -208,18 +210,35 @@ class _Evaluator:
         factors = self.acc.recovery_factors(self.model, organ)
         return {name: factors[name].r if name in factors else 0.0 for name in self.names}
 
+    def course_samples(self, structure: str, course: CourseOnGrid, point_map: PointMap | None = None) -> CourseSamples:
+        """Physical dose (Gy) of each of ``course``'s phases at the structure's samples, and which
+        samples the course's dose grids cover.
+
+        The samples are made once per structure on the evaluation grid (reference frame); each
+        phase is interpolated trilinearly on its own dose grid at ``point_map`` of the samples
+        (default: the course's own map, identity or REG; the result is then cached). A sample is
+        covered when it lies within every phase grid's voxels; an uncovered sample gets 0 Gy.
+        This is the one place a course's dose reaches the evaluation: give another ``point_map``
+        (a shifted registration, a deformable map) to sample the course through it instead.
+        """
+        key = (structure, course.name)
+        if point_map is None and key in self._course_samples:
+            return self._course_samples[key]
+        sampling = self.sampling(structure)
+        doses, covered = phase_doses_at(course.phases, self.acc.grid, sampling.positions,
+                                        point_map or course.point_map, margin_voxels=0.5)
+        samples = CourseSamples(tuple(_dvh(sampling, dose) for dose in doses), covered)
+        if point_map is None:
+            self._course_samples[key] = samples
+        return samples
+
     def phase_samples(self, structure: str) -> dict[str, tuple[Dvh, ...]]:
         """Physical dose (Gy) of every phase of every course at the structure's samples.
 
         Sampled once per structure; EQD2 is then computed per sample from the interpolated
         physical dose (interpolating an EQD2 map instead would overestimate, EQD2 being convex).
         """
-        if structure not in self._phases:
-            sampling = self.sampling(structure)
-            self._phases[structure] = {
-                c.name: tuple(sample_dose(sampling, p.dose_gy) for p in c.phases) for c in self.acc.courses
-            }
-        return self._phases[structure]
+        return {c.name: self.course_samples(structure, c).phases for c in self.acc.courses}
 
     def course_eqd2_samples(self, structure: str, alpha_beta_gy: float) -> dict[str, Dvh]:
         """Each course's EQD2 at the structure's samples, its phases converted with their own
@@ -258,8 +277,8 @@ class _Evaluator:
 
     def coverage(self, structure: str) -> dict[str, float]:
         """Volume fraction of the structure inside each course's dose grid."""
-        sampling = self.sampling(structure)
-        return {c.name: covered_fraction(sampling, c.coverage) for c in self.acc.courses}
+        weights = self.sampling(structure).weights_cc
+        return {c.name: covered_fraction(weights, self.course_samples(structure, c).covered) for c in self.acc.courses}
 
     def organ_samples(self, constraint: Constraint, match: OrganMatch) -> tuple[str | None, dict[str, Dvh] | str]:
         """The structure standing for the constraint's organ and every course's EQD2 samples of it,
@@ -363,6 +382,21 @@ class _Evaluator:
         )
 
 
+@dataclass(frozen=True, eq=False)
+class CourseSamples:
+    """One course's physical dose at one structure's samples: a :class:`Dvh` per phase, and which
+    samples (N,) the course's dose grids cover."""
+
+    phases: tuple[Dvh, ...]
+    covered: np.ndarray
+
+
+def _dvh(sampling: RoiSampling, doses_gy: np.ndarray) -> Dvh:
+    """Doses (Gy) at the samples of ``sampling``, with its weights and volumes."""
+    return Dvh(doses_gy=doses_gy, weights_cc=sampling.weights_cc, volume_cc=sampling.volume_cc,
+               in_grid_volume_cc=sampling.in_grid_volume_cc, notes=sampling.notes)
+
+
 def _add(dvhs) -> Dvh:
     """Samples of the same structure from several courses, added sample by sample."""
     dvhs = list(dvhs)
@@ -380,11 +414,27 @@ def contributions(value, metric: Metric, per_course: dict[str, Dvh]) -> dict[str
     return {name: float(np.dot(value.coefficients, dvh.doses_gy[value.indices])) for name, dvh in per_course.items()}
 
 
-def physical_dose_gy(course: CourseOnGrid) -> np.ndarray:
-    """A course's physical dose on the reference grid, its phases added (Gy)."""
-    if len(course.phases) == 1:
-        return course.phases[0].dose_gy
-    return np.sum([p.dose_gy for p in course.phases], axis=0)
+def overlap_doses_gy(acc: AccumulatedCase, new_min_gy: float) -> dict[str, np.ndarray]:
+    """Each course's physical dose (Gy, phases added) on the evaluation grid, for the overlap
+    question of the re-irradiation type flag (volume at >= x Gy in a prior course and >= y Gy in
+    the new one): the reference course's everywhere, a prior course's only at the voxels where the
+    reference course's reaches ``new_min_gy`` (NaN elsewhere: never at or above a threshold), each
+    sampled directly on its own grids through its point map (0 Gy outside them)."""
+    reference = acc.reference
+    new_dose = _add_arrays([p.dose_gy for p in reference.on_grid_phases])
+    hot = np.argwhere(new_dose >= new_min_gy).astype(float)
+    out = {reference.name: new_dose}
+    for course in acc.courses[:-1]:
+        dose = np.full(acc.grid.shape, np.nan)
+        doses, _ = phase_doses_at(course.phases, acc.grid, hot, course.point_map)
+        dose[tuple(hot.astype(np.intp).T)] = _add_arrays(list(doses))
+        out[course.name] = dose
+    return out
+
+
+def _add_arrays(arrays: list[np.ndarray]) -> np.ndarray:
+    """One array, or the element-wise sum of several."""
+    return arrays[0] if len(arrays) == 1 else np.sum(arrays, axis=0)
 
 
 def _percent_outside(covered: float) -> str:
@@ -393,16 +443,10 @@ def _percent_outside(covered: float) -> str:
     return f"{min(max(percent, 0.01), 99.99):.2f}" if 0.0 < percent < 100.0 else f"{percent:.0f}"
 
 
-def covered_fraction(sampling: RoiSampling, coverage: np.ndarray) -> float:
-    """Volume fraction of the sampled structure whose nearest voxel is inside ``coverage``."""
-    weights = sampling.weights_cc
-    total = float(weights.sum())
-    if total <= 0:
-        return 0.0
-    index = np.rint(sampling.positions).astype(np.intp)
-    np.clip(index, 0, np.asarray(coverage.shape) - 1, out=index)
-    covered = coverage[index[:, 0], index[:, 1], index[:, 2]]
-    return float(weights[covered].sum()) / total
+def covered_fraction(weights_cc: np.ndarray, covered: np.ndarray) -> float:
+    """Volume fraction of the samples (weights in cm3) that are ``covered``; 0 without volume."""
+    total = float(weights_cc.sum())
+    return float(weights_cc[covered].sum()) / total if total > 0 else 0.0
 
 
 def course_summary(course: CourseOnGrid, registration: str, interval_months: float | None, recovery: str) -> CourseSummary:
@@ -459,15 +503,16 @@ def course_info(course: CourseOnGrid) -> CourseInfo:
 
 
 def flag_context(acc: AccumulatedCase, case: CaseSpec, organs: tuple[OrganResult, ...],
-                 matches: tuple[OrganMatch, ...]) -> FlagContext:
-    """Facts for the toxicity-mitigation flags."""
+                 matches: tuple[OrganMatch, ...], rules: FlagRules) -> FlagContext:
+    """Facts for the toxicity-mitigation flags (``rules``: the overlap threshold of the new course)."""
     intervals = [c.interval_months for c in acc.courses if not c.is_reference and c.interval_months is not None]
+    thresholds = [r.params["new_min_gy"] for r in rules.rules if r.kind == "reirradiation_type"]
     return FlagContext(
         courses=tuple(course_info(c) for c in acc.courses),
         interval_months=min(intervals) if intervals else None,
         organs=organs,
         matches=matches,
-        physical_dose_gy={c.name: physical_dose_gy(c) for c in acc.courses},
+        physical_dose_gy=overlap_doses_gy(acc, min(thresholds)) if thresholds and len(acc.courses) > 1 else None,
         voxel_volume_cc=acc.grid.voxel_volume_cc,
         clinical=case.clinical,
     )
@@ -620,7 +665,8 @@ def run_check(case: CaseSpec, options: CheckOptions = CheckOptions()) -> CheckRe
     results = tuple(evaluator.evaluate(c, matches[c.organ]) for c in cset.constraints)
     # flags read undiscounted values, once per organ metric (a recovery model's own entry repeats one)
     organ_results = tuple(evaluator.organ_result(r) for r in results if r.dose_basis == UNDISCOUNTED)
-    flags = compute_flags(flag_context(acc, case, organ_results, tuple(matches.values())))
+    rules = load_flag_rules()
+    flags = compute_flags(flag_context(acc, case, organ_results, tuple(matches.values()), rules), rules)
     return _report(case, cset, options, courses, course_summaries(acc), results, flags,
                    assumptions(acc, cset, model, options), evaluator.curves())
 
