@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from reirrad.case import CaseSpec, CourseSpec, load_case
-from reirrad.dicom.discover import Course, course_from_datasets, discover_course
+from reirrad.dicom.discover import Course, StructureSource, course_from_datasets, discover_course
 from reirrad.dicom.dose import DoseGrid, read_dose
 from reirrad.dicom.identity import PatientIdentity
 from reirrad.dicom.io import read_dataset
@@ -272,7 +272,7 @@ class LoadedCourse:
 
     spec: CourseSpec
     phases: tuple[PhaseDose, ...]
-    structures: StructureSet | None
+    structure_source: StructureSource | None  # parsed when :attr:`structures` is first asked for
     frame_of_reference_uid: str
     registration_paths: tuple[Path, ...]
     files: tuple[FileRecord, ...]
@@ -282,6 +282,11 @@ class LoadedCourse:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def structures(self) -> StructureSet | None:
+        """The course's structure set (its contours parsed once, when first asked for)."""
+        return None if self.structure_source is None else self.structure_source.structures
 
     @property
     def fractions(self) -> int:
@@ -335,7 +340,7 @@ def course_from_discovery(spec: CourseSpec, course: Course) -> LoadedCourse:
     return LoadedCourse(
         spec=spec,
         phases=phases,
-        structures=course.structures,
+        structure_source=course.structure_source,
         frame_of_reference_uid=course.frame_of_reference_uid,
         registration_paths=tuple(dict.fromkeys(registrations)),
         files=tuple(FileRecord(str(p), None if course.in_memory else sha256_file(Path(p))) for p in course.files),

@@ -191,6 +191,7 @@ class _Evaluator:
         self.accept_partial_coverage = accept_partial_coverage
         self._samplings: dict[str, RoiSampling] = {}
         self._course_samples: dict[tuple[str, str], CourseSamples] = {}  # (structure, course) -> samples
+        self._coverage: dict[str, dict[str, float]] = {}  # structure -> course -> covered volume fraction
         self._course_eqd2: dict[tuple[str, float], dict[str, Dvh]] = {}  # (structure, a/b) -> per course
         self._cumulative: dict[tuple[str, float], Dvh] = {}  # (structure, a/b) -> summed EQD2, no recovery
 
@@ -276,9 +277,13 @@ class _Evaluator:
         return out
 
     def coverage(self, structure: str) -> dict[str, float]:
-        """Volume fraction of the structure inside each course's dose grid."""
-        weights = self.sampling(structure).weights_cc
-        return {c.name: covered_fraction(weights, self.course_samples(structure, c).covered) for c in self.acc.courses}
+        """Volume fraction of the structure inside each course's dose grid (computed once per structure)."""
+        if structure not in self._coverage:
+            weights = self.sampling(structure).weights_cc
+            self._coverage[structure] = {
+                c.name: covered_fraction(weights, self.course_samples(structure, c).covered) for c in self.acc.courses
+            }
+        return self._coverage[structure]
 
     def organ_samples(self, constraint: Constraint, match: OrganMatch) -> tuple[str | None, dict[str, Dvh] | str]:
         """The structure standing for the constraint's organ and every course's EQD2 samples of it,
