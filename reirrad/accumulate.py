@@ -11,7 +11,9 @@ dose (interpolating physical dose keeps linear fields exact; EQD2 is not linear 
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -258,9 +260,16 @@ def _beams_of(dose: DoseGrid) -> tuple[int, ...]:
 
 
 def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file."""
+    """Hex SHA-256 of a file, read in 1 MiB blocks; each file is hashed once per process while its
+    size and modification time stay the same (a batch's store key and its check share the digests)."""
+    stat = os.stat(path)
+    return _sha256_of(os.path.realpath(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+
+
+@functools.lru_cache(maxsize=4096)
+def _sha256_of(real_path: str, size: int, mtime_ns: int, inode: int) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open(real_path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()

@@ -122,3 +122,20 @@ def test_the_prior_structure_set_is_not_parsed_in_a_registered_check(monkeypatch
     report = run_check(load_case(SAMPLE_PLANS))
     assert parsed == ["course2"] and report.summary.exit_code == 1
     assert any(f.path.endswith("course1/structures.dcm") and f.sha256 for f in report.courses[0].files)  # still recorded
+
+
+def test_a_file_is_hashed_once_until_it_changes(tmp_path, monkeypatch):
+    import hashlib
+    import os
+
+    from reirrad.accumulate import sha256_file
+
+    calls = []
+    original = hashlib.sha256
+    monkeypatch.setattr(hashlib, "sha256", lambda *a: calls.append(1) or original(*a))
+    path = tmp_path / "dose.dcm"
+    path.write_bytes(b"first")
+    assert sha256_file(path) == sha256_file(path) == original(b"first").hexdigest() and len(calls) == 1
+    path.write_bytes(b"other")
+    os.utime(path, ns=(1, 1))  # a new modification time: hashed again
+    assert sha256_file(path) == original(b"other").hexdigest() and len(calls) == 2
