@@ -51,9 +51,6 @@ class Dvh:
     _tails: dict = field(default_factory=dict, init=False, repr=False)
 
 
-DoseSamples = Dvh
-
-
 @dataclass(frozen=True, eq=False)
 class MetricValue:
     """A metric's value (Gy, cm3 or %), or ``None`` with the reason it could not be evaluated.
