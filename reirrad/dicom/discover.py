@@ -421,6 +421,7 @@ def _linked(
     uids = Counter(p.sop_instance_uid for p in plans)
     if any(n > 1 for n in uids.values()):
         raise InputError(folder, f"several RTPLAN files share SOP Instance UID {uids.most_common(1)[0][0]}")
+    structures: StructureSource | None
     if structure_set is not None:
         structures = _given_structures(Path(structure_set), found["structures"], notes)
     else:
