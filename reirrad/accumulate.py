@@ -672,6 +672,9 @@ def phase_doses_at(
         index = phase_indices(grid, positions, phase.grid, point_map)
         inside = inside_grid(index, phase.grid.shape, margin_voxels)
         covered &= inside
+        if inside.all():
+            doses.append(trilinear(phase.dose_gy, index))
+            continue
         dose = np.zeros(len(positions))
         dose[inside] = trilinear(phase.dose_gy, index[inside])
         doses.append(dose)

@@ -150,8 +150,11 @@ def inside_grid(index_kji: np.ndarray, shape: Sequence[int], margin_voxels: floa
     centres (``margin_voxels`` 0, as :func:`resample` counts coverage) or that hull grown by
     ``margin_voxels`` (0.5: within the grid's voxels), up to the same edge tolerance."""
     low = -margin_voxels - _EDGE_TOLERANCE
-    high = np.asarray(shape, float) - 1 + margin_voxels + _EDGE_TOLERANCE
-    return np.all((index_kji >= low) & (index_kji <= high), axis=1)
+    inside = np.ones(len(index_kji), dtype=bool)
+    for axis, n in enumerate(shape):
+        column = index_kji[:, axis]
+        inside &= (column >= low) & (column <= n - 1 + margin_voxels + _EDGE_TOLERANCE)
+    return inside
 
 
 def grown_to_cover(grid: Grid, low_index: np.ndarray, high_index: np.ndarray) -> Grid:
