@@ -12,12 +12,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from reirrad import __version__
+from reirrad import __version__, verdicts
 from reirrad.accumulate import (
     AccumulatedCase,
     CourseOnGrid,
@@ -40,9 +40,9 @@ from reirrad.constraints import (
     load_constraint_set,
     resolve_set_path,
 )
-from reirrad.dvh import Dvh, MetricValue, cumulative_dvh, evaluate
 from reirrad.dicom.identity import PatientIdentity
 from reirrad.dicom.structures import StructureSet
+from reirrad.dvh import Dvh, MetricValue, cumulative_dvh, evaluate
 from reirrad.eqd2 import NO_RECOVERY, RecoveryModel, check_lql_transition_gy, eqd2_gy, recovery_factor, recovery_model
 from reirrad.errors import InputError, OptionError, ReirradError
 from reirrad.flags import CourseDose, CourseInfo, FlagContext, FlagRules, OrganResult, compute_flags, load_flag_rules
@@ -63,9 +63,7 @@ from reirrad.results import (
     Summary,
 )
 from reirrad.strategies import Evaluation, Strategy
-from reirrad import verdicts
 from reirrad.verdicts import FailOn
-
 
 DEFAULT_SET = "hn-reirradiation"
 CURVE_BIN_GY = 0.1  # dose resolution of the DVH curves drawn in reports
@@ -101,7 +99,7 @@ def exit_code(results: tuple[ConstraintResult, ...], options: CheckOptions) -> i
 
 def _not_evaluated(constraint: Constraint, structure: str | None, reason: str, courses: list[str],
                    notes: tuple[str, ...] = ()) -> ConstraintResult:
-    return _result(constraint, structure, None, {c: None for c in courses}, {}, "not_evaluated", reason, notes)
+    return _result(constraint, structure, None, dict.fromkeys(courses), {}, "not_evaluated", reason, notes)
 
 
 def _result(
@@ -160,7 +158,7 @@ def judged_result(constraint: Constraint, structure: str | None, how: Judging, m
         number = "n/a" if discounted[0] is None else f"{discounted[0]:.2f} {constraint.unit}"
         notes += (f"judged on the undiscounted cumulative dose: the limit was derived without a recovery "
                   f"discount; recovery model {model.name} would give {number} (shown for information, not judged)",)
-    applied = recovery if use_discounted else {name: 0.0 for name in recovery}
+    applied = recovery if use_discounted else dict.fromkeys(recovery, 0.0)
     status = "not_evaluated" if value is None else judge(how, value)
     return _result(constraint, structure, value, per_course, applied, status, reason if value is None else None,
                    notes, how, shown)
@@ -352,7 +350,7 @@ class _Evaluator:
         """A metric of the cumulative samples and each course's share of it."""
         value = evaluate(cumulative, metric)
         if value.value is None:
-            return None, {name: None for name in per_course}
+            return None, dict.fromkeys(per_course)
         return value.value, contributions(value, metric, per_course)
 
     def curves(self, bin_width_gy: float = CURVE_BIN_GY) -> tuple[DvhCurve, ...]:
@@ -626,7 +624,7 @@ def _report(case: CaseSpec, cset: ConstraintSet, options: CheckOptions, courses:
         curves=evaluation.curves,
         options={f.name: getattr(getattr(options, f.name), "value", getattr(options, f.name))
                  for f in dataclasses.fields(options)},
-        run_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        run_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
 
 

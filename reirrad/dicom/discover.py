@@ -79,7 +79,7 @@ class StructureSource:
     _parsed: dict = field(default_factory=dict, repr=False)
 
     @classmethod
-    def of(cls, ds: pydicom.Dataset, path: Path) -> "StructureSource":
+    def of(cls, ds: pydicom.Dataset, path: Path) -> StructureSource:
         """The source of a read RTSTRUCT dataset (InputError: not an RTSTRUCT, or no frame of reference)."""
         return cls(path, *structure_set_identity(ds, path), ds)
 
