@@ -11,7 +11,9 @@ dose (interpolating physical dose keeps linear fields exact; EQD2 is not linear 
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from reirrad.case import CaseSpec, CourseSpec, load_case
-from reirrad.dicom.discover import Course, course_from_datasets, discover_course
+from reirrad.dicom.discover import Course, StructureSource, course_from_datasets, discover_course
 from reirrad.dicom.dose import DoseGrid, read_dose
 from reirrad.dicom.identity import PatientIdentity
 from reirrad.dicom.io import read_dataset
@@ -30,7 +32,8 @@ from reirrad.dicom.structures import Roi, StructureSet
 from reirrad.dicom.write import dose_dataset, refuse_input_as_output, save_atomic
 from reirrad.eqd2 import NO_RECOVERY, RecoveryFactor, RecoveryModel, eqd2_gy, recovery_factor, recovery_model
 from reirrad.errors import Hint, InputError, Remedy
-from reirrad.grid import Grid, corner_centres_mm, grown_to_cover, resample, transform_points
+from reirrad.grid import Grid, corner_centres_mm, grown_to_cover, index_map, inside_grid, resample, transform_points
+from reirrad.mapping import PointMap, RigidMap
 from reirrad.outputs import case_inputs
 from reirrad.results import FileRecord
 
@@ -257,9 +260,16 @@ def _beams_of(dose: DoseGrid) -> tuple[int, ...]:
 
 
 def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file."""
+    """Hex SHA-256 of a file, read in 1 MiB blocks; each file is hashed once per process while its
+    size and modification time stay the same (a batch's store key and its check share the digests)."""
+    stat = os.stat(path)
+    return _sha256_of(os.path.realpath(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+
+
+@functools.lru_cache(maxsize=4096)
+def _sha256_of(real_path: str, size: int, mtime_ns: int, inode: int) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open(real_path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -271,7 +281,7 @@ class LoadedCourse:
 
     spec: CourseSpec
     phases: tuple[PhaseDose, ...]
-    structures: StructureSet | None
+    structure_source: StructureSource | None  # parsed when :attr:`structures` is first asked for
     frame_of_reference_uid: str
     registration_paths: tuple[Path, ...]
     files: tuple[FileRecord, ...]
@@ -281,6 +291,11 @@ class LoadedCourse:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def structures(self) -> StructureSet | None:
+        """The course's structure set (its contours parsed once, when first asked for)."""
+        return None if self.structure_source is None else self.structure_source.structures
 
     @property
     def fractions(self) -> int:
@@ -334,7 +349,7 @@ def course_from_discovery(spec: CourseSpec, course: Course) -> LoadedCourse:
     return LoadedCourse(
         spec=spec,
         phases=phases,
-        structures=course.structures,
+        structure_source=course.structure_source,
         frame_of_reference_uid=course.frame_of_reference_uid,
         registration_paths=tuple(dict.fromkeys(registrations)),
         files=tuple(FileRecord(str(p), None if course.in_memory else sha256_file(Path(p))) for p in course.files),
@@ -427,20 +442,35 @@ def months_between(earlier: date | None, later: date | None) -> float | None:
 
 @dataclass(frozen=True, eq=False)
 class CourseOnGrid:
-    """A course mapped onto the reference grid, with the facts reports need."""
+    """A course related to the evaluation grid (reference frame) through its point map.
+
+    Its phases stay on their own dose grids: evaluation samples them at ``point_map(points)``
+    (:func:`phase_doses_at`). The course's dose resampled onto the whole evaluation grid
+    (:attr:`on_grid_phases`, :attr:`coverage`, :meth:`eqd2_gy`) is computed only when asked for,
+    by whole-grid outputs (export, the overlap flag), and cached.
+    """
 
     course: LoadedCourse
-    phases: tuple[PhaseDose, ...]  # physical dose on the reference grid
-    coverage: np.ndarray  # True where every phase's own grid covers the reference voxel
-    registration_label: str  # "identity" or "REG <SOPInstanceUID>"
+    grid: Grid  # the evaluation grid, reference frame
+    point_map: PointMap  # reference-frame points (mm) -> this course's frame (mm)
     interval_months: float | None  # from this course's end to the reference course's start
     recovery_model: str
     is_reference: bool
-    _eqd2_cache: dict = field(default_factory=dict, repr=False)
+    _cache: dict = field(default_factory=dict, repr=False)
 
     @property
     def name(self) -> str:
         return self.course.name
+
+    @property
+    def phases(self) -> tuple[PhaseDose, ...]:
+        """The course's phases, physical dose on their own grids."""
+        return self.course.phases
+
+    @property
+    def registration_label(self) -> str:
+        """"identity" or "REG <SOPInstanceUID>" (the point map's label)."""
+        return self.point_map.label
 
     @property
     def fractions(self) -> int:
@@ -454,21 +484,37 @@ class CourseOnGrid:
     def dose_per_fraction_gy(self) -> float | None:
         return self.course.dose_per_fraction_gy
 
+    @property
+    def on_grid_phases(self) -> tuple[PhaseDose, ...]:
+        """Each phase resampled (trilinear) onto the evaluation grid. Computed once, when first asked for."""
+        return self._on_grid()[0]
+
+    @property
+    def coverage(self) -> np.ndarray:
+        """True where every phase's own grid covers the evaluation grid's voxel centre. Computed once."""
+        return self._on_grid()[1]
+
+    def _on_grid(self) -> tuple[tuple[PhaseDose, ...], np.ndarray]:
+        if "on_grid" not in self._cache:
+            self._cache["on_grid"] = _phases_on_grid(self.phases, self.grid, self.point_map)
+        return self._cache["on_grid"]
+
     def eqd2_gy(self, alpha_beta_gy: float, lql_transition_gy: float | None = None) -> np.ndarray:
-        """EQD2 (Gy) on the reference grid: each phase with its own fractions, then added. Cached."""
-        key = (float(alpha_beta_gy), lql_transition_gy)
-        if key not in self._eqd2_cache:
-            total = eqd2_gy(self.phases[0].dose_gy, self.phases[0].fractions, alpha_beta_gy, lql_transition_gy)
-            for phase in self.phases[1:]:
+        """EQD2 (Gy) on the evaluation grid: each phase with its own fractions, then added. Cached."""
+        key = ("eqd2", float(alpha_beta_gy), lql_transition_gy)
+        if key not in self._cache:
+            phases = self.on_grid_phases
+            total = eqd2_gy(phases[0].dose_gy, phases[0].fractions, alpha_beta_gy, lql_transition_gy)
+            for phase in phases[1:]:
                 total += eqd2_gy(phase.dose_gy, phase.fractions, alpha_beta_gy, lql_transition_gy)
             total.flags.writeable = False
-            self._eqd2_cache[key] = total
-        return self._eqd2_cache[key]
+            self._cache[key] = total
+        return self._cache[key]
 
 
 @dataclass(frozen=True, eq=False)
 class AccumulatedCase:
-    """Every course on one grid with the reference structures.
+    """Every course related to one evaluation grid (reference frame), with the reference structures.
 
     ``grid`` is the reference course's own dose grid (``reference_grid``), or that grid grown by
     whole voxels to cover the evaluated structures where another course has dose.
@@ -477,9 +523,13 @@ class AccumulatedCase:
     case: CaseSpec
     grid: Grid
     courses: tuple[CourseOnGrid, ...]
-    structures: StructureSet | None
     reference_dose_path: Path  # header source for exported doses
     reference_grid: Grid
+
+    @property
+    def structures(self) -> StructureSet | None:
+        """The reference course's structure set (read when first asked for)."""
+        return self.reference.course.structures
 
     @property
     def grid_is_grown(self) -> bool:
@@ -500,11 +550,12 @@ class AccumulatedCase:
 
 
 def map_courses(courses: Sequence[LoadedCourse], case: CaseSpec, cover: Sequence[Roi] = ()) -> AccumulatedCase:
-    """Map every course onto the reference grid (the last course's first phase).
+    """Relate every course to the reference frame (the last course's) by a point map.
 
-    With ``cover`` (reference structures to be evaluated), the grid grows by whole voxels over
-    the part of them that lies outside the reference dose grid but inside another course's, so
-    that a prior course's dose there is counted (the reference course gives 0 Gy outside its grid).
+    The evaluation grid is the reference course's first phase's grid. With ``cover`` (reference
+    structures to be evaluated), it grows by whole voxels over the part of them that lies outside
+    the reference dose grid but inside another course's, so that a prior course's dose there is
+    counted (the reference course gives 0 Gy outside its grid). No dose is resampled here.
     """
     if not courses:
         raise InputError(case.path, "no courses")
@@ -515,30 +566,26 @@ def map_courses(courses: Sequence[LoadedCourse], case: CaseSpec, cover: Sequence
         if not course.frame_of_reference_uid:  # never "the same frame" as another missing one
             raise InputError(course.spec.path, f"course {course.name!r} has no frame of reference")
     registrations = _read_registrations(courses)
-    transforms = [
-        reference_to_moving(frame, course.frame_of_reference_uid, registrations, course.spec.path)
+    maps = [
+        RigidMap(*reference_to_moving(frame, course.frame_of_reference_uid, registrations, course.spec.path))
         for course in courses
     ]
-    dose_grids = [(phase.grid, transform) for course, (transform, _) in zip(courses, transforms) for phase in course.phases]
+    dose_grids = [(phase.grid, m.matrix) for course, m in zip(courses, maps) for phase in course.phases]
     grid = _covering_grid(reference_grid, cover, dose_grids) if cover else reference_grid
-    mapped = []
-    for course, (transform, label) in zip(courses, transforms):
-        phases, coverage = _phases_on_grid(course.phases, grid, transform)
-        is_reference = course is reference
-        mapped.append(
-            CourseOnGrid(
-                course=course,
-                phases=phases,
-                coverage=coverage,
-                registration_label=label,
-                interval_months=None if is_reference else months_between(course.spec.end_date, reference.spec.start_date),
-                recovery_model=case.recovery_model or NO_RECOVERY,
-                is_reference=is_reference,
-            )
+    mapped = tuple(
+        CourseOnGrid(
+            course=course,
+            grid=grid,
+            point_map=point_map,
+            interval_months=None if course is reference else months_between(course.spec.end_date, reference.spec.start_date),
+            recovery_model=case.recovery_model or NO_RECOVERY,
+            is_reference=course is reference,
         )
+        for course, point_map in zip(courses, maps)
+    )
     if any(c.interval_months is not None and c.interval_months < 0 for c in mapped):
         raise InputError(case.path, "a prior course ends after the reference course starts")
-    return AccumulatedCase(case, grid, tuple(mapped), reference.structures, reference.phases[0].files[0], reference_grid)
+    return AccumulatedCase(case, grid, mapped, reference.phases[0].files[0], reference_grid)
 
 
 def _covering_grid(
@@ -571,17 +618,100 @@ def _read_registrations(courses: Sequence[LoadedCourse]) -> list[Registration]:
     return [read_registration(p) for p in paths]
 
 
+def phase_indices(grid: Grid, positions: np.ndarray, phase_grid: Grid, point_map: PointMap) -> np.ndarray:
+    """Continuous indices (N, 3) on ``phase_grid`` of the points at continuous indices ``positions``
+    (N, 3, (k, j, i)) of ``grid`` (reference frame), mapped into the course's frame by ``point_map``.
+
+    A rigid map is composed into one index-to-index affine; when that is a whole-voxel shift (one
+    frame, the same lattice) the indices are shifted exactly, so a course on the evaluation grid
+    is sampled at the very same positions, bit for bit. Any other map goes through mm.
+    """
+    if isinstance(point_map, RigidMap):
+        mapping = index_map(phase_grid, grid, point_map.matrix)
+        linear, shift = mapping[:3, :3], mapping[:3, 3]
+        if np.allclose(linear, np.eye(3), rtol=0.0, atol=1e-9) and np.allclose(shift, np.rint(shift), rtol=0.0, atol=1e-9):
+            return positions + np.rint(shift)
+        return positions @ linear.T + shift
+    return phase_grid.to_index(point_map(grid.to_patient(positions)))
+
+
+def phase_doses_at(
+    phases: Sequence[PhaseDose], grid: Grid, positions: np.ndarray, point_map: PointMap, margin_voxels: float = 0.0
+) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """Physical dose (Gy) of each phase at points given as continuous indices of ``grid``.
+
+    Parameters
+    ----------
+    phases : sequence of PhaseDose
+        A course's phases, each on its own dose grid.
+    grid : Grid
+        The grid (reference frame) whose continuous indices ``positions`` are.
+    positions : ndarray, shape (N, 3)
+        Points as continuous (k, j, i) indices of ``grid``.
+    point_map : PointMap
+        Reference frame -> the course's frame.
+    margin_voxels : float
+        How far beyond the hull of a phase grid's voxel centres a point still counts as covered,
+        in voxels of that grid: 0 (the hull, as :func:`reirrad.grid.resample`), or 0.5 (within the
+        grid's voxels, the outer half voxel taking the edge voxel's dose, as structure samples
+        are taken on a dose grid by :func:`reirrad.masks.sample_roi` and :mod:`reirrad.dvh`).
+
+    Returns
+    -------
+    doses_gy : tuple of ndarray, shape (N,) each
+        Each phase's dose interpolated trilinearly on its own grid at ``point_map`` of the point;
+        0 Gy where the point is not covered by that grid.
+    covered : ndarray of bool, shape (N,)
+        True where every phase's grid covers the point (:func:`reirrad.grid.inside_grid`).
+    """
+    from reirrad.dvh import trilinear
+
+    covered = np.ones(len(positions), dtype=bool)
+    doses = []
+    for phase in phases:
+        index = phase_indices(grid, positions, phase.grid, point_map)
+        inside = inside_grid(index, phase.grid.shape, margin_voxels)
+        covered &= inside
+        if inside.all():
+            doses.append(trilinear(phase.dose_gy, index))
+            continue
+        dose = np.zeros(len(positions))
+        dose[inside] = trilinear(phase.dose_gy, index[inside])
+        doses.append(dose)
+    return tuple(doses), covered
+
+
 def _phases_on_grid(
-    phases: Sequence[PhaseDose], grid: Grid, transform: np.ndarray | None
+    phases: Sequence[PhaseDose], grid: Grid, point_map: PointMap
 ) -> tuple[tuple[PhaseDose, ...], np.ndarray]:
     """Each phase resampled onto ``grid``, and where all of them cover it."""
+    if not isinstance(point_map, RigidMap):
+        return _phases_on_grid_by_points(phases, grid, point_map)
     coverage = np.ones(grid.shape, dtype=bool)
     mapped = []
     for phase in phases:
-        dose, covered = resample(phase.dose_gy, phase.grid, grid, transform)
+        dose, covered = resample(phase.dose_gy, phase.grid, grid, point_map.matrix)
         coverage &= covered
         mapped.append(replace(phase, grid=grid, dose_gy=dose))
     return tuple(mapped), coverage
+
+
+def _phases_on_grid_by_points(
+    phases: Sequence[PhaseDose], grid: Grid, point_map: PointMap
+) -> tuple[tuple[PhaseDose, ...], np.ndarray]:
+    """:func:`_phases_on_grid` for any point map: every voxel centre sampled, one frame at a time."""
+    grid.require_memory("resampled dose grid")
+    doses = [np.zeros(grid.shape) for _ in phases]
+    coverage = np.zeros(grid.shape, dtype=bool)
+    jj, ii = np.meshgrid(np.arange(grid.shape[1]), np.arange(grid.shape[2]), indexing="ij")
+    plane = np.column_stack([np.zeros(jj.size), jj.ravel(), ii.ravel()])
+    for k in range(grid.shape[0]):
+        plane[:, 0] = k
+        values, covered = phase_doses_at(phases, grid, plane, point_map)
+        coverage[k] = covered.reshape(grid.shape[1:])
+        for dose, value in zip(doses, values):
+            dose[k] = value.reshape(grid.shape[1:])
+    return tuple(replace(p, grid=grid, dose_gy=d) for p, d in zip(phases, doses)), coverage
 
 
 def cumulative_eqd2_gy(
@@ -627,26 +757,22 @@ def cumulative_eqd2_at(
     -------
     eqd2_gy : ndarray, shape (N,)
         Sum over courses of each course's EQD2 (each phase's physical dose interpolated
-        trilinearly at the point, then converted with its own fractions), prior courses times
-        (1 - r). A course contributes 0 Gy where its grid does not reach.
+        trilinearly on its own grid at the course's point map of the point, then converted with
+        its own fractions), prior courses times (1 - r). A course contributes 0 Gy where its grid
+        does not reach.
     covered : ndarray of bool, shape (N,)
         True where every course's dose grid reaches the point.
     """
-    from reirrad.dvh import trilinear
-
-    points = np.asarray(points_mm, dtype=float).reshape(-1, 3)
-    index = acc.grid.to_index(points)
-    upper = np.asarray(acc.grid.shape, float) - 1 + 1e-6
-    inside = np.all((index >= -1e-6) & (index <= upper), axis=1)
+    positions = acc.grid.to_index(np.asarray(points_mm, dtype=float).reshape(-1, 3))
     factors = acc.recovery_factors(recovery, organ) if recovery is not None else {}
-    total = np.zeros(len(points))
-    covered = inside.copy()
+    total = np.zeros(len(positions))
+    covered = np.ones(len(positions), dtype=bool)
     for course in acc.courses:
         keep = factors[course.name].keep if course.name in factors else 1.0
-        covered[inside] &= trilinear(course.coverage.astype(float), index[inside]) >= 1.0 - 1e-9
-        for phase in course.phases:
-            dose = trilinear(phase.dose_gy, index[inside])
-            total[inside] += keep * eqd2_gy(dose, phase.fractions, alpha_beta_gy, lql_transition_gy)
+        doses, course_covered = phase_doses_at(course.phases, acc.grid, positions, course.point_map)
+        covered &= course_covered
+        for phase, dose in zip(course.phases, doses):
+            total += keep * eqd2_gy(dose, phase.fractions, alpha_beta_gy, lql_transition_gy)
     return total, covered
 
 

@@ -30,6 +30,7 @@ from reirrad.check import CheckOptions, batch_inputs, run_check
 from reirrad.constraints import CONSTRAINTS_DIR
 from reirrad.errors import InputError, ReirradError
 from reirrad.results import CheckReport
+from reirrad.verdicts import ExitCode, batch_exit_code
 from reirrad.worker import init_worker
 
 if TYPE_CHECKING:
@@ -61,7 +62,8 @@ class CaseOutcome:
         """The case's own exit code (None when it was not run)."""
         if self.report is not None:
             return self.report.summary.exit_code
-        return {CaseState.INPUT_ERROR: 2, CaseState.INTERNAL_ERROR: 3}.get(self.state)
+        code = {CaseState.INPUT_ERROR: ExitCode.INPUT, CaseState.INTERNAL_ERROR: ExitCode.INTERNAL}.get(self.state)
+        return None if code is None else int(code)
 
     @property
     def label(self) -> str:
@@ -91,15 +93,10 @@ class BatchResult:
 
     @property
     def exit_code(self) -> int:
-        """--fail-fast: the stopping case's code. Else 3 when a case hit an internal error, 2 when a
-        case was bad input, otherwise the highest exit code of the cases."""
+        """--fail-fast: the stopping case's code. Else :func:`reirrad.verdicts.batch_exit_code` of the cases."""
         if self.stopped_by is not None:
             return self.outcomes[self.stopped_by].exit_code
-        codes = [o.exit_code for o in self.outcomes if o.exit_code is not None]
-        for code in (3, 2):
-            if code in codes:
-                return code
-        return max(codes, default=0)
+        return batch_exit_code(o.exit_code for o in self.outcomes)
 
 
 def check_case(path: str, options: CheckOptions) -> CaseOutcome:

@@ -10,13 +10,14 @@ at the same points, so a cumulative metric splits exactly into course contributi
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from reirrad import __version__
+from reirrad import __version__, verdicts
 from reirrad.accumulate import (
     AccumulatedCase,
     CourseOnGrid,
@@ -26,6 +27,7 @@ from reirrad.accumulate import (
     load_courses,
     map_courses,
     months_between,
+    phase_doses_at,
 )
 from reirrad.case import CaseSpec, CourseSpec, load_case
 from reirrad.constraints import (
@@ -38,12 +40,13 @@ from reirrad.constraints import (
     load_constraint_set,
     resolve_set_path,
 )
-from reirrad.dvh import Dvh, MetricValue, cumulative_dvh, evaluate, sample_dose
 from reirrad.dicom.identity import PatientIdentity
 from reirrad.dicom.structures import StructureSet
+from reirrad.dvh import Dvh, MetricValue, cumulative_dvh, evaluate
 from reirrad.eqd2 import NO_RECOVERY, RecoveryModel, check_lql_transition_gy, eqd2_gy, recovery_factor, recovery_model
 from reirrad.errors import InputError, OptionError, ReirradError
-from reirrad.flags import CourseDose, CourseInfo, FlagContext, OrganResult, compute_flags
+from reirrad.flags import CourseDose, CourseInfo, FlagContext, FlagRules, OrganResult, compute_flags, load_flag_rules
+from reirrad.mapping import PointMap
 from reirrad.masks import RoiSampling, sample_roi
 from reirrad.metrics import Metric, parse_metric
 from reirrad.organs import OrganMatch, match_organs
@@ -58,10 +61,9 @@ from reirrad.results import (
     Patient,
     PhaseSummary,
     Summary,
-    nothing_judged,
 )
+from reirrad.strategies import Evaluation, Strategy
 from reirrad.verdicts import FailOn
-
 
 DEFAULT_SET = "hn-reirradiation"
 CURVE_BIN_GY = 0.1  # dose resolution of the DVH curves drawn in reports
@@ -91,23 +93,13 @@ class CheckOptions:
 
 
 def exit_code(results: tuple[ConstraintResult, ...], options: CheckOptions) -> int:
-    """0 all evaluated limits pass; 1 a fail (or warn with fail_on=warn), a limit that could not
-    be evaluated (unless allow_missing), or no limit judged at all (whatever the options: a run
-    that checked nothing does not pass). Report-only entries never change the exit code otherwise."""
-    if nothing_judged(results):
-        return 1
-    failing = {"fail", "warn"} if options.fail_on is FailOn.WARN else {"fail"}
-    for r in results:
-        if r.status in failing:
-            return 1
-        if r.status == "not_evaluated" and r.has_threshold and not options.allow_missing:
-            return 1
-    return 0
+    """The run's exit code under ``options`` (:func:`reirrad.verdicts.exit_code`, the one policy)."""
+    return int(verdicts.exit_code(results, options.fail_on, options.allow_missing))
 
 
 def _not_evaluated(constraint: Constraint, structure: str | None, reason: str, courses: list[str],
                    notes: tuple[str, ...] = ()) -> ConstraintResult:
-    return _result(constraint, structure, None, {c: None for c in courses}, {}, "not_evaluated", reason, notes)
+    return _result(constraint, structure, None, dict.fromkeys(courses), {}, "not_evaluated", reason, notes)
 
 
 def _result(
@@ -166,7 +158,7 @@ def judged_result(constraint: Constraint, structure: str | None, how: Judging, m
         number = "n/a" if discounted[0] is None else f"{discounted[0]:.2f} {constraint.unit}"
         notes += (f"judged on the undiscounted cumulative dose: the limit was derived without a recovery "
                   f"discount; recovery model {model.name} would give {number} (shown for information, not judged)",)
-    applied = recovery if use_discounted else {name: 0.0 for name in recovery}
+    applied = recovery if use_discounted else dict.fromkeys(recovery, 0.0)
     status = "not_evaluated" if value is None else judge(how, value)
     return _result(constraint, structure, value, per_course, applied, status, reason if value is None else None,
                    notes, how, shown)
@@ -188,7 +180,8 @@ class _Evaluator:
         self.lql_transition_gy = lql_transition_gy
         self.accept_partial_coverage = accept_partial_coverage
         self._samplings: dict[str, RoiSampling] = {}
-        self._phases: dict[str, dict[str, tuple[Dvh, ...]]] = {}
+        self._course_samples: dict[tuple[str, str], CourseSamples] = {}  # (structure, course) -> samples
+        self._coverage: dict[str, dict[str, float]] = {}  # structure -> course -> covered volume fraction
         self._course_eqd2: dict[tuple[str, float], dict[str, Dvh]] = {}  # (structure, a/b) -> per course
         self._cumulative: dict[tuple[str, float], Dvh] = {}  # (structure, a/b) -> summed EQD2, no recovery
 
@@ -208,18 +201,35 @@ class _Evaluator:
         factors = self.acc.recovery_factors(self.model, organ)
         return {name: factors[name].r if name in factors else 0.0 for name in self.names}
 
+    def course_samples(self, structure: str, course: CourseOnGrid, point_map: PointMap | None = None) -> CourseSamples:
+        """Physical dose (Gy) of each of ``course``'s phases at the structure's samples, and which
+        samples the course's dose grids cover.
+
+        The samples are made once per structure on the evaluation grid (reference frame); each
+        phase is interpolated trilinearly on its own dose grid at ``point_map`` of the samples
+        (default: the course's own map, identity or REG; the result is then cached). A sample is
+        covered when it lies within every phase grid's voxels; an uncovered sample gets 0 Gy.
+        This is the one place a course's dose reaches the evaluation: give another ``point_map``
+        (a shifted registration, a deformable map) to sample the course through it instead.
+        """
+        key = (structure, course.name)
+        if point_map is None and key in self._course_samples:
+            return self._course_samples[key]
+        sampling = self.sampling(structure)
+        doses, covered = phase_doses_at(course.phases, self.acc.grid, sampling.positions,
+                                        point_map or course.point_map, margin_voxels=0.5)
+        samples = CourseSamples(tuple(_dvh(sampling, dose) for dose in doses), covered)
+        if point_map is None:
+            self._course_samples[key] = samples
+        return samples
+
     def phase_samples(self, structure: str) -> dict[str, tuple[Dvh, ...]]:
         """Physical dose (Gy) of every phase of every course at the structure's samples.
 
         Sampled once per structure; EQD2 is then computed per sample from the interpolated
         physical dose (interpolating an EQD2 map instead would overestimate, EQD2 being convex).
         """
-        if structure not in self._phases:
-            sampling = self.sampling(structure)
-            self._phases[structure] = {
-                c.name: tuple(sample_dose(sampling, p.dose_gy) for p in c.phases) for c in self.acc.courses
-            }
-        return self._phases[structure]
+        return {c.name: self.course_samples(structure, c).phases for c in self.acc.courses}
 
     def course_eqd2_samples(self, structure: str, alpha_beta_gy: float) -> dict[str, Dvh]:
         """Each course's EQD2 at the structure's samples, its phases converted with their own
@@ -257,9 +267,13 @@ class _Evaluator:
         return out
 
     def coverage(self, structure: str) -> dict[str, float]:
-        """Volume fraction of the structure inside each course's dose grid."""
-        sampling = self.sampling(structure)
-        return {c.name: covered_fraction(sampling, c.coverage) for c in self.acc.courses}
+        """Volume fraction of the structure inside each course's dose grid (computed once per structure)."""
+        if structure not in self._coverage:
+            weights = self.sampling(structure).weights_cc
+            self._coverage[structure] = {
+                c.name: covered_fraction(weights, self.course_samples(structure, c).covered) for c in self.acc.courses
+            }
+        return self._coverage[structure]
 
     def organ_samples(self, constraint: Constraint, match: OrganMatch) -> tuple[str | None, dict[str, Dvh] | str]:
         """The structure standing for the constraint's organ and every course's EQD2 samples of it,
@@ -336,7 +350,7 @@ class _Evaluator:
         """A metric of the cumulative samples and each course's share of it."""
         value = evaluate(cumulative, metric)
         if value.value is None:
-            return None, {name: None for name in per_course}
+            return None, dict.fromkeys(per_course)
         return value.value, contributions(value, metric, per_course)
 
     def curves(self, bin_width_gy: float = CURVE_BIN_GY) -> tuple[DvhCurve, ...]:
@@ -363,6 +377,21 @@ class _Evaluator:
         )
 
 
+@dataclass(frozen=True, eq=False)
+class CourseSamples:
+    """One course's physical dose at one structure's samples: a :class:`Dvh` per phase, and which
+    samples (N,) the course's dose grids cover."""
+
+    phases: tuple[Dvh, ...]
+    covered: np.ndarray
+
+
+def _dvh(sampling: RoiSampling, doses_gy: np.ndarray) -> Dvh:
+    """Doses (Gy) at the samples of ``sampling``, with its weights and volumes."""
+    return Dvh(doses_gy=doses_gy, weights_cc=sampling.weights_cc, volume_cc=sampling.volume_cc,
+               in_grid_volume_cc=sampling.in_grid_volume_cc, notes=sampling.notes)
+
+
 def _add(dvhs) -> Dvh:
     """Samples of the same structure from several courses, added sample by sample."""
     dvhs = list(dvhs)
@@ -380,11 +409,27 @@ def contributions(value, metric: Metric, per_course: dict[str, Dvh]) -> dict[str
     return {name: float(np.dot(value.coefficients, dvh.doses_gy[value.indices])) for name, dvh in per_course.items()}
 
 
-def physical_dose_gy(course: CourseOnGrid) -> np.ndarray:
-    """A course's physical dose on the reference grid, its phases added (Gy)."""
-    if len(course.phases) == 1:
-        return course.phases[0].dose_gy
-    return np.sum([p.dose_gy for p in course.phases], axis=0)
+def overlap_doses_gy(acc: AccumulatedCase, new_min_gy: float) -> dict[str, np.ndarray]:
+    """Each course's physical dose (Gy, phases added) on the evaluation grid, for the overlap
+    question of the re-irradiation type flag (volume at >= x Gy in a prior course and >= y Gy in
+    the new one): the reference course's everywhere, a prior course's only at the voxels where the
+    reference course's reaches ``new_min_gy`` (NaN elsewhere: never at or above a threshold), each
+    sampled directly on its own grids through its point map (0 Gy outside them)."""
+    reference = acc.reference
+    new_dose = _add_arrays([p.dose_gy for p in reference.on_grid_phases])
+    hot = np.argwhere(new_dose >= new_min_gy).astype(float)
+    out = {reference.name: new_dose}
+    for course in acc.courses[:-1]:
+        dose = np.full(acc.grid.shape, np.nan)
+        doses, _ = phase_doses_at(course.phases, acc.grid, hot, course.point_map)
+        dose[tuple(hot.astype(np.intp).T)] = _add_arrays(list(doses))
+        out[course.name] = dose
+    return out
+
+
+def _add_arrays(arrays: list[np.ndarray]) -> np.ndarray:
+    """One array, or the element-wise sum of several."""
+    return arrays[0] if len(arrays) == 1 else np.sum(arrays, axis=0)
 
 
 def _percent_outside(covered: float) -> str:
@@ -393,16 +438,10 @@ def _percent_outside(covered: float) -> str:
     return f"{min(max(percent, 0.01), 99.99):.2f}" if 0.0 < percent < 100.0 else f"{percent:.0f}"
 
 
-def covered_fraction(sampling: RoiSampling, coverage: np.ndarray) -> float:
-    """Volume fraction of the sampled structure whose nearest voxel is inside ``coverage``."""
-    weights = sampling.weights_cc
-    total = float(weights.sum())
-    if total <= 0:
-        return 0.0
-    index = np.rint(sampling.positions).astype(np.intp)
-    np.clip(index, 0, np.asarray(coverage.shape) - 1, out=index)
-    covered = coverage[index[:, 0], index[:, 1], index[:, 2]]
-    return float(weights[covered].sum()) / total
+def covered_fraction(weights_cc: np.ndarray, covered: np.ndarray) -> float:
+    """Volume fraction of the samples (weights in cm3) that are ``covered``; 0 without volume."""
+    total = float(weights_cc.sum())
+    return float(weights_cc[covered].sum()) / total if total > 0 else 0.0
 
 
 def course_summary(course: CourseOnGrid, registration: str, interval_months: float | None, recovery: str) -> CourseSummary:
@@ -459,15 +498,16 @@ def course_info(course: CourseOnGrid) -> CourseInfo:
 
 
 def flag_context(acc: AccumulatedCase, case: CaseSpec, organs: tuple[OrganResult, ...],
-                 matches: tuple[OrganMatch, ...]) -> FlagContext:
-    """Facts for the toxicity-mitigation flags."""
+                 matches: tuple[OrganMatch, ...], rules: FlagRules) -> FlagContext:
+    """Facts for the toxicity-mitigation flags (``rules``: the overlap threshold of the new course)."""
     intervals = [c.interval_months for c in acc.courses if not c.is_reference and c.interval_months is not None]
+    thresholds = [r.params["new_min_gy"] for r in rules.rules if r.kind == "reirradiation_type"]
     return FlagContext(
         courses=tuple(course_info(c) for c in acc.courses),
         interval_months=min(intervals) if intervals else None,
         organs=organs,
         matches=matches,
-        physical_dose_gy={c.name: physical_dose_gy(c) for c in acc.courses},
+        physical_dose_gy=overlap_doses_gy(acc, min(thresholds)) if thresholds and len(acc.courses) > 1 else None,
         voxel_volume_cc=acc.grid.voxel_volume_cc,
         clinical=case.clinical,
     )
@@ -495,22 +535,31 @@ def dose_basis_text(cset: ConstraintSet, model: RecoveryModel) -> str:
     return text
 
 
-def assumptions(acc: AccumulatedCase, cset: ConstraintSet, model: RecoveryModel, options: CheckOptions) -> dict[str, object]:
-    """The assumptions every result rests on, as the ESTRO-EORTC consensus asks them reported."""
+def _shared_assumptions(cset: ConstraintSet, model: RecoveryModel, options: CheckOptions,
+                        courses: Sequence[LoadedCourse]) -> dict[str, object]:
+    """The assumptions both strategies rest on: fractions, alpha/beta, model, recovery, dose basis."""
     return {
-        "method": "each course and phase mapped onto the reference grid (trilinear), its physical dose "
-        "interpolated at every structure sample and converted there to EQD2 with its own fractions, "
-        "then summed sample by sample; organ metrics on the summed EQD2",
-        "reference_grid": _grid_text(acc),
-        "fractions": "; ".join(
-            f"{c.name}: " + " + ".join(fraction_text(p) for p in c.course.phases)
-            for c in acc.courses
-        ),
+        "fractions": "; ".join(f"{c.name}: " + " + ".join(fraction_text(p) for p in c.phases) for c in courses),
         "alpha_beta": "per constraint, from the constraint set (see each result)",
         "radiobiological_model": "LQ" if options.lql_transition_gy is None
         else f"LQ-L above {options.lql_transition_gy:g} Gy per fraction",
         "recovery_model": f"{model.name}: {model.title} ({model.source})",
         "dose_basis": dose_basis_text(cset, model),
+    }
+
+
+def _set_text(cset: ConstraintSet) -> str:
+    return f"{cset.name} v{cset.version} ({' > '.join(cset.lineage)})"
+
+
+def assumptions(acc: AccumulatedCase, cset: ConstraintSet, model: RecoveryModel, options: CheckOptions) -> dict[str, object]:
+    """The assumptions every result rests on, as the ESTRO-EORTC consensus asks them reported."""
+    return {
+        "method": "each course's phases sampled on their own dose grids (trilinear) at every structure "
+        "sample mapped into the course's frame (identity or registration), converted there to EQD2 with "
+        "their own fractions, then summed sample by sample; organ metrics on the summed EQD2",
+        "reference_grid": _grid_text(acc),
+        **_shared_assumptions(cset, model, options, [c.course for c in acc.courses]),
         "registration": "; ".join(f"{c.name}: {'reference' if c.is_reference else c.registration_label}" for c in acc.courses),
         "outside_grid": "a course contributes 0 Gy where its dose grid does not reach; every affected "
         "result says how much of the structure that is; a result with a limit or warn level is "
@@ -518,7 +567,7 @@ def assumptions(acc: AccumulatedCase, cset: ConstraintSet, model: RecoveryModel,
            else "not evaluated when such a gap exists (accept_partial_coverage not given)"),
         "dvh": "structures supersampled on the reference grid with dose interpolated trilinearly; "
         "end caps of half the contour spacing beyond the first and last contour",
-        "constraint_set": f"{cset.name} v{cset.version} ({' > '.join(cset.lineage)})",
+        "constraint_set": _set_text(cset),
     }
 
 
@@ -553,29 +602,29 @@ def unused_maps(case: CaseSpec) -> tuple[str, ...]:
     )
 
 
-def _report(case: CaseSpec, cset: ConstraintSet, options: CheckOptions, courses: list[LoadedCourse],
-            summaries: tuple[CourseSummary, ...], results: tuple[ConstraintResult, ...], flags: list,
-            assumed: dict[str, object], curves: tuple[DvhCurve, ...] = ()) -> CheckReport:
+def _report(case: CaseSpec, cset: ConstraintSet, options: CheckOptions, courses: Sequence[LoadedCourse],
+            evaluation: Evaluation) -> CheckReport:
+    """The one report of a check, whichever strategy evaluated it."""
+    results = evaluation.results
     counts = {status: sum(r.status == status for r in results) for status in STATUSES}
     return CheckReport(
         case_id=case.id,
         case_path=str(case.path),
         reference_course=courses[-1].name,
-        courses=summaries,
+        courses=evaluation.courses,
         constraint_set_name=cset.name,
         constraint_set_version=cset.version,
         constraint_set_title=cset.title,
         results=results,
-        flags=tuple(flags),
-        assumptions=assumed,
+        flags=evaluation.flags,
+        assumptions=evaluation.assumptions,
         summary=Summary(counts, exit_code(results, options)),
         reirrad_version=__version__,
-        warnings=tuple(dict.fromkeys([note for c in courses for note in c.notes]
-                                     + ([] if options.conservative else list(unused_maps(case))))),
-        curves=curves,
+        warnings=tuple(dict.fromkeys([note for c in courses for note in c.notes] + list(evaluation.warnings))),
+        curves=evaluation.curves,
         options={f.name: getattr(getattr(options, f.name), "value", getattr(options, f.name))
                  for f in dataclasses.fields(options)},
-        run_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        run_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
 
 
@@ -599,30 +648,40 @@ def check_inputs(case: CaseSpec, options: CheckOptions) -> tuple[Path, ...]:
 
 
 def run_check(case: CaseSpec, options: CheckOptions = CheckOptions()) -> CheckReport:
-    """Judge the case's cumulative EQD2 against its constraint set."""
+    """Judge the case's cumulative EQD2 against its constraint set (:class:`RegisteredSum`, or
+    :class:`ConservativeBound` with ``options.conservative``)."""
     cset = load_constraint_set(constraint_set_path(case, options))
     model = recovery_model(options.recovery_model or case.recovery_model or cset.recovery_model)
     cset = for_recovery_model(cset, model)
     case = accepting(case, dose_scale=options.accept_dose_scale, other_patient=options.accept_other_patient,
                      partial_coverage=options.accept_partial_coverage)
     courses = load_courses(case)
-    if options.conservative:
-        return _run_conservative(case, cset, model, courses, options)
-    structures = courses[-1].structures
-    if structures is None:
-        raise InputError(case.reference.path, f"reference course '{courses[-1].name}' has no RTSTRUCT")
-    matches = _match(structures, cset, case, case.reference)
-    evaluated = dict.fromkeys(m.structure for m in matches.values() if m.structure is not None)
-    cover = [structures.by_name(name) for name in evaluated]
-    acc = map_courses(courses, dataclasses.replace(case, recovery_model=model.name), cover)
-    evaluator = _Evaluator(acc, model, options.lql_transition_gy, case.accept_partial_coverage)
-    evaluator.refuse_courses_missing_everything([roi.name for roi in cover if not roi.is_empty])
-    results = tuple(evaluator.evaluate(c, matches[c.organ]) for c in cset.constraints)
-    # flags read undiscounted values, once per organ metric (a recovery model's own entry repeats one)
-    organ_results = tuple(evaluator.organ_result(r) for r in results if r.dose_basis == UNDISCOUNTED)
-    flags = compute_flags(flag_context(acc, case, organ_results, tuple(matches.values())))
-    return _report(case, cset, options, courses, course_summaries(acc), results, flags,
-                   assumptions(acc, cset, model, options), evaluator.curves())
+    strategy: Strategy = ConservativeBound() if options.conservative else RegisteredSum()
+    return _report(case, cset, options, courses, strategy.evaluate(case, cset, model, courses, options))
+
+
+class RegisteredSum:
+    """Every course related to the reference frame (identity or REG); EQD2 summed sample by sample
+    at the reference structures' samples (:class:`_Evaluator`)."""
+
+    def evaluate(self, case: CaseSpec, cset: ConstraintSet, model: RecoveryModel, courses: Sequence[LoadedCourse],
+                 options: CheckOptions) -> Evaluation:
+        structures = courses[-1].structures
+        if structures is None:
+            raise InputError(case.reference.path, f"reference course '{courses[-1].name}' has no RTSTRUCT")
+        matches = _match(structures, cset, case, case.reference)
+        evaluated = dict.fromkeys(m.structure for m in matches.values() if m.structure is not None)
+        cover = [structures.by_name(name) for name in evaluated]
+        acc = map_courses(courses, dataclasses.replace(case, recovery_model=model.name), cover)
+        evaluator = _Evaluator(acc, model, options.lql_transition_gy, case.accept_partial_coverage)
+        evaluator.refuse_courses_missing_everything([roi.name for roi in cover if not roi.is_empty])
+        results = tuple(evaluator.evaluate(c, matches[c.organ]) for c in cset.constraints)
+        # flags read undiscounted values, once per organ metric (a recovery model's own entry repeats one)
+        organ_results = tuple(evaluator.organ_result(r) for r in results if r.dose_basis == UNDISCOUNTED)
+        rules = load_flag_rules()
+        flags = compute_flags(flag_context(acc, case, organ_results, tuple(matches.values()), rules), rules)
+        return Evaluation(course_summaries(acc), results, tuple(flags), assumptions(acc, cset, model, options),
+                          evaluator.curves(), unused_maps(case))
 
 
 # ------------------------------------------------------------------ conservative mode (no registration)
@@ -656,90 +715,145 @@ def conservative_value(dvh: Dvh, metric: Metric, courses: int) -> MetricValue | 
     return MetricValue(float(dvh.doses_gy[hottest]), None, np.array([hottest]), np.ones(1))
 
 
-def _run_conservative(case: CaseSpec, cset: ConstraintSet, model: RecoveryModel,
-                      courses: list[LoadedCourse], options: CheckOptions) -> CheckReport:
-    """Each course judged on its own grid and structure set; per-organ bounds added."""
-    reference = courses[-1]
-    singles = []
-    for course in courses:
-        acc = map_courses([course], dataclasses.replace(case, courses=(course.spec,)))
-        if acc.structures is None:
-            raise InputError(course.spec.path, f"course '{course.name}' has no RTSTRUCT; conservative mode "
-                             "needs every course's own structure set")
-        singles.append((_Evaluator(acc, model, options.lql_transition_gy), _match(acc.structures, cset, case, course.spec)))
-    intervals = {c.name: None if c is reference else months_between(c.spec.end_date, reference.spec.start_date)
-                 for c in courses}
-    names = [c.name for c in courses]
-    results, organ_results = [], []
-    for constraint in cset.constraints:
-        metric = parse_metric(constraint.metric)
-        per_course: dict[str, float | None] = {n: None for n in names}
-        own: dict[str, CourseDose] = {}
-        recovery: dict[str, float] = {}
-        reason = None if metric.kind in BOUNDED else f"{metric} has no conservative bound without registration"
-        structures = []
-        for course, (evaluator, matches) in zip(courses, singles):
-            if reason:
-                break
-            structure, samples = evaluator.organ_samples(constraint, matches[constraint.organ])
-            structures.append(structure or "?")
-            value = None if isinstance(samples, str) else conservative_value(samples[course.name], metric, len(courses))
-            if value is None or value.value is None:
-                reason = f"course '{course.name}': {samples if value is None else value.reason}"
-                break
-            r = 0.0 if course is reference else recovery_factor(model, constraint.organ, intervals[course.name]).r
-            recovery[course.name] = r
-            per_course[course.name] = value.value
-            own.update(evaluator.course_doses(structure, metric, constraint.alpha_beta_gy))
-        structure = " / ".join(dict.fromkeys(structures)) or None
-        how = reason or judging(constraint, model.name, {n: r for n, r in recovery.items() if n != reference.name})
-        if isinstance(how, str):
-            result = _not_evaluated(constraint, structure, how, names)
-        else:
-            note = (f"conservative, no registration: sum of each course's own bound on its own structure set "
-                    f"(an upper bound of {metric} of the summed dose)" if metric.kind != "Dmean"
-                    else "conservative, no registration: per-course Dmean added (exact only for identical structures)")
-            kept = {n: v * (1.0 - recovery[n]) for n, v in per_course.items()}  # type: ignore[operator]
-            discounted = (float(sum(kept.values())), kept) if any(recovery.values()) else None
-            plain = (float(sum(per_course.values())), per_course)  # type: ignore[arg-type]
-            result = judged_result(constraint, structure, how, model, recovery, plain, discounted, (note,))
-        results.append(result)
-        if result.dose_basis != UNDISCOUNTED:  # flags read undiscounted values, once per organ metric
-            continue
-        organ_results.append(OrganResult(
-            organ=result.organ, structure=result.structure, metric=result.metric,
-            alpha_beta_gy=result.alpha_beta_gy, cumulative_gy=result.value_gy, status=result.status,
-            per_course=own,
-        ))
-    on_grids = [evaluator.acc.courses[0] for evaluator, _ in singles]
-    summaries = tuple(
-        course_summary(c, "reference" if c.course is reference else CONSERVATIVE, intervals[c.name],
-                       "none (reference course)" if c.course is reference else model.name)
-        for c in on_grids
+@dataclass(frozen=True, eq=False)
+class _Single:
+    """One course on its own grid with its own structure set, for the conservative bound."""
+
+    course: LoadedCourse
+    evaluator: _Evaluator
+    matches: dict[str, OrganMatch]
+    interval_months: float | None  # None for the reference course
+    is_reference: bool
+
+    @property
+    def on_grid(self) -> CourseOnGrid:
+        return self.evaluator.acc.courses[0]
+
+
+@dataclass(frozen=True)
+class _Bounds:
+    """Each course's bound on one constraint's metric (or why there is none)."""
+
+    per_course: dict[str, float | None]
+    recovery: dict[str, float]
+    own: dict[str, CourseDose]  # each course's own values, for the flags
+    structures: tuple[str, ...]
+    reason: str | None
+
+
+class ConservativeBound:
+    """No registration: each course judged on its own grid and structure set, and per organ the
+    courses' upper bounds of the summed dose added (:func:`conservative_value`)."""
+
+    def evaluate(self, case: CaseSpec, cset: ConstraintSet, model: RecoveryModel, courses: Sequence[LoadedCourse],
+                 options: CheckOptions) -> Evaluation:
+        singles = [_single(case, cset, model, course, courses[-1], options) for course in courses]
+        judged = [_bounded_result(constraint, singles, model) for constraint in cset.constraints]
+        results = tuple(result for result, _ in judged)
+        # flags read undiscounted values, once per organ metric
+        organs = tuple(organ for result, organ in judged if result.dose_basis == UNDISCOUNTED)
+        summaries = tuple(
+            course_summary(s.on_grid, "reference" if s.is_reference else CONSERVATIVE, s.interval_months,
+                           "none (reference course)" if s.is_reference else model.name)
+            for s in singles
+        )
+        return Evaluation(summaries, results, tuple(compute_flags(_bounded_flag_context(case, singles, organs))),
+                          _bounded_assumptions(cset, model, options, courses))
+
+
+def _single(case: CaseSpec, cset: ConstraintSet, model: RecoveryModel, course: LoadedCourse,
+            reference: LoadedCourse, options: CheckOptions) -> _Single:
+    """``course`` alone on its own grid with its own structure set matched to the constraint organs."""
+    acc = map_courses([course], dataclasses.replace(case, courses=(course.spec,)))
+    if acc.structures is None:
+        raise InputError(course.spec.path, f"course '{course.name}' has no RTSTRUCT; conservative mode "
+                         "needs every course's own structure set")
+    is_reference = course is reference
+    return _Single(course, _Evaluator(acc, model, options.lql_transition_gy), _match(acc.structures, cset, case, course.spec),
+                   None if is_reference else months_between(course.spec.end_date, reference.spec.start_date), is_reference)
+
+
+def _course_bounds(constraint: Constraint, metric: Metric, singles: Sequence[_Single], model: RecoveryModel) -> _Bounds:
+    """Each course's bound on the constraint's metric on its own structure, stopping at the first
+    course that has none (the reason names it)."""
+    per_course: dict[str, float | None] = {s.course.name: None for s in singles}
+    recovery: dict[str, float] = {}
+    own: dict[str, CourseDose] = {}
+    structures: list[str] = []
+    if metric.kind not in BOUNDED:
+        return _Bounds(per_course, recovery, own, (), f"{metric} has no conservative bound without registration")
+    for s in singles:
+        name = s.course.name
+        structure, samples = s.evaluator.organ_samples(constraint, s.matches[constraint.organ])
+        structures.append(structure or "?")
+        value = None if isinstance(samples, str) else conservative_value(samples[name], metric, len(singles))
+        if value is None or value.value is None:
+            reason = f"course '{name}': {samples if value is None else value.reason}"
+            return _Bounds(per_course, recovery, own, tuple(structures), reason)
+        recovery[name] = 0.0 if s.is_reference else recovery_factor(model, constraint.organ, s.interval_months).r
+        per_course[name] = value.value
+        own.update(s.evaluator.course_doses(structure, metric, constraint.alpha_beta_gy))
+    return _Bounds(per_course, recovery, own, tuple(structures), None)
+
+
+def _bounded_result(constraint: Constraint, singles: Sequence[_Single], model: RecoveryModel
+                    ) -> tuple[ConstraintResult, OrganResult]:
+    """The verdict on the sum of the courses' bounds, and what the flags need to know of it."""
+    metric = parse_metric(constraint.metric)
+    bounds = _course_bounds(constraint, metric, singles, model)
+    structure = " / ".join(dict.fromkeys(bounds.structures)) or None
+    reference = singles[-1].course.name
+    how = bounds.reason or judging(constraint, model.name, {n: r for n, r in bounds.recovery.items() if n != reference})
+    if isinstance(how, str):
+        result = _not_evaluated(constraint, structure, how, list(bounds.per_course))
+    else:
+        plain, discounted = _bound_sums(bounds)
+        result = judged_result(constraint, structure, how, model, bounds.recovery, plain, discounted, (_bound_note(metric),))
+    organ = OrganResult(
+        organ=result.organ, structure=result.structure, metric=result.metric, alpha_beta_gy=result.alpha_beta_gy,
+        cumulative_gy=result.value_gy, status=result.status, per_course=bounds.own,
     )
-    known = [m for m in intervals.values() if m is not None]
-    ctx = FlagContext(
-        courses=tuple(course_info(c) for c in on_grids),
+    return result, organ
+
+
+def _bound_sums(bounds: _Bounds) -> tuple[Sums, Sums | None]:
+    """The plain sum of the courses' bounds, and the sum with prior courses times (1 - r) (None
+    when nothing is discounted); each with its per-course shares."""
+    values = {n: float(v) for n, v in bounds.per_course.items() if v is not None}
+    kept: dict[str, float | None] = {n: v * (1.0 - bounds.recovery[n]) for n, v in values.items()}
+    discounted = (float(sum(v for v in kept.values() if v is not None)), kept) if any(bounds.recovery.values()) else None
+    return (float(sum(values.values())), bounds.per_course), discounted
+
+
+def _bound_note(metric: Metric) -> str:
+    if metric.kind == "Dmean":
+        return "conservative, no registration: per-course Dmean added (exact only for identical structures)"
+    return (f"conservative, no registration: sum of each course's own bound on its own structure set "
+            f"(an upper bound of {metric} of the summed dose)")
+
+
+def _bounded_flag_context(case: CaseSpec, singles: Sequence[_Single], organs: tuple[OrganResult, ...]) -> FlagContext:
+    """Facts for the flags without a common grid (no overlap volume: the flag says it is unknown)."""
+    known = [s.interval_months for s in singles if s.interval_months is not None]
+    return FlagContext(
+        courses=tuple(course_info(s.on_grid) for s in singles),
         interval_months=min(known) if known else None,
-        organs=tuple(organ_results),
-        matches=tuple(singles[-1][1].values()),
+        organs=organs,
+        matches=tuple(singles[-1].matches.values()),
         clinical=case.clinical,
     )
-    assumed = {
+
+
+def _bounded_assumptions(cset: ConstraintSet, model: RecoveryModel, options: CheckOptions,
+                         courses: Sequence[LoadedCourse]) -> dict[str, object]:
+    return {
         "method": "CONSERVATIVE per-course sum (no registration): each course's EQD2 metric on its own "
         "grid and structure set, added per organ; Dx from each course's dose at x/n (n courses), "
         "Dmax from each Dmax",
-        "fractions": "; ".join(f"{c.name}: " + " + ".join(fraction_text(p) for p in c.phases)
-                               for c in courses),
-        "alpha_beta": "per constraint, from the constraint set (see each result)",
-        "radiobiological_model": "LQ" if options.lql_transition_gy is None
-        else f"LQ-L above {options.lql_transition_gy:g} Gy per fraction",
-        "recovery_model": f"{model.name}: {model.title} ({model.source})",
-        "dose_basis": dose_basis_text(cset, model),
+        **_shared_assumptions(cset, model, options, courses),
         "registration": "none: courses were not mapped onto one grid",
-        "constraint_set": f"{cset.name} v{cset.version} ({' > '.join(cset.lineage)})",
+        "constraint_set": _set_text(cset),
     }
-    return _report(case, cset, options, courses, summaries, tuple(results), compute_flags(ctx), assumed)
 
 
 def batch_inputs(case_files: list[Path], options: CheckOptions) -> tuple[Path, ...]:

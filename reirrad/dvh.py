@@ -63,9 +63,6 @@ class Dvh:
         return cached
 
 
-DoseSamples = Dvh
-
-
 @dataclass(frozen=True, eq=False)
 class MetricValue:
     """A metric's value (Gy, cm3 or %), or ``None`` with the reason it could not be evaluated.

@@ -128,22 +128,6 @@ class Grid:
         """Patient points (N, 3) in mm -> continuous array indices (N, 3) in (k, j, i) order."""
         return transform_points(np.linalg.inv(self.affine), points_mm)
 
-    def axis_coordinates_mm(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Positions of voxel centres along k, j, i, projected on each axis' own direction (mm).
-
-        For an axial grid whose frame direction is +z these are z, and the in-plane coordinates
-        along the row and column directions.
-        """
-        origin = np.asarray(self.origin_mm)
-        return tuple(  # type: ignore[return-value]
-            float(origin @ np.asarray(d)) + np.arange(n) * s
-            for d, n, s in zip(
-                (self.frame_direction, self.column_direction, self.row_direction),
-                self.shape,
-                self.spacing_mm,
-            )
-        )
-
     @property
     def is_axial(self) -> bool:
         """True when frames are transverse planes (frame direction along patient +/-z)."""
@@ -159,6 +143,18 @@ class Grid:
 # Index positions this close outside a source grid's first or last voxel centre (in voxels) still
 # count as inside: they come from rounding in the geometry, not from a point really outside.
 _EDGE_TOLERANCE = 1e-6
+
+
+def inside_grid(index_kji: np.ndarray, shape: Sequence[int], margin_voxels: float = 0.0) -> np.ndarray:
+    """Which continuous indices (N, 3) lie within a grid of ``shape``: within the hull of its voxel
+    centres (``margin_voxels`` 0, as :func:`resample` counts coverage) or that hull grown by
+    ``margin_voxels`` (0.5: within the grid's voxels), up to the same edge tolerance."""
+    low = -margin_voxels - _EDGE_TOLERANCE
+    inside = np.ones(len(index_kji), dtype=bool)
+    for axis, n in enumerate(shape):
+        column = index_kji[:, axis]
+        inside &= (column >= low) & (column <= n - 1 + margin_voxels + _EDGE_TOLERANCE)
+    return inside
 
 
 def grown_to_cover(grid: Grid, low_index: np.ndarray, high_index: np.ndarray) -> Grid:

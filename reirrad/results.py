@@ -9,6 +9,7 @@ from enum import StrEnum
 import numpy as np
 
 from reirrad.flags import Flag  # at run time: the results store rebuilds reports from these type hints
+from reirrad.verdicts import nothing_judged  # noqa: F401  (re-exported; the one exit-code policy)
 
 
 class Status(StrEnum):
@@ -124,12 +125,6 @@ class ConstraintResult:
         """True for a real constraint (hard or soft: a limit, a warn level or a tolerance rule),
         False for report-only."""
         return self.priority != "report"
-
-
-def nothing_judged(results: tuple[ConstraintResult, ...]) -> bool:
-    """True when no constraint with a limit or warning level reached a verdict (pass, warn or
-    fail): such a run checked nothing, whatever was allowed to be missing."""
-    return not any(r.has_threshold and r.status in (Status.PASS, Status.WARN, Status.FAIL) for r in results)
 
 
 @dataclass(frozen=True, eq=False)

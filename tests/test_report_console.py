@@ -58,4 +58,4 @@ def test_the_cli_honours_columns_when_piped(tmp_path):
                           capture_output=True, text=True, env=env)
     assert done.returncode == 1
     assert max(len(line) for line in done.stdout.splitlines()) <= 60
-    assert whole("A_Carotid_L", done.stdout) and whole("130.631", done.stdout) and whole("FAIL", done.stdout)
+    assert whole("A_Carotid_L", done.stdout) and whole("130.663", done.stdout) and whole("FAIL", done.stdout)

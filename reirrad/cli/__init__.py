@@ -21,12 +21,12 @@ import typer.core
 from reirrad import __version__
 from reirrad.errors import ReirradError
 from reirrad.outputs import TargetKind, fall_back_to_ascii, flush_stdout, say, silence_stdout, stdout, write_text
+from reirrad.verdicts import ExitCode
 
 if TYPE_CHECKING:  # rich is imported by the commands that print with it (start-up stays light)
     from rich.console import Console
 
-EXIT_OK, EXIT_FAIL, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
-EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_OK, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = ExitCode.OK, ExitCode.INPUT, ExitCode.INTERNAL, ExitCode.INTERRUPTED
 DEBUG_ENV = "REIRRAD_DEBUG"
 # Thread counts of the BLAS/OpenMP pools numpy and scipy may start (OpenBLAS reads the first it finds).
 THREAD_ENVS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,7 @@ from reirrad.dicom.dose import RTDOSE_SOP_CLASS, DoseGrid, dose_from_dataset, re
 from reirrad.dicom.identity import PatientIdentity, common_identity, identity_of, read_identity
 from reirrad.dicom.io import NotDicomError, read_dataset
 from reirrad.dicom.plan import RT_ION_PLAN_SOP_CLASS, RTPLAN_SOP_CLASS, FractionGroup, Plan, plan_from_dataset
-from reirrad.dicom.structures import RTSTRUCT_SOP_CLASS, StructureSet, read_structures, structures_from_dataset
+from reirrad.dicom.structures import RTSTRUCT_SOP_CLASS, StructureSet, structure_set_identity, structures_from_dataset
 from reirrad.errors import InputError
 
 REGISTRATION_SOP_CLASSES = {
@@ -67,18 +67,48 @@ class Phase:
 
 
 @dataclass(frozen=True, eq=False)
+class StructureSource:
+    """A course's RTSTRUCT: identified at once (what linking needs), its contours parsed only when
+    :attr:`structures` is first asked for (a prior course's structure set is not used by a
+    registered check)."""
+
+    path: Path
+    sop_instance_uid: str
+    frame_of_reference_uid: str
+    dataset: pydicom.Dataset
+    _parsed: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def of(cls, ds: pydicom.Dataset, path: Path) -> StructureSource:
+        """The source of a read RTSTRUCT dataset (InputError: not an RTSTRUCT, or no frame of reference)."""
+        return cls(path, *structure_set_identity(ds, path), ds)
+
+    @property
+    def structures(self) -> StructureSet:
+        """The parsed structure set (parsed once)."""
+        if "set" not in self._parsed:
+            self._parsed["set"] = structures_from_dataset(self.dataset, self.path)
+        return self._parsed["set"]
+
+
+@dataclass(frozen=True, eq=False)
 class Course:
     """Everything found in one course folder."""
 
     folder: Path
     phases: tuple[Phase, ...]
-    structures: StructureSet | None
+    structure_source: StructureSource | None
     registration_paths: tuple[Path, ...]
     frame_of_reference_uid: str  # never empty
     notes: tuple[str, ...]
     files: tuple[Path, ...]  # the DICOM files used: doses, plans, structure set, registrations
     patient: PatientIdentity | None = None  # None when no file used names a patient
     in_memory: bool = False  # read from pydicom datasets: ``files`` are labels, not files to hash
+
+    @property
+    def structures(self) -> StructureSet | None:
+        """The course's structure set, parsed when first asked for."""
+        return None if self.structure_source is None else self.structure_source.structures
 
 
 def _kind(ds: pydicom.Dataset) -> str | None:
@@ -119,8 +149,8 @@ def _scan(folder: Path) -> tuple[dict[str, list[tuple[Path, pydicom.Dataset]]], 
 
 
 def _choose_structures(
-    candidates: list[StructureSet], plans: list[Plan], notes: list[str]
-) -> StructureSet | None:
+    candidates: list[StructureSource], plans: list[Plan], notes: list[str]
+) -> StructureSource | None:
     """The course's structure set: the only one, or the only one the plans reference."""
     if not candidates:
         notes.append("no RTSTRUCT in folder")
@@ -141,7 +171,7 @@ def _choose_structures(
     return candidates[0]
 
 
-def _note_other_references(structures: StructureSet | None, plans: list[Plan], notes: list[str]) -> None:
+def _note_other_references(structures: StructureSource | None, plans: list[Plan], notes: list[str]) -> None:
     """Note every plan that references another structure set than the one used."""
     if structures is None:
         return
@@ -160,7 +190,7 @@ def require_frame(uid: str, path: Path) -> None:
 
 
 def _common_frame_of_reference(
-    doses: list[DoseGrid], plans: list[Plan], structures: StructureSet | None, notes: list[str]
+    doses: list[DoseGrid], plans: list[Plan], structures: StructureSource | None, notes: list[str]
 ) -> str:
     """The one frame of reference of the doses, plans and structures.
 
@@ -283,11 +313,11 @@ def _phases(doses: list[DoseGrid], plans: list[Plan], notes: list[str]) -> list[
 
 def _given_structures(
     path: Path, found: list[tuple[Path, pydicom.Dataset]], notes: list[str]
-) -> StructureSet:
+) -> StructureSource:
     """The RTSTRUCT the user named (inside the folder or not); the folder's others are noted as ignored."""
     chosen = path.resolve()
     datasets = {p.resolve(): ds for p, ds in found}
-    structures = structures_from_dataset(datasets[chosen], path) if chosen in datasets else read_structures(path)
+    structures = StructureSource.of(datasets[chosen] if chosen in datasets else read_dataset(path), path)
     ignored = ", ".join(str(p) for p in datasets if p != chosen)
     if ignored:
         notes.append(f"structure set {path} chosen in the case file; ignored: {ignored}")
@@ -391,10 +421,11 @@ def _linked(
     uids = Counter(p.sop_instance_uid for p in plans)
     if any(n > 1 for n in uids.values()):
         raise InputError(folder, f"several RTPLAN files share SOP Instance UID {uids.most_common(1)[0][0]}")
+    structures: StructureSource | None
     if structure_set is not None:
         structures = _given_structures(Path(structure_set), found["structures"], notes)
     else:
-        candidates = [structures_from_dataset(ds, path) for path, ds in found["structures"]]
+        candidates = [StructureSource.of(ds, path) for path, ds in found["structures"]]
         structures = _choose_structures(candidates, plans, notes)
     _note_other_references(structures, plans, notes)
     frame_of_reference = _common_frame_of_reference(doses, plans, structures, notes)

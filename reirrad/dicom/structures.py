@@ -233,3 +233,11 @@ def structures_from_dataset(ds: pydicom.Dataset, path: str | Path) -> StructureS
 def read_structures(path: str | Path) -> StructureSet:
     """Read an RTSTRUCT file. Contours keep file order; several per plane are allowed."""
     return structures_from_dataset(read_dataset(path), path)
+
+
+def structure_set_identity(ds: pydicom.Dataset, path: str | Path) -> tuple[str, str]:
+    """SOPInstanceUID and frame of reference of a read RTSTRUCT dataset, without parsing its
+    contours (what linking a course needs; :func:`structures_from_dataset` parses the rest)."""
+    path = Path(path)
+    check_sop_class(ds, path, RTSTRUCT_SOP_CLASS, "RTSTRUCT")
+    return uid(ds, "SOPInstanceUID", path), _structure_frame_of_reference(ds, path, _declared_rois(ds, path))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from reirrad.results import CheckReport, ConstraintResult, nothing_judged
+from reirrad.results import CheckReport, ConstraintResult
+from reirrad.verdicts import failure, nothing_judged
 
 
 def _describe(r: ConstraintResult) -> str:
@@ -31,7 +32,6 @@ def test_suite(report: CheckReport, fail_on: str = "fail", allow_missing: bool =
     """One <testsuite> for a case. ``fail`` (and ``warn`` with fail_on='warn') become <failure>;
     results that could not be evaluated become <failure type="not_evaluated"> unless
     allow_missing, then <skipped>; report-only results pass with the value in system-out."""
-    failing = {"fail", "warn"} if fail_on == "warn" else {"fail"}
     suite = ET.Element(
         "testsuite",
         name=f"reirrad.check.{report.case_id}",
@@ -43,12 +43,11 @@ def test_suite(report: CheckReport, fail_on: str = "fail", allow_missing: bool =
             suite, "testcase", classname=f"reirrad.{report.case_id}.{r.organ}", name=f"{r.constraint_id}: {r.metric}"
         )
         text = _describe(r)
-        if r.status in failing:
+        why = failure(r, fail_on, allow_missing)
+        if why is not None:
             failures += 1
-            ET.SubElement(case, "failure", type=r.status, message=text).text = r.mitigation or text
-        elif r.status == "not_evaluated" and r.has_threshold and not allow_missing:
-            failures += 1
-            ET.SubElement(case, "failure", type="not_evaluated", message=text).text = r.reason or text
+            detail = r.reason if why == "not_evaluated" else r.mitigation
+            ET.SubElement(case, "failure", type=why, message=text).text = detail or text
         elif r.status == "not_evaluated":
             skipped += 1
             ET.SubElement(case, "skipped", message=text)
