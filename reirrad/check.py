@@ -355,6 +355,7 @@ class _Evaluator:
     def hottest_sample_mm(self, result: ConstraintResult) -> np.ndarray:
         """figures: the sample of the result's structure with the highest cumulative EQD2 (prior
         courses discounted as the result was judged), reference frame, mm (3,)."""
+        assert result.structure is not None
         samples = self.course_eqd2_samples(result.structure, result.alpha_beta_gy)
         total = sum((1.0 - result.recovery.get(name, 0.0)) * dvh.doses_gy for name, dvh in samples.items())
         position = self.sampling(result.structure).positions[int(np.argmax(total))]

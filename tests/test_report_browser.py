@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_report_pdf import need
 
 from reirrad.case import load_case
 from reirrad.check import run_check
 from reirrad.report.html import to_html
 from reirrad.report.pdf import TIMEOUT_S, browser
-from test_report_pdf import need
 
 SBRT_CASE = Path(__file__).resolve().parents[1] / "sample_plans" / "hn_sbrt_reirradiation" / "case.toml"
 WIDTH, HEIGHT = 1280, 2000  # pixels of the browser window

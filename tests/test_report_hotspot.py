@@ -14,9 +14,18 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from reirrad.accumulate import cumulative_eqd2_at, load_courses, map_courses
 from reirrad.case import load_case
-from reirrad.check import run_check
+from reirrad.check import CheckOptions, run_check
 from reirrad.dicom.structures import Contour, Roi, StructureSet
-from reirrad.report.hotspot import enclosed, hotspot_caption, hotspot_html, in_polygon, isodose_levels, target_rois
+from reirrad.eqd2 import recovery_model
+from reirrad.report.hotspot import (
+    enclosed,
+    hotspot_caption,
+    hotspot_html,
+    in_polygon,
+    isodose_levels,
+    organ_hotspots,
+    target_rois,
+)
 from reirrad.report.machine import to_json
 from reirrad.results import View
 
@@ -89,10 +98,27 @@ def test_the_marked_carotid_point_is_where_the_cumulative_dmax_is(sbrt_report):
         assert np.nanmax(np.where(section.organ, section.eqd2_gy, np.nan)) <= result.value_gy + 1e-3
 
 
+def test_a_result_judged_on_discounted_dose_is_drawn_discounted(sbrt_report):
+    """Where a result was judged with prior courses discounted, the point's EQD2 and the planes are
+    discounted alike (the recovery model and organ passed to cumulative_eqd2_at)."""
+    case = load_case(SBRT_CASE)
+    acc = map_courses(load_courses(case), case)
+    model = recovery_model("simple-25-50")
+    result = dataclasses.replace(sbrt_report.result("spinalcord-dmax"), recovery={"prior": 0.25, "new": 0.0})
+    point = np.array(spot_of(sbrt_report, "spinalcord-dmax").point_mm)
+    (spot,) = organ_hotspots(acc, [result], lambda r: point, model)
+    plain, _ = cumulative_eqd2_at(acc, point[None], 2.0)
+    discounted, _ = cumulative_eqd2_at(acc, point[None], 2.0, model, "SpinalCord")
+    assert discounted[0] < plain[0] - 1.0 and spot.point_eqd2_gy == pytest.approx(discounted[0])
+    axial = spot.sections[0]
+    centre = (np.argmin(np.abs(axial.v_mm - point[1])), np.argmin(np.abs(axial.u_mm - point[0])))
+    assert axial.eqd2_gy[centre] == pytest.approx(discounted[0], abs=1e-3)
+
+
 def test_the_three_planes_cross_at_the_marked_point(sbrt_report):
     spot = spot_of(sbrt_report, CAROTID)
     for section in spot.sections:
-        h, v, fixed = {"axial": (0, 1, 2), "coronal": (0, 2, 1), "sagittal": (1, 2, 0)}[section.view.value]
+        h, v, _ = {"axial": (0, 1, 2), "coronal": (0, 2, 1), "sagittal": (1, 2, 0)}[section.view.value]
         column = int(np.argmin(np.abs(section.u_mm - spot.point_mm[h])))
         row = int(np.argmin(np.abs(section.v_mm - spot.point_mm[v])))
         assert section.u_mm[column] == pytest.approx(spot.point_mm[h]) and section.v_mm[row] == pytest.approx(spot.point_mm[v])
@@ -221,3 +247,11 @@ def test_a_ct_in_another_frame_of_reference_is_not_drawn(tmp_path):
     spot = spot_of(run_check(load_case(root / "case.toml")), CAROTID)
     assert spot.ct == "" and all(s.ct_hu is None for s in spot.sections)
     assert any(n.endswith("not drawn: not in the reference course's frame of reference") for n in spot.notes)
+
+
+def test_conservative_mode_says_why_it_draws_no_planes():
+    report = run_check(load_case(SBRT_CASE), CheckOptions(conservative=True))
+    drawn = sorted(r.constraint_id for r in report.results if r.status in ("fail", "warn"))
+    assert drawn and report.hotspots == ()
+    assert f"<p>Not drawn (conservative mode relates no course to the reference frame): {', '.join(drawn)}</p>" \
+        in hotspot_html(report)

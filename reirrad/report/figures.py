@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import base64
 import io
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from reirrad.report import number_text
 from reirrad.results import CheckReport, ConstraintResult, DvhCurve
 
+if TYPE_CHECKING:
+    from matplotlib.typing import LineStyleType
+
 SIDES = {"_L": "-", "_R": "--"}  # line style of a left / right organ; others dash-dot
 OTHER_SIDE = "-."
-COURSE_STYLES = ("--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)))  # line styles of the courses, oldest first
+COURSE_STYLES: tuple[LineStyleType, ...] = ("--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)))  # the courses', oldest first
 PANEL_COLUMNS = 4  # organs side by side in the per-course figure
 
 
@@ -32,7 +36,7 @@ def curve_styles(report: CheckReport, alpha_beta_gy: float) -> dict[str, tuple[t
     take the dark and light shade of one tab20 colour pair and a solid / dashed line."""
     from matplotlib import colormaps
 
-    colours = colormaps["tab20"].colors
+    colours = colormaps["tab20"].colors  # type: ignore[attr-defined]  # a ListedColormap
     organs = _organ_of(report)
     styles = {}
     bases: list[str] = []
@@ -104,14 +108,14 @@ def png_data_uri(figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def course_styles(report: CheckReport) -> dict[str, tuple[tuple, object, float, str]]:
+def course_styles(report: CheckReport) -> dict[str, tuple[tuple, LineStyleType, float, str]]:
     """Colour, line style, width and legend label of each course's own curve and the cumulative
     one (key ""): courses oldest first in distinct tab10 colours and broken lines, the cumulative
     curve solid black and thicker."""
     from matplotlib import colormaps
 
-    colours = colormaps["tab10"].colors
-    styles: dict[str, tuple[tuple, object, float, str]] = {
+    colours = colormaps["tab10"].colors  # type: ignore[attr-defined]  # a ListedColormap
+    styles: dict[str, tuple[tuple, LineStyleType, float, str]] = {
         c.name: (colours[i % len(colours)], COURSE_STYLES[i % len(COURSE_STYLES)], 1.5,
                  f"course '{c.name}' (own EQD2)" + (", reference" if c.name == report.reference_course else ""))
         for i, c in enumerate(report.courses)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from html import escape
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,6 +30,9 @@ from reirrad.metrics import parse_metric
 from reirrad.report import number_text
 from reirrad.results import CheckReport, ConstraintResult, Hotspot, Section, Status, View
 
+if TYPE_CHECKING:
+    from matplotlib.typing import LineStyleType
+
 DRAWN = (Status.FAIL, Status.WARN)  # the organs that get a figure
 TARGET_KINDS = ("PTV", "CTV", "GTV")  # the target: structures named with the first kind found
 FIELD_MM = 120.0  # side of the square field drawn around the hottest point
@@ -39,6 +43,7 @@ AXES = {View.AXIAL: (0, 1, 2), View.CORONAL: (0, 2, 1), View.SAGITTAL: (1, 2, 0)
 EDGES = {View.AXIAL: ("R", "L", "P", "A"), View.CORONAL: ("R", "L", "I", "S"), View.SAGITTAL: ("A", "P", "I", "S")}
 CT_WINDOW_HU = (-160.0, 240.0)  # soft-tissue window (level 40, width 400)
 ORGAN_COLOUR, TARGET_COLOUR, ISODOSE_COLOUR = "#39ff14", "#ff5cf4", "#00e5ff"
+ISODOSE_STYLES: tuple[LineStyleType, LineStyleType] = ("--", "-")  # warn, fail (solid alone when they coincide)
 
 
 # ------------------------------------------------------------------ sampling (during the check)
@@ -228,14 +233,18 @@ def _ct_volume(slices: list) -> tuple[np.ndarray, Grid]:
         for i in order
     ])
     grid = Grid(
-        origin_mm=tuple(float(v) for v in positions[order[0]]),
-        row_direction=tuple(float(v) for v in row),
-        column_direction=tuple(float(v) for v in column),
-        frame_direction=tuple(float(v) for v in normal),
+        origin_mm=_triple(positions[order[0]]),
+        row_direction=_triple(row),
+        column_direction=_triple(column),
+        frame_direction=_triple(normal),
         spacing_mm=(float(steps.mean()), spacing[0], spacing[1]),
-        shape=volume.shape,
+        shape=(volume.shape[0], volume.shape[1], volume.shape[2]),
     )
     return volume, grid
+
+
+def _triple(vector: np.ndarray) -> tuple[float, float, float]:
+    return float(vector[0]), float(vector[1]), float(vector[2])
 
 
 def ct_at(volume: np.ndarray, grid: Grid, points_mm: np.ndarray) -> np.ndarray:
@@ -255,8 +264,10 @@ def isodose_levels(result: ConstraintResult) -> list[tuple[float, str]]:
     a dose metric (one line when they coincide), the dose parameter of a volume metric."""
     if result.unit != "Gy":
         metric = parse_metric(result.metric)
-        return [(metric.parameter, f"{metric.parameter:g} Gy ({result.metric})")] if metric.kind == "Vx" else []
-    levels = {}
+        if metric.kind != "Vx" or metric.parameter is None:
+            return []
+        return [(metric.parameter, f"{metric.parameter:g} Gy ({result.metric})")]
+    levels: dict[float, str] = {}
     for level, name in ((result.warn_gy, "warn"), (result.limit_gy, "fail")):
         if level is not None:
             levels[level] = f"{levels[level]} and {name}" if level in levels else name
@@ -282,7 +293,7 @@ def _draw_section(axes, section: Section, levels: list[tuple[float, str]], point
     image = axes.imshow(dose, cmap="inferno", vmin=0.0, vmax=vmax, extent=extent, origin="lower",
                         alpha=0.6 if section.ct_hu is not None else 1.0, interpolation="bilinear")
     outline = [patheffects.withStroke(linewidth=3, foreground="black")]
-    for (level, _), style in zip(levels, ("--", "-")):
+    for (level, _), style in zip(levels, ISODOSE_STYLES):
         if np.nanmax(section.eqd2_gy, initial=-np.inf) >= level:
             lines = axes.contour(section.u_mm, section.v_mm, np.ma.masked_invalid(section.eqd2_gy), levels=[level],
                                  colors=ISODOSE_COLOUR, linestyles="-" if len(levels) == 1 else style, linewidths=1.4)
@@ -332,7 +343,7 @@ def hotspot_figure(report: CheckReport, spot: Hotspot) -> str:
         *([Line2D([], [], color=TARGET_COLOUR, linestyle=":", linewidth=1.6, label="target: " + ", ".join(spot.target))]
           if spot.target else []),
         *(Line2D([], [], color=ISODOSE_COLOUR, linestyle="-" if len(levels) == 1 else style, linewidth=1.4,
-                 label=f"isodose {label}") for (_, label), style in zip(levels, ("--", "-"))),
+                 label=f"isodose {label}") for (_, label), style in zip(levels, ISODOSE_STYLES)),
     ]
     for handle in handles:  # the light outline colours on the white legend
         handle.set_path_effects([patheffects.withStroke(linewidth=3.5, foreground="#444")])
@@ -351,9 +362,10 @@ def hotspot_caption(report: CheckReport, spot: Hotspot) -> str:
     x, y, z = spot.point_mm
     recovery = "discounted as judged" if any(result.recovery.values()) else "no recovery discount"
     parts = [
-        f"{result.organ} ({result.structure}): hottest cumulative point at x {x:.1f}, y {y:.1f}, z {z:.1f} mm "
-        f"(reference frame), cumulative EQD2 {number_text(spot.point_eqd2_gy)} Gy ({recovery})",
-        f"{FIELD_MM:g} mm field centred on it; viewed from the feet and the front (patient's right on the left)",
+        (f"{result.organ} ({result.structure}): hottest cumulative point at x {x:.1f}, y {y:.1f}, z {z:.1f} mm "
+         f"(reference frame), cumulative EQD2 {number_text(spot.point_eqd2_gy)} Gy ({recovery})"),
+        (f"{FIELD_MM:g} mm fields centred on it: axial seen from the feet and coronal from the front (the "
+         "patient's right on the left), sagittal from the patient's left (anterior on the left)"),
         "target drawn: " + ", ".join(spot.target) if spot.target else "",
         spot.ct or "no planning CT in the course folder",
         *spot.notes,
@@ -372,6 +384,7 @@ def hotspot_html(report: CheckReport) -> str:
         for s in report.hotspots
     )
     missing = {r.constraint_id for r in drawn} - {s.constraint_id for s in report.hotspots}
-    note = ("<p>Not drawn (the planes are computed by the check and not kept in a results store): "
-            + escape(", ".join(sorted(missing))) + "</p>") if missing else ""
+    why = ("conservative mode relates no course to the reference frame" if report.options.get("conservative")
+           else "the planes are computed by the check and not kept in a results store")
+    note = f"<p>Not drawn ({why}): {escape(', '.join(sorted(missing)))}</p>" if missing else ""
     return f"<h2>Where the dose is</h2>{figures}{note}"
