@@ -25,9 +25,17 @@ def screenshot(html: str, folder: Path) -> np.ndarray:
 
     page, png = folder / "report.html", folder / "report.png"
     page.write_text(html, encoding="utf-8")
-    command = [browser(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-               f"--user-data-dir={folder / 'profile'}", f"--window-size={WIDTH},{HEIGHT}", f"--screenshot={png}",
-               page.as_uri()]
+    command = [
+        browser(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        f"--user-data-dir={folder / 'profile'}",
+        f"--window-size={WIDTH},{HEIGHT}",
+        f"--screenshot={png}",
+        page.as_uri(),
+    ]
     subprocess.run(command, capture_output=True, timeout=TIMEOUT_S, check=True)
     return np.rint(imread(png)[..., :3] * 255).astype(np.uint8)
 
@@ -54,7 +62,7 @@ def test_the_screenshot_is_the_page_and_not_blank(shot):
 def test_the_verdict_banner_is_at_the_top_and_drawn(shot):
     rows = banner_rows(shot)
     assert len(rows) >= 4 and rows[0] < 100  # its top and bottom border, 3 px each, in the first 100 rows
-    inside = shot[rows[0] + 4: rows[-1] - 3, 40:WIDTH - 40]
+    inside = shot[rows[0] + 4 : rows[-1] - 3, 40 : WIDTH - 40]
     assert inside.size and len(np.unique(inside.reshape(-1, 3), axis=0)) > 10  # the text is drawn (not uniform)
 
 

@@ -49,8 +49,14 @@ def test_each_course_curve_is_that_course_own_eqd2(sbrt_report, structure, organ
 
 def test_every_constrained_organ_gets_a_panel_once(sbrt_report):
     assert [(r.organ, r.alpha_beta_gy) for r in constrained(sbrt_report)] == [
-        ("SpinalCord", 2.0), ("A_Carotid_L", 3.0), ("A_Carotid_R", 3.0), ("Bone_Mandible", 3.0),
-        ("Lobe_Temporal_L", 3.0), ("Lobe_Temporal_R", 3.0), ("BrachialPlex_L", 2.0), ("BrachialPlex_R", 2.0),
+        ("SpinalCord", 2.0),
+        ("A_Carotid_L", 3.0),
+        ("A_Carotid_R", 3.0),
+        ("Bone_Mandible", 3.0),
+        ("Lobe_Temporal_L", 3.0),
+        ("Lobe_Temporal_R", 3.0),
+        ("BrachialPlex_L", 2.0),
+        ("BrachialPlex_R", 2.0),
     ]  # OpticChiasm is empty (no curve); report-only organs have no limit
 
 
@@ -67,5 +73,8 @@ def test_the_html_report_has_the_per_course_figure(sbrt_report):
     section = course_dvh_html(sbrt_report)
     assert section.startswith("<h2>DVHs per course</h2>") and section in html
     assert 'src="data:image/png;base64,' in section
-    assert html.index("<h2>Where the dose is</h2>") < html.index("<h2>Cumulative EQD2 DVHs</h2>") < html.index(
-        "<h2>DVHs per course</h2>")
+    assert (
+        html.index("<h2>Where the dose is</h2>")
+        < html.index("<h2>Cumulative EQD2 DVHs</h2>")
+        < html.index("<h2>DVHs per course</h2>")
+    )

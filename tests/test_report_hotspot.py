@@ -45,8 +45,16 @@ def spot_of(report, constraint_id: str):
 
 def square(z_mm: float, half_mm: float, centre=(0.0, 0.0)) -> Contour:
     x, y = centre
-    return Contour(np.array([[x - half_mm, y - half_mm, z_mm], [x + half_mm, y - half_mm, z_mm],
-                             [x + half_mm, y + half_mm, z_mm], [x - half_mm, y + half_mm, z_mm]]))
+    return Contour(
+        np.array(
+            [
+                [x - half_mm, y - half_mm, z_mm],
+                [x + half_mm, y - half_mm, z_mm],
+                [x + half_mm, y + half_mm, z_mm],
+                [x - half_mm, y + half_mm, z_mm],
+            ]
+        )
+    )
 
 
 def edge_distance_mm(polygon: np.ndarray, point) -> float:
@@ -91,8 +99,9 @@ def test_the_marked_carotid_point_is_where_the_cumulative_dmax_is(sbrt_report):
     x, y, z = spot.point_mm
     slabs = [c for c in carotid.closed_contours if abs(c.z_mm - z) <= 1.5 + 1e-6]
     assert slabs
-    assert any(edge_distance_mm(c.points_mm[:, :2], (x, y)) < 1e-3 or winding(c.points_mm[:, :2], (x, y)) != 0
-               for c in slabs)
+    assert any(
+        edge_distance_mm(c.points_mm[:, :2], (x, y)) < 1e-3 or winding(c.points_mm[:, :2], (x, y)) != 0 for c in slabs
+    )
     # and no sample of the carotid is hotter: the planes through it never exceed it inside the organ
     for section in spot.sections:
         assert np.nanmax(np.where(section.organ, section.eqd2_gy, np.nan)) <= result.value_gy + 1e-3
@@ -121,7 +130,9 @@ def test_the_three_planes_cross_at_the_marked_point(sbrt_report):
         h, v, _ = {"axial": (0, 1, 2), "coronal": (0, 2, 1), "sagittal": (1, 2, 0)}[section.view.value]
         column = int(np.argmin(np.abs(section.u_mm - spot.point_mm[h])))
         row = int(np.argmin(np.abs(section.v_mm - spot.point_mm[v])))
-        assert section.u_mm[column] == pytest.approx(spot.point_mm[h]) and section.v_mm[row] == pytest.approx(spot.point_mm[v])
+        assert section.u_mm[column] == pytest.approx(spot.point_mm[h]) and section.v_mm[row] == pytest.approx(
+            spot.point_mm[v]
+        )
         assert section.eqd2_gy[row, column] == pytest.approx(spot.point_eqd2_gy, abs=1e-3)  # float32 storage
         assert section.eqd2_gy.shape == (len(section.v_mm), len(section.u_mm)) == section.organ.shape
         assert section.u_mm[-1] - section.u_mm[0] == pytest.approx(120.0)
@@ -129,15 +140,17 @@ def test_the_three_planes_cross_at_the_marked_point(sbrt_report):
 
 def test_enclosed_uses_the_nearest_contour_plane_within_half_the_spacing():
     roi = Roi(1, "box", "ORGAN", (square(0.0, 10.0), square(3.0, 10.0), square(6.0, 5.0)))
-    points = np.array([
-        [0.0, 0.0, 0.0],  # on a plane, inside
-        [9.0, 0.0, 1.4],  # nearest plane 0: inside
-        [7.0, 0.0, 4.6],  # nearest plane 6 (half size 5): outside
-        [4.0, 0.0, 7.4],  # end cap: half the spacing beyond the last plane
-        [4.0, 0.0, 7.6],  # beyond the end cap
-        [0.0, 0.0, -1.6],  # beyond the first plane's end cap
-        [11.0, 0.0, 3.0],  # beside the box
-    ])
+    points = np.array(
+        [
+            [0.0, 0.0, 0.0],  # on a plane, inside
+            [9.0, 0.0, 1.4],  # nearest plane 0: inside
+            [7.0, 0.0, 4.6],  # nearest plane 6 (half size 5): outside
+            [4.0, 0.0, 7.4],  # end cap: half the spacing beyond the last plane
+            [4.0, 0.0, 7.6],  # beyond the end cap
+            [0.0, 0.0, -1.6],  # beyond the first plane's end cap
+            [11.0, 0.0, 3.0],  # beside the box
+        ]
+    )
     assert enclosed(roi, points, thickness_mm=2.0).tolist() == [True, True, False, True, False, False, False]
     single = Roi(2, "slab", "ORGAN", (square(0.0, 10.0),))
     assert enclosed(single, np.array([[0, 0, 0.9], [0, 0, 1.1]], float), thickness_mm=2.0).tolist() == [True, False]
@@ -163,8 +176,11 @@ def test_the_target_is_the_ptv_else_ctv_else_gtv_by_name():
 
 
 def test_a_report_without_a_target_says_so(sbrt_report):
-    spot = dataclasses.replace(spot_of(sbrt_report, CAROTID), target=(),
-                               notes=("no target (PTV, CTV or GTV) named in the reference structure set",))
+    spot = dataclasses.replace(
+        spot_of(sbrt_report, CAROTID),
+        target=(),
+        notes=("no target (PTV, CTV or GTV) named in the reference structure set",),
+    )
     caption = hotspot_caption(sbrt_report, spot)
     assert "no target (PTV, CTV or GTV) named in the reference structure set" in caption
     assert "target drawn" not in caption and "no planning CT in the course folder" in caption
@@ -172,7 +188,10 @@ def test_a_report_without_a_target_says_so(sbrt_report):
 
 def test_isodose_lines_at_the_warn_and_fail_levels(sbrt_report):
     assert isodose_levels(sbrt_report.result(CAROTID)) == [(119.0, "119.0 Gy (warn and fail)")]
-    assert isodose_levels(sbrt_report.result("spinalcord-dmax")) == [(60.0, "60.0 Gy (warn)"), (67.75, "67.75 Gy (fail)")]
+    assert isodose_levels(sbrt_report.result("spinalcord-dmax")) == [
+        (60.0, "60.0 Gy (warn)"),
+        (67.75, "67.75 Gy (fail)"),
+    ]
 
 
 def test_the_html_shows_the_figures_and_the_json_holds_no_planes(sbrt_report):
@@ -182,8 +201,10 @@ def test_the_html_shows_the_figures_and_the_json_holds_no_planes(sbrt_report):
     assert "hottest cumulative point at x 27.8" in html and "cumulative EQD2 130.631 Gy" in html
     assert "sections" not in to_json(sbrt_report) and "hotspot" not in to_json(sbrt_report)
     stored = dataclasses.replace(sbrt_report, hotspots=())  # e.g. rebuilt from a results store
-    assert "Not drawn (the planes are computed by the check and not kept in a results store): " \
-           "carotid-dmax[A_Carotid_L], spinalcord-dmax" in hotspot_html(stored)
+    assert (
+        "Not drawn (the planes are computed by the check and not kept in a results store): "
+        "carotid-dmax[A_Carotid_L], spinalcord-dmax" in hotspot_html(stored)
+    )
 
 
 def write_ct(folder: Path, frame_uid: str, z_mm: list[float], origin_xy=(-100.0, -120.0), shape=(80, 100)) -> None:
@@ -253,5 +274,7 @@ def test_conservative_mode_says_why_it_draws_no_planes():
     report = run_check(load_case(SBRT_CASE), CheckOptions(conservative=True))
     drawn = sorted(r.constraint_id for r in report.results if r.status in ("fail", "warn"))
     assert drawn and report.hotspots == ()
-    assert f"<p>Not drawn (conservative mode relates no course to the reference frame): {', '.join(drawn)}</p>" \
+    assert (
+        f"<p>Not drawn (conservative mode relates no course to the reference frame): {', '.join(drawn)}</p>"
         in hotspot_html(report)
+    )

@@ -65,8 +65,12 @@ def limit_marks(report: CheckReport, alpha_beta_gy: float) -> list[tuple[float, 
             organs = marks.setdefault(level, {}).setdefault(kind, [])
             organs.extend([] if r.organ in organs else [r.organ])
     return [
-        (level, "limit" if "limit" in kinds else "warn",
-         f"{number_text(level)} Gy: " + "; ".join(f"{kind} {', '.join(organs)}" for kind, organs in sorted(kinds.items())))
+        (
+            level,
+            "limit" if "limit" in kinds else "warn",
+            f"{number_text(level)} Gy: "
+            + "; ".join(f"{kind} {', '.join(organs)}" for kind, organs in sorted(kinds.items())),
+        )
         for level, kinds in sorted(marks.items())
     ]
 
@@ -86,10 +90,23 @@ def dvh_figures(report: CheckReport) -> list[tuple[float, str]]:
             colour, linestyle, label = styles[curve.structure]
             axes.plot(curve.dose_gy, curve.volume_percent, color=colour, linestyle=linestyle, label=label)
         for level, kind, label in limit_marks(report, alpha_beta):
-            axes.axvline(level, color="#b00" if kind == "limit" else "#a60", linestyle="--" if kind == "limit" else ":",
-                         linewidth=1)
-            axes.annotate(label, (level, 0.99), xycoords=("data", "axes fraction"), rotation=90, fontsize="x-small",
-                          va="top", ha="right", color="#444", backgroundcolor=(1, 1, 1, 0.7))
+            axes.axvline(
+                level,
+                color="#b00" if kind == "limit" else "#a60",
+                linestyle="--" if kind == "limit" else ":",
+                linewidth=1,
+            )
+            axes.annotate(
+                label,
+                (level, 0.99),
+                xycoords=("data", "axes fraction"),
+                rotation=90,
+                fontsize="x-small",
+                va="top",
+                ha="right",
+                color="#444",
+                backgroundcolor=(1, 1, 1, 0.7),
+            )
         axes.set_xlabel(f"cumulative EQD2 (Gy, alpha/beta {alpha_beta:g} Gy)")
         axes.set_ylabel("volume (%)")
         axes.set_ylim(0, 100)
@@ -116,8 +133,12 @@ def course_styles(report: CheckReport) -> dict[str, tuple[tuple, LineStyleType, 
 
     colours = colormaps["tab10"].colors  # type: ignore[attr-defined]  # a ListedColormap
     styles: dict[str, tuple[tuple, LineStyleType, float, str]] = {
-        c.name: (colours[i % len(colours)], COURSE_STYLES[i % len(COURSE_STYLES)], 1.5,
-                 f"course '{c.name}' (own EQD2)" + (", reference" if c.name == report.reference_course else ""))
+        c.name: (
+            colours[i % len(colours)],
+            COURSE_STYLES[i % len(COURSE_STYLES)],
+            1.5,
+            f"course '{c.name}' (own EQD2)" + (", reference" if c.name == report.reference_course else ""),
+        )
         for i, c in enumerate(report.courses)
     }
     styles[""] = ((0.0, 0.0, 0.0), "-", 2.2, "cumulative EQD2 (no recovery)")
@@ -162,26 +183,37 @@ def course_dvh_figure(report: CheckReport) -> str | None:
     figure = Figure(figsize=(3.4 * columns, 2.7 * rows + 0.8), dpi=80)
     panels = np.atleast_1d(figure.subplots(rows, columns, squeeze=False).ravel())
     for axes, result in zip(panels, organs):
-        for curve in (c for c in report.curves if (c.structure, c.alpha_beta_gy) == (result.structure, result.alpha_beta_gy)):
+        for curve in (
+            c for c in report.curves if (c.structure, c.alpha_beta_gy) == (result.structure, result.alpha_beta_gy)
+        ):
             colour, linestyle, width, _ = styles.get(curve.course, styles[""])
             axes.plot(curve.dose_gy, curve.volume_percent, color=colour, linestyle=linestyle, linewidth=width)
         for level, kind in _levels(report, result.structure or "", result.alpha_beta_gy).items():
-            axes.axvline(level, color="#b00" if kind == "limit" else "#a60", linestyle="--" if kind == "limit" else ":",
-                         linewidth=1)
+            axes.axvline(
+                level,
+                color="#b00" if kind == "limit" else "#a60",
+                linestyle="--" if kind == "limit" else ":",
+                linewidth=1,
+            )
         name = result.organ if result.organ == result.structure else f"{result.organ} ({result.structure})"
-        axes.set_title(f"{name}, a/b {result.alpha_beta_gy:g}: {result.status.value.replace('_', ' ')}",
-                       fontsize="small", color="#b00" if result.status == "fail" else "#222")
+        axes.set_title(
+            f"{name}, a/b {result.alpha_beta_gy:g}: {result.status.value.replace('_', ' ')}",
+            fontsize="small",
+            color="#b00" if result.status == "fail" else "#222",
+        )
         axes.set_ylim(0, 100)
         axes.set_xlim(left=0)
         axes.grid(alpha=0.3)
         axes.tick_params(labelsize="x-small")
         axes.set_xlabel("EQD2 (Gy)", fontsize="x-small")
         axes.set_ylabel("volume (%)", fontsize="x-small")
-    for axes in panels[len(organs):]:
+    for axes in panels[len(organs) :]:
         axes.set_visible(False)
     handles = [Line2D([], [], color=c, linestyle=s, linewidth=w, label=label) for c, s, w, label in styles.values()]
-    handles += [Line2D([], [], color="#a60", linestyle=":", label="warn level"),
-                Line2D([], [], color="#b00", linestyle="--", label="limit")]
+    handles += [
+        Line2D([], [], color="#a60", linestyle=":", label="warn level"),
+        Line2D([], [], color="#b00", linestyle="--", label="limit"),
+    ]
     figure.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize="small", frameon=False)
     figure.tight_layout(rect=(0, 0, 1, 1 - 0.5 / figure.get_figheight()))
     return png_data_uri(figure)
@@ -192,7 +224,9 @@ def course_dvh_html(report: CheckReport) -> str:
     uri = course_dvh_figure(report)
     if uri is None:
         return ""
-    return ('<h2>DVHs per course</h2><figure><img alt="per-course and cumulative EQD2 DVHs of every constrained '
-            f'organ" src="{uri}"><figcaption>each course\'s own EQD2 (its phases with their own fractions, no '
-            "recovery) and the cumulative EQD2 of every constrained organ, at the organ's alpha/beta; dotted: "
-            "warn level, dashed red: limit</figcaption></figure>")
+    return (
+        '<h2>DVHs per course</h2><figure><img alt="per-course and cumulative EQD2 DVHs of every constrained '
+        f'organ" src="{uri}"><figcaption>each course\'s own EQD2 (its phases with their own fractions, no '
+        "recovery) and the cumulative EQD2 of every constrained organ, at the organ's alpha/beta; dotted: "
+        "warn level, dashed red: limit</figcaption></figure>"
+    )

@@ -49,9 +49,13 @@ ISODOSE_STYLES: tuple[LineStyleType, LineStyleType] = ("--", "-")  # warn, fail 
 # ------------------------------------------------------------------ sampling (during the check)
 
 
-def organ_hotspots(acc: AccumulatedCase, results: Sequence[ConstraintResult],
-                   hottest_mm: Callable[[ConstraintResult], np.ndarray], model: RecoveryModel,
-                   lql_transition_gy: float | None = None) -> tuple[Hotspot, ...]:
+def organ_hotspots(
+    acc: AccumulatedCase,
+    results: Sequence[ConstraintResult],
+    hottest_mm: Callable[[ConstraintResult], np.ndarray],
+    model: RecoveryModel,
+    lql_transition_gy: float | None = None,
+) -> tuple[Hotspot, ...]:
     """The planes through the hottest point of every failing or warning organ (none without a
     reference structure set).
 
@@ -77,9 +81,15 @@ def organ_hotspots(acc: AccumulatedCase, results: Sequence[ConstraintResult],
     return tuple(_hotspot(acc, r, hottest_mm(r), model, lql_transition_gy, targets, ct) for r in drawn)
 
 
-def _hotspot(acc: AccumulatedCase, result: ConstraintResult, point: np.ndarray, model: RecoveryModel,
-             lql_transition_gy: float | None, targets: tuple[Roi, ...], ct: tuple[np.ndarray, Grid, str] | str
-             ) -> Hotspot:
+def _hotspot(
+    acc: AccumulatedCase,
+    result: ConstraintResult,
+    point: np.ndarray,
+    model: RecoveryModel,
+    lql_transition_gy: float | None,
+    targets: tuple[Roi, ...],
+    ct: tuple[np.ndarray, Grid, str] | str,
+) -> Hotspot:
     """The three planes through one organ's hottest point."""
     assert acc.structures is not None and result.structure is not None
     roi = acc.structures.by_name(result.structure)
@@ -99,13 +109,17 @@ def _hotspot(acc: AccumulatedCase, result: ConstraintResult, point: np.ndarray, 
         for t in targets:
             target |= enclosed(t, points, thickness)
         eqd2, covered = eqd2_at(points)
-        sections.append(Section(
-            view=view, u_mm=u, v_mm=v,
-            eqd2_gy=np.where(covered, eqd2, np.nan).reshape(shape).astype(np.float32),
-            organ=enclosed(roi, points, thickness).reshape(shape),
-            target=target.reshape(shape),
-            ct_hu=None if isinstance(ct, str) else ct_at(ct[0], ct[1], points).reshape(shape).astype(np.float32),
-        ))
+        sections.append(
+            Section(
+                view=view,
+                u_mm=u,
+                v_mm=v,
+                eqd2_gy=np.where(covered, eqd2, np.nan).reshape(shape).astype(np.float32),
+                organ=enclosed(roi, points, thickness).reshape(shape),
+                target=target.reshape(shape),
+                ct_hu=None if isinstance(ct, str) else ct_at(ct[0], ct[1], points).reshape(shape).astype(np.float32),
+            )
+        )
     notes = () if targets else ("no target (PTV, CTV or GTV) named in the reference structure set",)
     return Hotspot(
         constraint_id=result.constraint_id,
@@ -118,8 +132,9 @@ def _hotspot(acc: AccumulatedCase, result: ConstraintResult, point: np.ndarray, 
     )
 
 
-def plane_points(view: View, point_mm: np.ndarray, field_mm: float, step_mm: float
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def plane_points(
+    view: View, point_mm: np.ndarray, field_mm: float, step_mm: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A square mesh of side ``field_mm`` centred on ``point_mm`` in the plane of ``view``
     through it: horizontal (U,) and vertical (V,) coordinates (mm) and the points (V * U, 3), mm,
     row by row."""
@@ -218,7 +233,8 @@ def _ct_volume(slices: list) -> tuple[np.ndarray, Grid]:
     row, column = orientation[:3], orientation[3:]
     normal = np.cross(row, column)
     if abs(abs(normal[2]) - 1.0) > 1e-4 or any(
-            not np.allclose([float(v) for v in s.ImageOrientationPatient], orientation, atol=1e-4) for s in slices):
+        not np.allclose([float(v) for v in s.ImageOrientationPatient], orientation, atol=1e-4) for s in slices
+    ):
         raise ValueError("its slices are not all transverse with one orientation")
     positions = np.array([[float(v) for v in s.ImagePositionPatient] for s in slices])
     order = np.argsort(positions @ normal)
@@ -227,11 +243,13 @@ def _ct_volume(slices: list) -> tuple[np.ndarray, Grid]:
     if len(slices) < 2 or steps.min() <= 0 or np.ptp(steps) > 0.01:
         raise ValueError("its slices are not evenly spaced")
     spacing = [float(v) for v in slices[0].PixelSpacing]
-    volume = np.stack([
-        slices[i].pixel_array.astype(np.float32) * float(slices[i].get("RescaleSlope", 1.0))
-        + float(slices[i].get("RescaleIntercept", 0.0))
-        for i in order
-    ])
+    volume = np.stack(
+        [
+            slices[i].pixel_array.astype(np.float32) * float(slices[i].get("RescaleSlope", 1.0))
+            + float(slices[i].get("RescaleIntercept", 0.0))
+            for i in order
+        ]
+    )
     grid = Grid(
         origin_mm=_triple(positions[order[0]]),
         row_direction=_triple(row),
@@ -274,36 +292,78 @@ def isodose_levels(result: ConstraintResult) -> list[tuple[float, str]]:
     return [(level, f"{number_text(level)} Gy ({name})") for level, name in sorted(levels.items())]
 
 
-def _draw_section(axes, section: Section, levels: list[tuple[float, str]], point_mm: tuple[float, float, float],
-                  vmax: float):
+def _draw_section(
+    axes, section: Section, levels: list[tuple[float, str]], point_mm: tuple[float, float, float], vmax: float
+):
     """One plane: CT, dose wash, isodose lines, organ and target outlines, the hottest point."""
     from matplotlib import patheffects
 
     horizontal, vertical, fixed = AXES[section.view]
     step = float(section.u_mm[1] - section.u_mm[0])
-    extent = (section.u_mm[0] - step / 2, section.u_mm[-1] + step / 2,
-              section.v_mm[0] - step / 2, section.v_mm[-1] + step / 2)
+    extent = (
+        section.u_mm[0] - step / 2,
+        section.u_mm[-1] + step / 2,
+        section.v_mm[0] - step / 2,
+        section.v_mm[-1] + step / 2,
+    )
     axes.set_facecolor("#808080")  # outside every dose grid and the CT
     if section.ct_hu is not None:
-        axes.imshow(np.ma.masked_invalid(section.ct_hu), cmap="gray", vmin=CT_WINDOW_HU[0], vmax=CT_WINDOW_HU[1],
-                    extent=extent, origin="lower", interpolation="bilinear")
+        axes.imshow(
+            np.ma.masked_invalid(section.ct_hu),
+            cmap="gray",
+            vmin=CT_WINDOW_HU[0],
+            vmax=CT_WINDOW_HU[1],
+            extent=extent,
+            origin="lower",
+            interpolation="bilinear",
+        )
     dose = np.ma.masked_invalid(section.eqd2_gy)
     if section.ct_hu is not None:
         dose = np.ma.masked_less(dose, 0.1 * vmax)  # the anatomy shows through the low doses
-    image = axes.imshow(dose, cmap="inferno", vmin=0.0, vmax=vmax, extent=extent, origin="lower",
-                        alpha=0.6 if section.ct_hu is not None else 1.0, interpolation="bilinear")
+    image = axes.imshow(
+        dose,
+        cmap="inferno",
+        vmin=0.0,
+        vmax=vmax,
+        extent=extent,
+        origin="lower",
+        alpha=0.6 if section.ct_hu is not None else 1.0,
+        interpolation="bilinear",
+    )
     outline = [patheffects.withStroke(linewidth=3, foreground="black")]
     for (level, _), style in zip(levels, ISODOSE_STYLES):
         if np.nanmax(section.eqd2_gy, initial=-np.inf) >= level:
-            lines = axes.contour(section.u_mm, section.v_mm, np.ma.masked_invalid(section.eqd2_gy), levels=[level],
-                                 colors=ISODOSE_COLOUR, linestyles="-" if len(levels) == 1 else style, linewidths=1.4)
+            lines = axes.contour(
+                section.u_mm,
+                section.v_mm,
+                np.ma.masked_invalid(section.eqd2_gy),
+                levels=[level],
+                colors=ISODOSE_COLOUR,
+                linestyles="-" if len(levels) == 1 else style,
+                linewidths=1.4,
+            )
             lines.set(path_effects=outline)
     for mask, colour, style in ((section.target, TARGET_COLOUR, ":"), (section.organ, ORGAN_COLOUR, "-")):
         if mask.any():
-            axes.contour(section.u_mm, section.v_mm, mask.astype(float), levels=[0.5], colors=colour,
-                         linestyles=style, linewidths=1.6)
-    axes.plot(point_mm[horizontal], point_mm[vertical], marker="X", markersize=12, color="white",
-              markeredgecolor="black", markeredgewidth=1.2, linestyle="none")
+            axes.contour(
+                section.u_mm,
+                section.v_mm,
+                mask.astype(float),
+                levels=[0.5],
+                colors=colour,
+                linestyles=style,
+                linewidths=1.6,
+            )
+    axes.plot(
+        point_mm[horizontal],
+        point_mm[vertical],
+        marker="X",
+        markersize=12,
+        color="white",
+        markeredgecolor="black",
+        markeredgewidth=1.2,
+        linestyle="none",
+    )
     name = "xyz"
     axes.set_title(f"{section.view.value}, {name[fixed]} = {point_mm[fixed]:.1f} mm", fontsize="medium")
     axes.set_xlabel(f"{name[horizontal]} (mm)", fontsize="small")
@@ -313,10 +373,15 @@ def _draw_section(axes, section: Section, levels: list[tuple[float, str]], point
     axes.set_aspect("equal")
     axes.tick_params(labelsize="x-small")
     left, right, bottom, top = EDGES[section.view]
-    for text, x, y, ha, va in ((left, 0.02, 0.5, "left", "center"), (right, 0.98, 0.5, "right", "center"),
-                               (bottom, 0.5, 0.02, "center", "bottom"), (top, 0.5, 0.98, "center", "top")):
-        axes.text(x, y, text, transform=axes.transAxes, ha=ha, va=va, color="white", fontweight="bold",
-                  path_effects=outline)
+    for text, x, y, ha, va in (
+        (left, 0.02, 0.5, "left", "center"),
+        (right, 0.98, 0.5, "right", "center"),
+        (bottom, 0.5, 0.02, "center", "bottom"),
+        (top, 0.5, 0.98, "center", "top"),
+    ):
+        axes.text(
+            x, y, text, transform=axes.transAxes, ha=ha, va=va, color="white", fontweight="bold", path_effects=outline
+        )
     return image
 
 
@@ -336,22 +401,56 @@ def hotspot_figure(report: CheckReport, spot: Hotspot) -> str:
     figure = Figure(figsize=(13.5, 5.4), dpi=80)
     panels = figure.subplots(1, 3)
     images = [_draw_section(axes, section, levels, spot.point_mm, vmax) for axes, section in zip(panels, spot.sections)]
-    figure.colorbar(images[-1], ax=list(panels), fraction=0.025, pad=0.02,
-                    label=f"cumulative EQD2 (Gy, alpha/beta {result.alpha_beta_gy:g} Gy)")
+    figure.colorbar(
+        images[-1],
+        ax=list(panels),
+        fraction=0.025,
+        pad=0.02,
+        label=f"cumulative EQD2 (Gy, alpha/beta {result.alpha_beta_gy:g} Gy)",
+    )
     handles = [
         Line2D([], [], color=ORGAN_COLOUR, linewidth=1.6, label=f"{result.organ} ({result.structure})"),
-        *([Line2D([], [], color=TARGET_COLOUR, linestyle=":", linewidth=1.6, label="target: " + ", ".join(spot.target))]
-          if spot.target else []),
-        *(Line2D([], [], color=ISODOSE_COLOUR, linestyle="-" if len(levels) == 1 else style, linewidth=1.4,
-                 label=f"isodose {label}") for (_, label), style in zip(levels, ISODOSE_STYLES)),
+        *(
+            [
+                Line2D(
+                    [], [], color=TARGET_COLOUR, linestyle=":", linewidth=1.6, label="target: " + ", ".join(spot.target)
+                )
+            ]
+            if spot.target
+            else []
+        ),
+        *(
+            Line2D(
+                [],
+                [],
+                color=ISODOSE_COLOUR,
+                linestyle="-" if len(levels) == 1 else style,
+                linewidth=1.4,
+                label=f"isodose {label}",
+            )
+            for (_, label), style in zip(levels, ISODOSE_STYLES)
+        ),
     ]
     for handle in handles:  # the light outline colours on the white legend
         handle.set_path_effects([patheffects.withStroke(linewidth=3.5, foreground="#444")])
-    handles.append(Line2D([], [], marker="X", markersize=10, color="white", markeredgecolor="black", linestyle="none",
-                          label=f"hottest point: {number_text(spot.point_eqd2_gy)} Gy"))
+    handles.append(
+        Line2D(
+            [],
+            [],
+            marker="X",
+            markersize=10,
+            color="white",
+            markeredgecolor="black",
+            linestyle="none",
+            label=f"hottest point: {number_text(spot.point_eqd2_gy)} Gy",
+        )
+    )
     figure.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize="small", frameon=False)
-    figure.suptitle(f"{result.organ} {result.metric}: cumulative {number_text(result.value_gy)} {result.unit} "
-                    f"- {result.status.value.replace('_', ' ').upper()}", fontweight="bold")
+    figure.suptitle(
+        f"{result.organ} {result.metric}: cumulative {number_text(result.value_gy)} {result.unit} "
+        f"- {result.status.value.replace('_', ' ').upper()}",
+        fontweight="bold",
+    )
     figure.subplots_adjust(left=0.05, right=0.9, bottom=0.15, top=0.9, wspace=0.25)
     return png_data_uri(figure)
 
@@ -362,10 +461,14 @@ def hotspot_caption(report: CheckReport, spot: Hotspot) -> str:
     x, y, z = spot.point_mm
     recovery = "discounted as judged" if any(result.recovery.values()) else "no recovery discount"
     parts = [
-        (f"{result.organ} ({result.structure}): hottest cumulative point at x {x:.1f}, y {y:.1f}, z {z:.1f} mm "
-         f"(reference frame), cumulative EQD2 {number_text(spot.point_eqd2_gy)} Gy ({recovery})"),
-        (f"{FIELD_MM:g} mm fields centred on it: axial seen from the feet and coronal from the front (the "
-         "patient's right on the left), sagittal from the patient's left (anterior on the left)"),
+        (
+            f"{result.organ} ({result.structure}): hottest cumulative point at x {x:.1f}, y {y:.1f}, z {z:.1f} mm "
+            f"(reference frame), cumulative EQD2 {number_text(spot.point_eqd2_gy)} Gy ({recovery})"
+        ),
+        (
+            f"{FIELD_MM:g} mm fields centred on it: axial seen from the feet and coronal from the front (the "
+            "patient's right on the left), sagittal from the patient's left (anterior on the left)"
+        ),
         "target drawn: " + ", ".join(spot.target) if spot.target else "",
         spot.ct or "no planning CT in the course folder",
         *spot.notes,
@@ -384,7 +487,10 @@ def hotspot_html(report: CheckReport) -> str:
         for s in report.hotspots
     )
     missing = {r.constraint_id for r in drawn} - {s.constraint_id for s in report.hotspots}
-    why = ("conservative mode relates no course to the reference frame" if report.options.get("conservative")
-           else "the planes are computed by the check and not kept in a results store")
+    why = (
+        "conservative mode relates no course to the reference frame"
+        if report.options.get("conservative")
+        else "the planes are computed by the check and not kept in a results store"
+    )
     note = f"<p>Not drawn ({why}): {escape(', '.join(sorted(missing)))}</p>" if missing else ""
     return f"<h2>Where the dose is</h2>{figures}{note}"
