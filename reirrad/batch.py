@@ -101,7 +101,8 @@ class BatchResult:
 
 def check_case(path: str, options: CheckOptions) -> CaseOutcome:
     """Check one case file; the task every worker runs. Never raises: bad input and internal errors
-    become the outcome, so one case cannot end the others. DVH curves are dropped (a batch draws none)."""
+    become the outcome, so one case cannot end the others. DVH curves and hot-spot planes are dropped (a
+    batch draws none)."""
     start = time.perf_counter()
     try:
         report = run_check(load_case(path), options)
@@ -110,7 +111,7 @@ def check_case(path: str, options: CheckOptions) -> CaseOutcome:
     except Exception as exc:  # reported per case with exit code 3
         return CaseOutcome(path, CaseState.INTERNAL_ERROR, error=f"{path}: internal error: {type(exc).__name__}: {exc}",
                            seconds=time.perf_counter() - start)
-    return CaseOutcome(path, CaseState.CHECKED, report=dataclasses.replace(report, curves=()),
+    return CaseOutcome(path, CaseState.CHECKED, report=dataclasses.replace(report, curves=(), hotspots=()),
                        seconds=time.perf_counter() - start)
 
 

@@ -51,6 +51,7 @@ from reirrad.masks import RoiSampling, sample_roi
 from reirrad.metrics import Metric, parse_metric
 from reirrad.organs import OrganMatch, match_organs
 from reirrad.outputs import case_inputs
+from reirrad.report.hotspot import organ_hotspots
 from reirrad.results import (
     STATUSES,
     CheckReport,
@@ -354,12 +355,24 @@ class _Evaluator:
         return value.value, contributions(value, metric, per_course)
 
     def curves(self, bin_width_gy: float = CURVE_BIN_GY) -> tuple[DvhCurve, ...]:
-        """Cumulative EQD2 DVH (no recovery) of every evaluated structure and alpha/beta, in volume %."""
+        """Cumulative EQD2 DVH (no recovery) of every evaluated structure and alpha/beta, in volume %,
+        and each course's own EQD2 DVH of it (for the per-course figures)."""
         out = []
         for (structure, alpha_beta), dvh in self._cumulative.items():
-            dose, volume = cumulative_dvh(dvh, bin_width_gy)
-            out.append(DvhCurve(structure, alpha_beta, dose, 100.0 * volume / dvh.in_grid_volume_cc))
+            # figures: the cumulative curve (course "") and each course's own (per-course overlays)
+            for course, own in {"": dvh, **self._course_eqd2[(structure, alpha_beta)]}.items():
+                dose, volume = cumulative_dvh(own, bin_width_gy)
+                out.append(DvhCurve(structure, alpha_beta, dose, 100.0 * volume / own.in_grid_volume_cc, course))
         return tuple(out)
+
+    def hottest_sample_mm(self, result: ConstraintResult) -> np.ndarray:
+        """figures: the sample of the result's structure with the highest cumulative EQD2 (prior
+        courses discounted as the result was judged), reference frame, mm (3,)."""
+        assert result.structure is not None
+        samples = self.course_eqd2_samples(result.structure, result.alpha_beta_gy)
+        total = sum((1.0 - result.recovery.get(name, 0.0)) * dvh.doses_gy for name, dvh in samples.items())
+        position = self.sampling(result.structure).positions[int(np.argmax(total))]
+        return self.acc.grid.to_patient(position[None].astype(float))[0]
 
     def organ_result(self, result: ConstraintResult) -> OrganResult:
         """What the flags need to know about one result: its verdict's value and each course's own
@@ -622,6 +635,7 @@ def _report(case: CaseSpec, cset: ConstraintSet, options: CheckOptions, courses:
         reirrad_version=__version__,
         warnings=tuple(dict.fromkeys([note for c in courses for note in c.notes] + list(evaluation.warnings))),
         curves=evaluation.curves,
+        hotspots=evaluation.hotspots,
         options={f.name: getattr(getattr(options, f.name), "value", getattr(options, f.name))
                  for f in dataclasses.fields(options)},
         run_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -680,8 +694,10 @@ class RegisteredSum:
         organ_results = tuple(evaluator.organ_result(r) for r in results if r.dose_basis == UNDISCOUNTED)
         rules = load_flag_rules()
         flags = compute_flags(flag_context(acc, case, organ_results, tuple(matches.values()), rules), rules)
+        # figures: planes through each failing or warning organ's hottest sample (reirrad/report/hotspot.py)
+        hotspots = organ_hotspots(acc, results, evaluator.hottest_sample_mm, model, options.lql_transition_gy)
         return Evaluation(course_summaries(acc), results, tuple(flags), assumptions(acc, cset, model, options),
-                          evaluator.curves(), unused_maps(case))
+                          evaluator.curves(), unused_maps(case), hotspots)
 
 
 # ------------------------------------------------------------------ conservative mode (no registration)

@@ -129,12 +129,60 @@ class ConstraintResult:
 
 @dataclass(frozen=True, eq=False)
 class DvhCurve:
-    """Cumulative DVH of a structure's cumulative EQD2 (for plots): volume % at each dose level."""
+    """Cumulative DVH of a structure's cumulative EQD2, or of one course's own EQD2 (for plots):
+    volume % at each dose level."""
 
     structure: str
     alpha_beta_gy: float
     dose_gy: np.ndarray
     volume_percent: np.ndarray
+    course: str = ""  # the course whose own EQD2 this is; "" for the cumulative EQD2
+
+
+class View(StrEnum):
+    """A plane through a hot spot: its fixed patient axis and the two drawn (horizontal, vertical)."""
+
+    AXIAL = "axial"  # z fixed; x horizontal, y vertical
+    CORONAL = "coronal"  # y fixed; x horizontal, z vertical
+    SAGITTAL = "sagittal"  # x fixed; y horizontal, z vertical
+
+
+@dataclass(frozen=True, eq=False)
+class Section:
+    """One plane through a hot spot sampled on a regular mesh (reference frame), for a figure.
+
+    ``u_mm`` (U,) and ``v_mm`` (V,) are the horizontal and vertical patient coordinates (mm) of
+    the mesh; the arrays are (V, U): ``eqd2_gy`` the cumulative EQD2 (Gy, NaN where a course's dose
+    grid does not reach), ``organ`` and ``target`` where the organ's and the target's contours
+    enclose the point, ``ct_hu`` the planning CT (HU) or None when the course has none.
+    """
+
+    view: View
+    u_mm: np.ndarray
+    v_mm: np.ndarray
+    eqd2_gy: np.ndarray
+    organ: np.ndarray
+    target: np.ndarray
+    ct_hu: np.ndarray | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Hotspot:
+    """Where a failing or warning organ's cumulative EQD2 is highest, and the planes through it.
+
+    ``point_mm`` is the organ's sample with the highest cumulative EQD2 (reference frame, mm) and
+    ``point_eqd2_gy`` that EQD2 (Gy, the result's alpha/beta, recovery as judged). ``target`` names
+    the new course's target structures drawn (empty: none found), ``ct`` describes the CT drawn
+    underneath ("" when none), ``notes`` say what could not be drawn.
+    """
+
+    constraint_id: str
+    point_mm: tuple[float, float, float]
+    point_eqd2_gy: float
+    sections: tuple[Section, ...]
+    target: tuple[str, ...] = ()
+    ct: str = ""
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -184,6 +232,7 @@ class CheckReport:
     reirrad_version: str
     warnings: tuple[str, ...] = field(default=())
     curves: tuple[DvhCurve, ...] = field(default=())
+    hotspots: tuple[Hotspot, ...] = field(default=())  # figures only: never in the JSON document
     options: dict[str, object] = field(default_factory=dict)  # the run's options (CheckOptions fields)
     run_at: str = ""  # when the check ran, ISO 8601 UTC to the second
 

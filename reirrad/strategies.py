@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from reirrad.constraints import ConstraintSet
     from reirrad.eqd2 import RecoveryModel
     from reirrad.flags import Flag
-    from reirrad.results import ConstraintResult, CourseSummary, DvhCurve
+    from reirrad.results import ConstraintResult, CourseSummary, DvhCurve, Hotspot
 
 
 @dataclass(frozen=True, eq=False)
@@ -36,6 +36,7 @@ class Evaluation:
     assumptions: dict[str, object]  # method, fractions, alpha/beta, ... as the consensus asks them reported
     curves: tuple[DvhCurve, ...] = ()  # cumulative DVH curves, when the strategy has a cumulative dose
     warnings: tuple[str, ...] = ()  # the strategy's own warnings (the courses' notes are added by the report)
+    hotspots: tuple[Hotspot, ...] = ()  # figure planes through failing or warning organs' hottest points
 
 
 class Strategy(Protocol):

@@ -67,7 +67,7 @@ def test_the_header_gives_patient_and_provenance(sbrt_report, html):
 
 
 def test_left_and_right_carotids_differ_in_colour_and_line_style(sbrt_report):
-    from reirrad.report.html import curve_styles
+    from reirrad.report.figures import curve_styles
 
     styles = curve_styles(sbrt_report, 3.0)
     left, right = styles["A_Carotid_L"], styles["Carotid_R"]
@@ -77,7 +77,7 @@ def test_left_and_right_carotids_differ_in_colour_and_line_style(sbrt_report):
 
 
 def test_coinciding_limit_lines_are_labelled_once(sbrt_report):
-    from reirrad.report.html import limit_marks
+    from reirrad.report.figures import limit_marks
 
     marks = limit_marks(sbrt_report, 3.0)
     assert [m[0] for m in marks] == [65.26, 119.0]

@@ -393,5 +393,7 @@ def test_demo_command_writes_every_report(tmp_path) -> None:
     assert "A_Carotid_L" in result.stdout and "FAIL" in result.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.csv", "report.html", "report.json", "report.xml"]
     html = (tmp_path / "report.html").read_text()
-    # one cumulative DVH figure per alpha/beta of the evaluated constraints (2 and 3 Gy)
-    assert html.count('src="data:image/png;base64,') == 2 and "alpha/beta 2 Gy" in html
+    # one cumulative DVH figure per alpha/beta of the evaluated constraints (2 and 3 Gy), a hot-spot
+    # figure per failing or warning organ (carotid, cord) and the per-course DVHs
+    assert html.count('<img alt="cumulative EQD2 DVH, alpha/beta ') == 2 and "alpha/beta 2 Gy" in html
+    assert html.count('src="data:image/png;base64,') == 2 + 2 + 1

@@ -16,7 +16,8 @@ from rich.text import Text
 
 from reirrad.audit import AuditSummary, Cohort, CohortConstraint
 from reirrad.report.console import STATUS_STYLE
-from reirrad.report.html import STYLE, _cell, _table, png_data_uri
+from reirrad.report.figures import png_data_uri
+from reirrad.report.html import STYLE, _cell, _table
 from reirrad.results import STATUSES
 
 STATUS_COLOUR = {"pass": "#2e8b57", "warn": "#e0a000", "fail": "#c0392b"}

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import io
 from html import escape
 
 from reirrad.report import number_text
+from reirrad.report.figures import course_dvh_html, dvh_figures
+from reirrad.report.hotspot import hotspot_html
 from reirrad.report.machine import report_dict
 from reirrad.results import CheckReport, CourseSummary, nothing_judged
 
@@ -34,8 +34,6 @@ figure img{max-width:100%}
 
 VERDICT_ORDER = ("fail", "not_evaluated", "warn", "pass")  # the first status present is the verdict
 ROW_ORDER = ("fail", "warn", "not_evaluated", "pass", "report")  # failing and warning rows first
-SIDES = {"_L": "-", "_R": "--"}  # line style of a left / right organ; others dash-dot
-OTHER_SIDE = "-."
 
 
 def verdict(report: CheckReport) -> str:
@@ -101,88 +99,6 @@ def page_style(report: CheckReport) -> str:
 
 def _reference(report: CheckReport) -> CourseSummary:
     return next((c for c in report.courses if c.name == report.reference_course), report.courses[-1])
-
-
-def _organ_of(report: CheckReport) -> dict[str, str]:
-    """The organ each evaluated structure stands for (the structure itself when unmatched)."""
-    return {r.structure: r.organ for r in report.results if r.structure}
-
-
-def curve_styles(report: CheckReport, alpha_beta_gy: float) -> dict[str, tuple[tuple, str, str]]:
-    """Colour, line style and legend label of each curve of one figure: the two sides of an organ
-    take the dark and light shade of one tab20 colour pair and a solid / dashed line."""
-    from matplotlib import colormaps
-
-    colours = colormaps["tab20"].colors
-    organs = _organ_of(report)
-    styles = {}
-    bases: list[str] = []
-    for curve in (c for c in report.curves if c.alpha_beta_gy == alpha_beta_gy):
-        organ = organs.get(curve.structure, curve.structure)
-        side = organ[-2:] if organ[-2:] in SIDES else ""
-        base = organ[: len(organ) - len(side)]
-        bases.extend([] if base in bases else [base])
-        index = (2 * bases.index(base) + (side == "_R")) % len(colours)
-        label = organ if organ == curve.structure else f"{organ} ({curve.structure})"
-        styles[curve.structure] = (colours[index], SIDES.get(side, OTHER_SIDE), label)
-    return styles
-
-
-def limit_marks(report: CheckReport, alpha_beta_gy: float) -> list[tuple[float, str, str]]:
-    """Warn and limit levels (Gy) of one figure's dose constraints, each dose level once (coinciding
-    lines are one line with one label): (dose, "limit" when any organ's limit lies there else
-    "warn", label naming the organs per kind)."""
-    marks: dict[float, dict[str, list[str]]] = {}
-    for r in report.results:
-        if r.alpha_beta_gy != alpha_beta_gy or r.unit != "Gy" or r.structure is None:
-            continue
-        for kind, level in (("warn", r.warn_gy if r.warn_gy != r.limit_gy else None), ("limit", r.limit_gy)):
-            if level is None:
-                continue
-            organs = marks.setdefault(level, {}).setdefault(kind, [])
-            organs.extend([] if r.organ in organs else [r.organ])
-    return [
-        (level, "limit" if "limit" in kinds else "warn",
-         f"{number_text(level)} Gy: " + "; ".join(f"{kind} {', '.join(organs)}" for kind, organs in sorted(kinds.items())))
-        for level, kinds in sorted(marks.items())
-    ]
-
-
-def dvh_figures(report: CheckReport) -> list[tuple[float, str]]:
-    """One cumulative EQD2 DVH figure per alpha/beta (PNG as a data URI): each organ and side its
-    own colour and line style, the legend beside the axes, each warn (dotted) and limit (dashed)
-    level drawn and labelled once with the organs it applies to."""
-    from matplotlib.figure import Figure  # object-oriented API: no pyplot, no global backend
-
-    figures = []
-    for alpha_beta in sorted({c.alpha_beta_gy for c in report.curves}):
-        figure = Figure(figsize=(11, 4.8), dpi=100)
-        axes = figure.add_subplot()
-        styles = curve_styles(report, alpha_beta)
-        for curve in (c for c in report.curves if c.alpha_beta_gy == alpha_beta):
-            colour, linestyle, label = styles[curve.structure]
-            axes.plot(curve.dose_gy, curve.volume_percent, color=colour, linestyle=linestyle, label=label)
-        for level, kind, label in limit_marks(report, alpha_beta):
-            axes.axvline(level, color="#b00" if kind == "limit" else "#a60", linestyle="--" if kind == "limit" else ":",
-                         linewidth=1)
-            axes.annotate(label, (level, 0.99), xycoords=("data", "axes fraction"), rotation=90, fontsize="x-small",
-                          va="top", ha="right", color="#444", backgroundcolor=(1, 1, 1, 0.7))
-        axes.set_xlabel(f"cumulative EQD2 (Gy, alpha/beta {alpha_beta:g} Gy)")
-        axes.set_ylabel("volume (%)")
-        axes.set_ylim(0, 100)
-        axes.set_xlim(left=0)
-        axes.grid(alpha=0.3)
-        axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-        figure.tight_layout()
-        figures.append((alpha_beta, png_data_uri(figure)))
-    return figures
-
-
-def png_data_uri(figure) -> str:
-    """A matplotlib figure as a PNG data URI, to embed in a self-contained page."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def _cell(value: object, css: str = "") -> str:
@@ -253,8 +169,10 @@ def to_html(report: CheckReport) -> str:
 <h2>Cumulative EQD2 constraints</h2>
 {_table(["Organ", "Structure", "Metric", "a/b (Gy)", "Warn", "Limit", "Cumulative", *names, "Status", "Reason / notes", "Source"], result_rows)}
 <h3>References</h3><ul>{references}</ul>
+{hotspot_html(report)}
 <h2>Cumulative EQD2 DVHs</h2>
 {figures}
+{course_dvh_html(report)}
 <h2>Toxicity-mitigation flags</h2><ul>{flag_items}</ul>
 <h2>Assumptions</h2><ul>{assumptions}</ul>
 <p><b>Summary</b>: {escape(summary)}</p>
