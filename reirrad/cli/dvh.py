@@ -43,6 +43,10 @@ def dvh(
     accept_other_patient: bool = typer.Option(
         False, "--accept-other-patient", help="Use a structure set of another PatientID than the dose's (warned)."
     ),
+    compare_tps: bool = typer.Option(
+        False, "--compare-tps",
+        help="Compare with the planning system's own DVHs in the RTDOSE (DVHSequence): volume, Dmean, Dmax.",
+    ),
 ) -> None:
     """DVH metrics of each structure in RTSTRUCT on the dose of RTDOSE."""
     from reirrad.dvh import dvh_table
@@ -57,6 +61,12 @@ def dvh(
     except ValueError as exc:
         fail_input(str(exc))
     check_output(output, [p for p in (rtdose, rtstruct, registration) if p is not None])
+    if compare_tps:
+        if metric or fractions is not None:
+            fail_input("--compare-tps compares volume, Dmean and Dmax of the physical dose: no --metric, --fractions")
+        run_compare_tps(rtdose, rtstruct, registration, tuple(structure), end_caps.value, accept_other_patient,
+                        output_format, output)
+        return
     pair = load_pair(rtdose, rtstruct, registration, accept_other_patient)
     for note in pair.notes:
         say(f"reirrad: warning: {note}")
@@ -66,3 +76,29 @@ def dvh(
     else:
         render = {DvhFormat.json: to_json, DvhFormat.csv: to_csv, DvhFormat.table: to_text}[output_format]
         emit(render(table), output)
+
+
+def run_compare_tps(rtdose: Path, rtstruct: Path, registration: Optional[Path], names: tuple[str, ...],
+                    end_caps: str, accept_other_patient: bool, output_format: DvhFormat, output: str) -> None:
+    """`dvh --compare-tps`: the planning system's DVHs beside reirrad's, in the chosen format."""
+    import dataclasses
+
+    from reirrad.errors import InputError
+    from reirrad.report.tps import render_table, to_csv, to_json, to_text
+    from reirrad.tps import compare_tps, has_tps_dvhs
+
+    if not has_tps_dvhs(rtdose):
+        raise InputError(rtdose, "has no DVHSequence: no planning-system DVHs to compare with (--compare-tps)")
+    comparison = compare_tps(rtdose, rtstruct, registration, end_caps, accept_other_patient)
+    if names:
+        known = {row.name for row in comparison.rows}
+        missing = [n for n in names if n not in known]
+        if missing:
+            raise InputError(rtdose, f"no planning-system DVH of {', '.join(map(repr, missing))} "
+                                     f"(has: {', '.join(sorted(known))})")
+        comparison = dataclasses.replace(comparison, rows=tuple(r for r in comparison.rows if r.name in names))
+    if output == STDOUT and output_format is DvhFormat.table:
+        render_table(comparison, stdout_console() if stdout().isatty() else stdout_console(width=200))
+    else:
+        render = {DvhFormat.json: to_json, DvhFormat.csv: to_csv, DvhFormat.table: to_text}[output_format]
+        emit(render(comparison), output)
