@@ -428,7 +428,7 @@ def course_summary(course: CourseOnGrid, registration: str, interval_months: flo
 
 def _patient(identity: PatientIdentity | None) -> Patient:
     """Whose course this is, for the report header (empty when no file names a patient)."""
-    return Patient() if identity is None else Patient(identity.name, identity.patient_id)
+    return Patient() if identity is None else Patient(identity.name, identity.patient_id, identity.birth_date)
 
 
 def course_summaries(acc: AccumulatedCase) -> tuple[CourseSummary, ...]:

@@ -60,6 +60,7 @@ class Patient:
 
     name: str = ""  # PatientName as stored (DICOM PN, e.g. DOE^JANE)
     patient_id: str = ""
+    birth_date: str = ""  # PatientBirthDate (YYYYMMDD): not shown, known so that --deidentify can hide it
 
 
 @dataclass(frozen=True)
