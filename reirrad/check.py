@@ -40,6 +40,7 @@ from reirrad.constraints import (
 )
 from reirrad.dvh import Dvh, MetricValue, cumulative_dvh, evaluate, sample_dose
 from reirrad.dicom.identity import PatientIdentity
+from reirrad.tps import course_comparisons
 from reirrad.dicom.structures import StructureSet
 from reirrad.eqd2 import NO_RECOVERY, RecoveryModel, check_lql_transition_gy, eqd2_gy, recovery_factor, recovery_model
 from reirrad.errors import InputError, OptionError, ReirradError
@@ -621,8 +622,11 @@ def run_check(case: CaseSpec, options: CheckOptions = CheckOptions()) -> CheckRe
     # flags read undiscounted values, once per organ metric (a recovery model's own entry repeats one)
     organ_results = tuple(evaluator.organ_result(r) for r in results if r.dose_basis == UNDISCOUNTED)
     flags = compute_flags(flag_context(acc, case, organ_results, tuple(matches.values())))
-    return _report(case, cset, options, courses, course_summaries(acc), results, flags,
-                   assumptions(acc, cset, model, options), evaluator.curves())
+    report = _report(case, cset, options, courses, course_summaries(acc), results, flags,
+                     assumptions(acc, cset, model, options), evaluator.curves())
+    # the planning system's own DVHs of the reference course beside reirrad's (tpsdeid hook)
+    dose_files = [path for phase in courses[-1].phases for path in phase.dose_files]
+    return dataclasses.replace(report, tps=course_comparisons(dose_files, structures))
 
 
 # ------------------------------------------------------------------ conservative mode (no registration)

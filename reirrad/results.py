@@ -9,6 +9,7 @@ from enum import StrEnum
 import numpy as np
 
 from reirrad.flags import Flag  # at run time: the results store rebuilds reports from these type hints
+from reirrad.tps import TpsComparison  # likewise
 
 
 class Status(StrEnum):
@@ -192,6 +193,7 @@ class CheckReport:
     curves: tuple[DvhCurve, ...] = field(default=())
     options: dict[str, object] = field(default_factory=dict)  # the run's options (CheckOptions fields)
     run_at: str = ""  # when the check ran, ISO 8601 UTC to the second
+    tps: tuple[TpsComparison, ...] = field(default=())  # the planning system's own DVHs vs reirrad's (reference course)
 
     def result(self, constraint_id: str) -> ConstraintResult:
         """The result of one constraint by its id (KeyError naming the ids when there is none).

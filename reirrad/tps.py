@@ -13,6 +13,7 @@ the contours, Dmean and Dmax from the part inside the dose grid).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -201,3 +202,32 @@ def compare_tps(
     comparison = compare_dvhs(dataset, pair.dose, pair.structures, end_caps)
     return TpsComparison(comparison.dose_file, comparison.structure_file, end_caps, comparison.rows,
                          pair.notes + comparison.notes)
+
+
+def course_comparisons(
+    dose_files: Iterable[Path], structures: StructureSet | None, end_caps: str = "half"
+) -> tuple[TpsComparison, ...]:
+    """The planning-system check of a course (for the `check` report): one comparison for each
+    RTDOSE file that carries a DVHSequence and shares the structure set's frame of reference.
+
+    Files given in memory (no file on disk), doses without DVHs and a course without structures
+    give none. A dose on another frame is noted in a comparison without rows.
+    """
+    from reirrad.dicom.dose import read_dose
+    from reirrad.dicom.io import read_dataset
+
+    if structures is None:
+        return ()
+    out = []
+    for path in dict.fromkeys(Path(p) for p in dose_files):
+        if not path.is_file():
+            continue
+        dataset = read_dataset(path, stop_before_pixels=True)
+        if not dataset.get("DVHSequence"):
+            continue
+        if str(dataset.get("FrameOfReferenceUID", "")) != structures.frame_of_reference_uid:
+            note = f"not compared: its frame of reference differs from {structures.path}'s"
+            out.append(TpsComparison(str(path), str(structures.path), end_caps, (), (note,)))
+            continue
+        out.append(compare_dvhs(dataset, read_dose(path), structures, end_caps))
+    return tuple(out)

@@ -104,3 +104,33 @@ def test_cli_refuses_a_dose_without_dvhs_and_metrics(breast):
     assert done.exit_code == 2 and "--compare-tps" in done.output
     done = RUNNER.invoke(app, ["dvh", str(breast / "rtdose.dcm"), str(breast / "rtss.dcm"), "--compare-tps", "-s", "Areola"])
     assert done.exit_code == 2 and "no planning-system DVH of 'Areola'" in done.output
+
+
+def test_check_html_report_holds_the_planning_system_check(breast, tmp_path):
+    """`check` on a course whose RTDOSE carries DVHs: the HTML report has the comparison table, with
+    reirrad's default half end caps (README volume column "half": Heart +0.5 %, Tumor Bed +2.7 %)."""
+    import re
+
+    from reirrad.case import load_case
+    from reirrad.check import run_check
+    from reirrad.report.html import to_html
+
+    case = tmp_path / "case.toml"
+    case.write_text(f'id = "breast"\n[[courses]]\nname = "boost"\npath = "{breast.as_posix()}"\n')
+    report = run_check(load_case(case))
+    assert len(report.tps) == 1 and report.tps[0].end_caps == "half"
+    from reirrad.store import report_from_json, report_to_json
+
+    assert report_from_json(report_to_json(report)).tps == report.tps  # a batch's results store keeps it
+    html = to_html(report)
+    section = html[html.index("<h2>Check against the planning system</h2>"):]
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"<tr><td>([^<]+)</td>.*?</tr>", section)}
+    assert len(rows) == 9
+    for name, volume_percent in (("Heart", "+0.5 %"), ("Lt Lung", "-0.2 %"), ("Tumor Bed", "+2.7 %"),
+                                 ("Breast", "+1.0 %"), ("Tumor Bed Block", "+1.5 %")):
+        cells = re.findall(r"<td[^>]*>([^<]*)</td>", rows[name])
+        assert cells[3] == volume_percent, (name, cells)
+    heart = re.findall(r"<td[^>]*>([^<]*)</td>", rows["Heart"])
+    assert (heart[1], heart[4], heart[7]) == ("437.46", "0.64", "3.11")
+    assert "<h2>Check against the planning system</h2>" not in to_html(
+        run_check(load_case(SAMPLE.parent / "case.toml")))
