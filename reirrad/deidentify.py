@@ -253,7 +253,7 @@ def deidentify_batch(batch: T, key: str | None = None) -> T:
     reirrad knows: its path becomes ``unread case ANON-...`` (HMAC of the path) and every path in
     its error message ``<path>``, the message scrubbed of every patient of the batch."""
     outcomes = batch.outcomes  # type: ignore[attr-defined]
-    everyone = Deidentifier([i for o in outcomes if o.report is not None for i in report_identities(o.report)], key)
+    everyone = batch_deidentifier(batch, key)
     changed = []
     for outcome in outcomes:
         if outcome.report is not None:
@@ -280,3 +280,35 @@ def deidentify_export(ds: pydicom.Dataset, texts: tuple[str, ...], key: str | No
     deidentifier = Deidentifier([identity_of(ds)], key)
     deidentifier.dataset(ds)
     return tuple(deidentifier.text(t) for t in texts)
+
+
+def batch_deidentifier(batch: Any, key: str | None = None) -> Deidentifier:
+    """The deidentifier of every patient the checked cases of a batch name."""
+    return Deidentifier([i for report in batch.reports for i in report_identities(report)], key)
+
+
+def deidentify_audit(value: T, batch: Any, key: str | None = None) -> T:
+    """An audit of a results store (:class:`reirrad.audit.AuditSummary` or ``Cohort``) with every
+    patient of the stored ``batch`` replaced by their pseudonym; a failing case that could not be
+    read is named ``unread case ANON-...`` with the paths of its error replaced by ``<path>``."""
+    from reirrad.audit import FailingCase
+
+    everyone = batch_deidentifier(batch, key)
+
+    def unread(case: FailingCase) -> FailingCase:
+        if case.case_id is not None:
+            return case
+        return dataclasses.replace(case, path=f"unread case {pseudonym(case.path, key=everyone.key)}",
+                                   why=PATH_PATTERN.sub("<path>", case.why))
+
+    def hide_unread(item: Any) -> Any:
+        if isinstance(item, FailingCase):
+            return unread(item)
+        if dataclasses.is_dataclass(item) and not isinstance(item, type):
+            return dataclasses.replace(item, **{f.name: hide_unread(getattr(item, f.name))
+                                                for f in dataclasses.fields(item) if f.init})
+        if isinstance(item, tuple):
+            return tuple(hide_unread(v) for v in item)
+        return item
+
+    return everyone.scrub(hide_unread(value))

@@ -122,14 +122,21 @@ def test_batch(clinic, tmp_path):
     other = tmp_path / "REIRRAD-PHANTOM-02_Phantom"
     shutil.copytree(SAMPLES / "hn_conventional_reirradiation", other)
     (tmp_path / "REIRRAD-PHANTOM-03_Phantom.toml").write_text("not a case")
+    store = tmp_path / "results.sqlite"
     done = RUNNER.invoke(app, ["check", str(clinic), str(other / "case.toml"), str(tmp_path / "REIRRAD-PHANTOM-03_Phantom.toml"),
-                               "--deidentify", "-q", "-f", "json", "-j", "1"])
+                               "--deidentify", "-q", "-f", "json", "-j", "1", "--store", str(store)])
     assert done.exit_code == 2, done.output
     assert not IDENTITY.search(done.stdout), IDENTITY.search(done.stdout)
     document = json.loads(done.stdout)
     assert {c["courses"][-1]["files"][0]["path"].split("/")[-3] for c in document["cases"]} == {
         EXPECTED, pseudonym("REIRRAD-PHANTOM-02")}
     assert document["errors"][0]["case"].startswith("unread case ANON-")
+    # the results store keeps what was checked; the audit outputs hide it on request
+    for command in (["summary"], ["export", "-f", "json"], ["export", "-f", "csv"], ["report", "-o", "-"]):
+        shown = RUNNER.invoke(app, ["audit", *command, str(store)], env={"COLUMNS": "400"})
+        assert shown.exit_code == 0 and (IDENTITY.search(shown.stdout) or "csv" in command), (command, shown.output)
+        hidden = RUNNER.invoke(app, ["audit", *command, str(store), "--deidentify"], env={"COLUMNS": "400"})
+        assert hidden.exit_code == 0 and not IDENTITY.search(hidden.stdout), (command, IDENTITY.search(hidden.stdout))
 
 
 def identity_bytes(path: Path) -> list[str]:
