@@ -35,10 +35,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from enum import Enum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     import pydicom
+
+    from reirrad.batch import BatchResult
+    from reirrad.results import CheckReport
 
 SALT_ENV = "REIRRAD_DEIDENTIFY_SALT"
 DEFAULT_SALT = "reirrad-deidentify-v1"  # stable, public: set REIRRAD_DEIDENTIFY_SALT to a site secret
@@ -220,12 +224,12 @@ def dataset_deidentifier(ds: pydicom.Dataset) -> Deidentifier:
     return Deidentifier([identity_of(ds)])
 
 
-def report_identities(report: Any) -> list[Identity]:
+def report_identities(report: CheckReport) -> list[Identity]:
     """The patients a check report names (every course's)."""
     return [Identity(c.patient.patient_id, c.patient.name, c.patient.birth_date) for c in report.courses]
 
 
-def deidentify_report(report: T, key: str | None = None) -> T:
+def deidentify_report(report: CheckReport, key: str | None = None) -> CheckReport:
     """A copy of a :class:`reirrad.results.CheckReport` with every course's patient replaced by the
     pseudonym everywhere (names, IDs, birth dates, UIDs, paths and folder names in every field),
     and an ``assumptions["deidentified"]`` entry saying how.
@@ -244,18 +248,17 @@ def deidentify_report(report: T, key: str | None = None) -> T:
     how = (f"patient identity replaced by {', '.join(deidentifier.pseudonyms) or 'no pseudonym (no patient named)'} "
            f"(HMAC-SHA256 of the PatientID, salt {'from ' + SALT_ENV if os.environ.get(SALT_ENV) else 'default'}); "
            "UIDs mapped; path components naming the patient replaced")
-    return dataclasses.replace(scrubbed, assumptions={**scrubbed.assumptions, "deidentified": how})  # type: ignore[type-var]
+    return dataclasses.replace(scrubbed, assumptions={**scrubbed.assumptions, "deidentified": how})
 
 
-def deidentify_batch(batch: T, key: str | None = None) -> T:
+def deidentify_batch(batch: BatchResult, key: str | None = None) -> BatchResult:
     """A copy of a :class:`reirrad.batch.BatchResult` with every checked case deidentified as by
     :func:`deidentify_report` (its case path too). A case that could not be read names no patient
     reirrad knows: its path becomes ``unread case ANON-...`` (HMAC of the path) and every path in
     its error message ``<path>``, the message scrubbed of every patient of the batch."""
-    outcomes = batch.outcomes  # type: ignore[attr-defined]
     everyone = batch_deidentifier(batch, key)
     changed = []
-    for outcome in outcomes:
+    for outcome in batch.outcomes:
         if outcome.report is not None:
             deidentifier = Deidentifier(report_identities(outcome.report), key)
             changed.append(dataclasses.replace(outcome, path=deidentifier.path(outcome.path),
@@ -264,10 +267,10 @@ def deidentify_batch(batch: T, key: str | None = None) -> T:
             error = None if outcome.error is None else everyone.text(PATH_PATTERN.sub("<path>", outcome.error))
             changed.append(dataclasses.replace(outcome, path=f"unread case {pseudonym(outcome.path, key=everyone.key)}",
                                                error=error))
-    return dataclasses.replace(batch, outcomes=tuple(changed))  # type: ignore[type-var]
+    return dataclasses.replace(batch, outcomes=tuple(changed))
 
 
-def files_deidentifier(paths: Iterable[str | os.PathLike], key: str | None = None) -> Deidentifier:
+def files_deidentifier(paths: Iterable[str | Path], key: str | None = None) -> Deidentifier:
     """The deidentifier of the patients the DICOM files at ``paths`` name (headers read only)."""
     from reirrad.dicom.io import read_dataset
 
@@ -282,12 +285,12 @@ def deidentify_export(ds: pydicom.Dataset, texts: tuple[str, ...], key: str | No
     return tuple(deidentifier.text(t) for t in texts)
 
 
-def batch_deidentifier(batch: Any, key: str | None = None) -> Deidentifier:
+def batch_deidentifier(batch: BatchResult, key: str | None = None) -> Deidentifier:
     """The deidentifier of every patient the checked cases of a batch name."""
     return Deidentifier([i for report in batch.reports for i in report_identities(report)], key)
 
 
-def deidentify_audit(value: T, batch: Any, key: str | None = None) -> T:
+def deidentify_audit(value: T, batch: BatchResult, key: str | None = None) -> T:
     """An audit of a results store (:class:`reirrad.audit.AuditSummary` or ``Cohort``) with every
     patient of the stored ``batch`` replaced by their pseudonym; a failing case that could not be
     read is named ``unread case ANON-...`` with the paths of its error replaced by ``<path>``."""

@@ -113,9 +113,9 @@ def to_text(comparison: TpsComparison, width: int = 160) -> str:
     """The Rich table as plain text (for ``--output`` with the table format)."""
     from rich.console import Console
 
-    console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
-    render_table(comparison, console)
-    return console.file.getvalue()
+    buffer = io.StringIO()
+    render_table(comparison, Console(file=buffer, width=width, color_system=None, force_terminal=False))
+    return buffer.getvalue()
 
 
 NUM = ' class="num"'
