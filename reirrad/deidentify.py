@@ -98,6 +98,7 @@ class Identity:
 
     @property
     def known(self) -> bool:
+        """True when the file names a patient (an ID or a name)."""
         return bool(self.patient_id or self.name)
 
     def words(self) -> tuple[str, ...]:

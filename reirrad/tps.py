@@ -99,12 +99,15 @@ def planning_system_dvhs(dataset: pydicom.Dataset) -> tuple[dict[int, object], t
     dvhs: dict[int, object] = {}
     notes = []
     for index, item in enumerate(dataset.get("DVHSequence") or (), start=1):
-        refusal = _refusal(item, dataset)
+        try:
+            refusal = _refusal(item, dataset)
+            if refusal is None:
+                number = int(item.DVHReferencedROISequence[0].ReferencedROINumber)
+                dvhs[number] = DVH.from_dicom_dvh(dataset, number)
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:  # a malformed item
+            refusal = f"unreadable ({type(exc).__name__}: {exc})"
         if refusal is not None:
             notes.append(f"planning-system DVH {index} not compared: {refusal}")
-            continue
-        number = int(item.DVHReferencedROISequence[0].ReferencedROINumber)
-        dvhs[number] = DVH.from_dicom_dvh(dataset, number)
     return dvhs, tuple(notes)
 
 

@@ -134,3 +134,17 @@ def test_check_html_report_holds_the_planning_system_check(breast, tmp_path):
     assert (heart[1], heart[4], heart[7]) == ("437.46", "0.64", "3.11")
     assert "<h2>Check against the planning system</h2>" not in to_html(
         run_check(load_case(SAMPLE.parent / "case.toml")))
+
+
+def test_dvhs_that_cannot_be_compared_are_noted_not_guessed(breast):
+    from reirrad.tps import planning_system_dvhs
+
+    dataset = pydicom.dcmread(breast / "rtdose.dcm", stop_before_pixels=True)
+    del dataset.DVHSequence[2].DVHData
+    dataset.DVHSequence[4].DVHVolumeUnits = "PERCENT"
+    dataset.DVHSequence[5].DoseUnits = "RELATIVE"
+    dvhs, notes = planning_system_dvhs(dataset)
+    assert sorted(dvhs) == [1, 3, 5, 8, 9, 10]
+    assert notes == ("planning-system DVH 3 not compared: unreadable (AttributeError: 'Dataset' object has no "
+                     "attribute 'DVHData')", "planning-system DVH 5 not compared: volume units PERCENT (not CM3)",
+                     "planning-system DVH 6 not compared: dose units RELATIVE (not GY)")
