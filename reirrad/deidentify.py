@@ -53,14 +53,47 @@ METHOD = "reirrad --deidentify: HMAC-SHA256 pseudonym, PS3.15 basic subset"  # L
 UID_PATTERN = re.compile(r"(?<![\w.])(?=[\d.]{10})[0-2](?:\.(?:0|[1-9]\d*)){2,}(?![\w.])")
 PATH_PATTERN = re.compile(r"[^\s'\"(),;<>]*[/\\][^\s'\"(),;<>]*")
 # PS3.15 Table E.1-1 attributes the RTDOSE writer copies: Z = emptied, X = removed
-EMPTIED = ("PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID",
-           "AccessionNumber", "OperatorsName")
-REMOVED = ("StudyDescription", "OtherPatientIDs", "OtherPatientNames", "PatientAddress", "PatientAge",
-           "PatientBirthTime", "InstitutionName", "InstitutionAddress", "StationName", "PhysiciansOfRecord")
+EMPTIED = (
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "StudyID",
+    "AccessionNumber",
+    "OperatorsName",
+)
+REMOVED = (
+    "StudyDescription",
+    "OtherPatientIDs",
+    "OtherPatientNames",
+    "PatientAddress",
+    "PatientAge",
+    "PatientBirthTime",
+    "InstitutionName",
+    "InstitutionAddress",
+    "StationName",
+    "PhysiciansOfRecord",
+)
 # report fields that hold reirrad's own data (constraint sets, citations, metrics), never a patient's
-KEPT_FIELDS = frozenset({"constraint_set_name", "constraint_set_version", "constraint_set_title", "constraint_set",
-                         "constraint_id", "source", "source_id", "mitigation", "organ", "metric", "unit", "priority",
-                         "reirrad_version", "id"})
+KEPT_FIELDS = frozenset(
+    {
+        "constraint_set_name",
+        "constraint_set_version",
+        "constraint_set_title",
+        "constraint_set",
+        "constraint_id",
+        "source",
+        "source_id",
+        "mitigation",
+        "organ",
+        "metric",
+        "unit",
+        "priority",
+        "reirrad_version",
+        "id",
+    }
+)
 TEXT_LENGTHS = {"LO": 64, "SH": 16, "ST": 1024, "LT": 10240, "UT": 2**32 - 2}  # maximum characters per VR
 T = TypeVar("T")
 
@@ -104,8 +137,11 @@ class Identity:
     def words(self) -> tuple[str, ...]:
         """The texts to replace: ID, whole name, name components of 2+ characters, birth date."""
         parts = [p for p in re.split(r"[\^=\s,]+", self.name) if len(p) >= 2]
-        dates = [self.birth_date, f"{self.birth_date[:4]}-{self.birth_date[4:6]}-{self.birth_date[6:]}"] \
-            if re.fullmatch(r"\d{8}", self.birth_date) else [self.birth_date]
+        dates = (
+            [self.birth_date, f"{self.birth_date[:4]}-{self.birth_date[4:6]}-{self.birth_date[6:]}"]
+            if re.fullmatch(r"\d{8}", self.birth_date)
+            else [self.birth_date]
+        )
         return tuple(w for w in dict.fromkeys([self.patient_id, self.name, *parts, *dates]) if w)
 
 
@@ -140,9 +176,14 @@ class Deidentifier:
         replacements = {w: pseudonym(i.patient_id, i.name, self.key) for i in known for w in i.words()}
         self._replacement = {w.casefold(): p for w, p in replacements.items()}
         words = sorted(replacements, key=len, reverse=True)
-        self._pattern = re.compile(
-            r"(?<![A-Za-z0-9])(?<!\d\.)(" + "|".join(map(re.escape, words)) + r")(?![A-Za-z0-9]|\.\d)", re.IGNORECASE
-        ) if words else None
+        self._pattern = (
+            re.compile(
+                r"(?<![A-Za-z0-9])(?<!\d\.)(" + "|".join(map(re.escape, words)) + r")(?![A-Za-z0-9]|\.\d)",
+                re.IGNORECASE,
+            )
+            if words
+            else None
+        )
         self._substrings = [w.casefold() for w in words if len(w) >= 3]
 
     @property
@@ -189,8 +230,11 @@ class Deidentifier:
         if isinstance(value, str):
             return self.text(value)
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            changes = {f.name: self._scrub(getattr(value, f.name))
-                       for f in dataclasses.fields(value) if f.init and f.name not in KEPT_FIELDS}
+            changes = {
+                f.name: self._scrub(getattr(value, f.name))
+                for f in dataclasses.fields(value)
+                if f.init and f.name not in KEPT_FIELDS
+            }
             return dataclasses.replace(value, **changes)
         if isinstance(value, (tuple, list)):
             return type(value)(self._scrub(v) for v in value)
@@ -246,9 +290,11 @@ def deidentify_report(report: CheckReport, key: str | None = None) -> CheckRepor
     """
     deidentifier = Deidentifier(report_identities(report), key)
     scrubbed = deidentifier.scrub(report)
-    how = (f"patient identity replaced by {', '.join(deidentifier.pseudonyms) or 'no pseudonym (no patient named)'} "
-           f"(HMAC-SHA256 of the PatientID, salt {'from ' + SALT_ENV if os.environ.get(SALT_ENV) else 'default'}); "
-           "UIDs mapped; path components naming the patient replaced")
+    how = (
+        f"patient identity replaced by {', '.join(deidentifier.pseudonyms) or 'no pseudonym (no patient named)'} "
+        f"(HMAC-SHA256 of the PatientID, salt {'from ' + SALT_ENV if os.environ.get(SALT_ENV) else 'default'}); "
+        "UIDs mapped; path components naming the patient replaced"
+    )
     return dataclasses.replace(scrubbed, assumptions={**scrubbed.assumptions, "deidentified": how})
 
 
@@ -262,12 +308,18 @@ def deidentify_batch(batch: BatchResult, key: str | None = None) -> BatchResult:
     for outcome in batch.outcomes:
         if outcome.report is not None:
             deidentifier = Deidentifier(report_identities(outcome.report), key)
-            changed.append(dataclasses.replace(outcome, path=deidentifier.path(outcome.path),
-                                               report=deidentify_report(outcome.report, key)))
+            changed.append(
+                dataclasses.replace(
+                    outcome, path=deidentifier.path(outcome.path), report=deidentify_report(outcome.report, key)
+                )
+            )
         else:
             error = None if outcome.error is None else everyone.text(PATH_PATTERN.sub("<path>", outcome.error))
-            changed.append(dataclasses.replace(outcome, path=f"unread case {pseudonym(outcome.path, key=everyone.key)}",
-                                               error=error))
+            changed.append(
+                dataclasses.replace(
+                    outcome, path=f"unread case {pseudonym(outcome.path, key=everyone.key)}", error=error
+                )
+            )
     return dataclasses.replace(batch, outcomes=tuple(changed))
 
 
@@ -302,15 +354,17 @@ def deidentify_audit(value: T, batch: BatchResult, key: str | None = None) -> T:
     def unread(case: FailingCase) -> FailingCase:
         if case.case_id is not None:
             return case
-        return dataclasses.replace(case, path=f"unread case {pseudonym(case.path, key=everyone.key)}",
-                                   why=PATH_PATTERN.sub("<path>", case.why))
+        return dataclasses.replace(
+            case, path=f"unread case {pseudonym(case.path, key=everyone.key)}", why=PATH_PATTERN.sub("<path>", case.why)
+        )
 
     def hide_unread(item: Any) -> Any:
         if isinstance(item, FailingCase):
             return unread(item)
         if dataclasses.is_dataclass(item) and not isinstance(item, type):
-            return dataclasses.replace(item, **{f.name: hide_unread(getattr(item, f.name))
-                                                for f in dataclasses.fields(item) if f.init})
+            return dataclasses.replace(
+                item, **{f.name: hide_unread(getattr(item, f.name)) for f in dataclasses.fields(item) if f.init}
+            )
         if isinstance(item, tuple):
             return tuple(hide_unread(v) for v in item)
         return item

@@ -144,8 +144,11 @@ def compare_dvhs(
         reference = (float(tps.volume), float(tps.mean), float(tps.max))  # type: ignore[attr-defined]
         roi = names.get(number)
         if roi is None:
-            rows.append(TpsRow(number, f"ROI {number}", *reference, None, None, None,
-                               f"ROI {number} is not in {structures.path}"))
+            rows.append(
+                TpsRow(
+                    number, f"ROI {number}", *reference, None, None, None, f"ROI {number} is not in {structures.path}"
+                )
+            )
             continue
         sampling = sample_roi(roi, dose.grid, end_caps)
         if sampling.is_empty:
@@ -153,8 +156,17 @@ def compare_dvhs(
             continue
         dvh = sample_dose(sampling, dose.dose_gy)
         mean, peak = (evaluate(dvh, parse_metric(m)) for m in ("Dmean", "Dmax"))
-        rows.append(TpsRow(number, roi.name, *reference, dvh.volume_cc, mean.value, peak.value,
-                           "; ".join(filter(None, [*dvh.notes, mean.reason or "", peak.reason or ""]))))
+        rows.append(
+            TpsRow(
+                number,
+                roi.name,
+                *reference,
+                dvh.volume_cc,
+                mean.value,
+                peak.value,
+                "; ".join(filter(None, [*dvh.notes, mean.reason or "", peak.reason or ""])),
+            )
+        )
     return TpsComparison(str(dose.path), str(structures.path), end_caps, tuple(rows), notes)
 
 
@@ -203,8 +215,9 @@ def compare_tps(
     pair = load_pair(rtdose, rtstruct, registration, accept_other_patient)
     dataset = read_dataset(rtdose, stop_before_pixels=True)
     comparison = compare_dvhs(dataset, pair.dose, pair.structures, end_caps)
-    return TpsComparison(comparison.dose_file, comparison.structure_file, end_caps, comparison.rows,
-                         pair.notes + comparison.notes)
+    return TpsComparison(
+        comparison.dose_file, comparison.structure_file, end_caps, comparison.rows, pair.notes + comparison.notes
+    )
 
 
 def course_comparisons(

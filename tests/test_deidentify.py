@@ -69,7 +69,8 @@ def test_text_and_paths():
     assert hide.path("/data/12345_Doe/prior/dose.dcm") == f"/data/{anon}/prior/dose.dcm"
     assert hide.path("/data/DOEJANE/x") == f"/data/{anon}/x"
     assert hide.text("Jane DOE (12345) born 19600101: Dmax 123450.5 Gy, 12345.5 Gy") == (
-        f"{anon} {anon} ({anon}) born {anon}: Dmax 123450.5 Gy, 12345.5 Gy")  # numbers are not the ID
+        f"{anon} {anon} ({anon}) born {anon}: Dmax 123450.5 Gy, 12345.5 Gy"
+    )  # numbers are not the ID
     uid = "1.2.840.113619.2.55.3.12345"
     assert hide.text(f"REG {uid}") == f"REG {hide.uid(uid)}" and hide.uid(uid).startswith("2.25.")
     assert hide.uid(uid) == Deidentifier([], key="k").uid(uid) != Deidentifier([], key="other").uid(uid)
@@ -78,8 +79,13 @@ def test_text_and_paths():
 def every_format(report) -> dict[str, str]:
     console = Console(file=io.StringIO(), width=160, color_system=None)
     print_report(report, console)
-    return {"console": console.file.getvalue(), "json": to_json(report), "csv": to_csv(report),
-            "junit": to_junit(report), "html": to_html(report)}
+    return {
+        "console": console.file.getvalue(),
+        "json": to_json(report),
+        "csv": to_csv(report),
+        "junit": to_junit(report),
+        "html": to_html(report),
+    }
 
 
 def test_no_format_of_check_names_the_patient(report):
@@ -102,7 +108,10 @@ def test_check_deidentify_on_the_command_line(clinic, report):
     assert done.exit_code == 1, done.output
     assert not IDENTITY.search(done.stdout)
     document = json.loads(done.stdout)
-    assert document["case"]["path"].endswith(f"/{EXPECTED}/case.toml") and EXPECTED in document["assumptions"]["deidentified"]
+    assert (
+        document["case"]["path"].endswith(f"/{EXPECTED}/case.toml")
+        and EXPECTED in document["assumptions"]["deidentified"]
+    )
     assert document["courses"] == json.loads(to_json(deidentify_report(report)))["courses"]
 
 
@@ -123,13 +132,30 @@ def test_batch(clinic, tmp_path):
     shutil.copytree(SAMPLES / "hn_conventional_reirradiation", other)
     (tmp_path / "REIRRAD-PHANTOM-03_Phantom.toml").write_text("not a case")
     store = tmp_path / "results.sqlite"
-    done = RUNNER.invoke(app, ["check", str(clinic), str(other / "case.toml"), str(tmp_path / "REIRRAD-PHANTOM-03_Phantom.toml"),
-                               "--deidentify", "-q", "-f", "json", "-j", "1", "--store", str(store)])
+    done = RUNNER.invoke(
+        app,
+        [
+            "check",
+            str(clinic),
+            str(other / "case.toml"),
+            str(tmp_path / "REIRRAD-PHANTOM-03_Phantom.toml"),
+            "--deidentify",
+            "-q",
+            "-f",
+            "json",
+            "-j",
+            "1",
+            "--store",
+            str(store),
+        ],
+    )
     assert done.exit_code == 2, done.output
     assert not IDENTITY.search(done.stdout), IDENTITY.search(done.stdout)
     document = json.loads(done.stdout)
     assert {c["courses"][-1]["files"][0]["path"].split("/")[-3] for c in document["cases"]} == {
-        EXPECTED, pseudonym("REIRRAD-PHANTOM-02")}
+        EXPECTED,
+        pseudonym("REIRRAD-PHANTOM-02"),
+    }
     assert document["errors"][0]["case"].startswith("unread case ANON-")
     # the results store keeps what was checked; the audit outputs hide it on request
     for command in (["summary"], ["export", "-f", "json"], ["export", "-f", "csv"], ["report", "-o", "-"]):
@@ -147,11 +173,25 @@ def identity_bytes(path: Path) -> list[str]:
 def test_rtdose_written_by_sum_and_eqd2_names_no_patient(clinic, tmp_path):
     folder = clinic.parent
     source = pydicom.dcmread(folder / "course2" / "dose.dcm", stop_before_pixels=True)
-    done = RUNNER.invoke(app, ["sum", str(clinic), "--alpha-beta", "3", "-o", str(tmp_path / "sum.dcm"), "--deidentify"])
+    done = RUNNER.invoke(
+        app, ["sum", str(clinic), "--alpha-beta", "3", "-o", str(tmp_path / "sum.dcm"), "--deidentify"]
+    )
     assert done.exit_code == 0, done.output
     assert not IDENTITY.search(done.output)
-    done = RUNNER.invoke(app, ["eqd2", str(folder / "course2" / "dose.dcm"), "--plan", str(folder / "course2" / "plan.dcm"),
-                               "--alpha-beta", "3", "-o", str(tmp_path / "eqd2.dcm"), "--deidentify"])
+    done = RUNNER.invoke(
+        app,
+        [
+            "eqd2",
+            str(folder / "course2" / "dose.dcm"),
+            "--plan",
+            str(folder / "course2" / "plan.dcm"),
+            "--alpha-beta",
+            "3",
+            "-o",
+            str(tmp_path / "eqd2.dcm"),
+            "--deidentify",
+        ],
+    )
     assert done.exit_code == 0, done.output
     summed, single = (pydicom.dcmread(tmp_path / f) for f in ("sum.dcm", "eqd2.dcm"))
     for ds, path in ((summed, tmp_path / "sum.dcm"), (single, tmp_path / "eqd2.dcm")):
@@ -160,16 +200,35 @@ def test_rtdose_written_by_sum_and_eqd2_names_no_patient(clinic, tmp_path):
         assert ds.PatientIdentityRemoved == "YES" and ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
         assert ds.StudyInstanceUID != source.StudyInstanceUID and ds.FrameOfReferenceUID != source.FrameOfReferenceUID
         assert "EQD2 a/b 3 Gy" in ds.ImageComments  # what `dvh` reads the alpha/beta from
-    assert (summed.StudyInstanceUID, summed.FrameOfReferenceUID) == (single.StudyInstanceUID, single.FrameOfReferenceUID)
-    assert summed.ReferencedRTPlanSequence[-1].ReferencedSOPInstanceUID == single.ReferencedRTPlanSequence[0].ReferencedSOPInstanceUID
+    assert (summed.StudyInstanceUID, summed.FrameOfReferenceUID) == (
+        single.StudyInstanceUID,
+        single.FrameOfReferenceUID,
+    )
+    assert (
+        summed.ReferencedRTPlanSequence[-1].ReferencedSOPInstanceUID
+        == single.ReferencedRTPlanSequence[0].ReferencedSOPInstanceUID
+    )
     plain = RUNNER.invoke(app, ["sum", str(clinic), "--alpha-beta", "3", "-o", str(tmp_path / "plain.dcm")])
     assert plain.exit_code == 0 and identity_bytes(tmp_path / "plain.dcm") == [PATIENT_ID, "Phantom", BIRTH_DATE]
 
 
 def test_dvh_deidentify(clinic):
     course = clinic.parent / "course2"
-    done = RUNNER.invoke(app, ["dvh", str(course / "dose.dcm"), str(course / "structures.dcm"), "-s", "SpinalCord",
-                               "-m", "Dmax", "-f", "json", "--deidentify"])
+    done = RUNNER.invoke(
+        app,
+        [
+            "dvh",
+            str(course / "dose.dcm"),
+            str(course / "structures.dcm"),
+            "-s",
+            "SpinalCord",
+            "-m",
+            "Dmax",
+            "-f",
+            "json",
+            "--deidentify",
+        ],
+    )
     assert done.exit_code == 0, done.output
     document = json.loads(done.stdout)
     assert document["dose_file"].endswith(f"/{EXPECTED}/course2/dose.dcm") and not IDENTITY.search(done.stdout)

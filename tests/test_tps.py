@@ -72,7 +72,9 @@ def test_reirrad_side_matches_the_published_table(comparison):
         assert measured == pytest.approx(published, abs=1e-9), name
     scar = rows["Scar"].differences()
     assert round(scar["max_percent"], 1) == 7.5
-    assert rows["Heart"].volume_cc - rows["Heart"].tps_volume_cc == pytest.approx(rows["Heart"].differences()["volume_cc"])
+    assert rows["Heart"].volume_cc - rows["Heart"].tps_volume_cc == pytest.approx(
+        rows["Heart"].differences()["volume_cc"]
+    )
 
 
 def test_cli_json_csv_and_table(breast):
@@ -100,9 +102,13 @@ def test_cli_json_csv_and_table(breast):
 def test_cli_refuses_a_dose_without_dvhs_and_metrics(breast):
     done = RUNNER.invoke(app, ["dvh", str(SAMPLE / "dose.dcm"), str(SAMPLE / "structures.dcm"), "--compare-tps"])
     assert done.exit_code == 2 and "has no DVHSequence" in done.output
-    done = RUNNER.invoke(app, ["dvh", str(breast / "rtdose.dcm"), str(breast / "rtss.dcm"), "--compare-tps", "-m", "D95%"])
+    done = RUNNER.invoke(
+        app, ["dvh", str(breast / "rtdose.dcm"), str(breast / "rtss.dcm"), "--compare-tps", "-m", "D95%"]
+    )
     assert done.exit_code == 2 and "--compare-tps" in done.output
-    done = RUNNER.invoke(app, ["dvh", str(breast / "rtdose.dcm"), str(breast / "rtss.dcm"), "--compare-tps", "-s", "Areola"])
+    done = RUNNER.invoke(
+        app, ["dvh", str(breast / "rtdose.dcm"), str(breast / "rtss.dcm"), "--compare-tps", "-s", "Areola"]
+    )
     assert done.exit_code == 2 and "no planning-system DVH of 'Areola'" in done.output
 
 
@@ -123,17 +129,23 @@ def test_check_html_report_holds_the_planning_system_check(breast, tmp_path):
 
     assert report_from_json(report_to_json(report)).tps == report.tps  # a batch's results store keeps it
     html = to_html(report)
-    section = html[html.index("<h2>Check against the planning system</h2>"):]
+    section = html[html.index("<h2>Check against the planning system</h2>") :]
     rows = {m.group(1): m.group(0) for m in re.finditer(r"<tr><td>([^<]+)</td>.*?</tr>", section)}
     assert len(rows) == 9
-    for name, volume_percent in (("Heart", "+0.5 %"), ("Lt Lung", "-0.2 %"), ("Tumor Bed", "+2.7 %"),
-                                 ("Breast", "+1.0 %"), ("Tumor Bed Block", "+1.5 %")):
+    for name, volume_percent in (
+        ("Heart", "+0.5 %"),
+        ("Lt Lung", "-0.2 %"),
+        ("Tumor Bed", "+2.7 %"),
+        ("Breast", "+1.0 %"),
+        ("Tumor Bed Block", "+1.5 %"),
+    ):
         cells = re.findall(r"<td[^>]*>([^<]*)</td>", rows[name])
         assert cells[3] == volume_percent, (name, cells)
     heart = re.findall(r"<td[^>]*>([^<]*)</td>", rows["Heart"])
     assert (heart[1], heart[4], heart[7]) == ("437.46", "0.64", "3.11")
     assert "<h2>Check against the planning system</h2>" not in to_html(
-        run_check(load_case(SAMPLE.parent / "case.toml")))
+        run_check(load_case(SAMPLE.parent / "case.toml"))
+    )
 
 
 def test_dvhs_that_cannot_be_compared_are_noted_not_guessed(breast):
@@ -145,6 +157,8 @@ def test_dvhs_that_cannot_be_compared_are_noted_not_guessed(breast):
     dataset.DVHSequence[5].DoseUnits = "RELATIVE"
     dvhs, notes = planning_system_dvhs(dataset)
     assert sorted(dvhs) == [1, 3, 5, 8, 9, 10]
-    assert notes == ("planning-system DVH 3 not compared: unreadable (AttributeError: 'Dataset' object has no "
-                     "attribute 'DVHData')", "planning-system DVH 5 not compared: volume units PERCENT (not CM3)",
-                     "planning-system DVH 6 not compared: dose units RELATIVE (not GY)")
+    assert notes == (
+        "planning-system DVH 3 not compared: unreadable (AttributeError: 'Dataset' object has no attribute 'DVHData')",
+        "planning-system DVH 5 not compared: volume units PERCENT (not CM3)",
+        "planning-system DVH 6 not compared: dose units RELATIVE (not GY)",
+    )

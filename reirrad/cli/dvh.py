@@ -88,7 +88,7 @@ def dvh(
         emit(render(table), output)
 
 
-def run_compare_tps(rtdose: Path, rtstruct: Path, registration: Optional[Path], names: tuple[str, ...],
+def run_compare_tps(rtdose: Path, rtstruct: Path, registration: Path | None, names: tuple[str, ...],
                     end_caps: str, accept_other_patient: bool, output_format: DvhFormat, output: str,
                     hide: Deidentifier) -> None:
     """`dvh --compare-tps`: the planning system's DVHs beside reirrad's, in the chosen format."""

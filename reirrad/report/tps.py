@@ -19,8 +19,10 @@ if TYPE_CHECKING:  # rich is imported by the table functions only
 SCHEMA = "reirrad.tps.v1"
 DIGITS = 4  # decimals kept in JSON and CSV, as `reirrad dvh`
 QUANTITIES = (("volume_cc", "Volume", "cm3"), ("mean_gy", "Dmean", "Gy"), ("max_gy", "Dmax", "Gy"))
-SOURCE = ("planning system: DVHSequence bins (DVHData, read by dicompyler-core); DVHMinimum/Maximum/MeanDose "
-          "are not used (some systems store them in per cent of the prescription)")
+SOURCE = (
+    "planning system: DVHSequence bins (DVHData, read by dicompyler-core); DVHMinimum/Maximum/MeanDose "
+    "are not used (some systems store them in per cent of the prescription)"
+)
 
 
 def row_dict(row: TpsRow) -> dict:
@@ -59,16 +61,26 @@ def to_csv(comparison: TpsComparison) -> str:
     """Long format: one row per structure and quantity; an empty cell is not evaluated."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["structure", "roi_number", "quantity", "unit", "tps", "reirrad", "difference",
-                     "difference_percent", "note"])
+    writer.writerow(
+        ["structure", "roi_number", "quantity", "unit", "tps", "reirrad", "difference", "difference_percent", "note"]
+    )
     for row in comparison.rows:
         entry = row_dict(row)
         for key, label, unit in QUANTITIES:
             values = entry[key]
-            writer.writerow([row.name, row.roi_number, label, unit,
-                             *("" if values[k] is None else values[k]
-                               for k in ("tps", "reirrad", "difference", "difference_percent")),
-                             row.note])
+            writer.writerow(
+                [
+                    row.name,
+                    row.roi_number,
+                    label,
+                    unit,
+                    *(
+                        "" if values[k] is None else values[k]
+                        for k in ("tps", "reirrad", "difference", "difference_percent")
+                    ),
+                    row.note,
+                ]
+            )
     return out.getvalue()
 
 
@@ -79,19 +91,35 @@ def cells(row: TpsRow) -> list[str]:
     out = [row.name]
     for key, _, _ in QUANTITIES:
         ours, percent = getattr(row, key), differences[f"{key.rsplit('_', 1)[0]}_percent"]
-        out += [f"{getattr(row, f'tps_{key}'):.2f}", "n/e" if ours is None else f"{ours:.2f}",
-                "-" if percent is None else f"{percent:+.1f} %"]
+        out += [
+            f"{getattr(row, f'tps_{key}'):.2f}",
+            "n/e" if ours is None else f"{ours:.2f}",
+            "-" if percent is None else f"{percent:+.1f} %",
+        ]
     return out
 
 
-HEADERS = ("Structure", "TPS volume [cm3]", "reirrad volume [cm3]", "diff", "TPS Dmean (Gy)", "reirrad Dmean (Gy)",
-           "diff", "TPS Dmax (Gy)", "reirrad Dmax (Gy)", "diff")
+HEADERS = (
+    "Structure",
+    "TPS volume [cm3]",
+    "reirrad volume [cm3]",
+    "diff",
+    "TPS Dmean (Gy)",
+    "reirrad Dmean (Gy)",
+    "diff",
+    "TPS Dmax (Gy)",
+    "reirrad Dmax (Gy)",
+    "diff",
+)
 
 
 def _footer(comparison: TpsComparison) -> list[str]:
     caps = "half a contour spacing" if comparison.end_caps == "half" else "none"
-    return [f"reirrad end caps: {caps}; {SOURCE}",
-            *(f"{row.name}: {row.note}" for row in comparison.rows if row.note), *comparison.notes]
+    return [
+        f"reirrad end caps: {caps}; {SOURCE}",
+        *(f"{row.name}: {row.note}" for row in comparison.rows if row.note),
+        *comparison.notes,
+    ]
 
 
 def render_table(comparison: TpsComparison, console: Console) -> None:
@@ -125,11 +153,12 @@ def to_html(comparison: TpsComparison) -> str:
     """The comparison as an HTML section (heading, table, notes) for the `check` report."""
     head = "".join(f"<th>{escape(h)}</th>" for h in HEADERS)
     body = "".join(
-        "<tr>" + "".join(f"<td{'' if i == 0 else NUM}>{escape(c)}</td>" for i, c in enumerate(cells(row)))
-        + "</tr>"
+        "<tr>" + "".join(f"<td{'' if i == 0 else NUM}>{escape(c)}</td>" for i, c in enumerate(cells(row))) + "</tr>"
         for row in comparison.rows
     )
     notes = "".join(f"<li>{escape(line)}</li>" for line in _footer(comparison))
-    return (f"<h2>Check against the planning system</h2><p>{escape(comparison.dose_file)}: the planning system's "
-            f"own DVHs beside reirrad's of the same dose (difference: reirrad minus planning system).</p>"
-            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table><ul>{notes}</ul>")
+    return (
+        f"<h2>Check against the planning system</h2><p>{escape(comparison.dose_file)}: the planning system's "
+        f"own DVHs beside reirrad's of the same dose (difference: reirrad minus planning system).</p>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table><ul>{notes}</ul>"
+    )
