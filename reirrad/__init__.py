@@ -5,6 +5,8 @@ The public API (stable, versioned with the ``reirrad.check.v1`` JSON schema):
 - :func:`check` judges a case (a case file, or a :class:`Case` built in Python) -> :class:`CheckReport`;
 - :func:`dvh` gives DVH metrics of a dose and a structure set (files or pydicom datasets);
 - :func:`eqd2` converts a physical dose to EQD2; :func:`load_course` reads one course;
+- :func:`compare_tps` puts the planning system's own DVHs (an RTDOSE's DVHSequence) beside reirrad's;
+- :func:`deidentify_report` replaces the patient's identity in a report by a stable pseudonym;
 - :class:`Case` / :class:`CourseSpec` describe a case (``Case.from_folders``, ``Case.from_datasets``);
 - :class:`Status`, :class:`ConstraintResult`, :class:`CheckReport`, :class:`DvhTable` are the results;
 - :class:`InputError`, :class:`OptionError`, :class:`ReirradError` are the errors; an
@@ -41,7 +43,9 @@ __all__ = [
     "Status",
     "__version__",
     "check",
+    "compare_tps",
     "data",
+    "deidentify_report",
     "dvh",
     "eqd2",
     "load_case",
@@ -67,6 +71,8 @@ _LAZY = {
     "eqd2": ("reirrad.api", "eqd2"),
     "load_course": ("reirrad.api", "load_course"),
     "data": ("reirrad.data", None),
+    "compare_tps": ("reirrad.tps", "compare_tps"),
+    "deidentify_report": ("reirrad.deidentify", "deidentify_report"),
 }
 
 

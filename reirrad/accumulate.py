@@ -29,6 +29,7 @@ from reirrad.dicom.io import read_dataset
 from reirrad.dicom.plan import Plan, read_plan
 from reirrad.dicom.registration import Registration, read_registration, reference_to_moving
 from reirrad.dicom.structures import Roi, StructureSet
+from reirrad.deidentify import deidentify_export
 from reirrad.dicom.write import dose_dataset, refuse_input_as_output, save_atomic
 from reirrad.eqd2 import NO_RECOVERY, RecoveryFactor, RecoveryModel, eqd2_gy, recovery_factor, recovery_model
 from reirrad.errors import Hint, InputError, Remedy
@@ -813,12 +814,14 @@ def write_eqd2_dose(
     bits: int = 32,
     accept_dose_scale: bool = False,
     override_fractions: bool = False,
+    deidentify: bool = False,
 ) -> ExportSummary:
     """EQD2 of one RTDOSE (fractions from ``plan_path`` or ``fractions``) written as EFFECTIVE dose.
 
     With a plan, the dose's maximum is checked against its prescription (``accept_dose_scale``
     accepts an implausible one); ``fractions`` that disagree with the plan are refused unless
-    ``override_fractions``."""
+    ``override_fractions``. ``deidentify``: the file and the summary name a pseudonym
+    (:mod:`reirrad.deidentify`)."""
     refuse_input_as_output(output, [rtdose] + ([plan_path] if plan_path else []))
     dose = read_dose(rtdose)
     plan = read_plan(plan_path) if plan_path is not None else None
@@ -834,8 +837,11 @@ def write_eqd2_dose(
         eqd2, phase.grid, header, dose_type="EFFECTIVE", summation_type="PLAN",
         description=description, plan_uids=[phase.plan_uid] if phase.plan_uid else [], bits=bits,
     )
-    save_atomic(ds, output)
     assumptions = (f"alpha/beta {alpha_beta_gy:g} Gy", model, f"fractions: {fraction_text(phase)}") + phase.notes
+    if deidentify:  # --deidentify (tpsdeid)
+        description, *notes = deidentify_export(ds, (description, *assumptions))
+        assumptions = tuple(notes)
+    save_atomic(ds, output)
     return ExportSummary(output, float(eqd2.max(initial=0.0)), description, assumptions)
 
 
@@ -854,10 +860,12 @@ def write_cumulative_eqd2(
     bits: int = 32,
     accept_dose_scale: bool = False,
     accept_other_patient: bool = False,
+    deidentify: bool = False,
 ) -> ExportSummary:
     """Load a case, sum every course's EQD2 on the reference grid and write it as MULTI_PLAN.
 
-    The ``accept_*`` switches add to the case file's acceptances (see :func:`load_courses`)."""
+    The ``accept_*`` switches add to the case file's acceptances (see :func:`load_courses`).
+    ``deidentify``: the file and the summary name a pseudonym (:mod:`reirrad.deidentify`)."""
     case = accepting(load_case(case_path), dose_scale=accept_dose_scale, other_patient=accept_other_patient)
     refuse_input_as_output(output, case_inputs(case))
     model = recovery_model(recovery_model_name or case.recovery_model or NO_RECOVERY)
@@ -903,5 +911,7 @@ def write_cumulative_eqd2(
         total, acc.grid, header, dose_type="EFFECTIVE", summation_type="MULTI_PLAN",
         description=description, plan_uids=plan_uids, bits=bits,
     )
+    if deidentify:  # --deidentify (tpsdeid)
+        description, *assumptions = deidentify_export(ds, (description, *assumptions))
     save_atomic(ds, output)
     return ExportSummary(output, float(total.max(initial=0.0)), description, tuple(assumptions))

@@ -64,6 +64,7 @@ from reirrad.results import (
     Summary,
 )
 from reirrad.strategies import Evaluation, Strategy
+from reirrad.tps import course_comparisons
 from reirrad.verdicts import FailOn
 
 DEFAULT_SET = "hn-reirradiation"
@@ -480,7 +481,7 @@ def course_summary(course: CourseOnGrid, registration: str, interval_months: flo
 
 def _patient(identity: PatientIdentity | None) -> Patient:
     """Whose course this is, for the report header (empty when no file names a patient)."""
-    return Patient() if identity is None else Patient(identity.name, identity.patient_id)
+    return Patient() if identity is None else Patient(identity.name, identity.patient_id, identity.birth_date)
 
 
 def course_summaries(acc: AccumulatedCase) -> tuple[CourseSummary, ...]:
@@ -671,7 +672,13 @@ def run_check(case: CaseSpec, options: CheckOptions = CheckOptions()) -> CheckRe
                      partial_coverage=options.accept_partial_coverage)
     courses = load_courses(case)
     strategy: Strategy = ConservativeBound() if options.conservative else RegisteredSum()
-    return _report(case, cset, options, courses, strategy.evaluate(case, cset, model, courses, options))
+    report = _report(case, cset, options, courses, strategy.evaluate(case, cset, model, courses, options))
+    structures = courses[-1].structures
+    if structures is None:
+        return report
+    # the planning system's own DVHs of the reference course beside reirrad's
+    dose_files = [path for phase in courses[-1].phases for path in phase.dose_files]
+    return dataclasses.replace(report, tps=course_comparisons(dose_files, structures))
 
 
 class RegisteredSum:

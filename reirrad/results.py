@@ -9,6 +9,7 @@ from enum import StrEnum
 import numpy as np
 
 from reirrad.flags import Flag  # at run time: the results store rebuilds reports from these type hints
+from reirrad.tps import TpsComparison  # likewise
 from reirrad.verdicts import nothing_judged  # noqa: F401  (re-exported; the one exit-code policy)
 
 
@@ -61,6 +62,7 @@ class Patient:
 
     name: str = ""  # PatientName as stored (DICOM PN, e.g. DOE^JANE)
     patient_id: str = ""
+    birth_date: str = ""  # PatientBirthDate (YYYYMMDD): not shown, known so that --deidentify can hide it
 
 
 @dataclass(frozen=True)
@@ -235,6 +237,7 @@ class CheckReport:
     hotspots: tuple[Hotspot, ...] = field(default=())  # figures only: never in the JSON document
     options: dict[str, object] = field(default_factory=dict)  # the run's options (CheckOptions fields)
     run_at: str = ""  # when the check ran, ISO 8601 UTC to the second
+    tps: tuple[TpsComparison, ...] = field(default=())  # the planning system's own DVHs vs reirrad's (reference course)
 
     def result(self, constraint_id: str) -> ConstraintResult:
         """The result of one constraint by its id (KeyError naming the ids when there is none).

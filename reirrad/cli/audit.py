@@ -21,14 +21,21 @@ class ExportFormat(str, Enum):
 
 
 @audit_app.command("summary")
-def summary(store: Path = typer.Argument(..., help="Results store (SQLite).")) -> None:
+def summary(
+    store: Path = typer.Argument(..., help="Results store (SQLite)."),
+    deidentify: bool = typer.Option(
+        False, "--deidentify", help="Replace every patient's identity by a stable pseudonym (salt: REIRRAD_DEIDENTIFY_SALT)."
+    ),
+) -> None:
     """Counts per case state, result status, organ and constraint set; the failing cases."""
-    from reirrad.audit import summarize
+    from reirrad.audit import stored_batch, summarize
+    from reirrad.deidentify import deidentify_audit
     from reirrad.report.cohort import summary_tables
     from reirrad.store import Store
 
     with Store(store, create=False) as opened:
-        tables = summary_tables(summarize(opened))
+        found = summarize(opened)
+        tables = summary_tables(deidentify_audit(found, stored_batch(opened)) if deidentify else found)
     console = stdout_console()
     for table in tables:
         console.print(table)
@@ -39,16 +46,21 @@ def export(
     store: Path = typer.Argument(..., help="Results store (SQLite)."),
     format: ExportFormat = typer.Option(ExportFormat.csv, "--format", "-f", help="Output format."),
     output: str = typer.Option(STDOUT, "--output", "-o", help="Write to this file (atomically) instead of stdout (-)."),
+    deidentify: bool = typer.Option(
+        False, "--deidentify", help="Replace every patient's identity by a stable pseudonym (salt: REIRRAD_DEIDENTIFY_SALT)."
+    ),
 ) -> None:
     """Every stored case in the batch format of `reirrad check` (reirrad.batch.v1 JSON or CSV)."""
     from reirrad.audit import stored_batch
     from reirrad.check import CheckOptions
+    from reirrad.deidentify import deidentify_batch
     from reirrad.report.batch import render_batch
     from reirrad.store import Store
 
     check_output(output, [store])
     with Store(store, create=False) as opened:
-        text = render_batch(stored_batch(opened), format.value, CheckOptions())
+        batch = stored_batch(opened)
+        text = render_batch(deidentify_batch(batch) if deidentify else batch, format.value, CheckOptions())
     emit(text, output)
 
 
@@ -56,13 +68,18 @@ def export(
 def report(
     store: Path = typer.Argument(..., help="Results store (SQLite)."),
     output: str = typer.Option(..., "--output", "-o", help="The cohort page to write (HTML; - for stdout)."),
+    deidentify: bool = typer.Option(
+        False, "--deidentify", help="Replace every patient's identity by a stable pseudonym (salt: REIRRAD_DEIDENTIFY_SALT)."
+    ),
 ) -> None:
     """A self-contained cohort page: values per constraint against its levels, intervals, flags."""
-    from reirrad.audit import cohort
+    from reirrad.audit import cohort, stored_batch
+    from reirrad.deidentify import deidentify_audit
     from reirrad.report.cohort import to_cohort_html
     from reirrad.store import Store
 
     check_output(output, [store])
     with Store(store, create=False) as opened:
-        page = to_cohort_html(cohort(opened), store.name)
+        found = cohort(opened)
+        page = to_cohort_html(deidentify_audit(found, stored_batch(opened)) if deidentify else found, store.name)
     emit(page, output)

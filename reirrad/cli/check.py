@@ -51,7 +51,7 @@ def render(report: CheckReport, fmt: Format, options: CheckOptions) -> str:
 
 
 def run_many(case_files: list[Path], fmt: Format, options: CheckOptions, output: str, quiet: bool,
-             store_path: Path | None, **batch) -> int:
+             store_path: Path | None, deidentify: bool = False, **batch) -> int:
     """Batch audit (see reirrad.batch.run_batch for ``batch``); the batch exit code."""
     from reirrad.batch import run_batch
     from reirrad.check import batch_inputs
@@ -76,6 +76,10 @@ def run_many(case_files: list[Path], fmt: Format, options: CheckOptions, output:
     finally:
         if store is not None:
             store.close()
+    if deidentify:  # --deidentify (tpsdeid): every report and path of the batch
+        from reirrad.deidentify import deidentify_batch
+
+        result = deidentify_batch(result)
     for path, message in result.errors:
         say(f"reirrad: error: {message}")
     if output == STDOUT and fmt is Format.table:
@@ -145,6 +149,9 @@ def check(
     ),
     fail_fast: bool = typer.Option(False, help="Batch: stop at the first case that does not exit 0."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Batch: no progress on stderr."),
+    deidentify: bool = typer.Option(
+        False, help="Replace the patient's identity by a stable pseudonym in every output (salt: REIRRAD_DEIDENTIFY_SALT)."
+    ),
 ) -> None:
     """Check the cumulative EQD2 of all courses against consensus limits; exit 0 pass, 1 fail, 2 bad input."""
     from reirrad.batch import default_jobs
@@ -164,7 +171,7 @@ def check(
     if case and (len(case) > 1 or store is not None or scheduler is not None):
         raise typer.Exit(run_many(
             case, format, options, output, quiet, store, jobs=jobs or default_jobs(), scheduler=scheduler,
-            recompute=recompute, fail_fast=fail_fast,
+            recompute=recompute, fail_fast=fail_fast, deidentify=deidentify,
         ))
     if case:
         spec = load_case(case[0])
@@ -182,6 +189,10 @@ def check(
         browser()  # refused before the check runs when Chromium is missing
     check_output(output, check_inputs(spec, options))
     report = run_check(spec, options)
+    if deidentify:  # --deidentify (tpsdeid): one pseudonymised report for every format
+        from reirrad.deidentify import deidentify_report
+
+        report = deidentify_report(report)
     if output == STDOUT and format is Format.table:
         print_report(report, stdout_console())
     elif format is Format.pdf:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from reirrad.cli import app, emit, fail_input, stdout_console
 from reirrad.outputs import STDOUT, check_output, say, stdout
+
+if TYPE_CHECKING:  # the library is imported by the functions that use it (start-up stays light)
+    from reirrad.deidentify import Deidentifier
 
 
 class DvhFormat(str, Enum):
@@ -43,8 +46,16 @@ def dvh(
     accept_other_patient: bool = typer.Option(
         False, "--accept-other-patient", help="Use a structure set of another PatientID than the dose's (warned)."
     ),
+    compare_tps: bool = typer.Option(
+        False, "--compare-tps",
+        help="Compare with the planning system's own DVHs in the RTDOSE (DVHSequence): volume, Dmean, Dmax.",
+    ),
+    deidentify: bool = typer.Option(
+        False, "--deidentify", help="Replace the patient's identity (paths, names, UIDs) by a stable pseudonym."
+    ),
 ) -> None:
     """DVH metrics of each structure in RTSTRUCT on the dose of RTDOSE."""
+    from reirrad.deidentify import Deidentifier, files_deidentifier
     from reirrad.dvh import dvh_table
     from reirrad.metrics import parse_metric
     from reirrad.pairing import load_pair
@@ -57,12 +68,49 @@ def dvh(
     except ValueError as exc:
         fail_input(str(exc))
     check_output(output, [p for p in (rtdose, rtstruct, registration) if p is not None])
+    hide = files_deidentifier([rtdose, rtstruct]) if deidentify else Deidentifier([])
+    if compare_tps:
+        if metric or fractions is not None:
+            fail_input("--compare-tps compares volume, Dmean and Dmax of the physical dose: no --metric, --fractions")
+        run_compare_tps(rtdose, rtstruct, registration, tuple(structure), end_caps.value, accept_other_patient,
+                        output_format, output, hide)
+        return
     pair = load_pair(rtdose, rtstruct, registration, accept_other_patient)
     for note in pair.notes:
-        say(f"reirrad: warning: {note}")
-    table = dvh_table(pair.dose, pair.structures, tuple(structure), metrics, fractions, alpha_beta, end_caps.value)
+        say(f"reirrad: warning: {hide.text(note)}")
+    table = hide.scrub(
+        dvh_table(pair.dose, pair.structures, tuple(structure), metrics, fractions, alpha_beta, end_caps.value)
+    )
     if output == STDOUT and output_format is DvhFormat.table:
         render_table(table, stdout_console() if stdout().isatty() else stdout_console(width=200))
     else:
         render = {DvhFormat.json: to_json, DvhFormat.csv: to_csv, DvhFormat.table: to_text}[output_format]
         emit(render(table), output)
+
+
+def run_compare_tps(rtdose: Path, rtstruct: Path, registration: Path | None, names: tuple[str, ...],
+                    end_caps: str, accept_other_patient: bool, output_format: DvhFormat, output: str,
+                    hide: Deidentifier) -> None:
+    """`dvh --compare-tps`: the planning system's DVHs beside reirrad's, in the chosen format."""
+    import dataclasses
+
+    from reirrad.errors import InputError
+    from reirrad.report.tps import render_table, to_csv, to_json, to_text
+    from reirrad.tps import compare_tps, has_tps_dvhs
+
+    if not has_tps_dvhs(rtdose):
+        raise InputError(rtdose, "has no DVHSequence: no planning-system DVHs to compare with (--compare-tps)")
+    comparison = compare_tps(rtdose, rtstruct, registration, end_caps, accept_other_patient)
+    if names:
+        known = {row.name for row in comparison.rows}
+        missing = [n for n in names if n not in known]
+        if missing:
+            raise InputError(rtdose, f"no planning-system DVH of {', '.join(map(repr, missing))} "
+                                     f"(has: {', '.join(sorted(known))})")
+        comparison = dataclasses.replace(comparison, rows=tuple(r for r in comparison.rows if r.name in names))
+    comparison = hide.scrub(comparison)
+    if output == STDOUT and output_format is DvhFormat.table:
+        render_table(comparison, stdout_console() if stdout().isatty() else stdout_console(width=200))
+    else:
+        render = {DvhFormat.json: to_json, DvhFormat.csv: to_csv, DvhFormat.table: to_text}[output_format]
+        emit(render(comparison), output)

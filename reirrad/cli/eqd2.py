@@ -57,6 +57,9 @@ def eqd2(
     accept_dose_scale: bool = typer.Option(
         False, "--accept-dose-scale", help="Use a dose whose maximum is below 0.3x or above 3x the plan's prescription."
     ),
+    deidentify: bool = typer.Option(
+        False, "--deidentify", help="Write a pseudonym for the patient and map the UIDs (salt: REIRRAD_DEIDENTIFY_SALT)."
+    ),
 ) -> None:
     """Convert a dose to EQD2 voxel by voxel and write it as an EFFECTIVE RTDOSE."""
     from reirrad.accumulate import write_eqd2_dose
@@ -71,6 +74,6 @@ def eqd2(
     summary = write_eqd2_dose(
         rtdose, alpha_beta, output, fractions=fractions, plan_path=plan,
         lql_transition_gy=lql_transition_gy, bits=bits, accept_dose_scale=accept_dose_scale,
-        override_fractions=override_fractions,
+        override_fractions=override_fractions, deidentify=deidentify,
     )
     print_summary(summary)

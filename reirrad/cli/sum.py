@@ -34,6 +34,9 @@ def sum_courses(
     accept_other_patient: bool = typer.Option(
         False, "--accept-other-patient", help="Use prior courses of another PatientID than the reference course."
     ),
+    deidentify: bool = typer.Option(
+        False, "--deidentify", help="Write a pseudonym for the patient and map the UIDs (salt: REIRRAD_DEIDENTIFY_SALT)."
+    ),
 ) -> None:
     """Sum the EQD2 of every course on the last course's dose grid and write it as an RTDOSE.
 
@@ -45,6 +48,6 @@ def sum_courses(
     summary = write_cumulative_eqd2(
         case, alpha_beta, output, recovery_model_name=recovery_model, organ=recovery_organ,
         lql_transition_gy=lql_transition_gy, bits=bits,
-        accept_dose_scale=accept_dose_scale, accept_other_patient=accept_other_patient,
+        accept_dose_scale=accept_dose_scale, accept_other_patient=accept_other_patient, deidentify=deidentify,
     )
     print_summary(summary)

@@ -8,6 +8,7 @@ from reirrad.report import number_text
 from reirrad.report.figures import course_dvh_html, dvh_figures
 from reirrad.report.hotspot import hotspot_html
 from reirrad.report.machine import report_dict
+from reirrad.report.tps import to_html as tps_html
 from reirrad.results import CheckReport, CourseSummary, nothing_judged
 
 STYLE = """
@@ -173,6 +174,7 @@ def to_html(report: CheckReport) -> str:
 <h2>Cumulative EQD2 DVHs</h2>
 {figures}
 {course_dvh_html(report)}
+{"".join(tps_html(c) for c in report.tps)}
 <h2>Toxicity-mitigation flags</h2><ul>{flag_items}</ul>
 <h2>Assumptions</h2><ul>{assumptions}</ul>
 <p><b>Summary</b>: {escape(summary)}</p>

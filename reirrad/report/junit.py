@@ -4,24 +4,32 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from reirrad.report import number_text
 from reirrad.results import CheckReport, ConstraintResult
 from reirrad.verdicts import failure, nothing_judged
 
 
+def _with_unit(value: float | None, unit: str, absent: str) -> str:
+    """``value`` rounded once, as the JSON holds it, with its unit (``absent`` for None)."""
+    if value is None:
+        return absent
+    return number_text(value, unit=unit) + (" Gy" if unit == "Gy" else "")
+
+
 def _describe(r: ConstraintResult) -> str:
-    value = "n/a" if r.value_gy is None else f"{r.value_gy:.2f} {r.unit}"
-    limit = "none" if r.limit_gy is None else f"{r.limit_gy:.2f} {r.unit}"
+    value = _with_unit(r.value_gy, r.unit, "n/a")
+    limit = _with_unit(r.limit_gy, r.unit, "none")
     parts = [
         f"{r.organ} ({r.structure or 'no structure'}) {r.metric} = {value}, limit {limit}",
         f"alpha/beta {r.alpha_beta_gy:g} Gy",
         f"dose basis: {r.dose_basis}",
         "per course: " + ", ".join(
-            f"{k} {'n/a' if v is None else f'{v:.2f}'}" for k, v in r.per_course.items()
+            f"{k} {'n/a' if v is None else number_text(v, unit=r.unit)}" for k, v in r.per_course.items()
         ),
         f"source: {r.source}",
     ]
     if r.discounted is not None:
-        shown = "n/a" if r.discounted.value is None else f"{r.discounted.value:.2f} {r.unit}"
+        shown = _with_unit(r.discounted.value, r.unit, "n/a")
         parts.append(f"discounted by {r.discounted.recovery_model}: {shown}, not judged")
     if r.reason:
         parts.append(f"reason: {r.reason}")
