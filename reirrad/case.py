@@ -26,6 +26,12 @@
     histology = "squamous_cell_carcinoma"   # or "other" (the MIRI class needs it)
     carotid_invasion_deg = 200              # tumour contact around the carotid (degrees, 0-360)
 
+Registration uncertainty (optional, top level; see reirrad/robust.py):
+
+    registration_uncertainty_mm = 3         # worst case with the prior courses shifted up to 3 mm
+    registration_uncertainty_deg = 2        # optional: and rotated up to 2 degrees
+    robust = true                           # optional: verdicts on the worst case
+
 The last course is the reference: its dose grid and structure set are evaluated.
 """
 
@@ -43,6 +49,7 @@ from reirrad.tomlfile import existing, plain, read_toml, shown
 
 SCHEDULES = ("daily", "alternate_day", "bid")
 _CASE_KEYS = {"id", "constraints", "recovery_model", "courses", "structures", "clinical", "accept_partial_coverage"}
+_UNCERTAINTY_KEYS = {"registration_uncertainty_mm", "registration_uncertainty_deg", "robust"}  # reirrad.robust
 _COURSE_KEYS = {
     "name", "path", "start_date", "end_date", "registration", "structure_set", "fractions", "schedule",
     "accept_dose_scale", "accept_other_patient", "override_fractions", "structures",
@@ -154,6 +161,10 @@ class CaseSpec:
     clinical: ClinicalSpec = ClinicalSpec()
     recovery_model: str | None = None  # None: not given (the constraint set's default applies)
     accept_partial_coverage: bool = False  # a course's grid missing part of a constrained organ: 0 Gy there
+    # registration uncertainty (reirrad.robust): None = not searched; robust = verdicts on the worst case
+    registration_uncertainty_mm: float | None = None
+    registration_uncertainty_deg: float | None = None
+    robust: bool = False
 
     @property
     def reference(self) -> CourseSpec:
@@ -282,7 +293,7 @@ def load_case(path: str | Path) -> CaseSpec:
     """Read and validate a case file; every error names the file and the field."""
     path = Path(path)
     data = read_toml(path, "case file")
-    _no_unknown_keys(data, _CASE_KEYS, "", path)
+    _no_unknown_keys(data, _CASE_KEYS | _UNCERTAINTY_KEYS, "", path)
     courses_data = data.get("courses")
     if not isinstance(courses_data, list) or not courses_data:
         raise InputError(path, "courses: give at least one [[courses]] table")
@@ -312,7 +323,25 @@ def load_case(path: str | Path) -> CaseSpec:
         clinical=_clinical(data.get("clinical", {}), path),
         recovery_model=model,
         accept_partial_coverage=bool(_optional(data, "accept_partial_coverage", bool, "", path)),
+        **_uncertainty(data, path),
     )
+
+
+def _uncertainty(data: dict, path: Path) -> dict[str, Any]:
+    """The registration-uncertainty keys (reirrad.robust checks their ranges when the check runs)."""
+    values: dict[str, Any] = {}
+    for key, positive in (("registration_uncertainty_mm", True), ("registration_uncertainty_deg", False)):
+        value = data.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                  or not (value > 0 if positive else value >= 0)):
+            raise InputError(path, f"{key}: must be a number {'above' if positive else 'of at least'} 0, got {shown(value)}")
+        values[key] = None if value is None else float(value)
+    values["robust"] = bool(_optional(data, "robust", bool, "", path))
+    if values["registration_uncertainty_mm"] is None:
+        given = [k for k in ("registration_uncertainty_deg", "robust") if data.get(k)]
+        if given:
+            raise InputError(path, f"{given[0]}: needs registration_uncertainty_mm (the shift to search, mm)")
+    return values
 
 
 def _course(item: Any, index: int, case_file: Path) -> CourseSpec:

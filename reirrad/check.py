@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reirrad import __version__, verdicts
+from reirrad import __version__, robust, verdicts
 from reirrad.accumulate import (
     AccumulatedCase,
     CourseOnGrid,
@@ -84,6 +84,11 @@ class CheckOptions:
     accept_dose_scale: bool = False  # every course: a dose maximum implausible against the prescription
     accept_other_patient: bool = False  # every course: another PatientID than the reference course's
     accept_partial_coverage: bool = False  # a course's grid missing part of a constrained organ: 0 Gy there
+    # registration uncertainty (reirrad.robust): worst case within this shift (mm) and rotation (degrees);
+    # None: the case file's. robust: verdicts on the worst case
+    registration_uncertainty_mm: float | None = None
+    registration_uncertainty_deg: float | None = None
+    robust: bool = False
 
     def __post_init__(self) -> None:
         try:
@@ -92,6 +97,7 @@ class CheckOptions:
             choices = ", ".join(repr(f.value) for f in FailOn)
             raise OptionError(f"fail_on must be one of {choices}, got {self.fail_on!r}") from None
         check_lql_transition_gy(self.lql_transition_gy)
+        robust.check_options(self)
 
 
 def exit_code(results: tuple[ConstraintResult, ...], options: CheckOptions) -> int:
@@ -672,7 +678,10 @@ def run_check(case: CaseSpec, options: CheckOptions = CheckOptions()) -> CheckRe
                      partial_coverage=options.accept_partial_coverage)
     courses = load_courses(case)
     strategy: Strategy = ConservativeBound() if options.conservative else RegisteredSum()
-    report = _report(case, cset, options, courses, strategy.evaluate(case, cset, model, courses, options))
+    evaluation = strategy.evaluate(case, cset, model, courses, options)
+    if options.conservative:  # registration uncertainty: not searched, said so (reirrad.robust)
+        evaluation = dataclasses.replace(evaluation, assumptions=robust.conservative_note(evaluation.assumptions, case))
+    report = _report(case, cset, options, courses, evaluation)
     structures = courses[-1].structures
     if structures is None:
         return report
@@ -697,13 +706,24 @@ class RegisteredSum:
         evaluator = _Evaluator(acc, model, options.lql_transition_gy, case.accept_partial_coverage)
         evaluator.refuse_courses_missing_everything([roi.name for roi in cover if not roi.is_empty])
         results = tuple(evaluator.evaluate(c, matches[c.organ]) for c in cset.constraints)
+        assumed = assumptions(acc, cset, model, options)
+        # ---- registration uncertainty hook (reirrad.robust): every result's worst case; verdicts on it when robust
+        uncertainty, judge_worst = robust.registration_uncertainty(case, options)
+        changes: tuple = ()
+        if uncertainty is not None:
+            results, changes = robust.robust_results(evaluator, cset.constraints, results, uncertainty, judge_worst)
+            assumed["registration_uncertainty"] = robust.assumption_text(uncertainty, judge_worst)
+        # ---- end of the registration uncertainty hook
         # flags read undiscounted values, once per organ metric (a recovery model's own entry repeats one)
         organ_results = tuple(evaluator.organ_result(r) for r in results if r.dose_basis == UNDISCOUNTED)
         rules = load_flag_rules()
-        flags = compute_flags(flag_context(acc, case, organ_results, tuple(matches.values()), rules), rules)
+        context = flag_context(acc, case, organ_results, tuple(matches.values()), rules)
+        context = dataclasses.replace(context, status_changes=changes,
+                                      registration_uncertainty=None if uncertainty is None else uncertainty.text)
+        flags = compute_flags(context, rules)
         # figures: planes through each failing or warning organ's hottest sample (reirrad/report/hotspot.py)
         hotspots = organ_hotspots(acc, results, evaluator.hottest_sample_mm, model, options.lql_transition_gy)
-        return Evaluation(course_summaries(acc), results, tuple(flags), assumptions(acc, cset, model, options),
+        return Evaluation(course_summaries(acc), results, tuple(flags), assumed,
                           evaluator.curves(), unused_maps(case), hotspots)
 
 

@@ -15,7 +15,8 @@ at_least_gy. course_eqd2: course, organ, structure, metric, value_gy. course_phy
 organ, structure, metric, value_gy, at_least_gy. course_share: course, organ, structure, share.
 dose_per_fraction: course, organ, structure, metric, per_fraction_gy, above_gy. schedule: course,
 per_fraction_gy. stereotactic_schedule: course, per_fraction_gy, organ_doses, at_least_gy.
-outside_grid: organ, structure, course, outside. fraction_override: course, fractions,
+outside_grid: organ, structure, course, outside. registration_uncertainty: count, uncertainty,
+changes (the constraints whose verdict worsens to one of worst_statuses). fraction_override: course, fractions,
 plan_fractions (text: "the plan says 5" or "no plan gives a count").
 missing_structure: count, organs. reirradiation_type: text (from type1 / type2 / repeat / unknown
 with overlap_cc, prior, new, prior_min_gy, new_min_gy, organs, organ_min_gy). miri_class: text
@@ -128,6 +129,17 @@ class OrganResult:
         return self.per_course.get(name, CourseDose())
 
 
+@dataclass(frozen=True)
+class StatusChange:
+    """A constraint whose verdict differs between the registered position and the worst case within
+    the registration uncertainty (see :mod:`reirrad.robust`); ``text`` says both values and where."""
+
+    constraint_id: str
+    nominal_status: str
+    worst_status: str
+    text: str
+
+
 @dataclass(frozen=True, eq=False)
 class FlagContext:
     """Everything the flags look at. ``courses`` in time order; the last one is the new course."""
@@ -139,6 +151,8 @@ class FlagContext:
     physical_dose_gy: Mapping[str, np.ndarray] | None = None  # per course, on the reference grid
     voxel_volume_cc: float | None = None
     clinical: ClinicalSpec = ClinicalSpec()
+    registration_uncertainty: str | None = None  # "3 mm" when the worst case was searched (reirrad.robust)
+    status_changes: tuple[StatusChange, ...] = ()  # verdicts that change within that uncertainty
 
 
 @dataclass(frozen=True)
@@ -454,6 +468,14 @@ def _carotid_invasion(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> lis
     return [rule.flag(invasion_deg=degrees, above_deg=rule.params["above_deg"])]
 
 
+def _registration_uncertainty(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Flag]:
+    changes = [c for c in ctx.status_changes if c.worst_status in rule.params["worst_statuses"]]
+    if not changes:
+        return []
+    return [rule.flag(count=len(changes), uncertainty=ctx.registration_uncertainty,
+                      changes="; ".join(c.text for c in changes))]
+
+
 Kind = Callable[[FlagRule, FlagContext, FlagRules], list[Flag]]
 
 KINDS: dict[str, tuple[Kind, tuple[str, ...]]] = {
@@ -477,6 +499,7 @@ KINDS: dict[str, tuple[Kind, tuple[str, ...]]] = {
         ("split_months", "histology", "min_course_gy", "class_text", "not_applicable", "class_I", "class_II", "class_III"),
     ),
     "carotid_invasion": (_carotid_invasion, ("above_deg",)),
+    "registration_uncertainty": (_registration_uncertainty, ("worst_statuses",)),
 }
 
 _RULE_KEYS = {"id", "kind", "severity", "message", "mitigation", "source"}

@@ -118,6 +118,11 @@ class ConstraintResult:
     notes: tuple[str, ...] = ()
     dose_basis: str = "undiscounted"  # the dose the limit was derived on (a recovery model's name, or not)
     discounted: Discounted | None = None  # the run's recovery model applied, for information only
+    # registration uncertainty (reirrad.robust; None when not requested): the highest value found with the
+    # prior courses displaced within the uncertainty, in ``unit``, and the displacement that gave it
+    worst_case_gy: float | None = None
+    worst_shift_mm: tuple[float, float, float] | None = None  # reference frame (x, y, z), mm
+    worst_rotation_deg: tuple[float, float, float] | None = None  # rotation vector, degrees (None: shifts only)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))

@@ -17,6 +17,7 @@ from reirrad.verdicts import FailOn
 if TYPE_CHECKING:  # the library is imported by the functions that use it (start-up stays light)
     from reirrad.check import CheckOptions
     from reirrad.results import CheckReport
+    from reirrad.robust import Uncertainty
 
 
 class Format(str, Enum):
@@ -99,6 +100,12 @@ def _parse_date(text: Optional[str], option: str) -> Optional[date]:
     return None
 
 
+def _uncertainty_options(uncertainty: Uncertainty) -> dict[str, float | None]:
+    """CheckOptions fields of a parsed --registration-uncertainty."""
+    return {"registration_uncertainty_mm": uncertainty.radius_mm,
+            "registration_uncertainty_deg": uncertainty.degrees or None}
+
+
 @app.command("check")
 def check(
     case: Optional[list[Path]] = typer.Argument(
@@ -139,6 +146,11 @@ def check(
     accept_partial_coverage: bool = typer.Option(
         False, help="Judge organs partly outside a course's dose grid, taking 0 Gy from it there (noted)."
     ),
+    registration_uncertainty: Optional[str] = typer.Option(
+        None, metavar="MM[,DEG]", help="Also show each result's worst case with the prior courses shifted up to MM mm "
+        "(and rotated up to DEG degrees) around the registered position."
+    ),
+    robust: bool = typer.Option(False, help="Judge on the worst case within the registration uncertainty."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="Batch: worker processes (default: cores)."),
     store: Optional[Path] = typer.Option(
         None, help="Batch: SQLite results store; finished cases are written to it and unchanged ones resumed."
@@ -159,6 +171,7 @@ def check(
     from reirrad.check import CheckOptions, check_inputs, run_check
     from reirrad.report.console import print_report
     from reirrad.report.pdf import browser, to_pdf
+    from reirrad.robust import parse_uncertainty
 
     if case and (prior or new):
         fail_input("give either case files or --prior/--new, not both")
@@ -166,7 +179,8 @@ def check(
         constraints=constraints, fail_on=fail_on, allow_missing=allow_missing,
         recovery_model=recovery_model, conservative=conservative, lql_transition_gy=lql_transition_gy,
         accept_dose_scale=accept_dose_scale, accept_other_patient=accept_other_patient,
-        accept_partial_coverage=accept_partial_coverage,
+        accept_partial_coverage=accept_partial_coverage, robust=robust,
+        **({} if registration_uncertainty is None else _uncertainty_options(parse_uncertainty(registration_uncertainty))),
     )
     if case and (len(case) > 1 or store is not None or scheduler is not None):
         raise typer.Exit(run_many(

@@ -89,12 +89,20 @@ def footnote_marks(report: CheckReport) -> tuple[list[str], list[str]]:
     return footnotes, marks
 
 
+def has_worst_case(report: CheckReport) -> bool:
+    """True when the run searched a registration uncertainty (results carry a worst case)."""
+    return any(r.worst_case_gy is not None for r in report.results)
+
+
 def results_table(report: CheckReport) -> tuple[Table, list[str]]:
-    """Verdict table (cumulative EQD2 and each course's share) and its numbered footnotes."""
+    """Verdict table (cumulative EQD2, its worst case under a registration uncertainty when searched,
+    and each course's share) and its numbered footnotes."""
     names = [c.name for c in report.courses]
+    worst = ["Worst case"] if has_worst_case(report) else []
     table = Table(title=_results_title(report), title_justify="left")
-    numeric = {"a/b", "Warn", "Limit", "Cumulative", *names}
-    for column in ("Organ", "Structure", "Metric", "a/b", "Warn", "Limit", "Cumulative", *names, "Status", "Source", "Note"):
+    numeric = {"a/b", "Warn", "Limit", "Cumulative", *worst, *names}
+    for column in ("Organ", "Structure", "Metric", "a/b", "Warn", "Limit", "Cumulative", *worst, *names, "Status",
+                   "Source", "Note"):
         table.add_column(column, justify="right" if column in numeric else "left", no_wrap=column != "Note")
     footnotes, marks = footnote_marks(report)
     for r, mark in zip(report.results, marks):
@@ -102,6 +110,7 @@ def results_table(report: CheckReport) -> tuple[Table, list[str]]:
         table.add_row(
             r.organ, r.structure or "-", r.metric, f"{r.alpha_beta_gy:g}", number_text(r.warn_gy, unit=r.unit),
             number_text(r.limit_gy, unit=r.unit), number_text(r.value_gy, unit=r.unit),
+            *(number_text(r.worst_case_gy, unit=r.unit) for _ in worst),
             *(number_text(r.per_course.get(n), unit=r.unit) for n in names), Text(label, style=style),
             r.source_id or "-", mark,
         )
@@ -119,6 +128,8 @@ def result_stacked(result: ConstraintResult, names: list[str], mark: str) -> Tex
     structure = "" if result.structure == result.organ else f" (structure {result.structure or '-'})"
     text.append(f"{structure} {result.metric}, a/b {result.alpha_beta_gy:g} Gy\n")
     shares = "".join(f"; {n} {number_text(result.per_course.get(n), unit=unit)}" for n in names)
+    if result.worst_case_gy is not None:
+        shares = f"; worst case {number_text(result.worst_case_gy, unit=unit)}" + shares
     text.append(f"  cumulative {number_text(result.value_gy, unit=unit)}{' Gy' if unit == 'Gy' else ''}; warn "
                 f"{number_text(result.warn_gy, unit=unit)}; limit {number_text(result.limit_gy, unit=unit)}{shares}; "
                 f"source {result.source_id or '-'}" + (f"; notes {mark}" if mark else "") + "\n")

@@ -123,6 +123,7 @@ def to_html(report: CheckReport) -> str:
     """The report as an HTML document."""
     data = report_dict(report)
     names = [c["name"] for c in data["courses"]]
+    worst = ["worst_case_gy"] if any(r["worst_case_gy"] is not None for r in data["results"]) else []  # reirrad.robust
     course_rows = [
         "<tr>" + "".join([
             _cell(c["name"]), _cell(c["fractions"], "num"), _cell(c["prescription_gy"], "num"),
@@ -134,7 +135,7 @@ def to_html(report: CheckReport) -> str:
     result_rows = [
         f'<tr class="{r["status"]}">' + "".join([
             _cell(r["organ"]), _cell(r["structure"]), _cell(r["metric"]), _cell(r["alpha_beta_gy"], "num"),
-            *(_cell(_in_unit(r[key], r["unit"]), "num") for key in ("warn_gy", "limit_gy", "value_gy")),
+            *(_cell(_in_unit(r[key], r["unit"]), "num") for key in ("warn_gy", "limit_gy", "value_gy", *worst)),
             *(_cell(_in_unit(r["per_course_gy"].get(n), r["unit"]), "num") for n in names),
             _cell(r["status"].replace("_", " ")), _cell("; ".join(filter(None, [r["reason"], *r["notes"]]))),
             _cell(r["source_id"]),
@@ -168,7 +169,7 @@ def to_html(report: CheckReport) -> str:
 <h2>Courses</h2>
 {_table(["Course", "Fractions", "Rx (Gy)", "Start", "End", "Interval (months)", "Registration", "Recovery"], course_rows)}
 <h2>Cumulative EQD2 constraints</h2>
-{_table(["Organ", "Structure", "Metric", "a/b (Gy)", "Warn", "Limit", "Cumulative", *names, "Status", "Reason / notes", "Source"], result_rows)}
+{_table(["Organ", "Structure", "Metric", "a/b (Gy)", "Warn", "Limit", "Cumulative", *(["Worst case"] if worst else []), *names, "Status", "Reason / notes", "Source"], result_rows)}
 <h3>References</h3><ul>{references}</ul>
 {hotspot_html(report)}
 <h2>Cumulative EQD2 DVHs</h2>

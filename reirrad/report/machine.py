@@ -78,6 +78,11 @@ def result_dict(result: ConstraintResult) -> dict:
             "recovery_fraction": {k: _number(v) for k, v in result.discounted.recovery.items()},
             "judged": False,
         },
+        # registration uncertainty (reirrad.robust); None when not requested
+        "worst_case_gy": _number(result.worst_case_gy),
+        "worst_shift_mm": None if result.worst_shift_mm is None else [_number(v, 2) for v in result.worst_shift_mm],
+        "worst_rotation_deg": None if result.worst_rotation_deg is None
+        else [_number(v, 2) for v in result.worst_rotation_deg],
     }
 
 
@@ -134,6 +139,7 @@ def to_json_batch(reports: list[CheckReport], errors: list[tuple[str, str]], exi
 CSV_COLUMNS = (
     "case", "id", "organ", "structure", "metric", "unit", "alpha_beta_gy", "limit_gy", "warn_gy",
     "value_gy", "status", "reason", "priority", "source", "constraint_set", "dose_basis", "discounted_value",
+    "worst_case_gy",
 )
 
 

@@ -1,0 +1,288 @@
+"""DICOM Deformable Spatial Registration -> a point map from the registered frame into a source frame.
+
+DICOM PS3.3 C.20.3 (Deformable Spatial Registration Module, SOP Class 1.2.840.10008.5.1.4.1.1.66.3).
+The instance's own FrameOfReferenceUID is the Registered RCS. Each item of
+DeformableRegistrationSequence names a Source RCS (SourceFrameOfReferenceUID) and, per C.20.3.1.1,
+is applied to Registered RCS coordinates in this order: the Pre Deformation Matrix, then the
+deformation offset of the grid point, then the Post Deformation Matrix; "the resulting coordinate
+addresses the sample point within the Source RCS":
+
+    p_source = M_post @ (M_pre @ p_registered + D(p_registered))        (homogeneous, D with w = 0)
+
+The deformation grid (DeformableRegistrationGridSequence) is placed in the Registered RCS by
+ImagePositionPatient (the first vector's centre), ImageOrientationPatient (row and column direction
+cosines; the third axis is their cross product), GridResolution (mm, X\\Y\\Z) and GridDimensions
+(X\\Y\\Z). VectorGridData holds float32 (dx, dy, dz) triplets in mm, row by row left to right, top to
+bottom, plane after plane (C.20.3.1.3); (NaN, NaN, NaN) means undefined there. Between vector centres
+the standard leaves interpolation to the implementation: trilinear here.
+
+So the map reads registered (reference-course) points and returns the source (prior-course) points
+whose dose belongs there: the :class:`reirrad.mapping.PointMap` direction, with the REG's own frame
+the reference course's and the item's source frame the prior course's. A point outside the field
+(beyond half a grid spacing past the outer vectors) or on an undefined vector is refused, with how
+much of the mapped points that is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from reirrad.dicom.io import numbers, read_dataset, require, uid
+from reirrad.dicom.registration import DEFORMABLE_REGISTRATION_SOP_CLASS
+from reirrad.dvh import trilinear
+from reirrad.errors import InputError
+from reirrad.grid import Grid
+
+MATRIX_TYPES = ("RIGID", "RIGID_SCALE", "AFFINE")  # DICOM C.20.2.1.2
+_ORTHONORMAL = 1e-4
+
+
+@dataclass(frozen=True, eq=False)
+class DeformableMap:
+    """Registered-frame points (N, 3, mm) -> source-frame points (N, 3, mm) through one item of a
+    Deformable Spatial Registration (see the module docstring). ``vectors_mm`` (Z, Y, X, 3) on
+    ``grid``, undefined vectors stored as 0 with ``undefined`` (Z, Y, X) 1.0 there; both None when
+    the item has no deformation grid (its matrices only)."""
+
+    label: str
+    path: Path
+    pre: np.ndarray
+    post: np.ndarray
+    grid: Grid | None = None
+    vectors_mm: np.ndarray | None = None
+    undefined: np.ndarray | None = None
+
+    def __call__(self, points_mm: np.ndarray) -> np.ndarray:
+        points = np.asarray(points_mm, dtype=float).reshape(-1, 3)
+        moved = _apply(self.pre, points)
+        if self.grid is not None and self.vectors_mm is not None:
+            index = self._field_index(points)
+            moved += np.column_stack(
+                [trilinear(self.vectors_mm[..., axis], index) for axis in range(3)]
+            )
+        return _apply(self.post, moved)
+
+    def outside_field(self, points_mm: np.ndarray) -> np.ndarray:
+        """(N,) bool: where the field gives no offset (beyond its grid, or an undefined vector)."""
+        if self.grid is None or self.vectors_mm is None:
+            return np.zeros(len(points_mm), dtype=bool)
+        index = self.grid.to_index(np.asarray(points_mm, dtype=float).reshape(-1, 3))
+        upper = np.asarray(self.grid.shape) - 1
+        outside = np.any((index < -0.5) | (index > upper + 0.5), axis=1)
+        if self.undefined is not None and self.undefined.any():
+            outside[~outside] = (
+                trilinear(self.undefined, index[~outside]) > 0.0
+            )  # an undefined corner weighs in
+        return outside
+
+    def _field_index(self, points: np.ndarray) -> np.ndarray:
+        """The points' continuous indices in the field; InputError naming how many lie outside it."""
+        assert self.grid is not None
+        missing = self.outside_field(points)
+        if missing.any():
+            reach = self._distance_outside_mm(points[missing])
+            raise InputError(
+                self.path,
+                f"{self.label}: {int(missing.sum())} of {len(points)} mapped points "
+                f"({100.0 * missing.mean():.2f} %) lie outside its deformation field or on undefined vectors "
+                f"(up to {reach:.1f} mm beyond the field); the field must cover every evaluated structure",
+            )
+        return self.grid.to_index(points)
+
+    def _distance_outside_mm(self, points: np.ndarray) -> float:
+        """Largest distance (mm) of ``points`` beyond the field's extent (0 for undefined vectors inside)."""
+        assert self.grid is not None
+        index = self.grid.to_index(points)
+        upper = np.asarray(self.grid.shape) - 0.5
+        beyond = np.maximum(np.maximum(-0.5 - index, index - upper), 0.0) * np.asarray(
+            self.grid.spacing_mm
+        )
+        return float(np.linalg.norm(beyond, axis=1).max(initial=0.0))
+
+
+def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    return np.einsum("ij,nj->ni", matrix[:3, :3], points) + matrix[:3, 3]
+
+
+@dataclass(frozen=True, eq=False)
+class DeformableRegistration:
+    """One Deformable Spatial Registration file: its own (registered) frame and a map per source frame."""
+
+    path: Path
+    sop_instance_uid: str
+    frame_of_reference_uid: str
+    maps: dict[
+        str, DeformableMap
+    ]  # SourceFrameOfReferenceUID -> registered -> source map
+
+    def map_to(self, reference_frame: str, source_frame: str) -> DeformableMap | None:
+        """The map from ``reference_frame`` into ``source_frame``; None when this file does not relate
+        them. A file whose own frame is not the reference frame is refused: a deformation is used
+        only in the direction it is stored (inverting a field is not exact)."""
+        if source_frame not in self.maps:
+            return None
+        if reference_frame != self.frame_of_reference_uid:
+            raise InputError(
+                self.path,
+                f"deformable registration maps frame {self.frame_of_reference_uid} into {source_frame}, not the "
+                f"reference course's frame {reference_frame}: export it with the reference (newest) course's CT "
+                "as the registered frame",
+            )
+        return self.maps[source_frame]
+
+
+def read_deformable_registration(path: str | Path) -> DeformableRegistration:
+    """Read a Deformable Spatial Registration file (pydicom) into one map per source frame."""
+    path = Path(path)
+    ds = read_dataset(path)
+    sop_class = str(ds.get("SOPClassUID", ""))
+    if sop_class != DEFORMABLE_REGISTRATION_SOP_CLASS:
+        raise InputError(
+            path,
+            f"not a Deformable Spatial Registration file (SOP Class {sop_class or 'missing'})",
+        )
+    own_frame = uid(ds, "FrameOfReferenceUID", path)
+    sop_uid = uid(ds, "SOPInstanceUID", path)
+    label = f"deformable registration {sop_uid}" + _origin(ds)
+    maps: dict[str, DeformableMap] = {}
+    items = require(ds, "DeformableRegistrationSequence", path)
+    for number, item in enumerate(items, start=1):
+        where = f"deformable registration item {number}: "
+        source = uid(item, "SourceFrameOfReferenceUID", path, where)
+        if source in maps:
+            raise InputError(path, f"{where}source frame {source} is registered twice")
+        grid, vectors = _field(
+            item, path, where, little_endian=ds.is_little_endian is not False
+        )
+        undefined = (
+            None if vectors is None else np.isnan(vectors).any(axis=-1).astype(float)
+        )
+        maps[source] = DeformableMap(
+            label=label,
+            path=path,
+            pre=_matrix(item, "PreDeformationMatrixRegistrationSequence", path, where),
+            post=_matrix(
+                item, "PostDeformationMatrixRegistrationSequence", path, where
+            ),
+            grid=grid,
+            vectors_mm=None if vectors is None else np.nan_to_num(vectors, nan=0.0),
+            undefined=undefined,
+        )
+    if not any(m.vectors_mm is not None for m in maps.values()):
+        raise InputError(
+            path,
+            "no item has a DeformableRegistrationGridSequence; a rigid registration is a REG",
+        )
+    return DeformableRegistration(path, sop_uid, own_frame, maps)
+
+
+def _origin(ds) -> str:
+    """ " (ContentCreatorName / SeriesDescription)" as far as the file names them."""
+    parts = [
+        str(ds.get(k) or "").strip()
+        for k in ("ContentCreatorName", "SeriesDescription")
+    ]
+    parts = [p for p in parts if p]
+    return f" ({' / '.join(parts)})" if parts else ""
+
+
+def _matrix(item, keyword: str, path: Path, where: str) -> np.ndarray:
+    """The 4x4 matrix of a Pre/Post Deformation Matrix Registration Sequence (identity when absent)."""
+    sequence = item.get(keyword)
+    if not sequence:
+        return np.eye(4)
+    if len(sequence) != 1:
+        raise InputError(
+            path, f"{where}{keyword} must hold one item, has {len(sequence)}"
+        )
+    entry = sequence[0]
+    kind = str(entry.get("FrameOfReferenceTransformationMatrixType", "")).upper()
+    if kind not in MATRIX_TYPES:
+        raise InputError(
+            path,
+            f"{where}{keyword}: matrix type {kind or 'missing'} is not one of {', '.join(MATRIX_TYPES)}",
+        )
+    matrix = numbers(
+        entry, "FrameOfReferenceTransformationMatrix", path, 16, f"{where}{keyword} "
+    ).reshape(4, 4)
+    if (
+        not np.allclose(matrix[3], [0.0, 0.0, 0.0, 1.0], atol=1e-9)
+        or abs(np.linalg.det(matrix[:3, :3])) < 1e-6
+    ):
+        raise InputError(
+            path,
+            f"{where}{keyword}: not an invertible affine matrix (last row {matrix[3].tolist()})",
+        )
+    return matrix
+
+
+def _field(
+    item, path: Path, where: str, little_endian: bool
+) -> tuple[Grid | None, np.ndarray | None]:
+    """The deformation grid of an item and its vectors (Z, Y, X, 3) in mm; (None, None) without one."""
+    grids = item.get("DeformableRegistrationGridSequence")
+    if not grids:
+        return None, None
+    if len(grids) != 1:
+        raise InputError(
+            path,
+            f"{where}DeformableRegistrationGridSequence must hold one item, has {len(grids)}",
+        )
+    entry = grids[0]
+    iop = numbers(entry, "ImageOrientationPatient", path, 6, where)
+    row, column = iop[:3], iop[3:]
+    if not (
+        np.isclose(np.linalg.norm(row), 1.0, atol=_ORTHONORMAL)
+        and np.isclose(np.linalg.norm(column), 1.0, atol=_ORTHONORMAL)
+        and abs(row @ column) < _ORTHONORMAL
+    ):
+        raise InputError(
+            path,
+            f"{where}ImageOrientationPatient {iop.tolist()} is not two orthonormal directions",
+        )
+    origin = numbers(entry, "ImagePositionPatient", path, 3, where)
+    dimensions = numbers(entry, "GridDimensions", path, 3, where)
+    resolution = numbers(entry, "GridResolution", path, 3, where)
+    if (
+        np.any(dimensions < 1)
+        or np.any(dimensions != np.round(dimensions))
+        or np.any(resolution <= 0)
+    ):
+        raise InputError(
+            path,
+            f"{where}GridDimensions {dimensions.tolist()} / GridResolution {resolution.tolist()} "
+            "must be positive (integer dimensions)",
+        )
+    columns, rows, planes = (int(v) for v in dimensions)
+    raw = require(entry, "VectorGridData", path)
+    dtype = np.dtype("<f4" if little_endian else ">f4")
+    vectors = (
+        np.frombuffer(raw, dtype=dtype)
+        if isinstance(raw, bytes | bytearray)
+        else np.asarray(raw, dtype=float)
+    )
+    expected = columns * rows * planes * 3
+    if vectors.size != expected:
+        raise InputError(
+            path,
+            f"{where}VectorGridData holds {vectors.size} values; GridDimensions "
+            f"{columns}x{rows}x{planes} need {expected}",
+        )
+    if np.isinf(vectors).any():
+        raise InputError(path, f"{where}VectorGridData holds infinite offsets")
+    grid = Grid(
+        origin_mm=_triple(origin),
+        row_direction=_triple(row),
+        column_direction=_triple(column),
+        frame_direction=_triple(np.cross(row, column)),
+        spacing_mm=(float(resolution[2]), float(resolution[1]), float(resolution[0])),
+        shape=(planes, rows, columns),
+    )
+    return grid, vectors.astype(float).reshape(planes, rows, columns, 3)
+
+
+def _triple(values: np.ndarray) -> tuple[float, float, float]:
+    return float(values[0]), float(values[1]), float(values[2])

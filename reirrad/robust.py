@@ -1,0 +1,526 @@
+"""Robust evaluation under registration uncertainty: each result's worst case when the prior courses'
+registration is off by up to ``radius_mm`` (and, optionally, rotated by up to ``degrees`` about the
+structure's centroid).
+
+Direction. A position is a shift ``s`` (mm) and a rotation ``R`` (a rotation vector in degrees) in
+the reference course's patient frame. At that position the prior dose of a reference point ``p`` is
+read at ``base(R (p - c) + c + s)``, ``base`` being the course's registered map and ``c`` the
+structure's centroid (see :class:`ShiftedMap`): the reference anatomy is displaced by ``+s``
+relative to the prior dose (equivalently the prior dose moves by ``-s`` over the organ). A worst
+shift of (+3, 0, 0) mm therefore says: "if the organ's true position in the prior dose lies 3 mm
+further along +x (patient left) than the registration puts it, the value is the worst case". Only
+prior courses move; the reference course's dose and structures stay where they are, and every prior
+course moves together (one registration error between the reference anatomy and the prior doses).
+
+Search (:func:`worst_case`). 1. The registered position and the 26 directions of the 3 x 3 x 3 cube
+(faces, edges, corners) normalised onto the sphere of radius R: 27 evaluations. 2. Refinement on
+the sphere around the worst direction: a compass search in its tangent plane (4 neighbours at
+22.5, 11.25, 5.6 and 2.8 degrees, moving to a worse neighbour at each step), then the radii R/3 and
+2R/3 along the final direction (a hot spot can lie inside the sphere): 18 evaluations. When the
+registered position itself is the worst of step 1, the 26 directions at R/2 are tried instead.
+3. With ``degrees`` > 0: at the worst shift, rotations about the structure's centroid by
+``degrees`` about the 26 cube directions (26 evaluations). Every metric reirrad judges is an upper
+limit, so the worst case is the highest value found. It is the worst of the positions tried, not a
+proven maximum: dose structure finer than the search spacing (about 1 mm on a 3 mm sphere after
+refinement) can hide a worse position.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from reirrad.constraints import Constraint, judge, judging
+from reirrad.dvh import evaluate
+from reirrad.eqd2 import eqd2_gy
+from reirrad.errors import InputError, OptionError
+from reirrad.flags import StatusChange
+from reirrad.mapping import PointMap
+from reirrad.metrics import parse_metric
+from reirrad.results import ConstraintResult, Status
+
+if TYPE_CHECKING:
+    from reirrad.accumulate import CourseOnGrid
+    from reirrad.case import CaseSpec
+    from reirrad.check import CheckOptions
+
+MAX_RADIUS_MM = 20.0  # beyond this a "registration uncertainty" is a wrong registration, not an uncertainty
+MAX_DEGREES = 10.0
+REFINE_STEPS_DEG = (
+    22.5,
+    11.25,
+    5.625,
+    2.8125,
+)  # compass steps on the sphere, halved each time
+INNER_RADII = (
+    1.0 / 3.0,
+    2.0 / 3.0,
+)  # fractions of R tried along the refined worst direction
+CENTRE_RADIUS = 0.5  # fraction of R tried in the 26 directions when the registered position is the worst
+
+
+@dataclass(frozen=True)
+class Uncertainty:
+    """A registration uncertainty: shifts up to ``radius_mm`` (mm), rotations up to ``degrees``."""
+
+    radius_mm: float
+    degrees: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.radius_mm) and 0.0 < self.radius_mm <= MAX_RADIUS_MM):
+            raise OptionError(
+                f"registration uncertainty must be more than 0 and at most {MAX_RADIUS_MM:g} mm, "
+                f"got {self.radius_mm:g} mm"
+            )
+        if not (math.isfinite(self.degrees) and 0.0 <= self.degrees <= MAX_DEGREES):
+            raise OptionError(
+                f"registration uncertainty rotation must be 0 to {MAX_DEGREES:g} degrees, got {self.degrees:g}"
+            )
+
+    @property
+    def text(self) -> str:
+        """ "3 mm" or "3 mm and 2 degrees"."""
+        return f"{self.radius_mm:g} mm" + (f" and {self.degrees:g} degrees" if self.degrees else "")
+
+
+def parse_uncertainty(text: str) -> Uncertainty:
+    """``"MM"`` or ``"MM,DEG"`` (the command-line form) as an :class:`Uncertainty` (OptionError when not)."""
+    parts = text.split(",")
+    try:
+        if len(parts) > 2:
+            raise ValueError
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise OptionError(f"--registration-uncertainty takes MM or MM,DEG (e.g. 3 or 3,2), got {text!r}") from None
+    return Uncertainty(*values)
+
+
+def check_options(options: CheckOptions) -> None:
+    """Refuse (OptionError) inconsistent registration-uncertainty options of a check."""
+    if options.registration_uncertainty_mm is not None:
+        Uncertainty(
+            options.registration_uncertainty_mm,
+            options.registration_uncertainty_deg or 0.0,
+        )
+    elif options.registration_uncertainty_deg is not None:
+        raise OptionError("a registration uncertainty rotation needs the shift too (--registration-uncertainty MM,DEG)")
+    if options.conservative and (options.registration_uncertainty_mm is not None or options.robust):
+        raise OptionError(
+            "--conservative needs no registration uncertainty: its per-course sum is already an upper "
+            "bound over every registration; drop --registration-uncertainty / --robust"
+        )
+
+
+def registration_uncertainty(case: CaseSpec, options: CheckOptions) -> tuple[Uncertainty | None, bool]:
+    """The uncertainty a check searches (the options', else the case file's; None: none) and whether
+    its verdicts use the worst case (``--robust`` or ``robust = true``)."""
+    robust = options.robust or case.robust
+    if options.registration_uncertainty_mm is not None:
+        return Uncertainty(
+            options.registration_uncertainty_mm,
+            options.registration_uncertainty_deg or 0.0,
+        ), robust
+    if case.registration_uncertainty_mm is None:
+        if robust:
+            raise OptionError(
+                "--robust needs a registration uncertainty: give --registration-uncertainty MM "
+                "or registration_uncertainty_mm in the case file"
+            )
+        return None, False
+    try:
+        return Uncertainty(case.registration_uncertainty_mm, case.registration_uncertainty_deg or 0.0), robust
+    except OptionError as exc:
+        raise InputError(case.path, f"registration_uncertainty_mm / _deg: {exc}") from None
+
+
+def conservative_note(assumptions: dict[str, object], case: CaseSpec) -> dict[str, object]:
+    """A conservative check's assumptions, saying that a registration uncertainty the case file asks
+    for is not searched (the per-course sum bounds every registration already)."""
+    if case.registration_uncertainty_mm is None:
+        return assumptions
+    note = (
+        "not searched: the conservative per-course sum is already an upper bound over every registration "
+        "(the case file's registration_uncertainty_mm is ignored in conservative mode)"
+    )
+    return {**assumptions, "registration_uncertainty": note}
+
+
+def rotation_matrix(rotation_deg: np.ndarray) -> np.ndarray:
+    """The 3 x 3 rotation about the axis of ``rotation_deg`` (a rotation vector, degrees) by its length."""
+    vector = np.radians(np.asarray(rotation_deg, dtype=float))
+    angle = float(np.linalg.norm(vector))
+    if angle == 0.0:
+        return np.eye(3)
+    k = vector / angle
+    cross = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    return np.eye(3) + math.sin(angle) * cross + (1.0 - math.cos(angle)) * cross @ cross
+
+
+@dataclass(frozen=True, eq=False)
+class ShiftedMap:
+    """A course's map displaced by a registration error: ``p -> base(R (p - c) + c + s)``.
+
+    ``shift_mm`` s and ``rotation_deg`` (rotation vector, degrees; R) act in the reference frame,
+    about ``centre_mm`` c (the structure's centroid). See the module docstring for the direction.
+    """
+
+    base: PointMap
+    shift_mm: np.ndarray
+    rotation_deg: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    centre_mm: np.ndarray = field(default_factory=lambda: np.zeros(3))
+
+    @property
+    def label(self) -> str:
+        text = f"{self.base.label}, shifted by {_vector_text(self.shift_mm)} mm"
+        if np.any(self.rotation_deg):
+            text += f", rotated by {_vector_text(self.rotation_deg)} degrees about {_vector_text(self.centre_mm)} mm"
+        return text
+
+    @property
+    def displacement(self) -> np.ndarray:
+        """The 4 x 4 homogeneous matrix of ``p -> R (p - c) + c + s`` (before ``base``)."""
+        rotation = rotation_matrix(self.rotation_deg)
+        centre = np.asarray(self.centre_mm, dtype=float)
+        out = np.eye(4)
+        out[:3, :3] = rotation
+        out[:3, 3] = centre - rotation @ centre + np.asarray(self.shift_mm, dtype=float)
+        return out
+
+    def __call__(self, points_mm: np.ndarray) -> np.ndarray:
+        return self.base(apply_affine(self.displacement, points_mm))
+
+
+def apply_affine(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """A 4 x 4 homogeneous ``matrix`` applied to points (N, 3) (einsum: a (N, 3) @ (3, 3) matmul is
+    many times slower on large N)."""
+    return np.einsum("ij,nj->ni", matrix[:3, :3], np.asarray(points, dtype=float)) + matrix[:3, 3]
+
+
+def _vector_text(vector: Sequence[float] | np.ndarray) -> str:
+    return "(" + ", ".join(f"{v:+.1f}" for v in np.asarray(vector, dtype=float)) + ")"
+
+
+def cube_directions() -> np.ndarray:
+    """The 26 unit vectors towards the faces, edges and corners of a cube, (26, 3)."""
+    steps = np.array([(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1) if (i, j, k) != (0, 0, 0)])
+    return steps / np.linalg.norm(steps, axis=1, keepdims=True)
+
+
+@dataclass(frozen=True, eq=False)
+class WorstCase:
+    """The highest value found and where: ``shift_mm`` (3,), ``rotation_deg`` (3,); every position
+    tried (M, 6: shift mm, rotation vector degrees) with its value (M,)."""
+
+    value: float
+    shift_mm: np.ndarray
+    rotation_deg: np.ndarray
+    positions: np.ndarray
+    values: np.ndarray
+
+
+class _Search:
+    """Evaluations of ``value_at`` at positions (6,), each position once."""
+
+    def __init__(self, value_at: Callable[[np.ndarray], float]):
+        self.value_at = value_at
+        self.seen: dict[tuple[float, ...], float] = {}
+
+    def value(self, position: np.ndarray) -> float:
+        key = tuple(np.round(np.asarray(position, dtype=float), 9).tolist())
+        if key not in self.seen:
+            self.seen[key] = float(self.value_at(np.array(key)))
+        return self.seen[key]
+
+    def best(self, positions: Sequence[np.ndarray]) -> tuple[np.ndarray, float]:
+        """The position of highest value among ``positions`` (the first of equals)."""
+        values = [self.value(p) for p in positions]
+        index = int(np.argmax(values))
+        return np.asarray(positions[index], dtype=float), values[index]
+
+
+def _position(shift_mm: np.ndarray, rotation_deg: np.ndarray | None = None) -> np.ndarray:
+    return np.concatenate([shift_mm, np.zeros(3) if rotation_deg is None else rotation_deg])
+
+
+def _tangents(direction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two unit vectors perpendicular to ``direction`` and to each other."""
+    helper = np.eye(3)[int(np.argmin(np.abs(direction)))]
+    first = np.cross(direction, helper)
+    first /= np.linalg.norm(first)
+    return first, np.cross(direction, first)
+
+
+def _refine_direction(search: _Search, direction: np.ndarray, radius_mm: float) -> np.ndarray:
+    """Compass search on the sphere of ``radius_mm`` around ``direction`` (unit): the worst direction."""
+    best = direction
+    best_value = search.value(_position(radius_mm * best))
+    for step in np.radians(REFINE_STEPS_DEG):
+        first, second = _tangents(best)
+        candidates = [math.cos(step) * best + math.sin(step) * t for t in (first, -first, second, -second)]
+        candidate, value = search.best([_position(radius_mm * c) for c in candidates])
+        if value > best_value:
+            best, best_value = candidate[:3] / radius_mm, value
+    return best
+
+
+def worst_case(
+    value_at: Callable[[np.ndarray], float],
+    radius_mm: float,
+    degrees: float = 0.0,
+    refine: bool = True,
+) -> WorstCase:
+    """The highest value of ``value_at`` over shifts within ``radius_mm`` (and rotations within
+    ``degrees``), searched as the module docstring states.
+
+    Parameters
+    ----------
+    value_at : callable
+        A position (6,): shift (mm, reference frame) and rotation vector (degrees) -> the value.
+    radius_mm : float
+        Largest shift, mm.
+    degrees : float
+        Largest rotation, degrees (0: shifts only).
+    refine : bool
+        False: only the 27 positions of step 1 (and the rotations), for comparison.
+
+    Returns
+    -------
+    WorstCase
+    """
+    search = _Search(value_at)
+    centre = np.zeros(3)
+    directions = cube_directions()
+    worst, _ = search.best([_position(centre)] + [_position(radius_mm * d) for d in directions])
+    shift = worst[:3]
+    if refine and not np.any(shift):
+        shift, _ = search.best([_position(centre)] + [_position(CENTRE_RADIUS * radius_mm * d) for d in directions])
+        shift = shift[:3]
+    elif refine:
+        direction = _refine_direction(search, shift / radius_mm, radius_mm)
+        shift, _ = search.best([_position(f * radius_mm * direction) for f in (1.0, *INNER_RADII)])
+        shift = shift[:3]
+    rotation = np.zeros(3)
+    if degrees > 0:
+        rotation = search.best([_position(shift)] + [_position(shift, degrees * d) for d in directions])[0][3:]
+    keys = list(search.seen)
+    return WorstCase(
+        value=search.value(_position(shift, rotation)),
+        shift_mm=np.asarray(shift, dtype=float),
+        rotation_deg=np.asarray(rotation, dtype=float),
+        positions=np.array(keys),
+        values=np.array([search.seen[k] for k in keys]),
+    )
+
+
+# ------------------------------------------------------------------ sampling a displaced course
+
+
+def sample_course_eqd2_at(
+    evaluator: Any,
+    structure: str,
+    course: CourseOnGrid,
+    position: np.ndarray,
+    centre_mm: np.ndarray,
+    alpha_beta_gy: float,
+    lql_transition_gy: float | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """EQD2 (Gy, phases with their own fractions, added) of ``course`` displaced to ``position``
+    (6,: shift mm, rotation vector degrees, about ``centre_mm``) at the structure's samples, and
+    where its dose grids cover the displaced points ((N,) bool; 0 Gy where they do not): each phase
+    sampled on its own grid through a :class:`ShiftedMap` of the course's own map
+    (``evaluator.course_samples``)."""
+    point_map = ShiftedMap(course.point_map, position[:3], position[3:], centre_mm)
+    samples = evaluator.course_samples(structure, course, point_map)
+    total = np.zeros(len(samples.covered))
+    for dvh, phase in zip(samples.phases, course.phases):
+        total += eqd2_gy(dvh.doses_gy, phase.fractions, alpha_beta_gy, lql_transition_gy)
+    return total, np.asarray(samples.covered, dtype=bool)
+
+
+# ------------------------------------------------------------------ the evaluation's worst cases
+
+
+@dataclass(frozen=True, eq=False)
+class _Moved:
+    """The prior courses' EQD2 at one structure's samples per displaced position (cached while the
+    structure is evaluated)."""
+
+    evaluator: Any
+    structure: str
+    centre_mm: np.ndarray
+    cache: dict = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, evaluator: Any, structure: str) -> _Moved:
+        sampling = evaluator.sampling(structure)
+        points = apply_affine(evaluator.acc.grid.affine, sampling.positions)
+        weights = sampling.weights_cc
+        centre = (weights @ points) / weights.sum() if weights.sum() > 0 else points.mean(axis=0)
+        return cls(evaluator, structure, centre)
+
+    def eqd2(self, course: CourseOnGrid, alpha_beta_gy: float, position: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        key = (course.name, alpha_beta_gy, tuple(position.tolist()))
+        if key not in self.cache:
+            self.cache[key] = sample_course_eqd2_at(
+                self.evaluator,
+                self.structure,
+                course,
+                position,
+                self.centre_mm,
+                alpha_beta_gy,
+                self.evaluator.lql_transition_gy,
+            )
+        return self.cache[key]
+
+
+@dataclass(frozen=True)
+class RobustOutcome:
+    """A result with its worst case, and the status change the flag reports (None: no change)."""
+
+    result: ConstraintResult
+    change: StatusChange | None
+
+
+def _three(vector: np.ndarray) -> tuple[float, float, float]:
+    return float(vector[0]), float(vector[1]), float(vector[2])
+
+
+def _value_text(result: ConstraintResult, value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f} {result.unit}"
+
+
+def _where_text(found: WorstCase, uncertainty: Uncertainty) -> str:
+    text = f"shift {_vector_text(found.shift_mm)} mm"
+    return text + (f", rotation {_vector_text(found.rotation_deg)} degrees" if uncertainty.degrees else "")
+
+
+def robust_result(
+    evaluator,
+    constraint: Constraint,
+    result: ConstraintResult,
+    moved: _Moved,
+    uncertainty: Uncertainty,
+    robust: bool,
+) -> RobustOutcome:
+    """``result`` with its worst case under ``uncertainty``, judged on it when ``robust``.
+
+    ``evaluator`` is the check's evaluator: its ``course_eqd2_samples``, ``recovery``,
+    ``prior_recovery``, ``model`` and ``accept_partial_coverage`` give the nominal samples and how
+    the verdict weighs each course; the worst case is searched on the same dose basis as the verdict.
+    """
+    if result.value_gy is None or result.structure is None:
+        return RobustOutcome(result, None)
+    recovery = evaluator.recovery(constraint.organ)
+    how = judging(constraint, evaluator.model.name, evaluator.prior_recovery(recovery))
+    if isinstance(how, str):
+        return RobustOutcome(result, None)
+    nominal = evaluator.course_eqd2_samples(result.structure, constraint.alpha_beta_gy)
+    keep = {name: 1.0 - r if how.discounted else 1.0 for name, r in recovery.items()}
+    reference = next(c for c in evaluator.acc.courses if c.is_reference)
+    priors = [c for c in evaluator.acc.courses if not c.is_reference]
+    fixed = nominal[reference.name]
+    metric = parse_metric(constraint.metric)
+    registered = {c.name: moved.eqd2(c, constraint.alpha_beta_gy, np.zeros(6))[1] for c in priors}
+    lost: set[str] = (
+        set()
+    )  # prior courses whose grid misses samples at a searched position that it covers as registered
+
+    def value_at(position: np.ndarray) -> float:
+        total = fixed.doses_gy.copy()
+        for course in priors:
+            eqd2, covered = moved.eqd2(course, constraint.alpha_beta_gy, position)
+            total += keep[course.name] * eqd2
+            if np.any(registered[course.name] & ~covered):
+                lost.add(course.name)
+        value = evaluate(dataclasses.replace(fixed, doses_gy=total), metric).value
+        return -math.inf if value is None else value
+
+    found = worst_case(value_at, uncertainty.radius_mm, uncertainty.degrees)
+    worst = max(found.value, result.value_gy)  # the registered position is one of those searched
+    notes: tuple[str, ...] = (
+        f"worst case within a registration uncertainty of {uncertainty.text}: {_value_text(result, worst)} "
+        f"at {_where_text(found, uncertainty)} ({len(found.values)} positions searched; "
+        + ("judged on the worst case)" if robust else "judged as registered)"),
+    )
+    if lost:
+        courses = ", ".join(repr(n) for n in sorted(lost))
+        lost_note = (
+            f"at some searched positions part of the structure moves outside the dose grid of course(s) {courses}, "
+            "which count 0 Gy there: the worst case may be underestimated"
+        )
+        notes += (lost_note,)
+    updated = dataclasses.replace(
+        result,
+        worst_case_gy=worst,
+        worst_shift_mm=_three(found.shift_mm),
+        worst_rotation_deg=_three(found.rotation_deg) if uncertainty.degrees else None,
+        notes=result.notes + notes,
+    )
+    if result.status in (Status.REPORT, Status.NOT_EVALUATED):
+        return RobustOutcome(updated, None)
+    if robust and lost and not evaluator.accept_partial_coverage:
+        reason = notes[-1] + (
+            " (its dose there is unknown; accept the gap as 0 Gy with --accept-partial-coverage "
+            "or accept_partial_coverage = true)"
+        )
+        return RobustOutcome(
+            dataclasses.replace(updated, status=Status.NOT_EVALUATED, reason=reason),
+            None,
+        )
+    worst_status = Status(judge(how, worst))
+    if robust:
+        updated = dataclasses.replace(updated, status=worst_status)
+    if worst_status == result.status:
+        return RobustOutcome(updated, None)
+    change = StatusChange(
+        constraint_id=result.constraint_id,
+        nominal_status=str(result.status),
+        worst_status=str(worst_status),
+        text=f"{result.organ} ({result.structure}) {result.metric} {_value_text(result, result.value_gy)} as "
+        f"registered ({result.status}), {_value_text(result, worst)} at {_where_text(found, uncertainty)} "
+        f"({worst_status})",
+    )
+    return RobustOutcome(updated, change)
+
+
+def robust_results(
+    evaluator,
+    constraints: Sequence[Constraint],
+    results: Sequence[ConstraintResult],
+    uncertainty: Uncertainty,
+    robust: bool,
+) -> tuple[tuple[ConstraintResult, ...], tuple[StatusChange, ...]]:
+    """Every result (``results[i]`` of ``constraints[i]``) with its worst case (:func:`robust_result`),
+    and the status changes in result order. Results are taken structure by structure, so each
+    structure's displaced samples are computed once and dropped before the next."""
+    out = list(results)
+    changes: dict[int, StatusChange] = {}
+    moved: _Moved | None = None
+    for i in sorted(range(len(results)), key=lambda i: results[i].structure or ""):
+        result = results[i]
+        if result.structure is None or result.value_gy is None:
+            continue
+        if moved is None or moved.structure != result.structure:
+            moved = _Moved.of(evaluator, result.structure)
+        outcome = robust_result(evaluator, constraints[i], result, moved, uncertainty, robust)
+        out[i] = outcome.result
+        if outcome.change is not None:
+            changes[i] = outcome.change
+    return tuple(out), tuple(changes[i] for i in sorted(changes))
+
+
+def assumption_text(uncertainty: Uncertainty, robust: bool) -> str:
+    """The assumptions entry of a check with a registration uncertainty."""
+    return (
+        f"prior courses displaced together by up to {uncertainty.text} (rotations about each structure's "
+        "centroid); searched: the registered position and 26 directions on the sphere, refined around the "
+        "worst (compass search down to 2.8 degrees, then radii R/3 and 2R/3)"
+        + (", then 26 rotations at the worst shift" if uncertainty.degrees else "")
+        + "; the reference course does not move; "
+        + ("verdicts on the worst case (robust)" if robust else "verdicts as registered, worst case shown")
+    )

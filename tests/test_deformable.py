@@ -1,0 +1,197 @@
+"""DICOM Deformable Spatial Registration (reirrad.dicom.deformable): synthetic fields written with
+pydicom and read back, matching the rigid answer where the field is rigid, in the standard's
+direction (registered frame -> source frame), and refusing points the field does not cover."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+
+from reirrad.dicom.deformable import read_deformable_registration
+from reirrad.errors import InputError
+from reirrad.mapping import RigidMap
+from tests import dicom_synthetic as syn
+
+DEFORMABLE = "1.2.840.10008.5.1.4.1.1.66.3"
+REFERENCE_FRAME, PRIOR_FRAME = "1.2.3.4", "1.2.3.5"
+ORIGIN = np.array([-40.0, -30.0, -20.0])  # first vector's centre, mm
+RESOLUTION = np.array([4.0, 5.0, 2.5])  # X, Y, Z spacing, mm
+DIMENSIONS = (21, 13, 17)  # X, Y, Z vectors
+
+
+def grid_points() -> np.ndarray:
+    """Every vector centre (Z, Y, X, 3) in mm (axis-aligned grid)."""
+    z, y, x = np.meshgrid(
+        *(ORIGIN[a] + RESOLUTION[a] * np.arange(DIMENSIONS[a]) for a in (2, 1, 0)),
+        indexing="ij",
+    )
+    return np.stack([x, y, z], axis=-1)
+
+
+def _matrix_item(matrix: np.ndarray) -> Sequence:
+    item = Dataset()
+    item.FrameOfReferenceTransformationMatrixType = "RIGID"
+    item.FrameOfReferenceTransformationMatrix = [float(v) for v in matrix.reshape(-1)]
+    return Sequence([item])
+
+
+def write_deformable(
+    path: Path,
+    vectors: np.ndarray | None,
+    *,
+    pre: np.ndarray | None = None,
+    post: np.ndarray | None = None,
+    own_frame: str = REFERENCE_FRAME,
+) -> Path:
+    """A Deformable Spatial Registration: own frame ``own_frame``, one item for PRIOR_FRAME with the
+    vectors (Z, Y, X, 3) as its grid and optional pre/post matrices."""
+    ds = syn.other(DEFORMABLE, "REG", own_frame)
+    ds.ContentCreatorName = "Tester^Deform"
+    ds.SeriesDescription = "synthetic field"
+    item = Dataset()
+    item.SourceFrameOfReferenceUID = PRIOR_FRAME
+    if pre is not None:
+        item.PreDeformationMatrixRegistrationSequence = _matrix_item(pre)
+    if post is not None:
+        item.PostDeformationMatrixRegistrationSequence = _matrix_item(post)
+    if vectors is not None:
+        grid = Dataset()
+        grid.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+        grid.ImagePositionPatient = [float(v) for v in ORIGIN]
+        grid.GridDimensions = list(DIMENSIONS)
+        grid.GridResolution = [float(v) for v in RESOLUTION]
+        grid.VectorGridData = np.ascontiguousarray(vectors, dtype="<f4").tobytes()
+        item.DeformableRegistrationGridSequence = Sequence([grid])
+    ds.DeformableRegistrationSequence = Sequence([item])
+    return syn.write(ds, path)
+
+
+def rigid(angle_deg: float, centre: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """4x4: rotation about z by ``angle_deg`` about ``centre``, then ``shift``."""
+    a = math.radians(angle_deg)
+    rotation = np.array(
+        [
+            [math.cos(a), -math.sin(a), 0.0],
+            [math.sin(a), math.cos(a), 0.0],
+            [0.0, 0.0, 1.0],
+        ]
+    )
+    out = np.eye(4)
+    out[:3, :3] = rotation
+    out[:3, 3] = centre - rotation @ centre + shift
+    return out
+
+
+def inside_points(n: int = 200, margin_mm: float = 3.0) -> np.ndarray:
+    rng = np.random.default_rng(7)
+    low = ORIGIN + margin_mm
+    high = ORIGIN + RESOLUTION * (np.array(DIMENSIONS) - 1) - margin_mm
+    return rng.uniform(low, high, size=(n, 3))
+
+
+def test_uniform_shift_field_matches_the_rigid_shift(tmp_path):
+    shift = np.array([2.0, -3.0, 1.5])
+    path = write_deformable(
+        tmp_path / "dreg.dcm", np.broadcast_to(shift, (*DIMENSIONS[::-1], 3))
+    )
+    mapped = read_deformable_registration(path).map_to(REFERENCE_FRAME, PRIOR_FRAME)
+    points = inside_points()
+    expected = RigidMap(rigid(0.0, np.zeros(3), shift), "REG")(points)
+    np.testing.assert_allclose(mapped(points), expected, atol=1e-5)
+    assert "Tester^Deform / synthetic field" in mapped.label
+
+
+def test_rotation_written_as_a_field_matches_the_rigid_rotation(tmp_path):
+    """D(x) = M x - x on the grid: linear in x, so trilinear interpolation is exact everywhere."""
+    matrix = rigid(10.0, np.array([5.0, -2.0, 0.0]), np.array([1.0, 0.5, -2.0]))
+    points = grid_points()
+    field = (
+        RigidMap(matrix, "REG")(points.reshape(-1, 3)).reshape(points.shape) - points
+    )
+    mapped = read_deformable_registration(
+        write_deformable(tmp_path / "dreg.dcm", field)
+    ).map_to(REFERENCE_FRAME, PRIOR_FRAME)
+    sample = inside_points()
+    np.testing.assert_allclose(
+        mapped(sample), RigidMap(matrix, "REG")(sample), atol=1e-4
+    )
+    # the direction: registered (reference) -> source (prior); the inverse misses by millimetres
+    inverse = RigidMap(np.linalg.inv(matrix), "inverse")(sample)
+    assert np.abs(mapped(sample) - inverse).max() > 3.0
+
+
+def test_pre_and_post_matrices_are_applied_around_the_offset(tmp_path):
+    """p_source = M_post (M_pre p + D): a zero field leaves M_post M_pre; a uniform field D adds M_post D."""
+    pre = rigid(0.0, np.zeros(3), np.array([1.0, 2.0, 3.0]))
+    post = rigid(90.0, np.zeros(3), np.zeros(3))
+    offset = np.array([0.5, 0.0, 0.0])
+    path = write_deformable(
+        tmp_path / "dreg.dcm",
+        np.broadcast_to(offset, (*DIMENSIONS[::-1], 3)),
+        pre=pre,
+        post=post,
+    )
+    mapped = read_deformable_registration(path).map_to(REFERENCE_FRAME, PRIOR_FRAME)
+    points = inside_points(20)
+    expected = (
+        post @ (np.c_[points, np.ones(len(points))] @ pre.T + np.r_[offset, 0.0]).T
+    ).T[:, :3]
+    np.testing.assert_allclose(mapped(points), expected, atol=1e-5)
+
+
+def test_points_outside_the_field_are_refused_with_how_much(tmp_path):
+    mapped = read_deformable_registration(
+        write_deformable(tmp_path / "dreg.dcm", np.zeros((*DIMENSIONS[::-1], 3)))
+    ).map_to(REFERENCE_FRAME, PRIOR_FRAME)
+    points = np.vstack(
+        [inside_points(9), [[ORIGIN[0] - 2.0 - 10.0, 0.0, 0.0]]]
+    )  # 10 mm beyond the half spacing
+    with pytest.raises(
+        InputError,
+        match=r"1 of 10 mapped points \(10.00 %\) lie outside .*up to 10.0 mm",
+    ):
+        mapped(points)
+    assert mapped.outside_field(points).tolist() == [False] * 9 + [True]
+
+
+def test_undefined_vectors_are_refused_where_they_weigh_in(tmp_path):
+    vectors = np.zeros((*DIMENSIONS[::-1], 3), dtype=np.float32)
+    vectors[5, 6, 10] = np.nan
+    mapped = read_deformable_registration(
+        write_deformable(tmp_path / "dreg.dcm", vectors)
+    ).map_to(REFERENCE_FRAME, PRIOR_FRAME)
+    centre = ORIGIN + RESOLUTION * np.array([10, 6, 5])
+    with pytest.raises(InputError, match="undefined vectors"):
+        mapped(centre[None, :] + 0.3)
+    far = centre + RESOLUTION * 3
+    np.testing.assert_allclose(mapped(far[None, :]), far[None, :])
+
+
+def test_a_field_stored_from_the_prior_frame_is_refused(tmp_path):
+    """Direction control: a file whose registered frame is the prior's is not inverted silently."""
+    registration = read_deformable_registration(
+        write_deformable(
+            tmp_path / "dreg.dcm", np.zeros((*DIMENSIONS[::-1], 3)), own_frame="1.2.3.9"
+        )
+    )
+    with pytest.raises(InputError, match="not the reference course's frame"):
+        registration.map_to(REFERENCE_FRAME, PRIOR_FRAME)
+    assert registration.map_to(REFERENCE_FRAME, "1.2.3.77") is None
+
+
+def test_malformed_fields_are_refused(tmp_path):
+    path = write_deformable(tmp_path / "short.dcm", np.zeros((2, 2, 2, 3)))
+    with pytest.raises(InputError, match="VectorGridData holds 24 values"):
+        read_deformable_registration(path)
+    with pytest.raises(
+        InputError, match="no item has a DeformableRegistrationGridSequence"
+    ):
+        read_deformable_registration(write_deformable(tmp_path / "none.dcm", None))
+    rigid_reg = syn.write(syn.other(syn.REG, "REG"), tmp_path / "rigid.dcm")
+    with pytest.raises(InputError, match="not a Deformable Spatial Registration"):
+        read_deformable_registration(rigid_reg)
