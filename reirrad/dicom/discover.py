@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+from pydicom.uid import DeformableSpatialRegistrationStorage, SpatialRegistrationStorage
 
 from reirrad.dicom.dose import RTDOSE_SOP_CLASS, DoseGrid, dose_from_dataset, read_dose
 from reirrad.dicom.identity import PatientIdentity, common_identity, identity_of, read_identity
@@ -30,10 +31,7 @@ from reirrad.dicom.plan import RT_ION_PLAN_SOP_CLASS, RTPLAN_SOP_CLASS, Fraction
 from reirrad.dicom.structures import RTSTRUCT_SOP_CLASS, StructureSet, structure_set_identity, structures_from_dataset
 from reirrad.errors import InputError
 
-REGISTRATION_SOP_CLASSES = {
-    "1.2.840.10008.5.1.4.1.1.66.1",  # Spatial Registration (rigid)
-    "1.2.840.10008.5.1.4.1.1.66.3",  # Deformable Spatial Registration
-}
+REGISTRATION_SOP_CLASSES = {SpatialRegistrationStorage, DeformableSpatialRegistrationStorage}
 PLAN_SOP_CLASSES = {RTPLAN_SOP_CLASS, RT_ION_PLAN_SOP_CLASS}
 SUPPORTED_SUMMATION = ("PLAN", "FRACTION", "BEAM")
 

@@ -19,12 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from pydicom.uid import DeformableSpatialRegistrationStorage, SpatialRegistrationStorage
 
 from reirrad.dicom.io import numbers, read_dataset, require, uid
 from reirrad.errors import InputError
 
-SPATIAL_REGISTRATION_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.1"
-DEFORMABLE_REGISTRATION_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.3"
+SPATIAL_REGISTRATION_SOP_CLASS = SpatialRegistrationStorage
+DEFORMABLE_REGISTRATION_SOP_CLASS = DeformableSpatialRegistrationStorage
 RIGID_TYPES = ("RIGID", "RIGID_SCALE")
 _TOLERANCE = 1e-4  # on rotation orthonormality and determinant
 
