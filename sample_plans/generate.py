@@ -722,7 +722,7 @@ EQUIPMENT = {
 }
 
 
-def _base(case: CaseSpec, course: CourseSpec, sop_class: str, what: str, modality: str, series_number: int, description: str) -> Dataset:
+def _base(case: CaseSpec, course: CourseSpec, sop_class: str, sop_uid: str, modality: str, series_number: int, description: str) -> Dataset:
     """Patient, General Study, Series, Frame of Reference, General Equipment and SOP Common modules."""
     return rt_dataset(
         sop_class,
@@ -731,7 +731,7 @@ def _base(case: CaseSpec, course: CourseSpec, sop_class: str, what: str, modalit
         description=description,
         frame_of_reference_uid=_frame_uid(case, course),
         created=datetime.combine(course.start, time(9, 0)),
-        sop_instance_uid=course_uid(case, course, what),
+        sop_instance_uid=sop_uid,
         series_instance_uid=uid(case.case_id, course.folder, "series", modality),
         series_number=series_number,
         operators_name="Physicist^Phantom",
@@ -742,7 +742,7 @@ def _base(case: CaseSpec, course: CourseSpec, sop_class: str, what: str, modalit
 
 def build_structures(case: CaseSpec, course: CourseSpec, grid: AxisGrid) -> Dataset:
     """RTSTRUCT of the course's frame: every ROI contoured on the CT planes (the dose grid's z)."""
-    ds = _base(case, course, RTStructureSetStorage, "structures", "RTSTRUCT", 2, "Structure set")
+    ds = _base(case, course, RTStructureSetStorage, course_uid(case, course, "structures"), "RTSTRUCT", 2, "Structure set")
     ds.StructureSetLabel = f"{course.label}_SS"
     ds.StructureSetName = course.label
     ds.StructureSetDate = _da(course.start)
@@ -768,7 +768,7 @@ def build_structures(case: CaseSpec, course: CourseSpec, grid: AxisGrid) -> Data
 
 def build_plan(case: CaseSpec, course: CourseSpec) -> Dataset:
     """RTPLAN: prescription, one fraction group (fractions, beams with BeamDose), HFS setup, beams."""
-    ds = _base(case, course, RTPlanStorage, "plan", "RTPLAN", 3, "Treatment plan")
+    ds = _base(case, course, RTPlanStorage, course_uid(case, course, "plan"), "RTPLAN", 3, "Treatment plan")
     ds.RTPlanLabel = course.label
     ds.RTPlanName = course.label
     ds.RTPlanDate = _da(course.start)
@@ -854,7 +854,7 @@ def _beam(number: int, beam: BeamSpec, isocentre_mm: np.ndarray) -> Dataset:
 
 def build_dose(case: CaseSpec, course: CourseSpec, grid: AxisGrid) -> Dataset:
     """RTDOSE: the analytic dose on the course grid, 16-bit unsigned, DoseSummationType PLAN."""
-    ds = _base(case, course, RTDoseStorage, "dose", "RTDOSE", 4, "Plan dose")
+    ds = _base(case, course, RTDoseStorage, course_uid(case, course, "dose"), "RTDOSE", 4, "Plan dose")
     dose = dose_on_grid(course, grid)
     scaling = dose_scaling(float(dose.max()))
     ds.ContentDate = _da(course.start)
@@ -870,7 +870,7 @@ def build_dose(case: CaseSpec, course: CourseSpec, grid: AxisGrid) -> Dataset:
 
 def build_registration(case: CaseSpec, prior: CourseSpec, new: CourseSpec) -> Dataset:
     """Spatial Registration in the new frame: the prior frame's item maps prior points into it."""
-    ds = _base(case, new, SpatialRegistrationStorage, "registration", "REG", 5, "Rigid registration CT1 to CT2")
+    ds = _base(case, new, SpatialRegistrationStorage, course_uid(case, new, "registration"), "REG", 5, "Rigid registration CT1 to CT2")
     ds.ContentDate = _da(new.start)
     ds.ContentTime = "080000"
     ds.BodyPartExamined = "HEADNECK"  # not a paired part, so General Series needs no Laterality
