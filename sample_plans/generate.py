@@ -44,6 +44,7 @@ from reirrad.dicom.write import (
     rt_dataset,
     save_atomic,
     set_dose_pixels,
+    set_file_meta,
     set_grid_geometry,
     set_structure_sets,
     structure_set_reference,
@@ -736,7 +737,6 @@ def _base(case: CaseSpec, course: CourseSpec, sop_class: str, sop_uid: str, moda
         series_number=series_number,
         operators_name="Physicist^Phantom",
         equipment=EQUIPMENT,
-        implementation=(uid("implementation"), "REIRRAD_SAMPLES"),
     )
 
 
@@ -890,7 +890,9 @@ def build_registration(case: CaseSpec, prior: CourseSpec, new: CourseSpec) -> Da
 
 
 def _save(ds: Dataset, path: Path) -> None:
-    """Write ``ds`` atomically (reirrad's DICOM writer: temporary file in the same folder, then rename)."""
+    """Write ``ds`` with the generator's file meta, atomically (reirrad's DICOM writer: temporary file
+    in the same folder, then rename)."""
+    set_file_meta(ds, (uid("implementation"), "REIRRAD_SAMPLES"))
     path.parent.mkdir(parents=True, exist_ok=True)
     save_atomic(ds, path)
 

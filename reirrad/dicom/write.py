@@ -2,7 +2,8 @@
 the tests write, and saves them (product outputs under the policy of :mod:`reirrad.outputs`:
 atomically, never over an input).
 
-- :func:`new_dataset`: SOP Common attributes, Modality and file meta (explicit VR little endian);
+- :func:`new_dataset`: SOP Common attributes, Modality and file meta (:func:`set_file_meta`: explicit
+  VR little endian);
   :func:`rt_dataset` adds the Patient and General Study modules copied from a header dataset and
   new General Series, Frame of Reference and General Equipment attributes.
 - Builders of the RT modules: :func:`set_dose_pixels` and :func:`set_grid_geometry` (RTDOSE),
@@ -18,7 +19,8 @@ SOP class UIDs are pydicom's (:mod:`pydicom.uid`), never spelled out here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import abc
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +29,7 @@ from typing import Any
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.sequence import Sequence as DicomSequence
+from pydicom.sequence import Sequence
 from pydicom.uid import UID, ExplicitVRLittleEndian, RTDoseStorage, RTPlanStorage, RTStructureSetStorage, generate_uid
 
 from reirrad import __version__
@@ -55,7 +57,7 @@ _LO_LENGTH = 64  # maximum characters of an LO value (SeriesDescription, DoseCom
 NumberText = Callable[[float], "str | float"]  # how a builder writes a decimal (DS) value
 
 
-def ds_text(value: float) -> str:
+def _ds_string(value: float) -> str:
     """A decimal string of at most 16 characters (VR DS), with as many digits as fit (at most 12)."""
     for digits in range(12, 0, -1):
         text = f"{value:.{digits}g}"
@@ -93,22 +95,26 @@ def file_meta(ds: Dataset, implementation: tuple[str, str] | None = None) -> Fil
     return meta
 
 
+def set_file_meta(ds: Dataset, implementation: tuple[str, str] | None = None) -> Dataset:
+    """Give ``ds`` its file meta (:func:`file_meta`) and the explicit VR little endian encoding; returns ``ds``."""
+    ds.file_meta = file_meta(ds, implementation)
+    ds.is_little_endian, ds.is_implicit_VR = True, False
+    return ds
+
+
 def new_dataset(
     sop_class_uid: str,
     modality: str,
     *,
     sop_instance_uid: str | None = None,
-    implementation: tuple[str, str] | None = None,
     **attributes: Any,
 ) -> Dataset:
     """A dataset of ``sop_class_uid`` with a new (or the given) SOPInstanceUID, its Modality, the
-    further ``attributes`` and its file meta (:func:`file_meta`), encoded explicit VR little endian."""
+    further ``attributes`` and its file meta (:func:`set_file_meta`)."""
     ds = item(SOPClassUID=sop_class_uid, SOPInstanceUID=sop_instance_uid or generate_uid(), Modality=modality)
     for keyword, value in attributes.items():
         setattr(ds, keyword, value)
-    ds.file_meta = file_meta(ds, implementation)
-    ds.is_little_endian, ds.is_implicit_VR = True, False
-    return ds
+    return set_file_meta(ds)
 
 
 def rt_dataset(
@@ -124,7 +130,6 @@ def rt_dataset(
     series_number: int = 1,
     operators_name: str = "",
     equipment: Mapping[str, str] = REIRRAD_EQUIPMENT,
-    implementation: tuple[str, str] | None = None,
 ) -> Dataset:
     """A new object of a patient's study: the modules every RT object written here shares.
 
@@ -138,7 +143,6 @@ def rt_dataset(
         sop_class_uid,
         modality,
         sop_instance_uid=sop_instance_uid,
-        implementation=implementation,
         InstanceCreationDate=created.strftime("%Y%m%d"),
         InstanceCreationTime=created.strftime("%H%M%S"),
         SeriesInstanceUID=series_instance_uid or generate_uid(),
@@ -173,9 +177,9 @@ def encode_pixels(dose_gy: np.ndarray, bits: int) -> tuple[np.ndarray, str]:
         raise ValueError("dose must be finite and non-negative")
     top = float(2**bits - 1)
     peak = float(dose_gy.max(initial=0.0))
-    scaling_text = ds_text(peak / top * (1 + 1e-9)) if peak > 0 else "1"
+    scaling_text = _ds_string(peak / top * (1 + 1e-9)) if peak > 0 else "1"
     while peak / float(scaling_text) > top:
-        scaling_text = ds_text(float(scaling_text) * (1 + 1e-9))
+        scaling_text = _ds_string(float(scaling_text) * (1 + 1e-9))
     pixels = dose_gy / float(scaling_text)
     np.rint(pixels, out=pixels)
     np.clip(pixels, 0, top, out=pixels)
@@ -201,19 +205,19 @@ def set_grid_geometry(ds: Dataset, grid: Grid) -> None:
     """Image Plane and multi-frame attributes of ``grid`` (frame offsets relative, first = 0)."""
     normal = np.cross(grid.row_direction, grid.column_direction)
     step = grid.spacing_mm[0] * float(np.dot(grid.frame_direction, normal))
-    ds.ImagePositionPatient = [ds_text(v) for v in grid.origin_mm]
-    ds.ImageOrientationPatient = [ds_text(v) for v in (*grid.row_direction, *grid.column_direction)]
-    ds.PixelSpacing = [ds_text(grid.spacing_mm[1]), ds_text(grid.spacing_mm[2])]
-    ds.SliceThickness = ds_text(grid.spacing_mm[0])
-    ds.GridFrameOffsetVector = [ds_text(k * step) for k in range(grid.shape[0])]
+    ds.ImagePositionPatient = [_ds_string(v) for v in grid.origin_mm]
+    ds.ImageOrientationPatient = [_ds_string(v) for v in (*grid.row_direction, *grid.column_direction)]
+    ds.PixelSpacing = [_ds_string(grid.spacing_mm[1]), _ds_string(grid.spacing_mm[2])]
+    ds.SliceThickness = _ds_string(grid.spacing_mm[0])
+    ds.GridFrameOffsetVector = [_ds_string(k * step) for k in range(grid.shape[0])]
     ds.NumberOfFrames = grid.shape[0]
     ds.FrameIncrementPointer = GRID_FRAME_OFFSET_VECTOR_TAG
     ds.Rows, ds.Columns = grid.shape[1], grid.shape[2]
 
 
 def plan_references(
-    plan_uids: Iterable[str], fraction_group: int | None = None, beams: Sequence[int] = ()
-) -> DicomSequence:
+    plan_uids: Iterable[str], fraction_group: int | None = None, beams: abc.Sequence[int] = ()
+) -> Sequence:
     """ReferencedRTPlanSequence of an RTDOSE: one item per distinct plan UID, optionally naming a
     fraction group (and its beams) of the plan."""
     references = []
@@ -222,10 +226,10 @@ def plan_references(
         if fraction_group is not None:
             group = item(ReferencedFractionGroupNumber=fraction_group)
             if beams:
-                group.ReferencedBeamSequence = DicomSequence([item(ReferencedBeamNumber=b) for b in beams])
-            reference.ReferencedFractionGroupSequence = DicomSequence([group])
+                group.ReferencedBeamSequence = Sequence([item(ReferencedBeamNumber=b) for b in beams])
+            reference.ReferencedFractionGroupSequence = Sequence([group])
         references.append(reference)
-    return DicomSequence(references)
+    return Sequence(references)
 
 
 def dose_dataset(
@@ -275,7 +279,7 @@ class Roi:
     ROI has no ContourSequence) and the optional attributes some writers give."""
 
     name: str
-    contours_mm: Sequence[Any] | None
+    contours_mm: abc.Sequence[Any] | None
     interpreted_type: str = "ORGAN"
     color: tuple[int, int, int] | None = None
     generation_algorithm: str = ""
@@ -294,7 +298,7 @@ def _contour(number: int, points_mm: Any, geometric_type: str, number_text: Numb
 
 def set_structure_sets(
     ds: Dataset,
-    rois: Sequence[Roi],
+    rois: abc.Sequence[Roi],
     frame_of_reference_uid: str,
     *,
     geometric_type: str = "CLOSED_PLANAR",
@@ -302,8 +306,8 @@ def set_structure_sets(
 ) -> None:
     """Structure Set (frame and ROI sequences), ROI Contour and RT ROI Observations modules of ``rois``,
     numbered from 1 in order; a single-point contour is a POINT, every other one ``geometric_type``."""
-    ds.ReferencedFrameOfReferenceSequence = DicomSequence([item(FrameOfReferenceUID=frame_of_reference_uid)])
-    ds.StructureSetROISequence = DicomSequence(
+    ds.ReferencedFrameOfReferenceSequence = Sequence([item(FrameOfReferenceUID=frame_of_reference_uid)])
+    ds.StructureSetROISequence = Sequence(
         item(
             ROINumber=n,
             ReferencedFrameOfReferenceUID=frame_of_reference_uid,
@@ -316,13 +320,13 @@ def set_structure_sets(
     for n, roi in enumerate(rois, 1):
         entry = item() if roi.color is None else item(ROIDisplayColor=list(roi.color))
         if roi.contours_mm is not None:
-            entry.ContourSequence = DicomSequence(
+            entry.ContourSequence = Sequence(
                 _contour(i, c, geometric_type, number_text) for i, c in enumerate(roi.contours_mm, 1)
             )
         entry.ReferencedROINumber = n
         contours.append(entry)
-    ds.ROIContourSequence = DicomSequence(contours)
-    ds.RTROIObservationsSequence = DicomSequence(
+    ds.ROIContourSequence = Sequence(contours)
+    ds.RTROIObservationsSequence = Sequence(
         item(ObservationNumber=n, ReferencedROINumber=n, RTROIInterpretedType=roi.interpreted_type,
              ROIInterpreter=roi.interpreter)
         for n, roi in enumerate(rois, 1)
@@ -332,9 +336,9 @@ def set_structure_sets(
 # ------------------------------------------------------------------ RTPLAN
 
 
-def structure_set_reference(structure_set_uid: str) -> DicomSequence:
+def structure_set_reference(structure_set_uid: str) -> Sequence:
     """ReferencedStructureSetSequence of an RTPLAN naming one RTSTRUCT."""
-    return DicomSequence(
+    return Sequence(
         [item(ReferencedSOPClassUID=RTStructureSetStorage, ReferencedSOPInstanceUID=structure_set_uid)]
     )
 
@@ -342,7 +346,7 @@ def structure_set_reference(structure_set_uid: str) -> DicomSequence:
 def fraction_group(
     number: int,
     fractions: int,
-    beams: Sequence[tuple[int, str | float, str | float]],
+    beams: abc.Sequence[tuple[int, str | float, str | float]],
     dose_reference_number: int | None = None,
 ) -> Dataset:
     """One FractionGroupSequence item: ``fractions`` planned, ``beams`` as (beam number, BeamDose in
@@ -352,12 +356,12 @@ def fraction_group(
         NumberOfFractionsPlanned=fractions,
         NumberOfBeams=len(beams),
         NumberOfBrachyApplicationSetups=0,
-        ReferencedBeamSequence=DicomSequence(
+        ReferencedBeamSequence=Sequence(
             item(BeamDose=dose, BeamMeterset=meterset, ReferencedBeamNumber=beam) for beam, dose, meterset in beams
         ),
     )
     if dose_reference_number is not None:
-        group.ReferencedDoseReferenceSequence = DicomSequence(
+        group.ReferencedDoseReferenceSequence = Sequence(
             [item(ReferencedDoseReferenceNumber=dose_reference_number)]
         )
     return group
@@ -371,8 +375,8 @@ def registration_sequence(
     *,
     matrix_type: str = "RIGID",
     type_code: tuple[str, str, str] | None = None,
-    number_text: NumberText = ds_text,
-) -> DicomSequence:
+    number_text: NumberText = _ds_string,
+) -> Sequence:
     """RegistrationSequence of a Spatial Registration: one item per frame of reference, whose 4x4
     matrix maps that frame's points (mm) into the REG's own frame (PS3.3 C.20.2).
 
@@ -385,12 +389,12 @@ def registration_sequence(
             FrameOfReferenceTransformationMatrixType=matrix_type,
             FrameOfReferenceTransformationMatrix=[number_text(v) for v in np.asarray(matrix, dtype=float).ravel()],
         )
-        registration = item(MatrixSequence=DicomSequence([entry]))
+        registration = item(MatrixSequence=Sequence([entry]))
         if type_code is not None:
             code = item(CodeValue=type_code[0], CodingSchemeDesignator=type_code[1], CodeMeaning=type_code[2])
-            registration.RegistrationTypeCodeSequence = DicomSequence([code])
-        items.append(item(FrameOfReferenceUID=frame, MatrixRegistrationSequence=DicomSequence([registration])))
-    return DicomSequence(items)
+            registration.RegistrationTypeCodeSequence = Sequence([code])
+        items.append(item(FrameOfReferenceUID=frame, MatrixRegistrationSequence=Sequence([registration])))
+    return Sequence(items)
 
 
 # ------------------------------------------------------------------ writing
