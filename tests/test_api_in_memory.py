@@ -44,7 +44,10 @@ def built_registration() -> pydicom.Dataset:
         if entry.FrameOfReferenceUID == prior_frame
     )
     return new_dataset(
-        SpatialRegistrationStorage, "REG", PatientID=new_dose.PatientID, PatientName=new_dose.PatientName,
+        SpatialRegistrationStorage,
+        "REG",
+        PatientID=new_dose.PatientID,
+        PatientName=new_dose.PatientName,
         FrameOfReferenceUID=new_dose.FrameOfReferenceUID,
         RegistrationSequence=registration_sequence({prior_frame: matrix.reshape(4, 4)}),
     )
@@ -84,8 +87,24 @@ def test_a_registration_built_in_python_among_the_new_datasets(from_files) -> No
 def test_a_rigid_matrix_that_scales_is_refused_in_memory_as_in_a_file() -> None:
     reg = built_registration()
     entry = reg.RegistrationSequence[0].MatrixRegistrationSequence[0].MatrixSequence[0]
-    entry.FrameOfReferenceTransformationMatrix = ["2", "0", "0", "0", "0", "1", "0", "0", "0", "0", "1", "0", "0", "0",
-                                                  "0", "1"]
+    entry.FrameOfReferenceTransformationMatrix = [
+        "2",
+        "0",
+        "0",
+        "0",
+        "0",
+        "1",
+        "0",
+        "0",
+        "0",
+        "0",
+        "1",
+        "0",
+        "0",
+        "0",
+        "0",
+        "1",
+    ]
     with pytest.raises(reirrad.InputError, match="only scale 1 is supported"):
         reirrad.load_course(datasets=[*read(NEW), reg], name="new")
 

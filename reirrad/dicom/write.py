@@ -327,8 +327,12 @@ def set_structure_sets(
         contours.append(entry)
     ds.ROIContourSequence = Sequence(contours)
     ds.RTROIObservationsSequence = Sequence(
-        item(ObservationNumber=n, ReferencedROINumber=n, RTROIInterpretedType=roi.interpreted_type,
-             ROIInterpreter=roi.interpreter)
+        item(
+            ObservationNumber=n,
+            ReferencedROINumber=n,
+            RTROIInterpretedType=roi.interpreted_type,
+            ROIInterpreter=roi.interpreter,
+        )
         for n, roi in enumerate(rois, 1)
     )
 
@@ -338,9 +342,7 @@ def set_structure_sets(
 
 def structure_set_reference(structure_set_uid: str) -> Sequence:
     """ReferencedStructureSetSequence of an RTPLAN naming one RTSTRUCT."""
-    return Sequence(
-        [item(ReferencedSOPClassUID=RTStructureSetStorage, ReferencedSOPInstanceUID=structure_set_uid)]
-    )
+    return Sequence([item(ReferencedSOPClassUID=RTStructureSetStorage, ReferencedSOPInstanceUID=structure_set_uid)])
 
 
 def fraction_group(
@@ -361,9 +363,7 @@ def fraction_group(
         ),
     )
     if dose_reference_number is not None:
-        group.ReferencedDoseReferenceSequence = Sequence(
-            [item(ReferencedDoseReferenceNumber=dose_reference_number)]
-        )
+        group.ReferencedDoseReferenceSequence = Sequence([item(ReferencedDoseReferenceNumber=dose_reference_number)])
     return group
 
 

@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reirrad.formats import OutputFormat
-from reirrad.outputs import STDOUT, Interrupted, TargetKind, check_output, interrupts_raise, say, write_output, write_text
+from reirrad.outputs import (
+    STDOUT,
+    Interrupted,
+    TargetKind,
+    check_output,
+    interrupts_raise,
+    say,
+    write_output,
+    write_text,
+)
 
 if TYPE_CHECKING:  # the report libraries load with the formats that need them (emit_text stays light)
     from rich.console import Console
@@ -69,8 +78,9 @@ def check_target(fmt: OutputFormat, output: str | Path, inputs: Sequence[str | P
     check_output(output, inputs)
 
 
-def emit_report(report: CheckReport, fmt: OutputFormat, output: str | Path, options: CheckOptions,
-                console: ConsoleFactory) -> None:
+def emit_report(
+    report: CheckReport, fmt: OutputFormat, output: str | Path, options: CheckOptions, console: ConsoleFactory
+) -> None:
     """Write ``report`` in ``fmt`` to ``output``: the table to standard output through ``console()``
     (rich, in colour on a terminal), every other format as text or (PDF) bytes."""
     if output == STDOUT and fmt is OutputFormat.TABLE:
@@ -86,8 +96,17 @@ def emit_report(report: CheckReport, fmt: OutputFormat, output: str | Path, opti
         emit_text(render(report, fmt, options), output)
 
 
-def check_batch(case_files: Sequence[Path], fmt: OutputFormat, options: CheckOptions, output: str | Path,
-                console: ConsoleFactory, *, quiet: bool = False, store_path: Path | None = None, **batch: Any) -> int:
+def check_batch(
+    case_files: Sequence[Path],
+    fmt: OutputFormat,
+    options: CheckOptions,
+    output: str | Path,
+    console: ConsoleFactory,
+    *,
+    quiet: bool = False,
+    store_path: Path | None = None,
+    **batch: Any,
+) -> int:
     """Check every case file (see :func:`reirrad.batch.run_batch` for ``batch``), show progress on
     stderr unless ``quiet``, say each case's error, write all reports as one document in ``fmt``;
     return the batch exit code.
