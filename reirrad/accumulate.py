@@ -288,6 +288,7 @@ class LoadedCourse:
     files: tuple[FileRecord, ...]
     notes: tuple[str, ...] = ()
     patient: PatientIdentity | None = None  # None when no file names a patient
+    registrations: tuple[Registration, ...] = ()  # given in memory as REG datasets (already read)
 
     @property
     def name(self) -> str:
@@ -356,6 +357,7 @@ def course_from_discovery(spec: CourseSpec, course: Course) -> LoadedCourse:
         files=tuple(FileRecord(str(p), None if course.in_memory else sha256_file(Path(p))) for p in course.files),
         notes=tuple(course.notes) + phase_notes,
         patient=course.patient,
+        registrations=course.registrations,
     )
 
 
@@ -616,7 +618,7 @@ def _covering_grid(
 
 def _read_registrations(courses: Sequence[LoadedCourse]) -> list[Registration]:
     paths = dict.fromkeys(p for c in courses for p in c.registration_paths)
-    return [read_registration(p) for p in paths]
+    return [read_registration(p) for p in paths] + [r for c in courses for r in c.registrations]
 
 
 def phase_indices(grid: Grid, positions: np.ndarray, phase_grid: Grid, point_map: PointMap) -> np.ndarray:

@@ -126,13 +126,16 @@ def _is_dataset(value: Any) -> bool:
 
 
 def _loaded(value: Any, kind: type, from_dataset: Callable[[Any, str], Any], read: Callable[[Any], Any]) -> Any:
-    """``value`` when it is already a ``kind``, else read from its pydicom dataset or its file."""
+    """``value`` when it is already a ``kind``, else read from its pydicom dataset (decoded first, as
+    a file is) or its file."""
     from reirrad.dicom.discover import dataset_label
+    from reirrad.dicom.io import decode_dataset
 
     if isinstance(value, kind):
         return value
     if _is_dataset(value):
-        return from_dataset(value, dataset_label(value))
+        label = dataset_label(value)
+        return from_dataset(decode_dataset(value, label), label)
     return read(value)
 
 
@@ -337,8 +340,8 @@ def load_course(
     folder : str or Path, optional
         A folder of the course's RTPLAN, RTDOSE, RTSTRUCT (and REG) files, searched recursively.
     datasets : sequence of pydicom.Dataset, optional
-        The same objects already read (instead of ``folder``); provenance is then each object's
-        SOPInstanceUID instead of a file hash.
+        The same objects already read or built in Python (instead of ``folder``), a rigid REG
+        among them too; provenance is then each object's SOPInstanceUID instead of a file hash.
     name : str
         The course's name in messages and reports.
     fractions : int, optional

@@ -81,7 +81,7 @@ class CourseSpec:
 
     @classmethod
     def from_datasets(cls, name: str, datasets: Any, **options: Any) -> CourseSpec:
-        """A course from already-read pydicom datasets (RTPLAN, RTDOSE, RTSTRUCT) instead of a folder.
+        """A course from already-read pydicom datasets (RTPLAN, RTDOSE, RTSTRUCT, REG) instead of a folder.
 
         Parameters
         ----------
@@ -89,8 +89,8 @@ class CourseSpec:
             The course's name in messages and reports.
         datasets : iterable of pydicom.Dataset
             The course's objects; each is named by its modality and SOPInstanceUID in messages,
-            and reports give that UID instead of a file hash. A registration is given as a file
-            path (``registration=``), not as a dataset.
+            and reports give that UID instead of a file hash. A rigid REG among them relates frames
+            of reference as a REG file in a course folder does (a REG file is ``registration=``).
         **options
             Other CourseSpec fields: ``start_date``, ``end_date``, ``registration``, ``fractions``,
             ``schedule``, ``override_fractions``, ``accept_dose_scale``, ``accept_other_patient``,
@@ -235,7 +235,7 @@ class CaseSpec:
         *,
         prior_end_date: date | None = None,
         new_start_date: date | None = None,
-        registration: str | Path | None = None,
+        registration: Any = None,
         id: str = "case",
     ) -> CaseSpec:
         """A two-course case from already-read pydicom datasets, as :meth:`from_folders` from folders.
@@ -243,11 +243,12 @@ class CaseSpec:
         Parameters
         ----------
         prior, new : iterable of pydicom.Dataset
-            The RTPLAN, RTDOSE and RTSTRUCT objects of each course (see :meth:`CourseSpec.from_datasets`).
+            The RTPLAN, RTDOSE, RTSTRUCT (and REG) objects of each course (see :meth:`CourseSpec.from_datasets`).
         prior_end_date, new_start_date : datetime.date, optional
             Last day of the prior course, first day of the new one.
-        registration : str or Path, optional
-            A rigid REG file mapping the prior course's frame into the new one's.
+        registration : str, Path or pydicom.Dataset, optional
+            A rigid REG relating the prior course's frame to the new one's: a file, or a dataset
+            (then one of the new course's datasets).
         id : str
             The case id in reports.
 
@@ -272,12 +273,13 @@ class CaseSpec:
         >>> [(c.name, len(c.datasets)) for c in case.courses]
         [('prior', 3), ('new', 3)]
         """
-        if registration is not None and not Path(registration).is_file():
+        in_memory = registration is not None and not isinstance(registration, str | Path)
+        if registration is not None and not in_memory and not Path(registration).is_file():
             raise InputError(registration, "registration file does not exist")
         courses = (
             CourseSpec.from_datasets("prior", prior, end_date=prior_end_date),
-            CourseSpec.from_datasets("new", new, start_date=new_start_date,
-                                     registration=None if registration is None else Path(registration)),
+            CourseSpec.from_datasets("new", (*new, registration) if in_memory else new, start_date=new_start_date,
+                                     registration=None if registration is None or in_memory else Path(registration)),
         )
         _check_courses(courses, courses[-1].path)
         return cls(path=Path("<in memory>"), id=id, courses=courses)

@@ -21,28 +21,40 @@ right nasopharyngeal recurrence, both in the same frame of reference (no REG).
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
 import contourpy
 import numpy as np
 import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import RTDoseStorage, RTPlanStorage, RTStructureSetStorage, SpatialRegistrationStorage
+
+from reirrad.dicom.write import (
+    Roi,
+    fraction_group,
+    item,
+    plan_references,
+    registration_sequence,
+    rt_dataset,
+    save_atomic,
+    set_dose_pixels,
+    set_file_meta,
+    set_grid_geometry,
+    set_structure_sets,
+    structure_set_reference,
+)
+from reirrad.grid import Grid
+from reirrad.outputs import write_text
 
 HERE = Path(__file__).resolve().parent
 ENTROPY_ROOT = "reirrad sample_plans v1"
-RTDOSE_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.2"
-RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
-RTPLAN_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.5"
-REG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.1"
+REG_SOP_CLASS = SpatialRegistrationStorage
 VOXEL_MM = 3.0  # dose grid spacing and CT slice spacing (contour planes)
 MIN_CONTOUR_AREA_MM2 = 1.0  # slivers where a plane grazes a shape are not contoured
 
@@ -593,6 +605,11 @@ class AxisGrid:
         nz, ny, nx = self.shape
         return tuple(o + self.spacing_mm * np.arange(n) for o, n in zip(self.origin_mm, (nx, ny, nz)))  # type: ignore[return-value]
 
+    def as_grid(self, frame_of_reference_uid: str) -> Grid:
+        """The same grid as reirrad's :class:`Grid` (HFS axes: rows along +x, columns along +y)."""
+        return Grid(self.origin_mm, (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (self.spacing_mm,) * 3,
+                    self.shape, frame_of_reference_uid)
+
 
 def grid_for(course: CourseSpec) -> AxisGrid:
     """A 3 mm grid in the course's frame that covers the moved BODY (and so every organ)."""
@@ -679,86 +696,69 @@ def _frame_uid(case: CaseSpec, course: CourseSpec) -> str:
     return uid(case.case_id, "frame", course.frame_key)
 
 
+def _header(case: CaseSpec, course: CourseSpec) -> Dataset:
+    """Patient and General Study modules of a course's objects (one study per course)."""
+    return item(
+        SpecificCharacterSet="ISO_IR 100",
+        PatientName=case.patient_name,
+        PatientID=case.patient_id,
+        PatientBirthDate="19580704",
+        PatientSex="M",
+        StudyInstanceUID=uid(case.case_id, course.folder, "study"),
+        StudyDate=_da(course.start),
+        StudyTime="083000",
+        ReferringPhysicianName="",
+        StudyID=course.folder.upper(),
+        AccessionNumber="",
+        StudyDescription=f"{course.label} ({course.technique})",
+    )
+
+
+EQUIPMENT = {
+    "Manufacturer": "reirrad sample_plans",
+    "StationName": "PHANTOM",
+    "ManufacturerModelName": "generate.py",
+    "DeviceSerialNumber": "0001",
+    "SoftwareVersions": "1",
+}
+
+
 def _base(case: CaseSpec, course: CourseSpec, sop_class: str, sop_uid: str, modality: str, series_number: int, description: str) -> Dataset:
     """Patient, General Study, Series, Frame of Reference, General Equipment and SOP Common modules."""
-    ds = Dataset()
-    ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.InstanceCreationDate = _da(course.start)
-    ds.InstanceCreationTime = "090000"
-    ds.SOPClassUID = sop_class
-    ds.SOPInstanceUID = sop_uid
-    ds.StudyDate = _da(course.start)
-    ds.StudyTime = "083000"
-    ds.AccessionNumber = ""
-    ds.Modality = modality
-    ds.Manufacturer = "reirrad sample_plans"
-    ds.ReferringPhysicianName = ""
-    ds.StationName = "PHANTOM"
-    ds.StudyDescription = f"{course.label} ({course.technique})"
-    ds.SeriesDescription = description
-    ds.ManufacturerModelName = "generate.py"
-    ds.PatientName = case.patient_name
-    ds.PatientID = case.patient_id
-    ds.PatientBirthDate = "19580704"
-    ds.PatientSex = "M"
-    ds.DeviceSerialNumber = "0001"
-    ds.SoftwareVersions = "1"
-    ds.StudyInstanceUID = uid(case.case_id, course.folder, "study")
-    ds.SeriesInstanceUID = uid(case.case_id, course.folder, "series", modality)
-    ds.StudyID = course.folder.upper()
-    ds.SeriesNumber = series_number
-    ds.InstanceNumber = 1
-    ds.FrameOfReferenceUID = _frame_uid(case, course)
-    ds.PositionReferenceIndicator = ""
-    ds.OperatorsName = "Physicist^Phantom"
-    return ds
-
-
-def _file_meta(ds: Dataset) -> FileMetaDataset:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = uid("implementation")
-    meta.ImplementationVersionName = "REIRRAD_SAMPLES"
-    return meta
+    return rt_dataset(
+        sop_class,
+        modality,
+        _header(case, course),
+        description=description,
+        frame_of_reference_uid=_frame_uid(case, course),
+        created=datetime.combine(course.start, time(9, 0)),
+        sop_instance_uid=sop_uid,
+        series_instance_uid=uid(case.case_id, course.folder, "series", modality),
+        series_number=series_number,
+        operators_name="Physicist^Phantom",
+        equipment=EQUIPMENT,
+    )
 
 
 def build_structures(case: CaseSpec, course: CourseSpec, grid: AxisGrid) -> Dataset:
     """RTSTRUCT of the course's frame: every ROI contoured on the CT planes (the dose grid's z)."""
-    ds = _base(case, course, RTSTRUCT_SOP_CLASS, course_uid(case, course, "structures"), "RTSTRUCT", 2, "Structure set")
+    ds = _base(case, course, RTStructureSetStorage, course_uid(case, course, "structures"), "RTSTRUCT", 2, "Structure set")
     ds.StructureSetLabel = f"{course.label}_SS"
     ds.StructureSetName = course.label
     ds.StructureSetDate = _da(course.start)
     ds.StructureSetTime = "100000"
-    frame = Dataset()
-    frame.FrameOfReferenceUID = ds.FrameOfReferenceUID
-    ds.ReferencedFrameOfReferenceSequence = Sequence([frame])
     z_planes = grid.axes_mm()[2]
-    rois, contours, observations = [], [], []
-    for number, spec in enumerate(course.rois, start=1):
-        roi = Dataset()
-        roi.ROINumber = number
-        roi.ReferencedFrameOfReferenceUID = ds.FrameOfReferenceUID
-        roi.ROIName = spec.name
-        roi.ROIGenerationAlgorithm = "MANUAL" if spec.interpreted_type != "CONTROL" else "SEMIAUTOMATIC"
-        rois.append(roi)
-        item = Dataset()
-        item.ROIDisplayColor = list(spec.color)
-        if spec.contoured:
-            polygons = contour_planes(course.shape(spec.name), z_planes)
-            item.ContourSequence = Sequence([_contour_item(i, p) for i, p in enumerate(polygons, start=1)])
-        item.ReferencedROINumber = number
-        contours.append(item)
-        obs = Dataset()
-        obs.ObservationNumber = number
-        obs.ReferencedROINumber = number
-        obs.RTROIInterpretedType = spec.interpreted_type
-        obs.ROIInterpreter = ""
-        observations.append(obs)
-    ds.StructureSetROISequence = Sequence(rois)
-    ds.ROIContourSequence = Sequence(contours)
-    ds.RTROIObservationsSequence = Sequence(observations)
+    rois = [
+        Roi(
+            spec.name,
+            contour_planes(course.shape(spec.name), z_planes) if spec.contoured else None,
+            spec.interpreted_type,
+            spec.color,
+            "MANUAL" if spec.interpreted_type != "CONTROL" else "SEMIAUTOMATIC",
+        )
+        for spec in course.rois
+    ]
+    set_structure_sets(ds, rois, ds.FrameOfReferenceUID, number_text=lambda v: f"{v:.2f}")
     ds.ApprovalStatus = "APPROVED"
     ds.ReviewDate = _da(course.start)
     ds.ReviewTime = "110000"
@@ -766,45 +766,31 @@ def build_structures(case: CaseSpec, course: CourseSpec, grid: AxisGrid) -> Data
     return ds
 
 
-def _contour_item(number: int, polygon_mm: np.ndarray) -> Dataset:
-    item = Dataset()
-    item.ContourNumber = number
-    item.ContourGeometricType = "CLOSED_PLANAR"
-    item.NumberOfContourPoints = len(polygon_mm)
-    item.ContourData = [f"{v:.2f}" for v in polygon_mm.ravel()]
-    return item
-
-
 def build_plan(case: CaseSpec, course: CourseSpec) -> Dataset:
     """RTPLAN: prescription, one fraction group (fractions, beams with BeamDose), HFS setup, beams."""
-    ds = _base(case, course, RTPLAN_SOP_CLASS, course_uid(case, course, "plan"), "RTPLAN", 3, "Treatment plan")
+    ds = _base(case, course, RTPlanStorage, course_uid(case, course, "plan"), "RTPLAN", 3, "Treatment plan")
     ds.RTPlanLabel = course.label
     ds.RTPlanName = course.label
     ds.RTPlanDate = _da(course.start)
     ds.RTPlanTime = "120000"
     ds.RTPlanGeometry = "PATIENT"
     ds.PlanIntent = "CURATIVE"
-    ref_ss = Dataset()
-    ref_ss.ReferencedSOPClassUID = RTSTRUCT_SOP_CLASS
-    ref_ss.ReferencedSOPInstanceUID = course_uid(case, course, "structures")
-    ds.ReferencedStructureSetSequence = Sequence([ref_ss])
+    ds.ReferencedStructureSetSequence = structure_set_reference(course_uid(case, course, "structures"))
     target_number = next(i for i, r in enumerate(course.rois, start=1) if r.name == course.target_roi)
-    dose_ref = Dataset()
-    dose_ref.DoseReferenceNumber = 1
-    dose_ref.DoseReferenceUID = course_uid(case, course, "dose_reference")
-    dose_ref.DoseReferenceStructureType = "VOLUME"
-    dose_ref.DoseReferenceDescription = course.target_roi
-    dose_ref.ReferencedROINumber = target_number
-    dose_ref.DoseReferenceType = "TARGET"
-    dose_ref.DeliveryMaximumDose = _ds_text(course.prescription_gy * 1.15)
-    dose_ref.TargetPrescriptionDose = _ds_text(course.prescription_gy)
+    dose_ref = item(
+        DoseReferenceNumber=1,
+        DoseReferenceUID=course_uid(case, course, "dose_reference"),
+        DoseReferenceStructureType="VOLUME",
+        DoseReferenceDescription=course.target_roi,
+        ReferencedROINumber=target_number,
+        DoseReferenceType="TARGET",
+        DeliveryMaximumDose=_ds_text(course.prescription_gy * 1.15),
+        TargetPrescriptionDose=_ds_text(course.prescription_gy),
+    )
     ds.DoseReferenceSequence = Sequence([dose_ref])
-    ds.FractionGroupSequence = Sequence([_fraction_group(course)])
-    setup = Dataset()
-    setup.PatientPosition = "HFS"
-    setup.PatientSetupNumber = 1
-    setup.SetupTechnique = "ISOCENTRIC"
-    ds.PatientSetupSequence = Sequence([setup])
+    beams = [(n, _ds_text(b.dose_gy), _ds_text(round(b.dose_gy * 120.0, 1))) for n, b in enumerate(course.beams, start=1)]
+    ds.FractionGroupSequence = Sequence([fraction_group(1, course.fractions, beams, dose_reference_number=1)])
+    ds.PatientSetupSequence = Sequence([item(PatientPosition="HFS", PatientSetupNumber=1, SetupTechnique="ISOCENTRIC")])
     isocentre = course.from_frame_a.apply(np.array(course.isocentre_a_mm))
     ds.BeamSequence = Sequence([_beam(i, b, isocentre) for i, b in enumerate(course.beams, start=1)])
     ds.ApprovalStatus = "APPROVED"
@@ -814,147 +800,87 @@ def build_plan(case: CaseSpec, course: CourseSpec) -> Dataset:
     return ds
 
 
-def _fraction_group(course: CourseSpec) -> Dataset:
-    group = Dataset()
-    group.FractionGroupNumber = 1
-    group.NumberOfFractionsPlanned = course.fractions
-    group.NumberOfBeams = len(course.beams)
-    group.NumberOfBrachyApplicationSetups = 0
-    refs = []
-    for number, beam in enumerate(course.beams, start=1):
-        ref = Dataset()
-        ref.BeamDose = _ds_text(beam.dose_gy)
-        ref.BeamMeterset = _ds_text(round(beam.dose_gy * 120.0, 1))
-        ref.ReferencedBeamNumber = number
-        refs.append(ref)
-    group.ReferencedBeamSequence = Sequence(refs)
-    dose_ref = Dataset()
-    dose_ref.ReferencedDoseReferenceNumber = 1
-    group.ReferencedDoseReferenceSequence = Sequence([dose_ref])
-    return group
-
-
 def _beam(number: int, beam: BeamSpec, isocentre_mm: np.ndarray) -> Dataset:
-    item = Dataset()
-    item.Manufacturer = "reirrad sample_plans"
-    item.TreatmentMachineName = "PhantomLinac"
-    item.PrimaryDosimeterUnit = "MU"
-    item.SourceAxisDistance = "1000"
-    jaws = []
-    for kind in ("ASYMX", "ASYMY"):
-        jaw = Dataset()
-        jaw.RTBeamLimitingDeviceType = kind
-        jaw.NumberOfLeafJawPairs = 1
-        jaws.append(jaw)
-    item.BeamLimitingDeviceSequence = Sequence(jaws)
-    item.BeamNumber = number
-    item.BeamName = beam.name
-    item.BeamType = "STATIC" if beam.gantry_deg == beam.gantry_stop_deg else "DYNAMIC"
-    item.RadiationType = "PHOTON"
-    item.TreatmentDeliveryType = "TREATMENT"
-    item.NumberOfWedges = 0
-    item.NumberOfCompensators = 0
-    item.NumberOfBoli = 0
-    item.NumberOfBlocks = 0
-    item.FinalCumulativeMetersetWeight = "1"
-    item.NumberOfControlPoints = 2
-    first, last = Dataset(), Dataset()
-    first.ControlPointIndex = 0
-    first.NominalBeamEnergy = "6"
-    first.DoseRateSet = "600"
-    positions = []
-    for kind, values in (("ASYMX", ("-40", "40")), ("ASYMY", ("-50", "50"))):
-        pos = Dataset()
-        pos.RTBeamLimitingDeviceType = kind
-        pos.LeafJawPositions = list(values)
-        positions.append(pos)
-    first.BeamLimitingDevicePositionSequence = Sequence(positions)
-    first.GantryAngle = _ds_text(beam.gantry_deg)
     rotating = beam.gantry_deg != beam.gantry_stop_deg
-    first.GantryRotationDirection = ("CW" if beam.name.endswith("_CW") else "CC") if rotating else "NONE"
-    first.BeamLimitingDeviceAngle = "0"
-    first.BeamLimitingDeviceRotationDirection = "NONE"
-    first.PatientSupportAngle = "0"
-    first.PatientSupportRotationDirection = "NONE"
-    first.TableTopEccentricAngle = "0"
-    first.TableTopEccentricRotationDirection = "NONE"
-    first.TableTopVerticalPosition = ""
-    first.TableTopLongitudinalPosition = ""
-    first.TableTopLateralPosition = ""
-    first.IsocenterPosition = [_ds_text(round(v, 2)) for v in isocentre_mm]
-    first.CumulativeMetersetWeight = "0"
-    last.ControlPointIndex = 1
+    jaws = (("ASYMX", ("-40", "40")), ("ASYMY", ("-50", "50")))
+    first = item(
+        ControlPointIndex=0,
+        NominalBeamEnergy="6",
+        DoseRateSet="600",
+        BeamLimitingDevicePositionSequence=Sequence(
+            item(RTBeamLimitingDeviceType=kind, LeafJawPositions=list(values)) for kind, values in jaws
+        ),
+        GantryAngle=_ds_text(beam.gantry_deg),
+        GantryRotationDirection=("CW" if beam.name.endswith("_CW") else "CC") if rotating else "NONE",
+        BeamLimitingDeviceAngle="0",
+        BeamLimitingDeviceRotationDirection="NONE",
+        PatientSupportAngle="0",
+        PatientSupportRotationDirection="NONE",
+        TableTopEccentricAngle="0",
+        TableTopEccentricRotationDirection="NONE",
+        TableTopVerticalPosition="",
+        TableTopLongitudinalPosition="",
+        TableTopLateralPosition="",
+        IsocenterPosition=[_ds_text(round(v, 2)) for v in isocentre_mm],
+        CumulativeMetersetWeight="0",
+    )
+    last = item(ControlPointIndex=1, CumulativeMetersetWeight="1")
     if rotating:
         last.GantryAngle = _ds_text(beam.gantry_stop_deg)
         last.GantryRotationDirection = "NONE"
-    last.CumulativeMetersetWeight = "1"
-    item.ControlPointSequence = Sequence([first, last])
-    item.ReferencedPatientSetupNumber = 1
-    return item
+    return item(
+        Manufacturer="reirrad sample_plans",
+        TreatmentMachineName="PhantomLinac",
+        PrimaryDosimeterUnit="MU",
+        SourceAxisDistance="1000",
+        BeamLimitingDeviceSequence=Sequence(
+            item(RTBeamLimitingDeviceType=kind, NumberOfLeafJawPairs=1) for kind, _ in jaws
+        ),
+        BeamNumber=number,
+        BeamName=beam.name,
+        BeamType="DYNAMIC" if rotating else "STATIC",
+        RadiationType="PHOTON",
+        TreatmentDeliveryType="TREATMENT",
+        NumberOfWedges=0,
+        NumberOfCompensators=0,
+        NumberOfBoli=0,
+        NumberOfBlocks=0,
+        FinalCumulativeMetersetWeight="1",
+        NumberOfControlPoints=2,
+        ControlPointSequence=Sequence([first, last]),
+        ReferencedPatientSetupNumber=1,
+    )
 
 
 def build_dose(case: CaseSpec, course: CourseSpec, grid: AxisGrid) -> Dataset:
     """RTDOSE: the analytic dose on the course grid, 16-bit unsigned, DoseSummationType PLAN."""
-    ds = _base(case, course, RTDOSE_SOP_CLASS, course_uid(case, course, "dose"), "RTDOSE", 4, "Plan dose")
+    ds = _base(case, course, RTDoseStorage, course_uid(case, course, "dose"), "RTDOSE", 4, "Plan dose")
     dose = dose_on_grid(course, grid)
     scaling = dose_scaling(float(dose.max()))
-    pixels = np.round(dose / scaling).astype("<u2")
     ds.ContentDate = _da(course.start)
     ds.ContentTime = "140000"
-    ds.SliceThickness = _ds_text(grid.spacing_mm)
-    ds.ImagePositionPatient = [_ds_text(v) for v in grid.origin_mm]
-    ds.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.NumberOfFrames = grid.shape[0]
-    ds.FrameIncrementPointer = pydicom.tag.Tag("GridFrameOffsetVector")
-    ds.Rows, ds.Columns = grid.shape[1], grid.shape[2]
-    ds.PixelSpacing = [_ds_text(grid.spacing_mm)] * 2
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 0
-    ds.DoseUnits = "GY"
-    ds.DoseType = "PHYSICAL"
+    set_grid_geometry(ds, grid.as_grid(ds.FrameOfReferenceUID))
+    set_dose_pixels(ds, np.round(dose / scaling).astype("<u2"), _ds_text(scaling), dose_type="PHYSICAL",
+                    summation_type="PLAN")
     ds.DoseComment = f"{course.prescription_gy:g} Gy in {course.fractions} fractions"
-    ds.DoseSummationType = "PLAN"
-    ref_plan = Dataset()
-    ref_plan.ReferencedSOPClassUID = RTPLAN_SOP_CLASS
-    ref_plan.ReferencedSOPInstanceUID = course_uid(case, course, "plan")
-    ds.ReferencedRTPlanSequence = Sequence([ref_plan])
-    ds.GridFrameOffsetVector = [_ds_text(k * grid.spacing_mm) for k in range(grid.shape[0])]
-    ds.DoseGridScaling = _ds_text(scaling)
+    ds.ReferencedRTPlanSequence = plan_references([course_uid(case, course, "plan")])
     ds.TissueHeterogeneityCorrection = "IMAGE"
-    ds.PixelData = pixels.tobytes()
     return ds
 
 
 def build_registration(case: CaseSpec, prior: CourseSpec, new: CourseSpec) -> Dataset:
     """Spatial Registration in the new frame: the prior frame's item maps prior points into it."""
-    ds = _base(case, new, REG_SOP_CLASS, course_uid(case, new, "registration"), "REG", 5, "Rigid registration CT1 to CT2")
+    ds = _base(case, new, SpatialRegistrationStorage, course_uid(case, new, "registration"), "REG", 5, "Rigid registration CT1 to CT2")
     ds.ContentDate = _da(new.start)
     ds.ContentTime = "080000"
     ds.BodyPartExamined = "HEADNECK"  # not a paired part, so General Series needs no Laterality
     ds.ContentLabel = "CT1_TO_CT2"
     ds.ContentDescription = "Rigid registration of the prior CT onto the re-irradiation CT"
     ds.ContentCreatorName = "Physicist^Phantom"
-    items = []
-    for course, transform in ((new, IDENTITY), (prior, new.from_frame_a)):
-        item = Dataset()
-        item.FrameOfReferenceUID = _frame_uid(case, course)
-        matrix = Dataset()
-        matrix.FrameOfReferenceTransformationMatrixType = "RIGID"
-        matrix.FrameOfReferenceTransformationMatrix = [_ds_text(v) for v in transform.matrix.ravel()]
-        matrix_reg = Dataset()
-        matrix_reg.MatrixSequence = Sequence([matrix])
-        code = Dataset()
-        code.CodeValue = "125025"
-        code.CodingSchemeDesignator = "DCM"
-        code.CodeMeaning = "Visual Alignment"
-        matrix_reg.RegistrationTypeCodeSequence = Sequence([code])
-        item.MatrixRegistrationSequence = Sequence([matrix_reg])
-        items.append(item)
-    ds.RegistrationSequence = Sequence(items)
+    to_new_frame = {_frame_uid(case, new): IDENTITY.matrix, _frame_uid(case, prior): new.from_frame_a.matrix}
+    ds.RegistrationSequence = registration_sequence(
+        to_new_frame, type_code=("125025", "DCM", "Visual Alignment"), number_text=_ds_text
+    )
     return ds
 
 
@@ -964,25 +890,11 @@ def build_registration(case: CaseSpec, prior: CourseSpec, new: CourseSpec) -> Da
 
 
 def _save(ds: Dataset, path: Path) -> None:
-    """Write ``ds`` atomically (temp file in the same folder, then rename)."""
-    ds.file_meta = _file_meta(ds)
-    ds.is_little_endian, ds.is_implicit_VR = True, False
+    """Write ``ds`` with the generator's file meta, atomically (reirrad's DICOM writer: temporary file
+    in the same folder, then rename)."""
+    set_file_meta(ds, (uid("implementation"), "REIRRAD_SAMPLES"))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        ds.save_as(tmp, write_like_original=False)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def _write_text(text: str, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    save_atomic(ds, path)
 
 
 def case_toml(case: CaseSpec) -> str:
@@ -1051,7 +963,7 @@ def _write_case(case: CaseSpec, out_dir: Path) -> list[Path]:
     if new.from_frame_a != prior.from_frame_a:
         _save(build_registration(case, prior, new), root / new.folder / "reg.dcm")
         written.append(root / new.folder / "reg.dcm")
-    _write_text(case_toml(case), root / "case.toml")
+    write_text(root / "case.toml", case_toml(case))
     written.append(root / "case.toml")
     return written
 

@@ -6,27 +6,36 @@ import copy
 from pathlib import Path
 
 import numpy as np
-import pydicom
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import (
+    CTImageStorage,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    RTDoseStorage,
+    RTPlanStorage,
+    RTStructureSetStorage,
+    SpatialRegistrationStorage,
+)
 
-RTDOSE = "1.2.840.10008.5.1.4.1.1.481.2"
-RTSTRUCT = "1.2.840.10008.5.1.4.1.1.481.3"
-RTPLAN = "1.2.840.10008.5.1.4.1.1.481.5"
-CT = "1.2.840.10008.5.1.4.1.1.2"
-REG = "1.2.840.10008.5.1.4.1.1.66.1"
+from reirrad.dicom.write import (
+    Roi,
+    fraction_group,
+    item,
+    new_dataset,
+    plan_references,
+    save_atomic,
+    set_dose_pixels,
+    set_structure_sets,
+    structure_set_reference,
+)
+
+CT, REG = CTImageStorage, SpatialRegistrationStorage
 
 
 def _base(sop_class: str, modality: str, frame_of_reference: str | None) -> Dataset:
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = sop_class
-    ds.SOPClassUID = sop_class
-    ds.SOPInstanceUID = generate_uid()
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.Modality = modality
-    ds.PatientID = "synthetic"
+    """A header-only object of the synthetic patient (no study, series or equipment attributes)."""
+    ds = new_dataset(sop_class, modality, PatientID="synthetic")
     if frame_of_reference is not None:
         ds.FrameOfReferenceUID = frame_of_reference
     return ds
@@ -50,7 +59,7 @@ def rtdose(
 ) -> Dataset:
     """An RTDOSE dataset holding ``pixels`` (frames, rows, columns), stored in its own dtype."""
     pixels = np.asarray(pixels)
-    ds = _base(RTDOSE, "RTDOSE", frame_of_reference)
+    ds = _base(RTDoseStorage, "RTDOSE", frame_of_reference)
     frames, rows, cols = pixels.shape
     ds.ImageOrientationPatient = list(iop)
     ds.ImagePositionPatient = list(ipp)
@@ -59,35 +68,10 @@ def rtdose(
     if number_of_frames:
         ds.NumberOfFrames = frames
     ds.GridFrameOffsetVector = list(offsets if offsets is not None else np.arange(frames) * 2.5)
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = pixels.dtype.itemsize * 8
-    ds.HighBit = ds.BitsStored - 1
-    ds.PixelRepresentation = int(pixels.dtype.kind == "i")
-    ds.DoseUnits, ds.DoseType, ds.DoseSummationType = units, "PHYSICAL", summation
-    ds.DoseGridScaling = scaling
-    ds.PixelData = pixels.astype(pixels.dtype.newbyteorder("<")).tobytes()
+    set_dose_pixels(ds, pixels, scaling, dose_type="PHYSICAL", summation_type=summation, units=units)
     if plan_uid is not None:
-        ref = Dataset()
-        ref.ReferencedSOPClassUID = RTPLAN
-        ref.ReferencedSOPInstanceUID = plan_uid
-        if fraction_group is not None:
-            fg = Dataset()
-            fg.ReferencedFractionGroupNumber = fraction_group
-            if beams:
-                fg.ReferencedBeamSequence = Sequence(
-                    [_item(ReferencedBeamNumber=b) for b in beams]
-                )
-            ref.ReferencedFractionGroupSequence = Sequence([fg])
-        ds.ReferencedRTPlanSequence = Sequence([ref])
+        ds.ReferencedRTPlanSequence = plan_references([plan_uid], fraction_group, beams)
     return ds
-
-
-def _item(**attributes) -> Dataset:
-    item = Dataset()
-    for keyword, value in attributes.items():
-        setattr(item, keyword, value)
-    return item
 
 
 def rtstruct(
@@ -98,38 +82,10 @@ def rtstruct(
     geometric_type: str = "CLOSED_PLANAR",
 ) -> Dataset:
     """An RTSTRUCT whose ROIs (numbered from 1 in dict order) hold the given contours (mm)."""
-    ds = _base(RTSTRUCT, "RTSTRUCT", None)
-    ds.ReferencedFrameOfReferenceSequence = Sequence([_item(FrameOfReferenceUID=frame_of_reference)])
-    ds.StructureSetROISequence = Sequence(
-        [
-            _item(ROINumber=n, ROIName=name, ReferencedFrameOfReferenceUID=frame_of_reference)
-            for n, name in enumerate(rois, 1)
-        ]
-    )
-    ds.ROIContourSequence = Sequence(
-        [
-            _item(
-                ReferencedROINumber=n,
-                ContourSequence=Sequence(
-                    [
-                        _item(
-                            ContourGeometricType="POINT" if len(c) == 1 else geometric_type,
-                            NumberOfContourPoints=len(c),
-                            ContourData=[float(v) for point in c for v in point],
-                        )
-                        for c in contours
-                    ]
-                ),
-            )
-            for n, contours in enumerate(rois.values(), 1)
-        ]
-    )
-    ds.RTROIObservationsSequence = Sequence(
-        [
-            _item(ObservationNumber=n, ReferencedROINumber=n, RTROIInterpretedType=(types or {}).get(name, "ORGAN"))
-            for n, name in enumerate(rois, 1)
-        ]
-    )
+    ds = _base(RTStructureSetStorage, "RTSTRUCT", None)
+    types = types or {}
+    rois_ = [Roi(name, contours, types.get(name, "ORGAN")) for name, contours in rois.items()]
+    set_structure_sets(ds, rois_, frame_of_reference, geometric_type=geometric_type)
     return ds
 
 
@@ -142,45 +98,32 @@ def rtplan(
     isocenter=(0.0, 0.0, 0.0),
 ) -> Dataset:
     """An RTPLAN: fraction groups as (fractions, [(beam number, beam dose Gy, meterset MU), ...])."""
-    ds = _base(RTPLAN, "RTPLAN", frame_of_reference)
+    ds = _base(RTPlanStorage, "RTPLAN", frame_of_reference)
     ds.RTPlanLabel = "synthetic"
     if prescription_gy is not None:
         ds.DoseReferenceSequence = Sequence(
-            [_item(DoseReferenceNumber=1, DoseReferenceStructureType="SITE", DoseReferenceType="TARGET",
-                   TargetPrescriptionDose=prescription_gy)]
+            [item(DoseReferenceNumber=1, DoseReferenceStructureType="SITE", DoseReferenceType="TARGET",
+                  TargetPrescriptionDose=prescription_gy)]
         )
-    beam_numbers = []
-    groups = []
-    for number, (fractions, beams) in enumerate(fraction_groups, 1):
-        groups.append(
-            _item(
-                FractionGroupNumber=number,
-                NumberOfFractionsPlanned=fractions,
-                NumberOfBeams=len(beams),
-                ReferencedBeamSequence=Sequence(
-                    [_item(ReferencedBeamNumber=b, BeamDose=d, BeamMeterset=mu) for b, d, mu in beams]
-                ),
-            )
-        )
-        beam_numbers += [b for b, _, _ in beams]
-    ds.FractionGroupSequence = Sequence(groups)
+    ds.FractionGroupSequence = Sequence(
+        fraction_group(number, fractions, beams) for number, (fractions, beams) in enumerate(fraction_groups, 1)
+    )
+    beam_numbers = [b for _, beams in fraction_groups for b, _, _ in beams]
     ds.BeamSequence = Sequence(
         [
-            _item(
+            item(
                 BeamNumber=b,
                 BeamName=f"B{b}",
                 RadiationType="PHOTON",
                 TreatmentDeliveryType="TREATMENT",
                 NumberOfControlPoints=1,
-                ControlPointSequence=Sequence([_item(ControlPointIndex=0, IsocenterPosition=list(isocenter))]),
+                ControlPointSequence=Sequence([item(ControlPointIndex=0, IsocenterPosition=list(isocenter))]),
             )
             for b in beam_numbers
         ]
     )
     if structure_set_uid is not None:
-        ds.ReferencedStructureSetSequence = Sequence(
-            [_item(ReferencedSOPClassUID=RTSTRUCT, ReferencedSOPInstanceUID=structure_set_uid)]
-        )
+        ds.ReferencedStructureSetSequence = structure_set_reference(structure_set_uid)
     return ds
 
 
@@ -190,7 +133,8 @@ def other(sop_class: str, modality: str, frame_of_reference: str = "1.2.3.4") ->
 
 
 def write(ds: Dataset, path: Path, *, big_endian: bool = False) -> Path:
-    """Write a copy of ``ds`` as a DICOM file; big endian swaps the pixel data bytes to match."""
+    """Write a copy of ``ds`` as a DICOM file (explicit VR; big endian swaps the pixel data bytes to match)
+    with reirrad's writer."""
     ds = copy.deepcopy(ds)
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.file_meta.TransferSyntaxUID = ExplicitVRBigEndian if big_endian else ExplicitVRLittleEndian
@@ -198,5 +142,4 @@ def write(ds: Dataset, path: Path, *, big_endian: bool = False) -> Path:
     if big_endian and "PixelData" in ds:
         dtype = np.dtype(f"{'i' if ds.PixelRepresentation else 'u'}{ds.BitsAllocated // 8}")
         ds.PixelData = np.frombuffer(ds.PixelData, dtype.newbyteorder("<")).astype(dtype.newbyteorder(">")).tobytes()
-    pydicom.dcmwrite(str(path), ds, write_like_original=False)
-    return path
+    return save_atomic(ds, path)

@@ -5,28 +5,26 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.dataset import Dataset
+from pydicom.uid import SpatialRegistrationStorage
 
-from reirrad.dicom.registration import SPATIAL_REGISTRATION_SOP_CLASS
-from reirrad.dicom.write import dose_dataset, save_atomic
+from reirrad.dicom.write import dose_dataset, item, new_dataset, registration_sequence, save_atomic
 from reirrad.grid import Grid
 
 
 def header(frame_of_reference_uid: str = "", patient_id: str = "SUM-001") -> Dataset:
     """Patient and study attributes of a synthetic phantom."""
-    ds = Dataset()
-    ds.PatientName = "Phantom^Sum"
-    ds.PatientID = patient_id
-    ds.PatientBirthDate = ""
-    ds.PatientSex = "O"
-    ds.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.1"
-    ds.StudyDate = "20250114"
-    ds.StudyTime = "120000"
-    ds.StudyID = "1"
-    ds.FrameOfReferenceUID = frame_of_reference_uid
-    return ds
+    return item(
+        PatientName="Phantom^Sum",
+        PatientID=patient_id,
+        PatientBirthDate="",
+        PatientSex="O",
+        StudyInstanceUID="1.2.826.0.1.3680043.8.498.1",
+        StudyDate="20250114",
+        StudyTime="120000",
+        StudyID="1",
+        FrameOfReferenceUID=frame_of_reference_uid,
+    )
 
 
 def axial_grid(origin, spacing, shape, frame_uid: str) -> Grid:
@@ -80,29 +78,11 @@ def write_reg(
     own_frame: str,
     registered: dict[str, np.ndarray],
     matrix_type: str = "RIGID",
-    sop_class: str = SPATIAL_REGISTRATION_SOP_CLASS,
+    sop_class: str = SpatialRegistrationStorage,
     patient_id: str = "SUM-001",
 ) -> Path:
     """A Spatial Registration file: each matrix maps its frame's points into ``own_frame``."""
-    ds = header(own_frame, patient_id)
-    ds.SOPClassUID = sop_class
-    ds.SOPInstanceUID = generate_uid()
-    ds.Modality = "REG"
-    items = []
-    for frame, matrix in registered.items():
-        entry = Dataset()
-        entry.FrameOfReferenceTransformationMatrixType = matrix_type
-        entry.FrameOfReferenceTransformationMatrix = [f"{v:.10g}" for v in np.asarray(matrix).ravel()]
-        registration = Dataset()
-        registration.MatrixSequence = Sequence([entry])
-        item = Dataset()
-        item.FrameOfReferenceUID = frame
-        item.MatrixRegistrationSequence = Sequence([registration])
-        items.append(item)
-    ds.RegistrationSequence = Sequence(items)
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.is_little_endian, ds.is_implicit_VR = True, False
+    ds = new_dataset(sop_class, "REG")
+    ds.update(header(own_frame, patient_id))
+    ds.RegistrationSequence = registration_sequence(registered, matrix_type=matrix_type)
     return save_atomic(ds, path)

@@ -20,7 +20,7 @@ import typer.core
 
 from reirrad import __version__
 from reirrad.errors import ReirradError
-from reirrad.outputs import TargetKind, fall_back_to_ascii, flush_stdout, say, silence_stdout, stdout, write_text
+from reirrad.outputs import fall_back_to_ascii, flush_stdout, say, silence_stdout, stdout
 from reirrad.verdicts import ExitCode
 
 if TYPE_CHECKING:  # rich is imported by the commands that print with it (start-up stays light)
@@ -123,10 +123,11 @@ def stdout_console(**options: Any) -> Console:
 
 
 def emit(text: str, output: str) -> None:
-    """Write ``text`` to ``output`` (a file, a device or ``-``) and say on stderr where it went."""
-    target = write_text(output, text)
-    if target.kind is not TargetKind.STREAM:
-        say(f"reirrad: wrote {target}")
+    """Write ``text`` to ``output`` (a file, a device or ``-``) and say on stderr where it went
+    (:func:`reirrad.report.emit.emit_text`)."""
+    from reirrad.report.emit import emit_text
+
+    emit_text(text, output)
 
 
 def _register() -> None:

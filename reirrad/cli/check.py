@@ -2,92 +2,19 @@
 
 from __future__ import annotations
 
-import io
 from datetime import date
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from reirrad.cli import app, emit, fail_input, stdout_console
-from reirrad.outputs import STDOUT, Interrupted, check_output, interrupts_raise, say, write_output
+from reirrad.cli import app, fail_input, stdout_console
+from reirrad.formats import OutputFormat
+from reirrad.outputs import STDOUT
 from reirrad.verdicts import FailOn
 
 if TYPE_CHECKING:  # the library is imported by the functions that use it (start-up stays light)
-    from reirrad.check import CheckOptions
-    from reirrad.results import CheckReport
     from reirrad.robust import Uncertainty
-
-
-class Format(str, Enum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-    junit = "junit"
-    html = "html"
-    pdf = "pdf"
-
-
-def render(report: CheckReport, fmt: Format, options: CheckOptions) -> str:
-    """The report as text in the chosen format (the table as plain text, for files)."""
-    from rich.console import Console
-
-    from reirrad.report.console import print_report
-    from reirrad.report.html import to_html
-    from reirrad.report.junit import to_junit
-    from reirrad.report.machine import to_csv, to_json
-
-    if fmt is Format.json:
-        return to_json(report)
-    if fmt is Format.csv:
-        return to_csv(report)
-    if fmt is Format.junit:
-        return to_junit(report, options.fail_on, options.allow_missing)
-    if fmt is Format.html:
-        return to_html(report)
-    console = Console(file=io.StringIO(), width=160, record=True)
-    print_report(report, console)
-    return console.export_text()
-
-
-def run_many(case_files: list[Path], fmt: Format, options: CheckOptions, output: str, quiet: bool,
-             store_path: Path | None, deidentify: bool = False, **batch) -> int:
-    """Batch audit (see reirrad.batch.run_batch for ``batch``); the batch exit code."""
-    from reirrad.batch import run_batch
-    from reirrad.check import batch_inputs
-    from reirrad.report.batch import print_batch_result, progress, render_batch
-    from reirrad.store import Store
-
-    if fmt in (Format.html, Format.pdf):
-        fail_input(f"--format {fmt.value} takes one case file; use json, csv, junit or table for a batch")
-    if store_path is not None and Path(output).absolute() == store_path.absolute():
-        fail_input(f"{output}: is the results store (--store); give another --output")
-    check_output(output, batch_inputs(case_files, options))
-    store = None if store_path is None else Store(store_path)
-    try:
-        with interrupts_raise(), progress(len(case_files), quiet) as on_outcome:
-            result = run_batch(case_files, options, on_outcome=on_outcome, store=store, **batch)
-    except (KeyboardInterrupt, Interrupted) as exc:
-        if isinstance(exc, Interrupted):
-            say(f"reirrad: interrupted by {exc.signal_name}")
-        if store is not None:
-            say(f"reirrad: finished cases are in {store.path}; run the same command to check the rest")
-        raise
-    finally:
-        if store is not None:
-            store.close()
-    if deidentify:  # --deidentify (tpsdeid): every report and path of the batch
-        from reirrad.deidentify import deidentify_batch
-
-        result = deidentify_batch(result)
-    for path, message in result.errors:
-        say(f"reirrad: error: {message}")
-    if output == STDOUT and fmt is Format.table:
-        print_batch_result(result, stdout_console())
-    else:
-        emit(render_batch(result, fmt.value, options), output)
-    return result.exit_code
 
 
 def _parse_date(text: Optional[str], option: str) -> Optional[date]:
@@ -126,7 +53,7 @@ def check(
         False, help="Use --prior-fractions / --new-fractions even where the plan says otherwise (flagged)."
     ),
     constraints: Optional[str] = typer.Option(None, help="Constraint set: built-in name or TOML path."),
-    format: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
+    format: OutputFormat = typer.Option(OutputFormat.TABLE, "--format", "-f", help="Output format."),
     output: str = typer.Option(STDOUT, "--output", "-o", help="Write to this file (atomically) instead of stdout (-)."),
     fail_on: FailOn = typer.Option(FailOn.FAIL, help="Exit 1 on 'fail' only, or on 'warn' too."),
     allow_missing: bool = typer.Option(False, help="Constraints that could not be evaluated do not fail the run."),
@@ -169,8 +96,7 @@ def check(
     from reirrad.batch import default_jobs
     from reirrad.case import case_from_folders, load_case
     from reirrad.check import CheckOptions, check_inputs, run_check
-    from reirrad.report.console import print_report
-    from reirrad.report.pdf import browser, to_pdf
+    from reirrad.report.emit import check_batch, check_target, emit_report
     from reirrad.robust import parse_uncertainty
 
     if case and (prior or new):
@@ -183,9 +109,14 @@ def check(
         **({} if registration_uncertainty is None else _uncertainty_options(parse_uncertainty(registration_uncertainty))),
     )
     if case and (len(case) > 1 or store is not None or scheduler is not None):
-        raise typer.Exit(run_many(
-            case, format, options, output, quiet, store, jobs=jobs or default_jobs(), scheduler=scheduler,
-            recompute=recompute, fail_fast=fail_fast, deidentify=deidentify,
+        if not format.batch:
+            fail_input(f"--format {format.value} takes one case file; use json, csv, junit or table for a batch")
+        if store is not None and Path(output).absolute() == store.absolute():
+            fail_input(f"{output}: is the results store (--store); give another --output")
+        raise typer.Exit(check_batch(
+            case, format, options, output, stdout_console, quiet=quiet, store_path=store,
+            jobs=jobs or default_jobs(), scheduler=scheduler, recompute=recompute, fail_fast=fail_fast,
+            deidentify=deidentify,
         ))
     if case:
         spec = load_case(case[0])
@@ -197,21 +128,13 @@ def check(
             _parse_date(new_start_date, "--new-start-date"), registration, prior_fractions, new_fractions,
             override_fractions,
         )
-    if format is Format.pdf:
-        if output == STDOUT:
-            fail_input("--format pdf writes a file: give --output FILE.pdf")
-        browser()  # refused before the check runs when Chromium is missing
-    check_output(output, check_inputs(spec, options))
+    if format is OutputFormat.PDF and output == STDOUT:
+        fail_input("--format pdf writes a file: give --output FILE.pdf")
+    check_target(format, output, check_inputs(spec, options))
     report = run_check(spec, options)
-    if deidentify:  # --deidentify (tpsdeid): one pseudonymised report for every format
+    if deidentify:  # --deidentify: one pseudonymised report for every format
         from reirrad.deidentify import deidentify_report
 
         report = deidentify_report(report)
-    if output == STDOUT and format is Format.table:
-        print_report(report, stdout_console())
-    elif format is Format.pdf:
-        pdf = to_pdf(report)
-        say(f"reirrad: wrote {write_output(output, lambda stream: stream.write(pdf))}")
-    else:
-        emit(render(report, format, options), output)
+    emit_report(report, format, output, options, stdout_console)
     raise typer.Exit(report.summary.exit_code)

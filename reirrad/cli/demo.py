@@ -7,11 +7,11 @@ from pathlib import Path
 import typer
 
 from reirrad.cli import app, stdout_console
-from reirrad.cli.check import Format, render
 from reirrad.data import sample_case
+from reirrad.formats import OutputFormat
 from reirrad.outputs import check_output, ensure_folder, write_text
 
-_FORMATS = ((Format.json, "json"), (Format.html, "html"), (Format.csv, "csv"), (Format.junit, "xml"))
+_FORMATS = (OutputFormat.JSON, OutputFormat.HTML, OutputFormat.CSV, OutputFormat.JUNIT)
 SAMPLE_CASE = sample_case()
 
 
@@ -27,12 +27,13 @@ def demo(
     from reirrad.case import load_case
     from reirrad.check import CheckOptions, check_inputs, run_check
     from reirrad.report.console import print_report
+    from reirrad.report.emit import render
 
     options = CheckOptions()
     spec = load_case(case)
     inputs = check_inputs(spec, options)
     ensure_folder(output_dir)
-    reports = {output_dir / f"report.{suffix}": fmt for fmt, suffix in _FORMATS}
+    reports = {output_dir / f"report.{fmt.suffix}": fmt for fmt in _FORMATS}
     for path in reports:
         check_output(path, inputs)
     screen = stdout_console()

@@ -22,18 +22,17 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+from pydicom.uid import DeformableSpatialRegistrationStorage, SpatialRegistrationStorage
 
 from reirrad.dicom.dose import RTDOSE_SOP_CLASS, DoseGrid, dose_from_dataset, read_dose
 from reirrad.dicom.identity import PatientIdentity, common_identity, identity_of, read_identity
-from reirrad.dicom.io import NotDicomError, read_dataset
+from reirrad.dicom.io import NotDicomError, decode_dataset, read_dataset
 from reirrad.dicom.plan import RT_ION_PLAN_SOP_CLASS, RTPLAN_SOP_CLASS, FractionGroup, Plan, plan_from_dataset
+from reirrad.dicom.registration import Registration, registration_from_dataset
 from reirrad.dicom.structures import RTSTRUCT_SOP_CLASS, StructureSet, structure_set_identity, structures_from_dataset
 from reirrad.errors import InputError
 
-REGISTRATION_SOP_CLASSES = {
-    "1.2.840.10008.5.1.4.1.1.66.1",  # Spatial Registration (rigid)
-    "1.2.840.10008.5.1.4.1.1.66.3",  # Deformable Spatial Registration
-}
+REGISTRATION_SOP_CLASSES = {SpatialRegistrationStorage, DeformableSpatialRegistrationStorage}
 PLAN_SOP_CLASSES = {RTPLAN_SOP_CLASS, RT_ION_PLAN_SOP_CLASS}
 SUPPORTED_SUMMATION = ("PLAN", "FRACTION", "BEAM")
 
@@ -104,6 +103,7 @@ class Course:
     files: tuple[Path, ...]  # the DICOM files used: doses, plans, structure set, registrations
     patient: PatientIdentity | None = None  # None when no file used names a patient
     in_memory: bool = False  # read from pydicom datasets: ``files`` are labels, not files to hash
+    registrations: tuple[Registration, ...] = ()  # REG datasets given in memory (read already)
 
     @property
     def structures(self) -> StructureSet | None:
@@ -365,35 +365,37 @@ def dataset_label(ds: pydicom.Dataset) -> Path:
 
 
 def course_from_datasets(datasets: Sequence[pydicom.Dataset], label: str | Path = "<in memory>") -> Course:
-    """Link already-read RTPLAN, RTDOSE and RTSTRUCT datasets into a :class:`Course`, exactly as
+    """Link already-read RTPLAN, RTDOSE, RTSTRUCT and REG datasets into a :class:`Course`, exactly as
     :func:`discover_course` links the files of a folder (same refusals and notes).
+
+    Every dataset is decoded first (:func:`reirrad.dicom.io.decode_dataset`): a value pydicom cannot
+    decode is refused naming the dataset.
 
     Parameters
     ----------
     datasets : sequence of pydicom.Dataset
-        The course's objects, RTDOSE with pixel data. Other objects (CT, ...) are skipped and noted.
+        The course's objects, RTDOSE with pixel data; a Spatial Registration (REG) relates this
+        course's frame to another's. Other objects (CT, ...) are skipped and noted.
     label : str or Path
         What the course is called in messages (``Course.folder``).
 
     Returns
     -------
     Course
-        ``files`` are the datasets' labels (:func:`dataset_label`), ``in_memory`` is True.
+        ``files`` are the datasets' labels (:func:`dataset_label`), ``in_memory`` is True; the REG
+        datasets are read into ``registrations`` (``registration_paths`` is empty).
 
     Raises
     ------
     reirrad.errors.InputError
-        No RTDOSE, a registration dataset (give a REG as a file), two datasets with one
-        SOPInstanceUID, or anything :func:`discover_course` refuses.
+        No RTDOSE, a deformable or non-rigid registration, two datasets with one SOPInstanceUID,
+        or anything :func:`discover_course` refuses.
     """
     label = Path(label)
     found: dict[str, list[tuple[Path, pydicom.Dataset]]] = defaultdict(list)
     others: Counter = Counter()
     for ds in datasets:
-        kind = _kind(ds)
-        if kind == "registration":
-            raise InputError(dataset_label(ds), "a registration is given as a file path (registration=), "
-                             "not as an in-memory dataset")
+        kind = _kind(decode_dataset(ds, dataset_label(ds)))
         if kind is None:
             others[_other_kind(ds)] += 1
         else:
@@ -406,7 +408,9 @@ def course_from_datasets(datasets: Sequence[pydicom.Dataset], label: str | Path 
     notes = [f"skipped {n} {kind} dataset(s)" for kind, n in sorted(others.items())]
     notes.append("read from in-memory datasets: files are named by SOPInstanceUID, not by a SHA-256 of a file")
     doses = [dose_from_dataset(ds, path) for path, ds in found["dose"]]
-    return replace(_linked(label, found, notes, doses, None), in_memory=True)
+    registrations = tuple(registration_from_dataset(ds, path) for path, ds in found["registration"])
+    course = _linked(label, found, notes, doses, None)
+    return replace(course, in_memory=True, registration_paths=(), registrations=registrations)
 
 
 def _linked(

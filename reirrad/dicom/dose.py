@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+from pydicom.uid import RTDoseStorage
 
 from reirrad.dicom.io import (
     check_sop_class,
@@ -35,7 +36,7 @@ from reirrad.dicom.io import (
 from reirrad.errors import InputError
 from reirrad.grid import Grid, require_memory, vec3
 
-RTDOSE_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.2"
+RTDOSE_SOP_CLASS = RTDoseStorage
 _ABSOLUTE_OFFSET_TOL_MM = 0.01  # absolute GridFrameOffsetVector: first value = IPP z (DS rounding)
 _EVEN_SPACING_TOL_MM = 1e-3
 

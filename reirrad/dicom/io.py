@@ -200,6 +200,18 @@ def read_dataset(path: str | Path, stop_before_pixels: bool = False) -> pydicom.
     return ds
 
 
+def decode_dataset(ds: pydicom.Dataset, label: str | Path) -> pydicom.Dataset:
+    """Decode every element of an already-read dataset, as :func:`read_dataset` decodes a file.
+
+    For datasets given in memory (the Python API): a value pydicom cannot decode is an
+    :class:`InputError` naming ``label`` (what the dataset goes by in messages) instead of a
+    pydicom exception later, and pydicom's warnings are not printed. Returns ``ds``.
+    """
+    with quiet_pydicom():
+        _decode_all(ds, Path(label))
+    return ds
+
+
 def require(ds: pydicom.Dataset, keyword: str, path: Path) -> Any:
     """Value of a required attribute, or an InputError naming the attribute."""
     value = ds.get(keyword)

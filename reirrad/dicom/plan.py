@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pydicom
+from pydicom.uid import RTIonPlanStorage, RTPlanStorage
 
 from reirrad.dicom.io import (
     check_sop_class,
@@ -29,8 +30,8 @@ from reirrad.dicom.io import (
 )
 from reirrad.errors import InputError
 
-RTPLAN_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.5"
-RT_ION_PLAN_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.8"
+RTPLAN_SOP_CLASS = RTPlanStorage
+RT_ION_PLAN_SOP_CLASS = RTIonPlanStorage
 
 
 @dataclass(frozen=True)

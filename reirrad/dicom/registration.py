@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pydicom
+from pydicom.uid import DeformableSpatialRegistrationStorage, SpatialRegistrationStorage
 
 from reirrad.dicom.io import numbers, read_dataset, require, uid
 from reirrad.errors import InputError
 
-SPATIAL_REGISTRATION_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.1"
-DEFORMABLE_REGISTRATION_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.3"
+SPATIAL_REGISTRATION_SOP_CLASS = SpatialRegistrationStorage
+DEFORMABLE_REGISTRATION_SOP_CLASS = DeformableSpatialRegistrationStorage
 RIGID_TYPES = ("RIGID", "RIGID_SCALE")
 _TOLERANCE = 1e-4  # on rotation orthonormality and determinant
 
@@ -58,8 +60,13 @@ class Registration:
 
 def read_registration(path: str | Path) -> Registration:
     """Read a rigid Spatial Registration file; refuses deformable and non-rigid matrices."""
+    return registration_from_dataset(read_dataset(path), path)
+
+
+def registration_from_dataset(ds: pydicom.Dataset, path: str | Path) -> Registration:
+    """The rigid transforms of a read Spatial Registration dataset (``path`` names it in messages);
+    refuses deformable and non-rigid matrices."""
     path = Path(path)
-    ds = read_dataset(path)
     sop_class = str(ds.get("SOPClassUID", ""))
     if sop_class == DEFORMABLE_REGISTRATION_SOP_CLASS:
         raise InputError(path, "deformable registration is not supported; export a rigid registration (REG)")

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.dataelem import RawDataElement
+from pydicom.uid import RTStructureSetStorage
 
 from reirrad.dicom.identity import PatientIdentity, identity_of
 from reirrad.dicom.io import (
@@ -31,7 +32,7 @@ from reirrad.dicom.io import (
 )
 from reirrad.errors import InputError
 
-RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
+RTSTRUCT_SOP_CLASS = RTStructureSetStorage
 _PLANAR_TOL_MM = 1e-3
 
 

@@ -1,29 +1,41 @@
-"""Write a dose array on a :class:`Grid` as an RTDOSE file (under the output policy of
-:mod:`reirrad.outputs`: atomically, never over an input).
+"""The one DICOM writer: builds the RT objects reirrad writes, the sample-plan generator writes and
+the tests write, and saves them (product outputs under the policy of :mod:`reirrad.outputs`:
+atomically, never over an input).
 
-The patient and study modules are copied from a header dataset (the reference course's RTDOSE);
-series, instance and equipment attributes are new. Pixel data are unsigned integers times
-DoseGridScaling: 32-bit by default, 16-bit on request (dciodvfy cannot read 32-bit pixel data).
+- :func:`new_dataset`: SOP Common attributes, Modality and file meta (:func:`set_file_meta`: explicit
+  VR little endian);
+  :func:`rt_dataset` adds the Patient and General Study modules copied from a header dataset and
+  new General Series, Frame of Reference and General Equipment attributes.
+- Builders of the RT modules: :func:`set_dose_pixels` and :func:`set_grid_geometry` (RTDOSE),
+  :func:`plan_references`, :func:`set_structure_sets` with :class:`Roi` (RTSTRUCT),
+  :func:`fraction_group` and :func:`structure_set_reference` (RTPLAN), :func:`registration_sequence` (REG).
+- :func:`dose_dataset`: the product's RTDOSE of a dose array on a :class:`Grid`; the patient and study
+  come from the reference course's RTDOSE, series, instance and equipment are new. Pixel data are
+  unsigned integers times DoseGridScaling: 32-bit by default, 16-bit on request (dciodvfy cannot read
+  32-bit pixel data).
+
+SOP class UIDs are pydicom's (:mod:`pydicom.uid`), never spelled out here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import abc
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, RTDoseStorage, RTPlanStorage, RTStructureSetStorage, generate_uid
 
 from reirrad import __version__
-from reirrad.dicom.dose import RTDOSE_SOP_CLASS
 from reirrad.grid import Grid
 from reirrad.outputs import check_output, write_output
 
-RTPLAN_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.5"
 GRID_FRAME_OFFSET_VECTOR_TAG = 0x3004000C
 # Patient and General Study modules (PS3.3 C.7.1.1, C.7.2.1): copied, or empty when absent (type 2).
 PATIENT_STUDY_KEYWORDS = (
@@ -39,11 +51,14 @@ PATIENT_STUDY_KEYWORDS = (
     "AccessionNumber",
     "StudyDescription",
 )
+# General Equipment module (PS3.3 C.7.5.1) of what reirrad writes.
+REIRRAD_EQUIPMENT: Mapping[str, str] = {"Manufacturer": "reirrad", "SoftwareVersions": __version__}
 _LO_LENGTH = 64  # maximum characters of an LO value (SeriesDescription, DoseComment)
+NumberText = Callable[[float], "str | float"]  # how a builder writes a decimal (DS) value
 
 
 def _ds_string(value: float) -> str:
-    """A decimal string of at most 16 characters (VR DS)."""
+    """A decimal string of at most 16 characters (VR DS), with as many digits as fit (at most 12)."""
     for digits in range(12, 0, -1):
         text = f"{value:.{digits}g}"
         if len(text) <= 16:
@@ -54,6 +69,101 @@ def _ds_string(value: float) -> str:
 def _short(text: str) -> str:
     """Text cut to the LO length, marked with an ellipsis when cut."""
     return text if len(text) <= _LO_LENGTH else text[: _LO_LENGTH - 3] + "..."
+
+
+def item(**attributes: Any) -> Dataset:
+    """A dataset (typically a sequence item) with ``attributes`` (DICOM keyword = value)."""
+    ds = Dataset()
+    for keyword, value in attributes.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+def file_meta(ds: Dataset, implementation: tuple[str, str] | None = None) -> FileMetaDataset:
+    """File meta information of ``ds`` for explicit VR little endian.
+
+    ``implementation`` is (ImplementationClassUID, ImplementationVersionName); default: pydicom's,
+    filled in when the file is written.
+    """
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    if implementation is not None:
+        meta.ImplementationClassUID = UID(implementation[0])
+        meta.ImplementationVersionName = implementation[1]
+    return meta
+
+
+def set_file_meta(ds: Dataset, implementation: tuple[str, str] | None = None) -> Dataset:
+    """Give ``ds`` its file meta (:func:`file_meta`) and the explicit VR little endian encoding; returns ``ds``."""
+    ds.file_meta = file_meta(ds, implementation)
+    ds.is_little_endian, ds.is_implicit_VR = True, False
+    return ds
+
+
+def new_dataset(
+    sop_class_uid: str,
+    modality: str,
+    *,
+    sop_instance_uid: str | None = None,
+    **attributes: Any,
+) -> Dataset:
+    """A dataset of ``sop_class_uid`` with a new (or the given) SOPInstanceUID, its Modality, the
+    further ``attributes`` and its file meta (:func:`set_file_meta`)."""
+    ds = item(SOPClassUID=sop_class_uid, SOPInstanceUID=sop_instance_uid or generate_uid(), Modality=modality)
+    for keyword, value in attributes.items():
+        setattr(ds, keyword, value)
+    return set_file_meta(ds)
+
+
+def rt_dataset(
+    sop_class_uid: str,
+    modality: str,
+    header: Dataset,
+    *,
+    description: str,
+    frame_of_reference_uid: str,
+    created: datetime,
+    sop_instance_uid: str | None = None,
+    series_instance_uid: str | None = None,
+    series_number: int = 1,
+    operators_name: str = "",
+    equipment: Mapping[str, str] = REIRRAD_EQUIPMENT,
+) -> Dataset:
+    """A new object of a patient's study: the modules every RT object written here shares.
+
+    Patient and General Study (:data:`PATIENT_STUDY_KEYWORDS` and SpecificCharacterSet) are copied
+    from ``header`` (empty when absent; a new StudyInstanceUID when it has none); General Series
+    (new SeriesInstanceUID unless given, ``description`` cut to 64 characters), Frame of Reference,
+    General Equipment (``equipment``: keyword -> value) and SOP Common (InstanceCreationDate and
+    Time from ``created``) are new.
+    """
+    ds = new_dataset(
+        sop_class_uid,
+        modality,
+        sop_instance_uid=sop_instance_uid,
+        InstanceCreationDate=created.strftime("%Y%m%d"),
+        InstanceCreationTime=created.strftime("%H%M%S"),
+        SeriesInstanceUID=series_instance_uid or generate_uid(),
+        SeriesNumber=series_number,
+        SeriesDescription=_short(description),
+        InstanceNumber=1,
+        OperatorsName=operators_name,
+        FrameOfReferenceUID=frame_of_reference_uid,
+        PositionReferenceIndicator="",
+        **equipment,
+    )
+    for keyword in PATIENT_STUDY_KEYWORDS:
+        setattr(ds, keyword, header.get(keyword, ""))
+    if "SpecificCharacterSet" in header:
+        ds.SpecificCharacterSet = header.SpecificCharacterSet
+    if not ds.StudyInstanceUID:
+        ds.StudyInstanceUID = generate_uid()
+    return ds
+
+
+# ------------------------------------------------------------------ RTDOSE
 
 
 def encode_pixels(dose_gy: np.ndarray, bits: int) -> tuple[np.ndarray, str]:
@@ -76,21 +186,50 @@ def encode_pixels(dose_gy: np.ndarray, bits: int) -> tuple[np.ndarray, str]:
     return pixels.astype(np.uint32 if bits == 32 else np.uint16), scaling_text
 
 
-def _geometry(grid: Grid) -> dict[str, object]:
-    """Image Plane and multi-frame attributes of a grid (frame offsets relative, first = 0)."""
+def set_dose_pixels(
+    ds: Dataset, pixels: np.ndarray, scaling: str | float, *, dose_type: str, summation_type: str, units: str = "GY"
+) -> None:
+    """Image Pixel and RT Dose attributes of ``pixels`` (frames, rows, columns): integers of their own
+    dtype (signed or not), stored little endian, times ``scaling`` (DoseGridScaling) in ``units``."""
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = pixels.dtype.itemsize * 8
+    ds.HighBit = ds.BitsStored - 1
+    ds.PixelRepresentation = int(pixels.dtype.kind == "i")
+    ds.DoseUnits, ds.DoseType, ds.DoseSummationType = units, dose_type, summation_type
+    ds.DoseGridScaling = scaling
+    ds.PixelData = pixels.astype(pixels.dtype.newbyteorder("<")).tobytes()
+
+
+def set_grid_geometry(ds: Dataset, grid: Grid) -> None:
+    """Image Plane and multi-frame attributes of ``grid`` (frame offsets relative, first = 0)."""
     normal = np.cross(grid.row_direction, grid.column_direction)
     step = grid.spacing_mm[0] * float(np.dot(grid.frame_direction, normal))
-    return {
-        "ImagePositionPatient": [_ds_string(v) for v in grid.origin_mm],
-        "ImageOrientationPatient": [_ds_string(v) for v in (*grid.row_direction, *grid.column_direction)],
-        "PixelSpacing": [_ds_string(grid.spacing_mm[1]), _ds_string(grid.spacing_mm[2])],
-        "SliceThickness": _ds_string(grid.spacing_mm[0]),
-        "GridFrameOffsetVector": [_ds_string(k * step) for k in range(grid.shape[0])],
-        "NumberOfFrames": grid.shape[0],
-        "FrameIncrementPointer": GRID_FRAME_OFFSET_VECTOR_TAG,
-        "Rows": grid.shape[1],
-        "Columns": grid.shape[2],
-    }
+    ds.ImagePositionPatient = [_ds_string(v) for v in grid.origin_mm]
+    ds.ImageOrientationPatient = [_ds_string(v) for v in (*grid.row_direction, *grid.column_direction)]
+    ds.PixelSpacing = [_ds_string(grid.spacing_mm[1]), _ds_string(grid.spacing_mm[2])]
+    ds.SliceThickness = _ds_string(grid.spacing_mm[0])
+    ds.GridFrameOffsetVector = [_ds_string(k * step) for k in range(grid.shape[0])]
+    ds.NumberOfFrames = grid.shape[0]
+    ds.FrameIncrementPointer = GRID_FRAME_OFFSET_VECTOR_TAG
+    ds.Rows, ds.Columns = grid.shape[1], grid.shape[2]
+
+
+def plan_references(
+    plan_uids: Iterable[str], fraction_group: int | None = None, beams: abc.Sequence[int] = ()
+) -> Sequence:
+    """ReferencedRTPlanSequence of an RTDOSE: one item per distinct plan UID, optionally naming a
+    fraction group (and its beams) of the plan."""
+    references = []
+    for uid in dict.fromkeys(plan_uids):
+        reference = item(ReferencedSOPClassUID=RTPlanStorage, ReferencedSOPInstanceUID=uid)
+        if fraction_group is not None:
+            group = item(ReferencedFractionGroupNumber=fraction_group)
+            if beams:
+                group.ReferencedBeamSequence = Sequence([item(ReferencedBeamNumber=b) for b in beams])
+            reference.ReferencedFractionGroupSequence = Sequence([group])
+        references.append(reference)
+    return Sequence(references)
 
 
 def dose_dataset(
@@ -112,56 +251,153 @@ def dose_dataset(
     if dose_gy.shape != grid.shape:
         raise ValueError(f"dose shape {dose_gy.shape} does not match grid {grid.shape}")
     pixels, scaling = encode_pixels(dose_gy, bits)
-    now = datetime.now()
-    ds = Dataset()
-    for keyword in PATIENT_STUDY_KEYWORDS:
-        setattr(ds, keyword, header.get(keyword, ""))
-    if "SpecificCharacterSet" in header:
-        ds.SpecificCharacterSet = header.SpecificCharacterSet
-    if not ds.StudyInstanceUID:
-        ds.StudyInstanceUID = generate_uid()
-    ds.SOPClassUID = RTDOSE_SOP_CLASS
-    ds.SOPInstanceUID = generate_uid()
-    ds.InstanceCreationDate, ds.InstanceCreationTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
+    ds = rt_dataset(
+        RTDoseStorage,
+        "RTDOSE",
+        header,
+        description=description,
+        frame_of_reference_uid=grid.frame_of_reference_uid or header.get("FrameOfReferenceUID", ""),
+        created=datetime.now(),
+    )
     ds.ContentDate, ds.ContentTime = ds.InstanceCreationDate, ds.InstanceCreationTime
-    ds.Modality = "RTDOSE"
-    ds.SeriesInstanceUID = generate_uid()
-    ds.SeriesNumber = 1
-    ds.InstanceNumber = 1
-    ds.OperatorsName = ""
-    ds.SeriesDescription = _short(description)
     ds.ImageComments = description
-    ds.Manufacturer = "reirrad"
-    ds.SoftwareVersions = __version__
-    ds.FrameOfReferenceUID = grid.frame_of_reference_uid or header.get("FrameOfReferenceUID", "")
-    ds.PositionReferenceIndicator = ""
-    for keyword, value in _geometry(grid).items():
-        setattr(ds, keyword, value)
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = bits
-    ds.HighBit = bits - 1
-    ds.PixelRepresentation = 0
-    ds.DoseUnits = "GY"
-    ds.DoseType = dose_type
-    ds.DoseSummationType = summation_type
+    set_grid_geometry(ds, grid)
+    set_dose_pixels(ds, pixels, scaling, dose_type=dose_type, summation_type=summation_type)
     ds.DoseComment = _short(description)
-    ds.DoseGridScaling = scaling
-    references = []
-    for uid in dict.fromkeys(plan_uids):
-        item = Dataset()
-        item.ReferencedSOPClassUID = RTPLAN_SOP_CLASS
-        item.ReferencedSOPInstanceUID = uid
-        references.append(item)
+    references = plan_references(plan_uids)
     if references:
-        ds.ReferencedRTPlanSequence = Sequence(references)
-    ds.PixelData = pixels.tobytes()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.is_little_endian, ds.is_implicit_VR = True, False
+        ds.ReferencedRTPlanSequence = references
     return ds
+
+
+# ------------------------------------------------------------------ RTSTRUCT
+
+
+@dataclass(frozen=True)
+class Roi:
+    """One ROI of a structure set: its name, contours (each (N, 3) in mm, one plane each; None: the
+    ROI has no ContourSequence) and the optional attributes some writers give."""
+
+    name: str
+    contours_mm: abc.Sequence[Any] | None
+    interpreted_type: str = "ORGAN"
+    color: tuple[int, int, int] | None = None
+    generation_algorithm: str = ""
+    interpreter: str = ""
+
+
+def _contour(number: int, points_mm: Any, geometric_type: str, number_text: NumberText) -> Dataset:
+    points = np.asarray(points_mm, dtype=float).reshape(-1, 3)
+    return item(
+        ContourNumber=number,
+        ContourGeometricType="POINT" if len(points) == 1 else geometric_type,
+        NumberOfContourPoints=len(points),
+        ContourData=[number_text(v) for v in points.ravel()],
+    )
+
+
+def set_structure_sets(
+    ds: Dataset,
+    rois: abc.Sequence[Roi],
+    frame_of_reference_uid: str,
+    *,
+    geometric_type: str = "CLOSED_PLANAR",
+    number_text: NumberText = float,
+) -> None:
+    """Structure Set (frame and ROI sequences), ROI Contour and RT ROI Observations modules of ``rois``,
+    numbered from 1 in order; a single-point contour is a POINT, every other one ``geometric_type``."""
+    ds.ReferencedFrameOfReferenceSequence = Sequence([item(FrameOfReferenceUID=frame_of_reference_uid)])
+    ds.StructureSetROISequence = Sequence(
+        item(
+            ROINumber=n,
+            ReferencedFrameOfReferenceUID=frame_of_reference_uid,
+            ROIName=roi.name,
+            ROIGenerationAlgorithm=roi.generation_algorithm,
+        )
+        for n, roi in enumerate(rois, 1)
+    )
+    contours = []
+    for n, roi in enumerate(rois, 1):
+        entry = item() if roi.color is None else item(ROIDisplayColor=list(roi.color))
+        if roi.contours_mm is not None:
+            entry.ContourSequence = Sequence(
+                _contour(i, c, geometric_type, number_text) for i, c in enumerate(roi.contours_mm, 1)
+            )
+        entry.ReferencedROINumber = n
+        contours.append(entry)
+    ds.ROIContourSequence = Sequence(contours)
+    ds.RTROIObservationsSequence = Sequence(
+        item(
+            ObservationNumber=n,
+            ReferencedROINumber=n,
+            RTROIInterpretedType=roi.interpreted_type,
+            ROIInterpreter=roi.interpreter,
+        )
+        for n, roi in enumerate(rois, 1)
+    )
+
+
+# ------------------------------------------------------------------ RTPLAN
+
+
+def structure_set_reference(structure_set_uid: str) -> Sequence:
+    """ReferencedStructureSetSequence of an RTPLAN naming one RTSTRUCT."""
+    return Sequence([item(ReferencedSOPClassUID=RTStructureSetStorage, ReferencedSOPInstanceUID=structure_set_uid)])
+
+
+def fraction_group(
+    number: int,
+    fractions: int,
+    beams: abc.Sequence[tuple[int, str | float, str | float]],
+    dose_reference_number: int | None = None,
+) -> Dataset:
+    """One FractionGroupSequence item: ``fractions`` planned, ``beams`` as (beam number, BeamDose in
+    Gy per fraction, BeamMeterset), optionally referring to a dose reference."""
+    group = item(
+        FractionGroupNumber=number,
+        NumberOfFractionsPlanned=fractions,
+        NumberOfBeams=len(beams),
+        NumberOfBrachyApplicationSetups=0,
+        ReferencedBeamSequence=Sequence(
+            item(BeamDose=dose, BeamMeterset=meterset, ReferencedBeamNumber=beam) for beam, dose, meterset in beams
+        ),
+    )
+    if dose_reference_number is not None:
+        group.ReferencedDoseReferenceSequence = Sequence([item(ReferencedDoseReferenceNumber=dose_reference_number)])
+    return group
+
+
+# ------------------------------------------------------------------ REG
+
+
+def registration_sequence(
+    to_own_frame: Mapping[str, np.ndarray],
+    *,
+    matrix_type: str = "RIGID",
+    type_code: tuple[str, str, str] | None = None,
+    number_text: NumberText = _ds_string,
+) -> Sequence:
+    """RegistrationSequence of a Spatial Registration: one item per frame of reference, whose 4x4
+    matrix maps that frame's points (mm) into the REG's own frame (PS3.3 C.20.2).
+
+    ``type_code`` is the RegistrationTypeCodeSequence item (CodeValue, CodingSchemeDesignator,
+    CodeMeaning), e.g. ("125025", "DCM", "Visual Alignment").
+    """
+    items = []
+    for frame, matrix in to_own_frame.items():
+        entry = item(
+            FrameOfReferenceTransformationMatrixType=matrix_type,
+            FrameOfReferenceTransformationMatrix=[number_text(v) for v in np.asarray(matrix, dtype=float).ravel()],
+        )
+        registration = item(MatrixSequence=Sequence([entry]))
+        if type_code is not None:
+            code = item(CodeValue=type_code[0], CodingSchemeDesignator=type_code[1], CodeMeaning=type_code[2])
+            registration.RegistrationTypeCodeSequence = Sequence([code])
+        items.append(item(FrameOfReferenceUID=frame, MatrixRegistrationSequence=Sequence([registration])))
+    return Sequence(items)
+
+
+# ------------------------------------------------------------------ writing
 
 
 def save_atomic(ds: Dataset, path: str | Path) -> Path:

@@ -22,19 +22,23 @@ from rich.text import Text
 
 from reirrad.batch import BatchResult, CaseOutcome
 from reirrad.check import CheckOptions
+from reirrad.formats import OutputFormat
 from reirrad.report.console import print_batch
 from reirrad.report.junit import to_junit_batch
 from reirrad.report.machine import to_csv_batch, to_json_batch
 
 
-def render_batch(batch: BatchResult, fmt: str, options: CheckOptions) -> str:
-    """Every case in one document, in input order ("json", "csv", "junit" or "table" as plain text)."""
+def render_batch(batch: BatchResult, fmt: OutputFormat | str, options: CheckOptions) -> str:
+    """Every case in one document, in input order (JSON, CSV, JUnit, or the table as plain text)."""
+    fmt = OutputFormat(fmt)
+    if not fmt.batch:
+        raise ValueError(f"{fmt.value} holds one case, not a batch")
     reports, errors = list(batch.reports), list(batch.errors)
-    if fmt == "json":
+    if fmt is OutputFormat.JSON:
         return to_json_batch(reports, errors, batch.exit_code, batch.not_run)
-    if fmt == "csv":
+    if fmt is OutputFormat.CSV:
         return to_csv_batch(reports)
-    if fmt == "junit":
+    if fmt is OutputFormat.JUNIT:
         return to_junit_batch(reports, errors, options.fail_on, options.allow_missing, batch.not_run)
     console = Console(file=io.StringIO(), width=160, record=True)
     print_batch_result(batch, console)
