@@ -318,6 +318,47 @@ ORGANS_A: dict[str, Shape] = {
 
 
 # --------------------------------------------------------------------------------------------
+# Planning CT phantom (Hounsfield units as a function of frame-A coordinates)
+# --------------------------------------------------------------------------------------------
+
+HU_AIR, HU_FAT, HU_SOFT, HU_BONE, HU_CORTEX = -1000.0, -90.0, 35.0, 450.0, 1200.0
+_SPINE_SHIFT_Y_MM = -20.0  # vertebral bodies lie anterior (-y) of the cord
+_DISC_Z_MM = (-88.0, -71.0, -55.0, -37.0, -21.0, -4.0, 13.0)  # uneven on purpose: no z-periodic optimum
+CT_ANATOMY_A: dict[str, Shape] = {
+    "vertebrae": Tube(tuple((x, y + _SPINE_SHIFT_Y_MM, z) for x, y, z in CORD_PATH[:3]), 9.0),
+    "spinal_canal_wall": Tube(CORD_PATH[:3], 12.0),
+    "skull": Ellipsoid((0.0, 6.0, 74.0), (66.0, 76.0, 52.0)),
+    "brain": Ellipsoid((0.0, 6.0, 74.0), (59.0, 69.0, 45.0)),
+    "airway": Union((
+        Tube(((0.0, -6.0, -60.0), (0.0, -6.0, 25.0)), 8.0),
+        Tube(((0.0, -28.0, -99.0), (0.0, -26.0, -42.0), (0.0, -8.0, -58.0)), 6.5),
+        Ellipsoid((0.0, -30.0, 38.0), (22.0, 18.0, 9.0)),  # nasal cavity / maxillary sinuses
+    )),
+}
+
+
+def ct_hu(points_a_mm: np.ndarray) -> np.ndarray:
+    """Hounsfield units of the phantom patient at points (..., 3) of frame A (mm).
+
+    Air outside the body, a fat layer under the skin, soft tissue, a bony skull around the brain,
+    the mandible (cortical bone), vertebral bodies with intervertebral discs at uneven heights, a
+    ring of bone around the spinal canal, and air in the pharynx, trachea and nasal cavity.
+    """
+    p = np.asarray(points_a_mm, dtype=float)
+    body = ORGANS_A["body"].sdf(p)
+    hu = np.where(body > -6.0, HU_FAT, HU_SOFT)
+    ring = (CT_ANATOMY_A["spinal_canal_wall"].sdf(p) <= 0) & (ORGANS_A["cord_prv5"].sdf(p) > -3.0)
+    discs = np.min(np.abs(p[..., 2, None] - np.asarray(_DISC_Z_MM)), axis=-1) < 2.5
+    hu = np.where(ring, HU_BONE, hu)
+    hu = np.where((CT_ANATOMY_A["vertebrae"].sdf(p) <= 0) & ~discs, HU_BONE, hu)
+    skull = (CT_ANATOMY_A["skull"].sdf(p) <= 0) & (CT_ANATOMY_A["brain"].sdf(p) > 0) & (p[..., 2] > 40.0)
+    hu = np.where(skull, HU_CORTEX, hu)
+    hu = np.where(ORGANS_A["mandible"].sdf(p) <= 0, HU_CORTEX, hu)
+    hu = np.where(CT_ANATOMY_A["airway"].sdf(p) <= 0, HU_AIR, hu)
+    return np.where(body > 0, HU_AIR, hu)
+
+
+# --------------------------------------------------------------------------------------------
 # Dose models (physical dose in Gy as a function of the coordinates of the course's own frame)
 # --------------------------------------------------------------------------------------------
 
