@@ -515,6 +515,12 @@ def map_courses(courses: Sequence[LoadedCourse], case: CaseSpec, cover: Sequence
         if not course.frame_of_reference_uid:  # never "the same frame" as another missing one
             raise InputError(course.spec.path, f"course {course.name!r} has no frame of reference")
     registrations = _read_registrations(courses)
+    # autoreg hook: courses asking for it (registration = "auto" / --auto-register) and related to the
+    # reference by no REG get an automatic rigid CT registration, used exactly like a REG file.
+    if any(c.spec.auto_register for c in courses):
+        from reirrad.autoreg import automatic_registrations
+
+        registrations += automatic_registrations(courses, registrations)
     transforms = [
         reference_to_moving(frame, course.frame_of_reference_uid, registrations, course.spec.path)
         for course in courses

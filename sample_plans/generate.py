@@ -1072,7 +1072,7 @@ def _values_preformatted() -> Iterator[None]:
 def write_case(case: CaseSpec, out_dir: Path) -> list[Path]:
     """Write every DICOM file and the case.toml of ``case`` under ``out_dir``; return their paths."""
     with _values_preformatted():
-        return _write_case(case, out_dir)
+        return _write_case(case, out_dir) + (write_ct(case, out_dir) if case.folder in CT_CASES else [])
 
 
 def _write_case(case: CaseSpec, out_dir: Path) -> list[Path]:
@@ -1094,6 +1094,53 @@ def _write_case(case: CaseSpec, out_dir: Path) -> list[Path]:
         written.append(root / new.folder / "reg.dcm")
     _write_text(case_toml(case), root / "case.toml")
     written.append(root / "case.toml")
+    return written
+
+
+# --------------------------------------------------------------------------------------------
+# Planning CTs (autoreg): the phantom of ``ct_hu`` on each course's 3 mm grid, in its own frame
+# --------------------------------------------------------------------------------------------
+
+CT_FOLDER = "ct"  # below each course folder: one file per slice
+CT_CASES = ("hn_sbrt_reirradiation",)  # the case whose courses lie in different frames
+_CT_EQUIPMENT = ("Manufacturer", "ManufacturerModelName", "DeviceSerialNumber", "SoftwareVersions", "StationName")
+
+
+def ct_hu_in_course_frame(course: CourseSpec, points_mm: np.ndarray) -> np.ndarray:
+    """Phantom HU at points (..., 3) of the course's own frame (mm)."""
+    back = course.from_frame_a.inverse().apply(np.asarray(points_mm, dtype=float).reshape(-1, 3))
+    return ct_hu(back).reshape(np.shape(points_mm)[:-1])
+
+
+def build_ct(case: CaseSpec, course: CourseSpec) -> list[Dataset]:
+    """The course's planning CT: one CT Image Storage dataset per 3 mm slice of ``grid_for(course)``."""
+    from reirrad.dicom.write import ct_series_datasets
+    from reirrad.grid import Grid
+
+    axis_grid = grid_for(course)
+    x, y, z = axis_grid.axes_mm()
+    zz, yy, xx = np.meshgrid(z, y, x, indexing="ij")
+    hu = ct_hu_in_course_frame(course, np.stack([xx, yy, zz], axis=-1))
+    spacing = axis_grid.spacing_mm
+    grid = Grid(axis_grid.origin_mm, (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0),
+                (spacing, spacing, spacing), axis_grid.shape, _frame_uid(case, course))
+    base = _base(case, course, "", "", "CT", 4, "Planning CT (phantom)")
+    slices = ct_series_datasets(hu, grid, base, description="Planning CT (phantom)",
+                                uid_for=lambda name: course_uid(case, course, name))
+    for ds in slices:  # fixed equipment texts: the files do not change with reirrad's version
+        for keyword in _CT_EQUIPMENT:
+            setattr(ds, keyword, base.get(keyword))
+    return slices
+
+
+def write_ct(case: CaseSpec, out_dir: Path) -> list[Path]:
+    """Write every course's planning CT under ``<course>/ct/``; return the paths."""
+    written = []
+    for course in case.courses:
+        for ds in build_ct(case, course):
+            path = out_dir / case.folder / course.folder / CT_FOLDER / f"ct_{int(ds.InstanceNumber):03d}.dcm"
+            _save(ds, path)
+            written.append(path)
     return written
 
 

@@ -145,6 +145,9 @@ def check(
     ),
     fail_fast: bool = typer.Option(False, help="Batch: stop at the first case that does not exit 0."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Batch: no progress on stderr."),
+    auto_register: bool = typer.Option(
+        False, help="Courses in another frame with no REG: register their planning CTs automatically (not reviewed; flagged)."
+    ),
 ) -> None:
     """Check the cumulative EQD2 of all courses against consensus limits; exit 0 pass, 1 fail, 2 bad input."""
     from reirrad.batch import default_jobs
@@ -162,6 +165,8 @@ def check(
         accept_partial_coverage=accept_partial_coverage,
     )
     if case and (len(case) > 1 or store is not None or scheduler is not None):
+        if auto_register:
+            fail_input('--auto-register applies to one case; batches take registration = "auto" in their case files')
         raise typer.Exit(run_many(
             case, format, options, output, quiet, store, jobs=jobs or default_jobs(), scheduler=scheduler,
             recompute=recompute, fail_fast=fail_fast,
@@ -176,6 +181,10 @@ def check(
             _parse_date(new_start_date, "--new-start-date"), registration, prior_fractions, new_fractions,
             override_fractions,
         )
+    if auto_register:  # autoreg: automatic registration only when asked
+        from reirrad.autoreg import with_auto_registration
+
+        spec = with_auto_registration(spec)
     if format is Format.pdf:
         if output == STDOUT:
             fail_input("--format pdf writes a file: give --output FILE.pdf")

@@ -22,7 +22,7 @@ def register(
     ),
     initial: Optional[Path] = typer.Option(None, "--initial", help="Start from this REG's matrix (default: CT centres)."),
     max_metric: Optional[float] = typer.Option(
-        None, "--max-metric", help="Refuse a final Mattes MI above this (lower is better; default -0.3)."
+        None, "--max-metric", help="Refuse a final Mattes MI above this (lower is better; default -0.5)."
     ),
 ) -> None:
     """Register the prior course's planning CT onto the new course's (rigid, Mattes mutual information).
