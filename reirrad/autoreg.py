@@ -6,12 +6,15 @@ direction reirrad samples a prior dose in (:class:`reirrad.mapping.RigidMap`). A
 Registration states the opposite direction (its matrix maps the registered prior frame into the
 REG's own, new frame), so :attr:`AutoRegistration.matrix` is ``inv(T)``.
 
-Method: rigid 6-degree-of-freedom Euler transform, Mattes mutual information (50 bins), regular
-step gradient descent with steps scaled to physical shifts, three resolution levels (shrink 4,
-2, 1; smoothing 2, 1, 0 mm), initialised at the image centres (or from a given matrix), and
-optionally a bone mask (HU above :data:`BONE_HU`, dilated by one voxel) on the fixed image, which
-keeps the metric on the rigid anatomy of the head and neck. The final metric is evaluated again
-on every voxel of the full-resolution images (deterministic). A registration whose optimiser
+Method: rigid 6-degree-of-freedom Euler transform, Mattes mutual information (50 bins). Started
+at the image centres, a grid search over shifts (every 10 mm, reaching 40 mm plus half the
+difference of the scanned extents) on the coarsest level finds the anatomy when the scans cover
+different lengths; then regular step gradient descent with steps scaled to physical shifts, over
+three resolution levels (shrink 4, 2, 1; smoothing 2, 1, 0 mm). From a given matrix the search is
+skipped. With ``bone`` the result is refined at the two finer levels on bone of the new CT only
+(HU above :data:`BONE_HU`, dilated by one voxel), which keeps soft-tissue changes of the head and
+neck out of the metric. The final metric is evaluated again on every voxel of the full-resolution
+images, unmasked (deterministic, comparable with one threshold). A registration whose optimiser
 stopped on its iteration limit, or whose final metric is above ``max_metric``, is refused.
 
 Automatic registration is not a reviewed clinical registration: reports name it as such.
@@ -47,13 +50,20 @@ BONE_HU = 200.0  # Hounsfield units above which a voxel counts as bone for --bon
 # registered within 1 mm it ends at -0.98 to -1.04; a body outline matched to a water cylinder
 # (no anatomy in common) reaches -0.40; a registration settled 40 mm off, -0.06.
 DEFAULT_MAX_METRIC = -0.5
+# Initial shift search around the centres' alignment: along each axis +/- (margin + half the
+# difference of the scanned extents), in steps of SEARCH_STEP_MM.
+SEARCH_MARGIN_MM, SEARCH_STEP_MM = 40.0, 10.0
 SHRINK_FACTORS = (4, 2, 1)
 SMOOTHING_SIGMAS_MM = (2.0, 1.0, 0.0)
 MAX_ITERATIONS_PER_LEVEL = 300
 _HISTOGRAM_BINS = 50
-_SAMPLING_FRACTION = 0.25  # of the voxels per level (random, fixed seed: reproducible)
+_SAMPLING_FRACTIONS = (0.25, 0.5, 1.0)  # of the voxels per level, coarse to fine (random, fixed seed)
 _SEED = 20261126
 _MIN_STEP = 1e-3  # mm (steps are scaled to physical shifts)
+_SEARCH_STEP_MM = 4.0  # first step of the whole-image search
+# First step of the bone refinement: it starts near the optimum, and the bone-only metric is narrow
+# (a 4 mm first step jumped to another vertebra on the partial-overlap phantom).
+_REFINE_STEP_MM = 0.5
 _SLICE_TOLERANCE_MM = 0.01
 _LABEL = "automatic rigid registration, not reviewed"
 
@@ -151,7 +161,9 @@ def read_ct_series(folder: str | Path) -> CtSeries:
         raise InputError(folder, "not a folder")
     slices = _ct_slices(folder)
     if not slices:
-        raise InputError(folder, "no CT image (CT Image Storage) in the folder: automatic registration needs the planning CT")
+        raise InputError(
+            folder, "no CT image (CT Image Storage) in the folder: automatic registration needs the planning CT"
+        )
     series = {str(ds.SeriesInstanceUID) for _, ds in slices}
     if len(series) > 1:
         raise InputError(folder, f"{len(series)} CT series in the folder; keep only the planning CT")
@@ -200,12 +212,14 @@ def _ct_grid(slices: Sequence[tuple[Path, Dataset]], frame: str) -> tuple[Grid, 
     if len(slices) < 2 or np.any(steps <= _SLICE_TOLERANCE_MM):
         raise InputError(path0, "the CT series needs at least two slices at distinct positions")
     if np.ptp(steps) > _SLICE_TOLERANCE_MM + 1e-3 * steps.mean():
-        raise InputError(path0, f"uneven CT slice spacing ({steps.min():g} to {steps.max():g} mm); resample the CT first")
+        raise InputError(
+            path0, f"uneven CT slice spacing ({steps.min():g} to {steps.max():g} mm); resample the CT first"
+        )
     grid = Grid(
-        origin_mm=tuple(float(v) for v in positions[order[0]]),
-        row_direction=tuple(float(v) for v in row),
-        column_direction=tuple(float(v) for v in column),
-        frame_direction=tuple(float(v) for v in normal),
+        origin_mm=_triple(positions[order[0]]),
+        row_direction=_triple(row),
+        column_direction=_triple(column),
+        frame_direction=_triple(normal),
         spacing_mm=(float(steps.mean()), float(spacing[0]), float(spacing[1])),
         shape=(len(slices), *shape),
         frame_of_reference_uid=frame,
@@ -213,12 +227,16 @@ def _ct_grid(slices: Sequence[tuple[Path, Dataset]], frame: str) -> tuple[Grid, 
     return grid, order
 
 
+def _triple(vector: np.ndarray) -> tuple[float, float, float]:
+    return float(vector[0]), float(vector[1]), float(vector[2])
+
+
 def _hounsfield(path: Path) -> np.ndarray:
     """One slice's pixels in HU (RescaleSlope/Intercept applied), float32."""
     ds = read_dataset(path)
     try:
         pixels = ds.pixel_array
-    except Exception as exc:  # noqa: BLE001 (pydicom raises many types for undecodable pixel data)
+    except Exception as exc:
         raise InputError(path, f"CT pixel data cannot be decoded: {exc}") from None
     slope = optional_number(ds, "RescaleSlope", path) or 1.0
     intercept = optional_number(ds, "RescaleIntercept", path) or 0.0
@@ -228,7 +246,7 @@ def _hounsfield(path: Path) -> np.ndarray:
 # ------------------------------------------------------------------ registration
 
 
-def to_sitk(series: CtSeries) -> "sitk.Image":
+def to_sitk(series: CtSeries) -> sitk.Image:
     """A SimpleITK image of the series (ITK and DICOM share the LPS patient frame in mm)."""
     import SimpleITK as sitk
 
@@ -241,7 +259,7 @@ def to_sitk(series: CtSeries) -> "sitk.Image":
     return image
 
 
-def _matrix(transform: "sitk.Euler3DTransform") -> np.ndarray:
+def _matrix(transform: sitk.Euler3DTransform) -> np.ndarray:
     """4x4 of an ITK rigid transform: x -> R (x - c) + c + t."""
     rotation = np.asarray(transform.GetMatrix()).reshape(3, 3)
     centre, translation = np.asarray(transform.GetCenter()), np.asarray(transform.GetTranslation())
@@ -252,8 +270,8 @@ def _matrix(transform: "sitk.Euler3DTransform") -> np.ndarray:
 
 
 def _initial_transform(
-    fixed: "sitk.Image", moving: "sitk.Image", initial_new_to_prior: np.ndarray | None
-) -> "sitk.Euler3DTransform":
+    fixed: sitk.Image, moving: sitk.Image, initial_new_to_prior: np.ndarray | None
+) -> sitk.Euler3DTransform:
     """Centres aligned (CenteredTransformInitializer, GEOMETRY), or the given new -> prior matrix."""
     import SimpleITK as sitk
 
@@ -271,14 +289,14 @@ def _initial_transform(
     return transform
 
 
-def _bone_mask(fixed: "sitk.Image") -> "sitk.Image":
+def _bone_mask(fixed: sitk.Image) -> sitk.Image:
     """Voxels above :data:`BONE_HU`, dilated by one voxel so that bone edges count."""
     import SimpleITK as sitk
 
     return sitk.BinaryDilate(sitk.BinaryThreshold(fixed, BONE_HU, 1e9, 1, 0), [1, 1, 1])
 
 
-def _method(bone: "sitk.Image | None") -> "sitk.ImageRegistrationMethod":
+def _method(bone: sitk.Image | None) -> sitk.ImageRegistrationMethod:
     import SimpleITK as sitk
 
     method = sitk.ImageRegistrationMethod()
@@ -295,22 +313,26 @@ def _folder(series: CtSeries) -> Path:
 
 
 def _optimise(
-    fixed: "sitk.Image",
-    moving: "sitk.Image",
-    transform: "sitk.Euler3DTransform",
-    mask: "sitk.Image | None",
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    transform: sitk.Euler3DTransform,
+    mask: sitk.Image | None,
     shrink: Sequence[int],
     sigmas_mm: Sequence[float],
     new: CtSeries,
+    first_step_mm: float,
 ) -> tuple[int, str]:
-    """Optimise ``transform`` in place over the resolution levels; (iterations, stop condition)."""
+    """Optimise ``transform`` in place over the resolution levels; (iterations, stop condition).
+
+    ``first_step_mm``: the optimiser's first step (largest shift of a point of the image, mm).
+    """
     import SimpleITK as sitk
 
     method = _method(mask)
     method.SetMetricSamplingStrategy(method.RANDOM)
-    method.SetMetricSamplingPercentage(_SAMPLING_FRACTION, _SEED)
+    method.SetMetricSamplingPercentagePerLevel(list(_SAMPLING_FRACTIONS[-len(shrink) :]), _SEED)
     method.SetOptimizerAsRegularStepGradientDescent(
-        learningRate=4.0,
+        learningRate=first_step_mm,
         minStep=_MIN_STEP,
         numberOfIterations=MAX_ITERATIONS_PER_LEVEL,
         relaxationFactor=0.5,
@@ -329,6 +351,40 @@ def _optimise(
         problem = " ".join(str(exc).split())[-200:]
         raise InputError(_folder(new), f"automatic registration failed: {problem}") from None
     return iterations[0], " ".join(method.GetOptimizerStopConditionDescription().split())
+
+
+def _axes(image: sitk.Image) -> np.ndarray:
+    """3x3 whose columns are the image's axis directions (patient frame)."""
+    return np.asarray(image.GetDirection()).reshape(3, 3)
+
+
+def _search_translation(fixed: sitk.Image, moving: sitk.Image, transform: sitk.Euler3DTransform, new: CtSeries) -> None:
+    """Move ``transform`` to the best of a grid of shifts around the centres' alignment (in place).
+
+    Image centres differ from the anatomy's when the scans cover different lengths; the gradient
+    descent alone then finds the wrong vertebra. The grid: along each patient axis, :data:`SEARCH_MARGIN_MM`
+    plus half the difference of the two scans' extents, in steps of :data:`SEARCH_STEP_MM`, on the
+    coarsest level, every voxel sampled.
+    """
+    extents = [
+        np.abs(_axes(image) @ (np.asarray(image.GetSize()) * np.asarray(image.GetSpacing())))
+        for image in (fixed, moving)
+    ]
+    ranges = SEARCH_MARGIN_MM + np.abs(extents[0] - extents[1]) / 2.0
+    steps = [int(np.ceil(r / SEARCH_STEP_MM)) for r in ranges]
+    method = _method(None)
+    method.SetMetricSamplingStrategy(method.NONE)
+    method.SetOptimizerAsExhaustive([0, 0, 0, *steps], stepLength=SEARCH_STEP_MM)
+    method.SetOptimizerScales([1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    method.SetShrinkFactorsPerLevel([SHRINK_FACTORS[0]])
+    method.SetSmoothingSigmasPerLevel([SMOOTHING_SIGMAS_MM[0]])
+    method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
+    method.SetInitialTransform(transform, inPlace=True)
+    try:
+        method.Execute(fixed, moving)
+    except RuntimeError as exc:
+        problem = " ".join(str(exc).split())[-200:]
+        raise InputError(_folder(new), f"automatic registration failed: {problem}") from None
 
 
 def register_ct(
@@ -362,9 +418,15 @@ def register_ct(
     if mask is not None and not np.any(sitk.GetArrayViewFromImage(mask)):
         raise InputError(_folder(new), f"--bone: the new CT has no voxel above {BONE_HU:g} HU")
     transform = _initial_transform(fixed, moving, None if initial_matrix is None else np.linalg.inv(initial_matrix))
-    iterations, stop = _optimise(fixed, moving, transform, None, SHRINK_FACTORS, SMOOTHING_SIGMAS_MM, new)
+    if initial_matrix is None:
+        _search_translation(fixed, moving, transform, new)
+    iterations, stop = _optimise(
+        fixed, moving, transform, None, SHRINK_FACTORS, SMOOTHING_SIGMAS_MM, new, _SEARCH_STEP_MM
+    )
     if mask is not None:  # refined on bone alone, from the whole-image optimum
-        more, stop = _optimise(fixed, moving, transform, mask, SHRINK_FACTORS[1:], SMOOTHING_SIGMAS_MM[1:], new)
+        more, stop = _optimise(
+            fixed, moving, transform, mask, SHRINK_FACTORS[1:], SMOOTHING_SIGMAS_MM[1:], new, _REFINE_STEP_MM
+        )
         iterations += more
     final = _method(None)  # the stated threshold applies to the whole-image metric, masked or not
     final.SetMetricSamplingStrategy(final.NONE)
@@ -406,12 +468,9 @@ def register_folders(
     """Read both courses' CTs, register them and refuse an unusable result (see :func:`register_ct`)."""
     prior, new = read_ct_series(prior_folder), read_ct_series(new_folder)
     if prior.frame_of_reference_uid == new.frame_of_reference_uid:
-        raise InputError(
-            Path(prior_folder), "both CTs share one frame of reference: the courses need no registration"
-        )
+        raise InputError(Path(prior_folder), "both CTs share one frame of reference: the courses need no registration")
     result = register_ct(prior, new, bone=bone, initial_matrix=initial_matrix)
     return require_usable(result, Path(new_folder), max_metric), prior, new
-
 
 
 # ------------------------------------------------------------------ QA picture
@@ -448,7 +507,10 @@ def write_qa_figure(
     from reirrad.outputs import write_output
 
     moved = prior_on_new_grid(prior, new, result)
-    k, j, i = (int(v) for v in np.clip(np.rint(new.grid.to_index(np.asarray(centre_mm)[None])[0]), 0, np.asarray(new.grid.shape) - 1))
+    k, j, i = (
+        int(v)
+        for v in np.clip(np.rint(new.grid.to_index(np.asarray(centre_mm)[None])[0]), 0, np.asarray(new.grid.shape) - 1)
+    )
     dk, dj, di = new.grid.spacing_mm
     views = (
         ("axial", new.hu[k], moved[k], dj / di),
@@ -458,7 +520,9 @@ def write_qa_figure(
     figure = Figure(figsize=(12, 4.6), dpi=100)
     for n, (name, fixed, registered, aspect) in enumerate(views):
         axes = figure.add_subplot(1, 3, n + 1)
-        axes.imshow(checkerboard(fixed, registered), cmap="gray", vmin=-500, vmax=1000, aspect=aspect, interpolation="nearest")
+        axes.imshow(
+            checkerboard(fixed, registered), cmap="gray", vmin=-500, vmax=1000, aspect=aspect, interpolation="nearest"
+        )
         axes.set_title(name, fontsize=10)
         axes.set_axis_off()
     figure.suptitle(
@@ -538,8 +602,13 @@ def register_and_write(
     )
     description = result.label + (", bone-refined" if bone else "")
     ds = registration_dataset(
-        result.matrix, result.new_frame_uid, result.prior_frame_uid, new.headers[0],
-        description=description, new_images=new.headers, prior_images=prior.headers,
+        result.matrix,
+        result.new_frame_uid,
+        result.prior_frame_uid,
+        new.headers[0],
+        description=description,
+        new_images=new.headers,
+        prior_images=prior.headers,
     )
     save_atomic(ds, output)
     if qa is not None:
@@ -551,7 +620,9 @@ def register_and_write(
 # ------------------------------------------------------------------ `reirrad check --auto-register`
 
 
-def automatic_registrations(courses: Sequence[LoadedCourse], registrations: Sequence[Registration]) -> list[Registration]:
+def automatic_registrations(
+    courses: Sequence[LoadedCourse], registrations: Sequence[Registration]
+) -> list[Registration]:
     """An automatic registration for every prior course in another frame than the reference (last)
     course's that no given REG relates to it, from the CTs in both course folders (refused when
     unusable, see :func:`require_usable`). Called only when the case asks for it."""

@@ -337,25 +337,38 @@ CT_ANATOMY_A: dict[str, Shape] = {
 }
 
 
+CT_EDGE_MM = 0.8  # width of the blurred edges (a scanner's point spread): no sharper than the voxels
+
+
+def _inside(sdf_mm: np.ndarray) -> np.ndarray:
+    """Smooth inside fraction (0..1) across a surface given by its signed distance (mm)."""
+    return 0.5 * (1.0 - np.tanh(sdf_mm / CT_EDGE_MM))
+
+
 def ct_hu(points_a_mm: np.ndarray) -> np.ndarray:
     """Hounsfield units of the phantom patient at points (..., 3) of frame A (mm).
 
     Air outside the body, a fat layer under the skin, soft tissue, a bony skull around the brain,
     the mandible (cortical bone), vertebral bodies with intervertebral discs at uneven heights, a
-    ring of bone around the spinal canal, and air in the pharynx, trachea and nasal cavity.
+    ring of bone around the spinal canal, and air in the pharynx, trachea and nasal cavity. Edges
+    are blurred over about ``CT_EDGE_MM`` so that the image does not depend on where voxels fall.
     """
     p = np.asarray(points_a_mm, dtype=float)
     body = ORGANS_A["body"].sdf(p)
-    hu = np.where(body > -6.0, HU_FAT, HU_SOFT)
-    ring = (CT_ANATOMY_A["spinal_canal_wall"].sdf(p) <= 0) & (ORGANS_A["cord_prv5"].sdf(p) > -3.0)
-    discs = np.min(np.abs(p[..., 2, None] - np.asarray(_DISC_Z_MM)), axis=-1) < 2.5
-    hu = np.where(ring, HU_BONE, hu)
-    hu = np.where((CT_ANATOMY_A["vertebrae"].sdf(p) <= 0) & ~discs, HU_BONE, hu)
-    skull = (CT_ANATOMY_A["skull"].sdf(p) <= 0) & (CT_ANATOMY_A["brain"].sdf(p) > 0) & (p[..., 2] > 40.0)
-    hu = np.where(skull, HU_CORTEX, hu)
-    hu = np.where(ORGANS_A["mandible"].sdf(p) <= 0, HU_CORTEX, hu)
-    hu = np.where(CT_ANATOMY_A["airway"].sdf(p) <= 0, HU_AIR, hu)
-    return np.where(body > 0, HU_AIR, hu)
+    discs = np.min(np.abs(p[..., 2, None] - np.asarray(_DISC_Z_MM)), axis=-1) - 2.5
+    layers = (  # (signed distance of the region, HU), painted in this order
+        (-(body + 6.0), HU_SOFT),
+        (np.maximum(CT_ANATOMY_A["spinal_canal_wall"].sdf(p), -(ORGANS_A["cord_prv5"].sdf(p) + 3.0)), HU_BONE),
+        (np.maximum(CT_ANATOMY_A["vertebrae"].sdf(p), -discs), HU_BONE),
+        (np.maximum.reduce([CT_ANATOMY_A["skull"].sdf(p), -CT_ANATOMY_A["brain"].sdf(p), 40.0 - p[..., 2]]), HU_CORTEX),
+        (ORGANS_A["mandible"].sdf(p), HU_CORTEX),
+        (CT_ANATOMY_A["airway"].sdf(p), HU_AIR),
+        (-body, HU_AIR),
+    )
+    hu = np.full(p.shape[:-1], HU_FAT)
+    for sdf, value in layers:
+        hu += (value - hu) * _inside(sdf)
+    return hu
 
 
 # --------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ direction (read back by reirrad, clean under dciodvfy), unusable registrations r
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -19,12 +20,12 @@ from sum_helpers import rigid
 
 pytest.importorskip("SimpleITK")
 
-from reirrad import autoreg  # noqa: E402
-from reirrad.autoreg import CtSeries, register_ct, require_usable  # noqa: E402
-from reirrad.dicom.registration import read_registration, reference_to_moving  # noqa: E402
-from reirrad.dicom.write import ct_series_datasets, save_atomic  # noqa: E402
-from reirrad.errors import InputError  # noqa: E402
-from reirrad.grid import Grid, resample  # noqa: E402
+from reirrad import autoreg
+from reirrad.autoreg import CtSeries, register_ct, require_usable
+from reirrad.dicom.registration import read_registration, reference_to_moving
+from reirrad.dicom.write import ct_series_datasets, save_atomic
+from reirrad.errors import InputError
+from reirrad.grid import Grid, resample
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_plans"
 PRIOR, NEW = "1.2.826.0.1.3680043.8.498.71", "1.2.826.0.1.3680043.8.498.72"
@@ -43,8 +44,15 @@ GEN = _generator()
 
 
 def axial(origin, spacing, shape, frame) -> Grid:
-    return Grid(tuple(map(float, origin)), (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0),
-                tuple(map(float, spacing)), tuple(shape), frame)
+    return Grid(
+        tuple(map(float, origin)),
+        (1.0, 0.0, 0.0),
+        (0.0, 1.0, 0.0),
+        (0.0, 0.0, 1.0),
+        tuple(map(float, spacing)),
+        tuple(shape),
+        frame,
+    )
 
 
 def phantom(grid: Grid, to_prior: np.ndarray) -> CtSeries:
@@ -66,14 +74,31 @@ def errors(result, true_prior_to_new: np.ndarray) -> tuple[float, float]:
 
 
 CASES = {  # prior -> new transform; new grid (origin, spacing, shape): other pixels, slices, scan length
-    "small rotations": (rigid(5, 2, (10, -8, 12)) @ rigid(-4, 0, (0, 0, 0)),
-                        ((-85, -95, -70), (4, 2.5, 2.5), (41, 80, 68)), False),
-    "10 deg and 30 mm": (rigid(10, 0, (30, 20, -25)) @ rigid(8, 1, (0, 0, 0)),
-                         ((-85, -95, -70), (2, 3.5, 3.5), (70, 56, 48)), False),
-    "partial overlap, bone": (rigid(-10, 2, (-25, 15, 30)) @ rigid(6, 0, (0, 0, 0)),
-                              ((-85, -95, -40), (3, 2.5, 2.5), (35, 80, 68)), True),
-    "yaw and shift, bone": (rigid(-7, 1, (-12, 28, -18)) @ rigid(9, 2, (0, 0, 0)),
-                            ((-90, -90, -75), (5, 3, 3), (34, 62, 58)), True),
+    "small rotations": (
+        rigid(5, 2, (10, -8, 12)) @ rigid(-4, 0, (0, 0, 0)),
+        ((-85, -95, -70), (4, 2.5, 2.5), (41, 80, 68)),
+        False,
+    ),
+    "10 deg and 30 mm": (
+        rigid(10, 0, (30, 20, -25)) @ rigid(8, 1, (0, 0, 0)),
+        ((-85, -95, -70), (2, 3.5, 3.5), (70, 56, 48)),
+        False,
+    ),
+    "partial overlap, bone": (
+        rigid(-10, 2, (-25, 15, 30)) @ rigid(6, 0, (0, 0, 0)),
+        ((-85, -95, -40), (3, 2.5, 2.5), (35, 80, 68)),
+        True,
+    ),
+    "yaw and shift, bone": (
+        rigid(-7, 1, (-12, 28, -18)) @ rigid(9, 2, (0, 0, 0)),
+        ((-90, -90, -75), (5, 3, 3), (34, 62, 58)),
+        True,
+    ),
+    "neck only, 60 mm from the centres": (  # the scans' centres are 60 mm apart along z
+        rigid(5.5, 2, (-16.5, -12, 22.4)) @ rigid(7.9, 1, (0, 0, 0)) @ rigid(2.5, 0, (0, 0, 0)),
+        ((-88, -95, -80), (2, 3, 3), (42, 66, 60)),
+        False,
+    ),
 }
 
 
@@ -91,7 +116,11 @@ def test_known_transform_is_recovered(name, record_property):
     assert distance_mm < 1.0 and angle_deg < 0.5
     assert require_usable(result, Path("x")) is result
     assert result.label == f"automatic rigid registration, not reviewed (Mattes MI {result.metric_value:.3f})"
-    np.testing.assert_allclose(result.point_map()(TARGET_A[None] @ np.eye(3)), result.new_to_prior[None, :3, :3] @ TARGET_A + result.new_to_prior[:3, 3], atol=1e-9)
+    np.testing.assert_allclose(
+        result.point_map()(TARGET_A[None] @ np.eye(3)),
+        result.new_to_prior[None, :3, :3] @ TARGET_A + result.new_to_prior[:3, 3],
+        atol=1e-9,
+    )
 
 
 def test_start_from_a_given_matrix_finds_the_same_answer():
@@ -121,8 +150,11 @@ def course_folders(tmp_path_factory) -> tuple[Path, Path, np.ndarray]:
     root = tmp_path_factory.mktemp("autoreg")
     matrix = rigid(7, 2, (12, -20, 15)) @ rigid(-5, 0, (0, 0, 0))
     write_ct(root / "prior", phantom(PRIOR_GRID, np.eye(4)), generate_uid())
-    write_ct(root / "new", phantom(axial((-85, -95, -70), (4, 3, 3), (41, 66, 56), NEW), np.linalg.inv(matrix)),
-             generate_uid())
+    write_ct(
+        root / "new",
+        phantom(axial((-85, -95, -70), (4, 3, 3), (41, 66, 56), NEW), np.linalg.inv(matrix)),
+        generate_uid(),
+    )
     return root / "prior", root / "new", matrix
 
 
@@ -170,7 +202,7 @@ def test_written_reg_is_clean_under_dciodvfy(course_folders, tmp_path):
     prior_dir, new_dir, _ = course_folders
     assert reirrad("register", prior_dir, new_dir, "--output", tmp_path / "reg.dcm").returncode == 0
     for path in (tmp_path / "reg.dcm", next(new_dir.glob("*.dcm"))):
-        run = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
+        run = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, check=False)
         problems = [line for line in (run.stdout + run.stderr).splitlines() if line.startswith(("Error", "Warning"))]
         assert not problems, (path, problems)
 
@@ -215,3 +247,63 @@ def test_folder_without_ct_is_refused(course_folders, tmp_path):
     (tmp_path / "empty").mkdir()
     run = reirrad("register", prior_dir, tmp_path / "empty", "--output", tmp_path / "reg.dcm")
     assert run.returncode == 2 and "no CT image" in run.stderr
+
+
+# ------------------------------------------------------------------ reirrad check with an automatic registration
+
+SBRT = SAMPLES / "hn_sbrt_reirradiation"
+
+
+@pytest.fixture(scope="module")
+def sbrt_without_reg(tmp_path_factory) -> Path:
+    """The sample SBRT case (courses in two frames, planning CTs included) without its REG."""
+    root = tmp_path_factory.mktemp("sbrt")
+    for course in ("course1", "course2"):
+        shutil.copytree(SBRT / course, root / course, ignore=shutil.ignore_patterns("reg.dcm"))
+    lines = (SBRT / "case.toml").read_text().splitlines()
+    (root / "case.toml").write_text("\n".join(line for line in lines if not line.startswith("registration")) + "\n")
+    return root
+
+
+def check_json(*args) -> tuple[int, dict]:
+    run = reirrad("check", *args, "--format", "json")
+    return run.returncode, (json.loads(run.stdout) if run.stdout else {"stderr": run.stderr})
+
+
+def test_courses_in_two_frames_without_reg_are_still_refused(sbrt_without_reg):
+    """Never silently: without --auto-register (or registration = "auto") no registration is computed."""
+    run = reirrad("check", sbrt_without_reg / "case.toml")
+    assert run.returncode == 2
+    assert "no registration relating them" in run.stderr
+
+
+def test_check_with_automatic_registration_matches_the_reg_and_says_so(sbrt_without_reg):
+    code_reg, with_reg = check_json(SBRT / "case.toml")
+    case = sbrt_without_reg / "case_auto.toml"
+    case.write_text(
+        (sbrt_without_reg / "case.toml")
+        .read_text()
+        .replace('path = "course2"', 'path = "course2"\nregistration = "auto"')
+    )
+    code_auto, auto = check_json(case)
+    assert code_auto == code_reg == 1  # the left carotid fails either way
+
+    label = auto["courses"][0]["registration"]
+    assert label.startswith("automatic rigid registration, not reviewed (Mattes MI -")
+    assert float(label.rsplit(" ", 1)[1].rstrip(")")) < autoreg.DEFAULT_MAX_METRIC
+    assert f"prior: {label}" in auto["assumptions"]["registration"]
+    flags = [f for f in auto["flags"] if f["id"] == "automatic_registration_not_reviewed"]
+    assert len(flags) == 1 and flags[0]["severity"] == "high" and "prior" in flags[0]["message"]
+    assert not [f for f in with_reg["flags"] if f["id"] == "automatic_registration_not_reviewed"]
+    for found, given in zip(auto["results"], with_reg["results"]):
+        assert (found["organ"], found["status"]) == (given["organ"], given["status"])
+        if given["value_gy"] is not None:  # within 1 mm of the REG: at most 1 Gy on these gradients
+            assert abs(found["value_gy"] - given["value_gy"]) < 1.0, found["organ"]
+
+
+def test_auto_register_option_on_course_folders(sbrt_without_reg):
+    code, report = check_json(
+        "--prior", sbrt_without_reg / "course1", "--new", sbrt_without_reg / "course2", "--auto-register"
+    )
+    assert code == 1
+    assert report["courses"][0]["registration"].startswith("automatic rigid registration, not reviewed")

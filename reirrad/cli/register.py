@@ -20,7 +20,9 @@ def register(
     target: Optional[str] = typer.Option(
         None, "--target", help="ROI of the new course's RTSTRUCT the QA views go through (default: the CT centre)."
     ),
-    initial: Optional[Path] = typer.Option(None, "--initial", help="Start from this REG's matrix (default: CT centres)."),
+    initial: Optional[Path] = typer.Option(
+        None, "--initial", help="Start from this REG's matrix (default: CT centres)."
+    ),
     max_metric: Optional[float] = typer.Option(
         None, "--max-metric", help="Refuse a final Mattes MI above this (lower is better; default -0.5)."
     ),
@@ -33,7 +35,11 @@ def register(
     from reirrad.autoreg import DEFAULT_MAX_METRIC, initial_matrix_from, qa_centre_mm, register_and_write
 
     result = register_and_write(
-        prior_dir, new_dir, output, bone=bone, qa=qa,
+        prior_dir,
+        new_dir,
+        output,
+        bone=bone,
+        qa=qa,
         initial_matrix=None if initial is None else initial_matrix_from(initial, prior_dir, new_dir),
         max_metric=DEFAULT_MAX_METRIC if max_metric is None else max_metric,
         qa_centre=(lambda new: qa_centre_mm(new, new_dir, target)),
