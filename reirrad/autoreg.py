@@ -47,8 +47,9 @@ CT_IMAGE_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.2"
 BONE_HU = 200.0  # Hounsfield units above which a voxel counts as bone for --bone
 # Mattes MI as ITK reports it is the negative mutual information (nats, whole image): lower is
 # better. Calibrated on the sample phantom only (not on patient CTs; set your own with --max-metric):
-# registered within 1 mm it ends at -0.98 to -1.04; a body outline matched to a water cylinder
-# (no anatomy in common) reaches -0.40; a registration settled 40 mm off, -0.06.
+# registered within 1 mm it ends at -1.0 to -1.25; a body outline matched to a water cylinder (no
+# anatomy in common) does not converge. The metric does NOT catch every wrong answer: a neck-only scan settled on
+# the wrong vertebra (8.5 mm off) ended at -0.77. Review (the QA picture) does.
 DEFAULT_MAX_METRIC = -0.5
 # Initial shift search around the centres' alignment: along each axis +/- (margin + half the
 # difference of the scanned extents), in steps of SEARCH_STEP_MM.

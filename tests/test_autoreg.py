@@ -223,13 +223,13 @@ def test_bad_metric_is_refused_with_exit_2(course_folders, tmp_path):
     assert not (tmp_path / "reg.dcm").exists()
 
 
-def test_unrelated_anatomy_ends_above_the_default_threshold(tmp_path):
-    """A new CT of other anatomy (a water cylinder) cannot match: its metric fails the default threshold."""
+def test_unrelated_anatomy_is_refused(tmp_path):
+    """A new CT of other anatomy (a water cylinder) cannot match: refused (its optimiser wanders)."""
     grid = axial((-85, -95, -70), (4, 3, 3), (41, 66, 56), NEW)
     points = grid.to_patient(np.indices(grid.shape).reshape(3, -1).T)
     hu = np.where(np.hypot(points[:, 0], points[:, 1]) < 60, 0.0, -1000.0).reshape(grid.shape).astype(np.float32)
     result = register_ct(phantom(PRIOR_GRID, np.eye(4)), CtSeries(hu, grid, "", (), ()))
-    with pytest.raises(InputError, match="worse than the threshold"):
+    with pytest.raises(InputError, match="did not converge|worse than the threshold"):
         require_usable(result, tmp_path)
 
 
