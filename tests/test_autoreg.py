@@ -229,7 +229,7 @@ def test_unrelated_anatomy_is_refused(tmp_path):
     points = grid.to_patient(np.indices(grid.shape).reshape(3, -1).T)
     hu = np.where(np.hypot(points[:, 0], points[:, 1]) < 60, 0.0, -1000.0).reshape(grid.shape).astype(np.float32)
     result = register_ct(phantom(PRIOR_GRID, np.eye(4)), CtSeries(hu, grid, "", (), ()))
-    with pytest.raises(InputError, match="did not converge|worse than the threshold"):
+    with pytest.raises(InputError, match=r"did not converge|worse than the threshold"):
         require_usable(result, tmp_path)
 
 

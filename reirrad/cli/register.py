@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -16,14 +15,14 @@ def register(
     new_dir: Path = typer.Argument(..., help="New course folder holding its planning CT (the REG's own frame)."),
     output: Path = typer.Option(..., "--output", "-o", help="Spatial Registration (REG) file to write (atomically)."),
     bone: bool = typer.Option(False, "--bone", help="Refine on bone of the new CT (HU > 200), for head and neck."),
-    qa: Optional[Path] = typer.Option(None, "--qa", help="QA picture (PNG): three checkerboard views."),
-    target: Optional[str] = typer.Option(
+    qa: Path | None = typer.Option(None, "--qa", help="QA picture (PNG): three checkerboard views."),
+    target: str | None = typer.Option(
         None, "--target", help="ROI of the new course's RTSTRUCT the QA views go through (default: the CT centre)."
     ),
-    initial: Optional[Path] = typer.Option(
+    initial: Path | None = typer.Option(
         None, "--initial", help="Start from this REG's matrix (default: CT centres)."
     ),
-    max_metric: Optional[float] = typer.Option(
+    max_metric: float | None = typer.Option(
         None, "--max-metric", help="Refuse a final Mattes MI above this (lower is better; default -0.5)."
     ),
 ) -> None:
