@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from reirrad.case import CaseSpec, CourseSpec, load_case
+from reirrad.deidentify import deidentify_export
 from reirrad.dicom.discover import Course, StructureSource, course_from_datasets, discover_course
 from reirrad.dicom.dose import DoseGrid, read_dose
 from reirrad.dicom.identity import PatientIdentity
@@ -29,7 +30,6 @@ from reirrad.dicom.io import read_dataset
 from reirrad.dicom.plan import Plan, read_plan
 from reirrad.dicom.registration import Registration, read_registration, reference_to_moving
 from reirrad.dicom.structures import Roi, StructureSet
-from reirrad.deidentify import deidentify_export
 from reirrad.dicom.write import dose_dataset, refuse_input_as_output, save_atomic
 from reirrad.eqd2 import NO_RECOVERY, RecoveryFactor, RecoveryModel, eqd2_gy, recovery_factor, recovery_model
 from reirrad.errors import Hint, InputError, Remedy
@@ -569,6 +569,12 @@ def map_courses(courses: Sequence[LoadedCourse], case: CaseSpec, cover: Sequence
         if not course.frame_of_reference_uid:  # never "the same frame" as another missing one
             raise InputError(course.spec.path, f"course {course.name!r} has no frame of reference")
     registrations = _read_registrations(courses)
+    # autoreg hook: courses asking for it (registration = "auto" / --auto-register) and related to the
+    # reference by no REG get an automatic rigid CT registration, used exactly like a REG file.
+    if any(c.spec.auto_register for c in courses):
+        from reirrad.autoreg import automatic_registrations
+
+        registrations += automatic_registrations(courses, registrations)
     maps = [
         RigidMap(*reference_to_moving(frame, course.frame_of_reference_uid, registrations, course.spec.path))
         for course in courses

@@ -68,6 +68,7 @@ class CourseSpec:
     end_date: date | None = None
     registration: Path | None = None
     structure_set: Path | None = None  # the RTSTRUCT to use when the folder holds several
+    auto_register: bool = False  # registration = "auto" / --auto-register: CT-to-CT rigid registration (autoreg)
     fractions: int | None = None
     schedule: str | None = None
     case_file: Path | None = None
@@ -352,7 +353,8 @@ def _course(item: Any, index: int, case_file: Path) -> CourseSpec:
         raise InputError(case_file, f"courses[{index}]: must be a table")
     _no_unknown_keys(item, _COURSE_KEYS, where, case_file)
     folder = _existing_path(item, "path", where, case_file, folder=True)
-    registration = _optional_file(item, "registration", where, case_file)
+    auto_register = item.get("registration") == "auto"  # autoreg: automatic registration only when asked
+    registration = None if auto_register else _optional_file(item, "registration", where, case_file)
     structure_set = _optional_file(item, "structure_set", where, case_file)
     fractions = _optional(item, "fractions", int, where, case_file)
     if fractions is not None and fractions < 1:
@@ -370,6 +372,7 @@ def _course(item: Any, index: int, case_file: Path) -> CourseSpec:
         end_date=_date(item, "end_date", where, case_file),
         registration=registration,
         structure_set=structure_set,
+        auto_register=auto_register,
         fractions=fractions,
         schedule=schedule,
         case_file=case_file,

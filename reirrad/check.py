@@ -514,6 +514,7 @@ def course_info(course: CourseOnGrid) -> CourseInfo:
         start_date=course.course.spec.start_date,
         end_date=course.course.spec.end_date,
         schedule=course.course.spec.schedule,
+        registration=course.registration_label,
     )
 
 

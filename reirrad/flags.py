@@ -17,7 +17,8 @@ dose_per_fraction: course, organ, structure, metric, per_fraction_gy, above_gy. 
 per_fraction_gy. stereotactic_schedule: course, per_fraction_gy, organ_doses, at_least_gy.
 outside_grid: organ, structure, course, outside. registration_uncertainty: count, uncertainty,
 changes (the constraints whose verdict worsens to one of worst_statuses). fraction_override: course, fractions,
-plan_fractions (text: "the plan says 5" or "no plan gives a count").
+plan_fractions (text: "the plan says 5" or "no plan gives a count"). automatic_registration:
+course, registration.
 missing_structure: count, organs. reirradiation_type: text (from type1 / type2 / repeat / unknown
 with overlap_cc, prior, new, prior_min_gy, new_min_gy, organs, organ_min_gy). miri_class: text
 (from class_text with miri_class, definition; or not_applicable with reason). carotid_invasion:
@@ -74,6 +75,7 @@ class CourseInfo:
     start_date: date | None = None
     end_date: date | None = None
     schedule: Literal["daily", "alternate_day", "bid"] | None = None
+    registration: str = ""  # how the course reached the reference frame ("identity", "REG ...", automatic)
 
     @property
     def dose_per_fraction_gy(self) -> float | None:
@@ -348,6 +350,11 @@ def _fraction_override(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> li
     ]
 
 
+def _automatic_registration(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Flag]:
+    return [rule.flag(course=c.name, registration=c.registration)
+            for c in ctx.courses if c.registration.startswith("automatic rigid registration")]
+
+
 def _missing_structure(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Flag]:
     missing = [m for m in ctx.matches if m.status != "matched"]
     if not missing:
@@ -490,6 +497,7 @@ KINDS: dict[str, tuple[Kind, tuple[str, ...]]] = {
     "stereotactic_schedule": (_stereotactic_schedule, ("schedule", "organs", "metrics", "at_least_gy")),
     "outside_grid": (_outside_grid, ("min_coverage",)),
     "fraction_override": (_fraction_override, ()),
+    "automatic_registration": (_automatic_registration, ()),
     "missing_structure": (_missing_structure, ()),
     "reirradiation_type": (
         _reirradiation_type, ("prior_min_gy", "new_min_gy", "min_overlap_cc", "type1", "type2", "repeat", "unknown"),

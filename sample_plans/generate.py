@@ -330,6 +330,60 @@ ORGANS_A: dict[str, Shape] = {
 
 
 # --------------------------------------------------------------------------------------------
+# Planning CT phantom (Hounsfield units as a function of frame-A coordinates)
+# --------------------------------------------------------------------------------------------
+
+HU_AIR, HU_FAT, HU_SOFT, HU_BONE, HU_CORTEX = -1000.0, -90.0, 35.0, 450.0, 1200.0
+_SPINE_SHIFT_Y_MM = -20.0  # vertebral bodies lie anterior (-y) of the cord
+_DISC_Z_MM = (-88.0, -71.0, -55.0, -37.0, -21.0, -4.0, 13.0)  # uneven on purpose: no z-periodic optimum
+CT_ANATOMY_A: dict[str, Shape] = {
+    "vertebrae": Tube(tuple((x, y + _SPINE_SHIFT_Y_MM, z) for x, y, z in CORD_PATH[:3]), 9.0),
+    "spinal_canal_wall": Tube(CORD_PATH[:3], 12.0),
+    "skull": Ellipsoid((0.0, 6.0, 74.0), (66.0, 76.0, 52.0)),
+    "brain": Ellipsoid((0.0, 6.0, 74.0), (59.0, 69.0, 45.0)),
+    "airway": Union((
+        Tube(((0.0, -6.0, -60.0), (0.0, -6.0, 25.0)), 8.0),
+        Tube(((0.0, -28.0, -99.0), (0.0, -26.0, -42.0), (0.0, -8.0, -58.0)), 6.5),
+        Ellipsoid((0.0, -30.0, 38.0), (22.0, 18.0, 9.0)),  # nasal cavity / maxillary sinuses
+    )),
+}
+
+
+CT_EDGE_MM = 0.8  # width of the blurred edges (a scanner's point spread): no sharper than the voxels
+
+
+def _inside(sdf_mm: np.ndarray) -> np.ndarray:
+    """Smooth inside fraction (0..1) across a surface given by its signed distance (mm)."""
+    return 0.5 * (1.0 - np.tanh(sdf_mm / CT_EDGE_MM))
+
+
+def ct_hu(points_a_mm: np.ndarray) -> np.ndarray:
+    """Hounsfield units of the phantom patient at points (..., 3) of frame A (mm).
+
+    Air outside the body, a fat layer under the skin, soft tissue, a bony skull around the brain,
+    the mandible (cortical bone), vertebral bodies with intervertebral discs at uneven heights, a
+    ring of bone around the spinal canal, and air in the pharynx, trachea and nasal cavity. Edges
+    are blurred over about ``CT_EDGE_MM`` so that the image does not depend on where voxels fall.
+    """
+    p = np.asarray(points_a_mm, dtype=float)
+    body = ORGANS_A["body"].sdf(p)
+    discs = np.min(np.abs(p[..., 2, None] - np.asarray(_DISC_Z_MM)), axis=-1) - 2.5
+    layers = (  # (signed distance of the region, HU), painted in this order
+        (-(body + 6.0), HU_SOFT),
+        (np.maximum(CT_ANATOMY_A["spinal_canal_wall"].sdf(p), -(ORGANS_A["cord_prv5"].sdf(p) + 3.0)), HU_BONE),
+        (np.maximum(CT_ANATOMY_A["vertebrae"].sdf(p), -discs), HU_BONE),
+        (np.maximum.reduce([CT_ANATOMY_A["skull"].sdf(p), -CT_ANATOMY_A["brain"].sdf(p), 40.0 - p[..., 2]]), HU_CORTEX),
+        (ORGANS_A["mandible"].sdf(p), HU_CORTEX),
+        (CT_ANATOMY_A["airway"].sdf(p), HU_AIR),
+        (-body, HU_AIR),
+    )
+    hu = np.full(p.shape[:-1], HU_FAT)
+    for sdf, value in layers:
+        hu += (value - hu) * _inside(sdf)
+    return hu
+
+
+# --------------------------------------------------------------------------------------------
 # Dose models (physical dose in Gy as a function of the coordinates of the course's own frame)
 # --------------------------------------------------------------------------------------------
 
@@ -943,7 +997,7 @@ def _values_preformatted() -> Iterator[None]:
 def write_case(case: CaseSpec, out_dir: Path) -> list[Path]:
     """Write every DICOM file and the case.toml of ``case`` under ``out_dir``; return their paths."""
     with _values_preformatted():
-        return _write_case(case, out_dir)
+        return _write_case(case, out_dir) + (write_ct(case, out_dir) if case.folder in CT_CASES else [])
 
 
 def _write_case(case: CaseSpec, out_dir: Path) -> list[Path]:
@@ -965,6 +1019,53 @@ def _write_case(case: CaseSpec, out_dir: Path) -> list[Path]:
         written.append(root / new.folder / "reg.dcm")
     write_text(root / "case.toml", case_toml(case))
     written.append(root / "case.toml")
+    return written
+
+
+# --------------------------------------------------------------------------------------------
+# Planning CTs (autoreg): the phantom of ``ct_hu`` on each course's 3 mm grid, in its own frame
+# --------------------------------------------------------------------------------------------
+
+CT_FOLDER = "ct"  # below each course folder: one file per slice
+CT_CASES = ("hn_sbrt_reirradiation",)  # the case whose courses lie in different frames
+_CT_EQUIPMENT = ("Manufacturer", "ManufacturerModelName", "DeviceSerialNumber", "SoftwareVersions", "StationName")
+
+
+def ct_hu_in_course_frame(course: CourseSpec, points_mm: np.ndarray) -> np.ndarray:
+    """Phantom HU at points (..., 3) of the course's own frame (mm)."""
+    back = course.from_frame_a.inverse().apply(np.asarray(points_mm, dtype=float).reshape(-1, 3))
+    return ct_hu(back).reshape(np.shape(points_mm)[:-1])
+
+
+def build_ct(case: CaseSpec, course: CourseSpec) -> list[Dataset]:
+    """The course's planning CT: one CT Image Storage dataset per 3 mm slice of ``grid_for(course)``."""
+    from reirrad.dicom.write import ct_series_datasets
+    from reirrad.grid import Grid
+
+    axis_grid = grid_for(course)
+    x, y, z = axis_grid.axes_mm()
+    zz, yy, xx = np.meshgrid(z, y, x, indexing="ij")
+    hu = ct_hu_in_course_frame(course, np.stack([xx, yy, zz], axis=-1))
+    spacing = axis_grid.spacing_mm
+    grid = Grid(axis_grid.origin_mm, (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0),
+                (spacing, spacing, spacing), axis_grid.shape, _frame_uid(case, course))
+    base = _base(case, course, "", "", "CT", 4, "Planning CT (phantom)")
+    slices = ct_series_datasets(hu, grid, base, description="Planning CT (phantom)",
+                                uid_for=lambda name: course_uid(case, course, name))
+    for ds in slices:  # fixed equipment texts: the files do not change with reirrad's version
+        for keyword in _CT_EQUIPMENT:
+            setattr(ds, keyword, base.get(keyword))
+    return slices
+
+
+def write_ct(case: CaseSpec, out_dir: Path) -> list[Path]:
+    """Write every course's planning CT under ``<course>/ct/``; return the paths."""
+    written = []
+    for course in case.courses:
+        for ds in build_ct(case, course):
+            path = out_dir / case.folder / course.folder / CT_FOLDER / f"ct_{int(ds.InstanceNumber):03d}.dcm"
+            _save(ds, path)
+            written.append(path)
     return written
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pydicom.dataset import Dataset
 from sum_helpers import axial_grid, rigid, voxel_centres, write_dose, write_reg
 
 from reirrad.dicom.dose import read_dose
@@ -12,6 +13,7 @@ from reirrad.dicom.registration import (
     read_registration,
     reference_to_moving,
 )
+from reirrad.dicom.write import registration_dataset, save_atomic
 from reirrad.errors import InputError
 from reirrad.grid import resample
 
@@ -23,14 +25,26 @@ def moving_field(points_mm: np.ndarray) -> np.ndarray:
     return 30.0 + 0.25 * points_mm[..., 0] - 0.15 * points_mm[..., 1] + 0.1 * points_mm[..., 2]
 
 
-def test_reg_direction_with_known_answer(tmp_path):
+def reirrad_reg(path, reference: str, moving: str, to_reference: np.ndarray):
+    """The REG as `reirrad register` writes it (reirrad.dicom.write.registration_dataset)."""
+    header = Dataset()
+    header.PatientID, header.StudyInstanceUID = "SUM-001", "1.2.826.0.1.3680043.8.498.99"
+    return save_atomic(registration_dataset(to_reference, reference, moving, header, description="test"), path)
+
+
+def helper_reg(path, reference: str, moving: str, to_reference: np.ndarray):
+    return write_reg(path, reference, {reference: np.eye(4), moving: to_reference})
+
+
+@pytest.mark.parametrize("writer", [helper_reg, reirrad_reg], ids=["test writer", "reirrad register writer"])
+def test_reg_direction_with_known_answer(tmp_path, writer):
     """The REG maps moving-frame points into the reference frame: p_ref = M q_moving.
 
     A dose written in the moving frame must therefore appear at reference point p with the value
     the field has at q = M^-1 p. Sampling at M p instead (the inverted convention) gives other values.
     """
     to_reference = rigid(30.0, 2, (12.0, -7.0, 4.0)) @ rigid(10.0, 0, (0.0, 0.0, 0.0))
-    reg = write_reg(tmp_path / "reg.dcm", REFERENCE, {REFERENCE: np.eye(4), MOVING: to_reference})
+    reg = writer(tmp_path / "reg.dcm", REFERENCE, MOVING, to_reference)
     moving_grid = axial_grid((-60, -60, -50), (2.5, 2.0, 2.0), (41, 61, 61), MOVING)
     moving = read_dose(write_dose(tmp_path / "moving.dcm", moving_grid, moving_field(voxel_centres(moving_grid))))
     reference_grid = axial_grid((-20, -20, -15), (3.0, 2.0, 2.0), (11, 21, 21), REFERENCE)

@@ -91,6 +91,9 @@ def check(
     deidentify: bool = typer.Option(
         False, help="Replace the patient's identity by a stable pseudonym in every output (salt: REIRRAD_DEIDENTIFY_SALT)."
     ),
+    auto_register: bool = typer.Option(
+        False, help="Courses in another frame with no REG: register their planning CTs automatically (not reviewed; flagged)."
+    ),
 ) -> None:
     """Check the cumulative EQD2 of all courses against consensus limits; exit 0 pass, 1 fail, 2 bad input."""
     from reirrad.batch import default_jobs
@@ -109,6 +112,8 @@ def check(
         **({} if registration_uncertainty is None else _uncertainty_options(parse_uncertainty(registration_uncertainty))),
     )
     if case and (len(case) > 1 or store is not None or scheduler is not None):
+        if auto_register:
+            fail_input('--auto-register applies to one case; batches take registration = "auto" in their case files')
         if not format.batch:
             fail_input(f"--format {format.value} takes one case file; use json, csv, junit or table for a batch")
         if store is not None and Path(output).absolute() == store.absolute():
@@ -128,6 +133,10 @@ def check(
             _parse_date(new_start_date, "--new-start-date"), registration, prior_fractions, new_fractions,
             override_fractions,
         )
+    if auto_register:  # autoreg: automatic registration only when asked
+        from reirrad.autoreg import with_auto_registration
+
+        spec = with_auto_registration(spec)
     if format is OutputFormat.PDF and output == STDOUT:
         fail_input("--format pdf writes a file: give --output FILE.pdf")
     check_target(format, output, check_inputs(spec, options))

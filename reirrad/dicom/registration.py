@@ -29,6 +29,9 @@ SPATIAL_REGISTRATION_SOP_CLASS = SpatialRegistrationStorage
 DEFORMABLE_REGISTRATION_SOP_CLASS = DeformableSpatialRegistrationStorage
 RIGID_TYPES = ("RIGID", "RIGID_SCALE")
 _TOLERANCE = 1e-4  # on rotation orthonormality and determinant
+# ContentLabel of the REGs `reirrad register` writes: read back, such a file is named an automatic,
+# unreviewed registration wherever it is used (results, header, the review flag), never a plain REG.
+AUTOMATIC_REG_LABEL = "AUTOREG"
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,10 +42,13 @@ class Registration:
     sop_instance_uid: str
     frame_of_reference_uid: str
     to_own_frame: dict[str, np.ndarray]  # registered FrameOfReferenceUID -> 4x4 matrix
+    automatic: str = ""  # the file's ContentDescription when `reirrad register` wrote it (not reviewed)
 
     @property
     def label(self) -> str:
         """How reports name this registration."""
+        if self.automatic:
+            return f"{self.automatic}; REG {self.sop_instance_uid} written by reirrad register"
         return f"REG {self.sop_instance_uid}"
 
     def _to_own(self, frame: str) -> np.ndarray | None:
@@ -83,7 +89,12 @@ def registration_from_dataset(ds: pydicom.Dataset, path: str | Path) -> Registra
     own_matrix = matrices.get(own_frame)
     if own_matrix is not None and not np.allclose(own_matrix, np.eye(4), atol=_TOLERANCE):
         raise InputError(path, "the REG's own frame of reference has a non-identity matrix")
-    return Registration(path, uid(ds, "SOPInstanceUID", path), own_frame, matrices)
+    automatic = ""
+    if str(ds.get("ContentLabel", "")) == AUTOMATIC_REG_LABEL:
+        automatic = str(ds.get("ContentDescription", "")) or "automatic rigid registration, not reviewed"
+        if not automatic.startswith("automatic rigid registration"):
+            automatic = f"automatic rigid registration, not reviewed ({automatic})"
+    return Registration(path, uid(ds, "SOPInstanceUID", path), own_frame, matrices, automatic)
 
 
 def _item_matrix(item, path: Path, number: int) -> np.ndarray:

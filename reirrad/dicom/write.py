@@ -33,6 +33,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import UID, ExplicitVRLittleEndian, RTDoseStorage, RTPlanStorage, RTStructureSetStorage, generate_uid
 
 from reirrad import __version__
+from reirrad.dicom.registration import AUTOMATIC_REG_LABEL
 from reirrad.grid import Grid
 from reirrad.outputs import check_output, write_output
 
@@ -410,3 +411,185 @@ def refuse_input_as_output(output: str | Path, inputs: Iterable[str | Path]) -> 
     """InputError when ``output`` cannot be written or is one of the input files (same path or
     same file through a link): checked before anything is computed."""
     check_output(output, inputs)
+
+
+# ------------------------------------------------------------------ automatic registration (autoreg)
+# CT series and Spatial Registration writers; self-contained (used by reirrad/autoreg.py,
+# `reirrad register`, the sample plans' CT phantom and the registration tests).
+
+CT_IMAGE_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.2"
+SPATIAL_REGISTRATION_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.1"
+_CT_RESCALE_INTERCEPT = -1024  # pixel value 0 = -1024 HU (unsigned 16-bit pixels, 1 HU steps)
+
+
+def _random_uid(name: str) -> str:
+    """A new random UID (``name`` says what it is for; unused)."""
+    return generate_uid()
+
+
+def _new_instance(ds: Dataset, header: Dataset, sop_class: str, modality: str, uid_for: Callable[[str], str]) -> None:
+    """Patient and study copied from ``header``; SOP, date and equipment attributes set."""
+    now = datetime.now()
+    for keyword in PATIENT_STUDY_KEYWORDS:
+        setattr(ds, keyword, header.get(keyword, ""))
+    if "SpecificCharacterSet" in header:
+        ds.SpecificCharacterSet = header.SpecificCharacterSet
+    if not ds.StudyInstanceUID:
+        ds.StudyInstanceUID = uid_for("study")
+    ds.SOPClassUID = sop_class
+    ds.Modality = modality
+    ds.BodyPartExamined = "HEADNECK"  # unpaired: General Series Laterality (2C) then stays absent
+    ds.InstanceCreationDate = str(header.get("InstanceCreationDate", "")) or now.strftime("%Y%m%d")
+    ds.InstanceCreationTime = str(header.get("InstanceCreationTime", "")) or now.strftime("%H%M%S")
+    ds.ContentDate, ds.ContentTime = ds.InstanceCreationDate, ds.InstanceCreationTime
+    ds.Manufacturer = "reirrad"
+    ds.ManufacturerModelName = "reirrad"
+    ds.DeviceSerialNumber = "none"
+    ds.SoftwareVersions = __version__
+
+
+def _with_file_meta(ds: Dataset) -> Dataset:
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.is_little_endian, ds.is_implicit_VR = True, False
+    return ds
+
+
+def ct_series_datasets(
+    hu: np.ndarray, grid: Grid, header: Dataset, *, description: str, uid_for: Callable[[str], str] | None = None
+) -> list[Dataset]:
+    """One CT Image Storage dataset per frame of ``hu`` (Hounsfield units, shape ``grid.shape``).
+
+    Pixels are unsigned 16-bit, RescaleIntercept -1024, RescaleSlope 1 (HU rounded, clipped to
+    [-1024, 64511]). ``uid_for(name)`` makes the UIDs (default: random); give a deterministic one
+    for reproducible files.
+    """
+    if hu.shape != grid.shape:
+        raise ValueError(f"CT shape {hu.shape} does not match grid {grid.shape}")
+    if uid_for is None:
+        uid_for = _random_uid
+    series_uid = uid_for("ct series")
+    normal = np.asarray(grid.frame_direction) * grid.spacing_mm[0]
+    pixels = np.clip(np.rint(hu) - _CT_RESCALE_INTERCEPT, 0, 65535).astype(np.uint16)
+    slices = []
+    for k in range(grid.shape[0]):
+        ds = Dataset()
+        _new_instance(ds, header, CT_IMAGE_SOP_CLASS, "CT", uid_for)
+        ds.SOPInstanceUID = uid_for(f"ct slice {k}")
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+        ds.SeriesInstanceUID, ds.SeriesNumber, ds.InstanceNumber = series_uid, 1, k + 1
+        ds.SeriesDescription = _short(description)
+        ds.OperatorsName = ""
+        ds.PatientPosition = "HFS"
+        ds.FrameOfReferenceUID = grid.frame_of_reference_uid
+        ds.PositionReferenceIndicator = ""
+        ds.AcquisitionNumber = 1
+        ds.KVP = ""
+        position = np.asarray(grid.origin_mm) + k * normal
+        ds.ImagePositionPatient = [_ds_string(v) for v in position]
+        ds.ImageOrientationPatient = [_ds_string(v) for v in (*grid.row_direction, *grid.column_direction)]
+        ds.SliceLocation = _ds_string(float(position @ np.asarray(grid.frame_direction)))
+        ds.SliceThickness = _ds_string(grid.spacing_mm[0])
+        ds.PixelSpacing = [_ds_string(grid.spacing_mm[1]), _ds_string(grid.spacing_mm[2])]
+        ds.SamplesPerPixel = 1
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        ds.Rows, ds.Columns = grid.shape[1], grid.shape[2]
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+        ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = str(_CT_RESCALE_INTERCEPT), "1", "HU"
+        ds.PixelData = pixels[k].tobytes()
+        slices.append(_with_file_meta(ds))
+    return slices
+
+
+def _image_references(images: Iterable[Dataset]) -> Sequence:
+    items = []
+    for image in images:
+        item = Dataset()
+        item.ReferencedSOPClassUID = image.SOPClassUID
+        item.ReferencedSOPInstanceUID = image.SOPInstanceUID
+        items.append(item)
+    return Sequence(items)
+
+
+def _registration_item(frame_uid: str, matrix: np.ndarray, images: list[Dataset], comment: str) -> Dataset:
+    entry = Dataset()
+    entry.FrameOfReferenceTransformationMatrixType = "RIGID"
+    entry.FrameOfReferenceTransformationMatrix = [_ds_string(float(v)) for v in np.asarray(matrix).ravel()]
+    registration = Dataset()
+    registration.FrameOfReferenceTransformationComment = _short(comment)
+    registration.RegistrationTypeCodeSequence = Sequence([])
+    registration.MatrixSequence = Sequence([entry])
+    item = Dataset()
+    item.FrameOfReferenceUID = frame_uid
+    if images:
+        item.ReferencedImageSequence = _image_references(images)
+    item.MatrixRegistrationSequence = Sequence([registration])
+    return item
+
+
+def _common_instance_reference(ds: Dataset, image_sets: Iterable[list[Dataset]]) -> None:
+    """Common Instance Reference module: every referenced image, by series and study."""
+    studies: dict[str, dict[str, list[Dataset]]] = {}
+    for images in image_sets:
+        for image in images:
+            studies.setdefault(str(image.StudyInstanceUID), {}).setdefault(str(image.SeriesInstanceUID), []).append(image)
+
+    def series_items(series: dict[str, list[Dataset]]) -> Sequence:
+        items = []
+        for series_uid, images in series.items():
+            item = Dataset()
+            item.SeriesInstanceUID = series_uid
+            item.ReferencedInstanceSequence = _image_references(images)
+            items.append(item)
+        return Sequence(items)
+
+    others = []
+    for study_uid, series in studies.items():
+        if study_uid == ds.StudyInstanceUID:
+            ds.ReferencedSeriesSequence = series_items(series)
+        else:
+            item = Dataset()
+            item.StudyInstanceUID = study_uid
+            item.ReferencedSeriesSequence = series_items(series)
+            others.append(item)
+    if others:
+        ds.StudiesContainingOtherReferencedInstancesSequence = Sequence(others)
+
+
+def registration_dataset(
+    matrix: np.ndarray,
+    new_frame_uid: str,
+    prior_frame_uid: str,
+    header: Dataset,
+    *,
+    description: str,
+    new_images: Iterable[Dataset] = (),
+    prior_images: Iterable[Dataset] = (),
+) -> Dataset:
+    """A rigid DICOM Spatial Registration in the standard's direction (PS3.3 C.20.2).
+
+    The REG's own frame is ``new_frame_uid``: item 1 registers it with the identity, item 2
+    registers ``prior_frame_uid`` with ``matrix`` (4x4, maps prior-frame points into the new
+    frame, mm). Patient and study are copied from ``header`` (the new course's CT);
+    ``new_images``/``prior_images`` are the CT datasets (headers suffice) referenced per frame.
+    """
+    new_images, prior_images = list(new_images), list(prior_images)
+    ds = Dataset()
+    _new_instance(ds, header, SPATIAL_REGISTRATION_SOP_CLASS, "REG", _random_uid)
+    ds.SOPInstanceUID = generate_uid()
+    ds.SeriesInstanceUID, ds.SeriesNumber, ds.InstanceNumber = generate_uid(), 1, 1
+    ds.SeriesDescription = _short(description)
+    ds.OperatorsName = ""
+    ds.FrameOfReferenceUID = new_frame_uid
+    ds.PositionReferenceIndicator = ""
+    ds.ContentLabel = AUTOMATIC_REG_LABEL  # read back as "not reviewed" (reirrad.dicom.registration)
+    ds.ContentDescription = _short(description)
+    ds.ContentCreatorName = ""
+    ds.RegistrationSequence = Sequence([
+        _registration_item(new_frame_uid, np.eye(4), new_images, "identity: the REG's own frame"),
+        _registration_item(prior_frame_uid, matrix, prior_images, description),
+    ])
+    _common_instance_reference(ds, (new_images, prior_images))
+    return _with_file_meta(ds)

@@ -1,0 +1,648 @@
+"""Automatic rigid CT-to-CT registration (SimpleITK, optional extra ``register``).
+
+The new course's planning CT is the fixed image, the prior course's the moving one. SimpleITK
+finds the transform T taking fixed (new-frame) points to moving (prior-frame) points: the
+direction reirrad samples a prior dose in (:class:`reirrad.mapping.RigidMap`). A DICOM Spatial
+Registration states the opposite direction (its matrix maps the registered prior frame into the
+REG's own, new frame), so :attr:`AutoRegistration.matrix` is ``inv(T)``.
+
+Method: rigid 6-degree-of-freedom Euler transform, Mattes mutual information (50 bins). Started
+at the image centres, a grid search over shifts (every 10 mm, reaching 40 mm plus half the
+difference of the scanned extents) on the coarsest level finds the anatomy when the scans cover
+different lengths; then regular step gradient descent with steps scaled to physical shifts, over
+three resolution levels (shrink 4, 2, 1; smoothing 2, 1, 0 mm). From a given matrix the search is
+skipped. With ``bone`` the result is refined at the two finer levels on bone of the new CT only
+(HU above :data:`BONE_HU`, dilated by one voxel), which keeps soft-tissue changes of the head and
+neck out of the metric. The final metric is evaluated again on every voxel of the full-resolution
+images, unmasked (deterministic, comparable with one threshold). A registration whose optimiser
+stopped on its iteration limit, or whose final metric is above ``max_metric``, is refused.
+
+Automatic registration is not a reviewed clinical registration: reports name it as such.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from pydicom import Dataset
+
+from reirrad.case import CaseSpec
+from reirrad.dicom.io import NotDicomError, numbers, optional_number, read_dataset, uid
+from reirrad.dicom.registration import Registration
+from reirrad.errors import InputError
+from reirrad.grid import Grid
+from reirrad.mapping import RigidMap
+
+if TYPE_CHECKING:  # SimpleITK is imported by the functions that need it (start-up stays light)
+    import SimpleITK as sitk
+
+    from reirrad.accumulate import LoadedCourse
+
+CT_IMAGE_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.2"
+BONE_HU = 200.0  # Hounsfield units above which a voxel counts as bone for --bone
+# Mattes MI as ITK reports it is the negative mutual information (nats, whole image): lower is
+# better. Calibrated on the sample phantom only (not on patient CTs; set your own with --max-metric):
+# registered within 1 mm it ends at -1.0 to -1.25; a body outline matched to a water cylinder (no
+# anatomy in common) does not converge. The metric does NOT catch every wrong answer: a neck-only scan settled on
+# the wrong vertebra (8.5 mm off) ended at -0.77. Review (the QA picture) does.
+DEFAULT_MAX_METRIC = -0.5
+# Initial shift search around the centres' alignment: along each axis +/- (margin + half the
+# difference of the scanned extents), in steps of SEARCH_STEP_MM.
+SEARCH_MARGIN_MM, SEARCH_STEP_MM = 40.0, 10.0
+SHRINK_FACTORS = (4, 2, 1)
+SMOOTHING_SIGMAS_MM = (2.0, 1.0, 0.0)
+MAX_ITERATIONS_PER_LEVEL = 300
+_HISTOGRAM_BINS = 50
+_SAMPLING_FRACTIONS = (0.25, 0.5, 1.0)  # of the voxels per level, coarse to fine (random, fixed seed)
+_SEED = 20261126
+_MIN_STEP = 1e-3  # mm (steps are scaled to physical shifts)
+_SEARCH_STEP_MM = 4.0  # first step of the whole-image search
+# First step of the bone refinement: it starts near the optimum, and the bone-only metric is narrow
+# (a 4 mm first step jumped to another vertebra on the partial-overlap phantom).
+_REFINE_STEP_MM = 0.5
+_SLICE_TOLERANCE_MM = 0.01
+_LABEL = "automatic rigid registration, not reviewed"
+
+
+@dataclass(frozen=True, eq=False)
+class CtSeries:
+    """One CT series read from a folder: Hounsfield units on a regular grid."""
+
+    hu: np.ndarray  # (frames, rows, columns), float32, HU
+    grid: Grid
+    series_instance_uid: str
+    files: tuple[Path, ...]
+    headers: tuple[Dataset, ...]  # the slices' datasets without pixel data, in grid order
+
+    @property
+    def frame_of_reference_uid(self) -> str:
+        return self.grid.frame_of_reference_uid
+
+    @property
+    def centre_mm(self) -> np.ndarray:
+        """Patient position (mm) of the image centre."""
+        return self.grid.to_patient((np.asarray(self.grid.shape, dtype=float)[None] - 1.0) / 2.0)[0]
+
+
+@dataclass(frozen=True, eq=False)
+class AutoRegistration:
+    """The result of :func:`register_ct`.
+
+    ``matrix`` is the 4x4 rigid transform in a REG's direction: it maps prior-frame points (mm)
+    into the new frame (mm). ``metric_value`` is the Mattes MI at the end, on every voxel (lower
+    is better); ``iterations`` the optimiser iterations over all levels; ``converged`` False when
+    the last level stopped on its iteration limit.
+    """
+
+    matrix: np.ndarray
+    prior_frame_uid: str
+    new_frame_uid: str
+    metric_value: float
+    iterations: int
+    converged: bool
+    stop_condition: str
+    bone_mask: bool
+
+    @property
+    def label(self) -> str:
+        """How results and reports name this registration."""
+        return f"{_LABEL} (Mattes MI {self.metric_value:.3f})"
+
+    @property
+    def new_to_prior(self) -> np.ndarray:
+        """4x4 taking new-frame points (mm) to prior-frame points (mm): the sampling direction."""
+        return np.linalg.inv(self.matrix)
+
+    def point_map(self) -> RigidMap:
+        """The map from the new (reference) frame into the prior course's frame."""
+        return RigidMap(self.new_to_prior, self.label)
+
+
+@dataclass(frozen=True, eq=False)
+class AutomaticRegistration(Registration):
+    """An :class:`AutoRegistration` fed to the evaluation like a REG file (see ``reference_to_moving``)."""
+
+    result: AutoRegistration | None = None
+
+    @property
+    def label(self) -> str:
+        return self.result.label if self.result is not None else _LABEL
+
+
+def as_registration(result: AutoRegistration, where: Path) -> AutomaticRegistration:
+    """``result`` as a :class:`Registration` in the new frame registering the prior frame."""
+    return AutomaticRegistration(
+        path=where,
+        sop_instance_uid="",
+        frame_of_reference_uid=result.new_frame_uid,
+        to_own_frame={result.prior_frame_uid: result.matrix},
+        result=result,
+    )
+
+
+# ------------------------------------------------------------------ reading the CT series
+
+
+def read_ct_series(folder: str | Path) -> CtSeries:
+    """The one CT image series under ``folder`` (searched recursively), in Hounsfield units.
+
+    Raises
+    ------
+    InputError
+        No CT image, several series or frames of reference, slices of differing orientation,
+        pixel spacing or size, missing or uneven slice spacing, oblique (non-axial) images.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(folder, "not a folder")
+    slices = _ct_slices(folder)
+    if not slices:
+        raise InputError(
+            folder, "no CT image (CT Image Storage) in the folder: automatic registration needs the planning CT"
+        )
+    series = {str(ds.SeriesInstanceUID) for _, ds in slices}
+    if len(series) > 1:
+        raise InputError(folder, f"{len(series)} CT series in the folder; keep only the planning CT")
+    frames = {uid(ds, "FrameOfReferenceUID", path) for path, ds in slices}
+    if len(frames) > 1:
+        raise InputError(folder, "the CT slices name different frames of reference")
+    grid, order = _ct_grid(slices, frames.pop())
+    hu = np.stack([_hounsfield(slices[i][0]) for i in order])
+    return CtSeries(hu, grid, series.pop(), tuple(slices[i][0] for i in order), tuple(slices[i][1] for i in order))
+
+
+def _ct_slices(folder: Path) -> list[tuple[Path, Dataset]]:
+    """(path, dataset) of every CT Image Storage file under ``folder``; other files are skipped."""
+    found = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        try:
+            ds = read_dataset(path, stop_before_pixels=True)
+        except NotDicomError:
+            continue
+        if str(ds.get("SOPClassUID", "")) == CT_IMAGE_SOP_CLASS:
+            found.append((path, ds))
+    return found
+
+
+def _ct_grid(slices: Sequence[tuple[Path, Dataset]], frame: str) -> tuple[Grid, list[int]]:
+    """The regular grid of the slices and their order along it (refusing anything irregular)."""
+    path0, ds0 = slices[0]
+    orientation = numbers(ds0, "ImageOrientationPatient", path0, 6)
+    spacing = numbers(ds0, "PixelSpacing", path0, 2)
+    shape = (int(ds0.Rows), int(ds0.Columns))
+    for path, ds in slices[1:]:
+        if not np.allclose(numbers(ds, "ImageOrientationPatient", path, 6), orientation, atol=1e-4):
+            raise InputError(path, "CT slices of differing ImageOrientationPatient")
+        if not np.allclose(numbers(ds, "PixelSpacing", path, 2), spacing, atol=1e-4):
+            raise InputError(path, "CT slices of differing PixelSpacing")
+        if (int(ds.Rows), int(ds.Columns)) != shape:
+            raise InputError(path, "CT slices of differing size")
+    row, column = orientation[:3], orientation[3:]
+    normal = np.cross(row, column)
+    if abs(abs(normal[2]) - 1.0) > 1e-4:
+        raise InputError(path0, "CT slices are not transverse; only axial CT is supported")
+    positions = np.array([numbers(ds, "ImagePositionPatient", p, 3) for p, ds in slices])
+    along = positions @ normal
+    order = [int(i) for i in np.argsort(along)]
+    steps = np.diff(along[order])
+    if len(slices) < 2 or np.any(steps <= _SLICE_TOLERANCE_MM):
+        raise InputError(path0, "the CT series needs at least two slices at distinct positions")
+    if np.ptp(steps) > _SLICE_TOLERANCE_MM + 1e-3 * steps.mean():
+        raise InputError(
+            path0, f"uneven CT slice spacing ({steps.min():g} to {steps.max():g} mm); resample the CT first"
+        )
+    grid = Grid(
+        origin_mm=_triple(positions[order[0]]),
+        row_direction=_triple(row),
+        column_direction=_triple(column),
+        frame_direction=_triple(normal),
+        spacing_mm=(float(steps.mean()), float(spacing[0]), float(spacing[1])),
+        shape=(len(slices), *shape),
+        frame_of_reference_uid=frame,
+    )
+    return grid, order
+
+
+def _triple(vector: np.ndarray) -> tuple[float, float, float]:
+    return float(vector[0]), float(vector[1]), float(vector[2])
+
+
+def _hounsfield(path: Path) -> np.ndarray:
+    """One slice's pixels in HU (RescaleSlope/Intercept applied), float32."""
+    ds = read_dataset(path)
+    try:
+        pixels = ds.pixel_array
+    except Exception as exc:
+        raise InputError(path, f"CT pixel data cannot be decoded: {exc}") from None
+    slope = optional_number(ds, "RescaleSlope", path) or 1.0
+    intercept = optional_number(ds, "RescaleIntercept", path) or 0.0
+    return (pixels.astype(np.float32) * np.float32(slope) + np.float32(intercept)).astype(np.float32)
+
+
+# ------------------------------------------------------------------ registration
+
+
+def to_sitk(series: CtSeries) -> sitk.Image:
+    """A SimpleITK image of the series (ITK and DICOM share the LPS patient frame in mm)."""
+    import SimpleITK as sitk
+
+    image = sitk.GetImageFromArray(series.hu)  # array (k, j, i) -> image index (i, j, k)
+    grid = series.grid
+    image.SetOrigin(grid.origin_mm)
+    image.SetSpacing((grid.spacing_mm[2], grid.spacing_mm[1], grid.spacing_mm[0]))
+    axes = np.column_stack([grid.row_direction, grid.column_direction, grid.frame_direction])
+    image.SetDirection(tuple(float(v) for v in axes.ravel()))
+    return image
+
+
+def _matrix(transform: sitk.Euler3DTransform) -> np.ndarray:
+    """4x4 of an ITK rigid transform: x -> R (x - c) + c + t."""
+    rotation = np.asarray(transform.GetMatrix()).reshape(3, 3)
+    centre, translation = np.asarray(transform.GetCenter()), np.asarray(transform.GetTranslation())
+    out = np.eye(4)
+    out[:3, :3] = rotation
+    out[:3, 3] = centre + translation - rotation @ centre
+    return out
+
+
+def _initial_transform(
+    fixed: sitk.Image, moving: sitk.Image, initial_new_to_prior: np.ndarray | None
+) -> sitk.Euler3DTransform:
+    """Centres aligned (CenteredTransformInitializer, GEOMETRY), or the given new -> prior matrix."""
+    import SimpleITK as sitk
+
+    if initial_new_to_prior is None:
+        return sitk.CenteredTransformInitializer(
+            fixed, moving, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.GEOMETRY
+        )
+    transform = sitk.Euler3DTransform()
+    size = np.asarray(fixed.GetSize(), dtype=float)
+    transform.SetCenter(fixed.TransformContinuousIndexToPhysicalPoint(tuple((size - 1.0) / 2.0)))
+    rotation = initial_new_to_prior[:3, :3]
+    centre = np.asarray(transform.GetCenter())
+    transform.SetMatrix(tuple(float(v) for v in rotation.ravel()))
+    transform.SetTranslation(tuple(float(v) for v in initial_new_to_prior[:3, 3] + rotation @ centre - centre))
+    return transform
+
+
+def _bone_mask(fixed: sitk.Image) -> sitk.Image:
+    """Voxels above :data:`BONE_HU`, dilated by one voxel so that bone edges count."""
+    import SimpleITK as sitk
+
+    return sitk.BinaryDilate(sitk.BinaryThreshold(fixed, BONE_HU, 1e9, 1, 0), [1, 1, 1])
+
+
+def _method(bone: sitk.Image | None) -> sitk.ImageRegistrationMethod:
+    import SimpleITK as sitk
+
+    method = sitk.ImageRegistrationMethod()
+    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=_HISTOGRAM_BINS)
+    method.SetInterpolator(sitk.sitkLinear)
+    if bone is not None:
+        method.SetMetricFixedMask(bone)
+    return method
+
+
+def _folder(series: CtSeries) -> Path:
+    """Where messages about ``series`` point: its folder (or "CT" for an in-memory series)."""
+    return series.files[0].parent if series.files else Path("CT")
+
+
+def _optimise(
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    transform: sitk.Euler3DTransform,
+    mask: sitk.Image | None,
+    shrink: Sequence[int],
+    sigmas_mm: Sequence[float],
+    new: CtSeries,
+    first_step_mm: float,
+) -> tuple[int, str]:
+    """Optimise ``transform`` in place over the resolution levels; (iterations, stop condition).
+
+    ``first_step_mm``: the optimiser's first step (largest shift of a point of the image, mm).
+    """
+    import SimpleITK as sitk
+
+    method = _method(mask)
+    method.SetMetricSamplingStrategy(method.RANDOM)
+    method.SetMetricSamplingPercentagePerLevel(list(_SAMPLING_FRACTIONS[-len(shrink) :]), _SEED)
+    method.SetOptimizerAsRegularStepGradientDescent(
+        learningRate=first_step_mm,
+        minStep=_MIN_STEP,
+        numberOfIterations=MAX_ITERATIONS_PER_LEVEL,
+        relaxationFactor=0.5,
+        gradientMagnitudeTolerance=1e-8,
+    )
+    method.SetOptimizerScalesFromPhysicalShift()
+    method.SetShrinkFactorsPerLevel(list(shrink))
+    method.SetSmoothingSigmasPerLevel(list(sigmas_mm))
+    method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
+    method.SetInitialTransform(transform, inPlace=True)
+    iterations = [0]
+    method.AddCommand(sitk.sitkIterationEvent, lambda: iterations.__setitem__(0, iterations[0] + 1))
+    try:
+        method.Execute(fixed, moving)
+    except RuntimeError as exc:  # ITK: e.g. too few samples in the overlap
+        problem = " ".join(str(exc).split())[-200:]
+        raise InputError(_folder(new), f"automatic registration failed: {problem}") from None
+    return iterations[0], " ".join(method.GetOptimizerStopConditionDescription().split())
+
+
+def _axes(image: sitk.Image) -> np.ndarray:
+    """3x3 whose columns are the image's axis directions (patient frame)."""
+    return np.asarray(image.GetDirection()).reshape(3, 3)
+
+
+def _search_translation(fixed: sitk.Image, moving: sitk.Image, transform: sitk.Euler3DTransform, new: CtSeries) -> None:
+    """Move ``transform`` to the best of a grid of shifts around the centres' alignment (in place).
+
+    Image centres differ from the anatomy's when the scans cover different lengths; the gradient
+    descent alone then finds the wrong vertebra. The grid: along each patient axis, :data:`SEARCH_MARGIN_MM`
+    plus half the difference of the two scans' extents, in steps of :data:`SEARCH_STEP_MM`, on the
+    coarsest level, every voxel sampled.
+    """
+    extents = [
+        np.abs(_axes(image) @ (np.asarray(image.GetSize()) * np.asarray(image.GetSpacing())))
+        for image in (fixed, moving)
+    ]
+    ranges = SEARCH_MARGIN_MM + np.abs(extents[0] - extents[1]) / 2.0
+    steps = [int(np.ceil(r / SEARCH_STEP_MM)) for r in ranges]
+    method = _method(None)
+    method.SetMetricSamplingStrategy(method.NONE)
+    method.SetOptimizerAsExhaustive([0, 0, 0, *steps], stepLength=SEARCH_STEP_MM)
+    method.SetOptimizerScales([1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    method.SetShrinkFactorsPerLevel([SHRINK_FACTORS[0]])
+    method.SetSmoothingSigmasPerLevel([SMOOTHING_SIGMAS_MM[0]])
+    method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
+    method.SetInitialTransform(transform, inPlace=True)
+    try:
+        method.Execute(fixed, moving)
+    except RuntimeError as exc:
+        problem = " ".join(str(exc).split())[-200:]
+        raise InputError(_folder(new), f"automatic registration failed: {problem}") from None
+
+
+def register_ct(
+    prior: CtSeries,
+    new: CtSeries,
+    *,
+    bone: bool = False,
+    initial_matrix: np.ndarray | None = None,
+) -> AutoRegistration:
+    """Rigidly register the prior course's CT onto the new course's CT.
+
+    Parameters
+    ----------
+    prior, new : CtSeries
+        Moving (prior course) and fixed (new course) planning CTs.
+    bone : bool
+        Restrict the metric to bone of the new CT (HU > :data:`BONE_HU`), for head and neck.
+    initial_matrix : ndarray (4, 4), optional
+        Start from this REG-direction matrix (prior frame -> new frame, mm), e.g. a given REG's;
+        default: image centres aligned, no rotation.
+
+    Returns
+    -------
+    AutoRegistration
+        Not checked: :func:`require_usable` refuses a non-converged or poorly matching result.
+    """
+    import SimpleITK as sitk
+
+    fixed, moving = to_sitk(new), to_sitk(prior)
+    mask = _bone_mask(fixed) if bone else None
+    if mask is not None and not np.any(sitk.GetArrayViewFromImage(mask)):
+        raise InputError(_folder(new), f"--bone: the new CT has no voxel above {BONE_HU:g} HU")
+    transform = _initial_transform(fixed, moving, None if initial_matrix is None else np.linalg.inv(initial_matrix))
+    if initial_matrix is None:
+        _search_translation(fixed, moving, transform, new)
+    iterations, stop = _optimise(
+        fixed, moving, transform, None, SHRINK_FACTORS, SMOOTHING_SIGMAS_MM, new, _SEARCH_STEP_MM
+    )
+    if mask is not None:  # refined on bone alone, from the whole-image optimum
+        more, stop = _optimise(
+            fixed, moving, transform, mask, SHRINK_FACTORS[1:], SMOOTHING_SIGMAS_MM[1:], new, _REFINE_STEP_MM
+        )
+        iterations += more
+    final = _method(None)  # the stated threshold applies to the whole-image metric, masked or not
+    final.SetMetricSamplingStrategy(final.NONE)
+    final.SetInitialTransform(transform, inPlace=False)
+    metric = float(final.MetricEvaluate(fixed, moving))
+    return AutoRegistration(
+        matrix=np.linalg.inv(_matrix(transform)),
+        prior_frame_uid=prior.frame_of_reference_uid,
+        new_frame_uid=new.frame_of_reference_uid,
+        metric_value=metric,
+        iterations=iterations,
+        converged="Maximum number of iterations" not in stop,
+        stop_condition=stop,
+        bone_mask=bone,
+    )
+
+
+def require_usable(result: AutoRegistration, where: Path, max_metric: float = DEFAULT_MAX_METRIC) -> AutoRegistration:
+    """``result``, or InputError when it did not converge or its metric is above ``max_metric``."""
+    if not result.converged:
+        raise InputError(where, f"automatic registration did not converge ({result.stop_condition}); not used")
+    if not np.isfinite(result.metric_value) or result.metric_value > max_metric:
+        raise InputError(
+            where,
+            f"automatic registration ends with Mattes MI {result.metric_value:.3f}, worse than the threshold "
+            f"{max_metric:g} (lower is better); not used: check the CTs or register them by hand",
+        )
+    return result
+
+
+def register_folders(
+    prior_folder: str | Path,
+    new_folder: str | Path,
+    *,
+    bone: bool = False,
+    initial_matrix: np.ndarray | None = None,
+    max_metric: float = DEFAULT_MAX_METRIC,
+) -> tuple[AutoRegistration, CtSeries, CtSeries]:
+    """Read both courses' CTs, register them and refuse an unusable result (see :func:`register_ct`)."""
+    prior, new = read_ct_series(prior_folder), read_ct_series(new_folder)
+    if prior.frame_of_reference_uid == new.frame_of_reference_uid:
+        raise InputError(Path(prior_folder), "both CTs share one frame of reference: the courses need no registration")
+    result = register_ct(prior, new, bone=bone, initial_matrix=initial_matrix)
+    return require_usable(result, Path(new_folder), max_metric), prior, new
+
+
+# ------------------------------------------------------------------ QA picture
+
+
+def prior_on_new_grid(prior: CtSeries, new: CtSeries, result: AutoRegistration) -> np.ndarray:
+    """The prior CT (HU) resampled at the new CT's voxel centres through the registration (linear;
+    -1000 HU outside the prior scan)."""
+    import SimpleITK as sitk
+
+    transform = sitk.AffineTransform(3)
+    transform.SetMatrix(tuple(float(v) for v in result.new_to_prior[:3, :3].ravel()))
+    transform.SetTranslation(tuple(float(v) for v in result.new_to_prior[:3, 3]))
+    moved = sitk.Resample(to_sitk(prior), to_sitk(new), transform, sitk.sitkLinear, -1000.0, sitk.sitkFloat32)
+    return sitk.GetArrayFromImage(moved)
+
+
+def checkerboard(a: np.ndarray, b: np.ndarray, square: int = 8) -> np.ndarray:
+    """``a`` and ``b`` (same 2-D shape) alternating in squares of ``square`` pixels."""
+    rows, columns = np.indices(a.shape)
+    return np.where((rows // square + columns // square) % 2 == 0, a, b)
+
+
+def write_qa_figure(
+    prior: CtSeries, new: CtSeries, result: AutoRegistration, centre_mm: np.ndarray, output: str | Path
+) -> None:
+    """A PNG with three orthogonal checkerboard views (new CT / registered prior CT) through
+    ``centre_mm`` (new frame), written under the output policy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from reirrad.outputs import write_output
+
+    moved = prior_on_new_grid(prior, new, result)
+    k, j, i = (
+        int(v)
+        for v in np.clip(np.rint(new.grid.to_index(np.asarray(centre_mm)[None])[0]), 0, np.asarray(new.grid.shape) - 1)
+    )
+    dk, dj, di = new.grid.spacing_mm
+    views = (
+        ("axial", new.hu[k], moved[k], dj / di),
+        ("coronal", new.hu[::-1, j, :], moved[::-1, j, :], dk / di),
+        ("sagittal", new.hu[::-1, :, i], moved[::-1, :, i], dk / dj),
+    )
+    figure = Figure(figsize=(12, 4.6), dpi=100)
+    for n, (name, fixed, registered, aspect) in enumerate(views):
+        axes = figure.add_subplot(1, 3, n + 1)
+        axes.imshow(
+            checkerboard(fixed, registered), cmap="gray", vmin=-500, vmax=1000, aspect=aspect, interpolation="nearest"
+        )
+        axes.set_title(name, fontsize=10)
+        axes.set_axis_off()
+    figure.suptitle(
+        f"{result.label}\ncheckerboard: new CT / prior CT registered onto it, through "
+        f"({centre_mm[0]:.1f}, {centre_mm[1]:.1f}, {centre_mm[2]:.1f}) mm",
+        fontsize=10,
+    )
+    figure.tight_layout()
+    write_output(output, lambda stream: figure.savefig(stream, format="png"))
+
+
+# ------------------------------------------------------------------ `reirrad register`
+
+
+def initial_matrix_from(reg_path: str | Path, prior_folder: str | Path, new_folder: str | Path) -> np.ndarray:
+    """The prior -> new matrix a given REG states between the two CTs' frames (InputError if none)."""
+    from reirrad.dicom.registration import read_registration
+
+    prior, new = _frame_of(prior_folder), _frame_of(new_folder)
+    matrix = read_registration(reg_path).matrix(prior, new)
+    if matrix is None:
+        raise InputError(reg_path, f"does not relate the CTs' frames of reference {prior} and {new}")
+    return matrix
+
+
+def _frame_of(folder: str | Path) -> str:
+    slices = _ct_slices(Path(folder))
+    if not slices:
+        raise InputError(folder, "no CT image (CT Image Storage) in the folder")
+    return uid(slices[0][1], "FrameOfReferenceUID", slices[0][0])
+
+
+def qa_centre_mm(new: CtSeries, new_folder: str | Path, target: str | None) -> np.ndarray:
+    """Mean contour point (mm) of ROI ``target`` of the new course's RTSTRUCT, or the CT centre."""
+    if target is None:
+        return new.centre_mm
+    from reirrad.dicom.structures import read_structures
+
+    rtstruct = "1.2.840.10008.5.1.4.1.1.481.3"
+    for path in sorted(p for p in Path(new_folder).rglob("*") if p.is_file()):
+        try:
+            is_structures = str(read_dataset(path, stop_before_pixels=True).get("SOPClassUID", "")) == rtstruct
+        except NotDicomError:
+            continue
+        if is_structures:
+            for roi in read_structures(path).rois:
+                if roi.name == target and roi.contours:
+                    return np.concatenate([c.points_mm for c in roi.contours]).mean(axis=0)
+    raise InputError(new_folder, f"no RTSTRUCT in the folder has a contoured ROI named {target!r}")
+
+
+def register_and_write(
+    prior_folder: Path,
+    new_folder: Path,
+    output: Path,
+    *,
+    bone: bool = False,
+    qa: Path | None = None,
+    initial_matrix: np.ndarray | None = None,
+    max_metric: float = DEFAULT_MAX_METRIC,
+    qa_centre: Callable[[CtSeries], np.ndarray] | None = None,
+) -> AutoRegistration:
+    """Register the CTs of two course folders and write the REG (and the QA picture).
+
+    Outputs are checked before anything is computed: never an input, written atomically.
+    """
+    from reirrad.dicom.write import refuse_input_as_output, registration_dataset, save_atomic
+
+    inputs = [p for folder in (prior_folder, new_folder) if Path(folder).is_dir() for p in Path(folder).rglob("*")]
+    for target in (output, qa):
+        if target is not None:
+            refuse_input_as_output(target, inputs)
+    if qa is not None and Path(qa).resolve() == Path(output).resolve():
+        raise InputError(qa, "the QA picture and the REG would be the same file")
+    result, prior, new = register_folders(
+        prior_folder, new_folder, bone=bone, initial_matrix=initial_matrix, max_metric=max_metric
+    )
+    description = result.label + (", bone-refined" if bone else "")
+    ds = registration_dataset(
+        result.matrix,
+        result.new_frame_uid,
+        result.prior_frame_uid,
+        new.headers[0],
+        description=description,
+        new_images=new.headers,
+        prior_images=prior.headers,
+    )
+    save_atomic(ds, output)
+    if qa is not None:
+        centre = new.centre_mm if qa_centre is None else qa_centre(new)
+        write_qa_figure(prior, new, result, centre, qa)
+    return result
+
+
+# ------------------------------------------------------------------ `reirrad check --auto-register`
+
+
+def automatic_registrations(
+    courses: Sequence[LoadedCourse], registrations: Sequence[Registration]
+) -> list[Registration]:
+    """An automatic registration for every prior course in another frame than the reference (last)
+    course's that no given REG relates to it, from the CTs in both course folders (refused when
+    unusable, see :func:`require_usable`). Called only when the case asks for it."""
+    reference = courses[-1]
+    frame = reference.frame_of_reference_uid
+    found: list[Registration] = []
+    for course in courses[:-1]:
+        if course.frame_of_reference_uid == frame or any(
+            r.matrix(frame, course.frame_of_reference_uid) is not None for r in (*registrations, *found)
+        ):
+            continue
+        if course.spec.datasets or reference.spec.datasets:
+            raise InputError(course.spec.path, "automatic registration reads the planning CTs from the course folders")
+        result, _, _ = register_folders(course.spec.path, reference.spec.path)
+        found.append(as_registration(result, course.spec.path))
+    return found
+
+
+def with_auto_registration(case: CaseSpec) -> CaseSpec:
+    """``case`` with automatic registration asked for (``--auto-register``)."""
+    courses = tuple(dataclasses.replace(c, auto_register=True) for c in case.courses)
+    return dataclasses.replace(case, courses=courses)

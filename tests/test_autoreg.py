@@ -1,0 +1,326 @@
+"""Automatic rigid CT registration: known transforms recovered, REG written in the standard's
+direction (read back by reirrad, clean under dciodvfy), unusable registrations refused."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
+from sum_helpers import rigid
+
+pytest.importorskip("SimpleITK")
+
+from reirrad import autoreg
+from reirrad.autoreg import CtSeries, register_ct, require_usable
+from reirrad.dicom.registration import read_registration, reference_to_moving
+from reirrad.dicom.write import ct_series_datasets, save_atomic
+from reirrad.errors import InputError
+from reirrad.grid import Grid, resample
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_plans"
+PRIOR, NEW = "1.2.826.0.1.3680043.8.498.71", "1.2.826.0.1.3680043.8.498.72"
+TARGET_A = np.array([18.1, 15.5, -28.0])  # the sample SBRT recurrence beside the left carotid (prior frame)
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("sample_plans_generate", SAMPLES / "generate.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+GEN = _generator()
+
+
+def axial(origin, spacing, shape, frame) -> Grid:
+    return Grid(
+        tuple(map(float, origin)),
+        (1.0, 0.0, 0.0),
+        (0.0, 1.0, 0.0),
+        (0.0, 0.0, 1.0),
+        tuple(map(float, spacing)),
+        tuple(shape),
+        frame,
+    )
+
+
+def phantom(grid: Grid, to_prior: np.ndarray) -> CtSeries:
+    """The phantom CT on ``grid``; ``to_prior`` maps the grid's frame into the prior (phantom) frame."""
+    points = grid.to_patient(np.indices(grid.shape).reshape(3, -1).T)
+    points = points @ to_prior[:3, :3].T + to_prior[:3, 3]
+    return CtSeries(GEN.ct_hu(points).reshape(grid.shape).astype(np.float32), grid, "", (), ())
+
+
+PRIOR_GRID = axial((-81, -90, -100), (3, 3, 3), (67, 64, 54), PRIOR)
+
+
+def errors(result, true_prior_to_new: np.ndarray) -> tuple[float, float]:
+    """Distance (mm) at the target and rotation angle (degrees) between found and true transforms."""
+    target = np.append(TARGET_A, 1.0)
+    distance = float(np.linalg.norm((result.matrix @ target - true_prior_to_new @ target)[:3]))
+    residual = result.matrix[:3, :3] @ true_prior_to_new[:3, :3].T
+    return distance, float(np.degrees(np.arccos(np.clip((np.trace(residual) - 1) / 2, -1, 1))))
+
+
+CASES = {  # prior -> new transform; new grid (origin, spacing, shape): other pixels, slices, scan length
+    "small rotations": (
+        rigid(5, 2, (10, -8, 12)) @ rigid(-4, 0, (0, 0, 0)),
+        ((-85, -95, -70), (4, 2.5, 2.5), (41, 80, 68)),
+        False,
+    ),
+    "10 deg and 30 mm": (
+        rigid(10, 0, (30, 20, -25)) @ rigid(8, 1, (0, 0, 0)),
+        ((-85, -95, -70), (2, 3.5, 3.5), (70, 56, 48)),
+        False,
+    ),
+    "partial overlap, bone": (
+        rigid(-10, 2, (-25, 15, 30)) @ rigid(6, 0, (0, 0, 0)),
+        ((-85, -95, -40), (3, 2.5, 2.5), (35, 80, 68)),
+        True,
+    ),
+    "yaw and shift, bone": (
+        rigid(-7, 1, (-12, 28, -18)) @ rigid(9, 2, (0, 0, 0)),
+        ((-90, -90, -75), (5, 3, 3), (34, 62, 58)),
+        True,
+    ),
+    "neck only, 60 mm from the centres": (  # the scans' centres are 60 mm apart along z
+        rigid(5.5, 2, (-16.5, -12, 22.4)) @ rigid(7.9, 1, (0, 0, 0)) @ rigid(2.5, 0, (0, 0, 0)),
+        ((-88, -95, -80), (2, 3, 3), (42, 66, 60)),
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_known_transform_is_recovered(name, record_property):
+    matrix, (origin, spacing, shape), bone = CASES[name]
+    new = phantom(axial(origin, spacing, shape, NEW), np.linalg.inv(matrix))
+    prior = phantom(PRIOR_GRID, np.eye(4))
+    started = time.process_time()
+    result = register_ct(prior, new, bone=bone)
+    record_property("cpu_s", time.process_time() - started)
+    distance_mm, angle_deg = errors(result, matrix)
+    record_property("errors", (distance_mm, angle_deg, result.metric_value))
+    assert result.converged, result.stop_condition
+    assert distance_mm < 1.0 and angle_deg < 0.5
+    assert require_usable(result, Path("x")) is result
+    assert result.label == f"automatic rigid registration, not reviewed (Mattes MI {result.metric_value:.3f})"
+    np.testing.assert_allclose(
+        result.point_map()(TARGET_A[None] @ np.eye(3)),
+        result.new_to_prior[None, :3, :3] @ TARGET_A + result.new_to_prior[:3, 3],
+        atol=1e-9,
+    )
+
+
+def test_start_from_a_given_matrix_finds_the_same_answer():
+    matrix = rigid(8, 2, (20, -15, 10))
+    new = phantom(axial((-85, -95, -70), (4, 3, 3), (41, 66, 56), NEW), np.linalg.inv(matrix))
+    result = register_ct(phantom(PRIOR_GRID, np.eye(4)), new, initial_matrix=rigid(6, 2, (17, -12, 14)))
+    distance_mm, angle_deg = errors(result, matrix)
+    assert distance_mm < 1.0 and angle_deg < 0.5
+
+
+# ------------------------------------------------------------------ through DICOM files and the CLI
+
+
+def write_ct(folder: Path, series: CtSeries, study: str) -> list[Path]:
+    header = Dataset()
+    header.PatientID, header.PatientName, header.StudyInstanceUID = "AUTOREG-1", "Phantom^Autoreg", study
+    header.StudyDate, header.StudyTime, header.StudyID = "20240115", "083000", "AUTOREG"
+    folder.mkdir()
+    paths = []
+    for ds in ct_series_datasets(series.hu, series.grid, header, description="phantom CT"):
+        paths.append(save_atomic(ds, folder / f"ct_{ds.InstanceNumber:03d}.dcm"))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def course_folders(tmp_path_factory) -> tuple[Path, Path, np.ndarray]:
+    root = tmp_path_factory.mktemp("autoreg")
+    matrix = rigid(7, 2, (12, -20, 15)) @ rigid(-5, 0, (0, 0, 0))
+    write_ct(root / "prior", phantom(PRIOR_GRID, np.eye(4)), generate_uid())
+    write_ct(
+        root / "new",
+        phantom(axial((-85, -95, -70), (4, 3, 3), (41, 66, 56), NEW), np.linalg.inv(matrix)),
+        generate_uid(),
+    )
+    return root / "prior", root / "new", matrix
+
+
+def reirrad(*args) -> subprocess.CompletedProcess:
+    """The console script in a fresh interpreter."""
+    code = "from reirrad.cli import main\nmain()"
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, check=False)
+
+
+def moving_field(points_mm: np.ndarray) -> np.ndarray:
+    """A prior-course dose (Gy), linear in the prior frame, different along each axis."""
+    return 30.0 + 0.25 * points_mm[..., 0] - 0.15 * points_mm[..., 1] + 0.1 * points_mm[..., 2]
+
+
+def test_register_writes_a_reg_that_maps_the_prior_dose_in_the_right_direction(course_folders, tmp_path):
+    prior_dir, new_dir, matrix = course_folders
+    run = reirrad("register", prior_dir, new_dir, "--output", tmp_path / "reg.dcm", "--qa", tmp_path / "qa.png")
+    assert run.returncode == 0, run.stderr
+    assert "automatic rigid registration, not reviewed (Mattes MI -" in run.stdout
+    assert (tmp_path / "qa.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    reg = read_registration(tmp_path / "reg.dcm")
+    assert reg.frame_of_reference_uid == NEW
+    new_to_prior, _ = reference_to_moving(NEW, PRIOR, [reg], tmp_path)
+    # a dose known in the prior frame, sampled at new-frame points through the REG
+    new_grid = axial((-20, -20, -40), (3, 3, 3), (11, 11, 11), NEW)
+    prior_grid = axial((-90, -90, -100), (2, 2, 2.5), (81, 91, 91), PRIOR)
+    index = np.indices(prior_grid.shape).reshape(3, -1).T
+    prior_dose = moving_field(prior_grid.to_patient(index)).reshape(prior_grid.shape)
+    values, covered = resample(prior_dose, prior_grid, new_grid, new_to_prior)
+    points = new_grid.to_patient(np.indices(new_grid.shape).reshape(3, -1).T)
+    truth = np.linalg.inv(matrix)
+    expected = moving_field(points @ truth[:3, :3].T + truth[:3, 3]).reshape(new_grid.shape)
+    wrong = moving_field(points @ matrix[:3, :3].T + matrix[:3, 3]).reshape(new_grid.shape)
+    assert covered.all()
+    assert np.abs(values - expected).max() < 0.3  # 1 mm x the steepest gradient, 0.3 Gy/mm
+    assert np.abs(values - wrong).max() > 5.0
+
+
+def test_written_reg_is_clean_under_dciodvfy(course_folders, tmp_path):
+    if shutil.which("dciodvfy") is None:
+        if os.environ.get("CI"):
+            pytest.fail("dciodvfy (dicom3tools) is missing in CI")
+        pytest.skip("dciodvfy (dicom3tools) not installed")
+    prior_dir, new_dir, _ = course_folders
+    assert reirrad("register", prior_dir, new_dir, "--output", tmp_path / "reg.dcm").returncode == 0
+    for path in (tmp_path / "reg.dcm", next(new_dir.glob("*.dcm"))):
+        run = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, check=False)
+        problems = [line for line in (run.stdout + run.stderr).splitlines() if line.startswith(("Error", "Warning"))]
+        assert not problems, (path, problems)
+
+
+def test_non_converging_registration_is_refused(course_folders, tmp_path, monkeypatch):
+    prior_dir, new_dir, _ = course_folders
+    monkeypatch.setattr(autoreg, "MAX_ITERATIONS_PER_LEVEL", 2)
+    with pytest.raises(InputError, match="did not converge"):
+        autoreg.register_and_write(prior_dir, new_dir, tmp_path / "reg.dcm")
+    assert not (tmp_path / "reg.dcm").exists()
+
+
+def test_bad_metric_is_refused_with_exit_2(course_folders, tmp_path):
+    prior_dir, new_dir, _ = course_folders
+    run = reirrad("register", prior_dir, new_dir, "--output", tmp_path / "reg.dcm", "--max-metric", "-5")
+    assert run.returncode == 2
+    assert "worse than the threshold -5" in run.stderr and len(run.stderr.splitlines()) == 1
+    assert not (tmp_path / "reg.dcm").exists()
+
+
+def test_unrelated_anatomy_is_refused(tmp_path):
+    """A new CT of other anatomy (a water cylinder) cannot match: refused (its optimiser wanders)."""
+    grid = axial((-85, -95, -70), (4, 3, 3), (41, 66, 56), NEW)
+    points = grid.to_patient(np.indices(grid.shape).reshape(3, -1).T)
+    hu = np.where(np.hypot(points[:, 0], points[:, 1]) < 60, 0.0, -1000.0).reshape(grid.shape).astype(np.float32)
+    result = register_ct(phantom(PRIOR_GRID, np.eye(4)), CtSeries(hu, grid, "", (), ()))
+    with pytest.raises(InputError, match=r"did not converge|worse than the threshold"):
+        require_usable(result, tmp_path)
+
+
+def test_output_onto_an_input_is_refused(course_folders):
+    prior_dir, new_dir, _ = course_folders
+    victim = next(new_dir.glob("*.dcm"))
+    before = victim.read_bytes()
+    run = reirrad("register", prior_dir, new_dir, "--output", victim)
+    assert run.returncode == 2
+    assert victim.read_bytes() == before
+
+
+def test_folder_without_ct_is_refused(course_folders, tmp_path):
+    prior_dir, _, _ = course_folders
+    (tmp_path / "empty").mkdir()
+    run = reirrad("register", prior_dir, tmp_path / "empty", "--output", tmp_path / "reg.dcm")
+    assert run.returncode == 2 and "no CT image" in run.stderr
+
+
+# ------------------------------------------------------------------ reirrad check with an automatic registration
+
+SBRT = SAMPLES / "hn_sbrt_reirradiation"
+
+
+@pytest.fixture(scope="module")
+def sbrt_without_reg(tmp_path_factory) -> Path:
+    """The sample SBRT case (courses in two frames, planning CTs included) without its REG."""
+    root = tmp_path_factory.mktemp("sbrt")
+    for course in ("course1", "course2"):
+        shutil.copytree(SBRT / course, root / course, ignore=shutil.ignore_patterns("reg.dcm"))
+    lines = (SBRT / "case.toml").read_text().splitlines()
+    (root / "case.toml").write_text("\n".join(line for line in lines if not line.startswith("registration")) + "\n")
+    return root
+
+
+def check_json(*args) -> tuple[int, dict]:
+    run = reirrad("check", *args, "--format", "json")
+    return run.returncode, (json.loads(run.stdout) if run.stdout else {"stderr": run.stderr})
+
+
+def test_courses_in_two_frames_without_reg_are_still_refused(sbrt_without_reg):
+    """Never silently: without --auto-register (or registration = "auto") no registration is computed."""
+    run = reirrad("check", sbrt_without_reg / "case.toml")
+    assert run.returncode == 2
+    assert "no registration relating them" in run.stderr
+
+
+def test_check_with_automatic_registration_matches_the_reg_and_says_so(sbrt_without_reg):
+    code_reg, with_reg = check_json(SBRT / "case.toml")
+    case = sbrt_without_reg / "case_auto.toml"
+    case.write_text(
+        (sbrt_without_reg / "case.toml")
+        .read_text()
+        .replace('path = "course2"', 'path = "course2"\nregistration = "auto"')
+    )
+    code_auto, auto = check_json(case)
+    assert code_auto == code_reg == 1  # the left carotid fails either way
+
+    label = auto["courses"][0]["registration"]
+    assert label.startswith("automatic rigid registration, not reviewed (Mattes MI -")
+    assert float(label.rsplit(" ", 1)[1].rstrip(")")) < autoreg.DEFAULT_MAX_METRIC
+    assert f"prior: {label}" in auto["assumptions"]["registration"]
+    flags = [f for f in auto["flags"] if f["id"] == "automatic_registration_not_reviewed"]
+    assert len(flags) == 1 and flags[0]["severity"] == "high" and "prior" in flags[0]["message"]
+    assert not [f for f in with_reg["flags"] if f["id"] == "automatic_registration_not_reviewed"]
+    for found, given in zip(auto["results"], with_reg["results"]):
+        assert (found["organ"], found["status"]) == (given["organ"], given["status"])
+        if given["value_gy"] is not None:  # within 1 mm of the REG: at most 1 Gy on these gradients
+            assert abs(found["value_gy"] - given["value_gy"]) < 1.0, found["organ"]
+
+
+def test_auto_register_option_on_course_folders(sbrt_without_reg):
+    code, report = check_json(
+        "--prior", sbrt_without_reg / "course1", "--new", sbrt_without_reg / "course2", "--auto-register"
+    )
+    assert code == 1
+    assert report["courses"][0]["registration"].startswith("automatic rigid registration, not reviewed")
+
+
+def test_a_written_reg_placed_in_a_course_folder_stays_unreviewed(sbrt_without_reg, tmp_path):
+    """A REG that `reirrad register` wrote, dropped into the course folder, is still named an
+    automatic, unreviewed registration and flagged: never a plain "REG <uid>"."""
+    run = reirrad("register", sbrt_without_reg / "course1" / "ct", sbrt_without_reg / "course2" / "ct",
+                  "--output", tmp_path / "auto-reg.dcm")
+    assert run.returncode == 0, run.stderr
+    assert read_registration(tmp_path / "auto-reg.dcm").label.startswith("automatic rigid registration, not reviewed")
+    case = tmp_path / "case"
+    shutil.copytree(sbrt_without_reg, case)
+    shutil.copy(tmp_path / "auto-reg.dcm", case / "course2" / "auto-reg.dcm")
+    code, report = check_json(case / "case.toml")
+    assert code == 1, report
+    label = report["courses"][0]["registration"]
+    assert label.startswith("automatic rigid registration, not reviewed") and "written by reirrad register" in label
+    assert [f for f in report["flags"] if f["id"] == "automatic_registration_not_reviewed"]
