@@ -45,7 +45,7 @@ from reirrad.eqd2 import NO_RECOVERY, RecoveryModel, check_lql_transition_gy, eq
 from reirrad.errors import InputError, OptionError, ReirradError
 from reirrad.flags import CourseDose, CourseInfo, FlagContext, OrganResult, compute_flags
 from reirrad.masks import RoiSampling, sample_roi
-from reirrad.metrics import Metric, parse_metric
+from reirrad.metrics import DoseAtVolume, Metric, MetricKind, Statistic, VolumeUnit, parse_metric
 from reirrad.organs import OrganMatch, match_organs
 from reirrad.outputs import case_inputs
 from reirrad.results import (
@@ -628,7 +628,7 @@ def run_check(case: CaseSpec, options: CheckOptions = CheckOptions()) -> CheckRe
 # ------------------------------------------------------------------ conservative mode (no registration)
 
 CONSERVATIVE = "none (conservative per-course sum)"
-BOUNDED = ("Dmax", "Dmean", "Dx")  # metric kinds conservative mode can bound
+BOUNDED = (MetricKind.DMAX, MetricKind.DMEAN, MetricKind.DX)  # metric kinds conservative mode can bound
 
 
 def conservative_value(dvh: Dvh, metric: Metric, courses: int) -> MetricValue | None:
@@ -641,15 +641,15 @@ def conservative_value(dvh: Dvh, metric: Metric, courses: int) -> MetricValue | 
     volume, which covers the linear interpolation between samples. Dmean adds exactly when the
     structures are identical. Dmin and volume metrics have no such bound.
     """
-    if metric.kind in ("Dmax", "Dmean"):
+    if metric.kind in (MetricKind.DMAX, MetricKind.DMEAN):
         return evaluate(dvh, metric)
-    if metric.kind != "Dx":
+    if not isinstance(metric, DoseAtVolume):
         return None
-    volume_cc = metric.parameter if metric.parameter_unit == "cc" else metric.parameter / 100 * dvh.in_grid_volume_cc
+    volume_cc = metric.volume if metric.volume_unit is VolumeUnit.CC else metric.volume / 100 * dvh.in_grid_volume_cc
     volume_cc = volume_cc / courses - float(dvh.weights_cc.max())
     if volume_cc <= 0:
-        return evaluate(dvh, Metric("Dmax"))
-    value = evaluate(dvh, Metric("Dx", volume_cc, "cc"))
+        return evaluate(dvh, Statistic(MetricKind.DMAX))
+    value = evaluate(dvh, DoseAtVolume(volume_cc, VolumeUnit.CC))
     if value.value is None:
         return value
     hottest = value.indices[np.argmax(dvh.doses_gy[value.indices])]
@@ -697,7 +697,7 @@ def _run_conservative(case: CaseSpec, cset: ConstraintSet, model: RecoveryModel,
             result = _not_evaluated(constraint, structure, how, names)
         else:
             note = (f"conservative, no registration: sum of each course's own bound on its own structure set "
-                    f"(an upper bound of {metric} of the summed dose)" if metric.kind != "Dmean"
+                    f"(an upper bound of {metric} of the summed dose)" if metric.kind is not MetricKind.DMEAN
                     else "conservative, no registration: per-course Dmean added (exact only for identical structures)")
             kept = {n: v * (1.0 - recovery[n]) for n, v in per_course.items()}  # type: ignore[operator]
             discounted = (float(sum(kept.values())), kept) if any(recovery.values()) else None
