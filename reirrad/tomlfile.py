@@ -12,7 +12,7 @@ Sources (``[sources.<id>]`` tables) become full citations through :func:`citatio
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,15 @@ class Problems(list[str]):
         """One problem per key of ``table`` not in ``allowed``."""
         for key in sorted(set(table) - allowed):
             self.add(where, plain(key), f"unknown field (allowed: {', '.join(sorted(allowed))})")
+
+    def attempt(self, read: Callable[..., Any], *args: Any) -> Any:
+        """``read(*args)``, or None with its InputError's problem recorded (a field reader that
+        raises on its first problem then leaves the other fields to be checked too)."""
+        try:
+            return read(*args)
+        except InputError as exc:
+            self.append(f"{self.path}: {exc.problem}")
+            return None
 
     def raise_if_any(self, what: str) -> None:
         """Raise one InputError naming the file and listing every problem (``what``: "case file" ...)."""
