@@ -27,6 +27,7 @@ from reirrad.dicom.io import read_dataset
 from reirrad.dicom.plan import Plan, read_plan
 from reirrad.dicom.registration import Registration, read_registration, reference_to_moving
 from reirrad.dicom.structures import Roi, StructureSet
+from reirrad.dicom.summation import PHASE_TOTAL, SummationType
 from reirrad.dicom.write import dose_dataset, refuse_input_as_output, save_atomic
 from reirrad.eqd2 import NO_RECOVERY, RecoveryFactor, RecoveryModel, eqd2_gy, recovery_factor, recovery_model
 from reirrad.errors import Hint, InputError, Remedy
@@ -35,9 +36,6 @@ from reirrad.outputs import case_inputs
 from reirrad.results import FileRecord
 
 DAYS_PER_MONTH = 365.25 / 12.0
-# DICOM PS3.3 C.8.8.3: PLAN = the whole plan, FRACTION = a whole fraction group (all its
-# fractions), BEAM = some beams of the plan (all fractions), FRACTION_SESSION = one session.
-SUMMATION_TYPES = ("PLAN", "FRACTION", "BEAM", "FRACTION_SESSION")
 # A phase's maximum physical dose outside this range of its prescription is a unit or scaling
 # error far more often than a plan (a Gy/cGy mix-up is a factor 100): refused unless accepted.
 # A technical plausibility range, not a clinical limit: real maxima lie near 1.0-1.5 x.
@@ -114,12 +112,12 @@ def resolve_phase(
                 "remove the given count, or confirm it", confirm_hint, how=" with {} (it is then used and flagged)",
             )
         fractions, source = fractions_override, "override"
-    if kind == "BEAM":
+    if kind == SummationType.BEAM:
         total = _sum_beams(doses, plan, group)
     elif len(doses) > 1:
         raise InputError(first.path, f"{len(doses)} {kind} doses for one plan; keep one per plan")
     else:
-        total = first.dose_gy * fractions if kind == "FRACTION_SESSION" else first.dose_gy
+        total = first.dose_gy * fractions if kind == SummationType.FRACTION_SESSION else first.dose_gy
     prescription = None if plan is None else plan.prescription_gy
     label = plan.label if plan is not None and plan.label else first.path.name
     max_dose_gy = float(total.max(initial=0.0))
@@ -182,7 +180,7 @@ def dose_scale_notes(
 def _check_dose(dose: DoseGrid, plan: Plan | None) -> None:
     if dose.dose_type != "PHYSICAL":
         raise InputError(dose.path, f"DoseType is {dose.dose_type or 'missing'}; only PHYSICAL dose can be converted")
-    if dose.summation_type not in SUMMATION_TYPES:
+    if dose.summation_type not in PHASE_TOTAL:
         raise InputError(
             dose.path,
             f"DoseSummationType {dose.summation_type or 'missing'} cannot be resolved to one plan's dose; "
@@ -194,7 +192,7 @@ def _check_dose(dose: DoseGrid, plan: Plan | None) -> None:
 
 def _fraction_group_number(doses: Sequence[DoseGrid], kind: str) -> int | None:
     """The fraction group the doses name (PLAN doses cover the whole plan)."""
-    groups = {d.referenced_fraction_group for d in doses} if kind != "PLAN" else {None}
+    groups = {d.referenced_fraction_group for d in doses} if kind != SummationType.PLAN else {None}
     if len(groups) > 1:
         raise InputError(doses[0].path, "doses of one phase reference different fraction groups")
     return groups.pop()
@@ -705,7 +703,7 @@ def write_eqd2_dose(
     description = f"EQD2 a/b {alpha_beta_gy:g} Gy {model}; {_phase_text(phase)}"
     header = read_dataset(rtdose, stop_before_pixels=True)
     ds = dose_dataset(
-        eqd2, phase.grid, header, dose_type="EFFECTIVE", summation_type="PLAN",
+        eqd2, phase.grid, header, dose_type="EFFECTIVE", summation_type=SummationType.PLAN,
         description=description, plan_uids=[phase.plan_uid] if phase.plan_uid else [], bits=bits,
     )
     save_atomic(ds, output)
@@ -774,7 +772,7 @@ def write_cumulative_eqd2(
     header = read_dataset(acc.reference_dose_path, stop_before_pixels=True)
     plan_uids = [p.plan_uid for c in acc.courses for p in c.phases if p.plan_uid]
     ds = dose_dataset(
-        total, acc.grid, header, dose_type="EFFECTIVE", summation_type="MULTI_PLAN",
+        total, acc.grid, header, dose_type="EFFECTIVE", summation_type=SummationType.MULTI_PLAN,
         description=description, plan_uids=plan_uids, bits=bits,
     )
     save_atomic(ds, output)

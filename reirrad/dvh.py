@@ -22,6 +22,7 @@ import numpy as np
 
 from reirrad.dicom.dose import DoseGrid
 from reirrad.dicom.structures import Roi, StructureSet
+from reirrad.dicom.summation import WHOLE_DELIVERY
 from reirrad.eqd2 import eqd2_gy
 from reirrad.errors import InputError
 from reirrad.grid import Grid
@@ -29,9 +30,6 @@ from reirrad.masks import RoiSampling, sample_roi
 from reirrad.metrics import DoseAtVolume, Metric, MetricKind, VolumeAtDose, VolumeUnit, parse_metric
 
 CHUNK = 1 << 14  # samples interpolated per step, bounds temporary memory
-# DoseSummationTypes that hold a whole delivery (DICOM PS3.3 C.8.8.3: FRACTION is one fraction
-# group's total, not a single fraction), so that EQD2 with that delivery's fraction count applies.
-WHOLE_DELIVERY = {"PLAN", "FRACTION"}
 
 
 @dataclass(frozen=True, eq=False)

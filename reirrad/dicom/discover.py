@@ -28,6 +28,7 @@ from reirrad.dicom.identity import PatientIdentity, common_identity, identity_of
 from reirrad.dicom.io import NotDicomError, read_dataset
 from reirrad.dicom.plan import RT_ION_PLAN_SOP_CLASS, RTPLAN_SOP_CLASS, FractionGroup, Plan, plan_from_dataset
 from reirrad.dicom.structures import RTSTRUCT_SOP_CLASS, StructureSet, read_structures, structures_from_dataset
+from reirrad.dicom.summation import DISCOVERABLE, SummationType
 from reirrad.errors import InputError
 
 REGISTRATION_SOP_CLASSES = {
@@ -35,7 +36,6 @@ REGISTRATION_SOP_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.66.3",  # Deformable Spatial Registration
 }
 PLAN_SOP_CLASSES = {RTPLAN_SOP_CLASS, RT_ION_PLAN_SOP_CLASS}
-SUPPORTED_SUMMATION = ("PLAN", "FRACTION", "BEAM")
 
 
 @dataclass(frozen=True, eq=False)
@@ -220,21 +220,21 @@ def _plan_phases(plan: Plan, doses: list[DoseGrid], notes: list[str]) -> list[Ph
     by_type: dict[str, list[DoseGrid]] = defaultdict(list)
     for dose in doses:
         by_type[dose.summation_type].append(dose)
-    if by_type["PLAN"]:
-        if len(by_type["PLAN"]) > 1:
-            a, b = by_type["PLAN"][:2]
+    if by_type[SummationType.PLAN]:
+        if len(by_type[SummationType.PLAN]) > 1:
+            a, b = by_type[SummationType.PLAN][:2]
             raise InputError(a.path, f"two PLAN doses for one plan (also {b.path})")
-        unused = [d for d in doses if d.summation_type != "PLAN"]
+        unused = [d for d in doses if d.summation_type != SummationType.PLAN]
         if unused:
             notes.append(f"ignored {len(unused)} FRACTION/BEAM dose(s) of {plan.path}: its PLAN dose covers them")
         single = plan.fraction_groups[0] if len(plan.fraction_groups) == 1 else None
         if single is None:
-            notes.append(f"{by_type['PLAN'][0].path} sums {len(plan.fraction_groups)} fraction groups of {plan.path}")
-        return [Phase(plan, tuple(by_type["PLAN"]), single)]
+            notes.append(f"{by_type[SummationType.PLAN][0].path} sums {len(plan.fraction_groups)} fraction groups of {plan.path}")
+        return [Phase(plan, tuple(by_type[SummationType.PLAN]), single)]
     fraction_doses, beam_doses = defaultdict(list), defaultdict(list)
-    for dose in by_type["FRACTION"]:
+    for dose in by_type[SummationType.FRACTION]:
         fraction_doses[_group_number(dose, plan)].append(dose)
-    for dose in by_type["BEAM"]:
+    for dose in by_type[SummationType.BEAM]:
         beam_doses[_group_number(dose, plan)].append(dose)
     phases = []
     for group in plan.fraction_groups:
@@ -263,7 +263,7 @@ def _orphan_phases(plan_uid: str | None, doses: list[DoseGrid], notes: list[str]
 def _phases(doses: list[DoseGrid], plans: list[Plan], notes: list[str]) -> list[Phase]:
     """Group the doses into phases by the plan they reference."""
     for dose in doses:
-        if dose.summation_type not in SUPPORTED_SUMMATION:
+        if dose.summation_type not in DISCOVERABLE:
             raise InputError(
                 dose.path, f"DoseSummationType {dose.summation_type or 'missing'} is not supported (PLAN, FRACTION or BEAM)"
             )
