@@ -269,7 +269,7 @@ class CaseSpec:
             CourseSpec.from_datasets("new", new, start_date=new_start_date,
                                      registration=None if registration is None else Path(registration)),
         )
-        _check_courses(courses, courses[-1].path)
+        _refuse_bad_courses(courses, courses[-1].path)
         return cls(path=Path("<in memory>"), id=id, courses=courses)
 
     def structures_of(self, course: CourseSpec) -> dict[str, str]:
@@ -362,6 +362,14 @@ def _course(item: Any, index: int, case_file: Path, problems: Problems) -> Cours
         structures=None if "structures" not in item else get(_structures, item["structures"], case_file, f"{where}structures"),
     )
     return course if len(problems) == before else None
+
+
+def _refuse_bad_courses(courses: tuple[CourseSpec, ...], path: Path) -> None:
+    """One InputError naming ``path`` and every problem of :func:`_check_courses` (courses given
+    without a case file)."""
+    problems = Problems(path)
+    _check_courses(courses, problems)
+    problems.raise_if_any("courses")
 
 
 def _check_courses(courses: tuple[CourseSpec, ...], problems: Problems) -> None:
@@ -509,5 +517,5 @@ def case_from_folders(
                    registration=None if registration is None else Path(registration),
                    override_fractions=override_fractions, fractions_option="--new-fractions"),
     )
-    _check_courses(courses, Path(new))
+    _refuse_bad_courses(courses, Path(new))
     return CaseSpec(path=Path(new), id=Path(new).resolve().parent.name or "case", courses=courses)

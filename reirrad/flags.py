@@ -530,7 +530,8 @@ def _parse_rule(
     if unknown:
         problems.add(where, "source", f"unknown source id(s) {', '.join(unknown)}")
     params = {k: v for k, v in entry.items() if k not in _RULE_KEYS}
-    absent = [k for k in KINDS.get(entry.get("kind"), (None, ()))[1] if k not in params]
+    needed = KINDS[entry["kind"]][1] if entry.get("kind") in KINDS else ()
+    absent = [k for k in needed if k not in params]
     if absent:
         problems.add(where, None, f"kind {entry['kind']!r} needs field(s) {', '.join(absent)}")
     if len(problems) > before or conventions is None:
