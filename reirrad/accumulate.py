@@ -19,20 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
-from reirrad.case import CaseSpec, CourseSpec, load_case
+from reirrad.case import CaseSpec, CourseSpec
 from reirrad.dicom.discover import Course, course_from_datasets, discover_course
-from reirrad.dicom.dose import DoseGrid, read_dose
+from reirrad.dicom.dose import DoseGrid
 from reirrad.dicom.identity import PatientIdentity
-from reirrad.dicom.io import read_dataset
-from reirrad.dicom.plan import Plan, read_plan
+from reirrad.dicom.plan import Plan
 from reirrad.dicom.registration import Registration, read_registration, reference_to_moving
 from reirrad.dicom.structures import Roi, StructureSet
 from reirrad.dicom.summation import PHASE_TOTAL, SummationType
-from reirrad.dicom.write import dose_dataset, refuse_input_as_output, save_atomic
-from reirrad.eqd2 import NO_RECOVERY, RecoveryFactor, RecoveryModel, eqd2_gy, recovery_factor, recovery_model
+from reirrad.eqd2 import NO_RECOVERY, RecoveryFactor, RecoveryModel, eqd2_gy, recovery_factor
 from reirrad.errors import Hint, InputError, Remedy
 from reirrad.grid import Grid, corner_centres_mm, grown_to_cover, resample, transform_points
-from reirrad.outputs import case_inputs
 from reirrad.results import FileRecord
 
 DAYS_PER_MONTH = 365.25 / 12.0
@@ -646,134 +643,3 @@ def cumulative_eqd2_at(
             dose = trilinear(phase.dose_gy, index[inside])
             total[inside] += keep * eqd2_gy(dose, phase.fractions, alpha_beta_gy, lql_transition_gy)
     return total, covered
-
-
-@dataclass(frozen=True)
-class ExportSummary:
-    """What an exported EQD2 file holds: where, its maximum, and the assumptions behind it."""
-
-    path: Path
-    max_eqd2_gy: float
-    description: str
-    assumptions: tuple[str, ...]
-
-
-def fraction_source_text(phase: PhaseDose) -> str:
-    """Where a phase's fraction count came from: "plan", "override; plan 5", "override; no plan count"."""
-    if phase.fraction_source != "override":
-        return phase.fraction_source
-    return "override; " + ("no plan count" if phase.plan_fractions is None else f"plan {phase.plan_fractions}")
-
-
-def fraction_text(phase: PhaseDose) -> str:
-    """"25 (plan)" or "3 (override; plan 5)"."""
-    return f"{phase.fractions} ({fraction_source_text(phase)})"
-
-
-def _phase_text(phase: PhaseDose) -> str:
-    return f"{phase.label} {phase.fractions} fx ({fraction_source_text(phase)})"
-
-
-def write_eqd2_dose(
-    rtdose: Path,
-    alpha_beta_gy: float,
-    output: Path,
-    *,
-    fractions: int | None = None,
-    plan_path: Path | None = None,
-    lql_transition_gy: float | None = None,
-    bits: int = 32,
-    accept_dose_scale: bool = False,
-    override_fractions: bool = False,
-) -> ExportSummary:
-    """EQD2 of one RTDOSE (fractions from ``plan_path`` or ``fractions``) written as EFFECTIVE dose.
-
-    With a plan, the dose's maximum is checked against its prescription (``accept_dose_scale``
-    accepts an implausible one); ``fractions`` that disagree with the plan are refused unless
-    ``override_fractions``."""
-    refuse_input_as_output(output, [rtdose] + ([plan_path] if plan_path else []))
-    dose = read_dose(rtdose)
-    plan = read_plan(plan_path) if plan_path is not None else None
-    phase = resolve_phase(
-        plan, [dose], fractions, Hint(Remedy.FRACTIONS, option="--fractions"), accept_dose_scale=accept_dose_scale,
-        confirmed=override_fractions, given_as=f"--fractions {fractions}",
-    )
-    eqd2 = eqd2_gy(phase.dose_gy, phase.fractions, alpha_beta_gy, lql_transition_gy)
-    model = _model_text(lql_transition_gy)
-    description = f"EQD2 a/b {alpha_beta_gy:g} Gy {model}; {_phase_text(phase)}"
-    header = read_dataset(rtdose, stop_before_pixels=True)
-    ds = dose_dataset(
-        eqd2, phase.grid, header, dose_type="EFFECTIVE", summation_type=SummationType.PLAN,
-        description=description, plan_uids=[phase.plan_uid] if phase.plan_uid else [], bits=bits,
-    )
-    save_atomic(ds, output)
-    assumptions = (f"alpha/beta {alpha_beta_gy:g} Gy", model, f"fractions: {fraction_text(phase)}") + phase.notes
-    return ExportSummary(output, float(eqd2.max(initial=0.0)), description, assumptions)
-
-
-def _model_text(lql_transition_gy: float | None) -> str:
-    return "LQ" if lql_transition_gy is None else f"LQ-L above {lql_transition_gy:g} Gy/fx"
-
-
-def write_cumulative_eqd2(
-    case_path: Path,
-    alpha_beta_gy: float,
-    output: Path,
-    *,
-    recovery_model_name: str | None = None,
-    organ: str | None = None,
-    lql_transition_gy: float | None = None,
-    bits: int = 32,
-    accept_dose_scale: bool = False,
-    accept_other_patient: bool = False,
-) -> ExportSummary:
-    """Load a case, sum every course's EQD2 on the reference grid and write it as MULTI_PLAN.
-
-    The ``accept_*`` switches add to the case file's acceptances (see :func:`load_courses`)."""
-    case = accepting(load_case(case_path), dose_scale=accept_dose_scale, other_patient=accept_other_patient)
-    refuse_input_as_output(output, case_inputs(case))
-    model = recovery_model(recovery_model_name or case.recovery_model or NO_RECOVERY)
-    if model.organs is not None and organ is None:
-        raise InputError(
-            case_path,
-            f"recovery model {model.name!r} is defined for {', '.join(model.organs)}: give --recovery-organ",
-        )
-    courses = load_courses(case)
-    acc = map_courses(courses, case)
-    total = cumulative_eqd2_gy(acc, alpha_beta_gy, model, organ, lql_transition_gy)
-    factors = acc.recovery_factors(model, organ)
-    parts = []
-    assumptions = [f"alpha/beta {alpha_beta_gy:g} Gy", _model_text(lql_transition_gy)]
-    assumptions += [note for c in courses for note in c.notes]
-    for course in acc.courses:
-        phases = " + ".join(_phase_text(p) for p in course.phases)
-        factor = factors.get(course.name)
-        recovery = "" if factor is None else f", r {factor.r:g} ({factor.model})"
-        parts.append(f"{course.name}: {phases}{recovery}")
-        if factor is not None:
-            interval = "unknown" if factor.interval_months is None else f"{factor.interval_months:.1f} months"
-            assumptions.append(
-                f"{course.name}: registration {course.registration_label}; interval {interval}; "
-                f"recovery model {factor.model}: r = {factor.r:g} ({factor.note})"
-            )
-        covered = int(np.count_nonzero(course.coverage))
-        if covered == 0:
-            raise InputError(
-                course.course.spec.path,
-                f"course {course.name!r}: its dose grid ({course.registration_label}) covers none of the reference "
-                "course's dose grid, so it would add nothing: check the registration or the course",
-            )
-        outside = int(course.coverage.size - covered)
-        if outside:
-            assumptions.append(
-                f"{course.name}: {outside} of {course.coverage.size} reference voxels lie outside its dose grid (0 Gy there)"
-            )
-    description = f"EQD2 a/b {alpha_beta_gy:g} Gy; " + "; ".join(parts)
-    header = read_dataset(acc.reference_dose_path, stop_before_pixels=True)
-    plan_uids = [p.plan_uid for c in acc.courses for p in c.phases if p.plan_uid]
-    ds = dose_dataset(
-        total, acc.grid, header, dose_type="EFFECTIVE", summation_type=SummationType.MULTI_PLAN,
-        description=description, plan_uids=plan_uids, bits=bits,
-    )
-    save_atomic(ds, output)
-    return ExportSummary(output, float(total.max(initial=0.0)), description, tuple(assumptions))

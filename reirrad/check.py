@@ -22,7 +22,6 @@ from reirrad.accumulate import (
     CourseOnGrid,
     LoadedCourse,
     accepting,
-    fraction_text,
     load_courses,
     map_courses,
     months_between,
@@ -43,6 +42,7 @@ from reirrad.dicom.identity import PatientIdentity
 from reirrad.dicom.structures import StructureSet
 from reirrad.eqd2 import NO_RECOVERY, RecoveryModel, check_lql_transition_gy, eqd2_gy, recovery_factor, recovery_model
 from reirrad.errors import InputError, OptionError, ReirradError
+from reirrad.export import fraction_text
 from reirrad.flags import CourseDose, CourseInfo, FlagContext, OrganResult, compute_flags
 from reirrad.masks import RoiSampling, sample_roi
 from reirrad.metrics import DoseAtVolume, Metric, MetricKind, Statistic, VolumeUnit, parse_metric
