@@ -47,7 +47,7 @@ from reirrad.errors import Hint, InputError, Remedy
 from reirrad.grid import Grid
 from reirrad.outputs import case_inputs
 
-SLAB_VOXELS = 1 << 20  # reference-grid voxels computed at once (whole frames; at least one frame)
+SLAB_VOXELS = 1 << 18  # reference-grid voxels computed at once (whole frames; at least one frame)
 
 
 @dataclass(frozen=True)
