@@ -295,8 +295,8 @@ def _read_alpha_beta(defaults: Mapping, problems: Problems) -> tuple[tuple[froze
         if not isinstance(row.get("source"), str):
             problems.add(where, "source", "missing: name the source of this alpha/beta")
         _text(row, "note", problems, where)
-        if len(problems) == before:
-            rows.append((frozenset(organs), value, row["source"]))
+        if len(problems) == before and value is not None:
+            rows.append((frozenset(organs or ()), value, row["source"]))
     return tuple(rows)
 
 
@@ -455,7 +455,7 @@ def _build(
             alpha_beta_gy=ab[0],
             priority=entry["priority"],
             source_id=entry.get("source"),
-            source=sources.get(entry.get("source"), ""),
+            source=sources.get(entry.get("source") or "", ""),
             alpha_beta_source=sources[ab[1]],
             mitigation=entry.get("mitigation", ""),
             note=entry.get("note", ""),
@@ -494,7 +494,7 @@ def _load(path: Path, problems: list[str], seen: tuple[Path, ...]) -> Constraint
         return None
     sources = dict(parent.sources) if parent else {}
     for sid, text in raw.sources.items():
-        if sources.get(sid, text) != text:
+        if parent is not None and sources.get(sid, text) != text:
             own.add(f"sources.{sid}", None, f"id already used by parent set {parent.name!r} for another citation")
         sources[sid] = text
     for i, (_, _, source) in enumerate(raw.alpha_beta):
@@ -504,7 +504,8 @@ def _load(path: Path, problems: list[str], seen: tuple[Path, ...]) -> Constraint
     if recovery not in load_recovery_models():
         own.add("defaults", "recovery_model", f"unknown recovery model {shown(recovery)}")
     defaults = raw.alpha_beta + (parent.alpha_beta_defaults if parent else ())
-    inherited = {c.id.split("[")[0]: None for c in parent.constraints} if parent else {}
+    parent_constraints = parent.constraints if parent else ()
+    inherited = {c.id.split("[")[0]: None for c in parent_constraints}
     own_ids: set[str] = set()
     built: dict[str, list[Constraint]] = {}
     for i, entry in enumerate(raw.entries):
@@ -519,7 +520,7 @@ def _load(path: Path, problems: list[str], seen: tuple[Path, ...]) -> Constraint
     problems.extend(own)
     merged: list[Constraint] = []
     for base_id in inherited:
-        merged += built.pop(base_id, None) or [c for c in parent.constraints if c.id.split("[")[0] == base_id]
+        merged += built.pop(base_id, []) or [c for c in parent_constraints if c.id.split("[")[0] == base_id]
     for constraints in built.values():
         merged += constraints
     return ConstraintSet(

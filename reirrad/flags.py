@@ -343,14 +343,16 @@ def _missing_structure(rule: FlagRule, ctx: FlagContext) -> list[Flag]:
     return [rule.flag(count=len(missing), organs=organs)]
 
 
-def _overlap_cc(ctx: FlagContext, prior_min_gy: float, new_min_gy: float) -> tuple[float, str]:
-    """Largest volume (cm3) at >= prior_min_gy in a prior course and >= new_min_gy in the new one."""
-    doses = ctx.physical_dose_gy
+def _overlap_cc(
+    ctx: FlagContext, doses: Mapping[str, np.ndarray], voxel_volume_cc: float, prior_min_gy: float, new_min_gy: float
+) -> tuple[float, str]:
+    """Largest volume (cm3) at >= prior_min_gy in a prior course and >= new_min_gy in the new one
+    (``doses``: each course's physical dose on the reference grid)."""
     new_name = ctx.courses[-1].name
     new_hot = doses[new_name] >= new_min_gy
     best = (0.0, ctx.courses[0].name)
     for course in ctx.courses[:-1]:
-        volume = float(np.count_nonzero(new_hot & (doses[course.name] >= prior_min_gy))) * ctx.voxel_volume_cc
+        volume = float(np.count_nonzero(new_hot & (doses[course.name] >= prior_min_gy))) * voxel_volume_cc
         best = max(best, (volume, course.name))
     return best
 
@@ -393,7 +395,9 @@ def _reirradiation_type(rule: FlagRule, ctx: FlagContext) -> list[Flag]:
     }
     if ctx.physical_dose_gy is None or ctx.voxel_volume_cc is None:
         return [rule.flag(text=p["unknown"].format(**fields))]
-    fields["overlap_cc"], fields["prior"] = _overlap_cc(ctx, p["prior_min_gy"], p["new_min_gy"])
+    fields["overlap_cc"], fields["prior"] = _overlap_cc(
+        ctx, ctx.physical_dose_gy, ctx.voxel_volume_cc, p["prior_min_gy"], p["new_min_gy"]
+    )
     if fields["overlap_cc"] > p["min_overlap_cc"]:
         template = p["type1"]
     else:

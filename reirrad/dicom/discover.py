@@ -100,7 +100,7 @@ def _other_kind(ds: pydicom.Dataset) -> str:
 def _scan(folder: Path) -> tuple[dict[str, list[tuple[Path, pydicom.Dataset]]], list[str]]:
     """Headers of every DICOM file under ``folder``, grouped by kind, and notes on skipped files."""
     found: dict[str, list[tuple[Path, pydicom.Dataset]]] = defaultdict(list)
-    not_dicom, others = 0, Counter()
+    not_dicom, others = 0, Counter[str]()
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         try:
             ds = read_dataset(path, stop_before_pixels=True)
@@ -391,6 +391,7 @@ def _linked(
     uids = Counter(p.sop_instance_uid for p in plans)
     if any(n > 1 for n in uids.values()):
         raise InputError(folder, f"several RTPLAN files share SOP Instance UID {uids.most_common(1)[0][0]}")
+    structures: StructureSet | None
     if structure_set is not None:
         structures = _given_structures(Path(structure_set), found["structures"], notes)
     else:
