@@ -37,7 +37,6 @@ import numpy as np
 
 from reirrad.case import ClinicalSpec
 from reirrad.data import builtin_file
-from reirrad.errors import InputError
 from reirrad.metrics import parse_metric
 from reirrad.organs import OrganMatch, load_organ_catalog
 from reirrad.tomlfile import Problems, citation_text, plain, read_toml, shown

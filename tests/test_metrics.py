@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from reirrad.metrics import DoseAtVolume, MetricKind, Statistic, VolumeAtDose, VolumeUnit, parse_metric
+from reirrad.metrics import (
+    DoseAtVolume,
+    MetricKind,
+    Statistic,
+    VolumeAtDose,
+    VolumeUnit,
+    parse_metric,
+)
 
 
 @pytest.mark.parametrize(
