@@ -39,19 +39,22 @@ def two_course_case(tmp_path):
     return path
 
 
-def test_slabbed_sum_writes_the_whole_grid_encoding(two_course_case, tmp_path, monkeypatch):
+@pytest.mark.parametrize("bits", [32, 16])
+def test_slabbed_sum_writes_the_whole_grid_encoding(two_course_case, tmp_path, monkeypatch, bits):
     """Slabs of 5 frames (the last one 3) give the DoseGridScaling and pixels of encoding the
     whole-grid cumulative EQD2 at once, to one count (2.3e-10 of the maximum at 32 bits)."""
     case = load_case(two_course_case)
     monkeypatch.setattr(export, "SLAB_VOXELS", 5 * 20 * 18 + 7)
     out = tmp_path / "sum.dcm"
-    summary = write_cumulative_eqd2(case, 3.0, out, recovery_model_name="simple-25-50", organ="SpinalCord")
+    summary = write_cumulative_eqd2(
+        case, 3.0, out, recovery_model_name="simple-25-50", organ="SpinalCord", bits=bits
+    )
 
     acc = map_courses(load_courses(case), case)
     whole = cumulative_eqd2_gy(acc, 3.0, recovery_model("simple-25-50"), "SpinalCord")
-    pixels, scaling = encode_pixels(whole, 32)
+    pixels, scaling = encode_pixels(whole, bits)
     written = read_dataset(out)
-    assert str(written.DoseGridScaling) == scaling
+    assert str(written.DoseGridScaling) == scaling and written.BitsAllocated == bits
     assert summary.max_eqd2_gy == pytest.approx(float(whole.max()), rel=1e-12)
     difference = np.abs(written.pixel_array.astype(np.int64) - pixels.astype(np.int64))
     assert difference.max() <= 1 and np.count_nonzero(difference) < 0.001 * difference.size
