@@ -296,6 +296,8 @@ def load_case(path: str | Path) -> CaseSpec:
         courses = tuple(c for c in built if c is not None)
         if len(courses) == len(built):
             _check_courses(courses, problems)
+        else:  # the order checks and the reference course need every course
+            courses = ()
     if "structures" in data and courses and courses[-1].structures is not None:
         problems.add("structures", None, f"the reference course {courses[-1].name!r} has its own "
                      "[courses.structures]; give its names in one of the two tables")
