@@ -21,27 +21,21 @@ from pathlib import Path
 
 import numpy as np
 
-from reirrad.case import CaseSpec, CourseSpec, load_case
-from reirrad.deidentify import deidentify_export
+from reirrad.case import CaseSpec, CourseSpec
 from reirrad.dicom.discover import Course, StructureSource, course_from_datasets, discover_course
-from reirrad.dicom.dose import DoseGrid, read_dose
+from reirrad.dicom.dose import DoseGrid
 from reirrad.dicom.identity import PatientIdentity
-from reirrad.dicom.io import read_dataset
-from reirrad.dicom.plan import Plan, read_plan
+from reirrad.dicom.plan import Plan
 from reirrad.dicom.registration import Registration, read_registration, reference_to_moving
 from reirrad.dicom.structures import Roi, StructureSet
-from reirrad.dicom.write import dose_dataset, refuse_input_as_output, save_atomic
-from reirrad.eqd2 import NO_RECOVERY, RecoveryFactor, RecoveryModel, eqd2_gy, recovery_factor, recovery_model
+from reirrad.dicom.summation import PHASE_TOTAL, SummationType
+from reirrad.eqd2 import NO_RECOVERY, RecoveryFactor, RecoveryModel, eqd2_gy, recovery_factor
 from reirrad.errors import Hint, InputError, Remedy
 from reirrad.grid import Grid, corner_centres_mm, grown_to_cover, index_map, inside_grid, resample, transform_points
 from reirrad.mapping import PointMap, RigidMap
-from reirrad.outputs import case_inputs
 from reirrad.results import FileRecord
 
 DAYS_PER_MONTH = 365.25 / 12.0
-# DICOM PS3.3 C.8.8.3: PLAN = the whole plan, FRACTION = a whole fraction group (all its
-# fractions), BEAM = some beams of the plan (all fractions), FRACTION_SESSION = one session.
-SUMMATION_TYPES = ("PLAN", "FRACTION", "BEAM", "FRACTION_SESSION")
 # A phase's maximum physical dose outside this range of its prescription is a unit or scaling
 # error far more often than a plan (a Gy/cGy mix-up is a factor 100): refused unless accepted.
 # A technical plausibility range, not a clinical limit: real maxima lie near 1.0-1.5 x.
@@ -118,12 +112,12 @@ def resolve_phase(
                 "remove the given count, or confirm it", confirm_hint, how=" with {} (it is then used and flagged)",
             )
         fractions, source = fractions_override, "override"
-    if kind == "BEAM":
+    if kind == SummationType.BEAM:
         total = _sum_beams(doses, plan, group)
     elif len(doses) > 1:
         raise InputError(first.path, f"{len(doses)} {kind} doses for one plan; keep one per plan")
     else:
-        total = first.dose_gy * fractions if kind == "FRACTION_SESSION" else first.dose_gy
+        total = first.dose_gy * fractions if kind == SummationType.FRACTION_SESSION else first.dose_gy
     prescription = None if plan is None else plan.prescription_gy
     label = plan.label if plan is not None and plan.label else first.path.name
     max_dose_gy = float(total.max(initial=0.0))
@@ -186,7 +180,7 @@ def dose_scale_notes(
 def _check_dose(dose: DoseGrid, plan: Plan | None) -> None:
     if dose.dose_type != "PHYSICAL":
         raise InputError(dose.path, f"DoseType is {dose.dose_type or 'missing'}; only PHYSICAL dose can be converted")
-    if dose.summation_type not in SUMMATION_TYPES:
+    if dose.summation_type not in PHASE_TOTAL:
         raise InputError(
             dose.path,
             f"DoseSummationType {dose.summation_type or 'missing'} cannot be resolved to one plan's dose; "
@@ -198,7 +192,7 @@ def _check_dose(dose: DoseGrid, plan: Plan | None) -> None:
 
 def _fraction_group_number(doses: Sequence[DoseGrid], kind: str) -> int | None:
     """The fraction group the doses name (PLAN doses cover the whole plan)."""
-    groups = {d.referenced_fraction_group for d in doses} if kind != "PLAN" else {None}
+    groups = {d.referenced_fraction_group for d in doses} if kind != SummationType.PLAN else {None}
     if len(groups) > 1:
         raise InputError(doses[0].path, "doses of one phase reference different fraction groups")
     return groups.pop()
@@ -783,143 +777,3 @@ def cumulative_eqd2_at(
         for phase, dose in zip(course.phases, doses):
             total += keep * eqd2_gy(dose, phase.fractions, alpha_beta_gy, lql_transition_gy)
     return total, covered
-
-
-@dataclass(frozen=True)
-class ExportSummary:
-    """What an exported EQD2 file holds: where, its maximum, and the assumptions behind it."""
-
-    path: Path
-    max_eqd2_gy: float
-    description: str
-    assumptions: tuple[str, ...]
-
-
-def fraction_source_text(phase: PhaseDose) -> str:
-    """Where a phase's fraction count came from: "plan", "override; plan 5", "override; no plan count"."""
-    if phase.fraction_source != "override":
-        return phase.fraction_source
-    return "override; " + ("no plan count" if phase.plan_fractions is None else f"plan {phase.plan_fractions}")
-
-
-def fraction_text(phase: PhaseDose) -> str:
-    """"25 (plan)" or "3 (override; plan 5)"."""
-    return f"{phase.fractions} ({fraction_source_text(phase)})"
-
-
-def _phase_text(phase: PhaseDose) -> str:
-    return f"{phase.label} {phase.fractions} fx ({fraction_source_text(phase)})"
-
-
-def write_eqd2_dose(
-    rtdose: Path,
-    alpha_beta_gy: float,
-    output: Path,
-    *,
-    fractions: int | None = None,
-    plan_path: Path | None = None,
-    lql_transition_gy: float | None = None,
-    bits: int = 32,
-    accept_dose_scale: bool = False,
-    override_fractions: bool = False,
-    deidentify: bool = False,
-) -> ExportSummary:
-    """EQD2 of one RTDOSE (fractions from ``plan_path`` or ``fractions``) written as EFFECTIVE dose.
-
-    With a plan, the dose's maximum is checked against its prescription (``accept_dose_scale``
-    accepts an implausible one); ``fractions`` that disagree with the plan are refused unless
-    ``override_fractions``. ``deidentify``: the file and the summary name a pseudonym
-    (:mod:`reirrad.deidentify`)."""
-    refuse_input_as_output(output, [rtdose] + ([plan_path] if plan_path else []))
-    dose = read_dose(rtdose)
-    plan = read_plan(plan_path) if plan_path is not None else None
-    phase = resolve_phase(
-        plan, [dose], fractions, Hint(Remedy.FRACTIONS, option="--fractions"), accept_dose_scale=accept_dose_scale,
-        confirmed=override_fractions, given_as=f"--fractions {fractions}",
-    )
-    eqd2 = eqd2_gy(phase.dose_gy, phase.fractions, alpha_beta_gy, lql_transition_gy)
-    model = _model_text(lql_transition_gy)
-    description = f"EQD2 a/b {alpha_beta_gy:g} Gy {model}; {_phase_text(phase)}"
-    header = read_dataset(rtdose, stop_before_pixels=True)
-    ds = dose_dataset(
-        eqd2, phase.grid, header, dose_type="EFFECTIVE", summation_type="PLAN",
-        description=description, plan_uids=[phase.plan_uid] if phase.plan_uid else [], bits=bits,
-    )
-    assumptions = (f"alpha/beta {alpha_beta_gy:g} Gy", model, f"fractions: {fraction_text(phase)}") + phase.notes
-    if deidentify:  # --deidentify (tpsdeid)
-        description, *notes = deidentify_export(ds, (description, *assumptions))
-        assumptions = tuple(notes)
-    save_atomic(ds, output)
-    return ExportSummary(output, float(eqd2.max(initial=0.0)), description, assumptions)
-
-
-def _model_text(lql_transition_gy: float | None) -> str:
-    return "LQ" if lql_transition_gy is None else f"LQ-L above {lql_transition_gy:g} Gy/fx"
-
-
-def write_cumulative_eqd2(
-    case_path: Path,
-    alpha_beta_gy: float,
-    output: Path,
-    *,
-    recovery_model_name: str | None = None,
-    organ: str | None = None,
-    lql_transition_gy: float | None = None,
-    bits: int = 32,
-    accept_dose_scale: bool = False,
-    accept_other_patient: bool = False,
-    deidentify: bool = False,
-) -> ExportSummary:
-    """Load a case, sum every course's EQD2 on the reference grid and write it as MULTI_PLAN.
-
-    The ``accept_*`` switches add to the case file's acceptances (see :func:`load_courses`).
-    ``deidentify``: the file and the summary name a pseudonym (:mod:`reirrad.deidentify`)."""
-    case = accepting(load_case(case_path), dose_scale=accept_dose_scale, other_patient=accept_other_patient)
-    refuse_input_as_output(output, case_inputs(case))
-    model = recovery_model(recovery_model_name or case.recovery_model or NO_RECOVERY)
-    if model.organs is not None and organ is None:
-        raise InputError(
-            case_path,
-            f"recovery model {model.name!r} is defined for {', '.join(model.organs)}: give --recovery-organ",
-        )
-    courses = load_courses(case)
-    acc = map_courses(courses, case)
-    total = cumulative_eqd2_gy(acc, alpha_beta_gy, model, organ, lql_transition_gy)
-    factors = acc.recovery_factors(model, organ)
-    parts = []
-    assumptions = [f"alpha/beta {alpha_beta_gy:g} Gy", _model_text(lql_transition_gy)]
-    assumptions += [note for c in courses for note in c.notes]
-    for course in acc.courses:
-        phases = " + ".join(_phase_text(p) for p in course.phases)
-        factor = factors.get(course.name)
-        recovery = "" if factor is None else f", r {factor.r:g} ({factor.model})"
-        parts.append(f"{course.name}: {phases}{recovery}")
-        if factor is not None:
-            interval = "unknown" if factor.interval_months is None else f"{factor.interval_months:.1f} months"
-            assumptions.append(
-                f"{course.name}: registration {course.registration_label}; interval {interval}; "
-                f"recovery model {factor.model}: r = {factor.r:g} ({factor.note})"
-            )
-        covered = int(np.count_nonzero(course.coverage))
-        if covered == 0:
-            raise InputError(
-                course.course.spec.path,
-                f"course {course.name!r}: its dose grid ({course.registration_label}) covers none of the reference "
-                "course's dose grid, so it would add nothing: check the registration or the course",
-            )
-        outside = int(course.coverage.size - covered)
-        if outside:
-            assumptions.append(
-                f"{course.name}: {outside} of {course.coverage.size} reference voxels lie outside its dose grid (0 Gy there)"
-            )
-    description = f"EQD2 a/b {alpha_beta_gy:g} Gy; " + "; ".join(parts)
-    header = read_dataset(acc.reference_dose_path, stop_before_pixels=True)
-    plan_uids = [p.plan_uid for c in acc.courses for p in c.phases if p.plan_uid]
-    ds = dose_dataset(
-        total, acc.grid, header, dose_type="EFFECTIVE", summation_type="MULTI_PLAN",
-        description=description, plan_uids=plan_uids, bits=bits,
-    )
-    if deidentify:  # --deidentify (tpsdeid)
-        description, *assumptions = deidentify_export(ds, (description, *assumptions))
-    save_atomic(ds, output)
-    return ExportSummary(output, float(total.max(initial=0.0)), description, tuple(assumptions))

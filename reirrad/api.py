@@ -310,7 +310,7 @@ def eqd2(
     [44.29, 70.0]
     """
     from reirrad.dicom.dose import DoseGrid
-    from reirrad.dvh import WHOLE_DELIVERY
+    from reirrad.dicom.summation import WHOLE_DELIVERY
     from reirrad.eqd2 import eqd2_gy
     from reirrad.errors import InputError
 

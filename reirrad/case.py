@@ -37,6 +37,7 @@ The last course is the reference: its dose grid and structure set are evaluated.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -45,7 +46,7 @@ from typing import Any
 from reirrad.constraints import resolve_set_path
 from reirrad.eqd2 import recovery_model
 from reirrad.errors import Hint, InputError, Remedy
-from reirrad.tomlfile import existing, plain, read_toml, shown
+from reirrad.tomlfile import Problems, existing, plain, read_toml, shown
 
 SCHEDULES = ("daily", "alternate_day", "bid")
 _CASE_KEYS = {"id", "constraints", "recovery_model", "courses", "structures", "clinical", "accept_partial_coverage"}
@@ -282,7 +283,7 @@ class CaseSpec:
             CourseSpec.from_datasets("new", (*new, registration) if in_memory else new, start_date=new_start_date,
                                      registration=None if registration is None or in_memory else Path(registration)),
         )
-        _check_courses(courses, courses[-1].path)
+        _refuse_bad_courses(courses, courses[-1].path)
         return cls(path=Path("<in memory>"), id=id, courses=courses)
 
     def structures_of(self, course: CourseSpec) -> dict[str, str]:
@@ -293,41 +294,46 @@ class CaseSpec:
 
 
 def load_case(path: str | Path) -> CaseSpec:
-    """Read and validate a case file; every error names the file and the field."""
+    """Read and validate a case file; one InputError naming the file and listing every problem
+    (each with its field)."""
     path = Path(path)
     data = read_toml(path, "case file")
-    _no_unknown_keys(data, _CASE_KEYS | _UNCERTAINTY_KEYS, "", path)
+    problems = Problems(path)
+    get = problems.attempt
+    get(_no_unknown_keys, data, _CASE_KEYS | _UNCERTAINTY_KEYS, "", path)
     courses_data = data.get("courses")
+    courses: tuple[CourseSpec, ...] = ()
     if not isinstance(courses_data, list) or not courses_data:
-        raise InputError(path, "courses: give at least one [[courses]] table")
-    courses = tuple(_course(item, i, path) for i, item in enumerate(courses_data))
-    _check_courses(courses, path)
-    if "structures" in data and courses[-1].structures is not None:
-        raise InputError(path, f"structures: the reference course {courses[-1].name!r} has its own "
-                         "[courses.structures]; give its names in one of the two tables")
-    constraints = _optional(data, "constraints", str, "", path)
+        problems.add("courses", None, "give at least one [[courses]] table")
+    else:
+        built = [_course(item, i, path, problems) for i, item in enumerate(courses_data)]
+        courses = tuple(c for c in built if c is not None)
+        if len(courses) == len(built):
+            _check_courses(courses, problems)
+        else:  # the order checks and the reference course need every course
+            courses = ()
+    if "structures" in data and courses and courses[-1].structures is not None:
+        problems.add("structures", None, f"the reference course {courses[-1].name!r} has its own "
+                     "[courses.structures]; give its names in one of the two tables")
+    constraints = get(_optional, data, "constraints", str, "", path)
     if constraints is not None:
-        try:
-            resolve_set_path(constraints, relative_to=path.parent)
-        except InputError as exc:
-            raise InputError(path, f"constraints: {exc.problem}") from None
-    model = _optional(data, "recovery_model", str, "", path)
+        get(_named, "constraints", lambda: resolve_set_path(constraints, relative_to=path.parent))
+    model = get(_optional, data, "recovery_model", str, "", path)
     if model is not None:
-        try:
-            recovery_model(model)
-        except InputError as exc:
-            raise InputError(path, f"recovery_model: {exc.problem}") from None
-    return CaseSpec(
+        get(_named, "recovery_model", lambda: recovery_model(model))
+    case = CaseSpec(
         path=path,
-        id=_required(data, "id", str, "", path),
+        id=get(_required, data, "id", str, "", path),
         courses=courses,
         constraints=constraints,
-        structures=_structures(data.get("structures", {}), path),
-        clinical=_clinical(data.get("clinical", {}), path),
+        structures=get(_structures, data.get("structures", {}), path) or {},
+        clinical=_clinical(data.get("clinical", {}), path, problems),
         recovery_model=model,
-        accept_partial_coverage=bool(_optional(data, "accept_partial_coverage", bool, "", path)),
-        **_uncertainty(data, path),
+        accept_partial_coverage=bool(get(_optional, data, "accept_partial_coverage", bool, "", path)),
+        **(get(_uncertainty, data, path) or {}),
     )
+    problems.raise_if_any("case file")
+    return case
 
 
 def _uncertainty(data: dict, path: Path) -> dict[str, Any]:
@@ -347,63 +353,82 @@ def _uncertainty(data: dict, path: Path) -> dict[str, Any]:
     return values
 
 
-def _course(item: Any, index: int, case_file: Path) -> CourseSpec:
+def _named(field: str, resolve: Callable[[], Any]) -> None:
+    """Run ``resolve`` (a constraint set or recovery model lookup); its InputError is about ``field``
+    of the case file."""
+    try:
+        resolve()
+    except InputError as exc:
+        raise InputError(None, f"{field}: {exc.problem}") from None
+
+
+def _course(item: Any, index: int, case_file: Path, problems: Problems) -> CourseSpec | None:
+    """One [[courses]] table, or None with its problems recorded."""
     where = f"courses[{index}]."
     if not isinstance(item, dict):
-        raise InputError(case_file, f"courses[{index}]: must be a table")
-    _no_unknown_keys(item, _COURSE_KEYS, where, case_file)
-    folder = _existing_path(item, "path", where, case_file, folder=True)
+        problems.add(f"courses[{index}]", None, "must be a table")
+        return None
+    before = len(problems)
+    get = problems.attempt
+    get(_no_unknown_keys, item, _COURSE_KEYS, where, case_file)
     auto_register = item.get("registration") == "auto"  # autoreg: automatic registration only when asked
-    registration = None if auto_register else _optional_file(item, "registration", where, case_file)
-    structure_set = _optional_file(item, "structure_set", where, case_file)
-    fractions = _optional(item, "fractions", int, where, case_file)
+    fractions = get(_optional, item, "fractions", int, where, case_file)
     if fractions is not None and fractions < 1:
-        raise InputError(case_file, f"{where}fractions: must be a positive integer, got {fractions}")
-    override = bool(_optional(item, "override_fractions", bool, where, case_file))
-    if override and fractions is None:
-        raise InputError(case_file, f"{where}override_fractions: only with fractions = N (the count to use)")
-    schedule = _optional(item, "schedule", str, where, case_file)
+        problems.add(f"{where}fractions", None, f"must be a positive integer, got {fractions}")
+    override = bool(get(_optional, item, "override_fractions", bool, where, case_file))
+    if override and fractions is None and "fractions" not in item:
+        problems.add(f"{where}override_fractions", None, "only with fractions = N (the count to use)")
+    schedule = get(_optional, item, "schedule", str, where, case_file)
     if schedule is not None and schedule not in SCHEDULES:
-        raise InputError(case_file, f"{where}schedule: must be one of {', '.join(SCHEDULES)}, got {shown(schedule)}")
-    return CourseSpec(
-        name=_required(item, "name", str, where, case_file),
-        path=folder,
-        start_date=_date(item, "start_date", where, case_file),
-        end_date=_date(item, "end_date", where, case_file),
-        registration=registration,
-        structure_set=structure_set,
+        problems.add(f"{where}schedule", None, f"must be one of {', '.join(SCHEDULES)}, got {shown(schedule)}")
+    course = CourseSpec(
+        name=get(_required, item, "name", str, where, case_file),
+        path=get(_existing_path, item, "path", where, case_file, True),
+        start_date=get(_date, item, "start_date", where, case_file),
+        end_date=get(_date, item, "end_date", where, case_file),
+        registration=None if auto_register else get(_optional_file, item, "registration", where, case_file),
+        structure_set=get(_optional_file, item, "structure_set", where, case_file),
         auto_register=auto_register,
         fractions=fractions,
         schedule=schedule,
         case_file=case_file,
-        accept_dose_scale=bool(_optional(item, "accept_dose_scale", bool, where, case_file)),
-        accept_other_patient=bool(_optional(item, "accept_other_patient", bool, where, case_file)),
+        accept_dose_scale=bool(get(_optional, item, "accept_dose_scale", bool, where, case_file)),
+        accept_other_patient=bool(get(_optional, item, "accept_other_patient", bool, where, case_file)),
         override_fractions=override,
-        structures=None if "structures" not in item else _structures(item["structures"], case_file, f"{where}structures"),
+        structures=None if "structures" not in item else get(_structures, item["structures"], case_file, f"{where}structures"),
     )
+    return course if len(problems) == before else None
 
 
-def _check_courses(courses: tuple[CourseSpec, ...], case_file: Path) -> None:
+def _refuse_bad_courses(courses: tuple[CourseSpec, ...], path: Path) -> None:
+    """One InputError naming ``path`` and every problem of :func:`_check_courses` (courses given
+    without a case file)."""
+    problems = Problems(path)
+    _check_courses(courses, problems)
+    problems.raise_if_any("courses")
+
+
+def _check_courses(courses: tuple[CourseSpec, ...], problems: Problems) -> None:
     """Unique names, consistent dates, oldest course first, no course starting before the end of
     the one before it."""
     names = [c.name for c in courses]
     for i, course in enumerate(courses):
         if not course.name.strip():
-            raise InputError(case_file, f"courses[{i}].name: must not be empty")
+            problems.add(f"courses[{i}].name", None, "must not be empty")
         if course.name in names[:i]:
-            raise InputError(case_file, f"courses[{i}].name: {shown(course.name)} is used by more than one course")
+            problems.add(f"courses[{i}].name", None, f"{shown(course.name)} is used by more than one course")
         if course.start_date and course.end_date and course.end_date < course.start_date:
-            raise InputError(case_file, f"courses[{i}].end_date: {course.end_date} is before start_date {course.start_date}")
+            problems.add(f"courses[{i}].end_date", None, f"{course.end_date} is before start_date {course.start_date}")
     for i, (earlier, later) in enumerate(zip(courses, courses[1:]), start=1):
         first = earlier.start_date or earlier.end_date
         second = later.start_date or later.end_date
         if first and second and second < first:
-            raise InputError(case_file, f"courses[{i}]: courses must be listed oldest first (the last is the reference)")
+            problems.add(f"courses[{i}]", None, "courses must be listed oldest first (the last is the reference)")
+            continue
         earlier_end = earlier.end_date or earlier.start_date
         if earlier_end and second and second < earlier_end:
-            raise InputError(
-                case_file, f"courses[{i}]: starts {second}, before courses[{i - 1}] ended ({earlier_end}): courses overlap"
-            )
+            problems.add(f"courses[{i}]", None,
+                         f"starts {second}, before courses[{i - 1}] ended ({earlier_end}): courses overlap")
 
 
 def _structures(table: Any, case_file: Path, where: str = "structures") -> dict[str, str]:
@@ -412,16 +437,18 @@ def _structures(table: Any, case_file: Path, where: str = "structures") -> dict[
     return dict(table)
 
 
-def _clinical(table: Any, case_file: Path) -> ClinicalSpec:
+def _clinical(table: Any, case_file: Path, problems: Problems) -> ClinicalSpec:
     if not isinstance(table, dict):
-        raise InputError(case_file, "clinical: must be a table")
-    _no_unknown_keys(table, _CLINICAL_KEYS, "clinical.", case_file)
+        problems.add("clinical", None, "must be a table")
+        return ClinicalSpec()
+    get = problems.attempt
+    get(_no_unknown_keys, table, _CLINICAL_KEYS, "clinical.", case_file)
     return ClinicalSpec(
-        resection=_optional(table, "resection", bool, "clinical.", case_file),
-        organ_dysfunction=_optional(table, "organ_dysfunction", bool, "clinical.", case_file),
-        recurrence_site=_optional(table, "recurrence_site", str, "clinical.", case_file),
-        histology=_histology(table, case_file),
-        carotid_invasion_deg=_degrees(table, "carotid_invasion_deg", "clinical.", case_file),
+        resection=get(_optional, table, "resection", bool, "clinical.", case_file),
+        organ_dysfunction=get(_optional, table, "organ_dysfunction", bool, "clinical.", case_file),
+        recurrence_site=get(_optional, table, "recurrence_site", str, "clinical.", case_file),
+        histology=get(_histology, table, case_file),
+        carotid_invasion_deg=get(_degrees, table, "carotid_invasion_deg", "clinical.", case_file),
     )
 
 
@@ -445,7 +472,8 @@ def _degrees(table: dict, key: str, where: str, case_file: Path) -> float | None
 def _no_unknown_keys(table: dict, allowed: set[str], where: str, case_file: Path) -> None:
     unknown = sorted(set(table) - allowed)
     if unknown:
-        raise InputError(case_file, f"{where}{plain(unknown[0])}: unknown field (allowed: {', '.join(sorted(allowed))})")
+        listed = ", ".join(plain(key) for key in unknown)
+        raise InputError(case_file, f"{where}{listed}: unknown field (allowed: {', '.join(sorted(allowed))})")
 
 
 def _optional(table: dict, key: str, kind: type, where: str, case_file: Path) -> Any:
@@ -525,5 +553,5 @@ def case_from_folders(
                    registration=None if registration is None else Path(registration),
                    override_fractions=override_fractions, fractions_option="--new-fractions"),
     )
-    _check_courses(courses, Path(new))
+    _refuse_bad_courses(courses, Path(new))
     return CaseSpec(path=Path(new), id=Path(new).resolve().parent.name or "case", courses=courses)

@@ -23,7 +23,6 @@ from reirrad.accumulate import (
     CourseOnGrid,
     LoadedCourse,
     accepting,
-    fraction_text,
     load_courses,
     map_courses,
     months_between,
@@ -45,10 +44,11 @@ from reirrad.dicom.structures import StructureSet
 from reirrad.dvh import Dvh, MetricValue, cumulative_dvh, evaluate
 from reirrad.eqd2 import NO_RECOVERY, RecoveryModel, check_lql_transition_gy, eqd2_gy, recovery_factor, recovery_model
 from reirrad.errors import InputError, OptionError, ReirradError
+from reirrad.export import fraction_text
 from reirrad.flags import CourseDose, CourseInfo, FlagContext, FlagRules, OrganResult, compute_flags, load_flag_rules
 from reirrad.mapping import PointMap
 from reirrad.masks import RoiSampling, sample_roi
-from reirrad.metrics import Metric, parse_metric
+from reirrad.metrics import DoseAtVolume, Metric, MetricKind, Statistic, VolumeUnit, parse_metric
 from reirrad.organs import OrganMatch, match_organs
 from reirrad.outputs import case_inputs
 from reirrad.report.hotspot import organ_hotspots
@@ -731,7 +731,7 @@ class RegisteredSum:
 # ------------------------------------------------------------------ conservative mode (no registration)
 
 CONSERVATIVE = "none (conservative per-course sum)"
-BOUNDED = ("Dmax", "Dmean", "Dx")  # metric kinds conservative mode can bound
+BOUNDED = (MetricKind.DMAX, MetricKind.DMEAN, MetricKind.DX)  # metric kinds conservative mode can bound
 
 
 def conservative_value(dvh: Dvh, metric: Metric, courses: int) -> MetricValue | None:
@@ -744,15 +744,15 @@ def conservative_value(dvh: Dvh, metric: Metric, courses: int) -> MetricValue | 
     volume, which covers the linear interpolation between samples. Dmean adds exactly when the
     structures are identical. Dmin and volume metrics have no such bound.
     """
-    if metric.kind in ("Dmax", "Dmean"):
+    if metric.kind in (MetricKind.DMAX, MetricKind.DMEAN):
         return evaluate(dvh, metric)
-    if metric.kind != "Dx":
+    if not isinstance(metric, DoseAtVolume):
         return None
-    volume_cc = metric.parameter if metric.parameter_unit == "cc" else metric.parameter / 100 * dvh.in_grid_volume_cc
+    volume_cc = metric.volume if metric.volume_unit is VolumeUnit.CC else metric.volume / 100 * dvh.in_grid_volume_cc
     volume_cc = volume_cc / courses - float(dvh.weights_cc.max())
     if volume_cc <= 0:
-        return evaluate(dvh, Metric("Dmax"))
-    value = evaluate(dvh, Metric("Dx", volume_cc, "cc"))
+        return evaluate(dvh, Statistic(MetricKind.DMAX))
+    value = evaluate(dvh, DoseAtVolume(volume_cc, VolumeUnit.CC))
     if value.value is None:
         return value
     hottest = value.indices[np.argmax(dvh.doses_gy[value.indices])]
@@ -870,7 +870,7 @@ def _bound_sums(bounds: _Bounds) -> tuple[Sums, Sums | None]:
 
 
 def _bound_note(metric: Metric) -> str:
-    if metric.kind == "Dmean":
+    if metric.kind is MetricKind.DMEAN:
         return "conservative, no registration: per-course Dmean added (exact only for identical structures)"
     return (f"conservative, no registration: sum of each course's own bound on its own structure set "
             f"(an upper bound of {metric} of the summed dose)")

@@ -44,7 +44,7 @@ from reirrad.eqd2 import NO_RECOVERY, load_recovery_models
 from reirrad.errors import InputError
 from reirrad.metrics import parse_metric
 from reirrad.organs import OrganCatalog, load_organ_catalog
-from reirrad.tomlfile import existing, plain, read_toml, shown
+from reirrad.tomlfile import Problems, citation_text, existing, plain, read_toml, shown
 
 CONSTRAINTS_DIR = constraints_dir()
 NOT_SETS = frozenset({"organs", "flags", "recovery"})  # data files in the folder that are not sets
@@ -221,23 +221,6 @@ class _RawSet:
     entries: tuple[dict[str, Any], ...]
 
 
-class _Problems(list):
-    """Problems of one file, each "file: where: field: problem"."""
-
-    def __init__(self, path: Path):
-        super().__init__()
-        self.path = path
-
-    def add(self, where: str, field: str | None, problem: str) -> None:
-        parts = [str(self.path), where] + ([f"field {field!r}"] if field else []) + [problem]
-        self.append(": ".join(parts).replace("\n", "\\n"))
-
-    def unknown(self, table: Mapping, allowed: set[str], where: str) -> None:
-        """One problem per key of ``table`` not in ``allowed``."""
-        for key in sorted(set(table) - allowed):
-            self.add(where, plain(key), f"unknown field (allowed: {', '.join(sorted(allowed))})")
-
-
 def _number(value: Any, zero_ok: bool = False) -> float | None:
     """A finite float > 0 (>= 0 with ``zero_ok``), or None when the value is anything else (text,
     bool, NaN, infinity, a negative number)."""
@@ -258,7 +241,7 @@ def _alpha_beta_problem(value: Any) -> str:
     return f"must be a number of Gy from {low:g} to {high:g} (a plausibility bound), got {shown(value)}"
 
 
-def _table(data: Mapping, key: str, kind: type, problems: _Problems, where: str = "set") -> Any:
+def _table(data: Mapping, key: str, kind: type, problems: Problems, where: str = "set") -> Any:
     """``data[key]`` when it has the ``kind`` (dict or list), else an empty one and a problem."""
     value = data.get(key, kind())
     if not isinstance(value, kind):
@@ -268,7 +251,7 @@ def _table(data: Mapping, key: str, kind: type, problems: _Problems, where: str 
     return value
 
 
-def _text(data: Mapping, key: str, problems: _Problems, where: str) -> str | None:
+def _text(data: Mapping, key: str, problems: Problems, where: str) -> str | None:
     """An optional text field; None (and a problem) when it is there but not text."""
     value = data.get(key)
     if value is not None and not isinstance(value, str):
@@ -277,13 +260,7 @@ def _text(data: Mapping, key: str, problems: _Problems, where: str) -> str | Non
     return value
 
 
-def _citation(entry: Mapping) -> str:
-    ids = [f"doi:{entry['doi']}" if "doi" in entry else None, f"PMID {entry['pmid']}" if "pmid" in entry else None]
-    tail = ". ".join(x for x in ids if x)
-    return f"{entry['citation']}" + (f" {tail}." if tail else "")
-
-
-def _read_sources(data: Mapping, problems: _Problems) -> dict[str, str]:
+def _read_sources(data: Mapping, problems: Problems) -> dict[str, str]:
     sources = {}
     for sid, entry in _table(data, "sources", dict, problems).items():
         where = f"sources.{plain(sid)}"
@@ -296,11 +273,11 @@ def _read_sources(data: Mapping, problems: _Problems) -> dict[str, str]:
             problems.add(where, "pmid", f"must be text or a whole number, got {shown(entry['pmid'])}")
             bad.append("pmid")
         if not bad:
-            sources[sid] = _citation(entry)
+            sources[sid] = citation_text(entry)
     return sources
 
 
-def _read_alpha_beta(defaults: Mapping, problems: _Problems) -> tuple[tuple[frozenset[str], float, str], ...]:
+def _read_alpha_beta(defaults: Mapping, problems: Problems) -> tuple[tuple[frozenset[str], float, str], ...]:
     rows = []
     for i, row in enumerate(_table(defaults, "alpha_beta", list, problems, "defaults")):
         where = f"defaults.alpha_beta[{i}]"
@@ -318,12 +295,12 @@ def _read_alpha_beta(defaults: Mapping, problems: _Problems) -> tuple[tuple[froz
         if not isinstance(row.get("source"), str):
             problems.add(where, "source", "missing: name the source of this alpha/beta")
         _text(row, "note", problems, where)
-        if len(problems) == before:
-            rows.append((frozenset(organs), value, row["source"]))
+        if len(problems) == before and value is not None:
+            rows.append((frozenset(organs or ()), value, row["source"]))
     return tuple(rows)
 
 
-def _read_file(path: Path, problems: _Problems) -> _RawSet | None:
+def _read_file(path: Path, problems: Problems) -> _RawSet | None:
     try:
         data = read_toml(path, "constraint set")
     except InputError as exc:
@@ -352,7 +329,7 @@ def _read_file(path: Path, problems: _Problems) -> _RawSet | None:
     )
 
 
-def _check_levels(entry: Mapping, priority: Any, metric: Any, where: str, problems: _Problems) -> None:
+def _check_levels(entry: Mapping, priority: Any, metric: Any, where: str, problems: Problems) -> None:
     """Levels: numbers in the metric's unit (limit_gy / warn_gy for dose metrics, limit_cc /
     warn_cc or limit_pct / warn_pct for volume metrics), consistent with the priority, warn <= limit."""
     levels = {k: _number(entry[k], zero_ok=k not in LEVEL_KEYS["Gy"]) for k in sorted(_LEVEL_KEYS) if k in entry}
@@ -380,7 +357,7 @@ def _check_levels(entry: Mapping, priority: Any, metric: Any, where: str, proble
             problems.add(where, warn_key, f"above {limit_key}: the warning level must not exceed the limit")
 
 
-def _check_basis(entry: Mapping, metric: Any, where: str, problems: _Problems) -> None:
+def _check_basis(entry: Mapping, metric: Any, where: str, problems: Problems) -> None:
     """dose_basis: "undiscounted" or a recovery model; single_course_limit_gy only with a model."""
     basis = entry.get("dose_basis", UNDISCOUNTED)
     models = set(load_recovery_models()) - {NO_RECOVERY}
@@ -401,7 +378,7 @@ def _check_basis(entry: Mapping, metric: Any, where: str, problems: _Problems) -
         problems.add(where, "single_course_limit_gy", f"{metric} is not a dose metric")
 
 
-def _check_entry(entry: Mapping, where: str, sources: Mapping[str, str], problems: _Problems) -> bool:
+def _check_entry(entry: Mapping, where: str, sources: Mapping[str, str], problems: Problems) -> bool:
     """Field checks of one [[constraints]] entry; True when it can be built."""
     before = len(problems)
     problems.unknown(entry, _ENTRY_KEYS, where)
@@ -437,7 +414,7 @@ def _check_entry(entry: Mapping, where: str, sources: Mapping[str, str], problem
 
 
 def _alpha_beta(
-    entry: Mapping, defaults: tuple, catalog: OrganCatalog, where: str, problems: _Problems
+    entry: Mapping, defaults: tuple, catalog: OrganCatalog, where: str, problems: Problems
 ) -> tuple[float, str] | None:
     """(alpha/beta Gy, source id) for an entry: its own, else the first default row naming it."""
     if "alpha_beta_gy" in entry:
@@ -453,7 +430,7 @@ def _alpha_beta(
 
 
 def _build(
-    entry: Mapping, where: str, raw: _RawSet, defaults: tuple, sources: Mapping[str, str], problems: _Problems
+    entry: Mapping, where: str, raw: _RawSet, defaults: tuple, sources: Mapping[str, str], problems: Problems
 ) -> list[Constraint]:
     """The constraint(s) of one checked entry: one per member of an organ group."""
     catalog = load_organ_catalog()
@@ -478,7 +455,7 @@ def _build(
             alpha_beta_gy=ab[0],
             priority=entry["priority"],
             source_id=entry.get("source"),
-            source=sources.get(entry.get("source"), ""),
+            source=sources.get(entry.get("source") or "", ""),
             alpha_beta_source=sources[ab[1]],
             mitigation=entry.get("mitigation", ""),
             note=entry.get("note", ""),
@@ -497,7 +474,7 @@ def _build(
 
 def _load(path: Path, problems: list[str], seen: tuple[Path, ...]) -> ConstraintSet | None:
     """Load one file and its parents; append every problem found to ``problems``."""
-    own = _Problems(path)
+    own = Problems(path)
     raw = _read_file(path, own)
     parent = None
     if raw is not None and raw.extends is not None and len(seen) >= MAX_EXTENDS_DEPTH:
@@ -517,7 +494,7 @@ def _load(path: Path, problems: list[str], seen: tuple[Path, ...]) -> Constraint
         return None
     sources = dict(parent.sources) if parent else {}
     for sid, text in raw.sources.items():
-        if sources.get(sid, text) != text:
+        if parent is not None and sources.get(sid, text) != text:
             own.add(f"sources.{sid}", None, f"id already used by parent set {parent.name!r} for another citation")
         sources[sid] = text
     for i, (_, _, source) in enumerate(raw.alpha_beta):
@@ -527,7 +504,8 @@ def _load(path: Path, problems: list[str], seen: tuple[Path, ...]) -> Constraint
     if recovery not in load_recovery_models():
         own.add("defaults", "recovery_model", f"unknown recovery model {shown(recovery)}")
     defaults = raw.alpha_beta + (parent.alpha_beta_defaults if parent else ())
-    inherited = {c.id.split("[")[0]: None for c in parent.constraints} if parent else {}
+    parent_constraints = parent.constraints if parent else ()
+    inherited = {c.id.split("[")[0]: None for c in parent_constraints}
     own_ids: set[str] = set()
     built: dict[str, list[Constraint]] = {}
     for i, entry in enumerate(raw.entries):
@@ -542,7 +520,7 @@ def _load(path: Path, problems: list[str], seen: tuple[Path, ...]) -> Constraint
     problems.extend(own)
     merged: list[Constraint] = []
     for base_id in inherited:
-        merged += built.pop(base_id, None) or [c for c in parent.constraints if c.id.split("[")[0] == base_id]
+        merged += built.pop(base_id, []) or [c for c in parent_constraints if c.id.split("[")[0] == base_id]
     for constraints in built.values():
         merged += constraints
     return ConstraintSet(
@@ -563,7 +541,7 @@ def _load_top(path: Path, problems: list[str]) -> ConstraintSet | None:
     problem to explain why) is refused too."""
     loaded = _load(path, problems, (path,))
     if loaded is not None and not loaded.constraints and not problems:
-        empty = _Problems(path)
+        empty = Problems(path)
         empty.add("set", "constraints", "no constraint (none given, or none valid): the set would pass every plan")
         problems.extend(empty)
     return loaded
@@ -582,8 +560,8 @@ def validate_constraint_file(path: str | Path) -> list[str]:
 def load_constraint_set(name_or_path: str | Path) -> ConstraintSet:
     """A built-in set by name, or a set file; InputError listing every problem when invalid."""
     path = resolve_set_path(name_or_path).resolve()
-    problems: list[str] = []
+    problems = Problems(path)
     loaded = _load_top(path, problems)
-    if problems or loaded is None:
-        raise InputError(path, "invalid constraint set: " + "; ".join(p.removeprefix(f"{path}: ") for p in problems))
+    problems.raise_if_any("constraint set")
+    assert loaded is not None  # a set that cannot be loaded has problems
     return loaded

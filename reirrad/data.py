@@ -19,7 +19,7 @@ SAMPLE_PACKAGE = "reirrad.builtin_sample"
 
 def _folder(package: str) -> Path:
     """The folder of an installed data package (packages are installed as files, not zipped)."""
-    return Path(resources.files(package))
+    return Path(str(resources.files(package)))
 
 
 def constraints_dir() -> Path:

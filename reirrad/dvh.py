@@ -22,16 +22,14 @@ import numpy as np
 
 from reirrad.dicom.dose import DoseGrid
 from reirrad.dicom.structures import Roi, StructureSet
+from reirrad.dicom.summation import WHOLE_DELIVERY
 from reirrad.eqd2 import eqd2_gy
 from reirrad.errors import InputError
 from reirrad.grid import Grid
 from reirrad.masks import RoiSampling, sample_roi
-from reirrad.metrics import Metric, parse_metric
+from reirrad.metrics import DoseAtVolume, Metric, MetricKind, VolumeAtDose, VolumeUnit, parse_metric
 
 CHUNK = 1 << 16  # samples interpolated per step, bounds temporary memory
-# DoseSummationTypes that hold a whole delivery (DICOM PS3.3 C.8.8.3: FRACTION is one fraction
-# group's total, not a single fraction), so that EQD2 with that delivery's fraction count applies.
-WHOLE_DELIVERY = {"PLAN", "FRACTION"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,15 +142,16 @@ def _not_evaluable(dvh: Dvh, metric: Metric) -> str | None:
     """Why ``metric`` cannot be evaluated on ``dvh``, or None."""
     if dvh.volume_cc <= 0:
         return "structure encloses no volume"
-    if metric.kind == "Volume":
+    if metric.kind is MetricKind.VOLUME:
         return None
     if dvh.in_grid_volume_cc <= 0 or not dvh.weighted()[2]:
         return "structure lies entirely outside the dose grid"
-    if metric.kind == "Dx" and metric.parameter_unit == "cc" and metric.parameter > dvh.in_grid_volume_cc:
+    if (isinstance(metric, DoseAtVolume) and metric.volume_unit is VolumeUnit.CC
+            and metric.volume > dvh.in_grid_volume_cc):
         if wholly_in_grid(dvh):
-            return f"{metric} needs {metric.parameter:g} cm3 but the structure holds only {dvh.volume_cc:.3g} cm3"
+            return f"{metric} needs {metric.volume:g} cm3 but the structure holds only {dvh.volume_cc:.3g} cm3"
         return (
-            f"{metric} needs {metric.parameter:g} cm3 but only {dvh.in_grid_volume_cc:.3g} cm3 "
+            f"{metric} needs {metric.volume:g} cm3 but only {dvh.in_grid_volume_cc:.3g} cm3 "
             "of the structure lies inside the dose grid"
         )
     return None
@@ -219,28 +218,28 @@ def evaluate(dvh: Dvh, metric: Metric) -> MetricValue:
     reason = _not_evaluable(dvh, metric)
     if reason:
         return MetricValue(None, reason)
-    if metric.kind == "Volume":
+    if isinstance(metric, DoseAtVolume):
+        volume = metric.volume
+        if metric.volume_unit is VolumeUnit.PERCENT:
+            volume = metric.volume / 100.0 * dvh.in_grid_volume_cc
+        return _dose_at_volume(dvh, volume)
+    if isinstance(metric, VolumeAtDose):
+        covered = float(dvh.weights_cc[dvh.doses_gy >= metric.dose_gy].sum())
+        if metric.volume_unit is VolumeUnit.PERCENT:
+            covered *= 100.0 / dvh.in_grid_volume_cc
+        return MetricValue(covered)
+    if metric.kind is MetricKind.VOLUME:
         return MetricValue(dvh.volume_cc)
-    if metric.kind == "Dmax":
+    if metric.kind is MetricKind.DMAX:
         return _single(dvh, int(np.argmax(dvh.doses_gy)))
-    if metric.kind == "Dmin":
+    if metric.kind is MetricKind.DMIN:
         return _single(dvh, int(np.argmin(dvh.doses_gy)))
-    if metric.kind == "Dmean":
+    if metric.kind is MetricKind.DMEAN:
         total_cc = float(dvh.weights_cc.sum())
         indices = np.flatnonzero(dvh.weights_cc > 0)
         coefficients = dvh.weights_cc[indices]
         coefficients /= total_cc  # in place: a whole-body ROI holds millions of samples
         return MetricValue(float(dvh.weights_cc @ dvh.doses_gy) / total_cc, None, indices, coefficients)
-    if metric.kind == "Dx":
-        volume = metric.parameter
-        if metric.parameter_unit == "%":
-            volume = metric.parameter / 100.0 * dvh.in_grid_volume_cc
-        return _dose_at_volume(dvh, volume)
-    if metric.kind == "Vx":
-        covered = float(dvh.weights_cc[dvh.doses_gy >= metric.parameter].sum())
-        if metric.unit == "%":
-            covered *= 100.0 / dvh.in_grid_volume_cc
-        return MetricValue(covered)
     raise ValueError(f"unknown metric kind {metric.kind!r}")
 
 

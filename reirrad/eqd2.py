@@ -19,15 +19,16 @@ Recovery: a prior course's EQD2 is multiplied by (1 - r), r from a named model i
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from reirrad.data import builtin_file
 from reirrad.errors import InputError, OptionError
+from reirrad.tomlfile import Problems, read_toml
 
 RECOVERY_FILE = builtin_file("recovery.toml")
 NO_RECOVERY = "none"
@@ -164,20 +165,21 @@ def recovery_factor(
 
 
 def load_recovery_models(path: str | Path = RECOVERY_FILE) -> dict[str, RecoveryModel]:
-    """Read every model of a recovery TOML file, keyed by name."""
+    """Read every model of a recovery TOML file, keyed by name; one InputError listing every problem
+    when the file is not usable."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise InputError(path, f"cannot read recovery models ({exc})") from None
-    models = {}
+    data = read_toml(path, "recovery models")
+    problems = Problems(path)
+    models: dict[str, RecoveryModel] = {}
     for i, entry in enumerate(data.get("models", [])):
-        model = _parse_model(entry, path, i)
-        if model.name in models:
-            raise InputError(path, f"recovery model {model.name!r} is defined twice")
-        models[model.name] = model
+        model = _parse_model(entry, i, problems)
+        if model is not None and model.name in models:
+            problems.add(f"models[{i}]", "name", f"recovery model {model.name!r} is defined twice")
+        elif model is not None:
+            models[model.name] = model
     if NO_RECOVERY not in models:
-        raise InputError(path, f"no recovery model named {NO_RECOVERY!r}")
+        problems.add("models", None, f"no recovery model named {NO_RECOVERY!r}")
+    problems.raise_if_any("recovery models")
     return models
 
 
@@ -189,7 +191,8 @@ def recovery_model(name: str = NO_RECOVERY, path: str | Path = RECOVERY_FILE) ->
     return models[name]
 
 
-def _parse_model(entry: dict, path: Path, index: int) -> RecoveryModel:
+def _parse_model(entry: Any, index: int, problems: Problems) -> RecoveryModel | None:
+    """One ``[[models]]`` table, or None with its problems recorded."""
     where = f"models[{index}]"
     try:
         name, title, source = str(entry["name"]), str(entry["title"]), str(entry["source"])
@@ -203,11 +206,15 @@ def _parse_model(entry: dict, path: Path, index: int) -> RecoveryModel:
             )
             for step in entry["steps"]
         )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(path, f"{where}: missing or invalid field ({exc})") from None
-    for step in steps:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        problems.add(where, None, f"missing or invalid field ({exc})")
+        return None
+    before = len(problems)
+    for j, step in enumerate(steps):
         if step.r is not None and not 0.0 <= step.r < 1.0:
-            raise InputError(path, f"{where} ({name}): r must be in [0, 1), got {step.r}")
+            problems.add(f"{where} ({name}).steps[{j}]", "r", f"must be in [0, 1), got {step.r}")
         if not step.above_months < step.up_to_months:
-            raise InputError(path, f"{where} ({name}): empty interval step")
+            problems.add(f"{where} ({name}).steps[{j}]", None, "empty interval step")
+    if len(problems) > before:
+        return None
     return RecoveryModel(name, title, source, None if organs is None else tuple(organs), steps)

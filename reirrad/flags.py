@@ -28,7 +28,6 @@ invasion_deg, above_deg.
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -40,9 +39,9 @@ import numpy as np
 
 from reirrad.case import ClinicalSpec
 from reirrad.data import builtin_file
-from reirrad.errors import InputError
 from reirrad.metrics import parse_metric
 from reirrad.organs import OrganMatch, load_organ_catalog
+from reirrad.tomlfile import Problems, citation_text, plain, read_toml, shown
 
 FLAGS_FILE = builtin_file("flags.toml")
 
@@ -158,6 +157,14 @@ class FlagContext:
 
 
 @dataclass(frozen=True)
+class Conventions:
+    """The tool conventions of ``flags.toml`` (``[conventions]``) that several kinds share."""
+
+    stereotactic_min_gy: float  # a course is stereotactic from this dose per fraction (Gy)
+    meaningful_course_dose_gy: float  # EQD2 (Gy) from each course that makes an organ a concern
+
+
+@dataclass(frozen=True)
 class FlagRule:
     """One rule of ``flags.toml``: kind, severity, texts, cited sources and the kind's parameters."""
 
@@ -168,6 +175,7 @@ class FlagRule:
     mitigation: str
     source: str
     params: Mapping[str, Any]
+    conventions: Conventions
 
     def flag(self, **fields: Any) -> Flag:
         """The flag with the message and mitigation templates filled in from ``fields``."""
@@ -180,16 +188,8 @@ class FlagRules:
     """All rules, and the tool conventions they share."""
 
     rules: tuple[FlagRule, ...]
-    conventions: Mapping[str, Any]
+    conventions: Conventions
     path: Path
-
-    @property
-    def stereotactic_min_gy(self) -> float:
-        return float(self.conventions["stereotactic_min_gy_per_fraction"])
-
-    @property
-    def meaningful_course_dose_gy(self) -> float:
-        return float(self.conventions["meaningful_course_dose_eqd2_gy"])
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -224,18 +224,18 @@ def _per_fraction(course: CourseInfo) -> float:
 # ------------------------------------------------------------------------------ kinds
 
 
-def _interval(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Flag]:
+def _interval(rule: FlagRule, ctx: FlagContext) -> list[Flag]:
     months = ctx.interval_months
     if months is None or not rule.params["from_months"] <= months < rule.params["below_months"]:
         return []
     return [rule.flag(interval_months=months)]
 
 
-def _interval_unknown(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Flag]:
+def _interval_unknown(rule: FlagRule, ctx: FlagContext) -> list[Flag]:
     return [rule.flag()] if ctx.interval_months is None and len(ctx.courses) > 1 else []
 
 
-def _organ_cumulative(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Flag]:
+def _organ_cumulative(rule: FlagRule, ctx: FlagContext) -> list[Flag]:
     at_least = rule.params["at_least_gy"]
     return [
         rule.flag(**_where(r), value_gy=r.cumulative_gy, alpha_beta_gy=r.alpha_beta_gy, at_least_gy=at_least)
@@ -244,46 +244,46 @@ def _organ_cumulative(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> lis
     ]
 
 
-def _courses_for(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[CourseInfo]:
+def _courses_for(rule: FlagRule, ctx: FlagContext) -> list[CourseInfo]:
     if rule.params["stereotactic_only"]:
-        return [c for c in _reirradiation_courses(ctx) if c.is_stereotactic(rules.stereotactic_min_gy)]
+        return [c for c in _reirradiation_courses(ctx) if c.is_stereotactic(rule.conventions.stereotactic_min_gy)]
     return list(ctx.courses)
 
 
-def _course_eqd2_kind(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Flag]:
+def _course_eqd2_kind(rule: FlagRule, ctx: FlagContext) -> list[Flag]:
     flags = []
     for r in _results(rule, ctx):
-        for course in _courses_for(rule, ctx, rules):
+        for course in _courses_for(rule, ctx):
             value = r.course(course.name).eqd2_gy
             if value is not None and value > rule.params["above_gy"]:
                 flags.append(rule.flag(**_where(r), course=course.name, value_gy=value))
     return flags
 
 
-def _course_physical(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Flag]:
+def _course_physical(rule: FlagRule, ctx: FlagContext) -> list[Flag]:
     at_least = rule.params["at_least_gy"]
     flags = []
     for r in _results(rule, ctx):
-        for course in _courses_for(rule, ctx, rules):
+        for course in _courses_for(rule, ctx):
             value = r.course(course.name).physical_gy
             if value is not None and value >= at_least:
                 flags.append(rule.flag(**_where(r), course=course.name, value_gy=value, at_least_gy=at_least))
     return flags
 
 
-def _course_share(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Flag]:
+def _course_share(rule: FlagRule, ctx: FlagContext) -> list[Flag]:
     flags = []
     for r in _results(rule, ctx):
         if not r.cumulative_gy:
             continue
-        for course in _courses_for(rule, ctx, rules):
+        for course in _courses_for(rule, ctx):
             value = r.course(course.name).eqd2_gy
             if value is not None and value / r.cumulative_gy > rule.params["above_share"]:
                 flags.append(rule.flag(**_where(r), course=course.name, share=value / r.cumulative_gy))
     return flags
 
 
-def _dose_per_fraction(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Flag]:
+def _dose_per_fraction(rule: FlagRule, ctx: FlagContext) -> list[Flag]:
     """One flag per organ and re-irradiation course: its highest dose per fraction over the metrics."""
     above = rule.params["above_gy"]
     hottest: dict[tuple[str, str], tuple[float, OrganResult]] = {}
@@ -299,18 +299,18 @@ def _dose_per_fraction(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> li
     ]
 
 
-def _schedule(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Flag]:
+def _schedule(rule: FlagRule, ctx: FlagContext) -> list[Flag]:
     flags = []
     for course in _reirradiation_courses(ctx):
         if (course.schedule or "unknown") != rule.params["schedule"]:
             continue
-        if rule.params["stereotactic"] and not course.is_stereotactic(rules.stereotactic_min_gy):
+        if rule.params["stereotactic"] and not course.is_stereotactic(rule.conventions.stereotactic_min_gy):
             continue
         flags.append(rule.flag(course=course.name, per_fraction_gy=_per_fraction(course)))
     return flags
 
 
-def _stereotactic_schedule(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Flag]:
+def _stereotactic_schedule(rule: FlagRule, ctx: FlagContext) -> list[Flag]:
     """A stereotactic course on the rule's schedule whose organs (the carotids) get at least
     ``at_least_gy`` physical in that course, or whose dose there is not known for every result."""
     at_least = rule.params["at_least_gy"]
@@ -318,7 +318,7 @@ def _stereotactic_schedule(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -
     for course in _reirradiation_courses(ctx):
         if (course.schedule or "unknown") != rule.params["schedule"]:
             continue
-        if not course.is_stereotactic(rules.stereotactic_min_gy):
+        if not course.is_stereotactic(rule.conventions.stereotactic_min_gy):
             continue
         doses = [(r, r.course(course.name).physical_gy) for r in _results(rule, ctx)]
         hot = [f"{r.organ} ({r.structure}) {r.metric} {gy:.1f} Gy" for r, gy in doses if gy is not None and gy >= at_least]
@@ -332,7 +332,7 @@ def _stereotactic_schedule(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -
     return flags
 
 
-def _outside_grid(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Flag]:
+def _outside_grid(rule: FlagRule, ctx: FlagContext) -> list[Flag]:
     seen: dict[tuple[str | None, str], Flag] = {}
     for r in ctx.organs:
         for course, covered in r.coverage.items():
@@ -342,7 +342,7 @@ def _outside_grid(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Fl
     return list(seen.values())
 
 
-def _fraction_override(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Flag]:
+def _fraction_override(rule: FlagRule, ctx: FlagContext) -> list[Flag]:
     return [
         rule.flag(course=c.name, fractions=c.fractions,
                   plan_fractions="no plan gives a count" if c.plan_fractions is None else f"the plan says {c.plan_fractions}")
@@ -350,12 +350,12 @@ def _fraction_override(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> li
     ]
 
 
-def _automatic_registration(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Flag]:
+def _automatic_registration(rule: FlagRule, ctx: FlagContext) -> list[Flag]:
     return [rule.flag(course=c.name, registration=c.registration)
             for c in ctx.courses if c.registration.startswith("automatic rigid registration")]
 
 
-def _missing_structure(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Flag]:
+def _missing_structure(rule: FlagRule, ctx: FlagContext) -> list[Flag]:
     missing = [m for m in ctx.matches if m.status != "matched"]
     if not missing:
         return []
@@ -363,14 +363,16 @@ def _missing_structure(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> li
     return [rule.flag(count=len(missing), organs=organs)]
 
 
-def _overlap_cc(ctx: FlagContext, prior_min_gy: float, new_min_gy: float) -> tuple[float, str]:
-    """Largest volume (cm3) at >= prior_min_gy in a prior course and >= new_min_gy in the new one."""
-    doses = ctx.physical_dose_gy
+def _overlap_cc(
+    ctx: FlagContext, doses: Mapping[str, np.ndarray], voxel_volume_cc: float, prior_min_gy: float, new_min_gy: float
+) -> tuple[float, str]:
+    """Largest volume (cm3) at >= prior_min_gy in a prior course and >= new_min_gy in the new one
+    (``doses``: each course's physical dose on the reference grid)."""
     new_name = ctx.courses[-1].name
     new_hot = doses[new_name] >= new_min_gy
     best = (0.0, ctx.courses[0].name)
     for course in ctx.courses[:-1]:
-        volume = float(np.count_nonzero(new_hot & (doses[course.name] >= prior_min_gy))) * ctx.voxel_volume_cc
+        volume = float(np.count_nonzero(new_hot & (doses[course.name] >= prior_min_gy))) * voxel_volume_cc
         best = max(best, (volume, course.name))
     return best
 
@@ -402,18 +404,20 @@ def _concern_organs(ctx: FlagContext, min_gy: float) -> list[str]:
     return [f"{o} ({'; '.join(([dosed[o]] if o in dosed else []) + judged.get(o, []))})" for o in organs]
 
 
-def _reirradiation_type(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Flag]:
+def _reirradiation_type(rule: FlagRule, ctx: FlagContext) -> list[Flag]:
     if len(ctx.courses) < 2:
         return []
     p = rule.params
-    concern = _concern_organs(ctx, rules.meaningful_course_dose_gy)
+    concern = _concern_organs(ctx, rule.conventions.meaningful_course_dose_gy)
     fields: dict[str, Any] = {
         "prior_min_gy": p["prior_min_gy"], "new_min_gy": p["new_min_gy"], "new": ctx.courses[-1].name,
-        "organs": ", ".join(concern) or "none", "organ_min_gy": rules.meaningful_course_dose_gy,
+        "organs": ", ".join(concern) or "none", "organ_min_gy": rule.conventions.meaningful_course_dose_gy,
     }
     if ctx.physical_dose_gy is None or ctx.voxel_volume_cc is None:
         return [rule.flag(text=p["unknown"].format(**fields))]
-    fields["overlap_cc"], fields["prior"] = _overlap_cc(ctx, p["prior_min_gy"], p["new_min_gy"])
+    fields["overlap_cc"], fields["prior"] = _overlap_cc(
+        ctx, ctx.physical_dose_gy, ctx.voxel_volume_cc, p["prior_min_gy"], p["new_min_gy"]
+    )
     if fields["overlap_cc"] > p["min_overlap_cc"]:
         template = p["type1"]
     else:
@@ -421,7 +425,7 @@ def _reirradiation_type(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> l
     return [rule.flag(text=template.format(**fields))]
 
 
-def _miri_not_applicable(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[str]:
+def _miri_not_applicable(rule: FlagRule, ctx: FlagContext) -> list[str]:
     """Why the MIRI classes (squamous cell carcinoma, prior RT and re-IMRT >= 40 Gy) do not apply."""
     p = rule.params
     histology = ctx.clinical.histology
@@ -431,7 +435,7 @@ def _miri_not_applicable(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> 
     elif histology != p["histology"]:
         reasons.append(f"histology is {histology!r}, not {p['histology']!r}")
     new = ctx.courses[-1]
-    if new.is_stereotactic(rules.stereotactic_min_gy):
+    if new.is_stereotactic(rule.conventions.stereotactic_min_gy):
         reasons.append(f"course '{new.name}' is stereotactic, not IMRT")
     if new.prescription_gy is None:
         reasons.append(f"prescription of course '{new.name}' not known")
@@ -452,11 +456,11 @@ def _miri_fact(ctx: FlagContext, split_months: float) -> tuple[str, bool | None,
     return "organ_dysfunction", ctx.clinical.organ_dysfunction, "III", "II"
 
 
-def _miri_class(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Flag]:
+def _miri_class(rule: FlagRule, ctx: FlagContext) -> list[Flag]:
     if len(ctx.courses) < 2:
         return []
     p = rule.params
-    reasons = _miri_not_applicable(rule, ctx, rules)
+    reasons = _miri_not_applicable(rule, ctx)
     fact, known, yes, no = _miri_fact(ctx, p["split_months"])
     if ctx.interval_months is None:
         reasons.append("interval not known")
@@ -468,14 +472,14 @@ def _miri_class(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Flag
     return [rule.flag(text=p["class_text"].format(miri_class=miri, definition=p[f"class_{miri}"]))]
 
 
-def _carotid_invasion(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Flag]:
+def _carotid_invasion(rule: FlagRule, ctx: FlagContext) -> list[Flag]:
     degrees = ctx.clinical.carotid_invasion_deg
     if len(ctx.courses) < 2 or degrees is None or degrees <= rule.params["above_deg"]:
         return []
     return [rule.flag(invasion_deg=degrees, above_deg=rule.params["above_deg"])]
 
 
-def _registration_uncertainty(rule: FlagRule, ctx: FlagContext, rules: FlagRules) -> list[Flag]:
+def _registration_uncertainty(rule: FlagRule, ctx: FlagContext) -> list[Flag]:
     changes = [c for c in ctx.status_changes if c.worst_status in rule.params["worst_statuses"]]
     if not changes:
         return []
@@ -483,7 +487,7 @@ def _registration_uncertainty(rule: FlagRule, ctx: FlagContext, rules: FlagRules
                       changes="; ".join(c.text for c in changes))]
 
 
-Kind = Callable[[FlagRule, FlagContext, FlagRules], list[Flag]]
+Kind = Callable[[FlagRule, FlagContext], list[Flag]]
 
 KINDS: dict[str, tuple[Kind, tuple[str, ...]]] = {
     "interval": (_interval, ("from_months", "below_months")),
@@ -516,32 +520,56 @@ _RULE_KEYS = {"id", "kind", "severity", "message", "mitigation", "source"}
 # ------------------------------------------------------------------------------ loading
 
 
-def _citations(data: Mapping, path: Path) -> dict[str, str]:
+_CONVENTIONS = {"stereotactic_min_gy_per_fraction": "stereotactic_min_gy",
+                "meaningful_course_dose_eqd2_gy": "meaningful_course_dose_gy"}
+
+
+def _citations(data: Mapping, problems: Problems) -> dict[str, str]:
     sources = {}
     for sid, entry in data.get("sources", {}).items():
-        if not isinstance(entry.get("citation"), str):
-            raise InputError(path, f"sources.{sid}: field 'citation' missing")
-        ident = f" doi:{entry['doi']}." if "doi" in entry else f" PMID {entry['pmid']}." if "pmid" in entry else ""
-        sources[sid] = entry["citation"] + ident
+        if not isinstance(entry, dict) or not isinstance(entry.get("citation"), str):
+            problems.add(f"sources.{plain(sid)}", "citation", "missing: give the full citation text")
+            continue
+        sources[sid] = citation_text(entry)
     return sources
 
 
-def _parse_rule(entry: Mapping, index: int, sources: Mapping[str, str], path: Path) -> FlagRule:
-    where = f"flags[{index}] (id={entry.get('id')})"
+def _conventions(data: Mapping, problems: Problems) -> Conventions | None:
+    table = data.get("conventions", {})
+    values = {name: table.get(key) for key, name in _CONVENTIONS.items()}
+    for key, name in _CONVENTIONS.items():
+        if isinstance(values[name], bool) or not isinstance(values[name], (int, float)) or not values[name] > 0:
+            problems.add("conventions", key, f"missing or not a positive number, got {shown(values[name])}")
+    return None if len(problems) else Conventions(**{name: float(v) for name, v in values.items()})
+
+
+def _parse_rule(
+    entry: Any, index: int, sources: Mapping[str, str], conventions: Conventions | None, problems: Problems
+) -> FlagRule | None:
+    """One rule, or None when it cannot be built (its problems recorded; ``conventions`` None: the
+    file's conventions are unusable, a problem already recorded)."""
+    if not isinstance(entry, dict):
+        problems.add(f"flags[{index}]", None, f"must be a table ([[flags]]), got {shown(entry)}")
+        return None
+    where = f"flags[{index}] (id={plain(str(entry.get('id')))})"
+    before = len(problems)
     missing = [k for k in _RULE_KEYS if k not in entry]
     if missing:
-        raise InputError(path, f"{where}: missing field(s) {', '.join(sorted(missing))}")
-    if entry["kind"] not in KINDS:
-        raise InputError(path, f"{where}: field 'kind': unknown kind {entry['kind']!r} (known: {', '.join(KINDS)})")
-    if entry["severity"] not in SEVERITIES:
-        raise InputError(path, f"{where}: field 'severity': not one of {', '.join(SEVERITIES)}")
-    unknown = [s for s in entry["source"] if s not in sources]
+        problems.add(where, None, f"missing field(s) {', '.join(sorted(missing))}")
+    if "kind" in entry and entry["kind"] not in KINDS:
+        problems.add(where, "kind", f"unknown kind {shown(entry['kind'])} (known: {', '.join(KINDS)})")
+    if "severity" in entry and entry["severity"] not in SEVERITIES:
+        problems.add(where, "severity", f"not one of {', '.join(SEVERITIES)}")
+    unknown = [str(s) for s in entry.get("source", ()) if s not in sources]
     if unknown:
-        raise InputError(path, f"{where}: field 'source': unknown source id(s) {', '.join(unknown)}")
+        problems.add(where, "source", f"unknown source id(s) {', '.join(unknown)}")
     params = {k: v for k, v in entry.items() if k not in _RULE_KEYS}
-    absent = [k for k in KINDS[entry["kind"]][1] if k not in params]
+    needed = KINDS[entry["kind"]][1] if entry.get("kind") in KINDS else ()
+    absent = [k for k in needed if k not in params]
     if absent:
-        raise InputError(path, f"{where}: kind {entry['kind']!r} needs field(s) {', '.join(absent)}")
+        problems.add(where, None, f"kind {entry['kind']!r} needs field(s) {', '.join(absent)}")
+    if len(problems) > before or conventions is None:
+        return None
     return FlagRule(
         id=entry["id"],
         kind=entry["kind"],
@@ -550,27 +578,32 @@ def _parse_rule(entry: Mapping, index: int, sources: Mapping[str, str], path: Pa
         mitigation=entry["mitigation"],
         source="; ".join(sources[s] for s in entry["source"]),
         params=params,
+        conventions=conventions,
     )
 
 
 @lru_cache(maxsize=4)
 def load_flag_rules(path: Path = FLAGS_FILE) -> FlagRules:
-    """Read and check ``constraints/flags.toml`` (or a file of the same shape)."""
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise InputError(path, f"cannot read flag rules ({exc})") from None
-    sources = _citations(data, path)
-    rules = tuple(_parse_rule(entry, i, sources, path) for i, entry in enumerate(data.get("flags", [])))
-    if len({r.id for r in rules}) != len(rules):
-        raise InputError(path, "duplicate flag id")
-    for key in ("stereotactic_min_gy_per_fraction", "meaningful_course_dose_eqd2_gy"):
-        if key not in data.get("conventions", {}):
-            raise InputError(path, f"conventions: field {key!r} missing")
-    return FlagRules(rules, data["conventions"], Path(path))
+    """Read and check ``constraints/flags.toml`` (or a file of the same shape); one InputError listing
+    every problem when it is not usable."""
+    path = Path(path)
+    data = read_toml(path, "flag rules")
+    problems = Problems(path)
+    conventions = _conventions(data, problems)
+    sources = _citations(data, problems)
+    rules = tuple(
+        rule for i, entry in enumerate(data.get("flags", []))
+        if (rule := _parse_rule(entry, i, sources, conventions, problems)) is not None
+    )
+    ids = [r.id for r in rules]
+    for duplicate in sorted({i for i in ids if ids.count(i) > 1}):
+        problems.add("flags", "id", f"duplicate flag id {shown(duplicate)}")
+    problems.raise_if_any("flag rules")
+    assert conventions is not None  # absent or invalid conventions are recorded problems
+    return FlagRules(rules, conventions, path)
 
 
 def compute_flags(ctx: FlagContext, rules: FlagRules | None = None) -> list[Flag]:
     """Every flag that fires for this context, in the order of the rules."""
     rules = rules or load_flag_rules()
-    return [flag for rule in rules.rules for flag in KINDS[rule.kind][0](rule, ctx, rules)]
+    return [flag for rule in rules.rules for flag in KINDS[rule.kind][0](rule, ctx)]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import difflib
 import re
-import tomllib
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -22,6 +21,7 @@ from typing import Literal
 
 from reirrad.data import builtin_file
 from reirrad.errors import InputError
+from reirrad.tomlfile import Problems, plain, read_toml, shown
 
 ORGANS_FILE = builtin_file("organs.toml")
 
@@ -92,35 +92,39 @@ def _organ_keys(organ: str, entry: Mapping, side_words: Mapping[str, list[str]])
 
 
 def parse_catalog(data: Mapping, path: Path) -> OrganCatalog:
-    """Build the catalog from the parsed organs TOML; InputError when one key names two organs."""
-    side_words = {side: [name_key(w) for w in data["sides"][side]] for side in _SIDES}
+    """Build the catalog from the parsed organs TOML; one InputError listing every problem (a
+    missing table, a key that names two organs)."""
+    problems = Problems(path)
+    try:
+        side_words = {side: [name_key(w) for w in data["sides"][side]] for side in _SIDES}
+        organs = dict(data["organs"])
+        derived_words, derived_prefixes = frozenset(data["derived"]["words"]), tuple(data["derived"]["prefixes"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InputError(path, f"invalid organ table: missing or invalid [sides], [organs] or [derived] ({exc!r})") from None
     organ_by_key: dict[str, str] = {}
     groups: dict[str, tuple[str, ...]] = {}
-    for organ, entry in data["organs"].items():
+    for organ, entry in organs.items():
+        if not isinstance(entry, dict):
+            problems.add(f"organs.{plain(organ)}", None, f"must be a table, got {shown(entry)}")
+            continue
         if entry.get("sides", False):
             groups[organ] = tuple(organ + suffix for suffix in _SIDES.values())
         for member, keys in _organ_keys(organ, entry, side_words).items():
-            for key in keys:
+            for key in sorted(keys):
                 if organ_by_key.get(key, member) != member:
-                    raise InputError(path, f"synonym key {key!r} names both {organ_by_key[key]} and {member}")
-                organ_by_key[key] = member
+                    problems.add(f"organs.{plain(organ)}", None,
+                                 f"synonym key {key!r} names both {organ_by_key[key]} and {member}")
+                organ_by_key.setdefault(key, member)
+    problems.raise_if_any("organ table")
     return OrganCatalog(
-        organ_by_key=organ_by_key,
-        groups=groups,
-        derived_words=frozenset(data["derived"]["words"]),
-        derived_prefixes=tuple(data["derived"]["prefixes"]),
+        organ_by_key=organ_by_key, groups=groups, derived_words=derived_words, derived_prefixes=derived_prefixes
     )
 
 
 @lru_cache(maxsize=4)
 def load_organ_catalog(path: Path = ORGANS_FILE) -> OrganCatalog:
     """Read ``constraints/organs.toml`` (or another table of the same shape)."""
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-        return parse_catalog(data, path)
-    except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError, AttributeError) as exc:
-        raise InputError(path, f"cannot read organ table: {exc}") from exc
+    return parse_catalog(read_toml(path, "organ table"), path)
 
 
 @dataclass(frozen=True)

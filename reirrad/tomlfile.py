@@ -1,13 +1,18 @@
-"""Reading user TOML files (case files, constraint sets) and resolving the paths they name.
+"""Reading TOML files (case files, constraint sets, the organ, flag and recovery tables) and
+resolving the paths they name.
 
 Every way a file can be unusable becomes one :class:`InputError` line naming the file: unreadable,
 not UTF-8, not TOML, nested too deeply for the parser, a path that does not resolve (missing, a
-symlink loop, a name too long, a NUL character).
+symlink loop, a name too long, a NUL character). A file that reads but says something wrong is
+checked whole: its loader collects every problem in a :class:`Problems` list and raises them
+together (:meth:`Problems.raise_if_any`), one error naming the file and listing each problem.
+Sources (``[sources.<id>]`` tables) become full citations through :func:`citation_text`.
 """
 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +44,54 @@ def read_toml(path: Path, what: str) -> dict[str, Any]:
         raise InputError(path, f"not valid TOML ({exc})") from None
     except RecursionError:
         raise InputError(path, "not valid TOML (arrays or tables nested too deeply)") from None
+
+
+class Problems(list[str]):
+    """Every problem found in one file, one line each: ``"<file>: <where>: [field '<key>': ]<problem>"``.
+
+    Lines of another file (a parent constraint set) may be added as they are; they keep their file.
+    """
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = path
+
+    def add(self, where: str, field: str | None, problem: str) -> None:
+        """Record ``problem`` at ``where`` (e.g. ``"constraints[2]"``), about ``field`` when given."""
+        parts = [str(self.path), where] + ([f"field {field!r}"] if field else []) + [problem]
+        self.append(": ".join(parts).replace("\n", "\\n"))
+
+    def unknown(self, table: Mapping, allowed: set[str], where: str) -> None:
+        """One problem per key of ``table`` not in ``allowed``."""
+        for key in sorted(set(table) - allowed):
+            self.add(where, plain(key), f"unknown field (allowed: {', '.join(sorted(allowed))})")
+
+    def attempt(self, read: Callable[..., Any], *args: Any) -> Any:
+        """``read(*args)``, or None with its InputError's problem recorded (a field reader that
+        raises on its first problem then leaves the other fields to be checked too)."""
+        try:
+            return read(*args)
+        except InputError as exc:
+            self.append(f"{self.path}: {exc.problem}")
+            return None
+
+    def raise_if_any(self, what: str) -> None:
+        """Raise one InputError naming the file and listing every problem (``what``: "case file" ...)."""
+        if self:
+            listed = "; ".join(p.removeprefix(f"{self.path}: ") for p in self)
+            raise InputError(self.path, f"invalid {what}: {listed}")
+
+
+def citation_text(entry: Mapping[str, Any]) -> str:
+    """The full citation of a ``[sources.<id>]`` table: its ``citation``, then ``doi:...`` and
+    ``PMID ...`` when given.
+
+    >>> citation_text({"citation": "A. J 2020.", "doi": "10.1/a", "pmid": 1})
+    'A. J 2020. doi:10.1/a. PMID 1.'
+    """
+    ids = [f"doi:{entry['doi']}" if "doi" in entry else None, f"PMID {entry['pmid']}" if "pmid" in entry else None]
+    tail = ". ".join(x for x in ids if x)
+    return f"{entry['citation']}" + (f" {tail}." if tail else "")
 
 
 def plain(text: str | Path) -> str:

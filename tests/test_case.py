@@ -98,6 +98,23 @@ def test_errors_name_file_and_field(tmp_path, change, message):
     assert str(info.value).startswith(str(path))
 
 
+def test_every_problem_is_listed(tmp_path):
+    """One error names the file and lists each problem of the case file, not only the first."""
+    text = GOOD
+    for change in (('end_date = 2022-11-02', 'end_date = 2022-09-01'), ('id = "HN-demo-01"', ''),
+                   ('schedule = "bid"', 'schedual = "bid"'), ('resection = true', 'resection = "yes"'),
+                   ('recovery_model = "simple-25-50"', 'recovery_model = "magic"')):
+        text = text.replace(*change)
+    path = make_case(tmp_path, text)
+    with pytest.raises(InputError) as info:
+        load_case(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: invalid case file: ") and "\n" not in message
+    for fragment in ("courses[1].schedual: unknown field", "clinical.resection: must be bool", "id: required",
+                     "recovery_model: no recovery model 'magic'"):
+        assert fragment in message
+
+
 def test_not_toml_and_missing(tmp_path):
     with pytest.raises(InputError, match="not valid TOML"):
         load_case(make_case(tmp_path, "id = "))

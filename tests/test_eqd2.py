@@ -119,9 +119,23 @@ def test_unknown_model_lists_names():
 def test_invalid_recovery_file(tmp_path):
     bad = tmp_path / "r.toml"
     bad.write_text('[[models]]\nname = "none"\ntitle = "t"\nsource = "s"\nsteps = [{ r = 1.5 }]\n')
-    with pytest.raises(InputError, match=r"models\[0\] \(none\): r must be in \[0, 1\)") as refused:
+    with pytest.raises(InputError, match=r"models\[0\] \(none\)\.steps\[0\]: field 'r': must be in \[0, 1\)") as refused:
         load_recovery_models(bad)
     assert refused.value.path == bad
+
+
+def test_recovery_file_lists_every_problem(tmp_path):
+    """One error names the file and lists each problem, not only the first one found."""
+    bad = tmp_path / "r.toml"
+    bad.write_text('[[models]]\nname = "a"\ntitle = "t"\nsource = "s"\nsteps = [{ r = 1.5 }, { above_months = 3, '
+                   'up_to_months = 1 }]\n[[models]]\nname = "b"\n')
+    with pytest.raises(InputError) as refused:
+        load_recovery_models(bad)
+    assert str(refused.value) == (
+        f"{bad}: invalid recovery models: models[0] (a).steps[0]: field 'r': must be in [0, 1), got 1.5; "
+        "models[0] (a).steps[1]: empty interval step; models[1]: missing or invalid field ('title'); "
+        "models: no recovery model named 'none'"
+    )
 
 
 def test_builtin_models_cover_every_interval_exactly_once():

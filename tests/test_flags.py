@@ -262,7 +262,7 @@ def test_reirradiation_type_counts_report_only_organs_dosed_in_both_courses():
     assert "type 2" in flag.message
     assert "Brainstem (D0.03cc EQD2(2) 45.0 Gy in 'prior' and 12.0 Gy in 'new')" in flag.message
     assert "OpticChiasm" not in flag.message  # 5 Gy in the new course is below the 10 Gy convention
-    assert ">= 10 Gy EQD2" in flag.message and load_flag_rules().meaningful_course_dose_gy == 10.0
+    assert ">= 10 Gy EQD2" in flag.message and load_flag_rules().conventions.meaningful_course_dose_gy == 10.0
     # one entry per organ, its metrics' reasons together
     twice = (stem, dataclasses.replace(stem, metric="Dmax", status="warn"))
     (flag,) = fired("reirradiation_type", ctx(organs=twice, **no_overlap))
@@ -324,6 +324,23 @@ def test_rules_file_problems_are_input_errors(tmp_path):
     bad.write_text(bad.read_text().replace('source = ["b"]', 'source = ["a"]\nfrom_months = 0\nbelow_months = 6'))
     with pytest.raises(InputError, match="meaningful_course_dose_eqd2_gy"):
         load_flag_rules(bad)
+
+
+def test_rules_file_lists_every_problem(tmp_path):
+    """One error names the file and lists each problem, not only the first one found."""
+    bad = tmp_path / "flags.toml"
+    bad.write_text(
+        '[conventions]\nstereotactic_min_gy_per_fraction = "five"\n[sources.a]\ncitation = "A."\n'
+        '[[flags]]\nid = "x"\nkind = "nope"\nseverity = "high"\nsource = ["b"]\nmessage = "m"\nmitigation = "m"\n'
+        '[[flags]]\nid = "y"\nkind = "interval"\nseverity = "loud"\nsource = ["a"]\nmessage = "m"\n'
+    )
+    with pytest.raises(InputError) as info:
+        load_flag_rules(bad)
+    text = str(info.value)
+    assert text.startswith(f"{bad}: invalid flag rules: ")
+    for fragment in ("stereotactic_min_gy_per_fraction", "meaningful_course_dose_eqd2_gy", "unknown kind 'nope'",
+                     "unknown source id(s) b", "flags[1] (id=y): missing field(s) mitigation", "not one of high"):
+        assert fragment in text
 
 
 # ------------------------------------------------------------------ end to end: flags read the verdicts' EQD2

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from reirrad.metrics import Metric, parse_metric
+from reirrad.metrics import (
+    DoseAtVolume,
+    MetricKind,
+    Statistic,
+    VolumeAtDose,
+    VolumeUnit,
+    parse_metric,
+)
 
 
 @pytest.mark.parametrize(
@@ -28,7 +35,7 @@ from reirrad.metrics import Metric, parse_metric
 def test_parse_and_canonical_text(text, canonical, kind, parameter, unit):
     metric = parse_metric(text)
     assert str(metric) == canonical
-    assert (metric.kind, metric.parameter, metric.unit) == (kind, parameter, unit)
+    assert (metric.kind, getattr(metric, "volume", getattr(metric, "dose_gy", None)), metric.unit) == (kind, parameter, unit)
     assert parse_metric(str(metric)) == metric
 
 
@@ -41,7 +48,18 @@ def test_metric_is_frozen_and_hashable():
     metric = parse_metric("D95%")
     with pytest.raises(AttributeError):
         metric.kind = "Dmax"  # type: ignore[misc]
-    assert {metric: 1}[Metric("Dx", 95.0, "%", "Gy")] == 1
+    assert {metric: 1}[DoseAtVolume(95.0, VolumeUnit.PERCENT)] == 1
+
+
+def test_metric_types_are_tagged():
+    """Each kind has its own type with typed fields; parse_metric and str round-trip exactly."""
+    assert parse_metric("D2cc") == DoseAtVolume(2.0, VolumeUnit.CC)
+    assert parse_metric("V20Gy[%]") == VolumeAtDose(20.0, VolumeUnit.PERCENT)
+    assert parse_metric("Mean") == Statistic(MetricKind.DMEAN)
+    assert parse_metric("Volume").unit == "cc" and parse_metric("V20Gy").unit == "cc"
+    assert str(VolumeAtDose(0.5, VolumeUnit.PERCENT)) == "V0.5Gy[%]" and str(Statistic(MetricKind.DMIN)) == "Dmin"
+    with pytest.raises(ValueError, match="takes a parameter"):
+        Statistic(MetricKind.DX)
 
 
 @pytest.mark.parametrize(

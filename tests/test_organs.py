@@ -127,6 +127,21 @@ def test_clashing_synonyms_are_refused(tmp_path):
         parse_catalog(data, tmp_path / "organs.toml")
 
 
+def test_organ_table_lists_every_problem(tmp_path):
+    data = {
+        "sides": {"left": ["l"], "right": ["r"]},
+        "derived": {"words": [], "prefixes": []},
+        "organs": {"SpinalCord": {"synonyms": ["Cord"]}, "Cord2": {"synonyms": ["cord"]}, "Lens": "eye",
+                   "Brainstem": {}, "Stem": {"synonyms": ["Brainstem"]}},
+    }
+    with pytest.raises(InputError) as refused:
+        parse_catalog(data, tmp_path / "organs.toml")
+    text = str(refused.value)
+    assert text.startswith(f"{tmp_path / 'organs.toml'}: invalid organ table: ")
+    for fragment in ("names both SpinalCord and Cord2", "organs.Lens: must be a table", "names both Brainstem and Stem"):
+        assert fragment in text
+
+
 @pytest.mark.parametrize(
     "name, wrong_organ",
     [("Medulla", "SpinalCord"), ("SC", "SpinalCord"), ("Truncus", "Brainstem"), ("Temporal_L", "Lobe_Temporal_L"),

@@ -12,7 +12,7 @@ from reirrad.cli import app, fail_input
 from reirrad.outputs import TargetKind, resolve_target, say
 
 if TYPE_CHECKING:  # the library is imported by the functions that use it (start-up stays light)
-    from reirrad.accumulate import ExportSummary
+    from reirrad.export import ExportSummary
 
 
 def print_summary(summary: ExportSummary) -> None:
@@ -62,7 +62,7 @@ def eqd2(
     ),
 ) -> None:
     """Convert a dose to EQD2 voxel by voxel and write it as an EFFECTIVE RTDOSE."""
-    from reirrad.accumulate import write_eqd2_dose
+    from reirrad.export import write_eqd2_dose
 
     if fractions is None and plan is None:
         fail_input("give --fractions N or --plan RTPLAN")

@@ -42,12 +42,15 @@ def sum_courses(
 
     With --recovery-model the prior courses are discounted by (1 - r) in the exported sum.
     """
-    from reirrad.accumulate import write_cumulative_eqd2
+    from reirrad.accumulate import accepting
+    from reirrad.case import load_case
+    from reirrad.export import write_cumulative_eqd2
 
     check_export_options(alpha_beta, lql_transition_gy, bits)
+    spec = accepting(load_case(case), dose_scale=accept_dose_scale, other_patient=accept_other_patient)
     summary = write_cumulative_eqd2(
-        case, alpha_beta, output, recovery_model_name=recovery_model, organ=recovery_organ,
+        spec, alpha_beta, output, recovery_model_name=recovery_model, organ=recovery_organ,
         lql_transition_gy=lql_transition_gy, bits=bits,
-        accept_dose_scale=accept_dose_scale, accept_other_patient=accept_other_patient, deidentify=deidentify,
+        deidentify=deidentify,
     )
     print_summary(summary)

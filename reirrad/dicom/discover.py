@@ -29,12 +29,17 @@ from reirrad.dicom.identity import PatientIdentity, common_identity, identity_of
 from reirrad.dicom.io import NotDicomError, decode_dataset, read_dataset
 from reirrad.dicom.plan import RT_ION_PLAN_SOP_CLASS, RTPLAN_SOP_CLASS, FractionGroup, Plan, plan_from_dataset
 from reirrad.dicom.registration import Registration, registration_from_dataset
-from reirrad.dicom.structures import RTSTRUCT_SOP_CLASS, StructureSet, structure_set_identity, structures_from_dataset
+from reirrad.dicom.structures import (
+    RTSTRUCT_SOP_CLASS,
+    StructureSet,
+    structure_set_identity,
+    structures_from_dataset,
+)
+from reirrad.dicom.summation import DISCOVERABLE, SummationType
 from reirrad.errors import InputError
 
 REGISTRATION_SOP_CLASSES = {SpatialRegistrationStorage, DeformableSpatialRegistrationStorage}
 PLAN_SOP_CLASSES = {RTPLAN_SOP_CLASS, RT_ION_PLAN_SOP_CLASS}
-SUPPORTED_SUMMATION = ("PLAN", "FRACTION", "BEAM")
 
 
 @dataclass(frozen=True, eq=False)
@@ -130,7 +135,7 @@ def _other_kind(ds: pydicom.Dataset) -> str:
 def _scan(folder: Path) -> tuple[dict[str, list[tuple[Path, pydicom.Dataset]]], list[str]]:
     """Headers of every DICOM file under ``folder``, grouped by kind, and notes on skipped files."""
     found: dict[str, list[tuple[Path, pydicom.Dataset]]] = defaultdict(list)
-    not_dicom, others = 0, Counter()
+    not_dicom, others = 0, Counter[str]()
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         try:
             ds = read_dataset(path, stop_before_pixels=True)
@@ -250,21 +255,21 @@ def _plan_phases(plan: Plan, doses: list[DoseGrid], notes: list[str]) -> list[Ph
     by_type: dict[str, list[DoseGrid]] = defaultdict(list)
     for dose in doses:
         by_type[dose.summation_type].append(dose)
-    if by_type["PLAN"]:
-        if len(by_type["PLAN"]) > 1:
-            a, b = by_type["PLAN"][:2]
+    if by_type[SummationType.PLAN]:
+        if len(by_type[SummationType.PLAN]) > 1:
+            a, b = by_type[SummationType.PLAN][:2]
             raise InputError(a.path, f"two PLAN doses for one plan (also {b.path})")
-        unused = [d for d in doses if d.summation_type != "PLAN"]
+        unused = [d for d in doses if d.summation_type != SummationType.PLAN]
         if unused:
             notes.append(f"ignored {len(unused)} FRACTION/BEAM dose(s) of {plan.path}: its PLAN dose covers them")
         single = plan.fraction_groups[0] if len(plan.fraction_groups) == 1 else None
         if single is None:
-            notes.append(f"{by_type['PLAN'][0].path} sums {len(plan.fraction_groups)} fraction groups of {plan.path}")
-        return [Phase(plan, tuple(by_type["PLAN"]), single)]
+            notes.append(f"{by_type[SummationType.PLAN][0].path} sums {len(plan.fraction_groups)} fraction groups of {plan.path}")
+        return [Phase(plan, tuple(by_type[SummationType.PLAN]), single)]
     fraction_doses, beam_doses = defaultdict(list), defaultdict(list)
-    for dose in by_type["FRACTION"]:
+    for dose in by_type[SummationType.FRACTION]:
         fraction_doses[_group_number(dose, plan)].append(dose)
-    for dose in by_type["BEAM"]:
+    for dose in by_type[SummationType.BEAM]:
         beam_doses[_group_number(dose, plan)].append(dose)
     phases = []
     for group in plan.fraction_groups:
@@ -293,7 +298,7 @@ def _orphan_phases(plan_uid: str | None, doses: list[DoseGrid], notes: list[str]
 def _phases(doses: list[DoseGrid], plans: list[Plan], notes: list[str]) -> list[Phase]:
     """Group the doses into phases by the plan they reference."""
     for dose in doses:
-        if dose.summation_type not in SUPPORTED_SUMMATION:
+        if dose.summation_type not in DISCOVERABLE:
             raise InputError(
                 dose.path, f"DoseSummationType {dose.summation_type or 'missing'} is not supported (PLAN, FRACTION or BEAM)"
             )

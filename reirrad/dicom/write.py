@@ -167,23 +167,33 @@ def rt_dataset(
 # ------------------------------------------------------------------ RTDOSE
 
 
-def encode_pixels(dose_gy: np.ndarray, bits: int) -> tuple[np.ndarray, str]:
+def grid_scaling(peak_gy: float, bits: int = 32) -> str:
+    """The DoseGridScaling (DS text) for a dose whose maximum is ``peak_gy``: rounded up in its
+    16-character text so that the maximum always fits in ``bits``-bit pixels."""
+    if bits not in (16, 32):
+        raise ValueError(f"bits must be 16 or 32, got {bits}")
+    top = float(2**bits - 1)
+    scaling_text = _ds_string(peak_gy / top * (1 + 1e-9)) if peak_gy > 0 else "1"
+    while peak_gy / float(scaling_text) > top:
+        scaling_text = _ds_string(float(scaling_text) * (1 + 1e-9))
+    return scaling_text
+
+
+def encode_pixels(dose_gy: np.ndarray, bits: int, scaling_text: str | None = None) -> tuple[np.ndarray, str]:
     """Unsigned integer pixels and the DoseGridScaling (DS text) that brings them back to Gy.
 
-    The scaling is rounded up in its 16-character text so that the maximum dose always fits.
+    The scaling is :func:`grid_scaling` of the dose's maximum, or ``scaling_text`` when given (a
+    part of a larger dose, encoded with the whole dose's scaling).
     """
     if bits not in (16, 32):
         raise ValueError(f"bits must be 16 or 32, got {bits}")
     if not np.all(np.isfinite(dose_gy)) or dose_gy.min(initial=0.0) < 0:
         raise ValueError("dose must be finite and non-negative")
-    top = float(2**bits - 1)
-    peak = float(dose_gy.max(initial=0.0))
-    scaling_text = _ds_string(peak / top * (1 + 1e-9)) if peak > 0 else "1"
-    while peak / float(scaling_text) > top:
-        scaling_text = _ds_string(float(scaling_text) * (1 + 1e-9))
+    if scaling_text is None:
+        scaling_text = grid_scaling(float(dose_gy.max(initial=0.0)), bits)
     pixels = dose_gy / float(scaling_text)
     np.rint(pixels, out=pixels)
-    np.clip(pixels, 0, top, out=pixels)
+    np.clip(pixels, 0, float(2**bits - 1), out=pixels)
     return pixels.astype(np.uint32 if bits == 32 else np.uint16), scaling_text
 
 
@@ -252,6 +262,27 @@ def dose_dataset(
     if dose_gy.shape != grid.shape:
         raise ValueError(f"dose shape {dose_gy.shape} does not match grid {grid.shape}")
     pixels, scaling = encode_pixels(dose_gy, bits)
+    return encoded_dose_dataset(
+        pixels, scaling, grid, header, dose_type=dose_type, summation_type=summation_type, description=description,
+        plan_uids=plan_uids,
+    )
+
+
+def encoded_dose_dataset(
+    pixels: np.ndarray,
+    scaling: str,
+    grid: Grid,
+    header: Dataset,
+    *,
+    dose_type: str,
+    summation_type: str,
+    description: str,
+    plan_uids: Iterable[str] = (),
+) -> Dataset:
+    """:func:`dose_dataset` for pixels already encoded (:func:`encode_pixels`: uint16 or uint32,
+    shape ``grid.shape``) with their DoseGridScaling text."""
+    if pixels.shape != grid.shape or pixels.dtype not in (np.uint16, np.uint32):
+        raise ValueError(f"pixels {pixels.dtype} {pixels.shape} are not uint16/uint32 on grid {grid.shape}")
     ds = rt_dataset(
         RTDoseStorage,
         "RTDOSE",

@@ -8,6 +8,7 @@ import json
 from typing import TYPE_CHECKING
 
 from reirrad import __version__
+from reirrad.dicom.summation import SummationType
 from reirrad.dvh import DvhTable, StructureMetrics
 from reirrad.masks import GAP_FACTOR, MAX_FACTOR, SAMPLE_BUDGET
 from reirrad.metrics import parse_metric
@@ -128,7 +129,7 @@ def render_table(table: DvhTable, console: Console) -> None:
     for row in table.structures:
         for note in row.notes:
             console.print(f"[bold]{row.name}[/bold]: {note}", highlight=False)
-    if table.dose_summation_type in {"FRACTION", "BEAM"}:
+    if table.dose_summation_type in (SummationType.FRACTION, SummationType.BEAM):
         console.print(f"DoseSummationType is {table.dose_summation_type}: doses are not course totals")
 
 

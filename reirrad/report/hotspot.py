@@ -26,7 +26,7 @@ from reirrad.dvh import trilinear
 from reirrad.eqd2 import RecoveryModel
 from reirrad.errors import InputError
 from reirrad.grid import Grid
-from reirrad.metrics import parse_metric
+from reirrad.metrics import VolumeAtDose, parse_metric
 from reirrad.report import number_text
 from reirrad.results import CheckReport, ConstraintResult, Hotspot, Section, Status, View
 
@@ -282,9 +282,9 @@ def isodose_levels(result: ConstraintResult) -> list[tuple[float, str]]:
     a dose metric (one line when they coincide), the dose parameter of a volume metric."""
     if result.unit != "Gy":
         metric = parse_metric(result.metric)
-        if metric.kind != "Vx" or metric.parameter is None:
+        if not isinstance(metric, VolumeAtDose):
             return []
-        return [(metric.parameter, f"{metric.parameter:g} Gy ({result.metric})")]
+        return [(metric.dose_gy, f"{metric.dose_gy:g} Gy ({result.metric})")]
     levels: dict[float, str] = {}
     for level, name in ((result.warn_gy, "warn"), (result.limit_gy, "fail")):
         if level is not None:

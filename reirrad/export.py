@@ -1,0 +1,286 @@
+"""EQD2 exports: one RTDOSE converted to EQD2 (``reirrad eqd2``) and the cumulative EQD2 of a
+case on the reference grid (``reirrad sum``), written as RTDOSE files.
+
+The cumulative sum is computed in slabs of whole frames of the reference grid (at most
+:data:`SLAB_VOXELS` voxels each) through :func:`reirrad.accumulate.cumulative_eqd2_at`, the one way
+reports and exports get cumulative doses, and encoded straight into the output's integer pixels:
+no whole-grid float array of the sum is built. A first pass finds the maximum (it sets
+DoseGridScaling, :func:`reirrad.dicom.write.grid_scaling`) and each course's coverage; a second
+pass encodes. The written values are those of encoding the whole-grid sum at once.
+
+The functions take loaded objects (a :class:`~reirrad.case.CaseSpec`, not a case file): the
+command line and the Python API load the case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from reirrad.accumulate import (
+    AccumulatedCase,
+    LoadedCourse,
+    PhaseDose,
+    cumulative_eqd2_at,
+    load_courses,
+    map_courses,
+    resolve_phase,
+)
+from reirrad.case import CaseSpec
+from reirrad.deidentify import deidentify_export
+from reirrad.dicom.dose import read_dose
+from reirrad.dicom.io import read_dataset
+from reirrad.dicom.plan import read_plan
+from reirrad.dicom.summation import SummationType
+from reirrad.dicom.write import (
+    dose_dataset,
+    encode_pixels,
+    encoded_dose_dataset,
+    grid_scaling,
+    refuse_input_as_output,
+    save_atomic,
+)
+from reirrad.eqd2 import NO_RECOVERY, RecoveryModel, eqd2_gy, recovery_model
+from reirrad.errors import Hint, InputError, Remedy
+from reirrad.grid import Grid
+from reirrad.outputs import case_inputs
+
+SLAB_VOXELS = 1 << 18  # reference-grid voxels computed at once (whole frames; at least one frame)
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    """What an exported EQD2 file holds: where, its maximum, and the assumptions behind it."""
+
+    path: Path
+    max_eqd2_gy: float
+    description: str
+    assumptions: tuple[str, ...]
+
+
+def fraction_source_text(phase: PhaseDose) -> str:
+    """Where a phase's fraction count came from: "plan", "override; plan 5", "override; no plan count"."""
+    if phase.fraction_source != "override":
+        return phase.fraction_source
+    return "override; " + ("no plan count" if phase.plan_fractions is None else f"plan {phase.plan_fractions}")
+
+
+def fraction_text(phase: PhaseDose) -> str:
+    """"25 (plan)" or "3 (override; plan 5)"."""
+    return f"{phase.fractions} ({fraction_source_text(phase)})"
+
+
+def _phase_text(phase: PhaseDose) -> str:
+    return f"{phase.label} {phase.fractions} fx ({fraction_source_text(phase)})"
+
+
+def _model_text(lql_transition_gy: float | None) -> str:
+    return "LQ" if lql_transition_gy is None else f"LQ-L above {lql_transition_gy:g} Gy/fx"
+
+
+def write_eqd2_dose(
+    rtdose: Path,
+    alpha_beta_gy: float,
+    output: Path,
+    *,
+    fractions: int | None = None,
+    plan_path: Path | None = None,
+    lql_transition_gy: float | None = None,
+    bits: int = 32,
+    accept_dose_scale: bool = False,
+    override_fractions: bool = False,
+    deidentify: bool = False,
+) -> ExportSummary:
+    """EQD2 of one RTDOSE (fractions from ``plan_path`` or ``fractions``) written as EFFECTIVE dose.
+
+    With a plan, the dose's maximum is checked against its prescription (``accept_dose_scale``
+    accepts an implausible one); ``fractions`` that disagree with the plan are refused unless
+    ``override_fractions``. ``deidentify``: the file and the summary name a pseudonym
+    (:mod:`reirrad.deidentify`)."""
+    refuse_input_as_output(output, [rtdose] + ([plan_path] if plan_path else []))
+    dose = read_dose(rtdose)
+    plan = read_plan(plan_path) if plan_path is not None else None
+    phase = resolve_phase(
+        plan, [dose], fractions, Hint(Remedy.FRACTIONS, option="--fractions"), accept_dose_scale=accept_dose_scale,
+        confirmed=override_fractions, given_as=f"--fractions {fractions}",
+    )
+    eqd2 = eqd2_gy(phase.dose_gy, phase.fractions, alpha_beta_gy, lql_transition_gy)
+    model = _model_text(lql_transition_gy)
+    description = f"EQD2 a/b {alpha_beta_gy:g} Gy {model}; {_phase_text(phase)}"
+    header = read_dataset(rtdose, stop_before_pixels=True)
+    ds = dose_dataset(
+        eqd2, phase.grid, header, dose_type="EFFECTIVE", summation_type=SummationType.PLAN,
+        description=description, plan_uids=[phase.plan_uid] if phase.plan_uid else [], bits=bits,
+    )
+    assumptions = (f"alpha/beta {alpha_beta_gy:g} Gy", model, f"fractions: {fraction_text(phase)}") + phase.notes
+    if deidentify:  # the file and the summary name a pseudonym (reirrad.deidentify)
+        description, *notes = deidentify_export(ds, (description, *assumptions))
+        assumptions = tuple(notes)
+    save_atomic(ds, output)
+    return ExportSummary(output, float(eqd2.max(initial=0.0)), description, assumptions)
+
+
+def write_cumulative_eqd2(
+    case: CaseSpec,
+    alpha_beta_gy: float,
+    output: Path,
+    *,
+    recovery_model_name: str | None = None,
+    organ: str | None = None,
+    lql_transition_gy: float | None = None,
+    bits: int = 32,
+    deidentify: bool = False,
+) -> ExportSummary:
+    """Sum every course's EQD2 of a loaded case on the reference grid and write it as MULTI_PLAN.
+
+    Parameters
+    ----------
+    case : CaseSpec
+        The case, with its acceptances (:func:`reirrad.accumulate.accepting`).
+    alpha_beta_gy : float
+        alpha/beta (Gy) of every voxel.
+    output : Path
+        The RTDOSE to write (never one of the case's inputs).
+    recovery_model_name : str, optional
+        The recovery model discounting prior courses (default: the case's, else none).
+    organ : str, optional
+        The organ whose recovery applies (models defined per organ need one).
+    lql_transition_gy : float, optional
+        LQ-L transition dose per fraction (Gy); None: pure LQ.
+    bits : {32, 16}
+        Pixel data bits.
+    deidentify : bool
+        Write a pseudonym for the patient and map the UIDs (:mod:`reirrad.deidentify`); the
+        summary's texts name the pseudonym too.
+
+    Returns
+    -------
+    ExportSummary
+        The file, its maximum EQD2 (Gy) and the assumptions.
+
+    Raises
+    ------
+    InputError
+        A model that needs an organ without one, unusable courses, or a course whose dose grid
+        covers none of the reference grid.
+    """
+    refuse_input_as_output(output, case_inputs(case))
+    model = recovery_model(recovery_model_name or case.recovery_model or NO_RECOVERY)
+    if model.organs is not None and organ is None:
+        raise InputError(
+            case.path,
+            f"recovery model {model.name!r} is defined for {', '.join(model.organs)}: give --recovery-organ",
+        )
+    courses = load_courses(case)
+    acc = map_courses(courses, case)
+    peak_gy, outside = _first_pass(acc, alpha_beta_gy, model, organ, lql_transition_gy)
+    description, assumptions = _sum_texts(acc, courses, alpha_beta_gy, model, organ, lql_transition_gy, outside)
+    scaling = grid_scaling(peak_gy, bits)
+    pixels = np.empty(acc.grid.shape, dtype=np.uint32 if bits == 32 else np.uint16)
+    for frames, total, _ in _slab_sums(acc, alpha_beta_gy, model, organ, lql_transition_gy):
+        pixels[frames] = encode_pixels(total.reshape(pixels[frames].shape), bits, scaling)[0]
+    header = read_dataset(acc.reference_dose_path, stop_before_pixels=True)
+    plan_uids = [p.plan_uid for c in acc.courses for p in c.phases if p.plan_uid]
+    ds = encoded_dose_dataset(
+        pixels, scaling, acc.grid, header, dose_type="EFFECTIVE", summation_type=SummationType.MULTI_PLAN,
+        description=description, plan_uids=plan_uids,
+    )
+    del pixels  # the dataset holds the pixel bytes
+    if deidentify:  # the file and the summary name a pseudonym (reirrad.deidentify)
+        description, *notes = deidentify_export(ds, (description, *assumptions))
+        assumptions = tuple(notes)
+    save_atomic(ds, output)
+    return ExportSummary(output, peak_gy, description, assumptions)
+
+
+def _slab_points_mm(grid: Grid, frames: slice) -> np.ndarray:
+    """Voxel centres (N, 3), mm, of the frames ``frames`` of ``grid``, in C order (frame, row, column)."""
+    k, j, i = np.meshgrid(
+        np.arange(frames.start, frames.stop), np.arange(grid.shape[1]), np.arange(grid.shape[2]), indexing="ij"
+    )
+    return grid.to_patient(np.column_stack([k.ravel(), j.ravel(), i.ravel()]).astype(np.float64))
+
+
+def _slab_sums(
+    acc: AccumulatedCase,
+    alpha_beta_gy: float,
+    model: RecoveryModel,
+    organ: str | None,
+    lql_transition_gy: float | None,
+) -> Iterator[tuple[slice, np.ndarray, list[np.ndarray]]]:
+    """Per slab of whole frames: its frames, the cumulative EQD2 (Gy, flat, prior courses times
+    (1 - r)) and each course's coverage (bool, flat), through :func:`cumulative_eqd2_at`."""
+    rows_columns = acc.grid.shape[1] * acc.grid.shape[2]
+    step = max(1, SLAB_VOXELS // rows_columns)
+    for start in range(0, acc.grid.shape[0], step):
+        frames = slice(start, min(start + step, acc.grid.shape[0]))
+        points = _slab_points_mm(acc.grid, frames)
+        total = np.zeros(len(points))
+        covered = []
+        for course in acc.courses:  # one course at a time: its own coverage, its own (1 - r)
+            eqd2, course_covered = cumulative_eqd2_at(
+                replace(acc, courses=(course,)), points, alpha_beta_gy, model, organ, lql_transition_gy
+            )
+            total += eqd2
+            covered.append(course_covered)
+        yield frames, total, covered
+
+
+def _first_pass(
+    acc: AccumulatedCase,
+    alpha_beta_gy: float,
+    model: RecoveryModel,
+    organ: str | None,
+    lql_transition_gy: float | None,
+) -> tuple[float, list[int]]:
+    """The maximum cumulative EQD2 (Gy) and, per course, the reference voxels its dose grid does not cover."""
+    peak_gy = 0.0
+    outside = [0] * len(acc.courses)
+    for _, total, covered in _slab_sums(acc, alpha_beta_gy, model, organ, lql_transition_gy):
+        peak_gy = max(peak_gy, float(total.max(initial=0.0)))
+        outside = [n + int(np.count_nonzero(~c)) for n, c in zip(outside, covered)]
+    return peak_gy, outside
+
+
+def _sum_texts(
+    acc: AccumulatedCase,
+    courses: list[LoadedCourse],
+    alpha_beta_gy: float,
+    model: RecoveryModel,
+    organ: str | None,
+    lql_transition_gy: float | None,
+    outside: list[int],
+) -> tuple[str, tuple[str, ...]]:
+    """The description and the assumptions of a cumulative export; InputError for a course that
+    covers none of the reference grid (it would add nothing)."""
+    factors = acc.recovery_factors(model, organ)
+    parts = []
+    assumptions = [f"alpha/beta {alpha_beta_gy:g} Gy", _model_text(lql_transition_gy)]
+    assumptions += [note for c in courses for note in c.notes]
+    size = acc.grid.size
+    for course, not_covered in zip(acc.courses, outside):
+        phases = " + ".join(_phase_text(p) for p in course.phases)
+        factor = factors.get(course.name)
+        recovery = "" if factor is None else f", r {factor.r:g} ({factor.model})"
+        parts.append(f"{course.name}: {phases}{recovery}")
+        if factor is not None:
+            interval = "unknown" if factor.interval_months is None else f"{factor.interval_months:.1f} months"
+            assumptions.append(
+                f"{course.name}: registration {course.registration_label}; interval {interval}; "
+                f"recovery model {factor.model}: r = {factor.r:g} ({factor.note})"
+            )
+        if not_covered == size:
+            raise InputError(
+                course.course.spec.path,
+                f"course {course.name!r}: its dose grid ({course.registration_label}) covers none of the reference "
+                "course's dose grid, so it would add nothing: check the registration or the course",
+            )
+        if not_covered:
+            assumptions.append(
+                f"{course.name}: {not_covered} of {size} reference voxels lie outside its dose grid (0 Gy there)"
+            )
+    description = f"EQD2 a/b {alpha_beta_gy:g} Gy; " + "; ".join(parts)
+    return description, tuple(assumptions)
