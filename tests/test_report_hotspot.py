@@ -78,7 +78,8 @@ def test_every_failing_or_warning_organ_gets_a_hot_spot_and_no_other(sbrt_report
     assert [s.constraint_id for s in sbrt_report.hotspots] == drawn
     for spot in sbrt_report.hotspots:
         assert [s.view for s in spot.sections] == [View.AXIAL, View.CORONAL, View.SAGITTAL]
-        assert spot.target == ("PTV_35",) and spot.ct == ""
+        # the sample's planning CT (reference course folder, the reference frame) lies underneath
+        assert spot.target == ("PTV_35",) and spot.ct.startswith("planning CT: 75 slices, series ")
 
 
 def test_the_marked_carotid_point_is_where_the_cumulative_dmax_is(sbrt_report):
@@ -183,7 +184,7 @@ def test_a_report_without_a_target_says_so(sbrt_report):
     )
     caption = hotspot_caption(sbrt_report, spot)
     assert "no target (PTV, CTV or GTV) named in the reference structure set" in caption
-    assert "target drawn" not in caption and "no planning CT in the course folder" in caption
+    assert "target drawn" not in caption and "planning CT: 75 slices" in caption
 
 
 def test_isodose_lines_at_the_warn_and_fail_levels(sbrt_report):
@@ -239,9 +240,10 @@ def write_ct(folder: Path, frame_uid: str, z_mm: list[float], origin_xy=(-100.0,
 
 @pytest.fixture(scope="module")
 def with_ct(tmp_path_factory):
-    """The SBRT sample with a planning CT (slices written in reverse order) in the new course's folder."""
+    """The SBRT sample with a planning CT (slices written in reverse order) in the new course's folder
+    instead of its own."""
     root = tmp_path_factory.mktemp("ct") / "case"
-    shutil.copytree(SBRT_CASE.parent, root)
+    shutil.copytree(SBRT_CASE.parent, root, ignore=shutil.ignore_patterns("ct"))
     frame = pydicom.dcmread(root / "course2" / "dose.dcm", stop_before_pixels=True).FrameOfReferenceUID
     write_ct(root / "course2" / "ct", frame, [float(z) for z in np.arange(60.0, -60.5, -2.0)])
     return run_check(load_case(root / "case.toml"))
@@ -263,7 +265,7 @@ def test_the_planning_ct_lies_underneath_in_its_own_geometry(with_ct):
 
 def test_a_ct_in_another_frame_of_reference_is_not_drawn(tmp_path):
     root = tmp_path / "case"
-    shutil.copytree(SBRT_CASE.parent, root)
+    shutil.copytree(SBRT_CASE.parent, root, ignore=shutil.ignore_patterns("ct"))
     write_ct(root / "course2" / "ct", generate_uid(), [0.0, 2.0, 4.0])
     spot = spot_of(run_check(load_case(root / "case.toml")), CAROTID)
     assert spot.ct == "" and all(s.ct_hu is None for s in spot.sections)
