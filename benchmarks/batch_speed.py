@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from batch_helpers import make_cases  # noqa: E402
+from batch_helpers import make_cases
 
 CLI = [sys.executable, "-c", "from reirrad.cli import main; main()"]
 

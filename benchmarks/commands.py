@@ -77,8 +77,10 @@ def print_table(results: dict[str, Usage], reference: str) -> None:
     base = results[reference]
     print(f"{'command':<42}{'CPU s':>8}{'wall s':>8}{'peak MB':>9}{'CPU ratio':>11}{'wall ratio':>11}")
     for name, u in results.items():
-        print(f"{name:<42}{u.cpu_s:>8.2f}{u.wall_s:>8.2f}{u.peak_rss_mb:>9.0f}"
-              f"{u.cpu_s / base.cpu_s:>10.2f}x{u.wall_s / base.wall_s:>10.2f}x")
+        print(
+            f"{name:<42}{u.cpu_s:>8.2f}{u.wall_s:>8.2f}{u.peak_rss_mb:>9.0f}"
+            f"{u.cpu_s / base.cpu_s:>10.2f}x{u.wall_s / base.wall_s:>10.2f}x"
+        )
     print(f"ratio: the command's time over {reference}'s (above 1: {reference} is faster)")
 
 

@@ -22,7 +22,9 @@ from pathlib import Path
 from commands import Usage, medians, print_load, print_table, reirrad_command, run_one, run_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
-TESTDATA = Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("REIRRAD_TESTDATA", REPO.parent / "shared" / "testdata"))
+TESTDATA = Path(
+    sys.argv[1] if len(sys.argv) > 1 else os.environ.get("REIRRAD_TESTDATA", REPO.parent / "shared" / "testdata")
+)
 CASE = TESTDATA / "dicompyler-core"
 DOSE, STRUCTURES = CASE / "rtdose.dcm", CASE / "rtss.dcm"
 
@@ -36,16 +38,40 @@ for number in dicomparser.DicomParser(rtss).GetStructures():
 
 
 def reirrad_dvh(folder: Path) -> Usage:
-    return run_one([*reirrad_command(), "dvh", str(DOSE), str(STRUCTURES), "-f", "csv", "-o", str(folder / "reirrad.csv")])
+    return run_one(
+        [*reirrad_command(), "dvh", str(DOSE), str(STRUCTURES), "-f", "csv", "-o", str(folder / "reirrad.csv")]
+    )
 
 
 def plastimatch_dvh(exe: str, folder: Path) -> Usage:
     convert = [
-        exe, "convert", "--input", str(STRUCTURES), "--input-dose-img", str(DOSE), "--fixed", str(DOSE),
-        "--output-ss-img", "ss.mha", "--output-ss-list", "ss.txt", "--output-dose-img", "dose.mha",
+        exe,
+        "convert",
+        "--input",
+        str(STRUCTURES),
+        "--input-dose-img",
+        str(DOSE),
+        "--fixed",
+        str(DOSE),
+        "--output-ss-img",
+        "ss.mha",
+        "--output-ss-list",
+        "ss.txt",
+        "--output-dose-img",
+        "dose.mha",
     ]
-    dvh = [exe, "dvh", "--input-ss-img", "ss.mha", "--input-ss-list", "ss.txt", "--input-dose", "dose.mha",
-           "--output-csv", "plastimatch.csv"]
+    dvh = [
+        exe,
+        "dvh",
+        "--input-ss-img",
+        "ss.mha",
+        "--input-ss-list",
+        "ss.txt",
+        "--input-dose",
+        "dose.mha",
+        "--output-csv",
+        "plastimatch.csv",
+    ]
     return run_pipeline([convert, dvh], cwd=folder)
 
 
@@ -57,7 +83,9 @@ def main() -> None:
         tools = {
             "reirrad dvh": lambda: reirrad_dvh(folder),
             "reirrad --version (start-up)": lambda: run_one([*reirrad_command(), "--version"]),
-            "dicompyler-core get_dvh (+import)": lambda: run_one([sys.executable, "-c", DICOMPYLER, str(STRUCTURES), str(DOSE)]),
+            "dicompyler-core get_dvh (+import)": lambda: run_one(
+                [sys.executable, "-c", DICOMPYLER, str(STRUCTURES), str(DOSE)]
+            ),
         }
         exe = shutil.which("plastimatch")
         if exe:

@@ -80,14 +80,20 @@ def main() -> None:
     a, b, h = AXES_MM
     dmean = C_GY_PER_MM2 * (a * a + b * b + h * h) / 5.0
     volume = 4.0 / 3.0 * np.pi * a * b * h / 1000.0
-    print(f"grid {grid.shape[::-1]} (columns, rows, frames) = {np.prod(grid.shape) / 1e6:.1f} M voxels; "
-          f"BODY ellipsoid {volume:.0f} cm3, {len(sampling.weights_cc)} samples "
-          f"({np.count_nonzero(sampling.weights_cc)} weighted)")
-    print(f"CPU s: rasterise {rasterised - start:.2f}, interpolate {sampled - rasterised:.2f}, "
-          f"metrics {done - sampled:.2f}, total {done - start:.2f}; peak RSS growth {peak_mb() - before:.0f} MB "
-          f"(dose array {dose.nbytes / 2**20:.0f} MB not counted)")
-    print(f"volume {sampling.volume_cc:.1f} cm3 ({100 * (sampling.volume_cc / volume - 1):+.3f} % vs closed form); "
-          f"Dmean {values['Dmean']:.4f} Gy ({100 * (values['Dmean'] / dmean - 1):+.3f} % vs {dmean:.4f})")
+    print(
+        f"grid {grid.shape[::-1]} (columns, rows, frames) = {np.prod(grid.shape) / 1e6:.1f} M voxels; "
+        f"BODY ellipsoid {volume:.0f} cm3, {len(sampling.weights_cc)} samples "
+        f"({np.count_nonzero(sampling.weights_cc)} weighted)"
+    )
+    print(
+        f"CPU s: rasterise {rasterised - start:.2f}, interpolate {sampled - rasterised:.2f}, "
+        f"metrics {done - sampled:.2f}, total {done - start:.2f}; peak RSS growth {peak_mb() - before:.0f} MB "
+        f"(dose array {dose.nbytes / 2**20:.0f} MB not counted)"
+    )
+    print(
+        f"volume {sampling.volume_cc:.1f} cm3 ({100 * (sampling.volume_cc / volume - 1):+.3f} % vs closed form); "
+        f"Dmean {values['Dmean']:.4f} Gy ({100 * (values['Dmean'] / dmean - 1):+.3f} % vs {dmean:.4f})"
+    )
     print("notes:", *sampling.notes)
 
 

@@ -109,7 +109,9 @@ def resolve_phase(
             raise InputError(
                 first.path,
                 f"{given_as} gives {fractions_override} fractions but plan {plan.path.name} says {planned}: "
-                "remove the given count, or confirm it", confirm_hint, how=" with {} (it is then used and flagged)",
+                "remove the given count, or confirm it",
+                confirm_hint,
+                how=" with {} (it is then used and flagged)",
             )
         fractions, source = fractions_override, "override"
     if kind == SummationType.BEAM:
@@ -173,7 +175,9 @@ def dose_scale_notes(
         f"{plan.path.name} (plausible: {low:g} to {high:g} x): likely {likely}; check DoseGridScaling"
     )
     if not accept:
-        raise InputError(path, f"{problem}; if the dose is right, accept it", Hint(Remedy.ACCEPT_DOSE_SCALE), how=" with {}")
+        raise InputError(
+            path, f"{problem}; if the dose is right, accept it", Hint(Remedy.ACCEPT_DOSE_SCALE), how=" with {}"
+        )
     return (f"{label}: {problem}; used as it is (dose scale accepted)",)
 
 
@@ -216,7 +220,9 @@ def _planned_fractions(
         raise InputError(
             path,
             f"plan {plan.path.name} has fraction groups with different fraction counts "
-            f"({', '.join(str(c) for c in sorted(counts))}); export one dose per fraction group", hint, how=" or {}",
+            f"({', '.join(str(c) for c in sorted(counts))}); export one dose per fraction group",
+            hint,
+            how=" or {}",
         )
     return counts.pop()
 
@@ -225,7 +231,9 @@ def _sum_beams(doses: Sequence[DoseGrid], plan: Plan | None, group: int | None) 
     """Dose of a fraction group from its BEAM doses: each beam with a meterset once, one grid."""
     first = doses[0]
     if plan is None:
-        raise InputError(first.path, "BEAM doses without their RTPLAN: cannot check that every beam is there; add the plan")
+        raise InputError(
+            first.path, "BEAM doses without their RTPLAN: cannot check that every beam is there; add the plan"
+        )
     fraction_group = plan.fraction_group(group) if group is not None else None
     if fraction_group is None and len(plan.fraction_groups) != 1:
         raise InputError(first.path, "BEAM doses name no fraction group of a multi-group plan")
@@ -362,12 +370,16 @@ def load_course(spec: CourseSpec) -> LoadedCourse:
     return course_from_discovery(spec, discover_course(spec.path, spec.structure_set))
 
 
-def accepting(case: CaseSpec, *, dose_scale: bool = False, other_patient: bool = False,
-              partial_coverage: bool = False) -> CaseSpec:
+def accepting(
+    case: CaseSpec, *, dose_scale: bool = False, other_patient: bool = False, partial_coverage: bool = False
+) -> CaseSpec:
     """``case`` with the command line's acceptances added to the case file's (never removed)."""
     courses = tuple(
-        replace(c, accept_dose_scale=c.accept_dose_scale or dose_scale,
-                accept_other_patient=c.accept_other_patient or other_patient)
+        replace(
+            c,
+            accept_dose_scale=c.accept_dose_scale or dose_scale,
+            accept_other_patient=c.accept_other_patient or other_patient,
+        )
         for c in case.courses
     )
     return replace(case, courses=courses, accept_partial_coverage=case.accept_partial_coverage or partial_coverage)
@@ -391,9 +403,12 @@ def _refuse_repeated(course: LoadedCourse, earlier: Sequence[LoadedCourse], case
     for other in earlier:
         other_uids, other_hashes = _dose_identities(other)
         same = (
-            "the same folder" if other.spec.path.resolve() == folder
-            else "the same RTDOSE SOPInstanceUID" if uids & other_uids
-            else "an RTDOSE file with identical content" if hashes & other_hashes
+            "the same folder"
+            if other.spec.path.resolve() == folder
+            else "the same RTDOSE SOPInstanceUID"
+            if uids & other_uids
+            else "an RTDOSE file with identical content"
+            if hashes & other_hashes
             else None
         )
         if same:
@@ -416,17 +431,24 @@ def _same_patient(course: LoadedCourse, reference: LoadedCourse) -> LoadedCourse
         return course
     if course.patient is None or reference.patient is None:
         unnamed = course.name if course.patient is None else reference.name
-        note = (f"course {unnamed!r} names no patient (empty PatientID): whether all courses are one "
-                "patient's is not checked")
+        note = (
+            f"course {unnamed!r} names no patient (empty PatientID): whether all courses are one "
+            "patient's is not checked"
+        )
         return replace(course, notes=course.notes + (note,))
     difference = reference.patient.difference(course.patient)
     if difference is None:
         return course
-    problem = (f"course {course.name!r} belongs to another patient than the reference course "
-               f"{reference.name!r} ({difference})")
+    problem = (
+        f"course {course.name!r} belongs to another patient than the reference course {reference.name!r} ({difference})"
+    )
     if not course.spec.accept_other_patient:
-        raise InputError(course.spec.path, f"{problem}; if that is intended, accept it",
-                         Hint(Remedy.ACCEPT_OTHER_PATIENT, course.name), how=" with {}")
+        raise InputError(
+            course.spec.path,
+            f"{problem}; if that is intended, accept it",
+            Hint(Remedy.ACCEPT_OTHER_PATIENT, course.name),
+            how=" with {}",
+        )
     return replace(course, notes=course.notes + (f"{problem}: accepted (accept_other_patient)",))
 
 
@@ -466,7 +488,7 @@ class CourseOnGrid:
 
     @property
     def registration_label(self) -> str:
-        """"identity" or "REG <SOPInstanceUID>" (the point map's label)."""
+        """ "identity" or "REG <SOPInstanceUID>" (the point map's label)."""
         return self.point_map.label
 
     @property
@@ -539,11 +561,7 @@ class AccumulatedCase:
 
     def recovery_factors(self, model: RecoveryModel, organ: str | None) -> dict[str, RecoveryFactor]:
         """r of every prior course for ``organ`` under ``model`` (the reference course gets none)."""
-        return {
-            c.name: recovery_factor(model, organ, c.interval_months)
-            for c in self.courses
-            if not c.is_reference
-        }
+        return {c.name: recovery_factor(model, organ, c.interval_months) for c in self.courses if not c.is_reference}
 
 
 def map_courses(courses: Sequence[LoadedCourse], case: CaseSpec, cover: Sequence[Roi] = ()) -> AccumulatedCase:
@@ -580,7 +598,9 @@ def map_courses(courses: Sequence[LoadedCourse], case: CaseSpec, cover: Sequence
             course=course,
             grid=grid,
             point_map=point_map,
-            interval_months=None if course is reference else months_between(course.spec.end_date, reference.spec.start_date),
+            interval_months=None
+            if course is reference
+            else months_between(course.spec.end_date, reference.spec.start_date),
             recovery_model=case.recovery_model or NO_RECOVERY,
             is_reference=course is reference,
         )
@@ -591,9 +611,7 @@ def map_courses(courses: Sequence[LoadedCourse], case: CaseSpec, cover: Sequence
     return AccumulatedCase(case, grid, mapped, reference.phases[0].files[0], reference_grid)
 
 
-def _covering_grid(
-    reference: Grid, rois: Sequence[Roi], dose_grids: Sequence[tuple[Grid, np.ndarray | None]]
-) -> Grid:
+def _covering_grid(reference: Grid, rois: Sequence[Roi], dose_grids: Sequence[tuple[Grid, np.ndarray | None]]) -> Grid:
     """``reference`` grown to cover ``rois`` (one voxel of margin) within the courses' dose grids.
 
     ``dose_grids`` pairs each phase's grid with its reference -> moving transform (None: same frame).
@@ -632,7 +650,9 @@ def phase_indices(grid: Grid, positions: np.ndarray, phase_grid: Grid, point_map
     if isinstance(point_map, RigidMap):
         mapping = index_map(phase_grid, grid, point_map.matrix)
         linear, shift = mapping[:3, :3], mapping[:3, 3]
-        if np.allclose(linear, np.eye(3), rtol=0.0, atol=1e-9) and np.allclose(shift, np.rint(shift), rtol=0.0, atol=1e-9):
+        if np.allclose(linear, np.eye(3), rtol=0.0, atol=1e-9) and np.allclose(
+            shift, np.rint(shift), rtol=0.0, atol=1e-9
+        ):
             return positions + np.rint(shift)
         return positions @ linear.T + shift
     return phase_grid.to_index(point_map(grid.to_patient(positions)))

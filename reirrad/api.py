@@ -108,9 +108,14 @@ def check(
     elif not isinstance(case, CaseSpec):
         raise TypeError(f"case must be a case-file path or a reirrad.Case, got {type(case).__name__}")
     options = CheckOptions(
-        constraints=constraints, fail_on=fail_on, allow_missing=allow_missing,  # type: ignore[arg-type]
-        recovery_model=recovery_model, lql_transition_gy=lql_transition_gy, conservative=conservative,
-        accept_dose_scale=accept_dose_scale, accept_other_patient=accept_other_patient,
+        constraints=constraints,
+        fail_on=fail_on,
+        allow_missing=allow_missing,  # type: ignore[arg-type]
+        recovery_model=recovery_model,
+        lql_transition_gy=lql_transition_gy,
+        conservative=conservative,
+        accept_dose_scale=accept_dose_scale,
+        accept_other_patient=accept_other_patient,
         accept_partial_coverage=accept_partial_coverage,
     )
     try:
@@ -237,12 +242,16 @@ def _same_frame(dose: DoseGrid, structures: StructureSet, registration: PathLike
     require_frame(dose.grid.frame_of_reference_uid, dose.path)
     require_frame(structures.frame_of_reference_uid, structures.path)
     if registration is not None:
-        raise InputError(registration, "a registration is applied to files only: give the dose and the structure "
-                         "set as paths too")
+        raise InputError(
+            registration, "a registration is applied to files only: give the dose and the structure set as paths too"
+        )
     if dose.grid.frame_of_reference_uid != structures.frame_of_reference_uid:
-        raise InputError(dose.path, f"frame of reference {dose.grid.frame_of_reference_uid} differs from "
-                         f"{structures.frame_of_reference_uid} of {structures.path}: give the files as paths with "
-                         "registration=")
+        raise InputError(
+            dose.path,
+            f"frame of reference {dose.grid.frame_of_reference_uid} differs from "
+            f"{structures.frame_of_reference_uid} of {structures.path}: give the files as paths with "
+            "registration=",
+        )
 
 
 def _same_patient(dose: Any, structures: Any, accept: bool) -> None:
@@ -261,8 +270,13 @@ def _same_patient(dose: Any, structures: Any, accept: bool) -> None:
     (dose_path, of_dose), (structures_path, of_structures) = identity(dose), identity(structures)
     difference = of_dose.difference(of_structures)
     if difference and not accept:
-        raise InputError(structures_path, f"belongs to another patient than {dose_path} ({difference}); if that is "
-                         "intended, accept it", Hint(Remedy.ACCEPT_OTHER_PATIENT), " with {}", Interface.PYTHON)
+        raise InputError(
+            structures_path,
+            f"belongs to another patient than {dose_path} ({difference}); if that is intended, accept it",
+            Hint(Remedy.ACCEPT_OTHER_PATIENT),
+            " with {}",
+            Interface.PYTHON,
+        )
 
 
 def eqd2(
@@ -317,8 +331,11 @@ def eqd2(
     if isinstance(dose, str | Path | DoseGrid) or _is_dataset(dose):
         grid = _dose(dose)
         if grid.summation_type not in WHOLE_DELIVERY or grid.dose_type != "PHYSICAL":
-            raise InputError(grid.path, f"a {grid.dose_type} {grid.summation_type} dose is not the physical dose of "
-                             "a whole delivery (PLAN or FRACTION): its EQD2 is unknown")
+            raise InputError(
+                grid.path,
+                f"a {grid.dose_type} {grid.summation_type} dose is not the physical dose of "
+                "a whole delivery (PLAN or FRACTION): its EQD2 is unknown",
+            )
         dose = grid.dose_gy
     return eqd2_gy(dose, fractions, alpha_beta_gy, lql_transition_gy)
 
@@ -375,8 +392,15 @@ def load_course(
     from reirrad.accumulate import load_course as load
     from reirrad.errors import InputError, Interface
 
-    spec = course_spec(name, folder, datasets=datasets, fractions=fractions, override_fractions=override_fractions,
-                       structure_set=structure_set, accept_dose_scale=accept_dose_scale)
+    spec = course_spec(
+        name,
+        folder,
+        datasets=datasets,
+        fractions=fractions,
+        override_fractions=override_fractions,
+        structure_set=structure_set,
+        accept_dose_scale=accept_dose_scale,
+    )
     try:
         return load(spec)
     except InputError as exc:

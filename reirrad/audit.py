@@ -54,10 +54,12 @@ def summarize(store: Store) -> AuditSummary:
         cases_by_state=dict(db.execute("SELECT state, count(*) FROM cases GROUP BY state ORDER BY state")),
         results_by_status=statuses,
         organs=organs,
-        constraint_sets=tuple(db.execute(
-            "SELECT constraint_set, constraint_set_version, count(*), sum(exit_code != 0) FROM cases "
-            "WHERE constraint_set IS NOT NULL GROUP BY constraint_set, constraint_set_version ORDER BY 1, 2"
-        )),
+        constraint_sets=tuple(
+            db.execute(
+                "SELECT constraint_set, constraint_set_version, count(*), sum(exit_code != 0) FROM cases "
+                "WHERE constraint_set IS NOT NULL GROUP BY constraint_set, constraint_set_version ORDER BY 1, 2"
+            )
+        ),
         failing=failing,
     )
 
@@ -102,28 +104,39 @@ def cohort(store: Store) -> Cohort:
         "r.value_gy, r.status FROM results r JOIN cases c ON c.path = r.case_path "
         "WHERE r.limit_gy IS NOT NULL OR r.warn_gy IS NOT NULL ORDER BY r.constraint_set, r.position, c.id"
     ):
-        entry = grouped.setdefault((set_name, cid), {"head": (organ, metric, unit), "warn": {}, "limit": {},
-                                                     "points": [], "missing": []})
+        entry = grouped.setdefault(
+            (set_name, cid), {"head": (organ, metric, unit), "warn": {}, "limit": {}, "points": [], "missing": []}
+        )
         entry["warn"][warn] = entry["limit"][limit] = None
         if value is None:
             entry["missing"].append(case_id)
         else:
             entry["points"].append((case_id, value, status))
     constraints = tuple(
-        CohortConstraint(set_name, cid, e["head"][0], e["head"][1], e["head"][2],
-                         tuple(w for w in e["warn"] if w is not None),
-                         tuple(v for v in e["limit"] if v is not None), tuple(e["points"]), tuple(e["missing"]))
+        CohortConstraint(
+            set_name,
+            cid,
+            e["head"][0],
+            e["head"][1],
+            e["head"][2],
+            tuple(w for w in e["warn"] if w is not None),
+            tuple(v for v in e["limit"] if v is not None),
+            tuple(e["points"]),
+            tuple(e["missing"]),
+        )
         for (set_name, cid), e in grouped.items()
     )
     return Cohort(
         cases=db.execute("SELECT count(*) FROM cases").fetchone()[0],
         constraints=constraints,
-        intervals_months=tuple(db.execute(
-            "SELECT id, interval_months FROM cases WHERE interval_months IS NOT NULL ORDER BY id"
-        )),
-        flags=tuple(db.execute(
-            "SELECT flag_id, severity, count(DISTINCT case_path) AS n FROM flags GROUP BY flag_id, severity "
-            "ORDER BY n DESC, flag_id"
-        )),
+        intervals_months=tuple(
+            db.execute("SELECT id, interval_months FROM cases WHERE interval_months IS NOT NULL ORDER BY id")
+        ),
+        flags=tuple(
+            db.execute(
+                "SELECT flag_id, severity, count(DISTINCT case_path) AS n FROM flags GROUP BY flag_id, severity "
+                "ORDER BY n DESC, flag_id"
+            )
+        ),
         summary=summarize(store),
     )

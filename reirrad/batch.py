@@ -109,10 +109,18 @@ def check_case(path: str, options: CheckOptions) -> CaseOutcome:
     except ReirradError as exc:
         return CaseOutcome(path, CaseState.INPUT_ERROR, error=str(exc), seconds=time.perf_counter() - start)
     except Exception as exc:  # reported per case with exit code 3
-        return CaseOutcome(path, CaseState.INTERNAL_ERROR, error=f"{path}: internal error: {type(exc).__name__}: {exc}",
-                           seconds=time.perf_counter() - start)
-    return CaseOutcome(path, CaseState.CHECKED, report=dataclasses.replace(report, curves=(), hotspots=()),
-                       seconds=time.perf_counter() - start)
+        return CaseOutcome(
+            path,
+            CaseState.INTERNAL_ERROR,
+            error=f"{path}: internal error: {type(exc).__name__}: {exc}",
+            seconds=time.perf_counter() - start,
+        )
+    return CaseOutcome(
+        path,
+        CaseState.CHECKED,
+        report=dataclasses.replace(report, curves=(), hotspots=()),
+        seconds=time.perf_counter() - start,
+    )
 
 
 # ------------------------------------------------------------------ what a stored case was computed from
@@ -165,8 +173,9 @@ def _serial(tasks: list[Task], options: CheckOptions) -> Iterator[tuple[int, Cas
 
 def _pool(tasks: list[Task], options: CheckOptions, jobs: int) -> Iterator[tuple[int, CaseOutcome]]:
     """A process pool (spawn: a fresh interpreter per worker, safe with threads and BLAS)."""
-    executor = ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=init_worker)
+    executor = ProcessPoolExecutor(
+        min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn"), initializer=init_worker
+    )
     futures = {executor.submit(check_case, path, options): (index, path) for index, path in tasks}
     try:
         for future in as_completed(futures):
@@ -201,8 +210,9 @@ def _finished(future, path: str) -> CaseOutcome:
     try:
         return future.result()
     except Exception as exc:  # the case is reported, the batch goes on
-        return CaseOutcome(path, CaseState.INTERNAL_ERROR, error=f"{path}: internal error: worker failed "
-                           f"({type(exc).__name__}: {exc})")
+        return CaseOutcome(
+            path, CaseState.INTERNAL_ERROR, error=f"{path}: internal error: worker failed ({type(exc).__name__}: {exc})"
+        )
 
 
 def duplicate_ids(paths: list[str]) -> dict[int, str]:
@@ -217,8 +227,13 @@ def duplicate_ids(paths: list[str]) -> dict[int, str]:
         except ReirradError:
             continue
         if case_id in first_with:
-            refused[index] = str(InputError(path, f"case id {case_id!r} is already the id of {first_with[case_id]} "
-                                                  "in this batch; give each case its own id"))
+            refused[index] = str(
+                InputError(
+                    path,
+                    f"case id {case_id!r} is already the id of {first_with[case_id]} "
+                    "in this batch; give each case its own id",
+                )
+            )
         else:
             first_with[case_id] = path
     return refused
@@ -291,12 +306,15 @@ def run_batch(
             break
     tasks = [(i, p) for i, p in enumerate(paths) if outcomes[i] is None]
     if tasks and stopped_by is None:
-        engine = (_dask(tasks, options, scheduler) if scheduler else _pool(tasks, options, jobs) if jobs > 1
-                  else _serial(tasks, options))
+        engine = (
+            _dask(tasks, options, scheduler)
+            if scheduler
+            else _pool(tasks, options, jobs)
+            if jobs > 1
+            else _serial(tasks, options)
+        )
         with closing(engine):
             for index, outcome in engine:
                 if finish(index, outcome):
                     break
-    return BatchResult(
-        tuple(o or CaseOutcome(p, CaseState.NOT_RUN) for o, p in zip(outcomes, paths)), stopped_by
-    )
+    return BatchResult(tuple(o or CaseOutcome(p, CaseState.NOT_RUN) for o, p in zip(outcomes, paths)), stopped_by)

@@ -37,6 +37,7 @@ The last course is the reference: its dose grid and structure set are evaluated.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -52,8 +53,18 @@ SCHEDULES = ("daily", "alternate_day", "bid")
 _CASE_KEYS = {"id", "constraints", "recovery_model", "courses", "structures", "clinical", "accept_partial_coverage"}
 _UNCERTAINTY_KEYS = {"registration_uncertainty_mm", "registration_uncertainty_deg", "robust"}  # reirrad.robust
 _COURSE_KEYS = {
-    "name", "path", "start_date", "end_date", "registration", "structure_set", "fractions", "schedule",
-    "accept_dose_scale", "accept_other_patient", "override_fractions", "structures",
+    "name",
+    "path",
+    "start_date",
+    "end_date",
+    "registration",
+    "structure_set",
+    "fractions",
+    "schedule",
+    "accept_dose_scale",
+    "accept_other_patient",
+    "override_fractions",
+    "structures",
 }
 _CLINICAL_KEYS = {"resection", "organ_dysfunction", "recurrence_site", "histology", "carotid_invasion_deg"}
 HISTOLOGIES = ("squamous_cell_carcinoma", "other")
@@ -224,8 +235,13 @@ class CaseSpec:
         (['prior', 'new'], 'new')
         """
         return case_from_folders(
-            Path(prior), Path(new), prior_end_date, new_start_date,
-            None if registration is None else Path(registration), prior_fractions, new_fractions,
+            Path(prior),
+            Path(new),
+            prior_end_date,
+            new_start_date,
+            None if registration is None else Path(registration),
+            prior_fractions,
+            new_fractions,
             override_fractions,
         )
 
@@ -280,8 +296,12 @@ class CaseSpec:
             raise InputError(registration, "registration file does not exist")
         courses = (
             CourseSpec.from_datasets("prior", prior, end_date=prior_end_date),
-            CourseSpec.from_datasets("new", (*new, registration) if in_memory else new, start_date=new_start_date,
-                                     registration=None if registration is None or in_memory else Path(registration)),
+            CourseSpec.from_datasets(
+                "new",
+                (*new, registration) if in_memory else new,
+                start_date=new_start_date,
+                registration=None if registration is None or in_memory else Path(registration),
+            ),
         )
         _refuse_bad_courses(courses, courses[-1].path)
         return cls(path=Path("<in memory>"), id=id, courses=courses)
@@ -313,8 +333,12 @@ def load_case(path: str | Path) -> CaseSpec:
         else:  # the order checks and the reference course need every course
             courses = ()
     if "structures" in data and courses and courses[-1].structures is not None:
-        problems.add("structures", None, f"the reference course {courses[-1].name!r} has its own "
-                     "[courses.structures]; give its names in one of the two tables")
+        problems.add(
+            "structures",
+            None,
+            f"the reference course {courses[-1].name!r} has its own "
+            "[courses.structures]; give its names in one of the two tables",
+        )
     constraints = get(_optional, data, "constraints", str, "", path)
     if constraints is not None:
         get(_named, "constraints", lambda: resolve_set_path(constraints, relative_to=path.parent))
@@ -341,9 +365,12 @@ def _uncertainty(data: dict, path: Path) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for key, positive in (("registration_uncertainty_mm", True), ("registration_uncertainty_deg", False)):
         value = data.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
-                                  or not (value > 0 if positive else value >= 0)):
-            raise InputError(path, f"{key}: must be a number {'above' if positive else 'of at least'} 0, got {shown(value)}")
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | float) or not (value > 0 if positive else value >= 0)
+        ):
+            raise InputError(
+                path, f"{key}: must be a number {'above' if positive else 'of at least'} 0, got {shown(value)}"
+            )
         values[key] = None if value is None else float(value)
     values["robust"] = bool(_optional(data, "robust", bool, "", path))
     if values["registration_uncertainty_mm"] is None:
@@ -395,7 +422,9 @@ def _course(item: Any, index: int, case_file: Path, problems: Problems) -> Cours
         accept_dose_scale=bool(get(_optional, item, "accept_dose_scale", bool, where, case_file)),
         accept_other_patient=bool(get(_optional, item, "accept_other_patient", bool, where, case_file)),
         override_fractions=override,
-        structures=None if "structures" not in item else get(_structures, item["structures"], case_file, f"{where}structures"),
+        structures=None
+        if "structures" not in item
+        else get(_structures, item["structures"], case_file, f"{where}structures"),
     )
     return course if len(problems) == before else None
 
@@ -419,7 +448,7 @@ def _check_courses(courses: tuple[CourseSpec, ...], problems: Problems) -> None:
             problems.add(f"courses[{i}].name", None, f"{shown(course.name)} is used by more than one course")
         if course.start_date and course.end_date and course.end_date < course.start_date:
             problems.add(f"courses[{i}].end_date", None, f"{course.end_date} is before start_date {course.start_date}")
-    for i, (earlier, later) in enumerate(zip(courses, courses[1:]), start=1):
+    for i, (earlier, later) in enumerate(itertools.pairwise(courses), start=1):
         first = earlier.start_date or earlier.end_date
         second = later.start_date or later.end_date
         if first and second and second < first:
@@ -427,8 +456,11 @@ def _check_courses(courses: tuple[CourseSpec, ...], problems: Problems) -> None:
             continue
         earlier_end = earlier.end_date or earlier.start_date
         if earlier_end and second and second < earlier_end:
-            problems.add(f"courses[{i}]", None,
-                         f"starts {second}, before courses[{i - 1}] ended ({earlier_end}): courses overlap")
+            problems.add(
+                f"courses[{i}]",
+                None,
+                f"starts {second}, before courses[{i - 1}] ended ({earlier_end}): courses overlap",
+            )
 
 
 def _structures(table: Any, case_file: Path, where: str = "structures") -> dict[str, str]:
@@ -547,11 +579,23 @@ def case_from_folders(
     if override_fractions and prior_fractions is None and new_fractions is None:
         raise InputError(None, "--override-fractions needs --prior-fractions or --new-fractions (the count to use)")
     courses = (
-        CourseSpec(name="prior", path=Path(prior), end_date=prior_end_date, fractions=prior_fractions,
-                   override_fractions=override_fractions, fractions_option="--prior-fractions"),
-        CourseSpec(name="new", path=Path(new), start_date=new_start_date, fractions=new_fractions,
-                   registration=None if registration is None else Path(registration),
-                   override_fractions=override_fractions, fractions_option="--new-fractions"),
+        CourseSpec(
+            name="prior",
+            path=Path(prior),
+            end_date=prior_end_date,
+            fractions=prior_fractions,
+            override_fractions=override_fractions,
+            fractions_option="--prior-fractions",
+        ),
+        CourseSpec(
+            name="new",
+            path=Path(new),
+            start_date=new_start_date,
+            fractions=new_fractions,
+            registration=None if registration is None else Path(registration),
+            override_fractions=override_fractions,
+            fractions_option="--new-fractions",
+        ),
     )
     _refuse_bad_courses(courses, Path(new))
     return CaseSpec(path=Path(new), id=Path(new).resolve().parent.name or "case", courses=courses)

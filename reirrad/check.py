@@ -105,8 +105,9 @@ def exit_code(results: tuple[ConstraintResult, ...], options: CheckOptions) -> i
     return int(verdicts.exit_code(results, options.fail_on, options.allow_missing))
 
 
-def _not_evaluated(constraint: Constraint, structure: str | None, reason: str, courses: list[str],
-                   notes: tuple[str, ...] = ()) -> ConstraintResult:
+def _not_evaluated(
+    constraint: Constraint, structure: str | None, reason: str, courses: list[str], notes: tuple[str, ...] = ()
+) -> ConstraintResult:
     return _result(constraint, structure, None, dict.fromkeys(courses), {}, "not_evaluated", reason, notes)
 
 
@@ -151,9 +152,17 @@ def _result(
 Sums = tuple[float | None, dict[str, float | None]]  # a cumulative value and each course's share
 
 
-def judged_result(constraint: Constraint, structure: str | None, how: Judging, model: RecoveryModel,
-                  recovery: dict[str, float], plain: Sums, discounted: Sums | None, notes: tuple[str, ...],
-                  reason: str | None = None) -> ConstraintResult:
+def judged_result(
+    constraint: Constraint,
+    structure: str | None,
+    how: Judging,
+    model: RecoveryModel,
+    recovery: dict[str, float],
+    plain: Sums,
+    discounted: Sums | None,
+    notes: tuple[str, ...],
+    reason: str | None = None,
+) -> ConstraintResult:
     """The verdict on the dose ``how`` names: the plain (undiscounted) sum, or the sum with prior
     courses discounted by ``model`` (``discounted``, None when the model discounts nothing here).
     A result judged on the plain sum shows the discounted value beside it, labelled."""
@@ -164,25 +173,36 @@ def judged_result(constraint: Constraint, structure: str | None, how: Judging, m
     if discounted is not None and constraint.dose_basis == UNDISCOUNTED:
         shown = Discounted(model.name, discounted[0], recovery)
         number = "n/a" if discounted[0] is None else f"{discounted[0]:.2f} {constraint.unit}"
-        notes += (f"judged on the undiscounted cumulative dose: the limit was derived without a recovery "
-                  f"discount; recovery model {model.name} would give {number} (shown for information, not judged)",)
+        notes += (
+            (
+                f"judged on the undiscounted cumulative dose: the limit was derived without a recovery "
+                f"discount; recovery model {model.name} would give {number} (shown for information, not judged)"
+            ),
+        )
     applied = recovery if use_discounted else dict.fromkeys(recovery, 0.0)
     status = "not_evaluated" if value is None else judge(how, value)
-    return _result(constraint, structure, value, per_course, applied, status, reason if value is None else None,
-                   notes, how, shown)
+    return _result(
+        constraint, structure, value, per_course, applied, status, reason if value is None else None, notes, how, shown
+    )
 
 
 def _discount(samples: dict[str, Dvh], recovery: dict[str, float]) -> dict[str, Dvh]:
     """Each course's samples times (1 - r)."""
-    return {name: dataclasses.replace(dvh, doses_gy=dvh.doses_gy * (1.0 - recovery[name]))
-            for name, dvh in samples.items()}
+    return {
+        name: dataclasses.replace(dvh, doses_gy=dvh.doses_gy * (1.0 - recovery[name])) for name, dvh in samples.items()
+    }
 
 
 class _Evaluator:
     """Judges constraints on one accumulated case; caches samplings and per-course sample doses."""
 
-    def __init__(self, acc: AccumulatedCase, model: RecoveryModel, lql_transition_gy: float | None,
-                 accept_partial_coverage: bool = False):
+    def __init__(
+        self,
+        acc: AccumulatedCase,
+        model: RecoveryModel,
+        lql_transition_gy: float | None,
+        accept_partial_coverage: bool = False,
+    ):
         self.acc = acc
         self.model = model
         self.lql_transition_gy = lql_transition_gy
@@ -224,8 +244,9 @@ class _Evaluator:
         if point_map is None and key in self._course_samples:
             return self._course_samples[key]
         sampling = self.sampling(structure)
-        doses, covered = phase_doses_at(course.phases, self.acc.grid, sampling.positions,
-                                        point_map or course.point_map, margin_voxels=0.5)
+        doses, covered = phase_doses_at(
+            course.phases, self.acc.grid, sampling.positions, point_map or course.point_map, margin_voxels=0.5
+        )
         samples = CourseSamples(tuple(_dvh(sampling, dose) for dose in doses), covered)
         if point_map is None:
             self._course_samples[key] = samples
@@ -269,7 +290,8 @@ class _Evaluator:
             out[course.name] = CourseDose(
                 eqd2_gy=evaluate(eqd2[course.name], metric).value,
                 physical_gy=evaluate(_add(samples), metric).value,
-                per_fraction_gy=None if None in per_fraction
+                per_fraction_gy=None
+                if None in per_fraction
                 else max(v / phase.fractions for v, phase in zip(per_fraction, course.phases)),
             )
         return out
@@ -334,8 +356,10 @@ class _Evaluator:
             return _not_evaluated(constraint, structure, samples, self.names)
         gaps = self.coverage_gaps(structure)
         if gaps and not constraint.report_only and not self.accept_partial_coverage:
-            reason = "; ".join(gaps) + (" (its dose there is unknown; accept the gap as 0 Gy with "
-                                        "--accept-partial-coverage or accept_partial_coverage = true)")
+            reason = "; ".join(gaps) + (
+                " (its dose there is unknown; accept the gap as 0 Gy with "
+                "--accept-partial-coverage or accept_partial_coverage = true)"
+            )
             return _not_evaluated(constraint, structure, reason, self.names, self.notes(structure))
         recovery = self.recovery(constraint.organ)
         notes = self.notes(structure)
@@ -391,9 +415,14 @@ class _Evaluator:
             per_course = self.course_doses(result.structure, metric, result.alpha_beta_gy)
             coverage = self.coverage(result.structure)
         return OrganResult(
-            organ=result.organ, structure=result.structure, metric=result.metric,
-            alpha_beta_gy=result.alpha_beta_gy, cumulative_gy=result.value_gy, status=result.status,
-            per_course=per_course, coverage=coverage,
+            organ=result.organ,
+            structure=result.structure,
+            metric=result.metric,
+            alpha_beta_gy=result.alpha_beta_gy,
+            cumulative_gy=result.value_gy,
+            status=result.status,
+            per_course=per_course,
+            coverage=coverage,
         )
 
 
@@ -408,8 +437,13 @@ class CourseSamples:
 
 def _dvh(sampling: RoiSampling, doses_gy: np.ndarray) -> Dvh:
     """Doses (Gy) at the samples of ``sampling``, with its weights and volumes."""
-    return Dvh(doses_gy=doses_gy, weights_cc=sampling.weights_cc, volume_cc=sampling.volume_cc,
-               in_grid_volume_cc=sampling.in_grid_volume_cc, notes=sampling.notes)
+    return Dvh(
+        doses_gy=doses_gy,
+        weights_cc=sampling.weights_cc,
+        volume_cc=sampling.volume_cc,
+        in_grid_volume_cc=sampling.in_grid_volume_cc,
+        notes=sampling.notes,
+    )
 
 
 def _add(dvhs) -> Dvh:
@@ -464,7 +498,9 @@ def covered_fraction(weights_cc: np.ndarray, covered: np.ndarray) -> float:
     return float(weights_cc[covered].sum()) / total if total > 0 else 0.0
 
 
-def course_summary(course: CourseOnGrid, registration: str, interval_months: float | None, recovery: str) -> CourseSummary:
+def course_summary(
+    course: CourseOnGrid, registration: str, interval_months: float | None, recovery: str
+) -> CourseSummary:
     """The report header of one course."""
     return CourseSummary(
         name=course.name,
@@ -493,7 +529,8 @@ def _patient(identity: PatientIdentity | None) -> Patient:
 def course_summaries(acc: AccumulatedCase) -> tuple[CourseSummary, ...]:
     """Report headers of the courses of an accumulated case."""
     return tuple(
-        course_summary(c, "reference", None, "none (reference course)") if c.is_reference
+        course_summary(c, "reference", None, "none (reference course)")
+        if c.is_reference
         else course_summary(c, c.registration_label, c.interval_months, c.recovery_model)
         for c in acc.courses
     )
@@ -518,8 +555,13 @@ def course_info(course: CourseOnGrid) -> CourseInfo:
     )
 
 
-def flag_context(acc: AccumulatedCase, case: CaseSpec, organs: tuple[OrganResult, ...],
-                 matches: tuple[OrganMatch, ...], rules: FlagRules) -> FlagContext:
+def flag_context(
+    acc: AccumulatedCase,
+    case: CaseSpec,
+    organs: tuple[OrganResult, ...],
+    matches: tuple[OrganMatch, ...],
+    rules: FlagRules,
+) -> FlagContext:
     """Facts for the toxicity-mitigation flags (``rules``: the overlap threshold of the new course)."""
     intervals = [c.interval_months for c in acc.courses if not c.is_reference and c.interval_months is not None]
     thresholds = [r.params["new_min_gy"] for r in rules.rules if r.kind == "reirradiation_type"]
@@ -543,10 +585,13 @@ def for_recovery_model(cset: ConstraintSet, model: RecoveryModel) -> ConstraintS
 def dose_basis_text(cset: ConstraintSet, model: RecoveryModel) -> str:
     """How the recovery model meets the limits, for the assumptions."""
     full = load_constraint_set(cset.path)
-    other = sorted({f"{c.id.split('[')[0]} ({c.dose_basis})" for c in full.constraints if not c.applies_with(model.name)})
+    other = sorted(
+        {f"{c.id.split('[')[0]} ({c.dose_basis})" for c in full.constraints if not c.applies_with(model.name)}
+    )
     own = sorted({c.id.split("[")[0] for c in full.constraints if c.dose_basis == model.name})
-    text = ("limits derived on undiscounted dose are judged on the undiscounted cumulative sum whatever the "
-            "recovery model")
+    text = (
+        "limits derived on undiscounted dose are judged on the undiscounted cumulative sum whatever the recovery model"
+    )
     if model.name != NO_RECOVERY:
         text += f"; the value discounted by {model.name} is shown beside them, not judged"
     if own:
@@ -556,13 +601,15 @@ def dose_basis_text(cset: ConstraintSet, model: RecoveryModel) -> str:
     return text
 
 
-def _shared_assumptions(cset: ConstraintSet, model: RecoveryModel, options: CheckOptions,
-                        courses: Sequence[LoadedCourse]) -> dict[str, object]:
+def _shared_assumptions(
+    cset: ConstraintSet, model: RecoveryModel, options: CheckOptions, courses: Sequence[LoadedCourse]
+) -> dict[str, object]:
     """The assumptions both strategies rest on: fractions, alpha/beta, model, recovery, dose basis."""
     return {
         "fractions": "; ".join(f"{c.name}: " + " + ".join(fraction_text(p) for p in c.phases) for c in courses),
         "alpha_beta": "per constraint, from the constraint set (see each result)",
-        "radiobiological_model": "LQ" if options.lql_transition_gy is None
+        "radiobiological_model": "LQ"
+        if options.lql_transition_gy is None
         else f"LQ-L above {options.lql_transition_gy:g} Gy per fraction",
         "recovery_model": f"{model.name}: {model.title} ({model.source})",
         "dose_basis": dose_basis_text(cset, model),
@@ -573,7 +620,9 @@ def _set_text(cset: ConstraintSet) -> str:
     return f"{cset.name} v{cset.version} ({' > '.join(cset.lineage)})"
 
 
-def assumptions(acc: AccumulatedCase, cset: ConstraintSet, model: RecoveryModel, options: CheckOptions) -> dict[str, object]:
+def assumptions(
+    acc: AccumulatedCase, cset: ConstraintSet, model: RecoveryModel, options: CheckOptions
+) -> dict[str, object]:
     """The assumptions every result rests on, as the ESTRO-EORTC consensus asks them reported."""
     return {
         "method": "each course's phases sampled on their own dose grids (trilinear) at every structure "
@@ -581,11 +630,16 @@ def assumptions(acc: AccumulatedCase, cset: ConstraintSet, model: RecoveryModel,
         "their own fractions, then summed sample by sample; organ metrics on the summed EQD2",
         "reference_grid": _grid_text(acc),
         **_shared_assumptions(cset, model, options, [c.course for c in acc.courses]),
-        "registration": "; ".join(f"{c.name}: {'reference' if c.is_reference else c.registration_label}" for c in acc.courses),
+        "registration": "; ".join(
+            f"{c.name}: {'reference' if c.is_reference else c.registration_label}" for c in acc.courses
+        ),
         "outside_grid": "a course contributes 0 Gy where its dose grid does not reach; every affected "
         "result says how much of the structure that is; a result with a limit or warn level is "
-        + ("judged with that gap (accepted: accept_partial_coverage)" if acc.case.accept_partial_coverage
-           else "not evaluated when such a gap exists (accept_partial_coverage not given)"),
+        + (
+            "judged with that gap (accepted: accept_partial_coverage)"
+            if acc.case.accept_partial_coverage
+            else "not evaluated when such a gap exists (accept_partial_coverage not given)"
+        ),
         "dvh": "structures supersampled on the reference grid with dose interpolated trilinearly; "
         "end caps of half the contour spacing beyond the first and last contour",
         "constraint_set": _set_text(cset),
@@ -595,11 +649,15 @@ def assumptions(acc: AccumulatedCase, cset: ConstraintSet, model: RecoveryModel,
 def _grid_text(acc: AccumulatedCase) -> str:
     """Which grid the evaluation ran on, and how it relates to the reference course's dose grid."""
     own = acc.reference_grid
-    text = (f"course '{acc.reference.name}' dose grid {own.shape[::-1]} voxels (columns, rows, frames) "
-            f"at {own.spacing_mm[::-1]} mm")
+    text = (
+        f"course '{acc.reference.name}' dose grid {own.shape[::-1]} voxels (columns, rows, frames) "
+        f"at {own.spacing_mm[::-1]} mm"
+    )
     if acc.grid_is_grown:
-        text += (f", grown by whole voxels to {acc.grid.shape[::-1]} to cover the evaluated structures where "
-                 f"another course has dose (course '{acc.reference.name}' gives 0 Gy outside its own grid)")
+        text += (
+            f", grown by whole voxels to {acc.grid.shape[::-1]} to cover the evaluated structures where "
+            f"another course has dose (course '{acc.reference.name}' gives 0 Gy outside its own grid)"
+        )
     return text
 
 
@@ -619,12 +677,14 @@ def unused_maps(case: CaseSpec) -> tuple[str, ...]:
     return tuple(
         f"course '{c.name}': its [courses.structures] map is not used: only the reference course's "
         "structures are evaluated (prior structure sets are read with --conservative)"
-        for c in case.courses[:-1] if c.structures is not None
+        for c in case.courses[:-1]
+        if c.structures is not None
     )
 
 
-def _report(case: CaseSpec, cset: ConstraintSet, options: CheckOptions, courses: Sequence[LoadedCourse],
-            evaluation: Evaluation) -> CheckReport:
+def _report(
+    case: CaseSpec, cset: ConstraintSet, options: CheckOptions, courses: Sequence[LoadedCourse], evaluation: Evaluation
+) -> CheckReport:
     """The one report of a check, whichever strategy evaluated it."""
     results = evaluation.results
     counts = {status: sum(r.status == status for r in results) for status in STATUSES}
@@ -644,8 +704,10 @@ def _report(case: CaseSpec, cset: ConstraintSet, options: CheckOptions, courses:
         warnings=tuple(dict.fromkeys([note for c in courses for note in c.notes] + list(evaluation.warnings))),
         curves=evaluation.curves,
         hotspots=evaluation.hotspots,
-        options={f.name: getattr(getattr(options, f.name), "value", getattr(options, f.name))
-                 for f in dataclasses.fields(options)},
+        options={
+            f.name: getattr(getattr(options, f.name), "value", getattr(options, f.name))
+            for f in dataclasses.fields(options)
+        },
         run_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
 
@@ -675,8 +737,12 @@ def run_check(case: CaseSpec, options: CheckOptions = CheckOptions()) -> CheckRe
     cset = load_constraint_set(constraint_set_path(case, options))
     model = recovery_model(options.recovery_model or case.recovery_model or cset.recovery_model)
     cset = for_recovery_model(cset, model)
-    case = accepting(case, dose_scale=options.accept_dose_scale, other_patient=options.accept_other_patient,
-                     partial_coverage=options.accept_partial_coverage)
+    case = accepting(
+        case,
+        dose_scale=options.accept_dose_scale,
+        other_patient=options.accept_other_patient,
+        partial_coverage=options.accept_partial_coverage,
+    )
     courses = load_courses(case)
     strategy: Strategy = ConservativeBound() if options.conservative else RegisteredSum()
     evaluation = strategy.evaluate(case, cset, model, courses, options)
@@ -695,8 +761,14 @@ class RegisteredSum:
     """Every course related to the reference frame (identity or REG); EQD2 summed sample by sample
     at the reference structures' samples (:class:`_Evaluator`)."""
 
-    def evaluate(self, case: CaseSpec, cset: ConstraintSet, model: RecoveryModel, courses: Sequence[LoadedCourse],
-                 options: CheckOptions) -> Evaluation:
+    def evaluate(
+        self,
+        case: CaseSpec,
+        cset: ConstraintSet,
+        model: RecoveryModel,
+        courses: Sequence[LoadedCourse],
+        options: CheckOptions,
+    ) -> Evaluation:
         structures = courses[-1].structures
         if structures is None:
             raise InputError(case.reference.path, f"reference course '{courses[-1].name}' has no RTSTRUCT")
@@ -719,13 +791,15 @@ class RegisteredSum:
         organ_results = tuple(evaluator.organ_result(r) for r in results if r.dose_basis == UNDISCOUNTED)
         rules = load_flag_rules()
         context = flag_context(acc, case, organ_results, tuple(matches.values()), rules)
-        context = dataclasses.replace(context, status_changes=changes,
-                                      registration_uncertainty=None if uncertainty is None else uncertainty.text)
+        context = dataclasses.replace(
+            context, status_changes=changes, registration_uncertainty=None if uncertainty is None else uncertainty.text
+        )
         flags = compute_flags(context, rules)
         # figures: planes through each failing or warning organ's hottest sample (reirrad/report/hotspot.py)
         hotspots = organ_hotspots(acc, results, evaluator.hottest_sample_mm, model, options.lql_transition_gy)
-        return Evaluation(course_summaries(acc), results, tuple(flags), assumed,
-                          evaluator.curves(), unused_maps(case), hotspots)
+        return Evaluation(
+            course_summaries(acc), results, tuple(flags), assumed, evaluator.curves(), unused_maps(case), hotspots
+        )
 
 
 # ------------------------------------------------------------------ conservative mode (no registration)
@@ -789,32 +863,59 @@ class ConservativeBound:
     """No registration: each course judged on its own grid and structure set, and per organ the
     courses' upper bounds of the summed dose added (:func:`conservative_value`)."""
 
-    def evaluate(self, case: CaseSpec, cset: ConstraintSet, model: RecoveryModel, courses: Sequence[LoadedCourse],
-                 options: CheckOptions) -> Evaluation:
+    def evaluate(
+        self,
+        case: CaseSpec,
+        cset: ConstraintSet,
+        model: RecoveryModel,
+        courses: Sequence[LoadedCourse],
+        options: CheckOptions,
+    ) -> Evaluation:
         singles = [_single(case, cset, model, course, courses[-1], options) for course in courses]
         judged = [_bounded_result(constraint, singles, model) for constraint in cset.constraints]
         results = tuple(result for result, _ in judged)
         # flags read undiscounted values, once per organ metric
         organs = tuple(organ for result, organ in judged if result.dose_basis == UNDISCOUNTED)
         summaries = tuple(
-            course_summary(s.on_grid, "reference" if s.is_reference else CONSERVATIVE, s.interval_months,
-                           "none (reference course)" if s.is_reference else model.name)
+            course_summary(
+                s.on_grid,
+                "reference" if s.is_reference else CONSERVATIVE,
+                s.interval_months,
+                "none (reference course)" if s.is_reference else model.name,
+            )
             for s in singles
         )
-        return Evaluation(summaries, results, tuple(compute_flags(_bounded_flag_context(case, singles, organs))),
-                          _bounded_assumptions(cset, model, options, courses))
+        return Evaluation(
+            summaries,
+            results,
+            tuple(compute_flags(_bounded_flag_context(case, singles, organs))),
+            _bounded_assumptions(cset, model, options, courses),
+        )
 
 
-def _single(case: CaseSpec, cset: ConstraintSet, model: RecoveryModel, course: LoadedCourse,
-            reference: LoadedCourse, options: CheckOptions) -> _Single:
+def _single(
+    case: CaseSpec,
+    cset: ConstraintSet,
+    model: RecoveryModel,
+    course: LoadedCourse,
+    reference: LoadedCourse,
+    options: CheckOptions,
+) -> _Single:
     """``course`` alone on its own grid with its own structure set matched to the constraint organs."""
     acc = map_courses([course], dataclasses.replace(case, courses=(course.spec,)))
     if acc.structures is None:
-        raise InputError(course.spec.path, f"course '{course.name}' has no RTSTRUCT; conservative mode "
-                         "needs every course's own structure set")
+        raise InputError(
+            course.spec.path,
+            f"course '{course.name}' has no RTSTRUCT; conservative mode needs every course's own structure set",
+        )
     is_reference = course is reference
-    return _Single(course, _Evaluator(acc, model, options.lql_transition_gy), _match(acc.structures, cset, case, course.spec),
-                   None if is_reference else months_between(course.spec.end_date, reference.spec.start_date), is_reference)
+    return _Single(
+        course,
+        _Evaluator(acc, model, options.lql_transition_gy),
+        _match(acc.structures, cset, case, course.spec),
+        None if is_reference else months_between(course.spec.end_date, reference.spec.start_date),
+        is_reference,
+    )
 
 
 def _course_bounds(constraint: Constraint, metric: Metric, singles: Sequence[_Single], model: RecoveryModel) -> _Bounds:
@@ -840,8 +941,9 @@ def _course_bounds(constraint: Constraint, metric: Metric, singles: Sequence[_Si
     return _Bounds(per_course, recovery, own, tuple(structures), None)
 
 
-def _bounded_result(constraint: Constraint, singles: Sequence[_Single], model: RecoveryModel
-                    ) -> tuple[ConstraintResult, OrganResult]:
+def _bounded_result(
+    constraint: Constraint, singles: Sequence[_Single], model: RecoveryModel
+) -> tuple[ConstraintResult, OrganResult]:
     """The verdict on the sum of the courses' bounds, and what the flags need to know of it."""
     metric = parse_metric(constraint.metric)
     bounds = _course_bounds(constraint, metric, singles, model)
@@ -852,10 +954,17 @@ def _bounded_result(constraint: Constraint, singles: Sequence[_Single], model: R
         result = _not_evaluated(constraint, structure, how, list(bounds.per_course))
     else:
         plain, discounted = _bound_sums(bounds)
-        result = judged_result(constraint, structure, how, model, bounds.recovery, plain, discounted, (_bound_note(metric),))
+        result = judged_result(
+            constraint, structure, how, model, bounds.recovery, plain, discounted, (_bound_note(metric),)
+        )
     organ = OrganResult(
-        organ=result.organ, structure=result.structure, metric=result.metric, alpha_beta_gy=result.alpha_beta_gy,
-        cumulative_gy=result.value_gy, status=result.status, per_course=bounds.own,
+        organ=result.organ,
+        structure=result.structure,
+        metric=result.metric,
+        alpha_beta_gy=result.alpha_beta_gy,
+        cumulative_gy=result.value_gy,
+        status=result.status,
+        per_course=bounds.own,
     )
     return result, organ
 
@@ -865,15 +974,19 @@ def _bound_sums(bounds: _Bounds) -> tuple[Sums, Sums | None]:
     when nothing is discounted); each with its per-course shares."""
     values = {n: float(v) for n, v in bounds.per_course.items() if v is not None}
     kept: dict[str, float | None] = {n: v * (1.0 - bounds.recovery[n]) for n, v in values.items()}
-    discounted = (float(sum(v for v in kept.values() if v is not None)), kept) if any(bounds.recovery.values()) else None
+    discounted = (
+        (float(sum(v for v in kept.values() if v is not None)), kept) if any(bounds.recovery.values()) else None
+    )
     return (float(sum(values.values())), bounds.per_course), discounted
 
 
 def _bound_note(metric: Metric) -> str:
     if metric.kind is MetricKind.DMEAN:
         return "conservative, no registration: per-course Dmean added (exact only for identical structures)"
-    return (f"conservative, no registration: sum of each course's own bound on its own structure set "
-            f"(an upper bound of {metric} of the summed dose)")
+    return (
+        f"conservative, no registration: sum of each course's own bound on its own structure set "
+        f"(an upper bound of {metric} of the summed dose)"
+    )
 
 
 def _bounded_flag_context(case: CaseSpec, singles: Sequence[_Single], organs: tuple[OrganResult, ...]) -> FlagContext:
@@ -888,8 +1001,9 @@ def _bounded_flag_context(case: CaseSpec, singles: Sequence[_Single], organs: tu
     )
 
 
-def _bounded_assumptions(cset: ConstraintSet, model: RecoveryModel, options: CheckOptions,
-                         courses: Sequence[LoadedCourse]) -> dict[str, object]:
+def _bounded_assumptions(
+    cset: ConstraintSet, model: RecoveryModel, options: CheckOptions, courses: Sequence[LoadedCourse]
+) -> dict[str, object]:
     return {
         "method": "CONSERVATIVE per-course sum (no registration): each course's EQD2 metric on its own "
         "grid and structure set, added per organ; Dx from each course's dose at x/n (n courses), "

@@ -61,8 +61,18 @@ UNDISCOUNTED = "undiscounted"
 LEVEL_KEYS = {"Gy": ("limit_gy", "warn_gy"), "cc": ("limit_cc", "warn_cc"), "%": ("limit_pct", "warn_pct")}
 _LEVEL_KEYS = {key for keys in LEVEL_KEYS.values() for key in keys}
 _ENTRY_KEYS = {
-    "id", "organ", "metric", "priority", "alpha_beta_gy", "alpha_beta_source", "source", "mitigation", "note",
-    "dose_basis", "single_course_limit_gy", *_LEVEL_KEYS,
+    "id",
+    "organ",
+    "metric",
+    "priority",
+    "alpha_beta_gy",
+    "alpha_beta_source",
+    "source",
+    "mitigation",
+    "note",
+    "dose_basis",
+    "single_course_limit_gy",
+    *_LEVEL_KEYS,
 }
 _SOURCE_KEYS = {"citation", "doi", "pmid", "url", "evidence"}
 _DEFAULTS_KEYS = {"alpha_beta", "recovery_model"}
@@ -154,13 +164,17 @@ def judging(constraint: Constraint, recovery_model: str, prior_r: Mapping[str, f
         note = f"limit derived on cumulative dose with prior courses discounted by recovery model {recovery_model}"
         return Judging(True, constraint.limit, constraint.warn, note)
     if len(prior_r) > 1:
-        return (f"the tolerance rule of recovery model {recovery_model} is stated for one prior course; "
-                f"this case has {len(prior_r)}")
+        return (
+            f"the tolerance rule of recovery model {recovery_model} is stated for one prior course; "
+            f"this case has {len(prior_r)}"
+        )
     course, r = next(iter(prior_r.items()), ("none", 0.0))  # no prior course: the single-course tolerance
     limit = constraint.single_course_limit_gy * (1.0 + r)
-    note = (f"tolerance rule of recovery model {recovery_model}: single-course tolerance "
-            f"{constraint.single_course_limit_gy:g} Gy x (1 + r {r:g} for prior course '{course}') = {limit:g} Gy, "
-            "judged on the undiscounted cumulative dose")
+    note = (
+        f"tolerance rule of recovery model {recovery_model}: single-course tolerance "
+        f"{constraint.single_course_limit_gy:g} Gy x (1 + r {r:g} for prior course '{course}') = {limit:g} Gy, "
+        "judged on the undiscounted cumulative dose"
+    )
     return Judging(False, limit, None, note)
 
 
@@ -197,7 +211,9 @@ def resolve_set_path(name_or_path: str | Path, relative_to: Path | None = None) 
         usable = False
     if not usable:
         known = ", ".join(available_sets())
-        raise InputError(path, f"no such constraint set file and no built-in set named {shown(text)} (built-in: {known})")
+        raise InputError(
+            path, f"no such constraint set file and no built-in set named {shown(text)} (built-in: {known})"
+        )
     return path
 
 
@@ -291,7 +307,7 @@ def _read_alpha_beta(defaults: Mapping, problems: Problems) -> tuple[tuple[froze
         if value is None:
             problems.add(where, "gy", _alpha_beta_problem(row.get("gy")))
         if not isinstance(organs, list) or not organs or not all(isinstance(o, str) and o for o in organs):
-            problems.add(where, "organs", "missing: list the organs as texts (or \"*\" for every other organ)")
+            problems.add(where, "organs", 'missing: list the organs as texts (or "*" for every other organ)')
         if not isinstance(row.get("source"), str):
             problems.add(where, "source", "missing: name the source of this alpha/beta")
         _text(row, "note", problems, where)
@@ -363,15 +379,21 @@ def _check_basis(entry: Mapping, metric: Any, where: str, problems: Problems) ->
     models = set(load_recovery_models()) - {NO_RECOVERY}
     if not isinstance(basis, str) or basis not in models | {UNDISCOUNTED}:
         allowed = ", ".join(repr(m) for m in sorted(models | {UNDISCOUNTED}))
-        problems.add(where, "dose_basis", f"{basis!r} is not a dose basis (allowed: {allowed}; "
-                     "a limit derived without a recovery discount is \"undiscounted\")")
+        problems.add(
+            where,
+            "dose_basis",
+            f"{basis!r} is not a dose basis (allowed: {allowed}; "
+            'a limit derived without a recovery discount is "undiscounted")',
+        )
     if "single_course_limit_gy" not in entry:
         return
     value = _number(entry["single_course_limit_gy"])
     if not value:
         problems.add(where, "single_course_limit_gy", "not a positive number (Gy)")
     if basis == UNDISCOUNTED:
-        problems.add(where, "single_course_limit_gy", "a tolerance rule belongs to a recovery model: set dose_basis to it")
+        problems.add(
+            where, "single_course_limit_gy", "a tolerance rule belongs to a recovery model: set dose_basis to it"
+        )
     if set(entry) & _LEVEL_KEYS:
         problems.add(where, "single_course_limit_gy", "give either a tolerance rule or limit/warning levels, not both")
     if metric is not None and not metric.is_dose:

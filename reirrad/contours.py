@@ -125,7 +125,7 @@ class _Edges:
     sizes: np.ndarray  # (C,) vertices per contour
 
     @classmethod
-    def of(cls, polygons: Sequence[np.ndarray]) -> "_Edges":
+    def of(cls, polygons: Sequence[np.ndarray]) -> _Edges:
         sizes = np.array([len(p) for p in polygons])
         a = np.concatenate(polygons)
         starts = np.cumsum(sizes) - sizes
@@ -165,18 +165,29 @@ def _crossings(edges: _Edges, plane: np.ndarray) -> tuple[np.ndarray, ...]:
         found_n.append(n[proper])
         found_u.append(p[proper, 0] + t[proper] * r[proper, 0])
         other = ~proper & ~same
-        distance = np.min([
-            _segment_distance(edges.a[n[other]], edges.b[n[other]], p[other]),
-            _segment_distance(edges.a[n[other]], edges.b[n[other]], edges.b[m[other]]),
-            _segment_distance(edges.a[m[other]], edges.b[m[other]], q[other]),
-            _segment_distance(edges.a[m[other]], edges.b[m[other]], edges.b[n[other]]),
-        ], axis=0) if other.any() else np.zeros(0)
+        distance = (
+            np.min(
+                [
+                    _segment_distance(edges.a[n[other]], edges.b[n[other]], p[other]),
+                    _segment_distance(edges.a[n[other]], edges.b[n[other]], edges.b[m[other]]),
+                    _segment_distance(edges.a[m[other]], edges.b[m[other]], q[other]),
+                    _segment_distance(edges.a[m[other]], edges.b[m[other]], edges.b[n[other]]),
+                ],
+                axis=0,
+            )
+            if other.any()
+            else np.zeros(0)
+        )
         near = np.flatnonzero(other)[distance <= ON_EDGE_TOLERANCE]
         touching.append(np.sort(np.column_stack([edges.owner[m[near]], edges.owner[n[near]]]), axis=1))
     if not found_m:
         return np.zeros(0, int), np.zeros(0, int), np.zeros(0), np.zeros((0, 2), np.int64)
-    return (np.concatenate(found_m), np.concatenate(found_n), np.concatenate(found_u),
-            np.unique(np.concatenate(touching), axis=0))
+    return (
+        np.concatenate(found_m),
+        np.concatenate(found_n),
+        np.concatenate(found_u),
+        np.unique(np.concatenate(touching), axis=0),
+    )
 
 
 def _segment_distance(a: np.ndarray, b: np.ndarray, point: np.ndarray) -> np.ndarray:
@@ -187,9 +198,7 @@ def _segment_distance(a: np.ndarray, b: np.ndarray, point: np.ndarray) -> np.nda
     return np.hypot(*(a + t[:, None] * d - point).T)
 
 
-def _locate(
-    points: np.ndarray, point_owner: np.ndarray, edges: _Edges, plane: np.ndarray
-) -> tuple[np.ndarray, ...]:
+def _locate(points: np.ndarray, point_owner: np.ndarray, edges: _Edges, plane: np.ndarray) -> tuple[np.ndarray, ...]:
     """Ray casting of many points against every other contour of their plane at once.
 
     Returns ``(keys, inside, on)``: for contour pairs ``key = c * n + d``, how many of contour c's
@@ -201,6 +210,7 @@ def _locate(
     u_high = np.maximum(edges.a[:, 0], edges.b[:, 0]) + ON_EDGE_TOLERANCE
     bucket = float(np.mean(u_high - u_low))
     origin = float(u_low.min())
+
     def replicas(size: float) -> float:
         return float(np.sum(np.floor((u_high - origin) / size) - np.floor((u_low - origin) / size) + 1))
 
@@ -336,8 +346,10 @@ def _relations(
     """
     n = len(plane)
     starts = np.cumsum(edges.sizes) - edges.sizes
-    found = [np.sort(np.column_stack(p), axis=1) for p in box_pairs(
-        np.minimum.reduceat(edges.a, starts), np.maximum.reduceat(edges.a, starts), plane)]
+    found = [
+        np.sort(np.column_stack(p), axis=1)
+        for p in box_pairs(np.minimum.reduceat(edges.a, starts), np.maximum.reduceat(edges.a, starts), plane)
+    ]
     candidates = np.unique(np.concatenate(found), axis=0) if found else np.zeros((0, 2), np.int64)
     crossing = np.isin(candidates[:, 0] * n + candidates[:, 1], crossing_pairs[:, 0] * n + crossing_pairs[:, 1])
     candidates = candidates[~crossing]

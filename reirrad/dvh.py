@@ -126,9 +126,7 @@ def sample_dose(sampling: RoiSampling, dose_gy: np.ndarray) -> Dvh:
     re-rasterised. Only samples inside the grid exist; the volume stays that of the contours.
     """
     if tuple(dose_gy.shape) != tuple(sampling.grid_shape):
-        raise ValueError(
-            f"dose array shape {tuple(dose_gy.shape)} differs from the sampled grid {sampling.grid_shape}"
-        )
+        raise ValueError(f"dose array shape {tuple(dose_gy.shape)} differs from the sampled grid {sampling.grid_shape}")
     return Dvh(
         doses_gy=trilinear(dose_gy, sampling.positions),
         weights_cc=sampling.weights_cc,
@@ -146,8 +144,11 @@ def _not_evaluable(dvh: Dvh, metric: Metric) -> str | None:
         return None
     if dvh.in_grid_volume_cc <= 0 or not dvh.weighted()[2]:
         return "structure lies entirely outside the dose grid"
-    if (isinstance(metric, DoseAtVolume) and metric.volume_unit is VolumeUnit.CC
-            and metric.volume > dvh.in_grid_volume_cc):
+    if (
+        isinstance(metric, DoseAtVolume)
+        and metric.volume_unit is VolumeUnit.CC
+        and metric.volume > dvh.in_grid_volume_cc
+    ):
         if wholly_in_grid(dvh):
             return f"{metric} needs {metric.volume:g} cm3 but the structure holds only {dvh.volume_cc:.3g} cm3"
         return (
@@ -332,8 +333,9 @@ class StructureMetrics:
         if self.cumulative_cc is None:
             raise ValueError(f"structure {self.name!r} was not evaluated: no DVH curve")
         edges = np.arange(len(self.cumulative_cc) + 1) * self.curve_bin_gy
-        return DVH(self.cumulative_cc, edges, dvh_type="cumulative", dose_units="Gy", volume_units="cm3",
-                   name=self.name)
+        return DVH(
+            self.cumulative_cc, edges, dvh_type="cumulative", dose_units="Gy", volume_units="cm3", name=self.name
+        )
 
 
 def _value_and_reason(dvh: Dvh, metric: Metric) -> tuple[float | None, str | None]:
@@ -361,8 +363,15 @@ def structure_metrics(
         if reason:
             notes.append(f"{metric} not evaluated: {reason}")
     return StructureMetrics(
-        roi.name, roi.number, True, dvh.volume_cc, dvh.in_grid_volume_cc, values, tuple(notes),
-        cumulative_dvh(dvh, CURVE_BIN_GY)[1], curve_bin_gy(dvh, CURVE_BIN_GY),
+        roi.name,
+        roi.number,
+        True,
+        dvh.volume_cc,
+        dvh.in_grid_volume_cc,
+        values,
+        tuple(notes),
+        cumulative_dvh(dvh, CURVE_BIN_GY)[1],
+        curve_bin_gy(dvh, CURVE_BIN_GY),
     )
 
 
@@ -432,7 +441,8 @@ def dvh_table(
     if fractions is not None:
         if quantity is not PHYSICAL:
             raise InputError(
-                dose.path, f"DoseType is EFFECTIVE ({quantity.name}): it is already an EQD2, converting it again is wrong"
+                dose.path,
+                f"DoseType is EFFECTIVE ({quantity.name}): it is already an EQD2, converting it again is wrong",
             )
         if dose.summation_type not in WHOLE_DELIVERY:
             raise InputError(

@@ -46,7 +46,9 @@ def check_lql_transition_gy(lql_transition_gy: float | None) -> None:
     """OptionError unless the LQ-L transition dose per fraction is None (pure LQ) or a positive,
     finite dose (Gy)."""
     if lql_transition_gy is not None and not 0 < lql_transition_gy < math.inf:
-        raise OptionError(f"LQ-L transition dose (lql_transition_gy) must be positive and finite, got {lql_transition_gy} Gy")
+        raise OptionError(
+            f"LQ-L transition dose (lql_transition_gy) must be positive and finite, got {lql_transition_gy} Gy"
+        )
 
 
 def bed_gy(
@@ -136,6 +138,7 @@ def recovery_factor(
 
     ``path`` names the model file in errors.
     """
+
     def factor(r: float, note: str) -> RecoveryFactor:
         return RecoveryFactor(r, model.name, organ, interval_months, note)
 

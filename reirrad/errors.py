@@ -34,9 +34,16 @@ class Interface(StrEnum):
 
 
 _BOOLEAN = {
-    Remedy.OVERRIDE_FRACTIONS, Remedy.ACCEPT_DOSE_SCALE, Remedy.ACCEPT_OTHER_PATIENT, Remedy.ACCEPT_PARTIAL_COVERAGE,
+    Remedy.OVERRIDE_FRACTIONS,
+    Remedy.ACCEPT_DOSE_SCALE,
+    Remedy.ACCEPT_OTHER_PATIENT,
+    Remedy.ACCEPT_PARTIAL_COVERAGE,
 }
-_EVERY_COURSE = {Remedy.ACCEPT_DOSE_SCALE, Remedy.ACCEPT_OTHER_PATIENT, Remedy.ACCEPT_PARTIAL_COVERAGE}  # a --flag exists
+_EVERY_COURSE = {
+    Remedy.ACCEPT_DOSE_SCALE,
+    Remedy.ACCEPT_OTHER_PATIENT,
+    Remedy.ACCEPT_PARTIAL_COVERAGE,
+}  # a --flag exists
 _CASE_VALUE = {Remedy.FRACTIONS: "N", Remedy.REGISTRATION: '"REG"', Remedy.STRUCTURE_MAP: '{ "NAME" = "ORGAN" }'}
 _PYTHON_VALUE = {Remedy.FRACTIONS: "N", Remedy.REGISTRATION: "PATH", Remedy.STRUCTURE_MAP: '{"NAME": "ORGAN"}'}
 
@@ -85,8 +92,11 @@ class Hint:
             return f"--{key.replace('_', '-')} or {key} = true{where}"
         if self.option:
             return self.option if boolean else f"pass {self.option} {_CASE_VALUE[self.remedy].strip(chr(34))}"
-        return f"{key} = true{where} in the case file" if boolean else \
-            f"set {key} = {_CASE_VALUE[self.remedy]}{where} in the case file"
+        return (
+            f"{key} = true{where} in the case file"
+            if boolean
+            else f"set {key} = {_CASE_VALUE[self.remedy]}{where} in the case file"
+        )
 
 
 class ReirradError(Exception):
@@ -121,8 +131,14 @@ class InputError(ReirradError):
     'dose.dcm: dose implausible; accept it with accept_dose_scale=True'
     """
 
-    def __init__(self, path: str | Path | None, problem: str, hint: Hint | None = None, how: str = ": {}",
-                 interface: Interface = Interface.CLI):
+    def __init__(
+        self,
+        path: str | Path | None,
+        problem: str,
+        hint: Hint | None = None,
+        how: str = ": {}",
+        interface: Interface = Interface.CLI,
+    ):
         self.path = None if path is None else Path(path)
         self.hint = hint
         self.how = how

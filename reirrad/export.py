@@ -69,7 +69,7 @@ def fraction_source_text(phase: PhaseDose) -> str:
 
 
 def fraction_text(phase: PhaseDose) -> str:
-    """"25 (plan)" or "3 (override; plan 5)"."""
+    """ "25 (plan)" or "3 (override; plan 5)"."""
     return f"{phase.fractions} ({fraction_source_text(phase)})"
 
 
@@ -104,16 +104,27 @@ def write_eqd2_dose(
     dose = read_dose(rtdose)
     plan = read_plan(plan_path) if plan_path is not None else None
     phase = resolve_phase(
-        plan, [dose], fractions, Hint(Remedy.FRACTIONS, option="--fractions"), accept_dose_scale=accept_dose_scale,
-        confirmed=override_fractions, given_as=f"--fractions {fractions}",
+        plan,
+        [dose],
+        fractions,
+        Hint(Remedy.FRACTIONS, option="--fractions"),
+        accept_dose_scale=accept_dose_scale,
+        confirmed=override_fractions,
+        given_as=f"--fractions {fractions}",
     )
     eqd2 = eqd2_gy(phase.dose_gy, phase.fractions, alpha_beta_gy, lql_transition_gy)
     model = _model_text(lql_transition_gy)
     description = f"EQD2 a/b {alpha_beta_gy:g} Gy {model}; {_phase_text(phase)}"
     header = read_dataset(rtdose, stop_before_pixels=True)
     ds = dose_dataset(
-        eqd2, phase.grid, header, dose_type="EFFECTIVE", summation_type=SummationType.PLAN,
-        description=description, plan_uids=[phase.plan_uid] if phase.plan_uid else [], bits=bits,
+        eqd2,
+        phase.grid,
+        header,
+        dose_type="EFFECTIVE",
+        summation_type=SummationType.PLAN,
+        description=description,
+        plan_uids=[phase.plan_uid] if phase.plan_uid else [],
+        bits=bits,
     )
     assumptions = (f"alpha/beta {alpha_beta_gy:g} Gy", model, f"fractions: {fraction_text(phase)}") + phase.notes
     if deidentify:  # the file and the summary name a pseudonym (reirrad.deidentify)
@@ -185,8 +196,14 @@ def write_cumulative_eqd2(
     header = read_dataset(acc.reference_dose_path, stop_before_pixels=True)
     plan_uids = [p.plan_uid for c in acc.courses for p in c.phases if p.plan_uid]
     ds = encoded_dose_dataset(
-        pixels, scaling, acc.grid, header, dose_type="EFFECTIVE", summation_type=SummationType.MULTI_PLAN,
-        description=description, plan_uids=plan_uids,
+        pixels,
+        scaling,
+        acc.grid,
+        header,
+        dose_type="EFFECTIVE",
+        summation_type=SummationType.MULTI_PLAN,
+        description=description,
+        plan_uids=plan_uids,
     )
     del pixels  # the dataset holds the pixel bytes
     if deidentify:  # the file and the summary name a pseudonym (reirrad.deidentify)

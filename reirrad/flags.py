@@ -202,9 +202,9 @@ def _results(rule: FlagRule, ctx: FlagContext) -> Iterator[OrganResult]:
     metrics = {str(parse_metric(m)) for m in rule.params.get("metrics", ())}
     wanted_ab = rule.params.get("alpha_beta_gy")
     for r in ctx.organs:
-        if r.organ in organs and (not metrics or r.metric in metrics):
-            if wanted_ab is None or math.isclose(r.alpha_beta_gy, wanted_ab):
-                yield r
+        chosen = r.organ in organs and (not metrics or r.metric in metrics)
+        if chosen and (wanted_ab is None or math.isclose(r.alpha_beta_gy, wanted_ab)):
+            yield r
 
 
 def _reirradiation_courses(ctx: FlagContext) -> tuple[CourseInfo, ...]:
@@ -321,14 +321,17 @@ def _stereotactic_schedule(rule: FlagRule, ctx: FlagContext) -> list[Flag]:
         if not course.is_stereotactic(rule.conventions.stereotactic_min_gy):
             continue
         doses = [(r, r.course(course.name).physical_gy) for r in _results(rule, ctx)]
-        hot = [f"{r.organ} ({r.structure}) {r.metric} {gy:.1f} Gy" for r, gy in doses if gy is not None and gy >= at_least]
+        hot = [
+            f"{r.organ} ({r.structure}) {r.metric} {gy:.1f} Gy" for r, gy in doses if gy is not None and gy >= at_least
+        ]
         unknown = [r.organ for r, gy in doses if gy is None]
         if not hot and doses and not unknown:
             continue
         parts = hot + ([f"not known for {', '.join(dict.fromkeys(unknown))}"] if unknown else [])
         text = "; ".join(parts) or f"not known (no {', '.join(rule.params['organs'])} result)"
-        flags.append(rule.flag(course=course.name, per_fraction_gy=_per_fraction(course), organ_doses=text,
-                               at_least_gy=at_least))
+        flags.append(
+            rule.flag(course=course.name, per_fraction_gy=_per_fraction(course), organ_doses=text, at_least_gy=at_least)
+        )
     return flags
 
 
@@ -344,15 +347,22 @@ def _outside_grid(rule: FlagRule, ctx: FlagContext) -> list[Flag]:
 
 def _fraction_override(rule: FlagRule, ctx: FlagContext) -> list[Flag]:
     return [
-        rule.flag(course=c.name, fractions=c.fractions,
-                  plan_fractions="no plan gives a count" if c.plan_fractions is None else f"the plan says {c.plan_fractions}")
-        for c in ctx.courses if c.fraction_source == "override"
+        rule.flag(
+            course=c.name,
+            fractions=c.fractions,
+            plan_fractions="no plan gives a count" if c.plan_fractions is None else f"the plan says {c.plan_fractions}",
+        )
+        for c in ctx.courses
+        if c.fraction_source == "override"
     ]
 
 
 def _automatic_registration(rule: FlagRule, ctx: FlagContext) -> list[Flag]:
-    return [rule.flag(course=c.name, registration=c.registration)
-            for c in ctx.courses if c.registration.startswith("automatic rigid registration")]
+    return [
+        rule.flag(course=c.name, registration=c.registration)
+        for c in ctx.courses
+        if c.registration.startswith("automatic rigid registration")
+    ]
 
 
 def _missing_structure(rule: FlagRule, ctx: FlagContext) -> list[Flag]:
@@ -410,8 +420,11 @@ def _reirradiation_type(rule: FlagRule, ctx: FlagContext) -> list[Flag]:
     p = rule.params
     concern = _concern_organs(ctx, rule.conventions.meaningful_course_dose_gy)
     fields: dict[str, Any] = {
-        "prior_min_gy": p["prior_min_gy"], "new_min_gy": p["new_min_gy"], "new": ctx.courses[-1].name,
-        "organs": ", ".join(concern) or "none", "organ_min_gy": rule.conventions.meaningful_course_dose_gy,
+        "prior_min_gy": p["prior_min_gy"],
+        "new_min_gy": p["new_min_gy"],
+        "new": ctx.courses[-1].name,
+        "organs": ", ".join(concern) or "none",
+        "organ_min_gy": rule.conventions.meaningful_course_dose_gy,
     }
     if ctx.physical_dose_gy is None or ctx.voxel_volume_cc is None:
         return [rule.flag(text=p["unknown"].format(**fields))]
@@ -483,8 +496,11 @@ def _registration_uncertainty(rule: FlagRule, ctx: FlagContext) -> list[Flag]:
     changes = [c for c in ctx.status_changes if c.worst_status in rule.params["worst_statuses"]]
     if not changes:
         return []
-    return [rule.flag(count=len(changes), uncertainty=ctx.registration_uncertainty,
-                      changes="; ".join(c.text for c in changes))]
+    return [
+        rule.flag(
+            count=len(changes), uncertainty=ctx.registration_uncertainty, changes="; ".join(c.text for c in changes)
+        )
+    ]
 
 
 Kind = Callable[[FlagRule, FlagContext], list[Flag]]
@@ -504,11 +520,21 @@ KINDS: dict[str, tuple[Kind, tuple[str, ...]]] = {
     "automatic_registration": (_automatic_registration, ()),
     "missing_structure": (_missing_structure, ()),
     "reirradiation_type": (
-        _reirradiation_type, ("prior_min_gy", "new_min_gy", "min_overlap_cc", "type1", "type2", "repeat", "unknown"),
+        _reirradiation_type,
+        ("prior_min_gy", "new_min_gy", "min_overlap_cc", "type1", "type2", "repeat", "unknown"),
     ),
     "miri_class": (
         _miri_class,
-        ("split_months", "histology", "min_course_gy", "class_text", "not_applicable", "class_I", "class_II", "class_III"),
+        (
+            "split_months",
+            "histology",
+            "min_course_gy",
+            "class_text",
+            "not_applicable",
+            "class_I",
+            "class_II",
+            "class_III",
+        ),
     ),
     "carotid_invasion": (_carotid_invasion, ("above_deg",)),
     "registration_uncertainty": (_registration_uncertainty, ("worst_statuses",)),
@@ -520,8 +546,10 @@ _RULE_KEYS = {"id", "kind", "severity", "message", "mitigation", "source"}
 # ------------------------------------------------------------------------------ loading
 
 
-_CONVENTIONS = {"stereotactic_min_gy_per_fraction": "stereotactic_min_gy",
-                "meaningful_course_dose_eqd2_gy": "meaningful_course_dose_gy"}
+_CONVENTIONS = {
+    "stereotactic_min_gy_per_fraction": "stereotactic_min_gy",
+    "meaningful_course_dose_eqd2_gy": "meaningful_course_dose_gy",
+}
 
 
 def _citations(data: Mapping, problems: Problems) -> dict[str, str]:
@@ -592,7 +620,8 @@ def load_flag_rules(path: Path = FLAGS_FILE) -> FlagRules:
     conventions = _conventions(data, problems)
     sources = _citations(data, problems)
     rules = tuple(
-        rule for i, entry in enumerate(data.get("flags", []))
+        rule
+        for i, entry in enumerate(data.get("flags", []))
         if (rule := _parse_rule(entry, i, sources, conventions, problems)) is not None
     )
     ids = [r.id for r in rules]

@@ -133,11 +133,9 @@ class Grid:
         """True when frames are transverse planes (frame direction along patient +/-z)."""
         return abs(abs(self.frame_direction[2]) - 1.0) < 1e-6
 
-    def same_geometry(self, other: "Grid", tol_mm: float = 1e-3) -> bool:
+    def same_geometry(self, other: Grid, tol_mm: float = 1e-3) -> bool:
         """True when both grids have the same voxel centres (frame of reference not compared)."""
-        return self.shape == other.shape and bool(
-            np.allclose(self.affine, other.affine, atol=tol_mm)
-        )
+        return self.shape == other.shape and bool(np.allclose(self.affine, other.affine, atol=tol_mm))
 
 
 # Index positions this close outside a source grid's first or last voxel centre (in voxels) still
@@ -235,9 +233,7 @@ def _resample_separable(
     out = values
     masks = []
     for axis in range(3):
-        lower, weight, covered = _axis_weights(
-            mapping[axis, axis], mapping[axis, 3], shape[axis], values.shape[axis]
-        )
+        lower, weight, covered = _axis_weights(mapping[axis, axis], mapping[axis, 3], shape[axis], values.shape[axis])
         upper = np.minimum(lower + 1, values.shape[axis] - 1)
         expand = [None, None, None]
         expand[axis] = slice(None)

@@ -110,13 +110,12 @@ class _Planes:
 _KIND_NOTES = {
     Kind.DUPLICATE: "duplicate contours on {planes}: each counted once",
     Kind.OVERLAP: "overlapping contours that are not holes on {planes}: the area of their union is used",
-    Kind.SELF_CROSSING: "self-intersecting contours on {planes}: the union of their lobes (non-zero winding) "
-    "is used",
+    Kind.SELF_CROSSING: "self-intersecting contours on {planes}: the union of their lobes (non-zero winding) is used",
 }
 
 
 def _plane_list(z_mm: np.ndarray) -> str:
-    """"3 planes (z = 1, 2, 3 mm)", listing at most five positions."""
+    """ "3 planes (z = 1, 2, 3 mm)", listing at most five positions."""
     shown = ", ".join(f"{z:g}" for z in z_mm[:5]) + (", ..." if len(z_mm) > 5 else "")
     return f"{len(z_mm)} plane{'s' if len(z_mm) > 1 else ''} (z = {shown} mm)"
 
@@ -145,9 +144,7 @@ def _planes(roi: Roi, grid: Grid, end_caps: str) -> _Planes:
     frame_mm = grid.spacing_mm[0]
     if len(k) == 1:
         below = above = np.array([0.5])
-        notes.append(
-            f"single contour plane: thickness set to the dose grid frame spacing ({frame_mm:g} mm)"
-        )
+        notes.append(f"single contour plane: thickness set to the dose grid frame spacing ({frame_mm:g} mm)")
     else:
         steps = np.diff(k)
         nominal = _median(steps)
@@ -178,9 +175,7 @@ def _median(values: np.ndarray) -> float:
     return float(ordered[middle]) if len(ordered) % 2 else float((ordered[middle - 1] + ordered[middle]) / 2.0)
 
 
-def _non_planar(
-    tilt: np.ndarray, reach: np.ndarray, frame_mm: float, z_mm: np.ndarray, notes: list[str]
-) -> str | None:
+def _non_planar(tilt: np.ndarray, reach: np.ndarray, frame_mm: float, z_mm: np.ndarray, notes: list[str]) -> str | None:
     """Note planes whose contours are not planar (``tilt``: largest k spread per plane, index
     units); return the refusal when a contour reaches beyond its slab (``reach`` either way)."""
     tilted = tilt > PLANE_TOLERANCE
@@ -235,7 +230,7 @@ class _Layout:
     offsets: np.ndarray  # (P + 1,) start of each plane's buffer
 
     @classmethod
-    def of(cls, bounds: tuple[np.ndarray, np.ndarray], factor: int) -> "_Layout":
+    def of(cls, bounds: tuple[np.ndarray, np.ndarray], factor: int) -> _Layout:
         """Layout at ``factor`` for the planes' bounding boxes ``(lows, highs)`` (P, 2) in index units."""
         lows, highs = (_to_lattice(b, factor) for b in bounds)
         u0 = np.ceil(lows[:, 0]).astype(np.int64)
@@ -488,7 +483,7 @@ def sample_roi(roi: Roi, grid: Grid, end_caps: str = "half") -> RoiSampling:
     keep = (u >= 0) & (u < lattice_shape[0]) & (w >= 0) & (w < lattice_shape[1])
     plane, u, w = _select(keep, plane, u, w)
     if multiplicity is not None:
-        multiplicity, = _select(keep, multiplicity)
+        (multiplicity,) = _select(keep, multiplicity)
     del keep
     j, i = _lattice_index(u, factor), _lattice_index(w, factor)
     del u, w
@@ -520,10 +515,10 @@ def sample_roi(roi: Roi, grid: Grid, end_caps: str = "half") -> RoiSampling:
     surface = surface[np.all([_within(surface[:, a], n) for a, n in enumerate(grid.shape)], axis=0)]
     n_volume = int(np.count_nonzero(inside))
     positions = np.empty((n_volume + len(surface), 3), dtype=np.float32)
-    positions[:n_volume, 0], = _select(inside, k)
+    (positions[:n_volume, 0],) = _select(inside, k)
     del k
-    positions[:n_volume, 1], = _select(inside, j[sample])
-    positions[:n_volume, 2], = _select(inside, i[sample])
+    (positions[:n_volume, 1],) = _select(inside, j[sample])
+    (positions[:n_volume, 2],) = _select(inside, i[sample])
     positions[n_volume:] = surface
     del j, i
     weights = np.zeros(len(positions))
@@ -536,10 +531,7 @@ def sample_roi(roi: Roi, grid: Grid, end_caps: str = "half") -> RoiSampling:
 
     if in_grid_cc < volume_cc * (1 - 1e-6):
         outside = 100.0 * (1.0 - in_grid_cc / volume_cc)
-        notes.append(
-            f"{outside:.3g} % of the volume lies outside the dose grid: dose metrics use the "
-            "part inside"
-        )
+        notes.append(f"{outside:.3g} % of the volume lies outside the dose grid: dose metrics use the part inside")
     return RoiSampling(
         roi_name=roi.name,
         grid_shape=grid.shape,

@@ -45,10 +45,7 @@ _NAMED = {
     "mean": MetricKind.DMEAN,
     "volume": MetricKind.VOLUME,
 }
-_HELP = (
-    "use Dmax, Dmin, Dmean, D<x>cc (e.g. D0.03cc), D<x>% (e.g. D95%), "
-    "V<x>Gy (cm3), V<x>Gy[%] or Volume"
-)
+_HELP = "use Dmax, Dmin, Dmean, D<x>cc (e.g. D0.03cc), D<x>% (e.g. D95%), V<x>Gy (cm3), V<x>Gy[%] or Volume"
 
 
 @dataclass(frozen=True)

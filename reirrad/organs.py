@@ -100,7 +100,9 @@ def parse_catalog(data: Mapping, path: Path) -> OrganCatalog:
         organs = dict(data["organs"])
         derived_words, derived_prefixes = frozenset(data["derived"]["words"]), tuple(data["derived"]["prefixes"])
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise InputError(path, f"invalid organ table: missing or invalid [sides], [organs] or [derived] ({exc!r})") from None
+        raise InputError(
+            path, f"invalid organ table: missing or invalid [sides], [organs] or [derived] ({exc!r})"
+        ) from None
     organ_by_key: dict[str, str] = {}
     groups: dict[str, tuple[str, ...]] = {}
     for organ, entry in organs.items():
@@ -112,8 +114,11 @@ def parse_catalog(data: Mapping, path: Path) -> OrganCatalog:
         for member, keys in _organ_keys(organ, entry, side_words).items():
             for key in sorted(keys):
                 if organ_by_key.get(key, member) != member:
-                    problems.add(f"organs.{plain(organ)}", None,
-                                 f"synonym key {key!r} names both {organ_by_key[key]} and {member}")
+                    problems.add(
+                        f"organs.{plain(organ)}",
+                        None,
+                        f"synonym key {key!r} names both {organ_by_key[key]} and {member}",
+                    )
                 organ_by_key.setdefault(key, member)
     problems.raise_if_any("organ table")
     return OrganCatalog(
@@ -208,8 +213,10 @@ def match_organs(
         if mapped:
             absent = [roi for roi in mapped if roi not in present]
             if absent:
-                reason = (f"the case file maps {_quoted(absent)} to {organ} but {structure_set} has no such "
-                          f"structure (has: {_quoted(roi_names)})")
+                reason = (
+                    f"the case file maps {_quoted(absent)} to {organ} but {structure_set} has no such "
+                    f"structure (has: {_quoted(roi_names)})"
+                )
                 result[organ] = OrganMatch(organ, None, "missing", reason, tuple(mapped), "mapping")
             elif len(mapped) > 1:
                 result[organ] = _ambiguous(organ, mapped, True, structure_set)
@@ -218,7 +225,8 @@ def match_organs(
             continue
         unmapped = [roi for roi in roi_names if roi not in mapping]
         found = [
-            roi for roi in unmapped
+            roi
+            for roi in unmapped
             if same_name(roi, organ) or (not catalog.is_derived(roi) and catalog.denotes(roi, organ))
         ]
         if not found:

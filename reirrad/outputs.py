@@ -271,7 +271,9 @@ def _replace(target: Target, write: Callable[[BinaryIO], object]) -> None:
     temporary = folder / f".{target.file.name[:40]}.{secrets.token_hex(6)}.tmp"
     with interrupts_raise():
         try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666 if target.mode is None else 0o600)
+            fd = os.open(
+                temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666 if target.mode is None else 0o600
+            )
             with open(fd, "wb") as stream:
                 if target.mode is not None:
                     os.fchmod(stream.fileno(), target.mode)

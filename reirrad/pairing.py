@@ -60,7 +60,8 @@ def load_pair(
         return DosePair(dose, structures, notes)
     if registration is None:
         raise InputError(
-            dose.path, f"frame of reference {dose_frame} differs from {frame} of {structures.path}",
+            dose.path,
+            f"frame of reference {dose_frame} differs from {frame} of {structures.path}",
             Hint(Remedy.REGISTRATION, option="--registration"),
             how=": {} relating them, or use the structure set drawn on this dose's planning CT",
         )

@@ -149,15 +149,21 @@ class Store:
         if version == 0 and tables == 0:
             self._create()
         elif version != SCHEMA_VERSION:
-            raise InputError(self.path, f"results store schema version {version}; this reirrad reads version "
-                             f"{SCHEMA_VERSION}")
+            raise InputError(
+                self.path, f"results store schema version {version}; this reirrad reads version {SCHEMA_VERSION}"
+            )
 
     def _create(self) -> None:
         with self.db:
             self.db.executescript("BEGIN;" + _TABLES + f"PRAGMA user_version = {SCHEMA_VERSION};")
-            self.db.executemany("INSERT INTO meta VALUES (?, ?)", [
-                ("schema", SCHEMA), ("created_by", f"reirrad {__version__}"), ("created_at", _now()),
-            ])
+            self.db.executemany(
+                "INSERT INTO meta VALUES (?, ?)",
+                [
+                    ("schema", SCHEMA),
+                    ("created_by", f"reirrad {__version__}"),
+                    ("created_at", _now()),
+                ],
+            )
 
     def close(self) -> None:
         self.db.close()
@@ -186,25 +192,60 @@ class Store:
             self.db.execute("DELETE FROM cases WHERE path = ?", (key.path,))
             self.db.execute(
                 "INSERT INTO cases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (key.path, report and report.case_id, json.dumps(key.inputs, sort_keys=True), key.inputs_sha256,
-                 key.reirrad_version, report and report.constraint_set_name,
-                 report and report.constraint_set_version, key.options, outcome.state.value, outcome.exit_code,
-                 outcome.seconds, report and shortest_interval_months(report), _now(),
-                 report and report_to_json(report)),
+                (
+                    key.path,
+                    report and report.case_id,
+                    json.dumps(key.inputs, sort_keys=True),
+                    key.inputs_sha256,
+                    key.reirrad_version,
+                    report and report.constraint_set_name,
+                    report and report.constraint_set_version,
+                    key.options,
+                    outcome.state.value,
+                    outcome.exit_code,
+                    outcome.seconds,
+                    report and shortest_interval_months(report),
+                    _now(),
+                    report and report_to_json(report),
+                ),
             )
             if outcome.error is not None:
                 self.db.execute("INSERT INTO errors VALUES (?, ?, ?)", (key.path, outcome.state.value, outcome.error))
             if report is None:
                 return
-            self.db.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
-                (key.path, i, r.constraint_id, r.organ, r.structure, r.metric, r.unit, r.alpha_beta_gy, r.limit_gy,
-                 r.warn_gy, r.value_gy, json.dumps(r.per_course), json.dumps(r.recovery), r.status, r.reason,
-                 r.priority, r.source_id, r.constraint_set)
-                for i, r in enumerate(report.results)
-            ])
-            self.db.executemany("INSERT INTO flags VALUES (?, ?, ?, ?, ?, ?, ?)", [
-                (key.path, i, f.id, f.severity, f.message, f.mitigation, f.source) for i, f in enumerate(report.flags)
-            ])
+            self.db.executemany(
+                "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        key.path,
+                        i,
+                        r.constraint_id,
+                        r.organ,
+                        r.structure,
+                        r.metric,
+                        r.unit,
+                        r.alpha_beta_gy,
+                        r.limit_gy,
+                        r.warn_gy,
+                        r.value_gy,
+                        json.dumps(r.per_course),
+                        json.dumps(r.recovery),
+                        r.status,
+                        r.reason,
+                        r.priority,
+                        r.source_id,
+                        r.constraint_set,
+                    )
+                    for i, r in enumerate(report.results)
+                ],
+            )
+            self.db.executemany(
+                "INSERT INTO flags VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (key.path, i, f.id, f.severity, f.message, f.mitigation, f.source)
+                    for i, f in enumerate(report.flags)
+                ],
+            )
 
     def outcomes(self) -> list[CaseOutcome]:
         """Every stored case, ordered by case id then path (errors, without an id, last)."""
@@ -213,8 +254,14 @@ class Store:
             "ON e.case_path = c.path ORDER BY c.id IS NULL, c.id, c.path"
         ).fetchall()
         return [
-            CaseOutcome(path, CaseState(state), report=None if report is None else report_from_json(report),
-                        error=message, seconds=seconds, resumed=True)
+            CaseOutcome(
+                path,
+                CaseState(state),
+                report=None if report is None else report_from_json(report),
+                error=message,
+                seconds=seconds,
+                resumed=True,
+            )
             for path, state, report, seconds, message in rows
         ]
 

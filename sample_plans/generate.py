@@ -21,12 +21,14 @@ right nasopharyngeal recurrence, both in the same frame of reference (no REG).
 from __future__ import annotations
 
 import argparse
+import itertools
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
+from typing import Protocol
 
 import contourpy
 import numpy as np
@@ -89,7 +91,7 @@ class Rigid:
     translation_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     @classmethod
-    def from_angles(cls, degrees_xyz: tuple[float, float, float], translation_mm: tuple[float, float, float]) -> "Rigid":
+    def from_angles(cls, degrees_xyz: tuple[float, float, float], translation_mm: tuple[float, float, float]) -> Rigid:
         """Rotate about x, then y, then z (degrees), then translate (mm)."""
         r = _rotation(2, degrees_xyz[2]) @ _rotation(1, degrees_xyz[1]) @ _rotation(0, degrees_xyz[0])
         return cls(tuple(map(tuple, r.tolist())), translation_mm)
@@ -106,7 +108,7 @@ class Rigid:
         """Map points (N, 3) in mm."""
         return np.asarray(points_mm, dtype=float) @ np.asarray(self.rotation).T + np.asarray(self.translation_mm)
 
-    def inverse(self) -> "Rigid":
+    def inverse(self) -> Rigid:
         """The transform that undoes this one."""
         r = np.asarray(self.rotation)
         return Rigid(tuple(map(tuple, r.T.tolist())), tuple((-r.T @ np.asarray(self.translation_mm)).tolist()))
@@ -157,7 +159,7 @@ class Tube:
     def sdf(self, points_mm: np.ndarray) -> np.ndarray:
         path = np.asarray(self.path_mm, dtype=float)
         best = np.full(points_mm.shape[:-1], np.inf)
-        for a, b in zip(path[:-1], path[1:]):
+        for a, b in itertools.pairwise(path):
             ab = b - a
             t = np.clip(((points_mm - a) @ ab) / (ab @ ab), 0.0, 1.0)
             best = np.minimum(best, np.linalg.norm(points_mm - a - t[..., None] * ab, axis=-1))
@@ -184,10 +186,12 @@ class ArcBand:
 
     def _arc_points(self, n: int = 181) -> np.ndarray:
         theta = np.radians(np.linspace(*self.angles_deg, n))
-        return np.column_stack([
-            self.centre_xy_mm[0] + self.radius_mm * np.sin(theta),
-            self.centre_xy_mm[1] + self.radius_mm * np.cos(theta),
-        ])
+        return np.column_stack(
+            [
+                self.centre_xy_mm[0] + self.radius_mm * np.sin(theta),
+                self.centre_xy_mm[1] + self.radius_mm * np.cos(theta),
+            ]
+        )
 
     def _distance_to_arc(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         dx, dy = x - self.centre_xy_mm[0], y - self.centre_xy_mm[1]
@@ -315,11 +319,13 @@ ORGANS_A: dict[str, Shape] = {
     "cochlea_r": sphere((-30.0, 24.0, 54.0), 3.0),
     "parotid_l": Ellipsoid((46.0, 0.0, 22.0), (12.0, 20.0, 20.0)),
     "parotid_r": Ellipsoid((-46.0, 0.0, 22.0), (12.0, 20.0, 20.0)),
-    "mandible": Union((
-        ArcBand((0.0, -8.0), 48.0, 5.0, (95.0, 265.0), (-14.0, -2.0)),
-        Tube(((47.8, -4.0, -8.0), (44.0, 8.0, 28.0)), 5.0),
-        Tube(((-47.8, -4.0, -8.0), (-44.0, 8.0, 28.0)), 5.0),
-    )),
+    "mandible": Union(
+        (
+            ArcBand((0.0, -8.0), 48.0, 5.0, (95.0, 265.0), (-14.0, -2.0)),
+            Tube(((47.8, -4.0, -8.0), (44.0, 8.0, 28.0)), 5.0),
+            Tube(((-47.8, -4.0, -8.0), (-44.0, 8.0, 28.0)), 5.0),
+        )
+    ),
     "carotid_l": Tube(CAROTID_L_PATH, 3.5),
     "carotid_r": Tube(_mirror(CAROTID_L_PATH), 3.5),
     "larynx": Ellipsoid((0.0, -30.0, -50.0), (16.0, 14.0, 18.0)),
@@ -341,11 +347,13 @@ CT_ANATOMY_A: dict[str, Shape] = {
     "spinal_canal_wall": Tube(CORD_PATH[:3], 12.0),
     "skull": Ellipsoid((0.0, 6.0, 74.0), (66.0, 76.0, 52.0)),
     "brain": Ellipsoid((0.0, 6.0, 74.0), (59.0, 69.0, 45.0)),
-    "airway": Union((
-        Tube(((0.0, -6.0, -60.0), (0.0, -6.0, 25.0)), 8.0),
-        Tube(((0.0, -28.0, -99.0), (0.0, -26.0, -42.0), (0.0, -8.0, -58.0)), 6.5),
-        Ellipsoid((0.0, -30.0, 38.0), (22.0, 18.0, 9.0)),  # nasal cavity / maxillary sinuses
-    )),
+    "airway": Union(
+        (
+            Tube(((0.0, -6.0, -60.0), (0.0, -6.0, 25.0)), 8.0),
+            Tube(((0.0, -28.0, -99.0), (0.0, -26.0, -42.0), (0.0, -8.0, -58.0)), 6.5),
+            Ellipsoid((0.0, -30.0, 38.0), (22.0, 18.0, 9.0)),  # nasal cavity / maxillary sinuses
+        )
+    ),
 }
 
 
@@ -412,7 +420,9 @@ class NeckImrtDose:
     halo_edge_mm: float = 22.0
 
     def _falloff(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, width_mm: float) -> np.ndarray:
-        radius = np.hypot((x - self.centre_xy_mm[0]) / self.semi_xy_mm[0], (y - self.centre_xy_mm[1]) / self.semi_xy_mm[1])
+        radius = np.hypot(
+            (x - self.centre_xy_mm[0]) / self.semi_xy_mm[0], (y - self.centre_xy_mm[1]) / self.semi_xy_mm[1]
+        )
         lateral = _sigmoid((1.0 - radius) * min(self.semi_xy_mm) / width_mm)
         z_lo, z_hi = self.z_range_mm
         return lateral * _sigmoid((z_hi - z) / width_mm) * _sigmoid((z - z_lo) / width_mm)
@@ -424,8 +434,16 @@ class NeckImrtDose:
         notch = 1.0 - self.notch_depth * np.exp(-((rho / self.notch_radius_mm) ** 4))
         core = self._falloff(x, y, z, self.edge_mm)
         halo = self._falloff(x, y, z, self.halo_edge_mm)
-        norm = 1.0 - self.halo_fraction + self.halo_fraction * self._falloff(
-            np.asarray(self.centre_xy_mm[0]), np.asarray(self.centre_xy_mm[1]), np.asarray(np.mean(self.z_range_mm)), self.halo_edge_mm
+        norm = (
+            1.0
+            - self.halo_fraction
+            + self.halo_fraction
+            * self._falloff(
+                np.asarray(self.centre_xy_mm[0]),
+                np.asarray(self.centre_xy_mm[1]),
+                np.asarray(np.mean(self.z_range_mm)),
+                self.halo_edge_mm,
+            )
         )
         return self.peak_gy * notch * ((1.0 - self.halo_fraction) * core + self.halo_fraction * halo) / norm
 
@@ -515,8 +533,12 @@ GTV_REC_A = (18.1, 15.5, -28.0)  # left paravertebral recurrence beside the left
 GTV_NPC_A = (-14.0, -4.0, 56.0)  # right nasopharyngeal recurrence (case 2, frame A)
 
 COLORS = {
-    "ORGAN": (0, 200, 255), "PTV": (255, 0, 0), "GTV": (255, 128, 0), "EXTERNAL": (0, 255, 0),
-    "AVOIDANCE": (255, 255, 0), "CONTROL": (128, 128, 128),
+    "ORGAN": (0, 200, 255),
+    "PTV": (255, 0, 0),
+    "GTV": (255, 128, 0),
+    "EXTERNAL": (0, 255, 0),
+    "AVOIDANCE": (255, 255, 0),
+    "CONTROL": (128, 128, 128),
 }
 
 
@@ -550,7 +572,9 @@ def _organ_rois(chiasm_contoured: bool) -> tuple[RoiSpec, ...]:
     )
 
 
-def _focal_target_rois(gtv_name: str, ptv_name: str, centre: tuple[float, float, float], gtv_mm: float, margin_mm: float) -> tuple[RoiSpec, ...]:
+def _focal_target_rois(
+    gtv_name: str, ptv_name: str, centre: tuple[float, float, float], gtv_mm: float, margin_mm: float
+) -> tuple[RoiSpec, ...]:
     ptv_mm = gtv_mm + margin_mm
     ring = Difference(sphere(centre, ptv_mm + 20.0), sphere(centre, ptv_mm + 5.0))
     return (
@@ -569,7 +593,10 @@ def _neck_ptv(semi_xy: tuple[float, float], centre_xy: tuple[float, float], z_ra
 
 def _imrt_beams(dose_per_fraction_gy: float, n: int = 7) -> tuple[BeamSpec, ...]:
     angles = [round(i * 360.0 / n) % 360 for i in range(n)]
-    return tuple(BeamSpec(f"IMRT{i + 1}_G{a:03d}", float(a), float(a), round(dose_per_fraction_gy / n, 4)) for i, a in enumerate(angles))
+    return tuple(
+        BeamSpec(f"IMRT{i + 1}_G{a:03d}", float(a), float(a), round(dose_per_fraction_gy / n, 4))
+        for i, a in enumerate(angles)
+    )
 
 
 def _arc_beams(dose_per_fraction_gy: float) -> tuple[BeamSpec, ...]:
@@ -577,9 +604,15 @@ def _arc_beams(dose_per_fraction_gy: float) -> tuple[BeamSpec, ...]:
     return (BeamSpec("ARC1_CW", 181.0, 179.0, half), BeamSpec("ARC2_CCW", 179.0, 181.0, half))
 
 
-NECK_PRIOR_DOSE = NeckImrtDose(peak_gy=71.4, centre_xy_mm=(0.0, 2.0), semi_xy_mm=(58.0, 46.0), z_range_mm=(-72.0, 30.0), notch_depth=0.30)
-SBRT_NEW_DOSE = FocalDose(tuple(FRAME_A_TO_B.apply(np.array(GTV_REC_A)).tolist()), peak_gy=40.25, r50_mm=18.5, steepness=3.65)
-NPC_PRIOR_DOSE = NeckImrtDose(peak_gy=71.4, centre_xy_mm=(0.0, -2.0), semi_xy_mm=(60.0, 44.0), z_range_mm=(-70.0, 62.0), notch_depth=0.36)
+NECK_PRIOR_DOSE = NeckImrtDose(
+    peak_gy=71.4, centre_xy_mm=(0.0, 2.0), semi_xy_mm=(58.0, 46.0), z_range_mm=(-72.0, 30.0), notch_depth=0.30
+)
+SBRT_NEW_DOSE = FocalDose(
+    tuple(FRAME_A_TO_B.apply(np.array(GTV_REC_A)).tolist()), peak_gy=40.25, r50_mm=18.5, steepness=3.65
+)
+NPC_PRIOR_DOSE = NeckImrtDose(
+    peak_gy=71.4, centre_xy_mm=(0.0, -2.0), semi_xy_mm=(60.0, 44.0), z_range_mm=(-70.0, 62.0), notch_depth=0.36
+)
 NPC_NEW_DOSE = FocalDose(GTV_NPC_A, peak_gy=63.0, r50_mm=30.0, steepness=6.0)
 
 CASES: dict[str, CaseSpec] = {
@@ -590,18 +623,36 @@ CASES: dict[str, CaseSpec] = {
         patient_id="REIRRAD-PHANTOM-01",
         courses=(
             CourseSpec(
-                folder="course1", label="BilatNeck70", prescription_gy=70.0, fractions=35, target_roi="PTV_70",
-                dose_gy=NECK_PRIOR_DOSE, from_frame_a=IDENTITY, frame_key="A",
+                folder="course1",
+                label="BilatNeck70",
+                prescription_gy=70.0,
+                fractions=35,
+                target_roi="PTV_70",
+                dose_gy=NECK_PRIOR_DOSE,
+                from_frame_a=IDENTITY,
+                frame_key="A",
                 rois=(_roi("PTV_70", "PTV", _neck_ptv((55.0, 42.0), (0.0, 2.0), (-68.0, 26.0))), *_organ_rois(True)),
-                beams=_imrt_beams(2.0), isocentre_a_mm=(0.0, 0.0, -20.0),
-                start=date(2022, 3, 21), end=date(2022, 5, 6), technique="IMRT",
+                beams=_imrt_beams(2.0),
+                isocentre_a_mm=(0.0, 0.0, -20.0),
+                start=date(2022, 3, 21),
+                end=date(2022, 5, 6),
+                technique="IMRT",
             ),
             CourseSpec(
-                folder="course2", label="SBRT_LtNeck", prescription_gy=35.0, fractions=5, target_roi="PTV_35",
-                dose_gy=SBRT_NEW_DOSE, from_frame_a=FRAME_A_TO_B, frame_key="B",
+                folder="course2",
+                label="SBRT_LtNeck",
+                prescription_gy=35.0,
+                fractions=5,
+                target_roi="PTV_35",
+                dose_gy=SBRT_NEW_DOSE,
+                from_frame_a=FRAME_A_TO_B,
+                frame_key="B",
                 rois=(*_focal_target_rois("GTV_rec", "PTV_35", GTV_REC_A, 8.0, 3.0), *_organ_rois(False)),
-                beams=_arc_beams(7.0), isocentre_a_mm=GTV_REC_A,
-                start=date(2024, 1, 15), end=date(2024, 1, 19), technique="VMAT",
+                beams=_arc_beams(7.0),
+                isocentre_a_mm=GTV_REC_A,
+                start=date(2024, 1, 15),
+                end=date(2024, 1, 19),
+                technique="VMAT",
             ),
         ),
         new_schedule="daily",
@@ -613,18 +664,37 @@ CASES: dict[str, CaseSpec] = {
         patient_id="REIRRAD-PHANTOM-02",
         courses=(
             CourseSpec(
-                folder="course1", label="NPC70", prescription_gy=70.0, fractions=35, target_roi="PTV_70",
-                dose_gy=NPC_PRIOR_DOSE, from_frame_a=IDENTITY, frame_key="A",
+                folder="course1",
+                label="NPC70",
+                prescription_gy=70.0,
+                fractions=35,
+                target_roi="PTV_70",
+                dose_gy=NPC_PRIOR_DOSE,
+                from_frame_a=IDENTITY,
+                frame_key="A",
                 rois=(_roi("PTV_70", "PTV", _neck_ptv((57.0, 40.0), (0.0, -2.0), (-66.0, 58.0))), *_organ_rois(True)),
-                beams=_imrt_beams(2.0, 9), isocentre_a_mm=(0.0, -2.0, 0.0),
-                start=date(2021, 5, 3), end=date(2021, 6, 18), technique="IMRT",
+                beams=_imrt_beams(2.0, 9),
+                isocentre_a_mm=(0.0, -2.0, 0.0),
+                start=date(2021, 5, 3),
+                end=date(2021, 6, 18),
+                technique="IMRT",
             ),
             CourseSpec(
-                folder="course2", label="ReRT_NPC60", prescription_gy=60.0, fractions=30, target_roi="PTV_60",
-                dose_gy=NPC_NEW_DOSE, from_frame_a=IDENTITY, frame_key="A",
+                folder="course2",
+                label="ReRT_NPC60",
+                prescription_gy=60.0,
+                fractions=30,
+                target_roi="PTV_60",
+                dose_gy=NPC_NEW_DOSE,
+                from_frame_a=IDENTITY,
+                frame_key="A",
                 rois=(*_focal_target_rois("GTV_rec", "PTV_60", GTV_NPC_A, 15.0, 5.0), *_organ_rois(True)),
-                beams=_imrt_beams(2.0, 9), isocentre_a_mm=GTV_NPC_A,
-                start=date(2023, 9, 4), end=date(2023, 10, 13), technique="IMRT", grid_shift_xy_mm=(1.5, 1.5),
+                beams=_imrt_beams(2.0, 9),
+                isocentre_a_mm=GTV_NPC_A,
+                start=date(2023, 9, 4),
+                end=date(2023, 10, 13),
+                technique="IMRT",
+                grid_shift_xy_mm=(1.5, 1.5),
             ),
         ),
     ),
@@ -661,8 +731,15 @@ class AxisGrid:
 
     def as_grid(self, frame_of_reference_uid: str) -> Grid:
         """The same grid as reirrad's :class:`Grid` (HFS axes: rows along +x, columns along +y)."""
-        return Grid(self.origin_mm, (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (self.spacing_mm,) * 3,
-                    self.shape, frame_of_reference_uid)
+        return Grid(
+            self.origin_mm,
+            (1.0, 0.0, 0.0),
+            (0.0, 1.0, 0.0),
+            (0.0, 0.0, 1.0),
+            (self.spacing_mm,) * 3,
+            self.shape,
+            frame_of_reference_uid,
+        )
 
 
 def grid_for(course: CourseSpec) -> AxisGrid:
@@ -777,7 +854,15 @@ EQUIPMENT = {
 }
 
 
-def _base(case: CaseSpec, course: CourseSpec, sop_class: str, sop_uid: str, modality: str, series_number: int, description: str) -> Dataset:
+def _base(
+    case: CaseSpec,
+    course: CourseSpec,
+    sop_class: str,
+    sop_uid: str,
+    modality: str,
+    series_number: int,
+    description: str,
+) -> Dataset:
     """Patient, General Study, Series, Frame of Reference, General Equipment and SOP Common modules."""
     return rt_dataset(
         sop_class,
@@ -796,7 +881,9 @@ def _base(case: CaseSpec, course: CourseSpec, sop_class: str, sop_uid: str, moda
 
 def build_structures(case: CaseSpec, course: CourseSpec, grid: AxisGrid) -> Dataset:
     """RTSTRUCT of the course's frame: every ROI contoured on the CT planes (the dose grid's z)."""
-    ds = _base(case, course, RTStructureSetStorage, course_uid(case, course, "structures"), "RTSTRUCT", 2, "Structure set")
+    ds = _base(
+        case, course, RTStructureSetStorage, course_uid(case, course, "structures"), "RTSTRUCT", 2, "Structure set"
+    )
     ds.StructureSetLabel = f"{course.label}_SS"
     ds.StructureSetName = course.label
     ds.StructureSetDate = _da(course.start)
@@ -842,7 +929,9 @@ def build_plan(case: CaseSpec, course: CourseSpec) -> Dataset:
         TargetPrescriptionDose=_ds_text(course.prescription_gy),
     )
     ds.DoseReferenceSequence = Sequence([dose_ref])
-    beams = [(n, _ds_text(b.dose_gy), _ds_text(round(b.dose_gy * 120.0, 1))) for n, b in enumerate(course.beams, start=1)]
+    beams = [
+        (n, _ds_text(b.dose_gy), _ds_text(round(b.dose_gy * 120.0, 1))) for n, b in enumerate(course.beams, start=1)
+    ]
     ds.FractionGroupSequence = Sequence([fraction_group(1, course.fractions, beams, dose_reference_number=1)])
     ds.PatientSetupSequence = Sequence([item(PatientPosition="HFS", PatientSetupNumber=1, SetupTechnique="ISOCENTRIC")])
     isocentre = course.from_frame_a.apply(np.array(course.isocentre_a_mm))
@@ -914,8 +1003,9 @@ def build_dose(case: CaseSpec, course: CourseSpec, grid: AxisGrid) -> Dataset:
     ds.ContentDate = _da(course.start)
     ds.ContentTime = "140000"
     set_grid_geometry(ds, grid.as_grid(ds.FrameOfReferenceUID))
-    set_dose_pixels(ds, np.round(dose / scaling).astype("<u2"), _ds_text(scaling), dose_type="PHYSICAL",
-                    summation_type="PLAN")
+    set_dose_pixels(
+        ds, np.round(dose / scaling).astype("<u2"), _ds_text(scaling), dose_type="PHYSICAL", summation_type="PLAN"
+    )
     ds.DoseComment = f"{course.prescription_gy:g} Gy in {course.fractions} fractions"
     ds.ReferencedRTPlanSequence = plan_references([course_uid(case, course, "plan")])
     ds.TissueHeterogeneityCorrection = "IMAGE"
@@ -924,7 +1014,15 @@ def build_dose(case: CaseSpec, course: CourseSpec, grid: AxisGrid) -> Dataset:
 
 def build_registration(case: CaseSpec, prior: CourseSpec, new: CourseSpec) -> Dataset:
     """Spatial Registration in the new frame: the prior frame's item maps prior points into it."""
-    ds = _base(case, new, SpatialRegistrationStorage, course_uid(case, new, "registration"), "REG", 5, "Rigid registration CT1 to CT2")
+    ds = _base(
+        case,
+        new,
+        SpatialRegistrationStorage,
+        course_uid(case, new, "registration"),
+        "REG",
+        5,
+        "Rigid registration CT1 to CT2",
+    )
     ds.ContentDate = _da(new.start)
     ds.ContentTime = "080000"
     ds.BodyPartExamined = "HEADNECK"  # not a paired part, so General Series needs no Laterality
@@ -1047,11 +1145,19 @@ def build_ct(case: CaseSpec, course: CourseSpec) -> list[Dataset]:
     zz, yy, xx = np.meshgrid(z, y, x, indexing="ij")
     hu = ct_hu_in_course_frame(course, np.stack([xx, yy, zz], axis=-1))
     spacing = axis_grid.spacing_mm
-    grid = Grid(axis_grid.origin_mm, (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0),
-                (spacing, spacing, spacing), axis_grid.shape, _frame_uid(case, course))
+    grid = Grid(
+        axis_grid.origin_mm,
+        (1.0, 0.0, 0.0),
+        (0.0, 1.0, 0.0),
+        (0.0, 0.0, 1.0),
+        (spacing, spacing, spacing),
+        axis_grid.shape,
+        _frame_uid(case, course),
+    )
     base = _base(case, course, "", "", "CT", 4, "Planning CT (phantom)")
-    slices = ct_series_datasets(hu, grid, base, description="Planning CT (phantom)",
-                                uid_for=lambda name: course_uid(case, course, name))
+    slices = ct_series_datasets(
+        hu, grid, base, description="Planning CT (phantom)", uid_for=lambda name: course_uid(case, course, name)
+    )
     for ds in slices:  # fixed equipment texts: the files do not change with reirrad's version
         for keyword in _CT_EQUIPMENT:
             setattr(ds, keyword, base.get(keyword))

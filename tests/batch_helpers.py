@@ -15,8 +15,9 @@ def _shift_prior_dates(text: str, days: int) -> str:
     """The case file with the first (prior) course's dates moved ``days`` earlier."""
     first, marker, rest = text.partition("[[courses]]")
     prior, second, later = rest.partition("[[courses]]")
-    prior = re.sub(r"\d{4}-\d{2}-\d{2}",
-                   lambda m: (date.fromisoformat(m.group()) - timedelta(days=days)).isoformat(), prior)
+    prior = re.sub(
+        r"\d{4}-\d{2}-\d{2}", lambda m: (date.fromisoformat(m.group()) - timedelta(days=days)).isoformat(), prior
+    )
     return first + marker + prior + second + later
 
 

@@ -102,8 +102,14 @@ def rtplan(
     ds.RTPlanLabel = "synthetic"
     if prescription_gy is not None:
         ds.DoseReferenceSequence = Sequence(
-            [item(DoseReferenceNumber=1, DoseReferenceStructureType="SITE", DoseReferenceType="TARGET",
-                  TargetPrescriptionDose=prescription_gy)]
+            [
+                item(
+                    DoseReferenceNumber=1,
+                    DoseReferenceStructureType="SITE",
+                    DoseReferenceType="TARGET",
+                    TargetPrescriptionDose=prescription_gy,
+                )
+            ]
         )
     ds.FractionGroupSequence = Sequence(
         fraction_group(number, fractions, beams) for number, (fractions, beams) in enumerate(fraction_groups, 1)

@@ -27,7 +27,9 @@ def nelms_cases(testdata: Path) -> list[NelmsCase]:
     import openpyxl
 
     base = testdata / "nelms2015"
-    book = openpyxl.load_workbook(base / "analytical" / "Extracted Analytical D points.xlsx", read_only=True, data_only=True)
+    book = openpyxl.load_workbook(
+        base / "analytical" / "Extracted Analytical D points.xlsx", read_only=True, data_only=True
+    )
     cases = []
     for row in book["Analytical"].iter_rows(min_row=4, values_only=True):
         name, spacing, _, voxel, gradient = row[:5]

@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import io
 import random
-from functools import partial
 import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pydicom
@@ -47,15 +47,49 @@ OUT = "out.dcm"
 COMMANDS: dict[str, dict[str, list[str]]] = {
     "sbrt": {
         "check": ["check", "case.toml", "-f", "json"],
-        "dvh": ["dvh", "course2/dose.dcm", "course2/structures.dcm", "-f", "json", "-s", "SpinalCord",
-                "-s", "A_Carotid_L", "-s", "Parotid_L", "-m", "Dmax", "-m", "Dmean", "-m", "D0.03cc"],
+        "dvh": [
+            "dvh",
+            "course2/dose.dcm",
+            "course2/structures.dcm",
+            "-f",
+            "json",
+            "-s",
+            "SpinalCord",
+            "-s",
+            "A_Carotid_L",
+            "-s",
+            "Parotid_L",
+            "-m",
+            "Dmax",
+            "-m",
+            "Dmean",
+            "-m",
+            "D0.03cc",
+        ],
         "eqd2": ["eqd2", "course2/dose.dcm", "--alpha-beta", "3", "--plan", "course2/plan.dcm", "-o", OUT],
         "sum": ["sum", "case.toml", "--alpha-beta", "3", "-o", OUT],
         "validate": ["constraints", "validate", "tiny.toml"],
     },
     "dcc": {
-        "dvh": ["dvh", "rtdose.dcm", "rtss.dcm", "-f", "json", "-s", "Heart", "-s", "Scar", "-s", "Tumor Bed",
-                "-m", "Dmax", "-m", "Dmean", "-m", "D0.03cc"],
+        "dvh": [
+            "dvh",
+            "rtdose.dcm",
+            "rtss.dcm",
+            "-f",
+            "json",
+            "-s",
+            "Heart",
+            "-s",
+            "Scar",
+            "-s",
+            "Tumor Bed",
+            "-m",
+            "Dmax",
+            "-m",
+            "Dmean",
+            "-m",
+            "D0.03cc",
+        ],
         "eqd2": ["eqd2", "rtdose.dcm", "--alpha-beta", "3", "--plan", "rtplan.dcm", "-o", OUT],
     },
     "nelms": {
@@ -164,7 +198,7 @@ def replace_text(data: bytes, tag: int, text: str) -> bytes:
     """The file with a top-level text value replaced in place (padded with spaces to its length)."""
     start, length = _value_span(data, tag)
     value = text.encode("ascii")[:length].ljust(length, b" ")
-    return data[:start] + value + data[start + length:]
+    return data[:start] + value + data[start + length :]
 
 
 def edit(data: bytes, change: Callable[[pydicom.Dataset], None]) -> bytes:
@@ -235,8 +269,14 @@ def truncations(bases: dict[str, Path], rng: random.Random, count: int) -> list[
 
 
 def _truncated(bases: dict[str, Path], base: str, name: str, offset: int) -> FuzzCase:
-    return FuzzCase("truncate", f"{base}:{name}@{offset}", base, {name: partial(cut, bases[base] / name, offset)},
-                    READERS[base][name], "same_or_refuse")
+    return FuzzCase(
+        "truncate",
+        f"{base}:{name}@{offset}",
+        base,
+        {name: partial(cut, bases[base] / name, offset)},
+        READERS[base][name],
+        "same_or_refuse",
+    )
 
 
 def inert_bytes(bases: dict[str, Path], rng: random.Random, count: int) -> list[FuzzCase]:
@@ -247,17 +287,27 @@ def inert_bytes(bases: dict[str, Path], rng: random.Random, count: int) -> list[
         for name in DICOM_FILES[base]:
             data = (bases[base] / name).read_bytes()
             ds = pydicom.dcmread(io.BytesIO(data), force=True, defer_size=None)
-            spans += [(base, name, ds._dict[t].value_tell, ds._dict[t].length) for t in INERT_TAGS
-                      if t in ds._dict and ds._dict[t].length > 0]
+            spans += [
+                (base, name, ds._dict[t].value_tell, ds._dict[t].length)
+                for t in INERT_TAGS
+                if t in ds._dict and ds._dict[t].length > 0
+            ]
     cases = []
     for _ in range(count):
         base, name, start, length = spans[rng.randrange(len(spans))]
         offset = start + rng.randrange(length)
         old = (bases[base] / name).read_bytes()[offset]
         letter = rng.choice(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".replace(bytes([old]), b""))
-        cases.append(FuzzCase("bytes-inert", f"{base}:{name}#{offset}", base,
-                              {name: partial(set_bytes, bases[base] / name, ((offset, letter),))},
-                              READERS[base][name], "same_or_refuse"))
+        cases.append(
+            FuzzCase(
+                "bytes-inert",
+                f"{base}:{name}#{offset}",
+                base,
+                {name: partial(set_bytes, bases[base] / name, ((offset, letter),))},
+                READERS[base][name],
+                "same_or_refuse",
+            )
+        )
     return cases
 
 
@@ -270,31 +320,65 @@ def any_bytes(bases: dict[str, Path], rng: random.Random, count: int) -> list[Fu
         data = (bases[base] / name).read_bytes()
         offsets = sorted({rng.randrange(len(data)) for _ in range(rng.randint(1, 4))})
         changes = tuple((offset, (data[offset] + rng.randrange(1, 256)) % 256) for offset in offsets)
-        cases.append(FuzzCase("bytes-any", f"{base}:{name}#{'+'.join(map(str, offsets))}", base,
-                              {name: partial(set_bytes, bases[base] / name, changes)}, READERS[base][name], "safe"))
+        cases.append(
+            FuzzCase(
+                "bytes-any",
+                f"{base}:{name}#{'+'.join(map(str, offsets))}",
+                base,
+                {name: partial(set_bytes, bases[base] / name, changes)},
+                READERS[base][name],
+                "safe",
+            )
+        )
     return cases
 
 
 def missing_tags(bases: dict[str, Path]) -> list[FuzzCase]:
     """Required attributes removed, one at a time."""
     removals = {
-        "course2/dose.dcm": ["PixelData", "DoseGridScaling", "GridFrameOffsetVector", "ImagePositionPatient",
-                             "ImageOrientationPatient", "PixelSpacing", "FrameOfReferenceUID", "DoseUnits",
-                             "NumberOfFrames", "Rows", "BitsAllocated"],
-        "course2/structures.dcm": [("ROIContourSequence", CORD, "ContourSequence", 20, "ContourData"),
-                                   ("ROIContourSequence", CORD, "ContourSequence", 20, "NumberOfContourPoints"),
-                                   ("ROIContourSequence", CORD, "ReferencedROINumber"),
-                                   ("StructureSetROISequence", CORD, "ReferencedFrameOfReferenceUID"),
-                                   ("StructureSetROISequence", CORD, "ROIName"),
-                                   ("ReferencedFrameOfReferenceSequence", 0, "FrameOfReferenceUID"),
-                                   "ReferencedFrameOfReferenceSequence", "StructureSetROISequence",
-                                   "ROIContourSequence"],
-        "course2/plan.dcm": ["FractionGroupSequence", ("FractionGroupSequence", 0, "NumberOfFractionsPlanned"),
-                             "FrameOfReferenceUID"],
-        "course2/reg.dcm": ["RegistrationSequence", ("RegistrationSequence", 1, "FrameOfReferenceUID"),
-                            ("RegistrationSequence", 1, "MatrixRegistrationSequence"),
-                            ("RegistrationSequence", 1, "MatrixRegistrationSequence", 0, "MatrixSequence", 0,
-                             "FrameOfReferenceTransformationMatrix")],
+        "course2/dose.dcm": [
+            "PixelData",
+            "DoseGridScaling",
+            "GridFrameOffsetVector",
+            "ImagePositionPatient",
+            "ImageOrientationPatient",
+            "PixelSpacing",
+            "FrameOfReferenceUID",
+            "DoseUnits",
+            "NumberOfFrames",
+            "Rows",
+            "BitsAllocated",
+        ],
+        "course2/structures.dcm": [
+            ("ROIContourSequence", CORD, "ContourSequence", 20, "ContourData"),
+            ("ROIContourSequence", CORD, "ContourSequence", 20, "NumberOfContourPoints"),
+            ("ROIContourSequence", CORD, "ReferencedROINumber"),
+            ("StructureSetROISequence", CORD, "ReferencedFrameOfReferenceUID"),
+            ("StructureSetROISequence", CORD, "ROIName"),
+            ("ReferencedFrameOfReferenceSequence", 0, "FrameOfReferenceUID"),
+            "ReferencedFrameOfReferenceSequence",
+            "StructureSetROISequence",
+            "ROIContourSequence",
+        ],
+        "course2/plan.dcm": [
+            "FractionGroupSequence",
+            ("FractionGroupSequence", 0, "NumberOfFractionsPlanned"),
+            "FrameOfReferenceUID",
+        ],
+        "course2/reg.dcm": [
+            "RegistrationSequence",
+            ("RegistrationSequence", 1, "FrameOfReferenceUID"),
+            ("RegistrationSequence", 1, "MatrixRegistrationSequence"),
+            (
+                "RegistrationSequence",
+                1,
+                "MatrixRegistrationSequence",
+                0,
+                "MatrixSequence",
+                0,
+                "FrameOfReferenceTransformationMatrix",
+            ),
+        ],
         "course1/dose.dcm": ["DoseGridScaling", "FrameOfReferenceUID", "GridFrameOffsetVector"],
     }
     cases = []
@@ -305,34 +389,67 @@ def missing_tags(bases: dict[str, Path]) -> list[FuzzCase]:
             # derivable from other attributes (frames from the offsets, points from the coordinates,
             # the structure set's frame from its other reference), unused (a plan's frame), or a
             # structure that can only be "not evaluated": the same numbers are right too
-            derivable = (path[-1] in ("NumberOfFrames", "NumberOfContourPoints", "ROIName")
-                         or (name == "course2/plan.dcm" and path[-1] == "FrameOfReferenceUID")
-                         or (name == "course2/structures.dcm" and "FrameOfReference" in label))
-            cases.append(FuzzCase("missing-tags", f"sbrt:{name}-{label}", "sbrt",
-                                  {name: partial(edit_file, bases["sbrt"] / name, _delete(*path))},
-                                  READERS["sbrt"][name], "same_or_refuse" if derivable else "refuse",
-                                  # eqd2 converts voxel by voxel: the frame does not enter
-                                  expect_for={"eqd2": "same_or_refuse"} if path[-1] == "FrameOfReferenceUID" else {}))
+            derivable = (
+                path[-1] in ("NumberOfFrames", "NumberOfContourPoints", "ROIName")
+                or (name == "course2/plan.dcm" and path[-1] == "FrameOfReferenceUID")
+                or (name == "course2/structures.dcm" and "FrameOfReference" in label)
+            )
+            cases.append(
+                FuzzCase(
+                    "missing-tags",
+                    f"sbrt:{name}-{label}",
+                    "sbrt",
+                    {name: partial(edit_file, bases["sbrt"] / name, _delete(*path))},
+                    READERS["sbrt"][name],
+                    "same_or_refuse" if derivable else "refuse",
+                    # eqd2 converts voxel by voxel: the frame does not enter
+                    expect_for={"eqd2": "same_or_refuse"} if path[-1] == "FrameOfReferenceUID" else {},
+                )
+            )
     if "dcc" in bases:
         for keyword in ("PixelData", "DoseGridScaling", "GridFrameOffsetVector", "ImagePositionPatient"):
-            cases.append(FuzzCase("missing-tags", f"dcc:rtdose.dcm-{keyword}", "dcc",
-                                  {"rtdose.dcm": partial(edit_file, bases["dcc"] / "rtdose.dcm", _delete(keyword))},
-                                  READERS["dcc"]["rtdose.dcm"], "refuse"))
+            cases.append(
+                FuzzCase(
+                    "missing-tags",
+                    f"dcc:rtdose.dcm-{keyword}",
+                    "dcc",
+                    {"rtdose.dcm": partial(edit_file, bases["dcc"] / "rtdose.dcm", _delete(keyword))},
+                    READERS["dcc"]["rtdose.dcm"],
+                    "refuse",
+                )
+            )
     return cases
 
 
 def scalings(bases: dict[str, Path]) -> list[FuzzCase]:
     """DoseGridScaling replaced in place: not a number, not finite, zero, negative, 100 x off."""
     cases = []
-    targets = [("sbrt", "course2/dose.dcm"), ("sbrt", "course1/dose.dcm")] + ([("dcc", "rtdose.dcm")] if "dcc" in bases else [])
+    targets = [("sbrt", "course2/dose.dcm"), ("sbrt", "course1/dose.dcm")] + (
+        [("dcc", "rtdose.dcm")] if "dcc" in bases else []
+    )
     for base, name in targets:
         value = float(pydicom.dcmread(bases[base] / name, stop_before_pixels=True).DoseGridScaling)
-        for label, text in (("nan", "nan"), ("inf", "inf"), ("-inf", "-inf"), ("zero", "0"), ("negative", f"{-value:.3g}"),
-                            ("x100", f"{value * 100:.4g}"), ("div100", f"{value / 100:.3g}"), ("text", "abc")):
-            cases.append(FuzzCase("scaling", f"{base}:{name}-{label}", base,
-                                  {name: partial(replace_text_file, bases[base] / name, 0x3004000E, text)},
-                                  READERS[base][name], "refuse",
-                                  expect_for={"dvh": "safe"} if label in ("x100", "div100") else {}))
+        for label, text in (
+            ("nan", "nan"),
+            ("inf", "inf"),
+            ("-inf", "-inf"),
+            ("zero", "0"),
+            ("negative", f"{-value:.3g}"),
+            ("x100", f"{value * 100:.4g}"),
+            ("div100", f"{value / 100:.3g}"),
+            ("text", "abc"),
+        ):
+            cases.append(
+                FuzzCase(
+                    "scaling",
+                    f"{base}:{name}-{label}",
+                    base,
+                    {name: partial(replace_text_file, bases[base] / name, 0x3004000E, text)},
+                    READERS[base][name],
+                    "refuse",
+                    expect_for={"dvh": "safe"} if label in ("x100", "div100") else {},
+                )
+            )
     return cases
 
 
@@ -356,10 +473,18 @@ def huge_grids(bases: dict[str, Path]) -> list[FuzzCase]:
     }
     # 0.01 mm voxels are a legitimate (if odd) grid: `sum` writes the total on it, so its numbers
     # differ by construction; the others must refuse or not evaluate the structures
-    return [FuzzCase("huge-grid", f"sbrt:{name}-{label}", "sbrt", {name: partial(edit_file, bases["sbrt"] / name, change)},
-                     READERS["sbrt"][name], "same_or_refuse" if label == "tiny-voxels" else "refuse",
-                     expect_for={"sum": "safe"} if label == "tiny-voxels" else {})
-            for label, change in changes.items()]
+    return [
+        FuzzCase(
+            "huge-grid",
+            f"sbrt:{name}-{label}",
+            "sbrt",
+            {name: partial(edit_file, bases["sbrt"] / name, change)},
+            READERS["sbrt"][name],
+            "same_or_refuse" if label == "tiny-voxels" else "refuse",
+            expect_for={"sum": "safe"} if label == "tiny-voxels" else {},
+        )
+        for label, change in changes.items()
+    ]
 
 
 def contours(bases: dict[str, Path]) -> list[FuzzCase]:
@@ -375,6 +500,7 @@ def contours(bases: dict[str, Path]) -> list[FuzzCase]:
             item = contour(ds)
             item.ContourData = list(item.ContourData)[: 3 * n]
             item.NumberOfContourPoints = n
+
         return change
 
     def nan_point(ds):
@@ -386,7 +512,7 @@ def contours(bases: dict[str, Path]) -> list[FuzzCase]:
         values = [float(v) for v in contour(ds).ContourData]
         n = len(values) // 3
         i, j = 1, n // 2
-        values[3 * i:3 * i + 2], values[3 * j:3 * j + 2] = values[3 * j:3 * j + 2], values[3 * i:3 * i + 2]
+        values[3 * i : 3 * i + 2], values[3 * j : 3 * j + 2] = values[3 * j : 3 * j + 2], values[3 * i : 3 * i + 2]
         contour(ds).ContourData = values
 
     def outside(ds):
@@ -408,15 +534,31 @@ def contours(bases: dict[str, Path]) -> list[FuzzCase]:
         values[5] += 7.0
         contour(ds).ContourData = values
 
-    changes = {"nan": nan_point, "one-point": points(1), "two-points": points(2), "bow-tie": bow_tie,
-               "outside-grid": outside, "duplicated": duplicate, "odd-count": odd_count,
-               "count-mismatch": count_mismatch, "off-plane": off_plane}
+    changes = {
+        "nan": nan_point,
+        "one-point": points(1),
+        "two-points": points(2),
+        "bow-tie": bow_tie,
+        "outside-grid": outside,
+        "duplicated": duplicate,
+        "odd-count": odd_count,
+        "count-mismatch": count_mismatch,
+        "off-plane": off_plane,
+    }
     # A self-intersecting contour is read as drawn (the union of its lobes), with a note naming
     # the plane: other numbers are right there, but never without that note.
     noted = {"bow-tie"}
-    return [FuzzCase("contours", f"sbrt:{name}-cord-{label}", "sbrt", {name: partial(edit_file, bases["sbrt"] / name, change)},
-                     READERS["sbrt"][name], "same_or_noted" if label in noted else "same_or_refuse")
-            for label, change in changes.items()]
+    return [
+        FuzzCase(
+            "contours",
+            f"sbrt:{name}-cord-{label}",
+            "sbrt",
+            {name: partial(edit_file, bases["sbrt"] / name, change)},
+            READERS["sbrt"][name],
+            "same_or_noted" if label in noted else "same_or_refuse",
+        )
+        for label, change in changes.items()
+    ]
 
 
 def registrations(bases: dict[str, Path]) -> list[FuzzCase]:
@@ -427,13 +569,18 @@ def registrations(bases: dict[str, Path]) -> list[FuzzCase]:
 
     def matrix(values) -> Callable[[pydicom.Dataset], None]:
         def change(ds):
-            ds.RegistrationSequence[1].MatrixRegistrationSequence[0].MatrixSequence[0].FrameOfReferenceTransformationMatrix = values
+            ds.RegistrationSequence[1].MatrixRegistrationSequence[0].MatrixSequence[
+                0
+            ].FrameOfReferenceTransformationMatrix = values
+
         return change
 
     def scaled(ds):
         item = ds.RegistrationSequence[1].MatrixRegistrationSequence[0].MatrixSequence[0]
         values = [float(v) for v in item.FrameOfReferenceTransformationMatrix]
-        item.FrameOfReferenceTransformationMatrix = [2 * v if k < 11 and k % 4 != 3 else v for k, v in enumerate(values)]
+        item.FrameOfReferenceTransformationMatrix = [
+            2 * v if k < 11 and k % 4 != 3 else v for k, v in enumerate(values)
+        ]
 
     def other_frame(ds):
         ds.RegistrationSequence[1].FrameOfReferenceUID = "2.25.1234567890123456789"
@@ -447,9 +594,17 @@ def registrations(bases: dict[str, Path]) -> list[FuzzCase]:
         "15-values": matrix(identity[:15]),
         "absent-frame": other_frame,
     }
-    return [FuzzCase("reg", f"sbrt:{name}-{label}", "sbrt", {name: partial(edit_file, bases["sbrt"] / name, change)},
-                     READERS["sbrt"][name], "refuse")
-            for label, change in changes.items()]
+    return [
+        FuzzCase(
+            "reg",
+            f"sbrt:{name}-{label}",
+            "sbrt",
+            {name: partial(edit_file, bases["sbrt"] / name, change)},
+            READERS["sbrt"][name],
+            "refuse",
+        )
+        for label, change in changes.items()
+    ]
 
 
 def case_files(bases: dict[str, Path]) -> list[FuzzCase]:
@@ -485,7 +640,9 @@ def case_files(bases: dict[str, Path]) -> list[FuzzCase]:
         "registration-missing": good.replace('registration = "course2/reg.dcm"', 'registration = "course2/none.dcm"'),
         "registration-is-dose": good.replace('registration = "course2/reg.dcm"', 'registration = "course2/dose.dcm"'),
         "registration-loop": good.replace('registration = "course2/reg.dcm"', 'registration = "loop"'),
-        "structure-set-is-dose": good.replace('schedule = "daily"', 'schedule = "daily"\nstructure_set = "course2/dose.dcm"'),
+        "structure-set-is-dose": good.replace(
+            'schedule = "daily"', 'schedule = "daily"\nstructure_set = "course2/dose.dcm"'
+        ),
         "unknown-key": good.replace('schedule = "daily"', 'schedule = "daily"\nfractoins = 5'),
         "unknown-top-key": 'pateint = "x"\n' + good,
         "unknown-clinical-key": good.replace("resection = false", "resection = false\nsmoker = true"),
@@ -504,13 +661,29 @@ def case_files(bases: dict[str, Path]) -> list[FuzzCase]:
         "comment": "# a comment\n" + good.replace("[clinical]", "# another\n[clinical]"),
         "dot-dot-same-folder": good.replace('path = "course1"', 'path = "course2/../course1"'),
     }
-    cases = [FuzzCase("case-file", f"sbrt:case.toml-{label}", "sbrt",
-                      {"case.toml": text if isinstance(text, bytes) else text.encode()}, READERS["sbrt"]["case.toml"],
-                      "refuse", links={"loop": "loop"} if "loop" in label else {})
-             for label, text in refuse.items()]
-    cases += [FuzzCase("case-file", f"sbrt:case.toml-{label}", "sbrt",
-                       {"case.toml": text if isinstance(text, bytes) else text.encode()}, READERS["sbrt"]["case.toml"],
-                       "same") for label, text in same.items()]
+    cases = [
+        FuzzCase(
+            "case-file",
+            f"sbrt:case.toml-{label}",
+            "sbrt",
+            {"case.toml": text if isinstance(text, bytes) else text.encode()},
+            READERS["sbrt"]["case.toml"],
+            "refuse",
+            links={"loop": "loop"} if "loop" in label else {},
+        )
+        for label, text in refuse.items()
+    ]
+    cases += [
+        FuzzCase(
+            "case-file",
+            f"sbrt:case.toml-{label}",
+            "sbrt",
+            {"case.toml": text if isinstance(text, bytes) else text.encode()},
+            READERS["sbrt"]["case.toml"],
+            "same",
+        )
+        for label, text in same.items()
+    ]
     return cases
 
 
@@ -528,17 +701,22 @@ def constraint_sets(bases: dict[str, Path]) -> list[FuzzCase]:
         "deep-nesting": good + "\nx = " + "[" * 3000 + "]" * 3000 + "\n",
         "empty-file": "",
         "empty-set": header,
-        "no-valid-entry": header + '[[constraints]]\nid = "x"\norgan = "SpinalCord"\nmetric = "D95"\npriority = "hard"\nlimit_gy = 50.0\n',
+        "no-valid-entry": header
+        + '[[constraints]]\nid = "x"\norgan = "SpinalCord"\nmetric = "D95"\npriority = "hard"\nlimit_gy = 50.0\n',
         "name-int": sub('name = "fuzz-tiny"', "name = 3"),
-        "sources-int": sub('[sources.nieder2006]', 'sources = 3\n[other]'),
-        "defaults-text": sub('[defaults]\nrecovery_model = "none"', 'defaults_x = 1\n[defaults]\nrecovery_model = ["none"]'),
+        "sources-int": sub("[sources.nieder2006]", "sources = 3\n[other]"),
+        "defaults-text": sub(
+            '[defaults]\nrecovery_model = "none"', 'defaults_x = 1\n[defaults]\nrecovery_model = ["none"]'
+        ),
         "alpha-beta-zero": sub("gy = 2.0", "gy = 0"),
         "alpha-beta-huge": sub("gy = 2.0", "gy = 1e9"),
         "alpha-beta-tiny": sub("gy = 2.0", "gy = 1e-9"),
         "alpha-beta-nan": sub("gy = 2.0", "gy = nan"),
         "alpha-beta-text": sub("gy = 2.0", 'gy = "2"'),
         "alpha-beta-unknown-key": sub("gy = 2.0", "gy = 2.0\ngy_typo = 3"),
-        "alpha-beta-row-int": sub("[[defaults.alpha_beta]]", "[[defaults.alpha_beta]]\norgans = 3\n[[defaults.alpha_beta]]"),
+        "alpha-beta-row-int": sub(
+            "[[defaults.alpha_beta]]", "[[defaults.alpha_beta]]\norgans = 3\n[[defaults.alpha_beta]]"
+        ),
         "limit-nan": sub("limit_gy = 67.75", "limit_gy = nan"),
         "limit-inf": sub("limit_gy = 67.75", "limit_gy = inf"),
         "limit-zero": sub("limit_gy = 67.75", "limit_gy = 0"),
@@ -555,25 +733,47 @@ def constraint_sets(bases: dict[str, Path]) -> list[FuzzCase]:
         "extends-missing": header + 'extends = "nowhere.toml"\n',
         "extends-self": {"tiny.toml": good.replace('name = "fuzz-tiny"', 'name = "fuzz-tiny"\nextends = "tiny.toml"')},
         "extends-cycle": {"tiny.toml": header + 'extends = "b.toml"\n', "b.toml": header + 'extends = "tiny.toml"\n'},
-        "extends-chain-1200": {"tiny.toml": header + 'extends = "chain/1.toml"\n',
-                               **{f"chain/{i}.toml": header + f'extends = "{i + 1}.toml"\n' for i in range(1, 1200)},
-                               "chain/1200.toml": good},
+        "extends-chain-1200": {
+            "tiny.toml": header + 'extends = "chain/1.toml"\n',
+            **{f"chain/{i}.toml": header + f'extends = "{i + 1}.toml"\n' for i in range(1, 1200)},
+            "chain/1200.toml": good,
+        },
         "extends-loop-link": {"tiny.toml": header + 'extends = "loop.toml"\n'},
     }
     cases = []
     for label, content in refuse.items():
         files = content if isinstance(content, dict) else {"tiny.toml": content}
-        cases.append(FuzzCase("constraint-set", f"sbrt:tiny.toml-{label}", "sbrt",
-                              {k: v if isinstance(v, bytes) else v.encode() for k, v in files.items()},
-                              READERS["sbrt"]["tiny.toml"], "refuse",
-                              links={"loop.toml": "loop.toml"} if "loop" in label else {}))
+        cases.append(
+            FuzzCase(
+                "constraint-set",
+                f"sbrt:tiny.toml-{label}",
+                "sbrt",
+                {k: v if isinstance(v, bytes) else v.encode() for k, v in files.items()},
+                READERS["sbrt"]["tiny.toml"],
+                "refuse",
+                links={"loop.toml": "loop.toml"} if "loop" in label else {},
+            )
+        )
     for label, text in {"comment": "# note\n" + good, "extends-chain-16": None}.items():
-        files = {"tiny.toml": text} if text is not None else {
-            "tiny.toml": header + 'extends = "c1.toml"\n',
-            **{f"c{i}.toml": header + f'extends = "c{i + 1}.toml"\n' for i in range(1, 15)},
-            "c15.toml": good}
-        cases.append(FuzzCase("constraint-set", f"sbrt:tiny.toml-{label}", "sbrt",
-                              {k: v.encode() for k, v in files.items()}, READERS["sbrt"]["tiny.toml"], "same"))
+        files = (
+            {"tiny.toml": text}
+            if text is not None
+            else {
+                "tiny.toml": header + 'extends = "c1.toml"\n',
+                **{f"c{i}.toml": header + f'extends = "c{i + 1}.toml"\n' for i in range(1, 15)},
+                "c15.toml": good,
+            }
+        )
+        cases.append(
+            FuzzCase(
+                "constraint-set",
+                f"sbrt:tiny.toml-{label}",
+                "sbrt",
+                {k: v.encode() for k, v in files.items()},
+                READERS["sbrt"]["tiny.toml"],
+                "same",
+            )
+        )
     return cases
 
 
@@ -589,8 +789,13 @@ def build_corpus(bases: dict[str, Path], seed: int = 20261126, random_cases: int
         truncations(bases, rng, counts["truncate"])
         + inert_bytes(bases, rng, counts["bytes-inert"])
         + any_bytes(bases, rng, counts["bytes-any"])
-        + missing_tags(bases) + scalings(bases) + huge_grids(bases) + contours(bases) + registrations(bases)
-        + case_files(bases) + constraint_sets(bases)
+        + missing_tags(bases)
+        + scalings(bases)
+        + huge_grids(bases)
+        + contours(bases)
+        + registrations(bases)
+        + case_files(bases)
+        + constraint_sets(bases)
     )
     names = [c.name for c in cases]
     duplicates = {n for n in names if names.count(n) > 1}

@@ -192,12 +192,15 @@ def _outcome(job: Job, logs: Path, status: int, usage, seconds: float, before: d
     if result_file.is_file():
         result = json.loads(result_file.read_text())
     else:  # killed, or died in C code
-        result = {"exit_code": -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status),
-                  "traceback": "killed" if hung else "crashed"}
+        result = {
+            "exit_code": -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status),
+            "traceback": "killed" if hung else "crashed",
+        }
     after = snapshot(job.folder)
     changed = sorted(k for k, v in before.items() if after.get(k) != v)
     wrote = job.output is not None and result["exit_code"] in (0, 1)
     leftovers = sorted(set(after) - set(before) - ({job.output} if wrote else set()))
+
     def read(ext: str) -> str:
         return (logs / f"{job.key}.{ext}").read_text(encoding="utf-8", errors="replace")
 
@@ -240,7 +243,9 @@ def numbers(command: str, outcome: Outcome, folder: Path):
             return None
         if command == "check":
             return {r["id"]: (r["structure"], r["value_gy"], r["status"]) for r in report["results"]}
-        return {s["name"]: (s["evaluated"], s["volume_cc"], s["metrics"], tuple(s["notes"])) for s in report["structures"]}
+        return {
+            s["name"]: (s["evaluated"], s["volume_cc"], s["metrics"], tuple(s["notes"])) for s in report["structures"]
+        }
     if command in ("eqd2", "sum"):
         if outcome.output is None:
             return None
@@ -267,7 +272,9 @@ def compare(command: str, got, baseline) -> str:
         value = got[key]
         if value[:3] == expected[:3]:
             continue
-        if (command == "check" and value[2] == "not_evaluated") or (command == "dvh" and _not_evaluated(value, expected)):
+        if (command == "check" and value[2] == "not_evaluated") or (
+            command == "dvh" and _not_evaluated(value, expected)
+        ):
             partial = True
         else:
             return "changed"
@@ -338,7 +345,9 @@ def judge(case, command: str, outcome: Outcome, got, baseline) -> Verdict:
         elif expect == "same" and result != "same":
             problems.append(f"numbers {result}; expected the unmutated numbers")
         elif expect == "same_or_refuse" and result == "changed":
-            problems.append(f"accepted with exit {outcome.exit_code} and changed numbers; expected the same or a refusal")
+            problems.append(
+                f"accepted with exit {outcome.exit_code} and changed numbers; expected the same or a refusal"
+            )
         elif expect == "same_or_noted" and result == "changed" and not noted(got, baseline):
             problems.append(f"accepted with exit {outcome.exit_code} and changed numbers without a note")
     return Verdict(case.name, case.family, command, case.expectation(command), result, problems, outcome)
@@ -354,12 +363,28 @@ def summary(verdicts: list[Verdict], cases: list, header: str, known: Callable[[
         expects = ", ".join(f"{e} {sum(c.expect == e for c in members)}" for e in sorted({c.expect for c in members}))
         lines.append(f"  {family:<15} {len(members):>4}  ({expects})")
     lines.append(f"  {'total':<15} {len(cases):>4}")
-    columns = ("runs", "cpu s", "refused", "same", "partial", "changed", "traceback", "hang", "memory", "leftover", "modified",
-               "multiline", "wrong")
-    lines += ["", "runs per command: refused = exit 2 in one line; same = exit 0/1 with the unmutated numbers;",
-              "partial = same numbers, some items not evaluated; changed = other numbers (asserted only for",
-              "expectations other than 'safe'); wrong = any property violated (known failures included):",
-              "  " + f"{'command':<9}" + "".join(f"{c:>10}" for c in columns)]
+    columns = (
+        "runs",
+        "cpu s",
+        "refused",
+        "same",
+        "partial",
+        "changed",
+        "traceback",
+        "hang",
+        "memory",
+        "leftover",
+        "modified",
+        "multiline",
+        "wrong",
+    )
+    lines += [
+        "",
+        "runs per command: refused = exit 2 in one line; same = exit 0/1 with the unmutated numbers;",
+        "partial = same numbers, some items not evaluated; changed = other numbers (asserted only for",
+        "expectations other than 'safe'); wrong = any property violated (known failures included):",
+        "  " + f"{'command':<9}" + "".join(f"{c:>10}" for c in columns),
+    ]
     for command in sorted({v.command for v in verdicts}):
         runs = [v for v in verdicts if v.command == command]
         counts = {
@@ -379,18 +404,24 @@ def summary(verdicts: list[Verdict], cases: list, header: str, known: Callable[[
         }
         lines.append("  " + f"{command:<9}" + "".join(f"{counts[c]:>10}" for c in columns))
     safe = [v for v in verdicts if v.expect == "safe" and v.result in ("same", "partial", "changed")]
-    lines.append(f"\nbytes-any runs that loaded: {len(safe)} ({sum(v.result == 'same' for v in safe)} with the "
-                 f"unmutated numbers, {sum(v.result == 'changed' for v in safe)} with other numbers: not asserted)")
+    lines.append(
+        f"\nbytes-any runs that loaded: {len(safe)} ({sum(v.result == 'same' for v in safe)} with the "
+        f"unmutated numbers, {sum(v.result == 'changed' for v in safe)} with other numbers: not asserted)"
+    )
     wrong = [v for v in verdicts if v.problems]
     unknown = [v for v in wrong if known(v) is None]
-    lines.append(f"\nwrong runs: {len(wrong)} ({len(wrong) - len(unknown)} known, fixed on other branches; "
-                 f"{len(unknown)} unexpected)")
+    lines.append(
+        f"\nwrong runs: {len(wrong)} ({len(wrong) - len(unknown)} known, fixed on other branches; "
+        f"{len(unknown)} unexpected)"
+    )
     for v in sorted(wrong, key=lambda v: (known(v) or "", v.family, v.case, v.command)):
         owner = known(v) or "UNEXPECTED"
         lines.append(f"  [{owner}] {v.case} {v.command}: exit {v.outcome.exit_code}: {'; '.join(v.problems)[:240]}")
     slowest = max(verdicts, key=lambda v: v.outcome.seconds)
     peak = max(verdicts, key=lambda v: v.outcome.maxrss_bytes)
-    lines.append(f"\nslowest run {slowest.outcome.seconds:.1f} s ({slowest.case} {slowest.command}); peak memory "
-                 f"{peak.outcome.maxrss_bytes >> 20} MiB above the parent ({peak.case} {peak.command}); "
-                 f"bound {MEMORY_BOUND_BYTES >> 20} MiB")
+    lines.append(
+        f"\nslowest run {slowest.outcome.seconds:.1f} s ({slowest.case} {slowest.command}); peak memory "
+        f"{peak.outcome.maxrss_bytes >> 20} MiB above the parent ({peak.case} {peak.command}); "
+        f"bound {MEMORY_BOUND_BYTES >> 20} MiB"
+    )
     return "\n".join(lines) + "\n"

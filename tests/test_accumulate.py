@@ -12,8 +12,8 @@ import pytest
 from sum_helpers import axial_grid, rigid, voxel_centres, write_reg
 
 from reirrad.accumulate import (
-    cumulative_eqd2_at,
     course_from_discovery,
+    cumulative_eqd2_at,
     cumulative_eqd2_gy,
     map_courses,
     months_between,
@@ -33,8 +33,17 @@ HINT = Hint(Remedy.FRACTIONS, "prior")  # "set fractions = N for course 'prior' 
 
 def dose(values, summation="PLAN", plan_uid="1.2.3.9", beam=None, group=None, grid=GRID, dose_type="PHYSICAL"):
     array = np.broadcast_to(np.asarray(values, float), grid.shape).copy()
-    return DoseGrid(Path(f"/virtual/{summation}{beam or ''}.dcm"), grid, array, summation, dose_type,
-                    "1.2.3.100", plan_uid, group, beam)
+    return DoseGrid(
+        Path(f"/virtual/{summation}{beam or ''}.dcm"),
+        grid,
+        array,
+        summation,
+        dose_type,
+        "1.2.3.100",
+        plan_uid,
+        group,
+        beam,
+    )
 
 
 def plan(*groups, uid="1.2.3.9", prescription=None):
@@ -50,6 +59,7 @@ def eqd2_closed_form(total_gy, fractions, alpha_beta):
 
 
 # --- phase resolution -------------------------------------------------------------------------
+
 
 def test_plan_dose_as_is_with_plan_fractions():
     phase = resolve_phase(plan(group(1, 25), prescription=50.0), [dose(50.0)], None, HINT)
@@ -76,7 +86,12 @@ def test_beam_doses_add_when_they_cover_the_plan():
     ("the_plan", "doses", "override", "message"),
     [
         (None, [dose(50.0)], None, "set fractions = N for course 'prior'"),
-        (plan(group(1, 5)), [dose(10.0, "BEAM", beam=1)], None, r"cover beams \[1\] but the plan's beams with a meterset are \[1, 2\]"),
+        (
+            plan(group(1, 5)),
+            [dose(10.0, "BEAM", beam=1)],
+            None,
+            r"cover beams \[1\] but the plan's beams with a meterset are \[1, 2\]",
+        ),
         (plan(group(1, 5)), [dose(1.0, "BEAM", beam=b) for b in (1, 2, 2)], None, r"each beam's dose once"),
         (None, [dose(10.0, "BEAM", beam=1), dose(10.0, "BEAM", beam=2)], 5, "BEAM doses without their RTPLAN"),
         (plan(group(1, 25), group(2, 5)), [dose(50.0)], None, r"different fraction counts \(5, 25\).*set fractions"),
@@ -109,9 +124,17 @@ def test_setup_beam_without_meterset_needs_no_dose():
 
 # --- courses on one grid ------------------------------------------------------------------------
 
+
 def discovered(phases, frame=FRAME, registrations=(), files=()):
-    return Course(Path("/virtual"), tuple(Phase(p, tuple(d)) for p, d in phases), None,
-                  tuple(registrations), frame, (), tuple(files))
+    return Course(
+        Path("/virtual"),
+        tuple(Phase(p, tuple(d)) for p, d in phases),
+        None,
+        tuple(registrations),
+        frame,
+        (),
+        tuple(files),
+    )
 
 
 def spec(name, fractions=None, start=None, end=None, path=Path("/virtual")):
@@ -165,6 +188,7 @@ def test_different_frames_without_registration_refused():
 
 # --- the Nelms phantoms: closed-form cumulative EQD2 on real grids ------------------------------
 
+
 def nelms(testdata, name):
     return testdata / "nelms2015" / "dose_grids" / f"{name}.dcm"
 
@@ -177,11 +201,15 @@ def nelms_course(path, name, fractions, frame=None):
 
 
 def test_stored_nelms_doses_follow_their_formulas(testdata):
-    for name, formula in (("Linear_AntPost_3mm_Aligned", lambda p: 10 - p[..., 1]),
-                          ("Linear_SupInf_1mm_Aligned", lambda p: 10 + p[..., 2])):
+    for name, formula in (
+        ("Linear_AntPost_3mm_Aligned", lambda p: 10 - p[..., 1]),
+        ("Linear_SupInf_1mm_Aligned", lambda p: 10 + p[..., 2]),
+    ):
         stored = read_dose(nelms(testdata, name))
         assert stored.summation_type == "FRACTION"
-        np.testing.assert_allclose(stored.dose_gy, np.maximum(0, formula(voxel_centres(stored.grid))), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(
+            stored.dose_gy, np.maximum(0, formula(voxel_centres(stored.grid))), rtol=1e-6, atol=1e-6
+        )
 
 
 @pytest.mark.parametrize("alpha_beta", [2.0, 10.0])

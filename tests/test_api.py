@@ -65,16 +65,31 @@ def test_per_course_values_add_up_to_the_cumulative_value(from_folders) -> None:
     # no recovery model: the cumulative Dmax is the sum of each course's EQD2 at the same sample
     assert cord.per_course["prior"] + cord.per_course["new"] == pytest.approx(cord.value_gy, abs=1e-9)
     assert [c.name for c in from_folders.courses] == ["prior", "new"]
-    assert from_folders.courses[0].registration.startswith("REG ") and from_folders.courses[1].registration == "reference"
+    assert (
+        from_folders.courses[0].registration.startswith("REG ") and from_folders.courses[1].registration == "reference"
+    )
     with pytest.raises(KeyError, match="spinalcord-dmax"):
         from_folders.result("no-such-id")
 
 
 def test_to_dict_is_the_document_the_command_line_writes(from_folders) -> None:
     command = [
-        sys.executable, "-c", "from reirrad.cli import main; main()", "check", "--prior", str(PRIOR), "--new", str(NEW),
-        "--registration", str(REG), "--prior-end-date", "2022-05-06", "--new-start-date", "2024-01-15",
-        "--format", "json",
+        sys.executable,
+        "-c",
+        "from reirrad.cli import main; main()",
+        "check",
+        "--prior",
+        str(PRIOR),
+        "--new",
+        str(NEW),
+        "--registration",
+        str(REG),
+        "--prior-end-date",
+        "2022-05-06",
+        "--new-start-date",
+        "2024-01-15",
+        "--format",
+        "json",
     ]
     run = subprocess.run(command, capture_output=True, text=True)
     assert run.returncode == from_folders.summary.exit_code == 1, run.stderr
@@ -104,8 +119,18 @@ def test_errors_name_keywords_for_python_and_options_for_the_command_line(tmp_pa
     assert reirrad.load_course(datasets=[dose], name="new", fractions=5).fractions == 5
     for name in ("dose.dcm", "structures.dcm"):
         (tmp_path / name).write_bytes((NEW / name).read_bytes())
-    command = [sys.executable, "-c", "from reirrad.cli import main; main()", "check", "--prior", str(PRIOR),
-               "--new", str(tmp_path), "--registration", str(REG)]
+    command = [
+        sys.executable,
+        "-c",
+        "from reirrad.cli import main; main()",
+        "check",
+        "--prior",
+        str(PRIOR),
+        "--new",
+        str(tmp_path),
+        "--registration",
+        str(REG),
+    ]
     run = subprocess.run(command, capture_output=True, text=True)
     assert run.returncode == 2 and "pass --new-fractions N" in run.stderr and "fractions=N" not in run.stderr
 
@@ -114,13 +139,19 @@ def test_dvh_from_paths_and_datasets_agree_and_convert_to_dicompyler() -> None:
     metrics = ["Dmax", "Dmean", "D95%", "D2cc", "V20Gy", "V5Gy"]
     names = ["SpinalCord", "PTV_35", "PharConst", "A_Carotid_L"]
     on_paths = reirrad.dvh(NEW / "dose.dcm", NEW / "structures.dcm", metrics, names=names)
-    in_memory = reirrad.dvh(pydicom.dcmread(NEW / "dose.dcm"), pydicom.dcmread(NEW / "structures.dcm"), metrics,
-                            names=names)
+    in_memory = reirrad.dvh(
+        pydicom.dcmread(NEW / "dose.dcm"), pydicom.dcmread(NEW / "structures.dcm"), metrics, names=names
+    )
     assert [r.values for r in in_memory.structures] == [r.values for r in on_paths.structures]
     bin_gy = CURVE_BIN_GY  # 0.01 Gy
     for row in on_paths.structures:
         curve = row.to_dicompyler()
-        assert (curve.dvh_type, curve.dose_units, curve.volume_units, curve.name) == ("cumulative", "Gy", "cm3", row.name)
+        assert (curve.dvh_type, curve.dose_units, curve.volume_units, curve.name) == (
+            "cumulative",
+            "Gy",
+            "cm3",
+            row.name,
+        )
         assert float(curve.volume) == pytest.approx(row.in_grid_volume_cc, rel=1e-9)
         assert float(curve.mean) == pytest.approx(row.values["Dmean"], abs=bin_gy / 2)
         assert float(curve.statistic("D95").value) == pytest.approx(row.values["D95%"], abs=bin_gy)
@@ -139,8 +170,14 @@ def test_dvh_refuses_objects_of_different_frames_naming_the_registration_keyword
         reirrad.dvh(PRIOR / "dose.dcm", NEW / "structures.dcm")
     assert raised.value.hint.remedy is reirrad.Remedy.REGISTRATION
     assert "pass registration=PATH relating them" in str(raised.value) and "--registration" not in str(raised.value)
-    command = [sys.executable, "-c", "from reirrad.cli import main; main()", "dvh", str(PRIOR / "dose.dcm"),
-               str(NEW / "structures.dcm")]
+    command = [
+        sys.executable,
+        "-c",
+        "from reirrad.cli import main; main()",
+        "dvh",
+        str(PRIOR / "dose.dcm"),
+        str(NEW / "structures.dcm"),
+    ]
     run = subprocess.run(command, capture_output=True, text=True)
     assert run.returncode == 2 and "pass --registration REG relating them" in run.stderr
     moved = reirrad.dvh(PRIOR / "dose.dcm", NEW / "structures.dcm", ["Dmax"], names=["SpinalCord"], registration=REG)

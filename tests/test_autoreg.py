@@ -312,8 +312,13 @@ def test_auto_register_option_on_course_folders(sbrt_without_reg):
 def test_a_written_reg_placed_in_a_course_folder_stays_unreviewed(sbrt_without_reg, tmp_path):
     """A REG that `reirrad register` wrote, dropped into the course folder, is still named an
     automatic, unreviewed registration and flagged: never a plain "REG <uid>"."""
-    run = reirrad("register", sbrt_without_reg / "course1" / "ct", sbrt_without_reg / "course2" / "ct",
-                  "--output", tmp_path / "auto-reg.dcm")
+    run = reirrad(
+        "register",
+        sbrt_without_reg / "course1" / "ct",
+        sbrt_without_reg / "course2" / "ct",
+        "--output",
+        tmp_path / "auto-reg.dcm",
+    )
     assert run.returncode == 0, run.stderr
     assert read_registration(tmp_path / "auto-reg.dcm").label.startswith("automatic rigid registration, not reviewed")
     case = tmp_path / "case"

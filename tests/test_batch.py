@@ -16,9 +16,9 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
+from batch_helpers import make_cases
 
 import reirrad.batch
-from batch_helpers import make_cases
 from reirrad.batch import BatchResult, CaseOutcome, CaseState, run_batch
 from reirrad.check import CheckOptions
 from reirrad.report.batch import progress, render_batch
@@ -60,7 +60,7 @@ def counted(monkeypatch) -> list[str]:
 
 
 def test_serial_batch_checks_every_case_with_its_own_values(audit):
-    cases, serial = audit
+    _cases, serial = audit
     assert [o.state for o in serial.outcomes] == [CaseState.CHECKED] * CASES
     ids = [o.report.case_id for o in serial.outcomes]
     assert ids == [f"HN-{'CONV-REIRR-02' if i % 2 == 0 else 'SBRT-REIRR-01'}-{i:03d}" for i in range(CASES)]
@@ -125,7 +125,7 @@ def test_bad_case_is_reported_and_the_others_go_on(audit, tmp_path, monkeypatch)
 
 
 def test_fail_fast_stops_at_the_first_failing_case(audit, counted):
-    cases, serial = audit
+    cases, _serial = audit
     batch = run_batch([cases[1], cases[0], cases[2]], fail_fast=True)
     assert counted == [str(cases[1])]
     assert [o.state for o in batch.outcomes] == [CaseState.CHECKED, CaseState.NOT_RUN, CaseState.NOT_RUN]
@@ -158,7 +158,9 @@ def test_store_resumes_without_recomputing_and_outputs_cover_every_case(audit, t
 
 def test_progress_plain_lines_rich_bar_and_quiet(audit):
     _, serial = audit
-    outcomes = list(serial.outcomes[:2]) + [CaseOutcome("/x/case.toml", CaseState.INPUT_ERROR, error="/x/case.toml: bad")]
+    outcomes = list(serial.outcomes[:2]) + [
+        CaseOutcome("/x/case.toml", CaseState.INPUT_ERROR, error="/x/case.toml: bad")
+    ]
     plain = io.StringIO()
     with progress(3, stream=plain) as advance:
         for outcome in outcomes:
@@ -186,7 +188,9 @@ def _stored(store: Path) -> dict[str, tuple]:
     """Every stored case: path -> (state, finished_at, seconds, report); {} while there is no table."""
     try:
         with sqlite3.connect(store) as db:
-            return {row[0]: row[1:] for row in db.execute("SELECT path, state, finished_at, seconds, report FROM cases")}
+            return {
+                row[0]: row[1:] for row in db.execute("SELECT path, state, finished_at, seconds, report FROM cases")
+            }
     except sqlite3.Error:
         return {}
 

@@ -74,20 +74,20 @@ def test_minimal_case_defaults(tmp_path):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (('fractions = 35', 'fractions = 0'), r"courses\[0\]\.fractions: must be a positive integer"),
-        (('fractions = 35', 'fractions = "35"'), r"courses\[0\]\.fractions: must be int"),
+        (("fractions = 35", "fractions = 0"), r"courses\[0\]\.fractions: must be a positive integer"),
+        (("fractions = 35", 'fractions = "35"'), r"courses\[0\]\.fractions: must be int"),
         (('schedule = "bid"', 'schedule = "weekly"'), r"courses\[1\]\.schedule: must be one of"),
         (('path = "course1"', 'path = "missing"'), r"courses\[0\]\.path: folder .*missing does not exist"),
         (('registration = "course2/reg.dcm"', 'registration = "nope.dcm"'), r"courses\[1\]\.registration"),
         (('"course2/rs.dcm"', '"course2/rs2.dcm"'), r"courses\[1\]\.structure_set: file .*rs2\.dcm does not exist"),
         (('name = "new"', 'name = "prior"'), r"courses\[1\]\.name: 'prior' is used by more than one"),
         (('start_date = "2025-01-14"', 'start_date = "14/01/2025"'), r"courses\[1\]\.start_date: must be a date"),
-        (('end_date = 2022-11-02', 'end_date = 2022-09-01'), r"courses\[0\]\.end_date: .* before start_date"),
-        (('start_date = "2025-01-14"', 'start_date = 2021-01-14'), r"oldest first"),
-        (('id = "HN-demo-01"', ''), r"id: required"),
+        (("end_date = 2022-11-02", "end_date = 2022-09-01"), r"courses\[0\]\.end_date: .* before start_date"),
+        (('start_date = "2025-01-14"', "start_date = 2021-01-14"), r"oldest first"),
+        (('id = "HN-demo-01"', ""), r"id: required"),
         (('recovery_model = "simple-25-50"', 'recovery_model = "magic"'), r"recovery_model: no recovery model 'magic'"),
         (('schedule = "bid"', 'schedual = "bid"'), r"courses\[1\]\.schedual: unknown field"),
-        (('resection = true', 'resection = "yes"'), r"clinical\.resection: must be bool"),
+        (("resection = true", 'resection = "yes"'), r"clinical\.resection: must be bool"),
         (('"Cord" = "SpinalCord"', '"Cord" = 3'), r"structures: must map"),
     ],
 )
@@ -101,17 +101,25 @@ def test_errors_name_file_and_field(tmp_path, change, message):
 def test_every_problem_is_listed(tmp_path):
     """One error names the file and lists each problem of the case file, not only the first."""
     text = GOOD
-    for change in (('end_date = 2022-11-02', 'end_date = 2022-09-01'), ('id = "HN-demo-01"', ''),
-                   ('schedule = "bid"', 'schedual = "bid"'), ('resection = true', 'resection = "yes"'),
-                   ('recovery_model = "simple-25-50"', 'recovery_model = "magic"')):
+    for change in (
+        ("end_date = 2022-11-02", "end_date = 2022-09-01"),
+        ('id = "HN-demo-01"', ""),
+        ('schedule = "bid"', 'schedual = "bid"'),
+        ("resection = true", 'resection = "yes"'),
+        ('recovery_model = "simple-25-50"', 'recovery_model = "magic"'),
+    ):
         text = text.replace(*change)
     path = make_case(tmp_path, text)
     with pytest.raises(InputError) as info:
         load_case(path)
     message = str(info.value)
     assert message.startswith(f"{path}: invalid case file: ") and "\n" not in message
-    for fragment in ("courses[1].schedual: unknown field", "clinical.resection: must be bool", "id: required",
-                     "recovery_model: no recovery model 'magic'"):
+    for fragment in (
+        "courses[1].schedual: unknown field",
+        "clinical.resection: must be bool",
+        "id: required",
+        "recovery_model: no recovery model 'magic'",
+    ):
         assert fragment in message
 
 
@@ -170,19 +178,25 @@ def test_parent_folders_are_allowed_and_must_exist(tmp_path):
     [
         (('path = "course1"', 'path = "loop"'), r"courses\[0\]\.path: folder .*loop is a symlink loop"),
         (('"course2/reg.dcm"', '"loop"'), r"courses\[1\]\.registration: file .*loop is a symlink loop"),
-        (('path = "course1"', 'path = "' + "n" * 300 + '"'), r"courses\[0\]\.path: folder .* cannot be used \(File name too long\)"),
-        (('path = "course1"', 'path = "course\\u0000"'), r"courses\[0\]\.path: folder .* cannot be used \(embedded null byte\)"),
+        (
+            ('path = "course1"', 'path = "' + "n" * 300 + '"'),
+            r"courses\[0\]\.path: folder .* cannot be used \(File name too long\)",
+        ),
+        (
+            ('path = "course1"', 'path = "course\\u0000"'),
+            r"courses\[0\]\.path: folder .* cannot be used \(embedded null byte\)",
+        ),
         (('"course2/reg.dcm"', '"course1"'), r"courses\[1\]\.registration: file .*course1 is not a regular file"),
         (('path = "course1"', 'path = "course2/rs.dcm"'), r"courses\[0\]\.path: folder .*rs\.dcm is not a folder"),
         (('path = "course1"', 'path = ""'), r"courses\[0\]\.path: required"),
         (('id = "HN-demo-01"', "id = [" + "1, " * 5000 + "]"), r"id: must be str, got \[1, 1,.*\.\.\.$"),
         (('schedule = "bid"', 'schedule = "b\\nid"'), r"courses\[1\]\.schedule: must be one of .*got 'b\\nid'"),
         (('schedule = "bid"', '"sched\\nule" = "bid"'), r"courses\[1\]\.'sched\\nule': unknown field"),
-        (('fractions = 35', 'fractions = 1.5'), r"courses\[0\]\.fractions: must be int, got 1\.5"),
-        (('fractions = 35', 'fractions = true'), r"courses\[0\]\.fractions: must be int, got True"),
-        (('fractions = 35', 'fractions = -3'), r"courses\[0\]\.fractions: must be a positive integer, got -3"),
-        (('end_date = 2022-11-02', 'end_date = 2022-11-02T08:00:00'), r"courses\[0\]\.end_date: must be a date"),
-        (('end_date = 2022-11-02', 'end_date = 08:00:00'), r"courses\[0\]\.end_date: must be a date"),
+        (("fractions = 35", "fractions = 1.5"), r"courses\[0\]\.fractions: must be int, got 1\.5"),
+        (("fractions = 35", "fractions = true"), r"courses\[0\]\.fractions: must be int, got True"),
+        (("fractions = 35", "fractions = -3"), r"courses\[0\]\.fractions: must be a positive integer, got -3"),
+        (("end_date = 2022-11-02", "end_date = 2022-11-02T08:00:00"), r"courses\[0\]\.end_date: must be a date"),
+        (("end_date = 2022-11-02", "end_date = 08:00:00"), r"courses\[0\]\.end_date: must be a date"),
     ],
 )
 def test_paths_and_values_refused_in_one_short_line(tmp_path, change, message):
@@ -221,4 +235,7 @@ def test_constraint_set_must_exist_when_the_case_is_read(tmp_path, value, messag
 def test_constraint_set_relative_to_the_case_file(tmp_path):
     (tmp_path / "sets").mkdir()
     (tmp_path / "sets" / "mine.toml").write_text("")
-    assert load_case(make_case(tmp_path, GOOD.replace('"hn-reirradiation"', '"sets/mine.toml"'))).constraints == "sets/mine.toml"
+    assert (
+        load_case(make_case(tmp_path, GOOD.replace('"hn-reirradiation"', '"sets/mine.toml"'))).constraints
+        == "sets/mine.toml"
+    )

@@ -65,14 +65,16 @@ def slab_samples(per_mm: int = 8) -> np.ndarray:
 
 
 # Cumulative EQD2 grows towards -y and +z: its maximum is on the top face of a slab, at the rim.
-EXPECTED_DMAX = float(cumulative_eqd2(np.column_stack(
-    [np.zeros_like(PLANES_MM), CENTRE[1] - PLANE_RADII_MM, PLANES_MM + 0.5]
-)).max())
+EXPECTED_DMAX = float(
+    cumulative_eqd2(np.column_stack([np.zeros_like(PLANES_MM), CENTRE[1] - PLANE_RADII_MM, PLANES_MM + 0.5])).max()
+)
 SLAB_SAMPLES = slab_samples()
 EXPECTED_DMEAN = float(cumulative_eqd2(SLAB_SAMPLES).mean())
 
 
-CONSTRAINTS = constraint_set_header("test-set", "limits placed around the closed-form answer", ALPHA_BETA) + """
+CONSTRAINTS = (
+    constraint_set_header("test-set", "limits placed around the closed-form answer", ALPHA_BETA)
+    + """
 [[constraints]]
 id = "cord-fail"
 organ = "SpinalCord"
@@ -108,6 +110,7 @@ organ = "Brainstem"
 metric = "Dmax"
 priority = "report"
 """
+)
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +124,9 @@ def nelms_case(tmp_path_factory, request) -> Path:
         (root / course / "dose.dcm").symlink_to(grids / dose)
         (root / course / "rs.dcm").symlink_to(structures / "Sphere_10_0.dcm")
     (root / "set.toml").write_text(
-        CONSTRAINTS.format(fail=round(EXPECTED_DMAX - 5, 2), warn=round(EXPECTED_DMAX - 5, 2), above=round(EXPECTED_DMAX + 5, 2))
+        CONSTRAINTS.format(
+            fail=round(EXPECTED_DMAX - 5, 2), warn=round(EXPECTED_DMAX - 5, 2), above=round(EXPECTED_DMAX + 5, 2)
+        )
     )
     (root / "case.toml").write_text(
         'id = "nelms"\nconstraints = "set.toml"\n'
@@ -201,8 +206,23 @@ def test_conservative_mode_bounds_the_registered_sum(nelms_case, report):
 
 def _result(status: str, limit: float | None = 50.0) -> ConstraintResult:
     return ConstraintResult(
-        "x", "SpinalCord", "Cord", "Dmax", 2.0, limit, None, 1.0, "Gy", {}, {}, status, None, "hard",
-        "s", "source", "set",
+        "x",
+        "SpinalCord",
+        "Cord",
+        "Dmax",
+        2.0,
+        limit,
+        None,
+        1.0,
+        "Gy",
+        {},
+        {},
+        status,
+        None,
+        "hard",
+        "s",
+        "source",
+        "set",
     )
 
 
@@ -247,7 +267,9 @@ def test_conservative_dx_bound_holds_for_any_two_dose_distributions(voxels, frac
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", "from reirrad.cli import main; main()", *args],
-        capture_output=True, text=True, cwd=cwd,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
     )
 
 
@@ -281,7 +303,9 @@ def test_cli_json_junit_csv_and_exit_codes(nelms_case, tmp_path):
 def test_cli_fail_on_warn_and_allow_missing(nelms_case, tmp_path):
     lenient = tmp_path / "set.toml"
     text = (nelms_case / "set.toml").read_text()
-    lenient.write_text(text.replace(f"limit_gy = {round(EXPECTED_DMAX - 5, 2)}", f"limit_gy = {round(EXPECTED_DMAX + 5, 2)}"))
+    lenient.write_text(
+        text.replace(f"limit_gy = {round(EXPECTED_DMAX - 5, 2)}", f"limit_gy = {round(EXPECTED_DMAX + 5, 2)}")
+    )
     case = str(nelms_case / "case.toml")
     assert run_cli("check", case, "--constraints", str(lenient)).returncode == 1  # D2000cc not evaluated
     assert run_cli("check", case, "--constraints", str(lenient), "--allow-missing").returncode == 0
@@ -327,8 +351,9 @@ def test_constraint_set_default_recovery_model_is_shown_beside_undiscounted_limi
     sum; the value with the prior course's share halved (Dmean adds linearly) is shown beside it.
     An entry belonging to the model is judged on that discounted value."""
     recovering = tmp_path / "set.toml"
-    recovering.write_text((nelms_case / "set.toml").read_text().replace(
-        'recovery_model = "none"', 'recovery_model = "simple-25-50"'))
+    recovering.write_text(
+        (nelms_case / "set.toml").read_text().replace('recovery_model = "none"', 'recovery_model = "simple-25-50"')
+    )
     discounted = run_check(load_case(nelms_case / "case.toml"), CheckOptions(constraints=str(recovering)))
     before, after = by_id(report, "cord-pass"), by_id(discounted, "cord-pass")
     assert after.value_gy == pytest.approx(before.value_gy, rel=1e-12) and after.recovery["prior"] == 0.0
@@ -338,8 +363,9 @@ def test_constraint_set_default_recovery_model_is_shown_beside_undiscounted_limi
     assert "simple-25-50" in discounted.assumptions["recovery_model"]
 
     own = tmp_path / "own.toml"
-    own.write_text(recovering.read_text().replace(
-        'id = "cord-pass"\n', 'id = "cord-pass"\ndose_basis = "simple-25-50"\n'))
+    own.write_text(
+        recovering.read_text().replace('id = "cord-pass"\n', 'id = "cord-pass"\ndose_basis = "simple-25-50"\n')
+    )
     judged = by_id(run_check(load_case(nelms_case / "case.toml"), CheckOptions(constraints=str(own))), "cord-pass")
     assert judged.recovery["prior"] == 0.5 and judged.discounted is None and judged.dose_basis == "simple-25-50"
     assert judged.value_gy == pytest.approx(expected, rel=1e-9)

@@ -33,7 +33,9 @@ LIMIT_GY = 42.0
 EXPECTED_DMAX = 45.5 * (45.5 / 25 + ALPHA_BETA) / (2 + ALPHA_BETA)
 SHIFT_MM = np.array([100.0, 0.0, 0.0])  # prior frame = reference frame + this, in the REG variant
 
-CONSTRAINTS = constraint_set_header("coverage-test", "one cord limit below the closed-form answer", ALPHA_BETA) + f"""
+CONSTRAINTS = (
+    constraint_set_header("coverage-test", "one cord limit below the closed-form answer", ALPHA_BETA)
+    + f"""
 [[constraints]]
 id = "cord"
 organ = "SpinalCord"
@@ -42,27 +44,38 @@ priority = "hard"
 limit_gy = {LIMIT_GY}
 source = "t"
 """
+)
 
 
 def _dose(z_mm: np.ndarray, dose_gy, ipp, frame: str, plan) -> object:
     """An RTDOSE of 21 x 21 voxels of 2 mm per plane, planes at ``z_mm``, dose a function of z."""
     pixels = np.broadcast_to(np.asarray(dose_gy(z_mm))[:, None, None], (len(z_mm), 21, 21))
     return syn.rtdose(
-        np.rint(pixels / 1e-4).astype(np.uint32), ipp=ipp, offsets=z_mm - z_mm[0], pixel_spacing=(2.0, 2.0),
-        scaling=1e-4, frame_of_reference=frame, plan_uid=plan.SOPInstanceUID,
+        np.rint(pixels / 1e-4).astype(np.uint32),
+        ipp=ipp,
+        offsets=z_mm - z_mm[0],
+        pixel_spacing=(2.0, 2.0),
+        scaling=1e-4,
+        frame_of_reference=frame,
+        plan_uid=plan.SOPInstanceUID,
     )
 
 
-def _course(folder, fractions: int, z_mm: np.ndarray, dose_gy, offset_mm: np.ndarray, frame: str,
-            prescription_gy: float) -> None:
+def _course(
+    folder, fractions: int, z_mm: np.ndarray, dose_gy, offset_mm: np.ndarray, frame: str, prescription_gy: float
+) -> None:
     angles = np.linspace(0.0, 2 * np.pi, 48, endpoint=False)
     cord = [
         [(5 * np.cos(a) + offset_mm[0], 5 * np.sin(a) + offset_mm[1], z + offset_mm[2]) for a in angles]
         for z in np.arange(-30.0, 30.5, 2.0)
     ]
     structures = syn.rtstruct({"Cord": cord}, frame_of_reference=frame)
-    plan = syn.rtplan([(fractions, [(1, 1.0, 100.0)])], frame_of_reference=frame,
-                      structure_set_uid=structures.SOPInstanceUID, prescription_gy=prescription_gy)
+    plan = syn.rtplan(
+        [(fractions, [(1, 1.0, 100.0)])],
+        frame_of_reference=frame,
+        structure_set_uid=structures.SOPInstanceUID,
+        prescription_gy=prescription_gy,
+    )
     ipp = (-20.0 + offset_mm[0], -20.0 + offset_mm[1], z_mm[0] + offset_mm[2])
     syn.write(structures, folder / "rs.dcm")
     syn.write(plan, folder / "rp.dcm")
@@ -73,13 +86,22 @@ def _course(folder, fractions: int, z_mm: np.ndarray, dose_gy, offset_mm: np.nda
 def case_file(tmp_path, request):
     registered = request.param == "registered"
     prior_frame = "9.9.9" if registered else "1.2.3.4"
-    _course(tmp_path / "prior", 25, np.arange(-40.0, 40.5, 2.0), lambda z: 30 + 0.5 * z,
-            SHIFT_MM if registered else np.zeros(3), prior_frame, 50.0)
-    _course(tmp_path / "new", 5, np.arange(-10.0, 10.5, 2.0), lambda z: np.full_like(z, 10.0), np.zeros(3), "1.2.3.4",
-            10.0)
+    _course(
+        tmp_path / "prior",
+        25,
+        np.arange(-40.0, 40.5, 2.0),
+        lambda z: 30 + 0.5 * z,
+        SHIFT_MM if registered else np.zeros(3),
+        prior_frame,
+        50.0,
+    )
+    _course(
+        tmp_path / "new", 5, np.arange(-10.0, 10.5, 2.0), lambda z: np.full_like(z, 10.0), np.zeros(3), "1.2.3.4", 10.0
+    )
     if registered:  # the REG maps prior-frame points into the new (reference) frame
-        write_reg(tmp_path / "new" / "reg.dcm", "1.2.3.4", {prior_frame: rigid(0.0, 2, -SHIFT_MM)},
-                  patient_id="synthetic")
+        write_reg(
+            tmp_path / "new" / "reg.dcm", "1.2.3.4", {prior_frame: rigid(0.0, 2, -SHIFT_MM)}, patient_id="synthetic"
+        )
     (tmp_path / "set.toml").write_text(CONSTRAINTS)
     path = tmp_path / "case.toml"
     path.write_text(
@@ -124,7 +146,10 @@ def test_the_gap_makes_the_limit_not_evaluated_unless_accepted(case_file):
     assert float(outside.group(1)) == pytest.approx(100 * (1 - 22 / 62), abs=0.5)
     assert "--accept-partial-coverage" in result.reason and "course 'prior'" not in result.reason
     # the case file's key accepts it like the option does
-    case_file.write_text(case_file.read_text().replace('constraints = "set.toml"\n',
-                                                       'constraints = "set.toml"\naccept_partial_coverage = true\n'))
+    case_file.write_text(
+        case_file.read_text().replace(
+            'constraints = "set.toml"\n', 'constraints = "set.toml"\naccept_partial_coverage = true\n'
+        )
+    )
     accepted = run_check(load_case(case_file), CheckOptions())
     assert accepted.results[0].value_gy == pytest.approx(EXPECTED_DMAX, rel=1e-3)

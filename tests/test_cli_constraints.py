@@ -13,8 +13,11 @@ REPO = Path(__file__).resolve().parents[1]
 def run(*args: str) -> subprocess.CompletedProcess:
     code = "from reirrad.cli import main; main()"
     return subprocess.run(
-        [sys.executable, "-c", code, "constraints", *args], capture_output=True, text=True,
-        env={**os.environ, "COLUMNS": "200"}, cwd=REPO,
+        [sys.executable, "-c", code, "constraints", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+        cwd=REPO,
     )
 
 
@@ -83,4 +86,7 @@ def test_validate_refuses_an_empty_set(tmp_path: Path):
     empty.write_text('name = "e"\nversion = "1"\ntitle = "e"\n')
     out = run("validate", str(empty))
     assert out.returncode == 2 and out.stdout == ""
-    assert out.stderr == f"{empty}: set: field 'constraints': no constraint (none given, or none valid): the set would pass every plan\n"
+    assert (
+        out.stderr
+        == f"{empty}: set: field 'constraints': no constraint (none given, or none valid): the set would pass every plan\n"
+    )

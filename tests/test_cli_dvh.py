@@ -59,7 +59,16 @@ def test_default_metrics_and_empty_roi_listed_as_not_evaluated(files):
     names = [s["name"] for s in document["structures"]]
     assert len(names) == 10
     assert list(document["structures"][0]["metrics"]) == [
-        "Dmin", "Dmax", "Dmean", "D0.03cc", "D1cc", "D99%", "D95%", "D5%", "D1%"]
+        "Dmin",
+        "Dmax",
+        "Dmean",
+        "D0.03cc",
+        "D1cc",
+        "D99%",
+        "D95%",
+        "D5%",
+        "D1%",
+    ]
     areola = document["structures"][names.index("Areola")]
     assert areola["evaluated"] is False and areola["volume_cc"] is None
     assert all(v is None for v in areola["metrics"].values()) and areola["notes"]
@@ -117,17 +126,28 @@ def test_eqd2_of_a_fraction_group_dose(testdata):
     Linear_AntPost D = 10 - y peaks at 28 Gy on the sphere (y = -18 mm); 28 Gy in 5 fractions is
     EQD2 = 28 (5.6 + 3) / 5 = 48.16 Gy at alpha/beta 3."""
     folder = testdata / "nelms2015"
-    result = run(str(folder / "dose_grids" / "Linear_AntPost_1mm_Aligned.dcm"), str(folder / "structures" / "Sphere_10_0.dcm"),
-                 "--fractions", "5", "--alpha-beta", "3", "--metric", "Dmax", "-s", "Sphere_10_0", "--format", "json")
+    result = run(
+        str(folder / "dose_grids" / "Linear_AntPost_1mm_Aligned.dcm"),
+        str(folder / "structures" / "Sphere_10_0.dcm"),
+        "--fractions",
+        "5",
+        "--alpha-beta",
+        "3",
+        "--metric",
+        "Dmax",
+        "-s",
+        "Sphere_10_0",
+        "--format",
+        "json",
+    )
     assert result.exit_code == 0
     dmax = json.loads(result.stdout)["structures"][0]["metrics"]["Dmax"]
     assert dmax == pytest.approx(48.16, rel=0.005)
 
 
 def test_eqd2_refused_on_a_single_beam_dose(tmp_path):
-    from dicom_synthetic import rtdose, rtstruct, write
-
     import numpy as np
+    from dicom_synthetic import rtdose, rtstruct, write
 
     dose = write(rtdose(np.full((3, 4, 4), 1000, np.uint16), summation="BEAM"), tmp_path / "beam.dcm")
     square = [(-8.0, -18.0, 30.0), (-2.0, -18.0, 30.0), (-2.0, -12.0, 30.0), (-8.0, -12.0, 30.0)]

@@ -52,8 +52,18 @@ def test_eqd2_command_writes_hand_computed_values(case, tmp_path):
 
 def test_sum_command_closed_form_and_recovery(case, tmp_path):
     out = tmp_path / "sum.dcm"
-    result = run("sum", case, "--alpha-beta", 2, "--output", out, "--recovery-model", "simple-25-50",
-                 "--recovery-organ", "SpinalCord")
+    result = run(
+        "sum",
+        case,
+        "--alpha-beta",
+        2,
+        "--output",
+        out,
+        "--recovery-model",
+        "simple-25-50",
+        "--recovery-organ",
+        "SpinalCord",
+    )
     assert result.exit_code == 0, result.output
     assert "recovery model simple-25-50: r = 0.5" in result.stdout and "26.4 months" in result.stdout
     written = read_dose(out)

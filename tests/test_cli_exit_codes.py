@@ -16,13 +16,13 @@ import pytest
 from typer.testing import CliRunner
 
 from reirrad import __version__
-
-# the module (reirrad.dvh as an attribute of the package is the public function of that name)
-DVH_MODULE = importlib.import_module("reirrad.dvh")
 from reirrad.check import CheckOptions, FailOn
 from reirrad.cli import _register, app
 from reirrad.errors import OptionError
 from reirrad.outputs import fall_back_to_ascii
+
+# the module (reirrad.dvh as an attribute of the package is the public function of that name)
+DVH_MODULE = importlib.import_module("reirrad.dvh")
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "sample_plans" / "hn_sbrt_reirradiation"
@@ -39,7 +39,10 @@ def cli(*args: object, prelude: str = "", env: dict[str, str] | None = None) -> 
     """The console script's `main()` in a fresh interpreter; ``prelude`` runs first."""
     code = f"{prelude}\nfrom reirrad.cli import main\nmain()"
     return subprocess.run(
-        [sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, check=False,
+        [sys.executable, "-c", code, *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=False,
         env={**os.environ, **(env or {})},
     )
 
@@ -70,7 +73,10 @@ def test_debug_shows_the_traceback_and_still_exits_3(monkeypatch, args, env):
 
 
 def test_the_console_script_exits_3_on_an_internal_error():
-    result = cli(*DVH, prelude="import importlib; m = importlib.import_module('reirrad.dvh')\ndef bug(*a, **k): raise RuntimeError('bug')\nm.dvh_table = bug")
+    result = cli(
+        *DVH,
+        prelude="import importlib; m = importlib.import_module('reirrad.dvh')\ndef bug(*a, **k): raise RuntimeError('bug')\nm.dvh_table = bug",
+    )
     assert result.returncode == 3 and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith("reirrad: internal error: RuntimeError: bug")
 
@@ -95,7 +101,9 @@ def test_fail_on_accepts_only_the_enum_or_its_exact_value(value):
         CheckOptions(fail_on=value)
 
 
-@pytest.mark.parametrize(("value", "expected"), [("warn", FailOn.WARN), (FailOn.WARN, FailOn.WARN), ("fail", FailOn.FAIL)])
+@pytest.mark.parametrize(
+    ("value", "expected"), [("warn", FailOn.WARN), (FailOn.WARN, FailOn.WARN), ("fail", FailOn.FAIL)]
+)
 def test_fail_on_is_stored_as_the_enum(value, expected):
     assert CheckOptions(fail_on=value).fail_on is expected
 
@@ -117,7 +125,9 @@ def test_lql_transition_dose_is_refused_alike_by_every_command(tmp_path, command
     }[command]
     result = run(*args, "--lql-transition-gy", value)
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
-    assert result.stderr.startswith("reirrad: error: LQ-L transition dose (lql_transition_gy) must be positive and finite")
+    assert result.stderr.startswith(
+        "reirrad: error: LQ-L transition dose (lql_transition_gy) must be positive and finite"
+    )
     assert list(tmp_path.iterdir()) == []
 
 

@@ -14,15 +14,15 @@ THREAD_ENVS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 HEAVY = ("numpy", "scipy", "matplotlib", "pydicom", "rich", "reirrad.report")
 
 # The console script's `main()` in a fresh interpreter; afterwards, what it imported and set.
-PROBE = """
+PROBE = f"""
 import json, os, sys
 from reirrad.cli import main
 try:
     main()
 except SystemExit:
     pass
-print(json.dumps({"modules": sorted(sys.modules), "env": {k: os.environ.get(k) for k in %r}}))
-""" % (THREAD_ENVS,)
+print(json.dumps({{"modules": sorted(sys.modules), "env": {{k: os.environ.get(k) for k in {THREAD_ENVS!r}}}}}))
+"""
 
 
 def probe(*args: str, env: dict[str, str] | None = None) -> dict:
@@ -35,7 +35,16 @@ def probe(*args: str, env: dict[str, str] | None = None) -> dict:
 
 
 @pytest.mark.parametrize(
-    "args", [("--version",), ("--help",), ("version",), ("constraints", "--help"), ("dvh", "--help"), ("check", "--help"), ("audit", "--help")]
+    "args",
+    [
+        ("--version",),
+        ("--help",),
+        ("version",),
+        ("constraints", "--help"),
+        ("dvh", "--help"),
+        ("check", "--help"),
+        ("audit", "--help"),
+    ],
 )
 def test_version_and_help_import_no_heavy_module(args):
     modules = probe(*args)["modules"]
@@ -44,7 +53,7 @@ def test_version_and_help_import_no_heavy_module(args):
 
 
 def test_the_command_line_runs_one_blas_thread_by_default():
-    assert probe("--version")["env"] == {name: "1" for name in THREAD_ENVS}
+    assert probe("--version")["env"] == dict.fromkeys(THREAD_ENVS, "1")
 
 
 def test_a_thread_count_the_user_set_is_kept():

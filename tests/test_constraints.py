@@ -116,7 +116,7 @@ def test_extends_overrides_by_id_and_records_provenance(tmp_path):
     brainstem = by_id(loaded, "brainstem-inst")
     assert brainstem.alpha_beta_gy == 2.0 and brainstem.set_name == "inst"  # default alpha/beta of the parent
     assert len(loaded.constraints) == len(base.constraints) + 1
-    assert [c.id for c in loaded.constraints][0] == "spinalcord-dmax"  # replaced in place
+    assert next(c.id for c in loaded.constraints) == "spinalcord-dmax"  # replaced in place
     assert "nieder2006" in loaded.sources and "local" in loaded.sources
 
 
@@ -279,7 +279,12 @@ AB_ROW = '[[defaults.alpha_beta]]\norgans = ["*"]\ngy = 3.0\nsource = "a"\n'
 
 def test_small_valid_set_loads(tmp_path):
     (cord,) = load_constraint_set(write(tmp_path, VALID)).constraints
-    assert (cord.limit_gy, cord.warn_gy, cord.alpha_beta_gy, cord.source) == (50.0, 45.0, 2.0, "A. Journal 2020. doi:10.1/a.")
+    assert (cord.limit_gy, cord.warn_gy, cord.alpha_beta_gy, cord.source) == (
+        50.0,
+        45.0,
+        2.0,
+        "A. Journal 2020. doi:10.1/a.",
+    )
 
 
 def _problems(tmp_path, text):
@@ -296,8 +301,13 @@ def _problems(tmp_path, text):
     ("change", "expected"),
     [
         (("[sources.a]", "sources = 3\n[other]"), "set: field 'sources': must be a table, got 3"),
-        ((('title = "Small"', 'title = "Small"\ndefaults = "q"'), ('[defaults]\nrecovery_model = "none"\n' + AB_ROW, "")),
-         "set: field 'defaults': must be a table, got 'q'"),
+        (
+            (
+                ('title = "Small"', 'title = "Small"\ndefaults = "q"'),
+                ('[defaults]\nrecovery_model = "none"\n' + AB_ROW, ""),
+            ),
+            "set: field 'defaults': must be a table, got 'q'",
+        ),
         (('[sources.a]\ncitation = "A. Journal 2020."', "[sources]\na = 3"), "sources.a: field 'citation': missing"),
         (('citation = "A. Journal 2020."', "citation = 3"), "sources.a: field 'citation': missing"),
         (('doi = "10.1/a"', "doi = [1]"), "sources.a: field 'doi': must be text, got [1]"),
@@ -306,13 +316,21 @@ def _problems(tmp_path, text):
         (('recovery_model = "none"', 'recovery_model = "magic"'), "unknown recovery model 'magic'"),
         ((AB_ROW, "alpha_beta = 3\n"), "defaults: field 'alpha_beta': must be an array of tables"),
         ((AB_ROW, "alpha_beta = [3]\n"), "defaults.alpha_beta[0]: must be a table ([[defaults.alpha_beta]]), got 3"),
-        (('organs = ["*"]', "organs = [[1]]"), "defaults.alpha_beta[0]: field 'organs': missing: list the organs as texts"),
+        (
+            ('organs = ["*"]', "organs = [[1]]"),
+            "defaults.alpha_beta[0]: field 'organs': missing: list the organs as texts",
+        ),
         (("gy = 3.0", 'gy = "3"'), "defaults.alpha_beta[0]: field 'gy': must be a number of Gy from 0.5 to 25"),
         (("gy = 3.0", "gy = 1e9"), "defaults.alpha_beta[0]: field 'gy': must be a number of Gy from 0.5 to 25"),
         (("gy = 3.0", "gy = 1e-9"), "defaults.alpha_beta[0]: field 'gy': must be a number of Gy from 0.5 to 25"),
-        (('source = "a"\n[[constraints]]', 'source = 3\n[[constraints]]'), "defaults.alpha_beta[0]: field 'source': missing"),
-        (('source = "a"\n[[constraints]]', 'source = "a"\nsoruce = "a"\n[[constraints]]'),
-         "defaults.alpha_beta[0]: field 'soruce': unknown field"),
+        (
+            ('source = "a"\n[[constraints]]', "source = 3\n[[constraints]]"),
+            "defaults.alpha_beta[0]: field 'source': missing",
+        ),
+        (
+            ('source = "a"\n[[constraints]]', 'source = "a"\nsoruce = "a"\n[[constraints]]'),
+            "defaults.alpha_beta[0]: field 'soruce': unknown field",
+        ),
         (('title = "Small"', 'title = "Small"\nextends = ["hn-reirradiation"]'), "set: field 'extends': must be text"),
         (('\nsource = "a"\n', '\nsource = ["a"]\n'), "(id=cord): field 'source': unknown source id ['a']"),
         (('alpha_beta_source = "a"', "alpha_beta_source = {x = 1}"), "field 'alpha_beta_source': unknown source id"),
@@ -322,9 +340,18 @@ def _problems(tmp_path, text):
         (("limit_gy = 50.0", "limit_gy = 0"), "(id=cord): field 'limit_gy': must be a finite number > 0"),
         (("warn_gy = 45.0", "warn_gy = -1.0"), "(id=cord): field 'warn_gy': must be a finite number > 0"),
         (("warn_gy = 45.0", "warn_gy = 55.0"), "(id=cord): field 'warn_gy': above limit_gy"),
-        (("alpha_beta_gy = 2.0", "alpha_beta_gy = 1e9"), "(id=cord): field 'alpha_beta_gy': must be a number of Gy from 0.5"),
-        (("alpha_beta_gy = 2.0", "alpha_beta_gy = 0"), "(id=cord): field 'alpha_beta_gy': must be a number of Gy from 0.5"),
-        (("alpha_beta_gy = 2.0", "alpha_beta_gy = 1e-9"), "(id=cord): field 'alpha_beta_gy': must be a number of Gy from 0.5"),
+        (
+            ("alpha_beta_gy = 2.0", "alpha_beta_gy = 1e9"),
+            "(id=cord): field 'alpha_beta_gy': must be a number of Gy from 0.5",
+        ),
+        (
+            ("alpha_beta_gy = 2.0", "alpha_beta_gy = 0"),
+            "(id=cord): field 'alpha_beta_gy': must be a number of Gy from 0.5",
+        ),
+        (
+            ("alpha_beta_gy = 2.0", "alpha_beta_gy = 1e-9"),
+            "(id=cord): field 'alpha_beta_gy': must be a number of Gy from 0.5",
+        ),
         (('metric = "Dmax"', 'metric = "Dfoo"'), "(id=cord): field 'metric': unknown DVH metric 'Dfoo'"),
         (('metric = "Dmax"', "metric = 3"), "(id=cord): field 'metric': missing"),
         (('id = "cord"', 'id = "cord\\n"'), "(id='cord\\n'): field 'id': use lower-case letters"),
@@ -368,6 +395,8 @@ def test_not_utf8_and_deeply_nested_sets_are_problems(tmp_path):
     text = VALID.replace("A. Journal", "Caf\xe9")
     latin1.write_bytes(text.encode("latin-1"))
     byte = text.index("\xe9")
-    assert validate_constraint_file(latin1) == [f"{latin1.resolve()}: file: constraint set is not UTF-8 text (byte {byte})"]
+    assert validate_constraint_file(latin1) == [
+        f"{latin1.resolve()}: file: constraint set is not UTF-8 text (byte {byte})"
+    ]
     nested = write(tmp_path, VALID + "note = " + "[" * 5000 + "]" * 5000 + "\n", "nested.toml")
     assert "nested too deeply" in _problems(tmp_path, nested.read_text())

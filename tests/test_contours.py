@@ -91,14 +91,17 @@ def test_two_overlapping_discs_give_the_area_of_their_union():
 def test_overlapping_squares_sharing_edges_merge_and_holes_inside_the_union_stay_holes():
     # [0, 10] x [0, 10] and [5, 15] x [0, 10] meet along collinear edges (no proper crossing);
     # [6, 9] x [2, 8] is a hole in their union
-    roi = roi_of(*(c for z in PLANES for c in (square(0, 10, 0, 10, z), square(5, 15, 0, 10, z),
-                                               square(6, 9, 2, 8, z))))
+    roi = roi_of(
+        *(c for z in PLANES for c in (square(0, 10, 0, 10, z), square(5, 15, 0, 10, z), square(6, 9, 2, 8, z)))
+    )
     s = sample_roi(roi, make_grid())
     assert s.volume_cc == pytest.approx((150 - 18) * 8 / 1000, rel=1e-12)
     assert s.weights_cc.sum() == pytest.approx(s.volume_cc, rel=1e-9)
     from reirrad.contours import Kind, resolve_plane
 
-    shape = resolve_plane([square(0, 10, 0, 10, 0)[:, :2], square(5, 15, 0, 10, 0)[:, :2], square(6, 9, 2, 8, 0)[:, :2]])
+    shape = resolve_plane(
+        [square(0, 10, 0, 10, 0)[:, :2], square(5, 15, 0, 10, 0)[:, :2], square(6, 9, 2, 8, 0)[:, :2]]
+    )
     assert shape.found == {Kind.OVERLAP}
     assert sorted((r.depth, r.is_union, r.area) for r in shape.regions) == [(0, True, 150.0), (1, False, 18.0)]
 
@@ -153,7 +156,10 @@ def test_non_planar_contours_get_a_note_and_beyond_their_slab_are_not_evaluated(
     tilted[:, 2] += [-0.2, -0.2, 0.2, 0.2]  # z varies by 0.4 mm inside its 2 mm slab
     s = sample_roi(roi_of(square(-5, 5, -5, 5, 0.0), tilted, square(-5, 5, -5, 5, 4.0)), make_grid())
     assert s.volume_cc == pytest.approx(100 * 6 / 1000, rel=1e-9)
-    assert "non-planar contours on 1 plane (z = 2 mm): z varies by up to 0.4 mm; each is placed on its mean plane" in s.notes
+    assert (
+        "non-planar contours on 1 plane (z = 2 mm): z varies by up to 0.4 mm; each is placed on its mean plane"
+        in s.notes
+    )
     steep = square(-5, 5, -5, 5, 2.0)
     steep[:, 2] += [-3.0, -3.0, 3.0, 3.0]  # reaches into the neighbouring slabs
     s = sample_roi(roi_of(square(-5, 5, -5, 5, 0.0), steep, square(-5, 5, -5, 5, 4.0)), make_grid())
@@ -165,8 +171,11 @@ def test_a_structure_too_large_for_a_tiny_voxel_lattice_is_refused_before_alloca
     # 0.0001 mm voxels: a 100 mm square would need 1e12 lattice cells per plane
     grid = make_grid(shape=(3, 10, 10), spacing=(2.0, 1e-4, 1e-4), origin=(0.0, 0.0, 0.0))
     roi = roi_of(*(square(-50, 50, -50, 50, z) for z in (0.0, 2.0)))
-    with pytest.raises(InputError, match=r"structure 'R': 4e\+16 samples at one per dose voxel \(2 x 0.0001 x 0.0001 mm\) "
-                       r"would need 1.67 EiB, more than the 2 GiB bound"):
+    with pytest.raises(
+        InputError,
+        match=r"structure 'R': 4e\+16 samples at one per dose voxel \(2 x 0.0001 x 0.0001 mm\) "
+        r"would need 1.67 EiB, more than the 2 GiB bound",
+    ):
         sample_roi(roi, grid)
 
 
@@ -187,8 +196,12 @@ def test_sample_cord_with_a_duplicated_contour_item_keeps_its_d003cc(tmp_path):
 
     d003, volume, notes = cord(tmp_path / "structures.dcm")
     d003_doubled, volume_doubled, notes_doubled = cord(tmp_path / "doubled.dcm")
-    assert len(read_structures(tmp_path / "doubled.dcm").by_name("SpinalCord").contours) == 2 * len(item.ContourSequence)
+    assert len(read_structures(tmp_path / "doubled.dcm").by_name("SpinalCord").contours) == 2 * len(
+        item.ContourSequence
+    )
     assert d003_doubled == pytest.approx(d003, rel=1e-12)
     assert volume_doubled == pytest.approx(volume, rel=1e-12)
     assert notes == ()
-    assert len(notes_doubled) == 1 and notes_doubled[0].startswith(f"duplicate contours on {len(item.ContourSequence)} planes")
+    assert len(notes_doubled) == 1 and notes_doubled[0].startswith(
+        f"duplicate contours on {len(item.ContourSequence)} planes"
+    )

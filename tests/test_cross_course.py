@@ -69,6 +69,7 @@ class Cli:
 @pytest.fixture
 def cli(capsys, monkeypatch):
     """Run ``reirrad ARGS`` through the console-script entry point (its error handling included)."""
+
     def run(*args) -> Cli:
         capsys.readouterr()
         monkeypatch.setattr(sys, "argv", ["reirrad", *map(str, args)])
@@ -79,6 +80,7 @@ def cli(capsys, monkeypatch):
             code = exc.code if isinstance(exc.code, int) else 1
         out, err = capsys.readouterr()
         return Cli(code, out, err)
+
     return run
 
 
@@ -90,9 +92,11 @@ def one_line_error(cli_result: Cli) -> str:
 
 # --- 1. dose scale against the prescription -------------------------------------------------------
 
+
 def scale_dose(factor: float):
     def change(ds):
         ds.DoseGridScaling = f"{float(ds.DoseGridScaling) * factor:.10g}"
+
     return change
 
 
@@ -158,8 +162,16 @@ def test_eqd2_and_sum_check_the_scale_too(tmp_path, cli):
     case_file = copy_case(tmp_path)
     course = case_file.parent / "course1"
     edit(course / "dose.dcm", scale_dose(100.0))
-    eqd2 = ["eqd2", str(course / "dose.dcm"), "--alpha-beta", "3", "--plan", str(course / "plan.dcm"),
-            "-o", str(tmp_path / "eqd2.dcm")]
+    eqd2 = [
+        "eqd2",
+        str(course / "dose.dcm"),
+        "--alpha-beta",
+        "3",
+        "--plan",
+        str(course / "plan.dcm"),
+        "-o",
+        str(tmp_path / "eqd2.dcm"),
+    ]
     assert "cGy values stored as Gy" in one_line_error(cli(*eqd2))
     accepted = cli(*eqd2, "--accept-dose-scale")
     assert accepted.exit_code == 0 and "dose scale accepted" in accepted.stdout
@@ -171,6 +183,7 @@ def test_eqd2_and_sum_check_the_scale_too(tmp_path, cli):
 
 
 # --- 2. a missing frame of reference is never "the same frame" -------------------------------------
+
 
 def drop_frame(ds):
     for keyword in ("FrameOfReferenceUID",):
@@ -205,9 +218,11 @@ def test_a_plan_without_frame_is_noted_not_compared(tmp_path):
 
 # --- 3. another patient's course ------------------------------------------------------------------
 
+
 def set_patient(patient_id: str):
     def change(ds):
         ds.PatientID = patient_id
+
     return change
 
 
@@ -253,6 +268,7 @@ def test_same_id_other_birth_date_is_another_patient(tmp_path):
 
 # --- 4. one course twice ----------------------------------------------------------------------------
 
+
 def test_the_same_folder_twice_is_refused(tmp_path, cli):
     # main: counted twice
     case_file = copy_case(tmp_path, CONVENTIONAL)
@@ -273,6 +289,7 @@ def test_a_copied_course_folder_is_refused(tmp_path):
 
 # --- 5. a course whose dose grid misses the anatomy ------------------------------------------------
 
+
 def test_a_prior_course_reaching_no_structure_is_refused(tmp_path):
     # main: a valid REG with an absurd translation added 0 Gy everywhere and the carotid passed
     case_file = copy_case(tmp_path)
@@ -282,6 +299,7 @@ def test_a_prior_course_reaching_no_structure_is_refused(tmp_path):
         values = [float(v) for v in matrix.FrameOfReferenceTransformationMatrix]
         values[3] += 2000.0
         matrix.FrameOfReferenceTransformationMatrix = [f"{v:.10g}" for v in values]
+
     reg = case_file.parent / "course2" / "reg.dcm"
     assert pydicom.dcmread(reg).RegistrationSequence[1].FrameOfReferenceUID != pydicom.dcmread(reg).FrameOfReferenceUID
     edit(reg, shift)
@@ -300,13 +318,22 @@ def test_report_only_entries_keep_the_note(tmp_path):
         values = [float(v) for v in matrix.FrameOfReferenceTransformationMatrix]
         values[11] += 60.0  # prior anatomy appears 60 mm further superior
         matrix.FrameOfReferenceTransformationMatrix = [f"{v:.10g}" for v in values]
+
     edit(case_file.parent / "course2" / "reg.dcm", shift)
     report = run_check(load_case(case_file))
-    partial = [r for r in report.results if r.status == "not_evaluated" and r.reason
-               and "outside course 'prior' dose grid" in r.reason]
+    partial = [
+        r
+        for r in report.results
+        if r.status == "not_evaluated" and r.reason and "outside course 'prior' dose grid" in r.reason
+    ]
     assert partial and all(r.has_threshold for r in partial)
-    noted = [r for r in report.results if not r.has_threshold and r.value_gy is not None
-             and any("outside course 'prior' dose grid" in n for n in r.notes)]
+    noted = [
+        r
+        for r in report.results
+        if not r.has_threshold
+        and r.value_gy is not None
+        and any("outside course 'prior' dose grid" in n for n in r.notes)
+    ]
     assert noted
     assert report.summary.exit_code == 1
     accepted = run_check(load_case(case_file), CheckOptions(accept_partial_coverage=True))
@@ -315,6 +342,7 @@ def test_report_only_entries_keep_the_note(tmp_path):
 
 
 # --- 6. reirrad dvh: one patient, one frame --------------------------------------------------------
+
 
 def test_dvh_refuses_structures_of_another_frame_and_maps_through_a_reg(tmp_path, cli):
     # main: course 1's dose with course 2's structures gave cord Dmax 71.05 Gy (48.71 with its own), exit 0
@@ -398,6 +426,7 @@ def test_dvh_refuses_a_missing_frame(tmp_path):
 
 # --- library guards behind the readers ----------------------------------------------------------------
 
+
 def virtual_course(tmp_path: Path, name: str, frame: str, content: bytes = b"dose", uid: str = "1.2.3.100"):
     """A course discovered from one synthetic PLAN dose written as ``content`` in its own folder."""
     folder = tmp_path / name
@@ -421,7 +450,9 @@ def test_an_empty_frame_never_maps_as_the_same_frame(tmp_path):
 
 def test_an_rtdose_of_identical_content_is_one_course(tmp_path):
     prior = virtual_course(tmp_path, "prior", "1.2.3", uid="")
-    with pytest.raises(InputError, match="'prior' and 'new' are one course \\(an RTDOSE file with identical content\\)"):
+    with pytest.raises(
+        InputError, match="'prior' and 'new' are one course \\(an RTDOSE file with identical content\\)"
+    ):
         _refuse_repeated(virtual_course(tmp_path, "new", "1.2.3", uid=""), [prior], tmp_path / "case.toml")
     _refuse_repeated(virtual_course(tmp_path, "other", "1.2.3", b"other dose", uid=""), [prior], tmp_path)
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from reirrad import constraints, flags, organs
 from reirrad.case import load_case
 from reirrad.cli import demo
-from reirrad.eqd2 import RECOVERY_FILE  # `from reirrad import eqd2` is the function reirrad.eqd2
 from reirrad.data import CONSTRAINTS_PACKAGE, SAMPLE_PACKAGE, builtin_file, constraints_dir, sample_case
+from reirrad.eqd2 import RECOVERY_FILE  # `from reirrad import eqd2` is the function reirrad.eqd2
 
 REPO = Path(__file__).resolve().parents[1]
 SETUPTOOLS = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
@@ -27,7 +27,8 @@ SETUPTOOLS = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8")
 def _data_files(folder: Path) -> set[Path]:
     """Every file of a data folder but the package marker and byte-code."""
     return {
-        p.relative_to(folder) for p in folder.rglob("*")
+        p.relative_to(folder)
+        for p in folder.rglob("*")
         if p.is_file() and p.name != "__init__.py" and "__pycache__" not in p.parts
     }
 
@@ -36,12 +37,16 @@ def test_each_data_table_is_read_from_the_installed_data_package():
     folder = Path(resources.files(CONSTRAINTS_PACKAGE))
     assert constraints_dir() == constraints.CONSTRAINTS_DIR == folder
     for path, name in (
-        (flags.FLAGS_FILE, "flags.toml"), (RECOVERY_FILE, "recovery.toml"), (organs.ORGANS_FILE, "organs.toml"),
+        (flags.FLAGS_FILE, "flags.toml"),
+        (RECOVERY_FILE, "recovery.toml"),
+        (organs.ORGANS_FILE, "organs.toml"),
     ):
         assert path == builtin_file(name) == folder / name
         assert tomllib.loads(path.read_text(encoding="utf-8"))  # a non-empty table
     assert constraints.available_sets() == ["hn-reirradiation", "sbrt-spine-reirradiation"]
-    assert len(constraints.load_constraint_set("hn-reirradiation").constraints) == 20  # 19 + the simple-25-50 tolerance rule
+    assert (
+        len(constraints.load_constraint_set("hn-reirradiation").constraints) == 20
+    )  # 19 + the simple-25-50 tolerance rule
 
 
 def test_the_demo_case_is_read_from_the_installed_sample_package():
@@ -53,9 +58,7 @@ def test_the_demo_case_is_read_from_the_installed_sample_package():
 
 def test_packages_list_every_python_package_of_the_source_tree():
     """`packages` is an explicit list (the data packages are mapped): a new subpackage must be added."""
-    found = {
-        ".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "reirrad").rglob("__init__.py")
-    }
+    found = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "reirrad").rglob("__init__.py")}
     assert found | {CONSTRAINTS_PACKAGE, SAMPLE_PACKAGE} == set(SETUPTOOLS["packages"])
 
 
@@ -75,7 +78,9 @@ def test_list_without_sets_is_an_error_not_an_empty_table(tmp_path: Path):
     shutil.copy(REPO / "constraints" / "__init__.py", empty)
     out = subprocess.run(
         [sys.executable, "-c", "from reirrad.cli import main; main()", "constraints", "list"],
-        capture_output=True, text=True, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr == (

@@ -96,9 +96,7 @@ def inside_points(n: int = 200, margin_mm: float = 3.0) -> np.ndarray:
 
 def test_uniform_shift_field_matches_the_rigid_shift(tmp_path):
     shift = np.array([2.0, -3.0, 1.5])
-    path = write_deformable(
-        tmp_path / "dreg.dcm", np.broadcast_to(shift, (*DIMENSIONS[::-1], 3))
-    )
+    path = write_deformable(tmp_path / "dreg.dcm", np.broadcast_to(shift, (*DIMENSIONS[::-1], 3)))
     mapped = read_deformable_registration(path).map_to(REFERENCE_FRAME, PRIOR_FRAME)
     points = inside_points()
     expected = RigidMap(rigid(0.0, np.zeros(3), shift), "REG")(points)
@@ -110,16 +108,12 @@ def test_rotation_written_as_a_field_matches_the_rigid_rotation(tmp_path):
     """D(x) = M x - x on the grid: linear in x, so trilinear interpolation is exact everywhere."""
     matrix = rigid(10.0, np.array([5.0, -2.0, 0.0]), np.array([1.0, 0.5, -2.0]))
     points = grid_points()
-    field = (
-        RigidMap(matrix, "REG")(points.reshape(-1, 3)).reshape(points.shape) - points
+    field = RigidMap(matrix, "REG")(points.reshape(-1, 3)).reshape(points.shape) - points
+    mapped = read_deformable_registration(write_deformable(tmp_path / "dreg.dcm", field)).map_to(
+        REFERENCE_FRAME, PRIOR_FRAME
     )
-    mapped = read_deformable_registration(
-        write_deformable(tmp_path / "dreg.dcm", field)
-    ).map_to(REFERENCE_FRAME, PRIOR_FRAME)
     sample = inside_points()
-    np.testing.assert_allclose(
-        mapped(sample), RigidMap(matrix, "REG")(sample), atol=1e-4
-    )
+    np.testing.assert_allclose(mapped(sample), RigidMap(matrix, "REG")(sample), atol=1e-4)
     # the direction: registered (reference) -> source (prior); the inverse misses by millimetres
     inverse = RigidMap(np.linalg.inv(matrix), "inverse")(sample)
     assert np.abs(mapped(sample) - inverse).max() > 3.0
@@ -138,9 +132,7 @@ def test_pre_and_post_matrices_are_applied_around_the_offset(tmp_path):
     )
     mapped = read_deformable_registration(path).map_to(REFERENCE_FRAME, PRIOR_FRAME)
     points = inside_points(20)
-    expected = (
-        post @ (np.c_[points, np.ones(len(points))] @ pre.T + np.r_[offset, 0.0]).T
-    ).T[:, :3]
+    expected = (post @ (np.c_[points, np.ones(len(points))] @ pre.T + np.r_[offset, 0.0]).T).T[:, :3]
     np.testing.assert_allclose(mapped(points), expected, atol=1e-5)
 
 
@@ -148,9 +140,7 @@ def test_points_outside_the_field_are_refused_with_how_much(tmp_path):
     mapped = read_deformable_registration(
         write_deformable(tmp_path / "dreg.dcm", np.zeros((*DIMENSIONS[::-1], 3)))
     ).map_to(REFERENCE_FRAME, PRIOR_FRAME)
-    points = np.vstack(
-        [inside_points(9), [[ORIGIN[0] - 2.0 - 10.0, 0.0, 0.0]]]
-    )  # 10 mm beyond the half spacing
+    points = np.vstack([inside_points(9), [[ORIGIN[0] - 2.0 - 10.0, 0.0, 0.0]]])  # 10 mm beyond the half spacing
     with pytest.raises(
         InputError,
         match=r"1 of 10 mapped points \(10.00 %\) lie outside .*up to 10.0 mm",
@@ -162,9 +152,9 @@ def test_points_outside_the_field_are_refused_with_how_much(tmp_path):
 def test_undefined_vectors_are_refused_where_they_weigh_in(tmp_path):
     vectors = np.zeros((*DIMENSIONS[::-1], 3), dtype=np.float32)
     vectors[5, 6, 10] = np.nan
-    mapped = read_deformable_registration(
-        write_deformable(tmp_path / "dreg.dcm", vectors)
-    ).map_to(REFERENCE_FRAME, PRIOR_FRAME)
+    mapped = read_deformable_registration(write_deformable(tmp_path / "dreg.dcm", vectors)).map_to(
+        REFERENCE_FRAME, PRIOR_FRAME
+    )
     centre = ORIGIN + RESOLUTION * np.array([10, 6, 5])
     with pytest.raises(InputError, match="undefined vectors"):
         mapped(centre[None, :] + 0.3)
@@ -175,9 +165,7 @@ def test_undefined_vectors_are_refused_where_they_weigh_in(tmp_path):
 def test_a_field_stored_from_the_prior_frame_is_refused(tmp_path):
     """Direction control: a file whose registered frame is the prior's is not inverted silently."""
     registration = read_deformable_registration(
-        write_deformable(
-            tmp_path / "dreg.dcm", np.zeros((*DIMENSIONS[::-1], 3)), own_frame="1.2.3.9"
-        )
+        write_deformable(tmp_path / "dreg.dcm", np.zeros((*DIMENSIONS[::-1], 3)), own_frame="1.2.3.9")
     )
     with pytest.raises(InputError, match="not the reference course's frame"):
         registration.map_to(REFERENCE_FRAME, PRIOR_FRAME)
@@ -188,9 +176,7 @@ def test_malformed_fields_are_refused(tmp_path):
     path = write_deformable(tmp_path / "short.dcm", np.zeros((2, 2, 2, 3)))
     with pytest.raises(InputError, match="VectorGridData holds 24 values"):
         read_deformable_registration(path)
-    with pytest.raises(
-        InputError, match="no item has a DeformableRegistrationGridSequence"
-    ):
+    with pytest.raises(InputError, match="no item has a DeformableRegistrationGridSequence"):
         read_deformable_registration(write_deformable(tmp_path / "none.dcm", None))
     rigid_reg = syn.write(syn.other(syn.REG, "REG"), tmp_path / "rigid.dcm")
     with pytest.raises(InputError, match="not a Deformable Spatial Registration"):

@@ -83,22 +83,35 @@ DOSE_CASES = {
     "scaling overflows": (lambda ds: raw(ds, "DoseGridScaling", "1e305"), "DoseGridScaling 1e\\+305 times the pixel"),
     "position NaN": (lambda ds: raw(ds, "ImagePositionPatient", "nan\\0\\0"), "ImagePositionPatient is not finite"),
     "spacing NaN": (lambda ds: raw(ds, "PixelSpacing", "nan\\3"), "PixelSpacing is not finite"),
-    "orientation NaN": (lambda ds: raw(ds, "ImageOrientationPatient", "1\\0\\0\\0\\nan\\0"),
-                        "ImageOrientationPatient is not finite"),
-    "offsets NaN": (lambda ds: raw(ds, "GridFrameOffsetVector", "\\".join(["0", "nan"] + ["3"] * 68)),
-                    "GridFrameOffsetVector is not finite"),
-    "offsets not numeric": (lambda ds: raw(ds, "GridFrameOffsetVector", "\\".join(["abc"] * 70)),
-                            "GridFrameOffsetVector is not numeric"),
+    "orientation NaN": (
+        lambda ds: raw(ds, "ImageOrientationPatient", "1\\0\\0\\0\\nan\\0"),
+        "ImageOrientationPatient is not finite",
+    ),
+    "offsets NaN": (
+        lambda ds: raw(ds, "GridFrameOffsetVector", "\\".join(["0", "nan"] + ["3"] * 68)),
+        "GridFrameOffsetVector is not finite",
+    ),
+    "offsets not numeric": (
+        lambda ds: raw(ds, "GridFrameOffsetVector", "\\".join(["abc"] * 70)),
+        "GridFrameOffsetVector is not numeric",
+    ),
     "frames not numeric": (lambda ds: raw(ds, "NumberOfFrames", "x"), r"NumberOfFrames is not numeric \('x'\)"),
-    "no frame of reference": (lambda ds: delattr(ds, "FrameOfReferenceUID"),
-                              r"FrameOfReferenceUID missing \(required in an RTDOSE\)"),
-    "damaged frame of reference": (lambda ds: raw(ds, "FrameOfReferenceUID", "2.25.2939*35387"),
-                                   "FrameOfReferenceUID '2.25.2939\\*35387' is not a valid UID"),
-    "excess pixel data": (lambda ds: setattr(ds, "PixelData", ds.PixelData + b"\0\0"),
-                          "PixelData holds 452622 bytes but Rows 61 x Columns 53 x 70 frame"),
-    "huge grid": (lambda ds: [setattr(ds, k, v) for k, v in (("Rows", 65535), ("Columns", 65535),
-                                                              ("NumberOfFrames", 1000))],
-                  r"dose grid of 65535 x 65535 x 1000 voxels would need 31.2 TiB, more than the 2 GiB bound"),
+    "no frame of reference": (
+        lambda ds: delattr(ds, "FrameOfReferenceUID"),
+        r"FrameOfReferenceUID missing \(required in an RTDOSE\)",
+    ),
+    "damaged frame of reference": (
+        lambda ds: raw(ds, "FrameOfReferenceUID", "2.25.2939*35387"),
+        "FrameOfReferenceUID '2.25.2939\\*35387' is not a valid UID",
+    ),
+    "excess pixel data": (
+        lambda ds: setattr(ds, "PixelData", ds.PixelData + b"\0\0"),
+        "PixelData holds 452622 bytes but Rows 61 x Columns 53 x 70 frame",
+    ),
+    "huge grid": (
+        lambda ds: [setattr(ds, k, v) for k, v in (("Rows", 65535), ("Columns", 65535), ("NumberOfFrames", 1000))],
+        r"dose grid of 65535 x 65535 x 1000 voxels would need 31.2 TiB, more than the 2 GiB bound",
+    ),
     # refused before this change too, kept so that the required tags stay required
     "no pixel data": (lambda ds: delattr(ds, "PixelData"), "no pixel data"),
     "no scaling": (lambda ds: delattr(ds, "DoseGridScaling"), "missing required attribute DoseGridScaling"),
@@ -134,35 +147,57 @@ def _short_contour(points: int):
         contour = _rtroi(ds, 2).ContourSequence[5]
         contour.ContourData = list(contour.ContourData)[: 3 * points]
         contour.NumberOfContourPoints = points
+
     return edit
 
 
 STRUCTURE_CASES = {
-    "ROI number not numeric": (lambda ds: raw(ds.StructureSetROISequence[1], "ROINumber", "x"),
-                               r"ROINumber is not numeric \('x'\)"),
-    "referenced ROI not numeric": (lambda ds: raw(_rtroi(ds), "ReferencedROINumber", "x"),
-                                   "ROIContourSequence ReferencedROINumber is not numeric"),
-    "point count not an integer": (lambda ds: raw(_rtroi(ds).ContourSequence[0], "NumberOfContourPoints", "2.5"),
-                                   "ROI 1 NumberOfContourPoints is 2.5, not an integer"),
-    "no contour data": (lambda ds: delattr(_rtroi(ds).ContourSequence[0], "ContourData"),
-                        "ROI 1 has a contour without ContourData"),
-    "ROI without frame": (lambda ds: delattr(ds.StructureSetROISequence[2], "ReferencedFrameOfReferenceUID"),
-                          r"ROI 3 has no ReferencedFrameOfReferenceUID \(required\)"),
-    "damaged ROI frame": (lambda ds: raw(ds.StructureSetROISequence[0], "ReferencedFrameOfReferenceUID", "2.25.x"),
-                          "ROI 1 ReferencedFrameOfReferenceUID '2.25.x' is not a valid UID"),
+    "ROI number not numeric": (
+        lambda ds: raw(ds.StructureSetROISequence[1], "ROINumber", "x"),
+        r"ROINumber is not numeric \('x'\)",
+    ),
+    "referenced ROI not numeric": (
+        lambda ds: raw(_rtroi(ds), "ReferencedROINumber", "x"),
+        "ROIContourSequence ReferencedROINumber is not numeric",
+    ),
+    "point count not an integer": (
+        lambda ds: raw(_rtroi(ds).ContourSequence[0], "NumberOfContourPoints", "2.5"),
+        "ROI 1 NumberOfContourPoints is 2.5, not an integer",
+    ),
+    "no contour data": (
+        lambda ds: delattr(_rtroi(ds).ContourSequence[0], "ContourData"),
+        "ROI 1 has a contour without ContourData",
+    ),
+    "ROI without frame": (
+        lambda ds: delattr(ds.StructureSetROISequence[2], "ReferencedFrameOfReferenceUID"),
+        r"ROI 3 has no ReferencedFrameOfReferenceUID \(required\)",
+    ),
+    "damaged ROI frame": (
+        lambda ds: raw(ds.StructureSetROISequence[0], "ReferencedFrameOfReferenceUID", "2.25.x"),
+        "ROI 1 ReferencedFrameOfReferenceUID '2.25.x' is not a valid UID",
+    ),
     "frame item without frame": (
         lambda ds: delattr(ds.ReferencedFrameOfReferenceSequence[0], "FrameOfReferenceUID"),
         "missing required attribute ReferencedFrameOfReferenceSequence item 1 FrameOfReferenceUID",
     ),
-    "no observations": (lambda ds: delattr(ds, "RTROIObservationsSequence"),
-                        "missing required attribute RTROIObservationsSequence"),
+    "no observations": (
+        lambda ds: delattr(ds, "RTROIObservationsSequence"),
+        "missing required attribute RTROIObservationsSequence",
+    ),
     "no contours": (lambda ds: delattr(ds, "ROIContourSequence"), "missing required attribute ROIContourSequence"),
-    "no ROIs": (lambda ds: delattr(ds, "StructureSetROISequence"),
-                "missing required attribute StructureSetROISequence"),
+    "no ROIs": (
+        lambda ds: delattr(ds, "StructureSetROISequence"),
+        "missing required attribute StructureSetROISequence",
+    ),
     # refused before this change too
-    "contour NaN": (lambda ds: raw(_rtroi(ds).ContourSequence[0], "ContourData",
-                                   "\\".join(["nan"] + ["1"] * (len(_rtroi(ds).ContourSequence[0].ContourData) - 1))),
-                    r"ROI 1 ContourData is not finite \(nan\)"),
+    "contour NaN": (
+        lambda ds: raw(
+            _rtroi(ds).ContourSequence[0],
+            "ContourData",
+            "\\".join(["nan"] + ["1"] * (len(_rtroi(ds).ContourSequence[0].ContourData) - 1)),
+        ),
+        r"ROI 1 ContourData is not finite \(nan\)",
+    ),
 }
 
 
@@ -178,9 +213,13 @@ def test_closed_contour_of_one_or_two_points_makes_its_roi_not_evaluable(tmp_pat
     structures = read_structures(edited(STRUCTURES, tmp_path, _short_contour(points)))
     roi = structures.by_number(3)
     assert roi.name == "SpinalCord" and roi.is_empty and roi.closed_contours == ()
-    assert roi.empty_reason == roi.problem == (
-        f"1 CLOSED_PLANAR contour(s) with fewer than 3 points (contour 6 has {points} at z = "
-        f"{original.by_number(3).contours[5].z_mm:g} mm)"
+    assert (
+        roi.empty_reason
+        == roi.problem
+        == (
+            f"1 CLOSED_PLANAR contour(s) with fewer than 3 points (contour 6 has {points} at z = "
+            f"{original.by_number(3).contours[5].z_mm:g} mm)"
+        )
     )
     for before, after in zip(original.rois, structures.rois):
         if after.number != 3:
@@ -214,8 +253,13 @@ def test_excess_pixel_data_without_number_of_frames_is_refused(tmp_path):
 
 def test_uids_with_leading_zeros_are_accepted(tmp_path):
     """Invalid by the letter of PS3.5 9.1 but common in old exports; only damaged UIDs are refused."""
-    path = edited(STRUCTURES, tmp_path, lambda ds: [setattr(item, "ReferencedFrameOfReferenceUID", "1.2.0840.01")
-                                                    for item in ds.StructureSetROISequence])
+    path = edited(
+        STRUCTURES,
+        tmp_path,
+        lambda ds: [
+            setattr(item, "ReferencedFrameOfReferenceUID", "1.2.0840.01") for item in ds.StructureSetROISequence
+        ],
+    )
     assert {r.frame_of_reference_uid for r in read_structures(path).rois} == {"1.2.0840.01"}
 
 
@@ -227,24 +271,42 @@ def _group(ds):
 
 
 PLAN_CASES = {
-    "fractions not numeric": (lambda ds: raw(_group(ds), "NumberOfFractionsPlanned", "x"),
-                              "fraction group 1 NumberOfFractionsPlanned is not numeric"),
-    "fractions not an integer": (lambda ds: raw(_group(ds), "NumberOfFractionsPlanned", "2.5"),
-                                 "fraction group 1 NumberOfFractionsPlanned is 2.5, not an integer"),
-    "prescription not numeric": (lambda ds: raw(ds.DoseReferenceSequence[0], "TargetPrescriptionDose", "abc"),
-                                 "dose reference 1 TargetPrescriptionDose is not numeric"),
-    "prescription NaN": (lambda ds: raw(ds.DoseReferenceSequence[0], "TargetPrescriptionDose", "nan"),
-                         "dose reference 1 TargetPrescriptionDose is not finite"),
-    "prescription negative": (lambda ds: raw(ds.DoseReferenceSequence[0], "TargetPrescriptionDose", "-70"),
-                              "dose reference 1 TargetPrescriptionDose is -70; it must be positive"),
-    "meterset NaN": (lambda ds: raw(_group(ds).ReferencedBeamSequence[0], "BeamMeterset", "nan"),
-                     "fraction group 1 beam 1 BeamMeterset is not finite"),
-    "beam dose negative": (lambda ds: raw(_group(ds).ReferencedBeamSequence[0], "BeamDose", "-0.2"),
-                           "fraction group 1 beam 1 has a negative BeamMeterset or BeamDose"),
-    "beam number not numeric": (lambda ds: raw(ds.BeamSequence[0], "BeamNumber", "x"),
-                                "a beam's BeamNumber is not numeric"),
-    "isocentre NaN": (lambda ds: raw(ds.BeamSequence[0].ControlPointSequence[0], "IsocenterPosition", "nan\\0\\0"),
-                      "beam 1 control point 0: IsocenterPosition is not finite"),
+    "fractions not numeric": (
+        lambda ds: raw(_group(ds), "NumberOfFractionsPlanned", "x"),
+        "fraction group 1 NumberOfFractionsPlanned is not numeric",
+    ),
+    "fractions not an integer": (
+        lambda ds: raw(_group(ds), "NumberOfFractionsPlanned", "2.5"),
+        "fraction group 1 NumberOfFractionsPlanned is 2.5, not an integer",
+    ),
+    "prescription not numeric": (
+        lambda ds: raw(ds.DoseReferenceSequence[0], "TargetPrescriptionDose", "abc"),
+        "dose reference 1 TargetPrescriptionDose is not numeric",
+    ),
+    "prescription NaN": (
+        lambda ds: raw(ds.DoseReferenceSequence[0], "TargetPrescriptionDose", "nan"),
+        "dose reference 1 TargetPrescriptionDose is not finite",
+    ),
+    "prescription negative": (
+        lambda ds: raw(ds.DoseReferenceSequence[0], "TargetPrescriptionDose", "-70"),
+        "dose reference 1 TargetPrescriptionDose is -70; it must be positive",
+    ),
+    "meterset NaN": (
+        lambda ds: raw(_group(ds).ReferencedBeamSequence[0], "BeamMeterset", "nan"),
+        "fraction group 1 beam 1 BeamMeterset is not finite",
+    ),
+    "beam dose negative": (
+        lambda ds: raw(_group(ds).ReferencedBeamSequence[0], "BeamDose", "-0.2"),
+        "fraction group 1 beam 1 has a negative BeamMeterset or BeamDose",
+    ),
+    "beam number not numeric": (
+        lambda ds: raw(ds.BeamSequence[0], "BeamNumber", "x"),
+        "a beam's BeamNumber is not numeric",
+    ),
+    "isocentre NaN": (
+        lambda ds: raw(ds.BeamSequence[0].ControlPointSequence[0], "IsocenterPosition", "nan\\0\\0"),
+        "beam 1 control point 0: IsocenterPosition is not finite",
+    ),
 }
 
 
@@ -260,8 +322,9 @@ def test_frame_of_reference_required_in_ion_plans_only(tmp_path):
     assert read_plan(syn.write(photon, tmp_path / "photon.dcm")).frame_of_reference_uid is None
     ion = syn.rtplan([(30, [(1, 2.0, 100.0)])], frame_of_reference=None)
     ion.SOPClassUID = ion.file_meta.MediaStorageSOPClassUID = RT_ION_PLAN_SOP_CLASS
-    refused(read_plan, syn.write(ion, tmp_path / "ion.dcm"),
-            r"FrameOfReferenceUID missing \(required in an RT Ion Plan\)")
+    refused(
+        read_plan, syn.write(ion, tmp_path / "ion.dcm"), r"FrameOfReferenceUID missing \(required in an RT Ion Plan\)"
+    )
 
 
 # --- REG --------------------------------------------------------------------------------------
@@ -274,10 +337,14 @@ def _matrix(values) -> Callable[[pydicom.Dataset], None]:
 
 
 REG_CASES = {
-    "not numeric": (_matrix(["abc"] + IDENTITY[1:]),
-                    "registration item 2: FrameOfReferenceTransformationMatrix is not numeric"),
-    "NaN": (_matrix(IDENTITY[:3] + ["nan"] + IDENTITY[4:]),
-            "registration item 2: FrameOfReferenceTransformationMatrix is not finite"),
+    "not numeric": (
+        _matrix(["abc"] + IDENTITY[1:]),
+        "registration item 2: FrameOfReferenceTransformationMatrix is not numeric",
+    ),
+    "NaN": (
+        _matrix(IDENTITY[:3] + ["nan"] + IDENTITY[4:]),
+        "registration item 2: FrameOfReferenceTransformationMatrix is not finite",
+    ),
     "15 values": (_matrix(IDENTITY[:15]), r"FrameOfReferenceTransformationMatrix has 15 value\(s\), expected 16"),
     "singular": (_matrix([0] * 15 + [1]), r"matrix scales by \[0.0, 0.0, 0.0\]"),
     "scaled": (_matrix([2, 0, 0, 0, 0, 2, 0, 0, 0, 0, 2, 0, 0, 0, 0, 1]), r"matrix scales by \[2.0, 2.0, 2.0\]"),
@@ -307,8 +374,9 @@ TRUNCATIONS = [
 ]
 
 
-@pytest.mark.parametrize("reader, source, keep, message", TRUNCATIONS,
-                         ids=[f"{s.name}{k}" for _, s, k, _ in TRUNCATIONS])
+@pytest.mark.parametrize(
+    "reader, source, keep, message", TRUNCATIONS, ids=[f"{s.name}{k}" for _, s, k, _ in TRUNCATIONS]
+)
 def test_truncated_files_are_refused(tmp_path, reader, source, keep, message):
     refused(reader, truncated(source, tmp_path, keep), message)
 
@@ -318,7 +386,7 @@ def test_corrupt_sequence_item_is_refused(testdata, tmp_path):
     data = (testdata / "pydicom" / "rtstruct.dcm").read_bytes()
     item = data.index(b"\xfe\xff\x00\xe0", 700)
     path = tmp_path / "rs.dcm"
-    path.write_bytes(data[:item] + b"\xfe\xff\x01\xe0" + data[item + 4:])
+    path.write_bytes(data[:item] + b"\xfe\xff\x01\xe0" + data[item + 4 :])
     refused(read_structures, path, r"truncated or corrupt: Expected sequence item with tag \(fffe, e000\)")
 
 
@@ -328,7 +396,8 @@ def test_corrupt_sequence_item_is_refused(testdata, tmp_path):
 def dvh_cli(*args: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", "from reirrad.cli import main; main()", "dvh", *map(str, args)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
 
 
@@ -336,12 +405,18 @@ def dvh_cli(*args: Path) -> subprocess.CompletedProcess:
     "make, message",
     [
         (lambda tmp: (DOSE, truncated(STRUCTURES, tmp, 1373)), "truncated: StructureSetROISequence declares"),
-        (lambda tmp: (DOSE, edited(STRUCTURES, tmp, STRUCTURE_CASES["ROI number not numeric"][0])),
-         "ROINumber is not numeric"),
-        (lambda tmp: (edited(DOSE, tmp, DOSE_CASES["scaling not numeric"][0]), STRUCTURES),
-         "DoseGridScaling is not numeric"),
-        (lambda tmp: (edited(DOSE, tmp, DOSE_CASES["no frame of reference"][0]), STRUCTURES),
-         "FrameOfReferenceUID missing"),
+        (
+            lambda tmp: (DOSE, edited(STRUCTURES, tmp, STRUCTURE_CASES["ROI number not numeric"][0])),
+            "ROINumber is not numeric",
+        ),
+        (
+            lambda tmp: (edited(DOSE, tmp, DOSE_CASES["scaling not numeric"][0]), STRUCTURES),
+            "DoseGridScaling is not numeric",
+        ),
+        (
+            lambda tmp: (edited(DOSE, tmp, DOSE_CASES["no frame of reference"][0]), STRUCTURES),
+            "FrameOfReferenceUID missing",
+        ),
     ],
     ids=["truncated RTSTRUCT", "ROINumber x", "DoseGridScaling abc", "no frame of reference"],
 )

@@ -56,8 +56,9 @@ OFFSET_FORMS = {
 def test_known_voxel_lands_at_known_patient_position(tmp_path, orientation, form):
     offsets, absolute = OFFSET_FORMS[form]
     iop = ORIENTATIONS[orientation]
-    ds = syn.rtdose(_marked_pixels(), iop=iop, ipp=IPP, offsets=offsets,
-                    pixel_spacing=(ROW_SPACING, COL_SPACING), scaling=SCALING)
+    ds = syn.rtdose(
+        _marked_pixels(), iop=iop, ipp=IPP, offsets=offsets, pixel_spacing=(ROW_SPACING, COL_SPACING), scaling=SCALING
+    )
     dose = read_dose(syn.write(ds, tmp_path / "d.dcm"))
     expected = _expected_position(iop, offsets, absolute)
 

@@ -40,12 +40,16 @@ def test_ion_plan_is_read_like_a_photon_plan(tmp_path):
 @pytest.mark.parametrize(
     "damage, message",
     [
-        (lambda ds: setattr(ds.BeamSequence[0].ControlPointSequence[0], "IsocenterPosition", [1.0, 2.0]),
-         "IsocenterPosition has 2 of 3 coordinates"),
+        (
+            lambda ds: setattr(ds.BeamSequence[0].ControlPointSequence[0], "IsocenterPosition", [1.0, 2.0]),
+            "IsocenterPosition has 2 of 3 coordinates",
+        ),
         (lambda ds: setattr(ds.BeamSequence[0], "NumberOfControlPoints", 2), "declares 2 control points but holds 1"),
         (lambda ds: setattr(ds.FractionGroupSequence[0], "NumberOfBeams", 3), "declares 3 beams but references 2"),
-        (lambda ds: setattr(ds.FractionGroupSequence[0].ReferencedBeamSequence[1], "ReferencedBeamNumber", 9),
-         "references beam 9, which the plan lacks"),
+        (
+            lambda ds: setattr(ds.FractionGroupSequence[0].ReferencedBeamSequence[1], "ReferencedBeamNumber", 9),
+            "references beam 9, which the plan lacks",
+        ),
         (lambda ds: setattr(ds.FractionGroupSequence[0], "NumberOfFractionsPlanned", 0), "no positive"),
         (lambda ds: setattr(ds.FractionGroupSequence[0], "NumberOfBrachyApplicationSetups", 1), "brachytherapy"),
         (lambda ds: delattr(ds, "FractionGroupSequence"), "no FractionGroupSequence"),
@@ -64,7 +68,11 @@ def test_eclipse_plan(testdata):
     plan = read_plan(testdata / "dicompyler-core" / "rtplan.dcm")
     assert (plan.fractions, plan.prescription_gy, plan.dose_per_fraction_gy) == (7, 14.0, 2.0)
     assert [(b.number, b.meterset, b.dose_gy) for b in plan.fraction_groups[0].beams] == [
-        (1, 97.0, 0.5), (2, 87.0, 0.5), (3, 89.0, 0.5), (4, 94.0, 0.5)]
+        (1, 97.0, 0.5),
+        (2, 87.0, 0.5),
+        (3, 89.0, 0.5),
+        (4, 94.0, 0.5),
+    ]
     assert plan.frame_of_reference_uid == "2.16.840.1.113662.2.12.0.3057.1241703565.36"
 
 
@@ -80,7 +88,10 @@ def test_prescription_is_in_gy_unlike_dicompyler_core(testdata):
 def test_monaco_plan_with_three_fraction_groups(testdata):
     plan = read_plan(testdata / "edge_cases" / "2018CompLTCWC2_t2.dcm")
     assert [(g.number, g.fractions_planned, g.prescription_gy, g.beam_numbers) for g in plan.fraction_groups] == [
-        (1, 13, 26.0, (1, 2)), (2, 12, 24.0, (3, 4)), (3, 25, 50.0, (5, 6))]
+        (1, 13, 26.0, (1, 2)),
+        (2, 12, 24.0, (3, 4)),
+        (3, 25, 50.0, (5, 6)),
+    ]
     assert plan.fractions is None and plan.dose_per_fraction_gy is None
     assert plan.prescription_gy == 50.0  # the highest TARGET prescription
     assert plan.fraction_group(3).beams[0] == Beam(5, "AP", pytest.approx(184.529007), pytest.approx(1.052))

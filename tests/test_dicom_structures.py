@@ -61,10 +61,14 @@ def test_unknown_names_and_numbers_list_what_exists(tmp_path):
 @pytest.mark.parametrize(
     "damage, message",
     [
-        (lambda ds: setattr(ds.ROIContourSequence[0].ContourSequence[0], "ContourData", [1.0, 2.0, 3.0, 4.0]),
-         "not a multiple of 3"),
-        (lambda ds: setattr(ds.ROIContourSequence[0].ContourSequence[0], "NumberOfContourPoints", 9),
-         "4 points but NumberOfContourPoints 9"),
+        (
+            lambda ds: setattr(ds.ROIContourSequence[0].ContourSequence[0], "ContourData", [1.0, 2.0, 3.0, 4.0]),
+            "not a multiple of 3",
+        ),
+        (
+            lambda ds: setattr(ds.ROIContourSequence[0].ContourSequence[0], "NumberOfContourPoints", 9),
+            "4 points but NumberOfContourPoints 9",
+        ),
         (lambda ds: setattr(ds.ROIContourSequence[0], "ReferencedROINumber", 42), "refers to ROI 42"),
         (lambda ds: setattr(ds.StructureSetROISequence[1], "ROINumber", 1), "ROI number 1 is declared twice"),
     ],
@@ -81,7 +85,10 @@ def test_damaged_structure_sets_are_refused(tmp_path, damage, message):
 def test_rtstruct_without_preamble_reads(testdata):
     structures = read_structures(testdata / "pydicom" / "rtstruct.dcm")
     assert [(r.number, r.name, r.interpreted_type) for r in structures.rois] == [
-        (1, "patient", "EXTERNAL"), (2, "Isocenter 1", "ISOCENTER"), (3, "Isocenter 2", "ISOCENTER")]
+        (1, "patient", "EXTERNAL"),
+        (2, "Isocenter 1", "ISOCENTER"),
+        (3, "Isocenter 2", "ISOCENTER"),
+    ]
     assert [len(c.points_mm) for c in structures.rois[0].contours] == [5, 6, 6]
     assert [r.is_point for r in structures.rois] == [False, True, True]
     assert structures.frame_of_reference_uid == "1.2.826.0.1.3680043.8.498.2010020400001.2"
@@ -93,7 +100,17 @@ def test_eclipse_structures_match_dicompyler_core(testdata):
     path = testdata / "dicompyler-core" / "rtss.dcm"
     structures = read_structures(path)
     assert [r.name for r in structures.rois] == [
-        "BODY", "Areola", "Borders", "Breast", "Heart", "Lt Lung", "Nodes", "Scar", "Tumor Bed", "Tumor Bed Block"]
+        "BODY",
+        "Areola",
+        "Borders",
+        "Breast",
+        "Heart",
+        "Lt Lung",
+        "Nodes",
+        "Scar",
+        "Tumor Bed",
+        "Tumor Bed Block",
+    ]
     assert structures.by_name("Areola").is_empty
     parser = dicomparser.DicomParser(str(path))
     for number in (5, 8):  # Heart, Scar
@@ -127,6 +144,7 @@ def test_dvh_pairing_reads_the_structure_set_once(testdata, monkeypatch):
     case = testdata / "dicompyler-core"
     reads: list[str] = []
     for module in (identity, structures):
+
         def counted(path, *args, _read=module.read_dataset, **kwargs):
             reads.append(str(path))
             return _read(path, *args, **kwargs)

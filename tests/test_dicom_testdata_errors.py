@@ -23,15 +23,17 @@ def _refusals(modality: str, **own):
 
 EXPECTED = {
     "pydicom/CT_small.dcm": _refusals("CT"),
-    "pydicom/MR_truncated.dcm": {kind: "truncated: PixelData declares 8192 bytes but the file holds 8130"
-                                 for kind in LOADERS},
-    "pydicom/no_meta.dcm": {kind: "not a DICOM file" for kind in LOADERS},
+    "pydicom/MR_truncated.dcm": dict.fromkeys(
+        LOADERS, "truncated: PixelData declares 8192 bytes but the file holds 8130"
+    ),
+    "pydicom/no_meta.dcm": dict.fromkeys(LOADERS, "not a DICOM file"),
     "pydicom/rtdose.dcm": _refusals("RTDOSE", dose="DoseUnits is RELATIVE; only absolute dose in GY"),
     "pydicom/rtdose_expb.dcm": _refusals("RTDOSE", dose="DoseUnits is RELATIVE; only absolute dose in GY"),
     "pydicom/rtdose_1frame.dcm": _refusals("RTDOSE", dose="DoseUnits is RELATIVE; only absolute dose in GY"),
     "pydicom/rtplan.dcm": _refusals("RTPLAN", plan=OK),
-    "pydicom/rtplan_truncated.dcm": {kind: "truncated: BeamSequence declares 976 bytes but the file holds 711"
-                                     for kind in LOADERS},
+    "pydicom/rtplan_truncated.dcm": dict.fromkeys(
+        LOADERS, "truncated: BeamSequence declares 976 bytes but the file holds 711"
+    ),
     "pydicom/rtstruct.dcm": _refusals("RTSTRUCT", structures=OK),
     "edge_cases/RP.dcm": _refusals("RTPLAN", plan=OK),
     "edge_cases/2018CompLTCWC2_t2.dcm": _refusals("RTPLAN", plan=OK),
@@ -40,7 +42,9 @@ CASES = [(name, kind) for name in EXPECTED for kind in LOADERS]
 
 
 def test_every_file_is_covered(testdata):
-    present = {f"{p.parent.name}/{p.name}" for folder in ("pydicom", "edge_cases") for p in (testdata / folder).iterdir()}
+    present = {
+        f"{p.parent.name}/{p.name}" for folder in ("pydicom", "edge_cases") for p in (testdata / folder).iterdir()
+    }
     assert present == set(EXPECTED)
 
 
@@ -88,5 +92,6 @@ def test_pydicom_plan_values(testdata):
     plan = read_plan(testdata / "pydicom" / "rtplan.dcm")
     assert (plan.fractions, plan.prescription_gy, plan.label) == (30, pytest.approx(30.826203), "Plan1")
     assert [(b.number, b.name, b.dose_gy, b.meterset) for b in plan.fraction_groups[0].beams] == [
-        (1, "Field 1", pytest.approx(1.0275401), pytest.approx(116.0036697))]
+        (1, "Field 1", pytest.approx(1.0275401), pytest.approx(116.0036697))
+    ]
     assert plan.referenced_structure_set_uid == "1.2.333.444.55.6.7777.88888" and plan.frame_of_reference_uid is None

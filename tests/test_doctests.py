@@ -9,8 +9,15 @@ import pytest
 
 # The modules of the documented API (reirrad.__all__) whose docstrings hold examples.
 MODULES = (
-    "reirrad", "reirrad.api", "reirrad.case", "reirrad.dvh", "reirrad.errors", "reirrad.results",
-    "reirrad.dicom.discover", "reirrad.tps", "reirrad.deidentify",
+    "reirrad",
+    "reirrad.api",
+    "reirrad.case",
+    "reirrad.dvh",
+    "reirrad.errors",
+    "reirrad.results",
+    "reirrad.dicom.discover",
+    "reirrad.tps",
+    "reirrad.deidentify",
 )
 
 

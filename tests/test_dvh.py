@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_masks import make_grid, rectangle, roi_of
 
 from reirrad.dicom.structures import Roi
 from reirrad.dvh import Dvh, cumulative_dvh, evaluate, sample_dose, trilinear
 from reirrad.masks import sample_roi
 from reirrad.metrics import parse_metric
-from test_masks import make_grid, rectangle, roi_of
 
 
 def linear_dose(grid, gx=1.0, offset=30.0) -> np.ndarray:

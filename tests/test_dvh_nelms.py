@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections import defaultdict
 
 import pytest
-
 from dvh_reference import NELMS_METRICS, reirrad_nelms_results, within
 
 # README "Validation and performance": share within 3 % / within 1 % (per cent, one decimal).

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import pytest
-
 from dvh_reference import eclipse_dvhs
+
 from reirrad.dicom.dose import read_dose
 from reirrad.dicom.structures import read_structures
 from reirrad.dvh import evaluate, sample_dose
@@ -36,8 +36,11 @@ def inside_with_margin(sampling, grid) -> bool:
     """True when the structure lies inside the dose grid and does not touch its faces (BODY does)."""
     weighted = sampling.positions[sampling.weights_cc > 0]
     upper = [n - 1.5 for n in grid.shape]
-    return bool(sampling.in_grid_fraction > 1 - 1e-9 and (weighted.min(axis=0) > 0.5).all()
-                and all(weighted.max(axis=0) < upper))
+    return bool(
+        sampling.in_grid_fraction > 1 - 1e-9
+        and (weighted.min(axis=0) > 0.5).all()
+        and all(weighted.max(axis=0) < upper)
+    )
 
 
 # README "Validation and performance", Eclipse's own DVHs: deviation from the planning system (per

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -81,9 +83,7 @@ def test_recovery_file_models_are_cited():
     assert "10.1016/j.adro.2020.09.027" in models["price-2021"].source
 
 
-@pytest.mark.parametrize(
-    ("months", "expected_r"), [(3.0, 0.0), (6.0, 0.0), (6.5, 0.25), (12.0, 0.25), (26.1, 0.5)]
-)
+@pytest.mark.parametrize(("months", "expected_r"), [(3.0, 0.0), (6.0, 0.0), (6.5, 0.25), (12.0, 0.25), (26.1, 0.5)])
 def test_simple_25_50(months, expected_r):
     factor = recovery_factor(recovery_model("simple-25-50"), "SpinalCord", months)
     assert factor.r == expected_r
@@ -119,7 +119,9 @@ def test_unknown_model_lists_names():
 def test_invalid_recovery_file(tmp_path):
     bad = tmp_path / "r.toml"
     bad.write_text('[[models]]\nname = "none"\ntitle = "t"\nsource = "s"\nsteps = [{ r = 1.5 }]\n')
-    with pytest.raises(InputError, match=r"models\[0\] \(none\)\.steps\[0\]: field 'r': must be in \[0, 1\)") as refused:
+    with pytest.raises(
+        InputError, match=r"models\[0\] \(none\)\.steps\[0\]: field 'r': must be in \[0, 1\)"
+    ) as refused:
         load_recovery_models(bad)
     assert refused.value.path == bad
 
@@ -127,8 +129,10 @@ def test_invalid_recovery_file(tmp_path):
 def test_recovery_file_lists_every_problem(tmp_path):
     """One error names the file and lists each problem, not only the first one found."""
     bad = tmp_path / "r.toml"
-    bad.write_text('[[models]]\nname = "a"\ntitle = "t"\nsource = "s"\nsteps = [{ r = 1.5 }, { above_months = 3, '
-                   'up_to_months = 1 }]\n[[models]]\nname = "b"\n')
+    bad.write_text(
+        '[[models]]\nname = "a"\ntitle = "t"\nsource = "s"\nsteps = [{ r = 1.5 }, { above_months = 3, '
+        'up_to_months = 1 }]\n[[models]]\nname = "b"\n'
+    )
     with pytest.raises(InputError) as refused:
         load_recovery_models(bad)
     assert str(refused.value) == (
@@ -144,4 +148,4 @@ def test_builtin_models_cover_every_interval_exactly_once():
     for model in load_recovery_models(RECOVERY_FILE).values():
         steps = sorted(model.steps, key=lambda step: step.above_months)
         assert steps[0].above_months == -np.inf and steps[-1].up_to_months == np.inf, model.name
-        assert all(a.up_to_months == b.above_months for a, b in zip(steps, steps[1:])), model.name
+        assert all(a.up_to_months == b.above_months for a, b in itertools.pairwise(steps)), model.name

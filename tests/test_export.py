@@ -46,9 +46,7 @@ def test_slabbed_sum_writes_the_whole_grid_encoding(two_course_case, tmp_path, m
     case = load_case(two_course_case)
     monkeypatch.setattr(export, "SLAB_VOXELS", 5 * 20 * 18 + 7)
     out = tmp_path / "sum.dcm"
-    summary = write_cumulative_eqd2(
-        case, 3.0, out, recovery_model_name="simple-25-50", organ="SpinalCord", bits=bits
-    )
+    summary = write_cumulative_eqd2(case, 3.0, out, recovery_model_name="simple-25-50", organ="SpinalCord", bits=bits)
 
     acc = map_courses(load_courses(case), case)
     whole = cumulative_eqd2_gy(acc, 3.0, recovery_model("simple-25-50"), "SpinalCord")
@@ -61,4 +59,7 @@ def test_slabbed_sum_writes_the_whole_grid_encoding(two_course_case, tmp_path, m
     # the prior course's grid misses part of the reference grid: counted as before
     outside = int(np.count_nonzero(~acc.courses[0].coverage))
     assert 0 < outside < acc.grid.size
-    assert f"prior: {outside} of {acc.grid.size} reference voxels lie outside its dose grid (0 Gy there)" in summary.assumptions
+    assert (
+        f"prior: {outside} of {acc.grid.size} reference voxels lie outside its dose grid (0 Gy there)"
+        in summary.assumptions
+    )

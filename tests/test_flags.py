@@ -38,7 +38,7 @@ def fired(flag_id, context):
 
 
 def ctx(**kw):
-    base = dict(courses=(PRIOR, CONVENTIONAL), interval_months=30.0)
+    base = {"courses": (PRIOR, CONVENTIONAL), "interval_months": 30.0}
     base.update(kw)
     return FlagContext(**base)
 
@@ -52,8 +52,14 @@ def test_quiet_case_raises_only_the_classifications():
 
 @pytest.mark.parametrize(
     "months, expected",
-    [(0.0, ["interval_short"]), (5.99, ["interval_short"]), (6.0, ["interval_under_12_months"]),
-     (11.99, ["interval_under_12_months"]), (12.0, []), (None, ["interval_unknown"])],
+    [
+        (0.0, ["interval_short"]),
+        (5.99, ["interval_short"]),
+        (6.0, ["interval_under_12_months"]),
+        (11.99, ["interval_under_12_months"]),
+        (12.0, []),
+        (None, ["interval_unknown"]),
+    ],
 )
 def test_interval_bands(months, expected):
     got = [i for i in ids(ctx(interval_months=months)) if i.startswith("interval")]
@@ -121,14 +127,20 @@ def test_dose_per_fraction_threshold_spares_conventional_hot_spots():
 
 
 def test_dose_per_fraction_once_per_organ_with_its_own_source():
-    cord = (organ("SpinalCord", "Dmax", 2.0, 50.0, per_fraction={"new": 3.2}),
-            organ("SpinalCord", "D0.03cc", 2.0, 49.0, per_fraction={"new": 3.0}))
+    cord = (
+        organ("SpinalCord", "Dmax", 2.0, 50.0, per_fraction={"new": 3.2}),
+        organ("SpinalCord", "D0.03cc", 2.0, 49.0, per_fraction={"new": 3.0}),
+    )
     stem = organ("Brainstem", "D0.03cc", 2.0, 40.0, per_fraction={"new": 2.8})
     carotid = organ("A_Carotid_L", "Dmax", 3.0, 90.0, per_fraction={"new": 7.0})
-    flags = [f for f in compute_flags(ctx(courses=(PRIOR, SBRT), organs=(*cord, stem, carotid)))
-             if f.id.startswith("dose_per_fraction")]
+    flags = [
+        f
+        for f in compute_flags(ctx(courses=(PRIOR, SBRT), organs=(*cord, stem, carotid)))
+        if f.id.startswith("dose_per_fraction")
+    ]
     assert [(f.id, f.message.split(" gives ")[1].split(" (")[0]) for f in flags] == [
-        ("dose_per_fraction_cord", "SpinalCord"), ("dose_per_fraction_brainstem", "Brainstem"),
+        ("dose_per_fraction_cord", "SpinalCord"),
+        ("dose_per_fraction_brainstem", "Brainstem"),
         ("dose_per_fraction_serial_organ", "A_Carotid_L"),
     ]
     assert "Dmax 3.20 Gy per fraction" in flags[0].message  # the hotter of the cord's two metrics
@@ -152,12 +164,19 @@ def test_stereotactic_schedule_flags_need_carotid_dose_in_that_course():
     assert "stereotactic_consecutive_days" not in ids(ctx(courses=(PRIOR, daily), organs=far))
     # the prior course's carotid dose does not count
     prior_hot = (carotid("L", 60.0, "prior"), carotid("R", 60.0, "prior"))
-    prior_hot = tuple(dataclasses.replace(r, per_course={**r.per_course, "new": CourseDose(physical_gy=2.0)}) for r in prior_hot)
+    prior_hot = tuple(
+        dataclasses.replace(r, per_course={**r.per_course, "new": CourseDose(physical_gy=2.0)}) for r in prior_hot
+    )
     assert "stereotactic_consecutive_days" not in ids(ctx(courses=(PRIOR, daily), organs=prior_hot))
     # a carotid whose dose is not known (not evaluated, or no carotid at all) does not keep it quiet
-    (flag,) = fired("stereotactic_consecutive_days", ctx(courses=(PRIOR, daily), organs=(carotid("L", 3.0), carotid("R", None))))
+    (flag,) = fired(
+        "stereotactic_consecutive_days", ctx(courses=(PRIOR, daily), organs=(carotid("L", 3.0), carotid("R", None)))
+    )
     assert "not known for A_Carotid_R" in flag.message
-    assert "not known (no A_Carotid result)" in fired("stereotactic_consecutive_days", ctx(courses=(PRIOR, daily)))[0].message
+    assert (
+        "not known (no A_Carotid result)"
+        in fired("stereotactic_consecutive_days", ctx(courses=(PRIOR, daily)))[0].message
+    )
     # alternate days, and 2 Gy daily (not stereotactic), are quiet
     assert "stereotactic_consecutive_days" not in ids(ctx(courses=(PRIOR, SBRT), organs=near))
     assert "stereotactic_consecutive_days" not in ids(ctx(organs=near))
@@ -184,6 +203,7 @@ def test_carotid_physical_dose_of_the_stereotactic_course_yazici():
 def test_carotid_invasion_over_180_degrees():
     def invasion(deg):
         return ctx(clinical=ClinicalSpec(carotid_invasion_deg=deg))
+
     (flag,) = fired("carotid_invasion", invasion(181.0))
     assert flag.severity == "high" and "12/50" in flag.message and "Radiother Oncol 2015;115:67-71" in flag.source
     assert "Yamazaki 2013" in flag.mitigation
@@ -221,7 +241,9 @@ def test_fraction_override_and_missing_structures():
         OrganMatch("Larynx", None, "ambiguous", "two"),
     )
     (flag,) = [f for f in compute_flags(ctx(matches=matches)) if f.id == "missing_structures"]
-    assert flag.message.startswith("Organs not evaluated (2): Brainstem (missing") and "Larynx (ambiguous" in flag.message
+    assert (
+        flag.message.startswith("Organs not evaluated (2): Brainstem (missing") and "Larynx (ambiguous" in flag.message
+    )
     assert "missing_structures" not in ids(ctx(matches=matches[:1]))
 
 
@@ -244,17 +266,17 @@ def test_reirradiation_type():
     (flag,) = [f for f in type2 if f.id == "reirradiation_type"]
     assert "type 2" in flag.message and "SpinalCord (cumulative Dmax warn)" in flag.message
     repeat = compute_flags(ctx(physical_dose_gy=_doses(60.0, 19.0), voxel_volume_cc=0.125))
-    assert "repeat (organ) irradiation" in [f for f in repeat if f.id == "reirradiation_type"][0].message
+    assert "repeat (organ) irradiation" in next(f for f in repeat if f.id == "reirradiation_type").message
     # 1 cm3 threshold: 8 voxels x 0.125 = 1.0 cm3 is not more than 1 cm3
     small = _doses(0.0, 0.0)
     small["prior"][1, :2, :4] = 60.0
     small["new"][1, :2, :4] = 30.0
     edge = compute_flags(ctx(physical_dose_gy=small, voxel_volume_cc=0.125))
-    assert "type 1" not in [f for f in edge if f.id == "reirradiation_type"][0].message
+    assert "type 1" not in next(f for f in edge if f.id == "reirradiation_type").message
 
 
 def test_reirradiation_type_counts_report_only_organs_dosed_in_both_courses():
-    no_overlap = dict(physical_dose_gy=_doses(60.0, 19.0), voxel_volume_cc=0.125)
+    no_overlap = {"physical_dose_gy": _doses(60.0, 19.0), "voxel_volume_cc": 0.125}
     # a report-only brainstem (no limit, so no warn) with 45 Gy EQD2 before and 12 Gy now: type 2
     stem = organ("Brainstem", "D0.03cc", 2.0, 57.0, eqd2={"prior": 45.0, "new": 12.0}, status="report")
     chiasm = organ("OpticChiasm", "D0.03cc", 2.0, 50.0, eqd2={"prior": 45.0, "new": 5.0}, status="report")
@@ -295,10 +317,18 @@ def test_miri_class(months, resection, dysfunction, expected):
         (ClinicalSpec(resection=True), None, 30.0, "histology not given"),
         (ClinicalSpec(histology="other", resection=True), None, 30.0, "histology is 'other'"),
         (dataclasses.replace(SCC, resection=True), (PRIOR, SBRT), 30.0, "course 'new' is stereotactic, not IMRT"),
-        (dataclasses.replace(SCC, resection=True), (PRIOR, CourseInfo("new", 20, prescription_gy=36.0)), 30.0,
-         "course 'new' prescribes 36 Gy < 40 Gy"),
-        (dataclasses.replace(SCC, resection=True), (CourseInfo("prior", 15, prescription_gy=30.0), CONVENTIONAL), 30.0,
-         "prior prescription 30 Gy < 40 Gy"),
+        (
+            dataclasses.replace(SCC, resection=True),
+            (PRIOR, CourseInfo("new", 20, prescription_gy=36.0)),
+            30.0,
+            "course 'new' prescribes 36 Gy < 40 Gy",
+        ),
+        (
+            dataclasses.replace(SCC, resection=True),
+            (CourseInfo("prior", 15, prescription_gy=30.0), CONVENTIONAL),
+            30.0,
+            "prior prescription 30 Gy < 40 Gy",
+        ),
         (dataclasses.replace(SCC, organ_dysfunction=True), None, 30.0, "[clinical] resection not given"),
         (dataclasses.replace(SCC, resection=True), None, None, "interval not known"),
     ],
@@ -338,8 +368,14 @@ def test_rules_file_lists_every_problem(tmp_path):
         load_flag_rules(bad)
     text = str(info.value)
     assert text.startswith(f"{bad}: invalid flag rules: ")
-    for fragment in ("stereotactic_min_gy_per_fraction", "meaningful_course_dose_eqd2_gy", "unknown kind 'nope'",
-                     "unknown source id(s) b", "flags[1] (id=y): missing field(s) mitigation", "not one of high"):
+    for fragment in (
+        "stereotactic_min_gy_per_fraction",
+        "meaningful_course_dose_eqd2_gy",
+        "unknown kind 'nope'",
+        "unknown source id(s) b",
+        "flags[1] (id=y): missing field(s) mitigation",
+        "not one of high",
+    ):
         assert fragment in text
 
 
@@ -353,11 +389,17 @@ def _course_folder(folder, phases):
     structures = syn.rtstruct({"SpinalCord": CUBE})
     syn.write(structures, folder / "rs.dcm")
     for i, (gy, fractions) in enumerate(phases):
-        plan = syn.rtplan([(fractions, [(1, gy / fractions, 100.0)])], prescription_gy=gy,
-                          structure_set_uid=structures.SOPInstanceUID)
+        plan = syn.rtplan(
+            [(fractions, [(1, gy / fractions, 100.0)])], prescription_gy=gy, structure_set_uid=structures.SOPInstanceUID
+        )
         pixels = np.full((9, 9, 9), round(gy / 1e-3), dtype=np.uint32)
-        dose = syn.rtdose(pixels, ipp=(-8.0, -8.0, -8.0), offsets=np.arange(9) * 2.0, pixel_spacing=(2.0, 2.0),
-                          plan_uid=plan.SOPInstanceUID)
+        dose = syn.rtdose(
+            pixels,
+            ipp=(-8.0, -8.0, -8.0),
+            offsets=np.arange(9) * 2.0,
+            pixel_spacing=(2.0, 2.0),
+            plan_uid=plan.SOPInstanceUID,
+        )
         syn.write(plan, folder / f"rp{i}.dcm")
         syn.write(dose, folder / f"rd{i}.dcm")
 
@@ -411,7 +453,6 @@ def test_dose_per_fraction_is_per_phase(tmp_path):
     assert "(5.0 Gy per fraction)" in flag.message and "not known for A_Carotid_L, A_Carotid_R" in flag.message
 
 
-
 def _case_with_clinical(tmp_path, clinical: str):
     (tmp_path / "c1").mkdir(exist_ok=True)
     path = tmp_path / "case.toml"
@@ -422,14 +463,17 @@ def _case_with_clinical(tmp_path, clinical: str):
 def test_clinical_histology_and_carotid_invasion_in_the_case_file(tmp_path):
     case = load_case(_case_with_clinical(tmp_path, 'histology = "squamous_cell_carcinoma"\ncarotid_invasion_deg = 200'))
     assert (case.clinical.histology, case.clinical.carotid_invasion_deg) == ("squamous_cell_carcinoma", 200.0)
-    for bad, message in (('histology = "SCC"', "clinical.histology: must be one of squamous_cell_carcinoma, other"),
-                         ("carotid_invasion_deg = 400", "clinical.carotid_invasion_deg: must be a number of degrees"),
-                         ("carotid_invasion_deg = true", "clinical.carotid_invasion_deg: must be a number of degrees")):
+    for bad, message in (
+        ('histology = "SCC"', "clinical.histology: must be one of squamous_cell_carcinoma, other"),
+        ("carotid_invasion_deg = 400", "clinical.carotid_invasion_deg: must be a number of degrees"),
+        ("carotid_invasion_deg = true", "clinical.carotid_invasion_deg: must be a number of degrees"),
+    ):
         with pytest.raises(InputError, match=message):
             load_case(_case_with_clinical(tmp_path, bad))
 
 
 # ------------------------------------------------------------------ constraint-set content behind the flags
+
 
 def test_hn_set_brachial_plexus_warns_at_95_gy_and_never_fails():
     from reirrad.constraints import judge, load_constraint_set

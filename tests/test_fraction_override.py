@@ -29,8 +29,9 @@ def run(*args):
 
 def run_main(*args) -> subprocess.CompletedProcess:
     """The installed entry point (input errors become exit 2 there)."""
-    return subprocess.run([sys.executable, "-c", "from reirrad.cli import main; main()", *map(str, args)],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-c", "from reirrad.cli import main; main()", *map(str, args)], capture_output=True, text=True
+    )
 
 
 @pytest.fixture()
@@ -79,8 +80,21 @@ def test_override_fractions_needs_a_count(folders):
 
 
 def test_quick_form_refuses_then_accepts_with_override_fractions(folders):
-    args = ("check", "--prior", folders / "prior", "--new", folders / "new", "--prior-end-date", "2023-01-01",
-            "--new-start-date", "2024-07-01", "--prior-fractions", 20, "-f", "json")
+    args = (
+        "check",
+        "--prior",
+        folders / "prior",
+        "--new",
+        folders / "new",
+        "--prior-end-date",
+        "2023-01-01",
+        "--new-start-date",
+        "2024-07-01",
+        "--prior-fractions",
+        20,
+        "-f",
+        "json",
+    )
     refused = run_main(*args)
     assert refused.returncode == 2
     assert "--prior-fractions 20 gives 20 fractions" in refused.stderr and "says 25" in refused.stderr

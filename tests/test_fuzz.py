@@ -30,8 +30,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import fuzz_corpus as corpus  # noqa: E402
-import fuzz_runner as runner  # noqa: E402
+import fuzz_corpus as corpus
+import fuzz_runner as runner
 
 DEFAULT_RANDOM_CASES = 40
 DEFAULT_SEED = 20261126
@@ -45,8 +45,11 @@ KNOWN: list[tuple[str, str, str, str]] = []
 def known(verdict: runner.Verdict) -> str | None:
     """The branch expected to fix a wrong run, or None."""
     for case, command, problem, owner in KNOWN:
-        if (re.search(case, verdict.case) and re.fullmatch(command, verdict.command)
-                and all(re.fullmatch(problem, p) for p in verdict.problems)):
+        if (
+            re.search(case, verdict.case)
+            and re.fullmatch(command, verdict.command)
+            and all(re.fullmatch(problem, p) for p in verdict.problems)
+        ):
             return owner
     return None
 
@@ -78,11 +81,13 @@ def warm_up(bases: dict[str, Path], scratch: Path) -> None:
             os.chdir(folder)
             for args in commands.values():
                 sys.argv = ["reirrad", *args]
-                with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-                    try:
-                        main()
-                    except SystemExit:
-                        pass
+                with (
+                    open(os.devnull, "w") as sink,
+                    contextlib.redirect_stdout(sink),
+                    contextlib.redirect_stderr(sink),
+                    contextlib.suppress(SystemExit),
+                ):
+                    main()
         finally:
             os.chdir(cwd)
             sys.argv = argv
@@ -106,21 +111,26 @@ def run_corpus(workdir: Path, testdata: Path | None, random_cases: int, seed: in
             output = corpus.OUT if corpus.OUT in argv else None
             jobs.append(runner.Job(key, folder, argv, output, partial(_fill, case, bases[case.base], folder)))
             owners[key] = (case, command)
+
     def finish(job: runner.Job, outcome: runner.Outcome):
-        case, command = owners[job.key]
+        _case, command = owners[job.key]
         numbers = runner.numbers(command, outcome, job.folder)
         shutil.rmtree(job.folder)
         return numbers
 
     results = dict(zip(owners, runner.run_jobs(jobs, workdir / "logs", WORKERS, finish)))
     base_numbers = {(c.base, cmd): results[k][1] for k, (c, cmd) in owners.items() if c.family == "baseline"}
-    verdicts = [runner.judge(case, command, *results[key], base_numbers[case.base, command])
-                for key, (case, command) in owners.items()]
+    verdicts = [
+        runner.judge(case, command, *results[key], base_numbers[case.base, command])
+        for key, (case, command) in owners.items()
+    ]
     for name, path in bases.items():
         if runner.snapshot(path) != pristine[name]:
             verdicts[0].problems.append(f"inputs modified: the pristine base {name}")
-    header = (f"reirrad fuzz corpus: seed {seed}, {len(cases)} cases ({random_cases} random) from "
-              f"{', '.join(bases)}, {len(jobs)} runs on {WORKERS} workers in {time.monotonic() - started:.0f} s")
+    header = (
+        f"reirrad fuzz corpus: seed {seed}, {len(cases)} cases ({random_cases} random) from "
+        f"{', '.join(bases)}, {len(jobs)} runs on {WORKERS} workers in {time.monotonic() - started:.0f} s"
+    )
     return verdicts, cases, runner.summary(verdicts, cases, header, known)
 
 
@@ -132,14 +142,25 @@ def fuzz_run(tmp_path_factory, request):
     random_cases = int(os.environ.get("REIRRAD_FUZZ_CASES", DEFAULT_RANDOM_CASES))
     seed = int(os.environ.get("REIRRAD_FUZZ_SEED", DEFAULT_SEED))
     workdir = tmp_path_factory.mktemp("fuzz")
-    verdicts, cases, text = run_corpus(workdir, testdata, random_cases, seed)
+    verdicts, _cases, text = run_corpus(workdir, testdata, random_cases, seed)
     (workdir / "fuzz_summary.txt").write_text(text)
     print(f"\n{text}(written to {workdir / 'fuzz_summary.txt'})")
     return verdicts
 
 
-FAMILIES = ("baseline", "truncate", "bytes-inert", "bytes-any", "missing-tags", "scaling", "huge-grid", "contours",
-            "reg", "case-file", "constraint-set")
+FAMILIES = (
+    "baseline",
+    "truncate",
+    "bytes-inert",
+    "bytes-any",
+    "missing-tags",
+    "scaling",
+    "huge-grid",
+    "contours",
+    "reg",
+    "case-file",
+    "constraint-set",
+)
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -131,8 +131,11 @@ def test_corner_centres_are_the_outer_voxel_centres():
 def test_growing_to_a_far_box_on_a_fine_grid_is_refused_before_allocating():
     fine = make_grid(HFS, (0.0, 0.0, 0.0), (0.01, 0.01, 0.01), (10, 10, 10))
     # a box 4 m away in index units: 400 000 voxels of 0.01 mm per axis, about 455 PiB as float64
-    with pytest.raises(InputError, match=r"evaluation grid .*400001 x 400001 x 400001 voxels of 0.01 x 0.01 x 0.01 mm\) "
-                       r"would need 455 PiB, more than the 2 GiB bound"):
+    with pytest.raises(
+        InputError,
+        match=r"evaluation grid .*400001 x 400001 x 400001 voxels of 0.01 x 0.01 x 0.01 mm\) "
+        r"would need 455 PiB, more than the 2 GiB bound",
+    ):
         grown_to_cover(fine, np.zeros(3), np.full(3, 4.0e5))
     with pytest.raises(InputError, match="non-finite"):
         grown_to_cover(fine, np.zeros(3), np.array([1.0, np.nan, 1.0]))
@@ -145,14 +148,20 @@ def test_covering_grid_for_a_far_structure_in_a_huge_prior_grid_is_refused():
     prior = make_grid(HFS, (-200.0, -200.0, -200.0), (2.0, 2.0, 2.0), (200, 200, 200))
     square = np.array([[100.0, 100.0, 100.0], [102.0, 100.0, 100.0], [102.0, 102.0, 100.0], [100.0, 102.0, 100.0]])
     roi = Roi(1, "Far", "ORGAN", (Contour(square),))
-    with pytest.raises(InputError, match=r"evaluation grid grown over the structures \(10002 x 10202 x 10202 "
-                       r"voxels of 0.01 x 0.01 x 0.01 mm\) would need 7.57 TiB"):
+    with pytest.raises(
+        InputError,
+        match=r"evaluation grid grown over the structures \(10002 x 10202 x 10202 "
+        r"voxels of 0.01 x 0.01 x 0.01 mm\) would need 7.57 TiB",
+    ):
         _covering_grid(reference, [roi], [(reference, None), (prior, None)])
 
 
 def test_resampling_onto_an_oversized_grid_is_refused_before_allocating():
     source = make_grid(HFS, (0.0, 0.0, 0.0), (2.0, 2.0, 2.0), (4, 4, 4))
     huge = make_grid(HFS, (0.0, 0.0, 0.0), (0.01, 0.01, 0.01), (2000, 2000, 2000))
-    with pytest.raises(InputError, match=r"resampled dose grid \(2000 x 2000 x 2000 voxels of 0.01 x 0.01 x 0.01 mm\) "
-                       r"would need 59.6 GiB"):
+    with pytest.raises(
+        InputError,
+        match=r"resampled dose grid \(2000 x 2000 x 2000 voxels of 0.01 x 0.01 x 0.01 mm\) "
+        r"would need 59.6 GiB",
+    ):
         resample(np.zeros(source.shape), source, huge)

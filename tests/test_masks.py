@@ -10,8 +10,13 @@ from reirrad.grid import Grid
 from reirrad.masks import sample_roi
 
 
-def make_grid(shape=(20, 40, 40), spacing=(2.0, 1.0, 1.0), origin=(-20.0, -20.0, -20.0),
-              row=(1.0, 0.0, 0.0), column=(0.0, 1.0, 0.0)) -> Grid:
+def make_grid(
+    shape=(20, 40, 40),
+    spacing=(2.0, 1.0, 1.0),
+    origin=(-20.0, -20.0, -20.0),
+    row=(1.0, 0.0, 0.0),
+    column=(0.0, 1.0, 0.0),
+) -> Grid:
     frame = tuple(float(v) for v in np.cross(row, column))
     return Grid(origin, row, column, frame, spacing, shape)
 
@@ -108,11 +113,13 @@ def test_flipped_and_permuted_axes_give_the_same_geometry(row, column):
     flipped = sample_roi(roi, grid)
     assert flipped.volume_cc == pytest.approx(reference.volume_cc, rel=1e-9)
     weighted = flipped.weights_cc > 0
-    centre = np.average(grid.to_patient(flipped.positions[weighted].astype(float)), axis=0,
-                        weights=flipped.weights_cc[weighted])
+    centre = np.average(
+        grid.to_patient(flipped.positions[weighted].astype(float)), axis=0, weights=flipped.weights_cc[weighted]
+    )
     ref_w = reference.weights_cc > 0
-    ref_centre = np.average(make_grid().to_patient(reference.positions[ref_w].astype(float)), axis=0,
-                            weights=reference.weights_cc[ref_w])
+    ref_centre = np.average(
+        make_grid().to_patient(reference.positions[ref_w].astype(float)), axis=0, weights=reference.weights_cc[ref_w]
+    )
     np.testing.assert_allclose(centre, ref_centre, atol=0.1)  # lattice-limited, mm
 
 

@@ -29,8 +29,9 @@ CYLINDER_CC = 18 * 25 * math.sin(math.radians(10)) * 22 / 1000
 
 
 def run_main(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from reirrad.cli import main; main()", *map(str, args)],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-c", "from reirrad.cli import main; main()", *map(str, args)], capture_output=True, text=True
+    )
 
 
 def courses(tmp_path, prior=("SpinalCord",), new=("SpinalCord",)):
@@ -46,8 +47,13 @@ def cord(report):
 def test_a_structure_map_per_course(tmp_path):
     """The prior set calls the cord "Struct_A", the new one "Struct_B": each course maps its own."""
     courses(tmp_path, prior=("Struct_A",), new=("Struct_B",))
-    case = load_case(write_case(tmp_path / "case.toml", prior_extra='[courses.structures]\n"Struct_A" = "SpinalCord"\n',
-                                extra='[structures]\n"Struct_B" = "SpinalCord"\n'))
+    case = load_case(
+        write_case(
+            tmp_path / "case.toml",
+            prior_extra='[courses.structures]\n"Struct_A" = "SpinalCord"\n',
+            extra='[structures]\n"Struct_B" = "SpinalCord"\n',
+        )
+    )
     assert case.structures_of(case.courses[0]) == {"Struct_A": "SpinalCord"}
     assert case.structures_of(case.reference) == {"Struct_B": "SpinalCord"}
     conservative = cord(run_check(case, CheckOptions(conservative=True)))
@@ -60,8 +66,11 @@ def test_a_structure_map_per_course(tmp_path):
 
 def test_reference_names_in_two_tables_are_refused(tmp_path):
     courses(tmp_path)
-    path = write_case(tmp_path / "case.toml", new_extra='[courses.structures]\n"SpinalCord" = "SpinalCord"\n',
-                      extra='[structures]\n"SpinalCord" = "SpinalCord"\n')
+    path = write_case(
+        tmp_path / "case.toml",
+        new_extra='[courses.structures]\n"SpinalCord" = "SpinalCord"\n',
+        extra='[structures]\n"SpinalCord" = "SpinalCord"\n',
+    )
     with pytest.raises(InputError, match="reference course 'new' has its own"):
         load_case(path)
 
@@ -69,12 +78,16 @@ def test_reference_names_in_two_tables_are_refused(tmp_path):
 def test_every_matching_message_names_the_structure_set(tmp_path):
     """A prior course's name given in the top-level map: the reference set lacks it, and says so."""
     courses(tmp_path, prior=("Struct_A",), new=("Cord_x", "BrainStem", "Brain Stem"))
-    report = run_check(load_case(write_case(tmp_path / "case.toml", extra='[structures]\n"Struct_A" = "SpinalCord"\n')),
-                       CheckOptions(allow_missing=True))
+    report = run_check(
+        load_case(write_case(tmp_path / "case.toml", extra='[structures]\n"Struct_A" = "SpinalCord"\n')),
+        CheckOptions(allow_missing=True),
+    )
     reference_set = str(tmp_path / "new" / "rs.dcm")
     spinal = cord(report)
     assert spinal.status == "not_evaluated"
-    assert f"maps 'Struct_A' to SpinalCord but structure set {reference_set} (course 'new') has no such" in spinal.reason
+    assert (
+        f"maps 'Struct_A' to SpinalCord but structure set {reference_set} (course 'new') has no such" in spinal.reason
+    )
     stem = next(r for r in report.results if r.organ == "Brainstem")
     assert f"structure set {reference_set} (course 'new') has several structures" in stem.reason
     chiasm = next(r for r in report.results if r.organ == "OpticChiasm")
@@ -83,7 +96,9 @@ def test_every_matching_message_names_the_structure_set(tmp_path):
 
 def test_custom_organ_with_the_exact_structure_name_is_taken(tmp_path):
     courses(tmp_path, new=("BRAIN - PTV", "Brain-PTV_2"))
-    (tmp_path / "set.toml").write_text(constraint_set_header("custom", "exact names", 3.0) + """
+    (tmp_path / "set.toml").write_text(
+        constraint_set_header("custom", "exact names", 3.0)
+        + """
 [[constraints]]
 id = "brain-minus-ptv"
 organ = "BRAIN - PTV"
@@ -91,7 +106,8 @@ metric = "Dmax"
 priority = "hard"
 limit_gy = 100.0
 source = "t"
-""")
+"""
+    )
     report = run_check(load_case(write_case(tmp_path / "case.toml", head='constraints = "set.toml"\n')))
     (result,) = report.results
     assert (result.structure, result.status) == ("BRAIN - PTV", "pass")
@@ -123,7 +139,9 @@ def test_nothing_evaluated_is_exit_1_whatever_the_options(tmp_path):
     assert run_main("check", tmp_path / "case.toml", "--allow-missing", "-f", "json").returncode == 1
 
 
-VOLUME_SET = constraint_set_header("volumes", "volume limits at cumulative EQD2(2)", 2.0) + """
+VOLUME_SET = (
+    constraint_set_header("volumes", "volume limits at cumulative EQD2(2)", 2.0)
+    + """
 [[constraints]]
 id = "v30-cc-fail"
 organ = "SpinalCord"
@@ -155,6 +173,7 @@ priority = "hard"
 limit_cc = 0.5
 source = "t"
 """
+)
 
 
 def test_volume_constraints_are_judged_with_their_unit(tmp_path):
@@ -165,7 +184,11 @@ def test_volume_constraints_are_judged_with_their_unit(tmp_path):
     got = {r.constraint_id: r for r in report.results}
     assert got["v30-cc-fail"].value_gy == pytest.approx(CYLINDER_CC, rel=2e-3)
     assert [got[i].status for i in ("v30-cc-fail", "v30-cc-pass", "v30-pct-warn", "v80-cc-zero")] == [
-        "fail", "pass", "warn", "pass"]
+        "fail",
+        "pass",
+        "warn",
+        "pass",
+    ]
     assert got["v30-pct-warn"].value_gy == pytest.approx(100.0) and got["v30-pct-warn"].unit == "%"
     assert got["v80-cc-zero"].value_gy == pytest.approx(0.0, abs=1e-9)
     row = next(r for r in json.loads(to_json(report))["results"] if r["id"] == "v30-cc-fail")
@@ -178,8 +201,11 @@ def test_volume_constraints_are_judged_with_their_unit(tmp_path):
 
 def test_volume_levels_are_validated(tmp_path):
     path = tmp_path / "bad.toml"
-    path.write_text(VOLUME_SET.replace("limit_cc = 1.5", "limit_gy = 1.5").replace("limit_pct = 100.0", "limit_pct = 120.0")
-                    .replace('metric = "V80Gy"', 'metric = "Dmax"'))
+    path.write_text(
+        VOLUME_SET.replace("limit_cc = 1.5", "limit_gy = 1.5")
+        .replace("limit_pct = 100.0", "limit_pct = 120.0")
+        .replace('metric = "V80Gy"', 'metric = "Dmax"')
+    )
     problems = "\n".join(validate_constraint_file(path))
     assert "(id=v30-cc-fail): field 'limit_gy': V30Gy gives cc: its levels are limit_cc / warn_cc" in problems
     assert "(id=v30-pct-warn): field 'limit_pct': a volume percentage cannot exceed 100" in problems

@@ -35,7 +35,11 @@ from reirrad.metrics import (
 def test_parse_and_canonical_text(text, canonical, kind, parameter, unit):
     metric = parse_metric(text)
     assert str(metric) == canonical
-    assert (metric.kind, getattr(metric, "volume", getattr(metric, "dose_gy", None)), metric.unit) == (kind, parameter, unit)
+    assert (metric.kind, getattr(metric, "volume", getattr(metric, "dose_gy", None)), metric.unit) == (
+        kind,
+        parameter,
+        unit,
+    )
     assert parse_metric(str(metric)) == metric
 
 

@@ -8,37 +8,129 @@ from reirrad.errors import InputError
 from reirrad.organs import load_organ_catalog, match_organs, name_key, parse_catalog
 
 HN_ORGANS = [
-    "SpinalCord", "Brainstem", "OpticChiasm", "OpticNrv_L", "OpticNrv_R", "Lobe_Temporal_L", "Lobe_Temporal_R",
-    "A_Carotid_L", "A_Carotid_R", "Bone_Mandible", "Parotid_L", "Parotid_R", "Larynx", "Musc_Constrict",
-    "Cochlea_L", "Cochlea_R", "BrachialPlex_L", "BrachialPlex_R", "Body",
+    "SpinalCord",
+    "Brainstem",
+    "OpticChiasm",
+    "OpticNrv_L",
+    "OpticNrv_R",
+    "Lobe_Temporal_L",
+    "Lobe_Temporal_R",
+    "A_Carotid_L",
+    "A_Carotid_R",
+    "Bone_Mandible",
+    "Parotid_L",
+    "Parotid_R",
+    "Larynx",
+    "Musc_Constrict",
+    "Cochlea_L",
+    "Cochlea_R",
+    "BrachialPlex_L",
+    "BrachialPlex_R",
+    "Body",
 ]
 
 # Structure sets in the naming styles of different planning systems and clinics (plus helper ROIs).
 ECLIPSE = [
-    "BODY", "Spinal Cord", "BrainStem", "Chiasm", "Optic Nerve L", "Optic Nerve R", "Temporal Lobe L",
-    "Temporal Lobe R", "Carotid L", "Carotid R", "Mandible", "Parotid L", "Parotid R", "Larynx", "Constrictors",
-    "Cochlea L", "Cochlea R", "Brachial Plexus L", "Brachial Plexus R", "PTV_60", "Spinal Cord PRV5",
-    "z_Parotid L opt", "Ring PTV",
+    "BODY",
+    "Spinal Cord",
+    "BrainStem",
+    "Chiasm",
+    "Optic Nerve L",
+    "Optic Nerve R",
+    "Temporal Lobe L",
+    "Temporal Lobe R",
+    "Carotid L",
+    "Carotid R",
+    "Mandible",
+    "Parotid L",
+    "Parotid R",
+    "Larynx",
+    "Constrictors",
+    "Cochlea L",
+    "Cochlea R",
+    "Brachial Plexus L",
+    "Brachial Plexus R",
+    "PTV_60",
+    "Spinal Cord PRV5",
+    "z_Parotid L opt",
+    "Ring PTV",
 ]
 RAYSTATION = [
-    "Body", "SpinalCord", "Brainstem", "OpticChiasm", "OpticNrv_L", "OpticNrv_R", "Lobe_Temporal_L",
-    "Lobe_Temporal_R", "A_Carotid_L", "A_Carotid_R", "Bone_Mandible", "Parotid_L", "Parotid_R", "Larynx",
-    "Musc_Constrict", "Cochlea_L", "Cochlea_R", "BrachialPlex_L", "BrachialPlex_R", "SpinalCord_PRV05",
-    "Brainstem_PRV03", "Parotid_L-PTV", "zOpt_Ring",
+    "Body",
+    "SpinalCord",
+    "Brainstem",
+    "OpticChiasm",
+    "OpticNrv_L",
+    "OpticNrv_R",
+    "Lobe_Temporal_L",
+    "Lobe_Temporal_R",
+    "A_Carotid_L",
+    "A_Carotid_R",
+    "Bone_Mandible",
+    "Parotid_L",
+    "Parotid_R",
+    "Larynx",
+    "Musc_Constrict",
+    "Cochlea_L",
+    "Cochlea_R",
+    "BrachialPlex_L",
+    "BrachialPlex_R",
+    "SpinalCord_PRV05",
+    "Brainstem_PRV03",
+    "Parotid_L-PTV",
+    "zOpt_Ring",
 ]
 PINNACLE = [
-    "Outline", "cord", "brain_stem", "optic_chiasm", "l_optic_nerve", "r_optic_nerve", "l_temporal_lobe",
-    "r_temporal_lobe", "lt_carotid", "rt_carotid", "mandible", "lt_parotid", "rt_parotid", "larynx", "pcm",
-    "l_cochlea", "r_cochlea", "l_brachial_plexus", "r_brachial_plexus", "cord+5mm", "avoid_cord",
+    "Outline",
+    "cord",
+    "brain_stem",
+    "optic_chiasm",
+    "l_optic_nerve",
+    "r_optic_nerve",
+    "l_temporal_lobe",
+    "r_temporal_lobe",
+    "lt_carotid",
+    "rt_carotid",
+    "mandible",
+    "lt_parotid",
+    "rt_parotid",
+    "larynx",
+    "pcm",
+    "l_cochlea",
+    "r_cochlea",
+    "l_brachial_plexus",
+    "r_brachial_plexus",
+    "cord+5mm",
+    "avoid_cord",
 ]
 MONACO = [
-    "Patient", "Myelon", "BS", "Optic Chiasm", "ON_L", "ON_R", "TL_L", "TL_R", "LCA", "RCA", "Jaw", "LParotid",
-    "RParotid", "LARYNX", "PharConst", "Cochlea Lt", "Cochlea Rt", "Lt Brachial Plexus",
-    "Rt Brachial Plexus", "SC_3mm", "Parotids_minus_PTV",
+    "Patient",
+    "Myelon",
+    "BS",
+    "Optic Chiasm",
+    "ON_L",
+    "ON_R",
+    "TL_L",
+    "TL_R",
+    "LCA",
+    "RCA",
+    "Jaw",
+    "LParotid",
+    "RParotid",
+    "LARYNX",
+    "PharConst",
+    "Cochlea Lt",
+    "Cochlea Rt",
+    "Lt Brachial Plexus",
+    "Rt Brachial Plexus",
+    "SC_3mm",
+    "Parotids_minus_PTV",
 ]
 
 
-@pytest.mark.parametrize("rois", [ECLIPSE, RAYSTATION, PINNACLE, MONACO], ids=["eclipse", "raystation", "pinnacle", "monaco"])
+@pytest.mark.parametrize(
+    "rois", [ECLIPSE, RAYSTATION, PINNACLE, MONACO], ids=["eclipse", "raystation", "pinnacle", "monaco"]
+)
 def test_every_organ_matches_without_mapping(rois):
     matches = match_organs(rois, HN_ORGANS)
     assert {m.status for m in matches.values()} == {"matched"}, [m for m in matches.values() if m.status != "matched"]
@@ -48,7 +140,9 @@ def test_every_organ_matches_without_mapping(rois):
 
 
 def test_sides_are_not_swapped():
-    matches = match_organs(["Lt Parotid", "Parotid Right", "RCA", "CA_L", "TemporalLobe_L", "Temporal_Lobe_Rt"], HN_ORGANS)
+    matches = match_organs(
+        ["Lt Parotid", "Parotid Right", "RCA", "CA_L", "TemporalLobe_L", "Temporal_Lobe_Rt"], HN_ORGANS
+    )
     assert matches["Parotid_L"].structure == "Lt Parotid"
     assert matches["Parotid_R"].structure == "Parotid Right"
     assert matches["A_Carotid_R"].structure == "RCA"
@@ -58,14 +152,35 @@ def test_sides_are_not_swapped():
 
 
 def test_how_is_reported():
-    matches = match_organs(["SpinalCord", "Brain Stem", "Cord_X"], ["SpinalCord", "Brainstem", "Larynx"], {"Cord_X": "Larynx"})
-    assert (matches["SpinalCord"].how, matches["Brainstem"].how, matches["Larynx"].how) == ("name", "synonym", "mapping")
+    matches = match_organs(
+        ["SpinalCord", "Brain Stem", "Cord_X"], ["SpinalCord", "Brainstem", "Larynx"], {"Cord_X": "Larynx"}
+    )
+    assert (matches["SpinalCord"].how, matches["Brainstem"].how, matches["Larynx"].how) == (
+        "name",
+        "synonym",
+        "mapping",
+    )
 
 
 @pytest.mark.parametrize(
     "name",
-    ["Cord_PRV5", "SpinalCord_PRV05", "PRV_Cord", "z_Cord", "zCord", "Cord+3mm", "Cord 5 mm", "Parotid_L-PTV",
-     "Parotid_L_opt", "avoid_Brainstem", "Ring_Cord", "Cord_exp", "Mandible minus PTV", "_Cord", "Cord_crop"],
+    [
+        "Cord_PRV5",
+        "SpinalCord_PRV05",
+        "PRV_Cord",
+        "z_Cord",
+        "zCord",
+        "Cord+3mm",
+        "Cord 5 mm",
+        "Parotid_L-PTV",
+        "Parotid_L_opt",
+        "avoid_Brainstem",
+        "Ring_Cord",
+        "Cord_exp",
+        "Mandible minus PTV",
+        "_Cord",
+        "Cord_crop",
+    ],
 )
 def test_derived_structures_are_not_taken(name):
     catalog = load_organ_catalog()
@@ -131,23 +246,44 @@ def test_organ_table_lists_every_problem(tmp_path):
     data = {
         "sides": {"left": ["l"], "right": ["r"]},
         "derived": {"words": [], "prefixes": []},
-        "organs": {"SpinalCord": {"synonyms": ["Cord"]}, "Cord2": {"synonyms": ["cord"]}, "Lens": "eye",
-                   "Brainstem": {}, "Stem": {"synonyms": ["Brainstem"]}},
+        "organs": {
+            "SpinalCord": {"synonyms": ["Cord"]},
+            "Cord2": {"synonyms": ["cord"]},
+            "Lens": "eye",
+            "Brainstem": {},
+            "Stem": {"synonyms": ["Brainstem"]},
+        },
     }
     with pytest.raises(InputError) as refused:
         parse_catalog(data, tmp_path / "organs.toml")
     text = str(refused.value)
     assert text.startswith(f"{tmp_path / 'organs.toml'}: invalid organ table: ")
-    for fragment in ("names both SpinalCord and Cord2", "organs.Lens: must be a table", "names both Brainstem and Stem"):
+    for fragment in (
+        "names both SpinalCord and Cord2",
+        "organs.Lens: must be a table",
+        "names both Brainstem and Stem",
+    ):
         assert fragment in text
 
 
 @pytest.mark.parametrize(
     "name, wrong_organ",
-    [("Medulla", "SpinalCord"), ("SC", "SpinalCord"), ("Truncus", "Brainstem"), ("Temporal_L", "Lobe_Temporal_L"),
-     ("Rt Temporal", "Lobe_Temporal_R"), ("Inner Ear Lt", "Cochlea_L"), ("InnerEar_R", "Cochlea_R"),
-     ("Glottic Larynx", "Larynx"), ("Supraglottic Larynx", "Larynx"), ("Larynx_Supraglottic", "Larynx"),
-     ("Cerebrum", "Brain"), ("ThecalSac", "SpinalCanal"), ("Thecal Sac", "SpinalCanal"), ("External", "Body")],
+    [
+        ("Medulla", "SpinalCord"),
+        ("SC", "SpinalCord"),
+        ("Truncus", "Brainstem"),
+        ("Temporal_L", "Lobe_Temporal_L"),
+        ("Rt Temporal", "Lobe_Temporal_R"),
+        ("Inner Ear Lt", "Cochlea_L"),
+        ("InnerEar_R", "Cochlea_R"),
+        ("Glottic Larynx", "Larynx"),
+        ("Supraglottic Larynx", "Larynx"),
+        ("Larynx_Supraglottic", "Larynx"),
+        ("Cerebrum", "Brain"),
+        ("ThecalSac", "SpinalCanal"),
+        ("Thecal Sac", "SpinalCanal"),
+        ("External", "Body"),
+    ],
 )
 def test_names_that_may_mean_another_structure_are_not_taken(name, wrong_organ):
     """Names that denote another TG-263 structure, or several, never stand for the organ: the
@@ -158,4 +294,7 @@ def test_names_that_may_mean_another_structure_are_not_taken(name, wrong_organ):
 
 def test_thecal_sac_is_its_own_organ():
     assert load_organ_catalog().organ_of("Thecal Sac") == "ThecalSac"
-    assert match_organs(["ThecalSac", "SpinalCanal"], ["ThecalSac", "SpinalCanal"])["SpinalCanal"].structure == "SpinalCanal"
+    assert (
+        match_organs(["ThecalSac", "SpinalCanal"], ["ThecalSac", "SpinalCanal"])["SpinalCanal"].structure
+        == "SpinalCanal"
+    )

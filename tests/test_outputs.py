@@ -122,26 +122,52 @@ def _constraint_sets(folder: Path) -> tuple[Path, Path]:
 
 INPUT_CASES = {
     "check: the case file": lambda c: (["check", c / "case.toml", "-f", "csv"], c / "case.toml"),
-    "check: a course's RTSTRUCT": lambda c: (["check", c / "case.toml", "-f", "json"], c / "course2" / "structures.dcm"),
+    "check: a course's RTSTRUCT": lambda c: (
+        ["check", c / "case.toml", "-f", "json"],
+        c / "course2" / "structures.dcm",
+    ),
     "check: a non-DICOM file in a course folder": lambda c: (
-        ["check", c / "case.toml", "-f", "csv"], _file(c / "course1" / "notes.txt")),
-    "check: a hard link to a dose": lambda c: (["check", c / "case.toml", "-f", "csv"], _link(c / "course1" / "dose.dcm", c / "hard.dcm")),
-    "check: a symlink to the REG": lambda c: (["check", c / "case.toml", "-f", "csv"], _symlink(c / "course2" / "reg.dcm", c / "reg-link.dcm")),
+        ["check", c / "case.toml", "-f", "csv"],
+        _file(c / "course1" / "notes.txt"),
+    ),
+    "check: a hard link to a dose": lambda c: (
+        ["check", c / "case.toml", "-f", "csv"],
+        _link(c / "course1" / "dose.dcm", c / "hard.dcm"),
+    ),
+    "check: a symlink to the REG": lambda c: (
+        ["check", c / "case.toml", "-f", "csv"],
+        _symlink(c / "course2" / "reg.dcm", c / "reg-link.dcm"),
+    ),
     "check: the constraint set": lambda c: (
-        ["check", c / "case.toml", "-f", "csv", "--constraints", _constraint_sets(c)[0]], c / "child.toml"),
+        ["check", c / "case.toml", "-f", "csv", "--constraints", _constraint_sets(c)[0]],
+        c / "child.toml",
+    ),
     "check: the set it extends": lambda c: (
-        ["check", c / "case.toml", "-f", "csv", "--constraints", _constraint_sets(c)[0]], c / "parent.toml"),
+        ["check", c / "case.toml", "-f", "csv", "--constraints", _constraint_sets(c)[0]],
+        c / "parent.toml",
+    ),
     "check --prior/--new: a plan": lambda c: (
-        ["check", "--prior", c / "course1", "--new", c / "course2", "-f", "csv"], c / "course1" / "plan.dcm"),
+        ["check", "--prior", c / "course1", "--new", c / "course2", "-f", "csv"],
+        c / "course1" / "plan.dcm",
+    ),
     "check batch: the second case's RTSTRUCT": lambda c: (
-        ["check", c / "case.toml", _second_case(c), "-f", "json"], c / "second" / "course2" / "structures.dcm"),
+        ["check", c / "case.toml", _second_case(c), "-f", "json"],
+        c / "second" / "course2" / "structures.dcm",
+    ),
     "dvh: the RTSTRUCT": lambda c: (list(dvh_args(c)), c / "course2" / "structures.dcm"),
     "dvh: a hard link to the RTDOSE": lambda c: (list(dvh_args(c)), _link(c / "course2" / "dose.dcm", c / "hard.dcm")),
-    "eqd2: a hard link to the RTDOSE": lambda c: (list(eqd2_args(c, "X"))[:-2], _link(c / "course2" / "dose.dcm", c / "hard.dcm")),
+    "eqd2: a hard link to the RTDOSE": lambda c: (
+        list(eqd2_args(c, "X"))[:-2],
+        _link(c / "course2" / "dose.dcm", c / "hard.dcm"),
+    ),
     "sum: a hard link to a prior plan": lambda c: (
-        ["sum", c / "case.toml", "--alpha-beta", 3], _link(c / "course1" / "plan.dcm", c / "hard.dcm")),
+        ["sum", c / "case.toml", "--alpha-beta", 3],
+        _link(c / "course1" / "plan.dcm", c / "hard.dcm"),
+    ),
     "demo: a file in the output folder that is a course file": lambda c: (
-        ["demo", "--case", c / "case.toml", "--output-dir", c / "course2"], _file(c / "course2" / "report.json")),
+        ["demo", "--case", c / "case.toml", "--output-dir", c / "course2"],
+        _file(c / "course2" / "report.json"),
+    ),
 }
 
 
@@ -326,7 +352,9 @@ def test_a_read_only_folder_leaves_the_target_as_it_was(case, tmp_path):
         assert sorted(p.name for p in folder.iterdir()) == ["report.csv"]
         assert (folder / "report.csv").read_text() == "earlier report\n"
     finally:
-        subprocess.run(["chattr", "-i", folder], capture_output=True, check=False) if os.geteuid() == 0 else folder.chmod(0o755)
+        subprocess.run(
+            ["chattr", "-i", folder], capture_output=True, check=False
+        ) if os.geteuid() == 0 else folder.chmod(0o755)
 
 
 def _small_disk() -> None:
@@ -387,7 +415,9 @@ def test_closed_stdout_is_refused_in_one_line(case, tmp_path, dvh_csv):
     closed = ["bash", "-c", 'exec "$0" "$@" >&-', sys.executable, "-c", "from reirrad.cli import main; main()"]
     refused = subprocess.run([*closed, *map(str, dvh_args(case))], capture_output=True, check=False)
     one_line_error(refused, "standard output is closed")
-    written = subprocess.run([*closed, *map(str, dvh_args(case)), "-o", tmp_path / "out.csv"], capture_output=True, check=False)
+    written = subprocess.run(
+        [*closed, *map(str, dvh_args(case)), "-o", tmp_path / "out.csv"], capture_output=True, check=False
+    )
     assert written.returncode == 0 and (tmp_path / "out.csv").read_bytes() == dvh_csv
 
 

@@ -44,10 +44,19 @@ def interpolation_error_gy(index_kji: np.ndarray) -> np.ndarray:
 
 
 def course(name: str, grid, values: np.ndarray, fractions: int, registrations=()):
-    dose = DoseGrid(Path(f"/virtual/{name}.dcm"), grid, values, "PLAN", "PHYSICAL", f"1.2.3.{len(name)}", None, None, None)
+    dose = DoseGrid(
+        Path(f"/virtual/{name}.dcm"), grid, values, "PLAN", "PHYSICAL", f"1.2.3.{len(name)}", None, None, None
+    )
     spec = CourseSpec(name=name, path=Path(f"/virtual/{name}"), fractions=fractions)
-    found = Course(Path(f"/virtual/{name}"), (Phase(None, (dose,)),), None, tuple(registrations),
-                   grid.frame_of_reference_uid, (), ())
+    found = Course(
+        Path(f"/virtual/{name}"),
+        (Phase(None, (dose,)),),
+        None,
+        tuple(registrations),
+        grid.frame_of_reference_uid,
+        (),
+        (),
+    )
     return course_from_discovery(spec, found)
 
 
@@ -68,7 +77,9 @@ def test_one_interpolation_through_a_rotated_reg_is_exact_to_the_closed_form(tmp
     acc = two_courses(tmp_path)
     prior = acc.courses[0]
     rng = np.random.default_rng(3)
-    positions = rng.uniform(0, np.array(NEW_GRID.shape) - 1, size=(5000, 3)).astype(np.float32)  # as RoiSampling has them
+    positions = rng.uniform(0, np.array(NEW_GRID.shape) - 1, size=(5000, 3)).astype(
+        np.float32
+    )  # as RoiSampling has them
     (dose,), covered = phase_doses_at(prior.phases, acc.grid, positions, prior.point_map, margin_voxels=0.0)
     q = np.linalg.inv(TO_NEW)[:3, :3] @ NEW_GRID.to_patient(positions.astype(float)).T
     q = q.T + np.linalg.inv(TO_NEW)[:3, 3]  # the same anatomy in the prior frame
@@ -100,8 +111,9 @@ def test_a_course_on_the_evaluation_grid_is_sampled_bit_for_bit(tmp_path):
     positions = rng.uniform(-0.5, np.array(PRIOR_GRID.shape) - 0.5, size=(4000, 3)).astype(np.float32)
     (dose,), covered = phase_doses_at(prior.phases, PRIOR_GRID, positions, RigidMap(None), margin_voxels=0.5)
     assert covered.all() and np.array_equal(dose, trilinear(values, positions))
-    grown = replace(PRIOR_GRID, origin_mm=tuple(np.asarray(PRIOR_GRID.origin_mm) - (6.0, 5.0, 6.0)),
-                    shape=(22, 27, 44))  # 2 columns (x), 2 rows (y) and 3 frames (z) more before the first voxel
+    grown = replace(
+        PRIOR_GRID, origin_mm=tuple(np.asarray(PRIOR_GRID.origin_mm) - (6.0, 5.0, 6.0)), shape=(22, 27, 44)
+    )  # 2 columns (x), 2 rows (y) and 3 frames (z) more before the first voxel
     on_grown = positions + np.float32([3, 2, 2])
     (shifted,), _ = phase_doses_at(prior.phases, grown, on_grown, RigidMap(None), 0.5)
     assert np.array_equal(shifted, trilinear(values, on_grown.astype(float) - (3, 2, 2)))  # shifted exactly
@@ -121,7 +133,9 @@ def test_the_prior_structure_set_is_not_parsed_in_a_registered_check(monkeypatch
     monkeypatch.setattr(discover, "structures_from_dataset", recording)
     report = run_check(load_case(SAMPLE_PLANS))
     assert parsed == ["course2"] and report.summary.exit_code == 1
-    assert any(f.path.endswith("course1/structures.dcm") and f.sha256 for f in report.courses[0].files)  # still recorded
+    assert any(
+        f.path.endswith("course1/structures.dcm") and f.sha256 for f in report.courses[0].files
+    )  # still recorded
 
 
 def test_a_file_is_hashed_once_until_it_changes(tmp_path, monkeypatch):

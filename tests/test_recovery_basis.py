@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from uniform_case import write_case, write_course
 
+from reirrad import constraints
 from reirrad.case import load_case
 from reirrad.check import CheckOptions, run_check
-from reirrad import constraints
 from reirrad.constraints import load_constraint_set, validate_constraint_file
 from reirrad.report.console import results_table
 from reirrad.report.junit import to_junit
@@ -104,8 +104,12 @@ def test_discounted_value_is_labelled_in_every_format(tmp_path):
     report = run_check(case, CheckOptions(recovery_model="simple-25-50"))
     row = next(r for r in json.loads(to_json(report))["results"] if r["id"] == "spinalcord-dmax")
     assert row["value_gy"] == pytest.approx(90.0) and row["dose_basis"] == "undiscounted"
-    assert row["discounted"] == {"recovery_model": "simple-25-50", "value": pytest.approx(65.0),
-                                 "recovery_fraction": {"prior": 0.5, "new": 0.0}, "judged": False}
+    assert row["discounted"] == {
+        "recovery_model": "simple-25-50",
+        "value": pytest.approx(65.0),
+        "recovery_fraction": {"prior": 0.5, "new": 0.0},
+        "judged": False,
+    }
     csv_text = to_csv(report)
     assert "dose_basis,discounted_value" in csv_text.splitlines()[0]
     assert "discounted by simple-25-50: 65.0 Gy, not judged" in to_junit(report)  # as the JSON holds it
@@ -119,16 +123,24 @@ def test_dose_basis_is_validated(tmp_path):
     path = tmp_path / "set.toml"
     path.write_text(
         head
-        + entry.format(id="unknown") + 'limit_gy = 50.0\ndose_basis = "discounted"\n'
-        + entry.format(id="none") + 'limit_gy = 50.0\ndose_basis = "none"\n'
-        + entry.format(id="rule-undiscounted") + "single_course_limit_gy = 50.0\n"
-        + entry.format(id="rule-and-limit") + 'single_course_limit_gy = 50.0\nlimit_gy = 60.0\ndose_basis = "simple-25-50"\n'
-        + entry.format(id="fine") + 'single_course_limit_gy = 50.0\ndose_basis = "simple-25-50"\n'
+        + entry.format(id="unknown")
+        + 'limit_gy = 50.0\ndose_basis = "discounted"\n'
+        + entry.format(id="none")
+        + 'limit_gy = 50.0\ndose_basis = "none"\n'
+        + entry.format(id="rule-undiscounted")
+        + "single_course_limit_gy = 50.0\n"
+        + entry.format(id="rule-and-limit")
+        + 'single_course_limit_gy = 50.0\nlimit_gy = 60.0\ndose_basis = "simple-25-50"\n'
+        + entry.format(id="fine")
+        + 'single_course_limit_gy = 50.0\ndose_basis = "simple-25-50"\n'
     )
     problems = "\n".join(validate_constraint_file(path))
     assert "(id=unknown): field 'dose_basis': 'discounted' is not a dose basis" in problems
     assert "(id=none): field 'dose_basis': 'none' is not a dose basis" in problems
-    assert "(id=rule-undiscounted): field 'single_course_limit_gy': a tolerance rule belongs to a recovery model" in problems
+    assert (
+        "(id=rule-undiscounted): field 'single_course_limit_gy': a tolerance rule belongs to a recovery model"
+        in problems
+    )
     assert "(id=rule-and-limit): field 'single_course_limit_gy': give either" in problems
     assert "(id=fine)" not in problems
 
@@ -141,10 +153,13 @@ def test_every_builtin_limit_states_its_dose_basis():
 
 
 def test_tolerance_rule_needs_at_most_one_prior_course():
-    rule = next(c for c in load_constraint_set("hn-reirradiation").constraints
-                if c.id == "spinalcord-dmax-simple-25-50")
+    rule = next(
+        c for c in load_constraint_set("hn-reirradiation").constraints if c.id == "spinalcord-dmax-simple-25-50"
+    )
     assert constraints.judging(rule, "simple-25-50", {}).limit == pytest.approx(50.0)
     assert constraints.judging(rule, "simple-25-50", {"prior": 0.25}).limit == pytest.approx(62.5)
-    assert "stated for one prior course; this case has 2" in constraints.judging(rule, "simple-25-50", {"a": 0.5, "b": 0.5})
+    assert "stated for one prior course; this case has 2" in constraints.judging(
+        rule, "simple-25-50", {"a": 0.5, "b": 0.5}
+    )
     with pytest.raises(ValueError, match="belongs to recovery model 'simple-25-50'"):
         constraints.judging(rule, "price-2021", {"prior": 0.5})

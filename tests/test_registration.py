@@ -57,8 +57,11 @@ def test_reg_direction_with_known_answer(tmp_path, writer):
     assert covered.all()
     # a REG reirrad register wrote stays named an automatic, unreviewed registration when read back
     automatic = writer is reirrad_reg
-    assert label.startswith("automatic rigid registration, not reviewed (test); REG 1.2.826.0.1.3680043"
-                            if automatic else "REG 1.2.826.0.1.3680043")
+    assert label.startswith(
+        "automatic rigid registration, not reviewed (test); REG 1.2.826.0.1.3680043"
+        if automatic
+        else "REG 1.2.826.0.1.3680043"
+    )
     np.testing.assert_allclose(values, moving_field(q), atol=1e-6)
     wrong = p @ to_reference[:3, :3].T + to_reference[:3, 3]
     assert np.abs(values - moving_field(wrong)).max() > 5.0

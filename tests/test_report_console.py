@@ -54,8 +54,12 @@ def test_organs_values_and_statuses_appear_whole(sbrt_report, width):
 
 def test_the_cli_honours_columns_when_piped(tmp_path):
     env = {**os.environ, "COLUMNS": "60"}
-    done = subprocess.run([sys.executable, "-c", "from reirrad.cli import main; main()", "check", str(SBRT_CASE)],
-                          capture_output=True, text=True, env=env)
+    done = subprocess.run(
+        [sys.executable, "-c", "from reirrad.cli import main; main()", "check", str(SBRT_CASE)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert done.returncode == 1
     assert max(len(line) for line in done.stdout.splitlines()) <= 60
     assert whole("A_Carotid_L", done.stdout) and whole("130.663", done.stdout) and whole("FAIL", done.stdout)

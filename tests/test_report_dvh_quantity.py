@@ -28,15 +28,28 @@ COURSE = Path(__file__).resolve().parents[1] / "sample_plans" / "hn_sbrt_reirrad
 @pytest.fixture(scope="module")
 def eqd2_dose(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("eqd2") / "eqd2.dcm"
-    result = RUNNER.invoke(app, ["eqd2", str(COURSE / "dose.dcm"), "--plan", str(COURSE / "plan.dcm"),
-                                 "--alpha-beta", "3", "--output", str(out)])
+    result = RUNNER.invoke(
+        app,
+        [
+            "eqd2",
+            str(COURSE / "dose.dcm"),
+            "--plan",
+            str(COURSE / "plan.dcm"),
+            "--alpha-beta",
+            "3",
+            "--output",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     return out
 
 
 def test_dvh_of_an_eqd2_rtdose_written_by_reirrad_says_eqd2_and_its_alpha_beta(eqd2_dose):
-    result = RUNNER.invoke(app, ["dvh", str(eqd2_dose), str(COURSE / "structures.dcm"), "-s", "A_Carotid_L",
-                                 "-m", "Dmax", "--format", "json"])
+    result = RUNNER.invoke(
+        app,
+        ["dvh", str(eqd2_dose), str(COURSE / "structures.dcm"), "-s", "A_Carotid_L", "-m", "Dmax", "--format", "json"],
+    )
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     assert document["dose_quantity"] == "EQD2"
@@ -53,16 +66,32 @@ def test_a_foreign_effective_dose_has_an_unknown_alpha_beta(eqd2_dose):
 
 
 def test_an_eqd2_rtdose_is_not_converted_again(eqd2_dose):
-    result = RUNNER.invoke(app, ["dvh", str(eqd2_dose), str(COURSE / "structures.dcm"), "-s", "A_Carotid_L",
-                                 "--fractions", "5", "--alpha-beta", "3"])
+    result = RUNNER.invoke(
+        app,
+        [
+            "dvh",
+            str(eqd2_dose),
+            str(COURSE / "structures.dcm"),
+            "-s",
+            "A_Carotid_L",
+            "--fractions",
+            "5",
+            "--alpha-beta",
+            "3",
+        ],
+    )
     assert result.exit_code == 2
     assert "already an EQD2" in result.output
 
 
 def test_a_percent_volume_column_head_carries_its_unit_once():
     dose = read_dose(COURSE / "dose.dcm")
-    table = dvh_table(dose, read_structures(COURSE / "structures.dcm"), ("A_Carotid_L",),
-                      (parse_metric("V10Gy[%]"), parse_metric("V10Gy")))
+    table = dvh_table(
+        dose,
+        read_structures(COURSE / "structures.dcm"),
+        ("A_Carotid_L",),
+        (parse_metric("V10Gy[%]"), parse_metric("V10Gy")),
+    )
     console = Console(width=200, file=io.StringIO(), color_system=None)
     render_table(table, console)
     text = console.file.getvalue()
@@ -71,8 +100,9 @@ def test_a_percent_volume_column_head_carries_its_unit_once():
 
 def dvh_of(volume_cc: float, in_grid_cc: float) -> Dvh:
     weights = np.full(10, in_grid_cc / 10)
-    return Dvh(doses_gy=np.linspace(1.0, 10.0, 10), weights_cc=weights, volume_cc=volume_cc,
-               in_grid_volume_cc=in_grid_cc)
+    return Dvh(
+        doses_gy=np.linspace(1.0, 10.0, 10), weights_cc=weights, volume_cc=volume_cc, in_grid_volume_cc=in_grid_cc
+    )
 
 
 def test_a_small_structure_wholly_inside_the_grid_is_not_said_to_stick_out():

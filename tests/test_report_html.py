@@ -88,8 +88,12 @@ def test_the_verdict_never_passes_a_run_that_judged_nothing(sbrt_report):
     from reirrad.report.html import verdict
 
     def with_statuses(status: str):
-        return dataclasses.replace(sbrt_report, results=tuple(
-            dataclasses.replace(r, status=status if r.has_threshold else "report") for r in sbrt_report.results))
+        return dataclasses.replace(
+            sbrt_report,
+            results=tuple(
+                dataclasses.replace(r, status=status if r.has_threshold else "report") for r in sbrt_report.results
+            ),
+        )
 
     assert verdict(sbrt_report) == "fail"
     assert verdict(with_statuses("pass")) == "pass"
@@ -98,5 +102,5 @@ def test_the_verdict_never_passes_a_run_that_judged_nothing(sbrt_report):
 
 
 def test_print_stylesheet_is_a4_landscape_with_wrapping_cells(html):
-    style = html[html.index("@media print"): html.index("</style>")]
+    style = html[html.index("@media print") : html.index("</style>")]
     assert "@page{size:A4 landscape" in style and "overflow-wrap:anywhere" in style

@@ -19,8 +19,20 @@ from reirrad.report.machine import to_json
 
 _register()
 SBRT_CASE = Path(__file__).resolve().parents[1] / "sample_plans" / "hn_sbrt_reirradiation" / "case.toml"
-COLUMNS = ("Organ", "Structure", "Metric", "a/b (Gy)", "Warn", "Limit", "Cumulative", "prior", "new", "Status",
-           "Reason / notes", "Source")
+COLUMNS = (
+    "Organ",
+    "Structure",
+    "Metric",
+    "a/b (Gy)",
+    "Warn",
+    "Limit",
+    "Cumulative",
+    "prior",
+    "new",
+    "Status",
+    "Reason / notes",
+    "Source",
+)
 
 
 def need(*programs: str) -> None:
@@ -49,8 +61,16 @@ def test_the_banner_every_column_and_every_row_are_on_paper(printed):
         assert column in words, column
     for r in data["results"]:
         numbers = [json.dumps(v) for v in (r["value_gy"], r["limit_gy"], r["warn_gy"]) if v is not None]
-        line = next((line for line in text.splitlines() if re.search(rf"\b{re.escape(r['organ'])}\b", line)
-                     and r["metric"] in line and all(n in line for n in numbers)), None)
+        line = next(
+            (
+                line
+                for line in text.splitlines()
+                if re.search(rf"\b{re.escape(r['organ'])}\b", line)
+                and r["metric"] in line
+                and all(n in line for n in numbers)
+            ),
+            None,
+        )
         assert line is not None, (r["organ"], r["metric"], numbers)
 
 

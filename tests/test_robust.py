@@ -34,9 +34,7 @@ SAMPLE = REPO / "sample_plans" / "hn_sbrt_reirradiation" / "case.toml"
 
 # The analytic case: a prior dose rising linearly along the in-plane direction U (GRADIENT Gy/mm),
 # a uniform new dose, and a cord-like cylinder (radius 5 mm along z) at x = CORD_X on the slope.
-U = np.array(
-    [math.cos(math.radians(30.0)), math.sin(math.radians(30.0)), 0.0]
-)  # between cube directions
+U = np.array([math.cos(math.radians(30.0)), math.sin(math.radians(30.0)), 0.0])  # between cube directions
 GRADIENT, BASE_GY, PRIOR_FX = 0.5, 50.0, 30
 NEW_GY, NEW_FX = 20.0, 5
 CORD_X, CORD_RADIUS = 10.0, 5.0
@@ -46,27 +44,19 @@ ALPHA_BETA = 2.0
 def prior_physical_max_gy(shift_mm: np.ndarray) -> float:
     """Closed form: the prior dose's maximum over the cylinder, read at p + shift. The contour has a
     vertex every 10 degrees, so one lies exactly in direction U (30 degrees)."""
-    return BASE_GY + GRADIENT * (
-        U @ np.array([CORD_X, 0.0, 0.0]) + CORD_RADIUS + U @ shift_mm
-    )
+    return BASE_GY + GRADIENT * (U @ np.array([CORD_X, 0.0, 0.0]) + CORD_RADIUS + U @ shift_mm)
 
 
 def cumulative_dmax_gy(shift_mm: np.ndarray) -> float:
     """Closed form of the cumulative EQD2 Dmax (the new dose is uniform, EQD2 is monotone)."""
-    prior = float(
-        eqd2_gy(np.array(prior_physical_max_gy(shift_mm)), PRIOR_FX, ALPHA_BETA)
-    )
+    prior = float(eqd2_gy(np.array(prior_physical_max_gy(shift_mm)), PRIOR_FX, ALPHA_BETA))
     return prior + float(eqd2_gy(np.array(NEW_GY), NEW_FX, ALPHA_BETA))
 
 
-def write_course(
-    folder: Path, dose_gy: np.ndarray, fractions: int, prescription_gy: float
-) -> None:
+def write_course(folder: Path, dose_gy: np.ndarray, fractions: int, prescription_gy: float) -> None:
     """RTSTRUCT (the cord), RTPLAN and a PLAN RTDOSE of ``dose_gy`` (z, y, x) on a 2 mm grid from
     (-40, -40, -20) mm."""
-    rtstruct = syn.rtstruct(
-        {"SpinalCord": cylinder(x_mm=CORD_X, radius_mm=CORD_RADIUS)}
-    )
+    rtstruct = syn.rtstruct({"SpinalCord": cylinder(x_mm=CORD_X, radius_mm=CORD_RADIUS)})
     rtplan = syn.rtplan(
         [(fractions, [(1, prescription_gy / fractions, 100.0)])],
         prescription_gy=prescription_gy,
@@ -96,9 +86,7 @@ def slope_case(tmp_path_factory) -> Path:
         np.arange(41) * 2.0 - 40,
         indexing="ij",
     )
-    write_course(
-        root / "prior", BASE_GY + GRADIENT * (U[0] * x + U[1] * y), PRIOR_FX, 60.0
-    )
+    write_course(root / "prior", BASE_GY + GRADIENT * (U[0] * x + U[1] * y), PRIOR_FX, 60.0)
     write_course(root / "new", np.full((21, 41, 41), NEW_GY), NEW_FX, NEW_GY)
     limit = (cumulative_dmax_gy(np.zeros(3)) + cumulative_dmax_gy(3.0 * U)) / 2
     (root / "set.toml").write_text(
@@ -131,14 +119,10 @@ def test_worst_case_of_a_linear_field_is_along_its_gradient():
     found = worst_case(lambda p: 10.0 + gradient @ p[:3], 3.0)
     exact = 10.0 + 3.0 * np.linalg.norm(gradient)
     assert found.value == pytest.approx(exact, rel=2e-4)
-    angle = math.degrees(
-        math.acos(found.shift_mm @ gradient / (3.0 * np.linalg.norm(gradient)))
-    )
+    angle = math.degrees(math.acos(found.shift_mm @ gradient / (3.0 * np.linalg.norm(gradient))))
     assert angle < 3.0
     assert np.linalg.norm(found.shift_mm) == pytest.approx(3.0)
-    assert (
-        len(found.values) == len(found.positions) == 27 + 16 + 2
-    )  # coarse, compass, inner radii (one shared)
+    assert len(found.values) == len(found.positions) == 27 + 16 + 2  # coarse, compass, inner radii (one shared)
 
 
 def test_worst_case_finds_a_hot_spot_inside_the_sphere():
@@ -165,7 +149,10 @@ def test_rotations_are_searched_at_the_worst_shift():
 def test_refinement_changes_the_cord_worst_case_by_less_than_one_percent():
     """(b) the analytic cord's closed form: 27 positions find the worst case within 1 % (the
     nearest cube direction is 15 degrees off the gradient), the refinement within 0.01 %."""
-    value_at = lambda p: cumulative_dmax_gy(p[:3])
+
+    def value_at(p):
+        return cumulative_dmax_gy(p[:3])
+
     exact = cumulative_dmax_gy(3.0 * U)
     coarse, refined = worst_case(value_at, 3.0, refine=False), worst_case(value_at, 3.0)
     assert len(coarse.values) == 27
@@ -181,13 +168,9 @@ def test_refinement_changes_the_cord_worst_case_by_less_than_one_percent():
 def test_shifted_map_reads_the_prior_dose_at_p_plus_s():
     """A position s maps the reference point p to base(p + s): the anatomy is displaced by +s over
     the prior dose."""
-    base = RigidMap(
-        np.array([[1, 0, 0, 5.0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]), "REG"
-    )
+    base = RigidMap(np.array([[1, 0, 0, 5.0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]), "REG")
     shifted = ShiftedMap(base, np.array([1.0, 2.0, 3.0]))
-    np.testing.assert_allclose(
-        shifted(np.array([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])), [[6, 2, 3], [7, 3, 4]]
-    )
+    np.testing.assert_allclose(shifted(np.array([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]])), [[6, 2, 3], [7, 3, 4]])
     assert "shifted by (+1.0, +2.0, +3.0) mm" in shifted.label
 
 
@@ -232,9 +215,7 @@ def test_case_file_keys(tmp_path):
     with pytest.raises(InputError, match="robust: needs registration_uncertainty_mm"):
         load_case(path)
     write_case(path, head="registration_uncertainty_mm = -2\n")
-    with pytest.raises(
-        InputError, match="registration_uncertainty_mm: must be a number above 0"
-    ):
+    with pytest.raises(InputError, match="registration_uncertainty_mm: must be a number above 0"):
         load_case(path)
 
 
@@ -245,9 +226,7 @@ def test_cord_on_a_slope_matches_the_closed_form(slope_case):
     """(a) registered and worst-case Dmax and the worst shift's direction against the closed form."""
     nominal = run_check(load_case(slope_case)).result("cord-dmax")
     assert nominal.worst_case_gy is None and nominal.worst_shift_mm is None
-    report = run_check(
-        load_case(slope_case), CheckOptions(registration_uncertainty_mm=3.0)
-    )
+    report = run_check(load_case(slope_case), CheckOptions(registration_uncertainty_mm=3.0))
     result = report.result("cord-dmax")
     assert result.value_gy == pytest.approx(cumulative_dmax_gy(np.zeros(3)), abs=2e-3)
     assert result.value_gy == nominal.value_gy
@@ -257,19 +236,13 @@ def test_cord_on_a_slope_matches_the_closed_form(slope_case):
     assert math.degrees(math.acos(shift @ U / 3.0)) < 3.0
     assert result.status == "pass"  # judged as registered
     flags = [f for f in report.flags if f.id == "registration_uncertainty_fail"]
-    assert (
-        len(flags) == 1
-        and "SpinalCord (SpinalCord) Dmax" in flags[0].message
-        and "(fail)" in flags[0].message
-    )
+    assert len(flags) == 1 and "SpinalCord (SpinalCord) Dmax" in flags[0].message and "(fail)" in flags[0].message
     assert "registration_uncertainty" in report.assumptions
 
 
 def test_robust_judges_the_worst_case_and_sets_the_exit_code(slope_case):
     runner = CliRunner()
-    plain = runner.invoke(
-        app, ["check", str(slope_case), "--registration-uncertainty", "3", "-f", "json"]
-    )
+    plain = runner.invoke(app, ["check", str(slope_case), "--registration-uncertainty", "3", "-f", "json"])
     robust = runner.invoke(
         app,
         [
@@ -283,25 +256,16 @@ def test_robust_judges_the_worst_case_and_sets_the_exit_code(slope_case):
         ],
     )
     assert (plain.exit_code, robust.exit_code) == (0, 1), plain.output + robust.output
-    plain_row, robust_row = (
-        json.loads(r.stdout)["results"][0] for r in (plain, robust)
-    )
+    plain_row, robust_row = (json.loads(r.stdout)["results"][0] for r in (plain, robust))
     assert (plain_row["status"], robust_row["status"]) == ("pass", "fail")
     assert plain_row["value_gy"] == robust_row["value_gy"]
-    assert robust_row["worst_case_gy"] == pytest.approx(
-        cumulative_dmax_gy(3.0 * U), abs=3e-3
-    )
-    assert (
-        len(robust_row["worst_shift_mm"]) == 3
-        and robust_row["worst_rotation_deg"] is None
-    )
+    assert robust_row["worst_case_gy"] == pytest.approx(cumulative_dmax_gy(3.0 * U), abs=3e-3)
+    assert len(robust_row["worst_shift_mm"]) == 3 and robust_row["worst_rotation_deg"] is None
 
 
 def test_robust_from_the_case_file(slope_case):
     case = slope_case.parent / "robust.toml"
-    case.write_text(
-        "registration_uncertainty_mm = 3\nrobust = true\n" + slope_case.read_text()
-    )
+    case.write_text("registration_uncertainty_mm = 3\nrobust = true\n" + slope_case.read_text())
     assert run_check(load_case(case)).result("cord-dmax").status == "fail"
 
 
@@ -378,9 +342,7 @@ def test_worst_case_column_in_table_csv_and_html(slope_case):
     from reirrad.report.machine import to_csv
 
     plain = run_check(load_case(slope_case))
-    searched = run_check(
-        load_case(slope_case), CheckOptions(registration_uncertainty_mm=3.0)
-    )
+    searched = run_check(load_case(slope_case), CheckOptions(registration_uncertainty_mm=3.0))
     worst = number_text(searched.result("cord-dmax").worst_case_gy)
     for report, shown in ((plain, False), (searched, True)):
         console = Console(file=io.StringIO(), width=200, record=True)

@@ -94,7 +94,7 @@ def reference_voxel_eqd2(case: str, organ: str, alpha_beta_gy: float) -> np.ndar
 
 def d_cc(values_gy: np.ndarray, volume_cc: float, step_mm: float) -> float:
     """Lowest dose in the hottest ``volume_cc`` of lattice samples each worth ``step_mm``^3."""
-    hottest = int(round(volume_cc * 1000.0 / step_mm**3))
+    hottest = round(volume_cc * 1000.0 / step_mm**3)
     return float(np.sort(values_gy)[::-1][hottest - 1])
 
 
@@ -106,7 +106,9 @@ def contour_centroid_mm(roi) -> np.ndarray:
         cross = x * np.roll(y, -1) - np.roll(x, -1) * y
         area = cross.sum() / 2.0
         weights.append(abs(area))
-        centres.append([((x + np.roll(x, -1)) * cross).sum() / (6 * area), ((y + np.roll(y, -1)) * cross).sum() / (6 * area), z[0]])
+        centres.append(
+            [((x + np.roll(x, -1)) * cross).sum() / (6 * area), ((y + np.roll(y, -1)) * cross).sum() / (6 * area), z[0]]
+        )
     return np.average(np.asarray(centres), axis=0, weights=weights)
 
 
@@ -205,7 +207,15 @@ def test_contour_points_lie_on_the_analytic_organ_surfaces(case: str, index: int
 def test_clinical_names_derived_structures_and_the_empty_chiasm() -> None:
     prior = read_structures(_folder(SBRT, 0) / "structures.dcm")
     new = read_structures(_folder(SBRT, 1) / "structures.dcm")
-    for name in ("SpinalCord", "Lt Temporal Lobe", "TemporalLobe_R", "A_Carotid_L", "Carotid_R", "SpinalCord_PRV5", "z_ring"):
+    for name in (
+        "SpinalCord",
+        "Lt Temporal Lobe",
+        "TemporalLobe_R",
+        "A_Carotid_L",
+        "Carotid_R",
+        "SpinalCord_PRV5",
+        "z_ring",
+    ):
         assert not new.by_name(name).is_empty
     assert new.by_name("OpticChiasm").is_empty and not prior.by_name("OpticChiasm").is_empty
     ring_planes = [round(c.z_mm, 1) for c in new.by_name("z_ring").closed_contours]
@@ -255,7 +265,9 @@ def test_dicompyler_core_reads_plan_dose_and_structures(case: str, index: int) -
     dicomparser = pytest.importorskip("dicompylercore.dicomparser")
     course = _course(case, index)
     folder = _folder(case, index)
-    assert dicomparser.DicomParser(str(folder / "plan.dcm")).GetPlan()["rxdose"] == pytest.approx(course.prescription_gy * 100)
+    assert dicomparser.DicomParser(str(folder / "plan.dcm")).GetPlan()["rxdose"] == pytest.approx(
+        course.prescription_gy * 100
+    )
     names = {s["name"] for s in dicomparser.DicomParser(str(folder / "structures.dcm")).GetStructures().values()}
     assert names == {r.name for r in course.rois}
     dose = dicomparser.DicomParser(str(folder / "dose.dcm")).GetDoseData()
@@ -275,7 +287,9 @@ def _interval_months(case: str) -> float:
 
 
 def _max_both_ways(case: str, organ: str, alpha_beta_gy: float) -> tuple[float, float]:
-    return float(dense_eqd2(case, organ, alpha_beta_gy).max()), float(reference_voxel_eqd2(case, organ, alpha_beta_gy).max())
+    return float(dense_eqd2(case, organ, alpha_beta_gy).max()), float(
+        reference_voxel_eqd2(case, organ, alpha_beta_gy).max()
+    )
 
 
 @pytest.mark.parametrize("case", [SBRT, CONVENTIONAL])
@@ -364,8 +378,13 @@ def test_check_verdicts_on_the_sbrt_demo_case(sbrt_report) -> None:
 
 def test_check_flags_on_the_sbrt_demo_case(sbrt_report) -> None:
     flags = {f.id: f for f in sbrt_report.flags}
-    assert {"carotid_blowout_risk", "stereotactic_consecutive_days", "missing_structures",
-            "reirradiation_type", "miri_class"} <= set(flags)
+    assert {
+        "carotid_blowout_risk",
+        "stereotactic_consecutive_days",
+        "missing_structures",
+        "reirradiation_type",
+        "miri_class",
+    } <= set(flags)
     assert "type 1" in flags["reirradiation_type"].message
     assert all(f.mitigation and f.source for f in sbrt_report.flags)
     # the consecutive-day flag names the carotid dose of the stereotactic course (physical, > 17 Gy)
@@ -393,7 +412,8 @@ def test_check_verdicts_on_the_conventional_case() -> None:
 def test_demo_command_writes_every_report(tmp_path) -> None:
     result = subprocess.run(
         [sys.executable, "-c", "from reirrad.cli import main; main()", "demo", "--output-dir", str(tmp_path)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     assert "A_Carotid_L" in result.stdout and "FAIL" in result.stdout

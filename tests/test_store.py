@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from batch_helpers import make_cases
+
 from reirrad.audit import cohort, summarize
 from reirrad.batch import BatchResult, CaseOutcome, CaseState, case_key, check_case
 from reirrad.check import CheckOptions
@@ -76,12 +76,16 @@ def test_one_row_per_constraint_and_flag_with_the_report_values(stored):
     path, outcomes = stored
     sbrt = outcomes[1].report
     with sqlite3.connect(path) as db:
-        rows = db.execute("SELECT constraint_id, value_gy, per_course, status FROM results WHERE case_path = ? "
-                          "ORDER BY position", (outcomes[1].path,)).fetchall()
-        flags = db.execute("SELECT flag_id FROM flags WHERE case_path = ? ORDER BY position",
-                           (outcomes[1].path,)).fetchall()
-        case = db.execute("SELECT id, state, exit_code, constraint_set, inputs FROM cases WHERE path = ?",
-                          (outcomes[1].path,)).fetchone()
+        rows = db.execute(
+            "SELECT constraint_id, value_gy, per_course, status FROM results WHERE case_path = ? ORDER BY position",
+            (outcomes[1].path,),
+        ).fetchall()
+        flags = db.execute(
+            "SELECT flag_id FROM flags WHERE case_path = ? ORDER BY position", (outcomes[1].path,)
+        ).fetchall()
+        case = db.execute(
+            "SELECT id, state, exit_code, constraint_set, inputs FROM cases WHERE path = ?", (outcomes[1].path,)
+        ).fetchone()
         error = db.execute("SELECT kind, message FROM errors").fetchall()
     assert [(r.constraint_id, r.value_gy, r.per_course, r.status) for r in sbrt.results] == [
         (cid, value, json.loads(per_course), status) for cid, value, per_course, status in rows
@@ -100,8 +104,9 @@ def test_audit_summary_export_and_cohort_page(stored, tmp_path):
         summary = summarize(store)
         page = cohort(store)
     assert summary.cases_by_state == {"checked": 2, "input_error": 1}
-    assert summary.results_by_status == {s: conventional.summary.counts[s] + sbrt.summary.counts[s]
-                                         for s in conventional.summary.counts}
+    assert summary.results_by_status == {
+        s: conventional.summary.counts[s] + sbrt.summary.counts[s] for s in conventional.summary.counts
+    }
     assert [(f.case_id, f.exit_code) for f in summary.failing] == [(None, 2), ("HN-SBRT-REIRR-01-001", 1)]
     assert "carotid-dmax[A_Carotid_L] fail" in summary.failing[1].why
     assert summary.constraint_sets == (("hn-reirradiation", sbrt.constraint_set_version, 2, 1),)
@@ -110,7 +115,8 @@ def test_audit_summary_export_and_cohort_page(stored, tmp_path):
     assert ("HN-SBRT-REIRR-01-001", expected.value_gy, "fail") in carotid.points
     assert carotid.limit_levels == (expected.limit_gy,)
     assert sorted(m for _, m in page.intervals_months) == sorted(
-        r.courses[0].interval_months for r in (conventional, sbrt))
+        r.courses[0].interval_months for r in (conventional, sbrt)
+    )
     assert {f: n for f, _, n in page.flags}[sbrt.flags[0].id] >= 1
 
     export = subprocess.run([*CLI, "audit", "export", str(path), "-f", "json"], capture_output=True, text=True)
@@ -122,6 +128,7 @@ def test_audit_summary_export_and_cohort_page(stored, tmp_path):
     assert html.read_text().count('src="data:image/png;base64,') == 3
     refused = subprocess.run([*CLI, "audit", "report", str(path), "-o", str(path)], capture_output=True, text=True)
     assert refused.returncode == 2 and "output would overwrite an input file" in refused.stderr
-    shown = subprocess.run([*CLI, "audit", "summary", str(path)], capture_output=True, text=True,
-                           env={**os.environ, "COLUMNS": "250"})
+    shown = subprocess.run(
+        [*CLI, "audit", "summary", str(path)], capture_output=True, text=True, env={**os.environ, "COLUMNS": "250"}
+    )
     assert shown.returncode == 0 and "HN-SBRT-REIRR-01-001" in shown.stdout and "broken.toml" in shown.stdout

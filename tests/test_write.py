@@ -29,9 +29,14 @@ def eqd2_like(grid) -> np.ndarray:
 def write(tmp_path, bits=32, summation="MULTI_PLAN", name="eqd2.dcm"):
     dose = eqd2_like(GRID)
     ds = dose_dataset(
-        dose, GRID, header(FRAME), dose_type="EFFECTIVE", summation_type=summation,
+        dose,
+        GRID,
+        header(FRAME),
+        dose_type="EFFECTIVE",
+        summation_type=summation,
         description="EQD2 a/b 3 Gy; prior 35 fx (r 0, none) + new 30 fx; " + "x" * 40,
-        plan_uids=["1.2.3.4", "1.2.3.5"], bits=bits,
+        plan_uids=["1.2.3.4", "1.2.3.5"],
+        bits=bits,
     )
     return save_atomic(ds, tmp_path / name), dose
 
@@ -50,7 +55,11 @@ def test_round_trip_through_reirrad(tmp_path, bits):
 def test_header_copied_and_new_uids(tmp_path):
     path, _ = write(tmp_path)
     ds = read_dataset(path, stop_before_pixels=True)
-    assert (str(ds.PatientName), ds.PatientID, ds.StudyInstanceUID) == ("Phantom^Sum", "SUM-001", header().StudyInstanceUID)
+    assert (str(ds.PatientName), ds.PatientID, ds.StudyInstanceUID) == (
+        "Phantom^Sum",
+        "SUM-001",
+        header().StudyInstanceUID,
+    )
     assert ds.FrameOfReferenceUID == FRAME
     again = read_dataset(write(tmp_path, name="again.dcm")[0], stop_before_pixels=True)
     assert ds.SOPInstanceUID.is_valid and ds.SeriesInstanceUID.is_valid
@@ -69,8 +78,15 @@ def test_dicompyler_reads_it(tmp_path):
     # square pixels: dicompyler-core's DoseGrid swaps PixelSpacing (peers.md 1.x, issue #274)
     grid = axial_grid((-30.5, -20.25, -12.0), (2.5, 2.0, 2.0), (7, 12, 9), FRAME)
     dose = eqd2_like(grid)
-    ds = dose_dataset(dose, grid, header(FRAME), dose_type="EFFECTIVE", summation_type="PLAN",
-                      description="EQD2", plan_uids=["1.2.3.4"])
+    ds = dose_dataset(
+        dose,
+        grid,
+        header(FRAME),
+        dose_type="EFFECTIVE",
+        summation_type="PLAN",
+        description="EQD2",
+        plan_uids=["1.2.3.4"],
+    )
     path = save_atomic(ds, tmp_path / "eqd2.dcm")
     data = dicomparser.DicomParser(str(path)).GetDoseData()
     assert (data["dosetype"], data["dosesummationtype"]) == ("EFFECTIVE", "PLAN")
@@ -102,8 +118,9 @@ def test_scaling_fits_maximum():
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path, monkeypatch):
-    ds = dose_dataset(eqd2_like(GRID), GRID, header(FRAME), dose_type="EFFECTIVE",
-                      summation_type="PLAN", description="d")
+    ds = dose_dataset(
+        eqd2_like(GRID), GRID, header(FRAME), dose_type="EFFECTIVE", summation_type="PLAN", description="d"
+    )
 
     def fail_midway(stream, dataset, **kwargs):
         stream.write(b"partial")

@@ -26,7 +26,12 @@ from reirrad.verdicts import ExitCode
 if TYPE_CHECKING:  # rich is imported by the commands that print with it (start-up stays light)
     from rich.console import Console
 
-EXIT_OK, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = ExitCode.OK, ExitCode.INPUT, ExitCode.INTERNAL, ExitCode.INTERRUPTED
+EXIT_OK, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = (
+    ExitCode.OK,
+    ExitCode.INPUT,
+    ExitCode.INTERNAL,
+    ExitCode.INTERRUPTED,
+)
 DEBUG_ENV = "REIRRAD_DEBUG"
 # Thread counts of the BLAS/OpenMP pools numpy and scipy may start (OpenBLAS reads the first it finds).
 THREAD_ENVS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -60,7 +65,7 @@ class _Commands(typer.core.TyperGroup):
         except KeyboardInterrupt:
             say("reirrad: interrupted")
             raise SystemExit(EXIT_INTERRUPTED) from None
-        except Exception as exc:  # noqa: BLE001 (a bug: never let CI read it as a verdict)
+        except Exception as exc:
             if ctx.meta.get(_DEBUG_KEY) or os.environ.get(DEBUG_ENV, "") not in ("", "0"):
                 traceback.print_exc()
             problem = " ".join(f"{type(exc).__name__}: {exc}".splitlines())
@@ -91,8 +96,12 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def _root(
     ctx: typer.Context,
-    debug: bool = typer.Option(False, "--debug", help=f"Print the traceback of an internal error (or set {DEBUG_ENV}=1)."),
-    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    debug: bool = typer.Option(
+        False, "--debug", help=f"Print the traceback of an internal error (or set {DEBUG_ENV}=1)."
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     """Cumulative EQD2 plan checks for head-and-neck re-irradiation (see README.md)."""
     ctx.meta[_DEBUG_KEY] = debug

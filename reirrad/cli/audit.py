@@ -10,8 +10,9 @@ import typer
 from reirrad.cli import app, emit, stdout_console
 from reirrad.outputs import STDOUT, check_output
 
-audit_app = typer.Typer(help="Summarise, export and chart a results store (reirrad check --store).",
-                        no_args_is_help=True)
+audit_app = typer.Typer(
+    help="Summarise, export and chart a results store (reirrad check --store).", no_args_is_help=True
+)
 app.add_typer(audit_app, name="audit")
 
 
@@ -24,7 +25,9 @@ class ExportFormat(str, Enum):
 def summary(
     store: Path = typer.Argument(..., help="Results store (SQLite)."),
     deidentify: bool = typer.Option(
-        False, "--deidentify", help="Replace every patient's identity by a stable pseudonym (salt: REIRRAD_DEIDENTIFY_SALT)."
+        False,
+        "--deidentify",
+        help="Replace every patient's identity by a stable pseudonym (salt: REIRRAD_DEIDENTIFY_SALT).",
     ),
 ) -> None:
     """Counts per case state, result status, organ and constraint set; the failing cases."""
@@ -47,7 +50,9 @@ def export(
     format: ExportFormat = typer.Option(ExportFormat.csv, "--format", "-f", help="Output format."),
     output: str = typer.Option(STDOUT, "--output", "-o", help="Write to this file (atomically) instead of stdout (-)."),
     deidentify: bool = typer.Option(
-        False, "--deidentify", help="Replace every patient's identity by a stable pseudonym (salt: REIRRAD_DEIDENTIFY_SALT)."
+        False,
+        "--deidentify",
+        help="Replace every patient's identity by a stable pseudonym (salt: REIRRAD_DEIDENTIFY_SALT).",
     ),
 ) -> None:
     """Every stored case in the batch format of `reirrad check` (reirrad.batch.v1 JSON or CSV)."""
@@ -69,7 +74,9 @@ def report(
     store: Path = typer.Argument(..., help="Results store (SQLite)."),
     output: str = typer.Option(..., "--output", "-o", help="The cohort page to write (HTML; - for stdout)."),
     deidentify: bool = typer.Option(
-        False, "--deidentify", help="Replace every patient's identity by a stable pseudonym (salt: REIRRAD_DEIDENTIFY_SALT)."
+        False,
+        "--deidentify",
+        help="Replace every patient's identity by a stable pseudonym (salt: REIRRAD_DEIDENTIFY_SALT).",
     ),
 ) -> None:
     """A self-contained cohort page: values per constraint against its levels, intervals, flags."""

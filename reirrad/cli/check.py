@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # the library is imported by the functions that use it (start
     from reirrad.robust import Uncertainty
 
 
-def _parse_date(text: Optional[str], option: str) -> Optional[date]:
+def _parse_date(text: str | None, option: str) -> date | None:
     if text is None:
         return None
     try:
@@ -29,39 +29,45 @@ def _parse_date(text: Optional[str], option: str) -> Optional[date]:
 
 def _uncertainty_options(uncertainty: Uncertainty) -> dict[str, float | None]:
     """CheckOptions fields of a parsed --registration-uncertainty."""
-    return {"registration_uncertainty_mm": uncertainty.radius_mm,
-            "registration_uncertainty_deg": uncertainty.degrees or None}
+    return {
+        "registration_uncertainty_mm": uncertainty.radius_mm,
+        "registration_uncertainty_deg": uncertainty.degrees or None,
+    }
 
 
 @app.command("check")
 def check(
-    case: Optional[list[Path]] = typer.Argument(
+    case: list[Path] | None = typer.Argument(
         None, help="Case file(s) (TOML); several make a batch audit. Omit when using --prior/--new."
     ),
-    prior: Optional[Path] = typer.Option(None, help="Folder of the prior course's DICOM files."),
-    new: Optional[Path] = typer.Option(None, help="Folder of the new course's DICOM files."),
-    prior_end_date: Optional[str] = typer.Option(None, help="Last treatment day of the prior course (YYYY-MM-DD)."),
-    new_start_date: Optional[str] = typer.Option(None, help="First treatment day of the new course (YYYY-MM-DD)."),
-    registration: Optional[Path] = typer.Option(None, help="REG file mapping the prior frame into the new one."),
-    prior_fractions: Optional[int] = typer.Option(
-        None, help="Fractions of the prior course when its plan is absent (a count that disagrees with the plan is refused)."
+    prior: Path | None = typer.Option(None, help="Folder of the prior course's DICOM files."),
+    new: Path | None = typer.Option(None, help="Folder of the new course's DICOM files."),
+    prior_end_date: str | None = typer.Option(None, help="Last treatment day of the prior course (YYYY-MM-DD)."),
+    new_start_date: str | None = typer.Option(None, help="First treatment day of the new course (YYYY-MM-DD)."),
+    registration: Path | None = typer.Option(None, help="REG file mapping the prior frame into the new one."),
+    prior_fractions: int | None = typer.Option(
+        None,
+        help="Fractions of the prior course when its plan is absent (a count that disagrees with the plan is refused).",
     ),
-    new_fractions: Optional[int] = typer.Option(
-        None, help="Fractions of the new course when its plan is absent (a count that disagrees with the plan is refused)."
+    new_fractions: int | None = typer.Option(
+        None,
+        help="Fractions of the new course when its plan is absent (a count that disagrees with the plan is refused).",
     ),
     override_fractions: bool = typer.Option(
         False, help="Use --prior-fractions / --new-fractions even where the plan says otherwise (flagged)."
     ),
-    constraints: Optional[str] = typer.Option(None, help="Constraint set: built-in name or TOML path."),
+    constraints: str | None = typer.Option(None, help="Constraint set: built-in name or TOML path."),
     format: OutputFormat = typer.Option(OutputFormat.TABLE, "--format", "-f", help="Output format."),
     output: str = typer.Option(STDOUT, "--output", "-o", help="Write to this file (atomically) instead of stdout (-)."),
     fail_on: FailOn = typer.Option(FailOn.FAIL, help="Exit 1 on 'fail' only, or on 'warn' too."),
     allow_missing: bool = typer.Option(False, help="Constraints that could not be evaluated do not fail the run."),
-    recovery_model: Optional[str] = typer.Option(None, help="Recovery model name (see `reirrad constraints show`; README: Radiobiology)."),
+    recovery_model: str | None = typer.Option(
+        None, help="Recovery model name (see `reirrad constraints show`; README: Radiobiology)."
+    ),
     conservative: bool = typer.Option(
         False, help="Courses in different frames with no registration: add per-course upper bounds per organ."
     ),
-    lql_transition_gy: Optional[float] = typer.Option(
+    lql_transition_gy: float | None = typer.Option(
         None, help="LQ-L above this dose per fraction (Gy) for every course; default: pure LQ."
     ),
     accept_dose_scale: bool = typer.Option(
@@ -73,26 +79,30 @@ def check(
     accept_partial_coverage: bool = typer.Option(
         False, help="Judge organs partly outside a course's dose grid, taking 0 Gy from it there (noted)."
     ),
-    registration_uncertainty: Optional[str] = typer.Option(
-        None, metavar="MM[,DEG]", help="Also show each result's worst case with the prior courses shifted up to MM mm "
-        "(and rotated up to DEG degrees) around the registered position."
+    registration_uncertainty: str | None = typer.Option(
+        None,
+        metavar="MM[,DEG]",
+        help="Also show each result's worst case with the prior courses shifted up to MM mm "
+        "(and rotated up to DEG degrees) around the registered position.",
     ),
     robust: bool = typer.Option(False, help="Judge on the worst case within the registration uncertainty."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="Batch: worker processes (default: cores)."),
-    store: Optional[Path] = typer.Option(
+    jobs: int | None = typer.Option(None, "--jobs", "-j", min=1, help="Batch: worker processes (default: cores)."),
+    store: Path | None = typer.Option(
         None, help="Batch: SQLite results store; finished cases are written to it and unchanged ones resumed."
     ),
     recompute: bool = typer.Option(False, help="Batch with --store: check every case again."),
-    scheduler: Optional[str] = typer.Option(
+    scheduler: str | None = typer.Option(
         None, help="Batch: run the cases on this Dask scheduler (tcp://host:8786; pip install reirrad[cluster])."
     ),
     fail_fast: bool = typer.Option(False, help="Batch: stop at the first case that does not exit 0."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Batch: no progress on stderr."),
     deidentify: bool = typer.Option(
-        False, help="Replace the patient's identity by a stable pseudonym in every output (salt: REIRRAD_DEIDENTIFY_SALT)."
+        False,
+        help="Replace the patient's identity by a stable pseudonym in every output (salt: REIRRAD_DEIDENTIFY_SALT).",
     ),
     auto_register: bool = typer.Option(
-        False, help="Courses in another frame with no REG: register their planning CTs automatically (not reviewed; flagged)."
+        False,
+        help="Courses in another frame with no REG: register their planning CTs automatically (not reviewed; flagged).",
     ),
 ) -> None:
     """Check the cumulative EQD2 of all courses against consensus limits; exit 0 pass, 1 fail, 2 bad input."""
@@ -105,11 +115,21 @@ def check(
     if case and (prior or new):
         fail_input("give either case files or --prior/--new, not both")
     options = CheckOptions(
-        constraints=constraints, fail_on=fail_on, allow_missing=allow_missing,
-        recovery_model=recovery_model, conservative=conservative, lql_transition_gy=lql_transition_gy,
-        accept_dose_scale=accept_dose_scale, accept_other_patient=accept_other_patient,
-        accept_partial_coverage=accept_partial_coverage, robust=robust,
-        **({} if registration_uncertainty is None else _uncertainty_options(parse_uncertainty(registration_uncertainty))),
+        constraints=constraints,
+        fail_on=fail_on,
+        allow_missing=allow_missing,
+        recovery_model=recovery_model,
+        conservative=conservative,
+        lql_transition_gy=lql_transition_gy,
+        accept_dose_scale=accept_dose_scale,
+        accept_other_patient=accept_other_patient,
+        accept_partial_coverage=accept_partial_coverage,
+        robust=robust,
+        **(
+            {}
+            if registration_uncertainty is None
+            else _uncertainty_options(parse_uncertainty(registration_uncertainty))
+        ),
     )
     if case and (len(case) > 1 or store is not None or scheduler is not None):
         if auto_register:
@@ -118,19 +138,35 @@ def check(
             fail_input(f"--format {format.value} takes one case file; use json, csv, junit or table for a batch")
         if store is not None and Path(output).absolute() == store.absolute():
             fail_input(f"{output}: is the results store (--store); give another --output")
-        raise typer.Exit(check_batch(
-            case, format, options, output, stdout_console, quiet=quiet, store_path=store,
-            jobs=jobs or default_jobs(), scheduler=scheduler, recompute=recompute, fail_fast=fail_fast,
-            deidentify=deidentify,
-        ))
+        raise typer.Exit(
+            check_batch(
+                case,
+                format,
+                options,
+                output,
+                stdout_console,
+                quiet=quiet,
+                store_path=store,
+                jobs=jobs or default_jobs(),
+                scheduler=scheduler,
+                recompute=recompute,
+                fail_fast=fail_fast,
+                deidentify=deidentify,
+            )
+        )
     if case:
         spec = load_case(case[0])
     elif prior is None or new is None:
         fail_input("give a case file, or both --prior and --new")
     else:
         spec = case_from_folders(
-            prior, new, _parse_date(prior_end_date, "--prior-end-date"),
-            _parse_date(new_start_date, "--new-start-date"), registration, prior_fractions, new_fractions,
+            prior,
+            new,
+            _parse_date(prior_end_date, "--prior-end-date"),
+            _parse_date(new_start_date, "--new-start-date"),
+            registration,
+            prior_fractions,
+            new_fractions,
             override_fractions,
         )
     if auto_register:  # autoreg: automatic registration only when asked

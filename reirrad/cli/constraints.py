@@ -54,8 +54,16 @@ def show(name: str = typer.Argument(..., help="Built-in set name or path of a se
         if c.single_course_limit_gy is not None:
             limit = f"{c.single_course_limit_gy:g} Gy x (1 + r)"
         table.add_row(
-            c.id, c.organ, c.metric, limit, _level(c.warn, c.unit), f"{c.alpha_beta_gy:g}", c.dose_basis,
-            c.priority, c.source_id or "-", c.set_name,
+            c.id,
+            c.organ,
+            c.metric,
+            limit,
+            _level(c.warn, c.unit),
+            f"{c.alpha_beta_gy:g}",
+            c.dose_basis,
+            c.priority,
+            c.source_id or "-",
+            c.set_name,
         )
     screen = stdout_console()
     screen.print(table)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -33,21 +33,29 @@ def dvh(
         ..., help="RTSTRUCT file on the same frame of reference (else give --registration)."
     ),
     structure: list[str] = typer.Option([], "--structure", "-s", help="Structure name (repeatable; default: all)."),
-    metric: list[str] = typer.Option([], "--metric", "-m", help="Metric, e.g. D0.03cc, D95%, V20Gy, V20Gy[%] (repeatable)."),
+    metric: list[str] = typer.Option(
+        [], "--metric", "-m", help="Metric, e.g. D0.03cc, D95%, V20Gy, V20Gy[%] (repeatable)."
+    ),
     output_format: DvhFormat = typer.Option(DvhFormat.table, "--format", "-f", help="Output format."),
     output: str = typer.Option(STDOUT, "--output", "-o", help="Write to this file (atomically) instead of stdout (-)."),
-    fractions: Optional[int] = typer.Option(None, "--fractions", help="Fractions of the course: report EQD2 (with --alpha-beta)."),
-    alpha_beta: Optional[float] = typer.Option(None, "--alpha-beta", help="alpha/beta in Gy for EQD2 (with --fractions)."),
-    end_caps: EndCaps = typer.Option(EndCaps.half, "--end-caps", help="Extend the first and last contour by half a spacing, or not."),
-    registration: Optional[Path] = typer.Option(
-        None, "--registration",
+    fractions: int | None = typer.Option(
+        None, "--fractions", help="Fractions of the course: report EQD2 (with --alpha-beta)."
+    ),
+    alpha_beta: float | None = typer.Option(None, "--alpha-beta", help="alpha/beta in Gy for EQD2 (with --fractions)."),
+    end_caps: EndCaps = typer.Option(
+        EndCaps.half, "--end-caps", help="Extend the first and last contour by half a spacing, or not."
+    ),
+    registration: Path | None = typer.Option(
+        None,
+        "--registration",
         help="REG relating the dose's frame to the structure set's: the dose is mapped through it.",
     ),
     accept_other_patient: bool = typer.Option(
         False, "--accept-other-patient", help="Use a structure set of another PatientID than the dose's (warned)."
     ),
     compare_tps: bool = typer.Option(
-        False, "--compare-tps",
+        False,
+        "--compare-tps",
         help="Compare with the planning system's own DVHs in the RTDOSE (DVHSequence): volume, Dmean, Dmax.",
     ),
     deidentify: bool = typer.Option(
@@ -72,8 +80,17 @@ def dvh(
     if compare_tps:
         if metric or fractions is not None:
             fail_input("--compare-tps compares volume, Dmean and Dmax of the physical dose: no --metric, --fractions")
-        run_compare_tps(rtdose, rtstruct, registration, tuple(structure), end_caps.value, accept_other_patient,
-                        output_format, output, hide)
+        run_compare_tps(
+            rtdose,
+            rtstruct,
+            registration,
+            tuple(structure),
+            end_caps.value,
+            accept_other_patient,
+            output_format,
+            output,
+            hide,
+        )
         return
     pair = load_pair(rtdose, rtstruct, registration, accept_other_patient)
     for note in pair.notes:
@@ -88,9 +105,17 @@ def dvh(
         emit(render(table), output)
 
 
-def run_compare_tps(rtdose: Path, rtstruct: Path, registration: Path | None, names: tuple[str, ...],
-                    end_caps: str, accept_other_patient: bool, output_format: DvhFormat, output: str,
-                    hide: Deidentifier) -> None:
+def run_compare_tps(
+    rtdose: Path,
+    rtstruct: Path,
+    registration: Path | None,
+    names: tuple[str, ...],
+    end_caps: str,
+    accept_other_patient: bool,
+    output_format: DvhFormat,
+    output: str,
+    hide: Deidentifier,
+) -> None:
     """`dvh --compare-tps`: the planning system's DVHs beside reirrad's, in the chosen format."""
     import dataclasses
 
@@ -105,8 +130,9 @@ def run_compare_tps(rtdose: Path, rtstruct: Path, registration: Path | None, nam
         known = {row.name for row in comparison.rows}
         missing = [n for n in names if n not in known]
         if missing:
-            raise InputError(rtdose, f"no planning-system DVH of {', '.join(map(repr, missing))} "
-                                     f"(has: {', '.join(sorted(known))})")
+            raise InputError(
+                rtdose, f"no planning-system DVH of {', '.join(map(repr, missing))} (has: {', '.join(sorted(known))})"
+            )
         comparison = dataclasses.replace(comparison, rows=tuple(r for r in comparison.rows if r.name in names))
     comparison = hide.scrub(comparison)
     if output == STDOUT and output_format is DvhFormat.table:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -43,14 +43,14 @@ def eqd2(
     rtdose: Path = typer.Argument(..., help="RTDOSE file (physical dose in Gy)."),
     alpha_beta: float = typer.Option(..., "--alpha-beta", help="alpha/beta in Gy."),
     output: str = typer.Option(..., "--output", "-o", help="EQD2 RTDOSE to write (atomically; - for stdout)."),
-    fractions: Optional[int] = typer.Option(
+    fractions: int | None = typer.Option(
         None, "--fractions", help="Number of fractions of this dose (with --plan: must agree with it)."
     ),
-    plan: Optional[Path] = typer.Option(None, "--plan", help="RTPLAN giving the number of fractions."),
+    plan: Path | None = typer.Option(None, "--plan", help="RTPLAN giving the number of fractions."),
     override_fractions: bool = typer.Option(
         False, "--override-fractions", help="Use --fractions even where the --plan says otherwise."
     ),
-    lql_transition_gy: Optional[float] = typer.Option(
+    lql_transition_gy: float | None = typer.Option(
         None, "--lql-transition-gy", help="LQ-L transition dose per fraction (Gy); default: pure LQ."
     ),
     bits: int = typer.Option(32, "--bits", help="Pixel data bits: 32 (default) or 16 (for validators)."),
@@ -58,7 +58,9 @@ def eqd2(
         False, "--accept-dose-scale", help="Use a dose whose maximum is below 0.3x or above 3x the plan's prescription."
     ),
     deidentify: bool = typer.Option(
-        False, "--deidentify", help="Write a pseudonym for the patient and map the UIDs (salt: REIRRAD_DEIDENTIFY_SALT)."
+        False,
+        "--deidentify",
+        help="Write a pseudonym for the patient and map the UIDs (salt: REIRRAD_DEIDENTIFY_SALT).",
     ),
 ) -> None:
     """Convert a dose to EQD2 voxel by voxel and write it as an EFFECTIVE RTDOSE."""
@@ -72,8 +74,15 @@ def eqd2(
         fail_input(f"--fractions must be positive, got {fractions}")
     check_export_options(alpha_beta, lql_transition_gy, bits)
     summary = write_eqd2_dose(
-        rtdose, alpha_beta, output, fractions=fractions, plan_path=plan,
-        lql_transition_gy=lql_transition_gy, bits=bits, accept_dose_scale=accept_dose_scale,
-        override_fractions=override_fractions, deidentify=deidentify,
+        rtdose,
+        alpha_beta,
+        output,
+        fractions=fractions,
+        plan_path=plan,
+        lql_transition_gy=lql_transition_gy,
+        bits=bits,
+        accept_dose_scale=accept_dose_scale,
+        override_fractions=override_fractions,
+        deidentify=deidentify,
     )
     print_summary(summary)

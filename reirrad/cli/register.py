@@ -19,9 +19,7 @@ def register(
     target: str | None = typer.Option(
         None, "--target", help="ROI of the new course's RTSTRUCT the QA views go through (default: the CT centre)."
     ),
-    initial: Path | None = typer.Option(
-        None, "--initial", help="Start from this REG's matrix (default: CT centres)."
-    ),
+    initial: Path | None = typer.Option(None, "--initial", help="Start from this REG's matrix (default: CT centres)."),
     max_metric: float | None = typer.Option(
         None, "--max-metric", help="Refuse a final Mattes MI above this (lower is better; default -0.5)."
     ),

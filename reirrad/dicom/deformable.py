@@ -60,9 +60,7 @@ class DeformableMap:
         moved = _apply(self.pre, points)
         if self.grid is not None and self.vectors_mm is not None:
             index = self._field_index(points)
-            moved += np.column_stack(
-                [trilinear(self.vectors_mm[..., axis], index) for axis in range(3)]
-            )
+            moved += np.column_stack([trilinear(self.vectors_mm[..., axis], index) for axis in range(3)])
         return _apply(self.post, moved)
 
     def outside_field(self, points_mm: np.ndarray) -> np.ndarray:
@@ -73,9 +71,7 @@ class DeformableMap:
         upper = np.asarray(self.grid.shape) - 1
         outside = np.any((index < -0.5) | (index > upper + 0.5), axis=1)
         if self.undefined is not None and self.undefined.any():
-            outside[~outside] = (
-                trilinear(self.undefined, index[~outside]) > 0.0
-            )  # an undefined corner weighs in
+            outside[~outside] = trilinear(self.undefined, index[~outside]) > 0.0  # an undefined corner weighs in
         return outside
 
     def _field_index(self, points: np.ndarray) -> np.ndarray:
@@ -97,9 +93,7 @@ class DeformableMap:
         assert self.grid is not None
         index = self.grid.to_index(points)
         upper = np.asarray(self.grid.shape) - 0.5
-        beyond = np.maximum(np.maximum(-0.5 - index, index - upper), 0.0) * np.asarray(
-            self.grid.spacing_mm
-        )
+        beyond = np.maximum(np.maximum(-0.5 - index, index - upper), 0.0) * np.asarray(self.grid.spacing_mm)
         return float(np.linalg.norm(beyond, axis=1).max(initial=0.0))
 
 
@@ -114,9 +108,7 @@ class DeformableRegistration:
     path: Path
     sop_instance_uid: str
     frame_of_reference_uid: str
-    maps: dict[
-        str, DeformableMap
-    ]  # SourceFrameOfReferenceUID -> registered -> source map
+    maps: dict[str, DeformableMap]  # SourceFrameOfReferenceUID -> registered -> source map
 
     def map_to(self, reference_frame: str, source_frame: str) -> DeformableMap | None:
         """The map from ``reference_frame`` into ``source_frame``; None when this file does not relate
@@ -154,19 +146,13 @@ def read_deformable_registration(path: str | Path) -> DeformableRegistration:
         source = uid(item, "SourceFrameOfReferenceUID", path, where)
         if source in maps:
             raise InputError(path, f"{where}source frame {source} is registered twice")
-        grid, vectors = _field(
-            item, path, where, little_endian=ds.is_little_endian is not False
-        )
-        undefined = (
-            None if vectors is None else np.isnan(vectors).any(axis=-1).astype(float)
-        )
+        grid, vectors = _field(item, path, where, little_endian=ds.is_little_endian is not False)
+        undefined = None if vectors is None else np.isnan(vectors).any(axis=-1).astype(float)
         maps[source] = DeformableMap(
             label=label,
             path=path,
             pre=_matrix(item, "PreDeformationMatrixRegistrationSequence", path, where),
-            post=_matrix(
-                item, "PostDeformationMatrixRegistrationSequence", path, where
-            ),
+            post=_matrix(item, "PostDeformationMatrixRegistrationSequence", path, where),
             grid=grid,
             vectors_mm=None if vectors is None else np.nan_to_num(vectors, nan=0.0),
             undefined=undefined,
@@ -181,10 +167,7 @@ def read_deformable_registration(path: str | Path) -> DeformableRegistration:
 
 def _origin(ds) -> str:
     """ " (ContentCreatorName / SeriesDescription)" as far as the file names them."""
-    parts = [
-        str(ds.get(k) or "").strip()
-        for k in ("ContentCreatorName", "SeriesDescription")
-    ]
+    parts = [str(ds.get(k) or "").strip() for k in ("ContentCreatorName", "SeriesDescription")]
     parts = [p for p in parts if p]
     return f" ({' / '.join(parts)})" if parts else ""
 
@@ -195,9 +178,7 @@ def _matrix(item, keyword: str, path: Path, where: str) -> np.ndarray:
     if not sequence:
         return np.eye(4)
     if len(sequence) != 1:
-        raise InputError(
-            path, f"{where}{keyword} must hold one item, has {len(sequence)}"
-        )
+        raise InputError(path, f"{where}{keyword} must hold one item, has {len(sequence)}")
     entry = sequence[0]
     kind = str(entry.get("FrameOfReferenceTransformationMatrixType", "")).upper()
     if kind not in MATRIX_TYPES:
@@ -205,13 +186,8 @@ def _matrix(item, keyword: str, path: Path, where: str) -> np.ndarray:
             path,
             f"{where}{keyword}: matrix type {kind or 'missing'} is not one of {', '.join(MATRIX_TYPES)}",
         )
-    matrix = numbers(
-        entry, "FrameOfReferenceTransformationMatrix", path, 16, f"{where}{keyword} "
-    ).reshape(4, 4)
-    if (
-        not np.allclose(matrix[3], [0.0, 0.0, 0.0, 1.0], atol=1e-9)
-        or abs(np.linalg.det(matrix[:3, :3])) < 1e-6
-    ):
+    matrix = numbers(entry, "FrameOfReferenceTransformationMatrix", path, 16, f"{where}{keyword} ").reshape(4, 4)
+    if not np.allclose(matrix[3], [0.0, 0.0, 0.0, 1.0], atol=1e-9) or abs(np.linalg.det(matrix[:3, :3])) < 1e-6:
         raise InputError(
             path,
             f"{where}{keyword}: not an invertible affine matrix (last row {matrix[3].tolist()})",
@@ -219,9 +195,7 @@ def _matrix(item, keyword: str, path: Path, where: str) -> np.ndarray:
     return matrix
 
 
-def _field(
-    item, path: Path, where: str, little_endian: bool
-) -> tuple[Grid | None, np.ndarray | None]:
+def _field(item, path: Path, where: str, little_endian: bool) -> tuple[Grid | None, np.ndarray | None]:
     """The deformation grid of an item and its vectors (Z, Y, X, 3) in mm; (None, None) without one."""
     grids = item.get("DeformableRegistrationGridSequence")
     if not grids:
@@ -246,11 +220,7 @@ def _field(
     origin = numbers(entry, "ImagePositionPatient", path, 3, where)
     dimensions = numbers(entry, "GridDimensions", path, 3, where)
     resolution = numbers(entry, "GridResolution", path, 3, where)
-    if (
-        np.any(dimensions < 1)
-        or np.any(dimensions != np.round(dimensions))
-        or np.any(resolution <= 0)
-    ):
+    if np.any(dimensions < 1) or np.any(dimensions != np.round(dimensions)) or np.any(resolution <= 0):
         raise InputError(
             path,
             f"{where}GridDimensions {dimensions.tolist()} / GridResolution {resolution.tolist()} "
@@ -259,11 +229,7 @@ def _field(
     columns, rows, planes = (int(v) for v in dimensions)
     raw = require(entry, "VectorGridData", path)
     dtype = np.dtype("<f4" if little_endian else ">f4")
-    vectors = (
-        np.frombuffer(raw, dtype=dtype)
-        if isinstance(raw, bytes | bytearray)
-        else np.asarray(raw, dtype=float)
-    )
+    vectors = np.frombuffer(raw, dtype=dtype) if isinstance(raw, bytes | bytearray) else np.asarray(raw, dtype=float)
     expected = columns * rows * planes * 3
     if vectors.size != expected:
         raise InputError(

@@ -117,7 +117,7 @@ class Course:
 
 
 def _kind(ds: pydicom.Dataset) -> str | None:
-    """"dose", "plan", "structures" or "registration" by SOP class; None for other objects."""
+    """ "dose", "plan", "structures" or "registration" by SOP class; None for other objects."""
     sop_class = str(ds.get("SOPClassUID", ""))
     if sop_class == RTDOSE_SOP_CLASS:
         return "dose"
@@ -168,7 +168,7 @@ def _choose_structures(
             raise InputError(
                 a.path,
                 f"two RTSTRUCT candidates in one course (also {b.path}); name the one to use with "
-                "structure_set = \"...\" in the course's entry of the case file",
+                'structure_set = "..." in the course\'s entry of the case file',
             )
         ignored = ", ".join(str(s.path) for s in candidates if s is not chosen[0])
         notes.append(f"ignored RTSTRUCT not referenced by the plans: {ignored}")
@@ -214,9 +214,7 @@ def _common_frame_of_reference(
             notes.append(f"{plan.path} names no frame of reference; not compared with the doses'")
     for path, uid in named[1:]:
         if uid != named[0][1]:
-            raise InputError(
-                path, f"frame of reference {uid} differs from {named[0][1]} of {named[0][0]}"
-            )
+            raise InputError(path, f"frame of reference {uid} differs from {named[0][1]} of {named[0][0]}")
     return named[0][1]
 
 
@@ -264,7 +262,9 @@ def _plan_phases(plan: Plan, doses: list[DoseGrid], notes: list[str]) -> list[Ph
             notes.append(f"ignored {len(unused)} FRACTION/BEAM dose(s) of {plan.path}: its PLAN dose covers them")
         single = plan.fraction_groups[0] if len(plan.fraction_groups) == 1 else None
         if single is None:
-            notes.append(f"{by_type[SummationType.PLAN][0].path} sums {len(plan.fraction_groups)} fraction groups of {plan.path}")
+            notes.append(
+                f"{by_type[SummationType.PLAN][0].path} sums {len(plan.fraction_groups)} fraction groups of {plan.path}"
+            )
         return [Phase(plan, tuple(by_type[SummationType.PLAN]), single)]
     fraction_doses, beam_doses = defaultdict(list), defaultdict(list)
     for dose in by_type[SummationType.FRACTION]:
@@ -275,7 +275,9 @@ def _plan_phases(plan: Plan, doses: list[DoseGrid], notes: list[str]) -> list[Ph
     for group in plan.fraction_groups:
         fraction = fraction_doses.get(group.number, [])
         if len(fraction) > 1:
-            raise InputError(fraction[0].path, f"two FRACTION doses for fraction group {group.number} (also {fraction[1].path})")
+            raise InputError(
+                fraction[0].path, f"two FRACTION doses for fraction group {group.number} (also {fraction[1].path})"
+            )
         if fraction:
             if group.number in beam_doses:
                 notes.append(f"ignored BEAM doses of fraction group {group.number}: {fraction[0].path} covers it")
@@ -300,7 +302,8 @@ def _phases(doses: list[DoseGrid], plans: list[Plan], notes: list[str]) -> list[
     for dose in doses:
         if dose.summation_type not in DISCOVERABLE:
             raise InputError(
-                dose.path, f"DoseSummationType {dose.summation_type or 'missing'} is not supported (PLAN, FRACTION or BEAM)"
+                dose.path,
+                f"DoseSummationType {dose.summation_type or 'missing'} is not supported (PLAN, FRACTION or BEAM)",
             )
     plans_by_uid = {p.sop_instance_uid: p for p in plans}
     by_plan: dict[str | None, list[DoseGrid]] = defaultdict(list)
@@ -316,9 +319,7 @@ def _phases(doses: list[DoseGrid], plans: list[Plan], notes: list[str]) -> list[
     return phases
 
 
-def _given_structures(
-    path: Path, found: list[tuple[Path, pydicom.Dataset]], notes: list[str]
-) -> StructureSource:
+def _given_structures(path: Path, found: list[tuple[Path, pydicom.Dataset]], notes: list[str]) -> StructureSource:
     """The RTSTRUCT the user named (inside the folder or not); the folder's others are noted as ignored."""
     chosen = path.resolve()
     datasets = {p.resolve(): ds for p, ds in found}
@@ -444,6 +445,12 @@ def _linked(
     if structures is not None:
         used.append(structures.path)
     return Course(
-        folder, tuple(phases), structures, registrations, frame_of_reference, tuple(notes), tuple(sorted(used)),
+        folder,
+        tuple(phases),
+        structures,
+        registrations,
+        frame_of_reference,
+        tuple(notes),
+        tuple(sorted(used)),
         _patient(found, used),
     )

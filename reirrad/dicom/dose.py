@@ -110,9 +110,7 @@ def _frame_of_reference(ds: pydicom.Dataset, path: Path) -> str:
     return frame
 
 
-def _frame_offsets(
-    ds: pydicom.Dataset, path: Path, n_frames: int, ipp: np.ndarray, normal: np.ndarray
-) -> np.ndarray:
+def _frame_offsets(ds: pydicom.Dataset, path: Path, n_frames: int, ipp: np.ndarray, normal: np.ndarray) -> np.ndarray:
     """Frame positions along the plane normal (row x column), relative to ImagePositionPatient (mm).
 
     DICOM PS3.3 C.8.8.3.2: first value 0 -> offsets along the normal (type a); first value equal
@@ -177,8 +175,9 @@ def _frame_count(ds: pydicom.Dataset, path: Path) -> int:
     expected = frames * frame_bytes
     if length != expected:
         raise InputError(
-            path, f"PixelData holds {length} bytes but Rows {rows} x Columns {columns} x {frames} frame(s) "
-            f"x {bits // 8} bytes = {expected}"
+            path,
+            f"PixelData holds {length} bytes but Rows {rows} x Columns {columns} x {frames} frame(s) "
+            f"x {bits // 8} bytes = {expected}",
         )
     return frames
 
@@ -214,7 +213,8 @@ def _plan_references(ds: pydicom.Dataset, path: Path) -> tuple[str | None, int |
     if not fg_seq:
         return plan_uid, None, ()
     beams = tuple(
-        integer(b, "ReferencedBeamNumber", path) for b in fg_seq[0].get("ReferencedBeamSequence", [])
+        integer(b, "ReferencedBeamNumber", path)
+        for b in fg_seq[0].get("ReferencedBeamSequence", [])
         if "ReferencedBeamNumber" in b
     )
     return plan_uid, optional_integer(fg_seq[0], "ReferencedFractionGroupNumber", path), beams

@@ -45,7 +45,8 @@ class PatientIdentity:
 def identity_of(ds: pydicom.Dataset) -> PatientIdentity:
     """The patient identity a dataset (headers are enough) names."""
     return PatientIdentity(
-        str(ds.get("PatientID", "") or "").strip(), str(ds.get("PatientBirthDate", "") or "").strip(),
+        str(ds.get("PatientID", "") or "").strip(),
+        str(ds.get("PatientBirthDate", "") or "").strip(),
         str(ds.get("PatientName", "") or "").strip(),
     )
 

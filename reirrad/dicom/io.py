@@ -265,9 +265,7 @@ def optional_numbers(ds: pydicom.Dataset, keyword: str, path: Path, where: str =
     return array
 
 
-def numbers(
-    ds: pydicom.Dataset, keyword: str, path: Path, count: int | None = None, where: str = ""
-) -> np.ndarray:
+def numbers(ds: pydicom.Dataset, keyword: str, path: Path, count: int | None = None, where: str = "") -> np.ndarray:
     """Values of a required numeric attribute as a finite float array (of ``count`` values if given)."""
     array = optional_numbers(ds, keyword, path, where)
     if array is None:

@@ -217,7 +217,8 @@ def plan_from_dataset(ds: pydicom.Dataset, path: str | Path) -> Plan:
         frame_of_reference_uid=_frame_of_reference(ds, path),
         referenced_structure_set_uid=(
             uid(structure_refs[0], "ReferencedSOPInstanceUID", path, "ReferencedStructureSetSequence ")
-            if structure_refs else None
+            if structure_refs
+            else None
         ),
         prescription_gy=max(prescriptions.values()) if prescriptions else None,
         fraction_groups=fraction_groups,

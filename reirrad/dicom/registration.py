@@ -140,9 +140,7 @@ def reference_to_moving(
     if moving_frame == reference_frame:
         return None, "identity"
     found = [
-        (matrix, r.label)
-        for r in registrations
-        if (matrix := r.matrix(reference_frame, moving_frame)) is not None
+        (matrix, r.label) for r in registrations if (matrix := r.matrix(reference_frame, moving_frame)) is not None
     ]
     if found and all(np.allclose(m, found[0][0], atol=1e-6) for m, _ in found):
         return found[0]

@@ -71,9 +71,7 @@ class Roi:
         none when the ROI has a problem."""
         if self.problem:
             return ()
-        return tuple(
-            c for c in self.contours if c.geometric_type == "CLOSED_PLANAR" and len(c.points_mm) >= 3
-        )
+        return tuple(c for c in self.contours if c.geometric_type == "CLOSED_PLANAR" and len(c.points_mm) >= 3)
 
     @property
     def is_empty(self) -> bool:

@@ -263,7 +263,13 @@ def dose_dataset(
         raise ValueError(f"dose shape {dose_gy.shape} does not match grid {grid.shape}")
     pixels, scaling = encode_pixels(dose_gy, bits)
     return encoded_dose_dataset(
-        pixels, scaling, grid, header, dose_type=dose_type, summation_type=summation_type, description=description,
+        pixels,
+        scaling,
+        grid,
+        header,
+        dose_type=dose_type,
+        summation_type=summation_type,
+        description=description,
         plan_uids=plan_uids,
     )
 
@@ -565,7 +571,9 @@ def _common_instance_reference(ds: Dataset, image_sets: Iterable[list[Dataset]])
     studies: dict[str, dict[str, list[Dataset]]] = {}
     for images in image_sets:
         for image in images:
-            studies.setdefault(str(image.StudyInstanceUID), {}).setdefault(str(image.SeriesInstanceUID), []).append(image)
+            studies.setdefault(str(image.StudyInstanceUID), {}).setdefault(str(image.SeriesInstanceUID), []).append(
+                image
+            )
 
     def series_items(series: dict[str, list[Dataset]]) -> Sequence:
         items = []
@@ -618,9 +626,11 @@ def registration_dataset(
     ds.ContentLabel = AUTOMATIC_REG_LABEL  # read back as "not reviewed" (reirrad.dicom.registration)
     ds.ContentDescription = _short(description)
     ds.ContentCreatorName = ""
-    ds.RegistrationSequence = Sequence([
-        _registration_item(new_frame_uid, np.eye(4), new_images, "identity: the REG's own frame"),
-        _registration_item(prior_frame_uid, matrix, prior_images, description),
-    ])
+    ds.RegistrationSequence = Sequence(
+        [
+            _registration_item(new_frame_uid, np.eye(4), new_images, "identity: the REG's own frame"),
+            _registration_item(prior_frame_uid, matrix, prior_images, description),
+        ]
+    )
     _common_instance_reference(ds, (new_images, prior_images))
     return _with_file_meta(ds)

@@ -80,15 +80,23 @@ def progress(total: int, quiet: bool = False, stream=None) -> Iterator[Callable[
         yield count
         return
     if not stream.isatty():
+
         def line(outcome: CaseOutcome) -> None:
             count(outcome)
             print(outcome_line(outcome, counts["done"], total), file=stream, flush=True)
 
         yield line
         return
-    columns = (TextColumn("checking"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("[red]{task.fields[failures]} failing"), _RateColumn(), TimeElapsedColumn(),
-               TextColumn("left"), TimeRemainingColumn())
+    columns = (
+        TextColumn("checking"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("[red]{task.fields[failures]} failing"),
+        _RateColumn(),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=Console(file=stream), transient=False) as bar:
         task = bar.add_task("cases", total=total, failures=0)
 

@@ -35,8 +35,15 @@ def _strip(axes, c: CohortConstraint) -> None:
         axes.plot(x_of[i], value, "o", color=STATUS_COLOUR.get(status, "#777"), markersize=5, alpha=0.8)
     failing = sorted((i for i, p in enumerate(c.points) if p[2] == "fail"), key=lambda i: -c.points[i][1])
     for k, i in enumerate(failing[:NAMED_PER_PANEL]):  # labels staggered so that neighbours stay legible
-        axes.annotate(c.points[i][0], (x_of[i], c.points[i][1]), xytext=(6, -2 - 8 * (k % 3)), va="top",
-                      textcoords="offset points", fontsize=6, color=STATUS_COLOUR["fail"])
+        axes.annotate(
+            c.points[i][0],
+            (x_of[i], c.points[i][1]),
+            xytext=(6, -2 - 8 * (k % 3)),
+            va="top",
+            textcoords="offset points",
+            fontsize=6,
+            color=STATUS_COLOUR["fail"],
+        )
     if len(failing) > NAMED_PER_PANEL:
         axes.text(0.02, 0.02, f"+{len(failing) - NAMED_PER_PANEL} more failing", transform=axes.transAxes, fontsize=6)
     for level in c.warn_levels:
@@ -97,19 +104,27 @@ def flags_figure(cohort: Cohort):
 def _figure(title: str, figure, caption: str) -> str:
     if figure is None:
         return f"<h2>{escape(title)}</h2><p>none</p>"
-    return (f'<h2>{escape(title)}</h2><figure><img alt="{escape(title)}" src="{png_data_uri(figure)}">'
-            f"<figcaption>{escape(caption)}</figcaption></figure>")
+    return (
+        f'<h2>{escape(title)}</h2><figure><img alt="{escape(title)}" src="{png_data_uri(figure)}">'
+        f"<figcaption>{escape(caption)}</figcaption></figure>"
+    )
 
 
 def to_cohort_html(cohort: Cohort, title: str) -> str:
     """The cohort page as an HTML document."""
     s = cohort.summary
     states = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in s.cases_by_state.items())
-    status_rows = ["<tr>" + _cell(k.replace("_", " ")) + _cell(v, "num") + "</tr>" for k, v in s.results_by_status.items()]
+    status_rows = [
+        "<tr>" + _cell(k.replace("_", " ")) + _cell(v, "num") + "</tr>" for k, v in s.results_by_status.items()
+    ]
     set_rows = ["<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in s.constraint_sets]
     failing_rows = [
-        f'<tr class="{"fail" if f.exit_code == 1 else "not_evaluated"}">' + _cell(f.case_id) + _cell(f.exit_code, "num")
-        + _cell(f.why) + _cell(f.path) + "</tr>"
+        f'<tr class="{"fail" if f.exit_code == 1 else "not_evaluated"}">'
+        + _cell(f.case_id)
+        + _cell(f.exit_code, "num")
+        + _cell(f.why)
+        + _cell(f.path)
+        + "</tr>"
         for f in s.failing
     ]
     return f"""<!DOCTYPE html>
@@ -119,11 +134,21 @@ def to_cohort_html(cohort: Cohort, title: str) -> str:
 <p>{cohort.cases} cases ({escape(states)}).</p>
 {_table(["Result status", "Results"], status_rows)}
 {_table(["Constraint set", "Version", "Cases", "Cases exiting non-zero"], set_rows)}
-{_figure("Cumulative EQD2 per constraint", constraints_figure(cohort),
-         "one point per case (green pass, orange warn, red fail, failing cases named); "
-         "dotted: warn level, dashed: fail limit")}
-{_figure("Intervals between courses", intervals_figure(cohort) if cohort.intervals_months else None,
-         "shortest interval per case from a prior course's end to the reference course's start")}
+{
+        _figure(
+            "Cumulative EQD2 per constraint",
+            constraints_figure(cohort),
+            "one point per case (green pass, orange warn, red fail, failing cases named); "
+            "dotted: warn level, dashed: fail limit",
+        )
+    }
+{
+        _figure(
+            "Intervals between courses",
+            intervals_figure(cohort) if cohort.intervals_months else None,
+            "shortest interval per case from a prior course's end to the reference course's start",
+        )
+    }
 {_figure("Flags", flags_figure(cohort) if cohort.flags else None, "cases raising each toxicity-mitigation flag")}
 <h2>Failing cases</h2>
 {_table(["Case", "Exit", "Why", "Case file"], failing_rows) if failing_rows else "<p>none</p>"}
@@ -137,7 +162,9 @@ def summary_tables(summary: AuditSummary) -> list[Table]:
     for state, count in summary.cases_by_state.items():
         cases.add_row(state.replace("_", " "), str(count))
     organs = Table("Organ", *(STATUS_STYLE[s][0] for s in STATUSES), title="Results per organ", title_justify="left")
-    organs.add_row(Text("all", style="bold"), *(Text(str(summary.results_by_status[s]), style="bold") for s in STATUSES))
+    organs.add_row(
+        Text("all", style="bold"), *(Text(str(summary.results_by_status[s]), style="bold") for s in STATUSES)
+    )
     for organ, counts in summary.organs.items():
         organs.add_row(organ, *(str(counts[s]) for s in STATUSES))
     sets = Table("Constraint set", "Version", "Cases", "Exit non-zero", title="Constraint sets", title_justify="left")

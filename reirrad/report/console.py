@@ -31,7 +31,8 @@ def fits(console: Console, renderable: RenderableType) -> bool:
 def _fractions(course: CourseSummary) -> str:
     return " + ".join(
         f"{p.fractions}* (plan {'-' if p.plan_fractions is None else p.plan_fractions})"
-        if p.fraction_source == "override" else str(p.fractions)
+        if p.fraction_source == "override"
+        else str(p.fractions)
         for p in course.phases
     )
 
@@ -51,8 +52,13 @@ def courses_table(report: CheckReport) -> Table:
         table.add_column(column)
     for c in report.courses:
         table.add_row(
-            c.name, _fractions(c), number_text(c.prescription_gy, 1), _dates(c), number_text(c.interval_months, 1),
-            c.registration, c.recovery_model,
+            c.name,
+            _fractions(c),
+            number_text(c.prescription_gy, 1),
+            _dates(c),
+            number_text(c.interval_months, 1),
+            c.registration,
+            c.recovery_model,
         )
     return table
 
@@ -63,8 +69,10 @@ def courses_stacked(report: CheckReport) -> Text:
     for c in report.courses:
         text.append(c.name, style="bold")
         interval = "" if c.interval_months is None else f", interval {number_text(c.interval_months, 1)} months"
-        text.append(f": {_fractions(c)} fx, Rx {number_text(c.prescription_gy, 1)} Gy, {_dates(c)}{interval}, "
-                    f"registration {c.registration}, recovery {c.recovery_model}\n")
+        text.append(
+            f": {_fractions(c)} fx, Rx {number_text(c.prescription_gy, 1)} Gy, {_dates(c)}{interval}, "
+            f"registration {c.registration}, recovery {c.recovery_model}\n"
+        )
     return text
 
 
@@ -101,18 +109,37 @@ def results_table(report: CheckReport) -> tuple[Table, list[str]]:
     worst = ["Worst case"] if has_worst_case(report) else []
     table = Table(title=_results_title(report), title_justify="left")
     numeric = {"a/b", "Warn", "Limit", "Cumulative", *worst, *names}
-    for column in ("Organ", "Structure", "Metric", "a/b", "Warn", "Limit", "Cumulative", *worst, *names, "Status",
-                   "Source", "Note"):
+    for column in (
+        "Organ",
+        "Structure",
+        "Metric",
+        "a/b",
+        "Warn",
+        "Limit",
+        "Cumulative",
+        *worst,
+        *names,
+        "Status",
+        "Source",
+        "Note",
+    ):
         table.add_column(column, justify="right" if column in numeric else "left", no_wrap=column != "Note")
     footnotes, marks = footnote_marks(report)
     for r, mark in zip(report.results, marks):
         label, style = STATUS_STYLE[r.status]
         table.add_row(
-            r.organ, r.structure or "-", r.metric, f"{r.alpha_beta_gy:g}", number_text(r.warn_gy, unit=r.unit),
-            number_text(r.limit_gy, unit=r.unit), number_text(r.value_gy, unit=r.unit),
+            r.organ,
+            r.structure or "-",
+            r.metric,
+            f"{r.alpha_beta_gy:g}",
+            number_text(r.warn_gy, unit=r.unit),
+            number_text(r.limit_gy, unit=r.unit),
+            number_text(r.value_gy, unit=r.unit),
             *(number_text(r.worst_case_gy, unit=r.unit) for _ in worst),
-            *(number_text(r.per_course.get(n), unit=r.unit) for n in names), Text(label, style=style),
-            r.source_id or "-", mark,
+            *(number_text(r.per_course.get(n), unit=r.unit) for n in names),
+            Text(label, style=style),
+            r.source_id or "-",
+            mark,
         )
     return table, footnotes
 
@@ -130,9 +157,11 @@ def result_stacked(result: ConstraintResult, names: list[str], mark: str) -> Tex
     shares = "".join(f"; {n} {number_text(result.per_course.get(n), unit=unit)}" for n in names)
     if result.worst_case_gy is not None:
         shares = f"; worst case {number_text(result.worst_case_gy, unit=unit)}" + shares
-    text.append(f"  cumulative {number_text(result.value_gy, unit=unit)}{' Gy' if unit == 'Gy' else ''}; warn "
-                f"{number_text(result.warn_gy, unit=unit)}; limit {number_text(result.limit_gy, unit=unit)}{shares}; "
-                f"source {result.source_id or '-'}" + (f"; notes {mark}" if mark else "") + "\n")
+    text.append(
+        f"  cumulative {number_text(result.value_gy, unit=unit)}{' Gy' if unit == 'Gy' else ''}; warn "
+        f"{number_text(result.warn_gy, unit=unit)}; limit {number_text(result.limit_gy, unit=unit)}{shares}; "
+        f"source {result.source_id or '-'}" + (f"; notes {mark}" if mark else "") + "\n"
+    )
     return text
 
 
@@ -211,8 +240,9 @@ def batch_table(reports: list[CheckReport], errors: list[tuple[str, str]], not_r
     return table
 
 
-def print_batch(reports: list[CheckReport], errors: list[tuple[str, str]], console: Console,
-                not_run: tuple[str, ...] = ()) -> None:
+def print_batch(
+    reports: list[CheckReport], errors: list[tuple[str, str]], console: Console, not_run: tuple[str, ...] = ()
+) -> None:
     """Every case's report, then the batch summary."""
     for report in reports:
         print_report(report, console)
@@ -222,5 +252,13 @@ def print_batch(reports: list[CheckReport], errors: list[tuple[str, str]], conso
 def print_report(report: CheckReport, console: Console) -> None:
     """Print the whole report."""
     results, footnotes = results_view(report, console)
-    console.print(Group(courses_view(report, console), results, sources_text(report, footnotes), flags_panel(report),
-                        assumptions_panel(report), summary_line(report)))
+    console.print(
+        Group(
+            courses_view(report, console),
+            results,
+            sources_text(report, footnotes),
+            flags_panel(report),
+            assumptions_panel(report),
+            summary_line(report),
+        )
+    )

@@ -37,10 +37,8 @@ def assumptions(table: DvhTable) -> dict:
         "sampling": f"lattice aligned to the dose grid, up to {MAX_FACTOR} x {MAX_FACTOR} samples "
         f"per voxel in-plane, chosen per structure for about {SAMPLE_BUDGET} samples; slabs split "
         "into sub-planes of the same pitch; plane areas scaled to the exact polygon areas",
-        "dose": "trilinear interpolation; contour vertices are extra zero-volume samples for "
-        "Dmin/Dmax",
-        "outside_grid": "volume from the full contours; dose metrics from the part inside the dose "
-        "grid, with a note",
+        "dose": "trilinear interpolation; contour vertices are extra zero-volume samples for Dmin/Dmax",
+        "outside_grid": "volume from the full contours; dose metrics from the part inside the dose grid, with a note",
         "relative_volume": "Dx% and VxGy[%] are relative to the volume inside the dose grid",
         "dose_summation_type": table.dose_summation_type,
         "eqd2": table.eqd2,
@@ -84,7 +82,9 @@ def to_csv(table: DvhTable) -> str:
     writer.writerow(["structure", "roi_number", "metric", "value", "unit", "note"])
     for row in table.structures:
         notes = "; ".join(row.notes)
-        writer.writerow([row.name, row.roi_number, "Volume", _round(row.volume_cc) if row.evaluated else "", "cc", notes])
+        writer.writerow(
+            [row.name, row.roi_number, "Volume", _round(row.volume_cc) if row.evaluated else "", "cc", notes]
+        )
         for name, value in row.values.items():
             reason = next((n for n in row.notes if n.startswith(f"{name} not evaluated")), "")
             value_text = "" if value is None else _round(value)

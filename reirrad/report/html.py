@@ -54,26 +54,34 @@ def banner(report: CheckReport) -> str:
         rows = [r for r in report.results if r.status == s]
         if not rows:
             continue
-        organs = "" if s in ("pass", "report") else ": " + ", ".join(
-            dict.fromkeys(f"{r.organ} {r.metric}" for r in rows))
+        organs = (
+            "" if s in ("pass", "report") else ": " + ", ".join(dict.fromkeys(f"{r.organ} {r.metric}" for r in rows))
+        )
         parts.append(f"{len(rows)} {s.replace('_', ' ')}{organs}")
     counts = escape("; ".join(parts))
-    return (f'<div class="banner {status}"><b>{status.replace("_", " ").upper()}</b> &mdash; {counts} '
-            f"(exit code {report.summary.exit_code})</div>")
+    return (
+        f'<div class="banner {status}"><b>{status.replace("_", " ").upper()}</b> &mdash; {counts} '
+        f"(exit code {report.summary.exit_code})</div>"
+    )
 
 
 def provenance(report: CheckReport) -> str:
     """Whose plans, what checked them and when, which files (SHA-256) and options."""
     reference = _reference(report)
-    files = "<br>".join(f"{escape(c.name)}: {escape(f.path)} <small>sha256 {escape(f.sha256)}</small>"
-                        for c in report.courses for f in c.files)
+    files = "<br>".join(
+        f"{escape(c.name)}: {escape(f.path)} <small>sha256 {escape(f.sha256)}</small>"
+        for c in report.courses
+        for f in c.files
+    )
     options = ", ".join(f"{k.replace('_', '-')}={v}" for k, v in report.options.items()) or "-"
     items = [
         ("Patient", f"{reference.patient.name or '-'} (ID {reference.patient.patient_id or '-'})"),
         ("Case", f"{report.case_id} ({report.case_path or '-'}), reference course {report.reference_course}"),
         ("Checked", f"{report.run_at or '-'} by reirrad {report.reirrad_version}"),
-        ("Constraint set", f"{report.constraint_set_name} v{report.constraint_set_version} "
-                           f"({report.constraint_set_title})"),
+        (
+            "Constraint set",
+            f"{report.constraint_set_name} v{report.constraint_set_version} ({report.constraint_set_title})",
+        ),
         ("Options", options),
     ]
     rows = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in items)
@@ -125,28 +133,48 @@ def to_html(report: CheckReport) -> str:
     names = [c["name"] for c in data["courses"]]
     worst = ["worst_case_gy"] if any(r["worst_case_gy"] is not None for r in data["results"]) else []  # reirrad.robust
     course_rows = [
-        "<tr>" + "".join([
-            _cell(c["name"]), _cell(c["fractions"], "num"), _cell(c["prescription_gy"], "num"),
-            _cell(c["start_date"]), _cell(c["end_date"]), _cell(c["interval_months"], "num"),
-            _cell(c["registration"]), _cell(c["recovery_model"]),
-        ]) + "</tr>"
+        "<tr>"
+        + "".join(
+            [
+                _cell(c["name"]),
+                _cell(c["fractions"], "num"),
+                _cell(c["prescription_gy"], "num"),
+                _cell(c["start_date"]),
+                _cell(c["end_date"]),
+                _cell(c["interval_months"], "num"),
+                _cell(c["registration"]),
+                _cell(c["recovery_model"]),
+            ]
+        )
+        + "</tr>"
         for c in data["courses"]
     ]
     result_rows = [
-        f'<tr class="{r["status"]}">' + "".join([
-            _cell(r["organ"]), _cell(r["structure"]), _cell(r["metric"]), _cell(r["alpha_beta_gy"], "num"),
-            *(_cell(_in_unit(r[key], r["unit"]), "num") for key in ("warn_gy", "limit_gy", "value_gy", *worst)),
-            *(_cell(_in_unit(r["per_course_gy"].get(n), r["unit"]), "num") for n in names),
-            _cell(r["status"].replace("_", " ")), _cell("; ".join(filter(None, [r["reason"], *r["notes"]]))),
-            _cell(r["source_id"]),
-        ]) + "</tr>"
+        f'<tr class="{r["status"]}">'
+        + "".join(
+            [
+                _cell(r["organ"]),
+                _cell(r["structure"]),
+                _cell(r["metric"]),
+                _cell(r["alpha_beta_gy"], "num"),
+                *(_cell(_in_unit(r[key], r["unit"]), "num") for key in ("warn_gy", "limit_gy", "value_gy", *worst)),
+                *(_cell(_in_unit(r["per_course_gy"].get(n), r["unit"]), "num") for n in names),
+                _cell(r["status"].replace("_", " ")),
+                _cell("; ".join(filter(None, [r["reason"], *r["notes"]]))),
+                _cell(r["source_id"]),
+            ]
+        )
+        + "</tr>"
         for r in sorted(data["results"], key=lambda r: ROW_ORDER.index(r["status"]))
     ]
-    flag_items = "".join(
-        f'<li><span class="{escape(f["severity"])}">[{escape(f["severity"])}]</span> {escape(f["message"])}'
-        f'<br><i>Mitigation:</i> {escape(f["mitigation"])}<br><small>{escape(f["source"])}</small></li>'
-        for f in data["flags"]
-    ) or "<li>none</li>"
+    flag_items = (
+        "".join(
+            f'<li><span class="{escape(f["severity"])}">[{escape(f["severity"])}]</span> {escape(f["message"])}'
+            f"<br><i>Mitigation:</i> {escape(f['mitigation'])}<br><small>{escape(f['source'])}</small></li>"
+            for f in data["flags"]
+        )
+        or "<li>none</li>"
+    )
     assumptions = "".join(
         f"<li><b>{escape(k.replace('_', ' '))}</b>: {escape(str(v))}</li>" for k, v in data["assumptions"].items()
     )
@@ -155,11 +183,14 @@ def to_html(report: CheckReport) -> str:
         for key, citation in dict.fromkeys((r["source_id"], r["source"]) for r in data["results"] if r["source_id"])
     )
     summary = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in data["summary"].items())
-    figures = "".join(
-        f'<figure><img alt="cumulative EQD2 DVH, alpha/beta {ab:g} Gy" src="{uri}">'
-        f"<figcaption>alpha/beta {ab:g} Gy; left organs solid, right dashed; dotted: warn level, dashed red: limit</figcaption></figure>"
-        for ab, uri in dvh_figures(report)
-    ) or "<p>no structure could be evaluated</p>"
+    figures = (
+        "".join(
+            f'<figure><img alt="cumulative EQD2 DVH, alpha/beta {ab:g} Gy" src="{uri}">'
+            f"<figcaption>alpha/beta {ab:g} Gy; left organs solid, right dashed; dotted: warn level, dashed red: limit</figcaption></figure>"
+            for ab, uri in dvh_figures(report)
+        )
+        or "<p>no structure could be evaluated</p>"
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>reirrad check: {escape(report.case_id)}</title>
 <style>{STYLE}{page_style(report)}</style></head><body>

@@ -23,9 +23,8 @@ def _describe(r: ConstraintResult) -> str:
         f"{r.organ} ({r.structure or 'no structure'}) {r.metric} = {value}, limit {limit}",
         f"alpha/beta {r.alpha_beta_gy:g} Gy",
         f"dose basis: {r.dose_basis}",
-        "per course: " + ", ".join(
-            f"{k} {'n/a' if v is None else number_text(v, unit=r.unit)}" for k, v in r.per_course.items()
-        ),
+        "per course: "
+        + ", ".join(f"{k} {'n/a' if v is None else number_text(v, unit=r.unit)}" for k, v in r.per_course.items()),
         f"source: {r.source}",
     ]
     if r.discounted is not None:
@@ -63,8 +62,12 @@ def test_suite(report: CheckReport, fail_on: str = "fail", allow_missing: bool =
     if nothing_judged(report.results):
         failures += 1
         case = ET.SubElement(suite, "testcase", classname=f"reirrad.{report.case_id}", name="any limit judged")
-        ET.SubElement(case, "failure", type="nothing_evaluated",
-                      message="no limit was judged: every constraint with a limit was not evaluated")
+        ET.SubElement(
+            case,
+            "failure",
+            type="nothing_evaluated",
+            message="no limit was judged: every constraint with a limit was not evaluated",
+        )
         suite.set("tests", str(len(report.results) + 1))
     suite.set("failures", str(failures))
     suite.set("errors", "0")
@@ -100,8 +103,13 @@ def to_junit(report: CheckReport, fail_on: str = "fail", allow_missing: bool = F
     return _document(test_suite(report, fail_on, allow_missing))
 
 
-def to_junit_batch(reports: list[CheckReport], errors: list[tuple[str, str]], fail_on: str = "fail",
-                   allow_missing: bool = False, not_run: tuple[str, ...] = ()) -> str:
+def to_junit_batch(
+    reports: list[CheckReport],
+    errors: list[tuple[str, str]],
+    fail_on: str = "fail",
+    allow_missing: bool = False,
+    not_run: tuple[str, ...] = (),
+) -> str:
     """JUnit XML text of a batch: <testsuites> with one <testsuite> per case."""
     root = ET.Element("testsuites", name="reirrad.check")
     root.extend(test_suite(r, fail_on, allow_missing) for r in reports)

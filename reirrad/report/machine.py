@@ -72,7 +72,9 @@ def result_dict(result: ConstraintResult) -> dict:
         "mitigation": result.mitigation or None,
         "notes": list(result.notes),
         "dose_basis": result.dose_basis,
-        "discounted": None if result.discounted is None else {
+        "discounted": None
+        if result.discounted is None
+        else {
             "recovery_model": result.discounted.recovery_model,
             "value": _number(result.discounted.value),
             "recovery_fraction": {k: _number(v) for k, v in result.discounted.recovery.items()},
@@ -81,7 +83,8 @@ def result_dict(result: ConstraintResult) -> dict:
         # registration uncertainty (reirrad.robust); None when not requested
         "worst_case_gy": _number(result.worst_case_gy),
         "worst_shift_mm": None if result.worst_shift_mm is None else [_number(v, 2) for v in result.worst_shift_mm],
-        "worst_rotation_deg": None if result.worst_rotation_deg is None
+        "worst_rotation_deg": None
+        if result.worst_rotation_deg is None
         else [_number(v, 2) for v in result.worst_rotation_deg],
     }
 
@@ -118,8 +121,9 @@ def to_json(report: CheckReport) -> str:
 BATCH_SCHEMA = "reirrad.batch.v1"
 
 
-def to_json_batch(reports: list[CheckReport], errors: list[tuple[str, str]], exit_code: int,
-                  not_run: tuple[str, ...] = ()) -> str:
+def to_json_batch(
+    reports: list[CheckReport], errors: list[tuple[str, str]], exit_code: int, not_run: tuple[str, ...] = ()
+) -> str:
     """JSON text of a batch: every case's report, the cases that could not be read, the cases a
     --fail-fast run did not reach, the exit code."""
     data = {
@@ -137,8 +141,23 @@ def to_json_batch(reports: list[CheckReport], errors: list[tuple[str, str]], exi
 
 
 CSV_COLUMNS = (
-    "case", "id", "organ", "structure", "metric", "unit", "alpha_beta_gy", "limit_gy", "warn_gy",
-    "value_gy", "status", "reason", "priority", "source", "constraint_set", "dose_basis", "discounted_value",
+    "case",
+    "id",
+    "organ",
+    "structure",
+    "metric",
+    "unit",
+    "alpha_beta_gy",
+    "limit_gy",
+    "warn_gy",
+    "value_gy",
+    "status",
+    "reason",
+    "priority",
+    "source",
+    "constraint_set",
+    "dose_basis",
+    "discounted_value",
     "worst_case_gy",
 )
 

@@ -39,8 +39,14 @@ def html_to_pdf(html: str) -> bytes:
         page, pdf = Path(folder) / "report.html", Path(folder) / "report.pdf"
         page.write_text(html, encoding="utf-8")
         command = [
-            executable, "--headless", "--no-sandbox", "--disable-gpu", "--no-pdf-header-footer",
-            f"--user-data-dir={Path(folder) / 'profile'}", f"--print-to-pdf={pdf}", page.as_uri(),
+            executable,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-pdf-header-footer",
+            f"--user-data-dir={Path(folder) / 'profile'}",
+            f"--print-to-pdf={pdf}",
+            page.as_uri(),
         ]
         done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
         if done.returncode != 0 or not pdf.is_file():
