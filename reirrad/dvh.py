@@ -353,8 +353,8 @@ def structure_metrics(
     """Rasterise ``roi`` on ``grid``, sample ``dose_gy`` and evaluate ``metrics``."""
     sampling = sample_roi(roi, grid, end_caps)
     if sampling.is_empty:
-        values = {str(m): None for m in metrics}
-        return StructureMetrics(roi.name, roi.number, False, None, None, values, sampling.notes)
+        unevaluated: dict[str, float | None] = {str(m): None for m in metrics}
+        return StructureMetrics(roi.name, roi.number, False, None, None, unevaluated, sampling.notes)
     dvh = sample_dose(sampling, dose_gy)
     values: dict[str, float | None] = {}
     notes = list(dvh.notes)
@@ -400,7 +400,7 @@ class DoseQuantity:
     source: str | None = None
 
 
-PHYSICAL = DoseQuantity("physical")
+PHYSICAL: DoseQuantity = DoseQuantity("physical")  # annotated: DvhTable refers to it before it is defined
 UNKNOWN_EFFECTIVE = DoseQuantity("effective (EQD2?), alpha/beta unknown")
 # the description reirrad.accumulate writes into an EFFECTIVE RTDOSE: "EQD2 a/b 3 Gy ..."
 EQD2_DESCRIPTION = re.compile(r"^EQD2 a/b (\d+(?:\.\d+)?) Gy\b")
@@ -434,11 +434,13 @@ def dvh_table(
     """
     metrics = metrics or tuple(parse_metric(m) for m in DEFAULT_METRICS)
     rois = tuple(structures.by_name(n) for n in names) if names else structures.rois
-    dose_gy, eqd2 = dose.dose_gy, None
+    dose_gy = dose.dose_gy
+    eqd2: dict[str, float] | None = None
     if (fractions is None) != (alpha_beta_gy is None):
         raise InputError(None, "--fractions and --alpha-beta must be given together")
     quantity = dose_quantity(dose)
     if fractions is not None:
+        assert alpha_beta_gy is not None  # given together with fractions (checked above)
         if quantity is not PHYSICAL:
             raise InputError(
                 dose.path,

@@ -235,7 +235,7 @@ def _resample_separable(
     for axis in range(3):
         lower, weight, covered = _axis_weights(mapping[axis, axis], mapping[axis, 3], shape[axis], values.shape[axis])
         upper = np.minimum(lower + 1, values.shape[axis] - 1)
-        expand = [None, None, None]
+        expand: list[slice | None] = [None, None, None]
         expand[axis] = slice(None)
         keep = np.where(covered, 1.0 - weight, 0.0)[tuple(expand)]
         out = np.take(out, lower, axis=axis) * keep + np.take(out, upper, axis=axis) * weight[tuple(expand)]

@@ -123,7 +123,7 @@ def _plane_list(z_mm: np.ndarray) -> str:
 def _planes(roi: Roi, grid: Grid, end_caps: str) -> _Planes:
     """Group the closed contours by plane, resolve each plane's contours and give it its slab."""
     contours = roi.closed_contours
-    sizes = [len(c.points_mm) for c in contours]
+    sizes = np.array([len(c.points_mm) for c in contours], dtype=np.intp)
     index = grid.to_index(np.concatenate([c.points_mm for c in contours]))
     starts = np.cumsum(sizes) - sizes
     k_mean = np.add.reduceat(index[:, 0], starts) / sizes
@@ -499,6 +499,7 @@ def sample_roi(roi: Roi, grid: Grid, end_caps: str = "half") -> RoiSampling:
         i = np.concatenate([i, centres[ok, 1].astype(np.float32)])
     counts = np.maximum(counts, 1)
 
+    sample: slice | np.ndarray  # every sample once, or the index of each sub-plane's sample
     if np.all(sub_planes == 1):
         sample, p = slice(None), plane
         k = planes.k.astype(np.float32)[plane]

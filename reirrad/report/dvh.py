@@ -137,6 +137,7 @@ def to_text(table: DvhTable, width: int = 160) -> str:
     """The Rich table as plain text (for ``--output`` with the table format)."""
     from rich.console import Console
 
-    console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, color_system=None, force_terminal=False)
     render_table(table, console)
-    return console.file.getvalue()
+    return buffer.getvalue()

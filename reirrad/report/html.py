@@ -9,7 +9,7 @@ from reirrad.report.figures import course_dvh_html, dvh_figures
 from reirrad.report.hotspot import hotspot_html
 from reirrad.report.machine import report_dict
 from reirrad.report.tps import to_html as tps_html
-from reirrad.results import CheckReport, CourseSummary, nothing_judged
+from reirrad.results import CheckReport, CourseSummary, Status, nothing_judged
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222}
@@ -40,9 +40,9 @@ ROW_ORDER = ("fail", "warn", "not_evaluated", "pass", "report")  # failing and w
 def verdict(report: CheckReport) -> str:
     """The run's verdict: FAIL, NOT EVALUATED, WARN or PASS (a check that judged nothing is NOT
     EVALUATED: nothing silently passes)."""
-    statuses = {r.status for r in report.results if r.has_threshold}
+    statuses: set[Status] = {r.status for r in report.results if r.has_threshold}
     if nothing_judged(report.results):
-        statuses.add("not_evaluated")
+        statuses.add(Status.NOT_EVALUATED)
     return next((s for s in VERDICT_ORDER if s in statuses), "not_evaluated")
 
 
@@ -69,7 +69,9 @@ def provenance(report: CheckReport) -> str:
     """Whose plans, what checked them and when, which files (SHA-256) and options."""
     reference = _reference(report)
     files = "<br>".join(
-        f"{escape(c.name)}: {escape(f.path)} <small>sha256 {escape(f.sha256)}</small>"
+        f"{escape(c.name)}: {escape(f.path)}"
+        # an object given in memory has no file and no digest (its path names it)
+        + (f" <small>sha256 {escape(f.sha256)}</small>" if f.sha256 is not None else "")
         for c in report.courses
         for f in c.files
     )
