@@ -115,3 +115,14 @@ def test_an_undecodable_dataset_value_is_an_input_error_naming_the_dataset() -> 
     dose._dict[rows] = RawDataElement(rows, "US", 3, b"\x01\x02\x03", 0, False, True)  # 3 bytes for a 2-byte value
     with pytest.raises(reirrad.InputError, match=rf"<RTDOSE {dose.SOPInstanceUID}>: cannot decode Rows"):
         reirrad.load_course(datasets=[dose, *read(NEW)[:1]], name="new")
+
+
+def test_the_html_report_of_in_memory_inputs_names_them_without_a_hash(reg_dataset) -> None:
+    """Objects given in memory have no file hash (sha256 None): the HTML report names them and
+    shows no digest (it raised AttributeError before)."""
+    from reirrad.report.html import to_html
+
+    html = to_html(reg_dataset)
+    uid = str(pydicom.dcmread(REG, stop_before_pixels=True).SOPInstanceUID)
+    assert f"&lt;REG {uid}&gt;" in html
+    assert "sha256 None" not in html
