@@ -103,9 +103,13 @@ def resolve_phase(
     kind = kinds.pop()
     group = fraction_group if fraction_group is not None else _fraction_group_number(doses, kind)
     planned = _planned_fractions(plan, group, kind, hint, first.path, required=fractions_override is None)
-    fractions, source = planned, "plan"
-    if fractions_override is not None and fractions_override != planned:
-        if planned is not None and not confirmed:
+    fractions: int
+    if fractions_override is None or fractions_override == planned:
+        if planned is None:  # _planned_fractions raises instead when no count is given
+            raise AssertionError("no fraction count for the phase")
+        fractions, source = planned, "plan"
+    else:
+        if planned is not None and plan is not None and not confirmed:
             raise InputError(
                 first.path,
                 f"{given_as} gives {fractions_override} fractions but plan {plan.path.name} says {planned}: "
@@ -162,7 +166,7 @@ def dose_scale_notes(
     """
     if not max_dose_gy > 0:
         raise InputError(path, "the dose is zero everywhere: an empty or wrongly scaled RTDOSE")
-    if prescription_gy is None or not prescription_gy > 0:
+    if plan is None or prescription_gy is None or not prescription_gy > 0:
         source = "no RTPLAN" if plan is None else f"{plan.path.name} gives no target prescription dose"
         return (f"{label}: {source}, so its dose scale (Gy vs cGy) could not be checked",)
     ratio = max_dose_gy / prescription_gy
@@ -309,8 +313,8 @@ class LoadedCourse:
     @property
     def prescription_gy(self) -> float | None:
         """Sum of the phases' prescriptions (Gy), when every phase has one."""
-        values = [p.prescription_gy for p in self.phases]
-        return None if None in values else float(sum(values))
+        values = [p.prescription_gy for p in self.phases if p.prescription_gy is not None]
+        return float(sum(values)) if len(values) == len(self.phases) else None
 
     @property
     def dose_per_fraction_gy(self) -> float | None:
@@ -388,7 +392,7 @@ def accepting(
 def load_courses(case: CaseSpec) -> list[LoadedCourse]:
     """Every course of the case, refused when one is listed twice or belongs to another patient
     than the reference course (unless its entry accepts that; then a note names both IDs)."""
-    courses = []
+    courses: list[LoadedCourse] = []
     for spec in case.courses:
         course = load_course(spec)
         _refuse_repeated(course, courses, case.path)

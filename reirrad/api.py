@@ -100,7 +100,7 @@ def check(
     (True, ['new', 'prior'])
     """
     from reirrad.case import CaseSpec, load_case
-    from reirrad.check import CheckOptions, run_check
+    from reirrad.check import CheckOptions, fail_on_option, run_check
     from reirrad.errors import InputError, Interface
 
     if isinstance(case, str | Path):
@@ -109,8 +109,8 @@ def check(
         raise TypeError(f"case must be a case-file path or a reirrad.Case, got {type(case).__name__}")
     options = CheckOptions(
         constraints=constraints,
-        fail_on=fail_on,
-        allow_missing=allow_missing,  # type: ignore[arg-type]
+        fail_on=fail_on_option(fail_on),
+        allow_missing=allow_missing,
         recovery_model=recovery_model,
         lql_transition_gy=lql_transition_gy,
         conservative=conservative,
@@ -130,7 +130,7 @@ def _is_dataset(value: Any) -> bool:
     return isinstance(value, pydicom.Dataset)
 
 
-def _loaded(value: Any, kind: type, from_dataset: Callable[[Any, str], Any], read: Callable[[Any], Any]) -> Any:
+def _loaded(value: Any, kind: type, from_dataset: Callable[[Any, PathLike], Any], read: Callable[[Any], Any]) -> Any:
     """``value`` when it is already a ``kind``, else read from its pydicom dataset (decoded first, as
     a file is) or its file."""
     from reirrad.dicom.discover import dataset_label

@@ -15,7 +15,7 @@ import json
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -95,7 +95,10 @@ class BatchResult:
     def exit_code(self) -> int:
         """--fail-fast: the stopping case's code. Else :func:`reirrad.verdicts.batch_exit_code` of the cases."""
         if self.stopped_by is not None:
-            return self.outcomes[self.stopped_by].exit_code
+            code = self.outcomes[self.stopped_by].exit_code
+            if code is None:  # only a finished case stops a run
+                raise ValueError(f"case {self.stopped_by} stopped the batch but was not run")
+            return code
         return batch_exit_code(o.exit_code for o in self.outcomes)
 
 
@@ -166,12 +169,12 @@ def case_key(path: str | Path, options: CheckOptions) -> CaseKey:
 Task = tuple[int, str]  # (input position, absolute case file)
 
 
-def _serial(tasks: list[Task], options: CheckOptions) -> Iterator[tuple[int, CaseOutcome]]:
+def _serial(tasks: list[Task], options: CheckOptions) -> Generator[tuple[int, CaseOutcome]]:
     for index, path in tasks:
         yield index, check_case(path, options)
 
 
-def _pool(tasks: list[Task], options: CheckOptions, jobs: int) -> Iterator[tuple[int, CaseOutcome]]:
+def _pool(tasks: list[Task], options: CheckOptions, jobs: int) -> Generator[tuple[int, CaseOutcome]]:
     """A process pool (spawn: a fresh interpreter per worker, safe with threads and BLAS)."""
     executor = ProcessPoolExecutor(
         min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn"), initializer=init_worker
@@ -190,7 +193,7 @@ def _pool(tasks: list[Task], options: CheckOptions, jobs: int) -> Iterator[tuple
     executor.shutdown()
 
 
-def _dask(tasks: list[Task], options: CheckOptions, address: str) -> Iterator[tuple[int, CaseOutcome]]:
+def _dask(tasks: list[Task], options: CheckOptions, address: str) -> Generator[tuple[int, CaseOutcome]]:
     """The same tasks on a Dask distributed cluster; the results come back to this process."""
     from distributed import Client
     from distributed import as_completed as dask_completed

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -61,6 +62,7 @@ from reirrad.results import (
     DvhCurve,
     Patient,
     PhaseSummary,
+    Status,
     Summary,
 )
 from reirrad.strategies import Evaluation, Strategy
@@ -91,13 +93,18 @@ class CheckOptions:
     robust: bool = False
 
     def __post_init__(self) -> None:
-        try:
-            object.__setattr__(self, "fail_on", FailOn(self.fail_on))
-        except ValueError:
-            choices = ", ".join(repr(f.value) for f in FailOn)
-            raise OptionError(f"fail_on must be one of {choices}, got {self.fail_on!r}") from None
+        object.__setattr__(self, "fail_on", fail_on_option(self.fail_on))
         check_lql_transition_gy(self.lql_transition_gy)
         robust.check_options(self)
+
+
+def fail_on_option(value: str | FailOn) -> FailOn:
+    """``value`` as a :class:`FailOn` (its exact value, e.g. "warn"); OptionError for any other."""
+    try:
+        return FailOn(value)
+    except ValueError:
+        choices = ", ".join(repr(f.value) for f in FailOn)
+        raise OptionError(f"fail_on must be one of {choices}, got {value!r}") from None
 
 
 def exit_code(results: tuple[ConstraintResult, ...], options: CheckOptions) -> int:
@@ -108,7 +115,7 @@ def exit_code(results: tuple[ConstraintResult, ...], options: CheckOptions) -> i
 def _not_evaluated(
     constraint: Constraint, structure: str | None, reason: str, courses: list[str], notes: tuple[str, ...] = ()
 ) -> ConstraintResult:
-    return _result(constraint, structure, None, dict.fromkeys(courses), {}, "not_evaluated", reason, notes)
+    return _result(constraint, structure, None, dict.fromkeys(courses), {}, Status.NOT_EVALUATED, reason, notes)
 
 
 def _result(
@@ -117,7 +124,7 @@ def _result(
     value: float | None,
     per_course: dict[str, float | None],
     recovery: dict[str, float],
-    status: str,
+    status: Status,
     reason: str | None,
     notes: tuple[str, ...],
     levels: Judging | None = None,
@@ -166,8 +173,8 @@ def judged_result(
     """The verdict on the dose ``how`` names: the plain (undiscounted) sum, or the sum with prior
     courses discounted by ``model`` (``discounted``, None when the model discounts nothing here).
     A result judged on the plain sum shows the discounted value beside it, labelled."""
-    use_discounted = how.discounted and discounted is not None
-    value, per_course = discounted if use_discounted else plain
+    judged = discounted if how.discounted else None  # None: judged on the plain sum
+    value, per_course = judged if judged is not None else plain
     notes = notes + ((how.note,) if how.note else ())
     shown = None
     if discounted is not None and constraint.dose_basis == UNDISCOUNTED:
@@ -179,8 +186,8 @@ def judged_result(
                 f"discount; recovery model {model.name} would give {number} (shown for information, not judged)"
             ),
         )
-    applied = recovery if use_discounted else dict.fromkeys(recovery, 0.0)
-    status = "not_evaluated" if value is None else judge(how, value)
+    applied = recovery if judged is not None else dict.fromkeys(recovery, 0.0)
+    status = Status.NOT_EVALUATED if value is None else Status(judge(how, value))
     return _result(
         constraint, structure, value, per_course, applied, status, reason if value is None else None, notes, how, shown
     )
@@ -203,6 +210,9 @@ class _Evaluator:
         lql_transition_gy: float | None,
         accept_partial_coverage: bool = False,
     ):
+        if acc.structures is None:  # the callers refuse a reference course without an RTSTRUCT first
+            raise InputError(acc.reference.course.spec.path, f"course '{acc.reference.name}' has no RTSTRUCT")
+        self.structures: StructureSet = acc.structures
         self.acc = acc
         self.model = model
         self.lql_transition_gy = lql_transition_gy
@@ -220,7 +230,7 @@ class _Evaluator:
     def sampling(self, structure: str) -> RoiSampling:
         """The structure rasterised once on the reference grid."""
         if structure not in self._samplings:
-            roi = self.acc.structures.by_name(structure)
+            roi = self.structures.by_name(structure)
             self._samplings[structure] = sample_roi(roi, self.acc.grid)
         return self._samplings[structure]
 
@@ -268,10 +278,11 @@ class _Evaluator:
             out = {}
             for course in self.acc.courses:
                 samples = self.phase_samples(structure)[course.name]
-                total = sum(
+                doses = [
                     eqd2_gy(dvh.doses_gy, phase.fractions, alpha_beta_gy, self.lql_transition_gy)
                     for dvh, phase in zip(samples, course.phases)
-                )
+                ]
+                total = sum(doses[1:], doses[0])
                 out[course.name] = dataclasses.replace(samples[0], doses_gy=total)
             self._course_eqd2[key] = out
         return self._course_eqd2[key]
@@ -286,12 +297,13 @@ class _Evaluator:
         out = {}
         for course in self.acc.courses:
             samples = self.phase_samples(structure)[course.name]
-            per_fraction = [evaluate(dvh, metric).value for dvh in samples]
+            values = [evaluate(dvh, metric).value for dvh in samples]
+            per_fraction = [v for v in values if v is not None]
             out[course.name] = CourseDose(
                 eqd2_gy=evaluate(eqd2[course.name], metric).value,
                 physical_gy=evaluate(_add(samples), metric).value,
                 per_fraction_gy=None
-                if None in per_fraction
+                if len(per_fraction) < len(values)
                 else max(v / phase.fractions for v, phase in zip(per_fraction, course.phases)),
             )
         return out
@@ -305,12 +317,14 @@ class _Evaluator:
             }
         return self._coverage[structure]
 
-    def organ_samples(self, constraint: Constraint, match: OrganMatch) -> tuple[str | None, dict[str, Dvh] | str]:
+    def organ_samples(
+        self, constraint: Constraint, match: OrganMatch
+    ) -> tuple[str, dict[str, Dvh]] | tuple[str | None, str]:
         """The structure standing for the constraint's organ and every course's EQD2 samples of it,
-        or the reason there are none."""
+        or the structure (if any) and the reason there are none."""
         if match.structure is None:
             return None, match.reason or match.status
-        roi = self.acc.structures.by_name(match.structure)
+        roi = self.structures.by_name(match.structure)
         if roi.is_empty:
             return roi.name, f"structure is empty: {roi.empty_reason}"
         if self.sampling(roi.name).in_grid_volume_cc <= 0:
@@ -351,9 +365,10 @@ class _Evaluator:
 
     def evaluate(self, constraint: Constraint, match: OrganMatch) -> ConstraintResult:
         """The verdict on one constraint (never a silent pass: anything missing is not evaluated)."""
-        structure, samples = self.organ_samples(constraint, match)
-        if isinstance(samples, str):
-            return _not_evaluated(constraint, structure, samples, self.names)
+        found = self.organ_samples(constraint, match)
+        if isinstance(found[1], str):
+            return _not_evaluated(constraint, found[0], found[1], self.names)
+        structure, samples = found
         gaps = self.coverage_gaps(structure)
         if gaps and not constraint.report_only and not self.accept_partial_coverage:
             reason = "; ".join(gaps) + (
@@ -374,8 +389,8 @@ class _Evaluator:
             scaled = _discount(samples, recovery)
             discounted = self.sums(_add(scaled.values()), metric, scaled)
         plain_sums = self.sums(plain, metric, samples)
-        reason = evaluate(plain, metric).reason if plain_sums[0] is None else None
-        return judged_result(constraint, structure, how, self.model, recovery, plain_sums, discounted, notes, reason)
+        why = evaluate(plain, metric).reason if plain_sums[0] is None else None
+        return judged_result(constraint, structure, how, self.model, recovery, plain_sums, discounted, notes, why)
 
     @staticmethod
     def sums(cumulative: Dvh, metric: Metric, per_course: dict[str, Dvh]) -> Sums:
@@ -410,7 +425,7 @@ class _Evaluator:
         dose from the same samples (before recovery)."""
         per_course: dict[str, CourseDose] = {}
         coverage: dict[str, float] = {}
-        if result.structure is not None and not self.acc.structures.by_name(result.structure).is_empty:
+        if result.structure is not None and not self.structures.by_name(result.structure).is_empty:
             metric = parse_metric(result.metric)
             per_course = self.course_doses(result.structure, metric, result.alpha_beta_gy)
             coverage = self.coverage(result.structure)
@@ -540,19 +555,31 @@ def course_info(course: CourseOnGrid) -> CourseInfo:
     """What the flags need to know about one course."""
     phases = course.course.phases
     prescribed = [p.prescription_gy / p.fractions for p in phases if p.prescription_gy is not None]
+    planned = [p.plan_fractions for p in phases if p.plan_fractions is not None]
     return CourseInfo(
         name=course.name,
         fractions=course.fractions,
         fraction_source="override" if any(p.fraction_source == "override" for p in phases) else "plan",
-        plan_fractions=None if any(p.plan_fractions is None for p in phases) else sum(p.plan_fractions for p in phases),
+        plan_fractions=sum(planned) if len(planned) == len(phases) else None,
         prescription_gy=course.prescription_gy,
         max_dose_per_fraction_gy=max(p.max_dose_gy / p.fractions for p in phases),
         prescribed_per_fraction_gy=max(prescribed) if len(prescribed) == len(phases) else None,
         start_date=course.course.spec.start_date,
         end_date=course.course.spec.end_date,
-        schedule=course.course.spec.schedule,
+        schedule=_schedule(course.course.spec),
         registration=course.registration_label,
     )
+
+
+def _schedule(spec: CourseSpec) -> Literal["daily", "alternate_day", "bid"] | None:
+    """The course's schedule as the flags take it (a case file's is checked on reading)."""
+    match spec.schedule:
+        case None:
+            return None
+        case "daily" | "alternate_day" | "bid" as schedule:
+            return schedule
+        case other:
+            raise InputError(spec.path, f"schedule must be one of daily, alternate_day, bid, got {other!r}")
 
 
 def flag_context(
@@ -827,7 +854,7 @@ def conservative_value(dvh: Dvh, metric: Metric, courses: int) -> MetricValue | 
     if volume_cc <= 0:
         return evaluate(dvh, Statistic(MetricKind.DMAX))
     value = evaluate(dvh, DoseAtVolume(volume_cc, VolumeUnit.CC))
-    if value.value is None:
+    if value.value is None or value.indices is None:
         return value
     hottest = value.indices[np.argmax(dvh.doses_gy[value.indices])]
     return MetricValue(float(dvh.doses_gy[hottest]), None, np.array([hottest]), np.ones(1))
@@ -929,9 +956,12 @@ def _course_bounds(constraint: Constraint, metric: Metric, singles: Sequence[_Si
         return _Bounds(per_course, recovery, own, (), f"{metric} has no conservative bound without registration")
     for s in singles:
         name = s.course.name
-        structure, samples = s.evaluator.organ_samples(constraint, s.matches[constraint.organ])
-        structures.append(structure or "?")
-        value = None if isinstance(samples, str) else conservative_value(samples[name], metric, len(singles))
+        found = s.evaluator.organ_samples(constraint, s.matches[constraint.organ])
+        structures.append(found[0] or "?")
+        if isinstance(found[1], str):
+            return _Bounds(per_course, recovery, own, tuple(structures), f"course '{name}': {found[1]}")
+        structure, samples = found
+        value = conservative_value(samples[name], metric, len(singles))
         if value is None or value.value is None:
             reason = f"course '{name}': {samples if value is None else value.reason}"
             return _Bounds(per_course, recovery, own, tuple(structures), reason)

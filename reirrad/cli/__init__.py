@@ -36,6 +36,7 @@ DEBUG_ENV = "REIRRAD_DEBUG"
 # Thread counts of the BLAS/OpenMP pools numpy and scipy may start (OpenBLAS reads the first it finds).
 THREAD_ENVS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 _DEBUG_KEY = "reirrad.debug"
+_TYPER_EXITS: tuple[type[Exception], ...]  # the two branches name different exception classes
 try:  # the exceptions Typer itself turns into exit codes (usage errors: 2)
     _TYPER_EXITS = (typer.Exit, typer.Abort, typer.TyperException)
 except AttributeError:  # older Typer: they come from click
@@ -47,7 +48,10 @@ except AttributeError:  # older Typer: they come from click
 class _Commands(typer.core.TyperGroup):
     """The root group: runs a sub-command and turns whatever escapes it into an honest exit code."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    # the base declares ctx as click's Context, which newer Typer vendors in a private module
+    # (typer._click) and older Typer takes from click: no public name covers both, so the public
+    # typer.Context (a subclass, same ``meta``) stands in for it here
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         fall_back_to_ascii(sys.stdout)
         fall_back_to_ascii(sys.stderr)
         try:
