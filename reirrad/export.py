@@ -55,7 +55,7 @@ SLAB_VOXELS = 1 << 18  # reference-grid voxels computed at once (whole frames; a
 class ExportSummary:
     """What an exported EQD2 file holds: where, its maximum, and the assumptions behind it."""
 
-    path: Path
+    path: str | Path  # as given (the CLI quotes it back)
     max_eqd2_gy: float
     description: str
     assumptions: tuple[str, ...]
@@ -84,7 +84,7 @@ def _model_text(lql_transition_gy: float | None) -> str:
 def write_eqd2_dose(
     rtdose: Path,
     alpha_beta_gy: float,
-    output: Path,
+    output: str | Path,
     *,
     fractions: int | None = None,
     plan_path: Path | None = None,
@@ -137,7 +137,7 @@ def write_eqd2_dose(
 def write_cumulative_eqd2(
     case: CaseSpec,
     alpha_beta_gy: float,
-    output: Path,
+    output: str | Path,
     *,
     recovery_model_name: str | None = None,
     organ: str | None = None,
@@ -153,7 +153,7 @@ def write_cumulative_eqd2(
         The case, with its acceptances (:func:`reirrad.accumulate.accepting`).
     alpha_beta_gy : float
         alpha/beta (Gy) of every voxel.
-    output : Path
+    output : str or Path
         The RTDOSE to write (never one of the case's inputs).
     recovery_model_name : str, optional
         The recovery model discounting prior courses (default: the case's, else none).
