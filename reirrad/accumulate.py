@@ -22,11 +22,18 @@ from pathlib import Path
 import numpy as np
 
 from reirrad.case import CaseSpec, CourseSpec
+from reirrad.dicom.deformable import DeformableRegistration, FieldPointMap, deformable_from_dataset
 from reirrad.dicom.discover import Course, StructureSource, course_from_datasets, discover_course
 from reirrad.dicom.dose import DoseGrid
 from reirrad.dicom.identity import PatientIdentity
+from reirrad.dicom.io import read_dataset
 from reirrad.dicom.plan import Plan
-from reirrad.dicom.registration import Registration, read_registration, reference_to_moving
+from reirrad.dicom.registration import (
+    DEFORMABLE_REGISTRATION_SOP_CLASS,
+    Registration,
+    course_point_map,
+    registration_from_dataset,
+)
 from reirrad.dicom.structures import Roi, StructureSet
 from reirrad.dicom.summation import PHASE_TOTAL, SummationType
 from reirrad.eqd2 import NO_RECOVERY, RecoveryFactor, RecoveryModel, eqd2_gy, recovery_factor
@@ -584,7 +591,7 @@ def map_courses(courses: Sequence[LoadedCourse], case: CaseSpec, cover: Sequence
     for course in courses:
         if not course.frame_of_reference_uid:  # never "the same frame" as another missing one
             raise InputError(course.spec.path, f"course {course.name!r} has no frame of reference")
-    registrations = _read_registrations(courses)
+    registrations, deformables = _read_registrations(courses)
     # autoreg hook: courses asking for it (registration = "auto" / --auto-register) and related to the
     # reference by no REG get an automatic rigid CT registration, used exactly like a REG file.
     if any(c.spec.auto_register for c in courses):
@@ -592,10 +599,10 @@ def map_courses(courses: Sequence[LoadedCourse], case: CaseSpec, cover: Sequence
 
         registrations += automatic_registrations(courses, registrations)
     maps = [
-        RigidMap(*reference_to_moving(frame, course.frame_of_reference_uid, registrations, course.spec.path))
+        course_point_map(frame, course.frame_of_reference_uid, registrations, deformables, course.spec.path)
         for course in courses
     ]
-    dose_grids = [(phase.grid, m.matrix) for course, m in zip(courses, maps) for phase in course.phases]
+    dose_grids = [(phase.grid, *_grid_to_reference(m)) for course, m in zip(courses, maps) for phase in course.phases]
     grid = _covering_grid(reference_grid, cover, dose_grids) if cover else reference_grid
     mapped = tuple(
         CourseOnGrid(
@@ -615,11 +622,26 @@ def map_courses(courses: Sequence[LoadedCourse], case: CaseSpec, cover: Sequence
     return AccumulatedCase(case, grid, mapped, reference.phases[0].files[0], reference_grid)
 
 
-def _covering_grid(reference: Grid, rois: Sequence[Roi], dose_grids: Sequence[tuple[Grid, np.ndarray | None]]) -> Grid:
+def _grid_to_reference(point_map: PointMap) -> tuple[np.ndarray | None, float]:
+    """The reference -> course transform a course's dose box is placed by, and a margin (mm) to grow
+    that box by: a rigid map's matrix exactly; a deformable field's matrices, grown by its largest
+    offset (the box only decides how far the evaluation grid may grow; dose is sampled through the
+    field itself)."""
+    if isinstance(point_map, FieldPointMap):
+        inverse, margin_mm = point_map.approximate_inverse()
+        return np.linalg.inv(inverse), margin_mm
+    assert isinstance(point_map, RigidMap)
+    return point_map.matrix, 0.0
+
+
+def _covering_grid(
+    reference: Grid, rois: Sequence[Roi], dose_grids: Sequence[tuple[Grid, np.ndarray | None, float]]
+) -> Grid:
     """``reference`` grown to cover ``rois`` (one voxel of margin) within the courses' dose grids.
 
-    ``dose_grids`` pairs each phase's grid with its reference -> moving transform (None: same frame).
-    Index boxes are taken in ``reference`` index space; a rotated grid counts by its bounding box.
+    ``dose_grids`` gives each phase's grid with its reference -> moving transform (None: same frame)
+    and a margin in mm. Index boxes are taken in ``reference`` index space; a rotated grid counts by
+    its bounding box.
     """
     points = [c.points_mm for roi in rois for c in roi.closed_contours]
     if not points:
@@ -627,20 +649,29 @@ def _covering_grid(reference: Grid, rois: Sequence[Roi], dose_grids: Sequence[tu
     index = reference.to_index(np.concatenate(points))
     low, high = index.min(axis=0) - 1.0, index.max(axis=0) + 1.0
     boxes = []
-    for grid, reference_to_moving_mm in dose_grids:
+    for grid, reference_to_moving_mm, margin_mm in dose_grids:
         corners = corner_centres_mm(grid)
         if reference_to_moving_mm is not None:
             corners = transform_points(np.linalg.inv(reference_to_moving_mm), corners)
         corners = reference.to_index(corners)
-        boxes.append((corners.min(axis=0) - 0.5, corners.max(axis=0) + 0.5))
+        grow = 0.5 + margin_mm / np.asarray(reference.spacing_mm)
+        boxes.append((corners.min(axis=0) - grow, corners.max(axis=0) + grow))
     low = np.maximum(low, np.min([b[0] for b in boxes], axis=0))
     high = np.minimum(high, np.max([b[1] for b in boxes], axis=0))
     return reference if np.any(low > high) else grown_to_cover(reference, low, high)
 
 
-def _read_registrations(courses: Sequence[LoadedCourse]) -> list[Registration]:
-    paths = dict.fromkeys(p for c in courses for p in c.registration_paths)
-    return [read_registration(p) for p in paths] + [r for c in courses for r in c.registrations]
+def _read_registrations(courses: Sequence[LoadedCourse]) -> tuple[list[Registration], list[DeformableRegistration]]:
+    """The courses' REG files, rigid and deformable apart (by SOP class), and their in-memory REGs."""
+    rigid: list[Registration] = []
+    deformable: list[DeformableRegistration] = []
+    for path in dict.fromkeys(p for c in courses for p in c.registration_paths):
+        ds = read_dataset(path)
+        if str(ds.get("SOPClassUID", "")) == DEFORMABLE_REGISTRATION_SOP_CLASS:
+            deformable.append(deformable_from_dataset(ds, path))
+        else:
+            rigid.append(registration_from_dataset(ds, path))
+    return rigid + [r for c in courses for r in c.registrations], deformable
 
 
 def phase_indices(grid: Grid, positions: np.ndarray, phase_grid: Grid, point_map: PointMap) -> np.ndarray:

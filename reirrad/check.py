@@ -40,6 +40,7 @@ from reirrad.constraints import (
     load_constraint_set,
     resolve_set_path,
 )
+from reirrad.dicom.deformable import FieldPointMap
 from reirrad.dicom.identity import PatientIdentity
 from reirrad.dicom.structures import StructureSet
 from reirrad.dvh import Dvh, MetricValue, cumulative_dvh, evaluate
@@ -47,6 +48,7 @@ from reirrad.eqd2 import NO_RECOVERY, RecoveryModel, check_lql_transition_gy, eq
 from reirrad.errors import InputError, OptionError, ReirradError
 from reirrad.export import fraction_text
 from reirrad.flags import CourseDose, CourseInfo, FlagContext, FlagRules, OrganResult, compute_flags, load_flag_rules
+from reirrad.grid import Grid
 from reirrad.mapping import PointMap
 from reirrad.masks import RoiSampling, sample_roi
 from reirrad.metrics import DoseAtVolume, Metric, MetricKind, Statistic, VolumeUnit, parse_metric
@@ -254,6 +256,8 @@ class _Evaluator:
         if point_map is None and key in self._course_samples:
             return self._course_samples[key]
         sampling = self.sampling(structure)
+        if point_map is not None and point_map is not course.point_map:
+            _refuse_outside_field(structure, sampling, self.acc.grid, point_map)
         doses, covered = phase_doses_at(
             course.phases, self.acc.grid, sampling.positions, point_map or course.point_map, margin_voxels=0.5
         )
@@ -357,6 +361,30 @@ class _Evaluator:
                     course.course.spec.path,
                     f"course '{course.name}': its dose grid ({course.registration_label}) reaches none of the "
                     f"{len(sampled)} evaluated structures; check its registration and geometry",
+                )
+
+    def refuse_structures_outside_fields(self, structures: list[str]) -> None:
+        """InputError when a course mapped by a deformable registration has evaluated structures
+        (partly) outside its deformation field: which structures, how much of each (by volume).
+        Their prior dose there is unknown; it is not summed as 0 Gy."""
+        for course in self.acc.courses:
+            if not isinstance(course.point_map, FieldPointMap):
+                continue
+            gaps = []
+            for name in structures:
+                sampling = self.sampling(name)
+                if not len(sampling.positions):
+                    continue
+                points = self.acc.grid.to_patient(sampling.positions)
+                missing = course.point_map.missing_fraction(points, sampling.weights_cc)
+                if missing > 0.0:
+                    gaps.append(f"{name} {_percent_outside(1.0 - missing)} %")
+            if gaps:
+                raise InputError(
+                    course.point_map.path,
+                    f"course '{course.name}': {course.point_map.label}: its deformation field misses part of "
+                    f"{len(gaps)} of the {len(structures)} evaluated structures (volume outside the field or on "
+                    f"undefined vectors: {', '.join(gaps)}); the field must cover every evaluated structure",
                 )
 
     def prior_recovery(self, recovery: dict[str, float]) -> dict[str, float]:
@@ -494,6 +522,24 @@ def overlap_doses_gy(acc: AccumulatedCase, new_min_gy: float) -> dict[str, np.nd
         dose[tuple(hot.astype(np.intp).T)] = _add_arrays(list(doses))
         out[course.name] = dose
     return out
+
+
+def _refuse_outside_field(structure: str, sampling: RoiSampling, grid: Grid, point_map: PointMap) -> None:
+    """InputError when ``point_map`` (a course's map displaced, e.g. by the registration-uncertainty
+    search) leads a structure's samples out of a deformation field (the map gives NaN there)."""
+    base = point_map
+    while not isinstance(base, FieldPointMap) and hasattr(base, "base"):
+        base = base.base
+    if not isinstance(base, FieldPointMap) or not len(sampling.positions):
+        return
+    missing = np.isnan(point_map(grid.to_patient(sampling.positions))).any(axis=1)
+    if missing.any():
+        share = float(np.sum(sampling.weights_cc[missing]) / max(float(np.sum(sampling.weights_cc)), 1e-12))
+        raise InputError(
+            base.path,
+            f"{point_map.label}: {100.0 * share:.2f} % of {structure} (by volume) lies outside the deformation "
+            "field there; the field must cover every evaluated structure",
+        )
 
 
 def _add_arrays(arrays: list[np.ndarray]) -> np.ndarray:
@@ -804,6 +850,7 @@ class RegisteredSum:
         cover = [structures.by_name(name) for name in evaluated]
         acc = map_courses(courses, dataclasses.replace(case, recovery_model=model.name), cover)
         evaluator = _Evaluator(acc, model, options.lql_transition_gy, case.accept_partial_coverage)
+        evaluator.refuse_structures_outside_fields([roi.name for roi in cover if not roi.is_empty])
         evaluator.refuse_courses_missing_everything([roi.name for roi in cover if not roi.is_empty])
         results = tuple(evaluator.evaluate(c, matches[c.organ]) for c in cset.constraints)
         assumed = assumptions(acc, cset, model, options)

@@ -18,7 +18,7 @@ per_fraction_gy. stereotactic_schedule: course, per_fraction_gy, organ_doses, at
 outside_grid: organ, structure, course, outside. registration_uncertainty: count, uncertainty,
 changes (the constraints whose verdict worsens to one of worst_statuses). fraction_override: course, fractions,
 plan_fractions (text: "the plan says 5" or "no plan gives a count"). automatic_registration:
-course, registration.
+course, registration. deformable_registration: course, registration.
 missing_structure: count, organs. reirradiation_type: text (from type1 / type2 / repeat / unknown
 with overlap_cc, prior, new, prior_min_gy, new_min_gy, organs, organ_min_gy). miri_class: text
 (from class_text with miri_class, definition; or not_applicable with reason). carotid_invasion:
@@ -365,6 +365,14 @@ def _automatic_registration(rule: FlagRule, ctx: FlagContext) -> list[Flag]:
     ]
 
 
+def _deformable_registration(rule: FlagRule, ctx: FlagContext) -> list[Flag]:
+    return [
+        rule.flag(course=c.name, registration=c.registration)
+        for c in ctx.courses
+        if c.registration.startswith("deformable registration")
+    ]
+
+
 def _missing_structure(rule: FlagRule, ctx: FlagContext) -> list[Flag]:
     missing = [m for m in ctx.matches if m.status != "matched"]
     if not missing:
@@ -518,6 +526,7 @@ KINDS: dict[str, tuple[Kind, tuple[str, ...]]] = {
     "outside_grid": (_outside_grid, ("min_coverage",)),
     "fraction_override": (_fraction_override, ()),
     "automatic_registration": (_automatic_registration, ()),
+    "deformable_registration": (_deformable_registration, ()),
     "missing_structure": (_missing_structure, ()),
     "reirradiation_type": (
         _reirradiation_type,

@@ -5,13 +5,22 @@ direction (registered frame -> source frame), and refusing points the field does
 from __future__ import annotations
 
 import math
+import re
+import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
+from sum_helpers import rigid as sum_rigid
+from sum_helpers import write_reg
 
+from reirrad.case import load_case
+from reirrad.check import run_check
+from reirrad.cli import main
 from reirrad.dicom.deformable import read_deformable_registration
 from reirrad.errors import InputError
 from reirrad.mapping import RigidMap
@@ -47,14 +56,22 @@ def write_deformable(
     pre: np.ndarray | None = None,
     post: np.ndarray | None = None,
     own_frame: str = REFERENCE_FRAME,
+    source_frame: str = PRIOR_FRAME,
+    origin: np.ndarray = ORIGIN,
+    resolution: np.ndarray = RESOLUTION,
+    dimensions: tuple[int, int, int] = DIMENSIONS,
+    patient_id: str | None = None,
 ) -> Path:
-    """A Deformable Spatial Registration: own frame ``own_frame``, one item for PRIOR_FRAME with the
-    vectors (Z, Y, X, 3) as its grid and optional pre/post matrices."""
+    """A Deformable Spatial Registration: own frame ``own_frame``, one item for ``source_frame`` with
+    the vectors (Z, Y, X, 3) as its grid (``origin``, ``resolution`` and ``dimensions`` X, Y, Z) and
+    optional pre/post matrices."""
     ds = syn.other(DEFORMABLE, "REG", own_frame)
+    if patient_id is not None:
+        ds.PatientID = patient_id
     ds.ContentCreatorName = "Tester^Deform"
     ds.SeriesDescription = "synthetic field"
     item = Dataset()
-    item.SourceFrameOfReferenceUID = PRIOR_FRAME
+    item.SourceFrameOfReferenceUID = source_frame
     if pre is not None:
         item.PreDeformationMatrixRegistrationSequence = _matrix_item(pre)
     if post is not None:
@@ -62,9 +79,9 @@ def write_deformable(
     if vectors is not None:
         grid = Dataset()
         grid.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-        grid.ImagePositionPatient = [float(v) for v in ORIGIN]
-        grid.GridDimensions = list(DIMENSIONS)
-        grid.GridResolution = [float(v) for v in RESOLUTION]
+        grid.ImagePositionPatient = [float(v) for v in origin]
+        grid.GridDimensions = [int(v) for v in dimensions]
+        grid.GridResolution = [float(v) for v in resolution]
         grid.VectorGridData = np.ascontiguousarray(vectors, dtype="<f4").tobytes()
         item.DeformableRegistrationGridSequence = Sequence([grid])
     ds.DeformableRegistrationSequence = Sequence([item])
@@ -101,7 +118,7 @@ def test_uniform_shift_field_matches_the_rigid_shift(tmp_path):
     points = inside_points()
     expected = RigidMap(rigid(0.0, np.zeros(3), shift), "REG")(points)
     np.testing.assert_allclose(mapped(points), expected, atol=1e-5)
-    assert "Tester^Deform / synthetic field" in mapped.label
+    assert mapped.label.startswith("deformable registration (Tester^Deform / synthetic field) REG ")
 
 
 def test_rotation_written_as_a_field_matches_the_rigid_rotation(tmp_path):
@@ -181,3 +198,108 @@ def test_malformed_fields_are_refused(tmp_path):
     rigid_reg = syn.write(syn.other(syn.REG, "REG"), tmp_path / "rigid.dcm")
     with pytest.raises(InputError, match="not a Deformable Spatial Registration"):
         read_deformable_registration(rigid_reg)
+
+
+# --- reirrad check through a deformable REG (the SBRT sample, its prior mapped by a field) -----------
+
+SBRT = Path(__file__).resolve().parents[1] / "sample_plans" / "hn_sbrt_reirradiation"
+# the prior -> new translation used for both the rigid REG and the field (float32-exact, mm)
+SBRT_SHIFT = np.array([4.25, -18.5, 37.5])
+
+
+def _frame(path: Path) -> str:
+    return str(pydicom.dcmread(path, stop_before_pixels=True).FrameOfReferenceUID)
+
+
+def _structure_box(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Lowest and highest contour point (x, y, z, mm) of an RTSTRUCT."""
+    ds = pydicom.dcmread(path)
+    points = np.concatenate(
+        [
+            np.asarray(c.ContourData, dtype=float).reshape(-1, 3)
+            for roi in ds.ROIContourSequence
+            for c in roi.get("ContourSequence", [])
+        ]
+    )
+    return points.min(axis=0), points.max(axis=0)
+
+
+def sbrt_case(tmp_path: Path, kind: str, *, partial: bool = False) -> Path:
+    """The SBRT sample copied, its course2/reg.dcm replaced: a translation-only rigid REG
+    (``kind`` "rigid"), or a deformable REG whose field is the same translation everywhere over the
+    reference structures plus 10 mm ("deformable"; ``partial``: the field ends halfway across the
+    structures' box along x instead)."""
+    folder = shutil.copytree(SBRT, tmp_path / kind)
+    reference, prior = _frame(folder / "course2" / "dose.dcm"), _frame(folder / "course1" / "dose.dcm")
+    patient = str(pydicom.dcmread(folder / "course2" / "dose.dcm", stop_before_pixels=True).PatientID)
+    reg = folder / "course2" / "reg.dcm"
+    reg.unlink()
+    if kind == "rigid":  # p_new = p_prior + s
+        write_reg(reg, reference, {reference: np.eye(4), prior: sum_rigid(0.0, 2, SBRT_SHIFT)}, patient_id=patient)
+        return folder / "case.toml"
+    low, high = _structure_box(folder / "course2" / "structures.dcm")
+    low, high = low - 10.0, high + 10.0
+    if partial:
+        high[0] = 0.5 * (low[0] + high[0])
+    resolution = np.array([5.0, 5.0, 5.0])
+    dimensions = tuple(int(v) for v in np.ceil((high - low) / resolution).astype(int) + 1)
+    vectors = np.broadcast_to(-SBRT_SHIFT, (*dimensions[::-1], 3))  # p_prior = p_new + D, D = -s
+    write_deformable(
+        reg,
+        vectors,
+        own_frame=reference,
+        source_frame=prior,
+        origin=low,
+        resolution=resolution,
+        dimensions=dimensions,
+        patient_id=patient,
+    )
+    return folder / "case.toml"
+
+
+def test_check_through_a_uniform_field_matches_the_equivalent_rigid_reg(tmp_path):
+    rigid_report = run_check(load_case(sbrt_case(tmp_path, "rigid")))
+    field_report = run_check(load_case(sbrt_case(tmp_path, "deformable")))
+    evaluated = 0
+    for found, given in zip(field_report.results, rigid_report.results, strict=True):
+        assert (found.constraint_id, found.status) == (given.constraint_id, given.status)
+        if given.value_gy is None:
+            assert found.value_gy is None
+            continue
+        evaluated += 1
+        assert found.value_gy == pytest.approx(given.value_gy, abs=1e-6)
+    assert evaluated >= 10
+    prior = field_report.courses[0]
+    assert prior.registration.startswith("deformable registration (Tester^Deform / synthetic field) REG ")
+    assert rigid_report.courses[0].registration.startswith("REG ")
+    flags = [f for f in field_report.flags if f.id == "deformable_registration_uncertainty"]
+    assert len(flags) == 1 and "prior" in flags[0].message and "Bornedal" in flags[0].source
+    assert not [f for f in rigid_report.flags if f.id == "deformable_registration_uncertainty"]
+
+
+def test_check_through_the_opposite_field_differs(tmp_path):
+    """Direction control: the field written with +s (the inverted convention) moves the cord's value."""
+    case_file = sbrt_case(tmp_path, "deformable")
+    reg = case_file.parent / "course2" / "reg.dcm"
+    ds = pydicom.dcmread(reg)
+    item = ds.DeformableRegistrationSequence[0].DeformableRegistrationGridSequence[0]
+    item.VectorGridData = (-np.frombuffer(item.VectorGridData, dtype="<f4")).astype("<f4").tobytes()
+    ds.save_as(reg)
+    flipped = run_check(load_case(case_file))
+    given = run_check(load_case(sbrt_case(tmp_path, "rigid")))
+    cord = lambda report: next(r for r in report.results if r.constraint_id == "spinalcord-dmax")  # noqa: E731
+    assert cord(given).value_gy is not None
+    assert cord(flipped).value_gy is None or abs(cord(flipped).value_gy - cord(given).value_gy) > 1.0
+
+
+def test_a_field_missing_the_structures_is_refused(tmp_path, capsys, monkeypatch):
+    case_file = sbrt_case(tmp_path, "deformable", partial=True)
+    with pytest.raises(InputError, match=r"deformation field misses part of .* evaluated structures .* %") as error:
+        run_check(load_case(case_file))
+    assert error.value.path == case_file.parent / "course2" / "reg.dcm"
+    assert re.search(r"SpinalCord \d+\.\d+ %", str(error.value))  # a share, not all or nothing
+    monkeypatch.setattr(sys, "argv", ["reirrad", "check", str(case_file)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    assert "deformation field misses part of" in capsys.readouterr().err

@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pydicom
+from pydicom.uid import DeformableSpatialRegistrationStorage as DEFORMABLE_REGISTRATION_SOP_CLASS
 
 from reirrad.dicom.io import numbers, read_dataset, require, uid
-from reirrad.dicom.registration import DEFORMABLE_REGISTRATION_SOP_CLASS
 from reirrad.dvh import trilinear
 from reirrad.errors import InputError
 from reirrad.grid import Grid
@@ -97,6 +98,52 @@ class DeformableMap:
         return float(np.linalg.norm(beyond, axis=1).max(initial=0.0))
 
 
+@dataclass(frozen=True, eq=False)
+class FieldPointMap:
+    """A course's :class:`reirrad.mapping.PointMap` through a deformable registration.
+
+    Where the field gives no offset (outside its grid, or on undefined vectors) the mapped point is
+    NaN, which the evaluation counts as outside every dose grid. The evaluated structures are checked
+    against the field before anything is evaluated (:meth:`missing_fraction`): a structure the field
+    does not cover is refused, not summed with 0 Gy. Whole-grid outputs (export, figures, the overlap
+    flag) get no prior dose there.
+    """
+
+    field: DeformableMap
+
+    @property
+    def label(self) -> str:
+        return self.field.label
+
+    @property
+    def path(self) -> Path:
+        return self.field.path
+
+    def __call__(self, points_mm: np.ndarray) -> np.ndarray:
+        points = np.asarray(points_mm, dtype=float).reshape(-1, 3)
+        out = np.full(points.shape, np.nan)
+        inside = ~self.field.outside_field(points)
+        if inside.any():
+            out[inside] = self.field(points[inside])
+        return out
+
+    def missing_fraction(self, points_mm: np.ndarray, weights: np.ndarray) -> float:
+        """The weighted fraction of ``points_mm`` (reference frame) where the field gives no offset."""
+        outside = self.field.outside_field(np.asarray(points_mm, dtype=float).reshape(-1, 3))
+        total = float(np.sum(weights))
+        if total <= 0.0:
+            return float(outside.mean()) if len(outside) else 0.0
+        return float(np.sum(np.asarray(weights)[outside]) / total)
+
+    def approximate_inverse(self) -> tuple[np.ndarray, float]:
+        """Course frame -> reference frame as the inverse of the matrices alone, and a bound (mm) on
+        how far the field's offsets move a point from it (for boxes only, never for dose)."""
+        vectors = self.field.vectors_mm
+        largest = 0.0 if vectors is None else float(np.linalg.norm(vectors, axis=-1).max(initial=0.0))
+        spread = float(np.linalg.norm(np.linalg.inv(self.field.pre[:3, :3]), ord=2))
+        return np.linalg.inv(self.field.post @ self.field.pre), largest * spread
+
+
 def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     return np.einsum("ij,nj->ni", matrix[:3, :3], points) + matrix[:3, 3]
 
@@ -109,6 +156,10 @@ class DeformableRegistration:
     sop_instance_uid: str
     frame_of_reference_uid: str
     maps: dict[str, DeformableMap]  # SourceFrameOfReferenceUID -> registered -> source map
+
+    def relates(self, reference_frame: str, source_frame: str) -> bool:
+        """True when this file maps ``reference_frame`` (its own frame) into ``source_frame``."""
+        return reference_frame == self.frame_of_reference_uid and source_frame in self.maps
 
     def map_to(self, reference_frame: str, source_frame: str) -> DeformableMap | None:
         """The map from ``reference_frame`` into ``source_frame``; None when this file does not relate
@@ -128,8 +179,12 @@ class DeformableRegistration:
 
 def read_deformable_registration(path: str | Path) -> DeformableRegistration:
     """Read a Deformable Spatial Registration file (pydicom) into one map per source frame."""
+    return deformable_from_dataset(read_dataset(path), path)
+
+
+def deformable_from_dataset(ds: pydicom.Dataset, path: str | Path) -> DeformableRegistration:
+    """The maps of a read Deformable Spatial Registration dataset (``path`` names it in messages)."""
     path = Path(path)
-    ds = read_dataset(path)
     sop_class = str(ds.get("SOPClassUID", ""))
     if sop_class != DEFORMABLE_REGISTRATION_SOP_CLASS:
         raise InputError(
@@ -138,7 +193,7 @@ def read_deformable_registration(path: str | Path) -> DeformableRegistration:
         )
     own_frame = uid(ds, "FrameOfReferenceUID", path)
     sop_uid = uid(ds, "SOPInstanceUID", path)
-    label = f"deformable registration {sop_uid}" + _origin(ds)
+    label = "deformable registration" + _origin(ds) + f" REG {sop_uid}"
     maps: dict[str, DeformableMap] = {}
     items = require(ds, "DeformableRegistrationSequence", path)
     for number, item in enumerate(items, start=1):

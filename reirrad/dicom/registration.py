@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pydicom
@@ -24,6 +25,10 @@ from pydicom.uid import DeformableSpatialRegistrationStorage, SpatialRegistratio
 
 from reirrad.dicom.io import numbers, read_dataset, require, uid
 from reirrad.errors import InputError
+
+if TYPE_CHECKING:
+    from reirrad.dicom.deformable import DeformableRegistration
+    from reirrad.mapping import PointMap
 
 SPATIAL_REGISTRATION_SOP_CLASS = SpatialRegistrationStorage
 DEFORMABLE_REGISTRATION_SOP_CLASS = DeformableSpatialRegistrationStorage
@@ -75,7 +80,11 @@ def registration_from_dataset(ds: pydicom.Dataset, path: str | Path) -> Registra
     path = Path(path)
     sop_class = str(ds.get("SOPClassUID", ""))
     if sop_class == DEFORMABLE_REGISTRATION_SOP_CLASS:
-        raise InputError(path, "deformable registration is not supported; export a rigid registration (REG)")
+        raise InputError(
+            path,
+            "deformable registration is not supported as a rigid REG; reirrad check applies it from a file "
+            "(a course folder or registration = ...), not from an in-memory dataset",
+        )
     if sop_class != SPATIAL_REGISTRATION_SOP_CLASS:
         raise InputError(path, f"not a Spatial Registration file (SOP Class {sop_class or 'missing'})")
     own_frame = uid(ds, "FrameOfReferenceUID", path)
@@ -154,3 +163,38 @@ def reference_to_moving(
         f"different frames of reference and no registration relating them (REG files: {given}): "
         "give a REG file, or use --conservative for a per-organ worst-case sum",
     )
+
+
+def course_point_map(
+    reference_frame: str,
+    moving_frame: str,
+    registrations: Sequence[Registration],
+    deformables: Sequence[DeformableRegistration],
+    where: Path,
+) -> PointMap:
+    """The point map taking reference-frame points into the moving course's frame.
+
+    Same frame: the identity. A deformable registration whose own (registered) frame is the
+    reference frame and which has an item for the moving frame: that field (:class:`FieldPointMap`),
+    preferred to a rigid REG relating the same frames (a deformable export usually ships its rigid
+    pre-registration beside it); two such files: refused. Otherwise the rigid REG, exactly as
+    :func:`reference_to_moving`. A deformable file stored in the other direction is refused rather
+    than inverted.
+    """
+    from reirrad.dicom.deformable import FieldPointMap
+    from reirrad.mapping import RigidMap
+
+    if moving_frame == reference_frame:
+        return RigidMap(None)
+    relating = [d for d in deformables if d.relates(reference_frame, moving_frame)]
+    if len(relating) > 1:
+        names = ", ".join(str(d.path) for d in relating)
+        raise InputError(where, f"several deformable registrations map frame {moving_frame}: {names}; give one")
+    if relating:
+        return FieldPointMap(relating[0].maps[moving_frame])
+    try:
+        return RigidMap(*reference_to_moving(reference_frame, moving_frame, registrations, where))
+    except InputError:
+        for deformable in deformables:  # a deformable file for this frame in the other direction: say so
+            deformable.map_to(reference_frame, moving_frame)
+        raise
