@@ -16,9 +16,10 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 # Coverage of reirrad/ (the CLI tests' subprocesses included) is measured and must stay >= 90 %.
+# The tests run on every core (pytest-xdist); each test is independent of the others.
 test: setup
 	rm -f .coverage .coverage.*
-	$(PY) -m coverage run -m pytest -q
+	$(PY) -m coverage run -m pytest -q -n auto
 	$(PY) -m coverage combine -q
 	$(PY) -m coverage report
 

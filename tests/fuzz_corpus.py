@@ -152,7 +152,7 @@ def make_bases(root: Path, testdata: Path | None) -> dict[str, Path]:
     """Pristine copies of every base under ``root`` (the third-party files only when present)."""
     bases = {}
     sbrt = root / "sbrt"
-    shutil.copytree(SBRT, sbrt)
+    shutil.copytree(SBRT, sbrt, ignore=shutil.ignore_patterns("ct"))  # the mutations are of RT objects
     case = (sbrt / "case.toml").read_text()
     (sbrt / "case.toml").write_text(case.replace('constraints = "hn-reirradiation"', 'constraints = "tiny.toml"'))
     (sbrt / "tiny.toml").write_text(tiny_set_text())

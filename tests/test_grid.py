@@ -153,7 +153,7 @@ def test_covering_grid_for_a_far_structure_in_a_huge_prior_grid_is_refused():
         match=r"evaluation grid grown over the structures \(10002 x 10202 x 10202 "
         r"voxels of 0.01 x 0.01 x 0.01 mm\) would need 7.57 TiB",
     ):
-        _covering_grid(reference, [roi], [(reference, None), (prior, None)])
+        _covering_grid(reference, [roi], [(reference, None, 0.0), (prior, None, 0.0)])
 
 
 def test_resampling_onto_an_oversized_grid_is_refused_before_allocating():
