@@ -45,6 +45,9 @@ def check(
     accept_dose_scale: bool = False,
     accept_other_patient: bool = False,
     accept_partial_coverage: bool = False,
+    registration_uncertainty_mm: float | None = None,
+    registration_uncertainty_deg: float | None = None,
+    robust: bool = False,
 ) -> CheckReport:
     """Judge the cumulative EQD2 of every course of a case against a constraint set.
 
@@ -74,6 +77,12 @@ def check(
         Confirm, for every course, a dose maximum implausible against the plan prescription, a
         course of another PatientID, an organ partly outside a course's dose grid (0 Gy there).
         Each is flagged or noted in the report.
+    registration_uncertainty_mm, registration_uncertainty_deg : float, optional
+        Also find each result's worst case with the prior courses shifted up to this distance
+        (mm) and rotated up to this angle (degrees) about the structure's centroid around the
+        registered position (``ConstraintResult.worst_case_gy``); default: the case's.
+    robust : bool
+        Judge on the worst case instead of the registered value (needs an uncertainty).
 
     Returns
     -------
@@ -117,6 +126,9 @@ def check(
         accept_dose_scale=accept_dose_scale,
         accept_other_patient=accept_other_patient,
         accept_partial_coverage=accept_partial_coverage,
+        registration_uncertainty_mm=registration_uncertainty_mm,
+        registration_uncertainty_deg=registration_uncertainty_deg,
+        robust=robust,
     )
     try:
         return run_check(case, options)

@@ -352,3 +352,16 @@ def test_worst_case_column_in_table_csv_and_html(slope_case):
         assert (worst in text, worst in html) == (shown, shown)
     header, row = to_csv(searched).splitlines()[:2]
     assert dict(zip(header.split(","), row.split(",")))["worst_case_gy"] == worst
+
+
+def test_the_python_api_takes_the_uncertainty_and_robust(slope_case):
+    """reirrad.check(..., registration_uncertainty_mm=, robust=) gives what CheckOptions gives
+    (a TypeError for unknown keywords before)."""
+    import reirrad
+
+    expected = run_check(load_case(slope_case), CheckOptions(registration_uncertainty_mm=3.0, robust=True))
+    found = reirrad.check(slope_case, registration_uncertainty_mm=3.0, robust=True)
+    assert [(r.constraint_id, r.status, r.value_gy, r.worst_case_gy) for r in found.results] == [
+        (r.constraint_id, r.status, r.value_gy, r.worst_case_gy) for r in expected.results
+    ]
+    assert any(r.worst_case_gy is not None and r.worst_case_gy > r.value_gy for r in found.results)
