@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from pydicom import Dataset
+from pydicom.uid import CTImageStorage
 
 from reirrad.case import CaseSpec
 from reirrad.dicom.io import NotDicomError, numbers, optional_number, read_dataset, uid
@@ -43,7 +44,6 @@ if TYPE_CHECKING:  # SimpleITK is imported by the functions that need it (start-
 
     from reirrad.accumulate import LoadedCourse
 
-CT_IMAGE_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.2"
 BONE_HU = 200.0  # Hounsfield units above which a voxel counts as bone for --bone
 # Mattes MI as ITK reports it is the negative mutual information (nats, whole image): lower is
 # better. Calibrated on the sample phantom only (not on patient CTs; set your own with --max-metric):
@@ -184,7 +184,7 @@ def _ct_slices(folder: Path) -> list[tuple[Path, Dataset]]:
             ds = read_dataset(path, stop_before_pixels=True)
         except NotDicomError:
             continue
-        if str(ds.get("SOPClassUID", "")) == CT_IMAGE_SOP_CLASS:
+        if str(ds.get("SOPClassUID", "")) == CTImageStorage:
             found.append((path, ds))
     return found
 

@@ -30,7 +30,16 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
-from pydicom.uid import UID, ExplicitVRLittleEndian, RTDoseStorage, RTPlanStorage, RTStructureSetStorage, generate_uid
+from pydicom.uid import (
+    UID,
+    CTImageStorage,
+    ExplicitVRLittleEndian,
+    RTDoseStorage,
+    RTPlanStorage,
+    RTStructureSetStorage,
+    SpatialRegistrationStorage,
+    generate_uid,
+)
 
 from reirrad import __version__
 from reirrad.dicom.registration import AUTOMATIC_REG_LABEL
@@ -155,13 +164,19 @@ def rt_dataset(
         PositionReferenceIndicator="",
         **equipment,
     )
+    copy_patient_study(ds, header, generate_uid)
+    return ds
+
+
+def copy_patient_study(ds: Dataset, header: Dataset, new_uid: Callable[[], str]) -> None:
+    """Patient and General Study (:data:`PATIENT_STUDY_KEYWORDS`, SpecificCharacterSet) copied from
+    ``header`` (empty when absent); ``new_uid()`` makes the StudyInstanceUID when it has none."""
     for keyword in PATIENT_STUDY_KEYWORDS:
         setattr(ds, keyword, header.get(keyword, ""))
     if "SpecificCharacterSet" in header:
         ds.SpecificCharacterSet = header.SpecificCharacterSet
     if not ds.StudyInstanceUID:
-        ds.StudyInstanceUID = generate_uid()
-    return ds
+        ds.StudyInstanceUID = new_uid()
 
 
 # ------------------------------------------------------------------ RTDOSE
@@ -454,8 +469,6 @@ def refuse_input_as_output(output: str | Path, inputs: Iterable[str | Path]) -> 
 # CT series and Spatial Registration writers; self-contained (used by reirrad/autoreg.py,
 # `reirrad register`, the sample plans' CT phantom and the registration tests).
 
-CT_IMAGE_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.2"
-SPATIAL_REGISTRATION_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.1"
 _CT_RESCALE_INTERCEPT = -1024  # pixel value 0 = -1024 HU (unsigned 16-bit pixels, 1 HU steps)
 
 
@@ -467,12 +480,7 @@ def _random_uid(name: str) -> str:
 def _new_instance(ds: Dataset, header: Dataset, sop_class: str, modality: str, uid_for: Callable[[str], str]) -> None:
     """Patient and study copied from ``header``; SOP, date and equipment attributes set."""
     now = datetime.now()
-    for keyword in PATIENT_STUDY_KEYWORDS:
-        setattr(ds, keyword, header.get(keyword, ""))
-    if "SpecificCharacterSet" in header:
-        ds.SpecificCharacterSet = header.SpecificCharacterSet
-    if not ds.StudyInstanceUID:
-        ds.StudyInstanceUID = uid_for("study")
+    copy_patient_study(ds, header, lambda: uid_for("study"))
     ds.SOPClassUID = sop_class
     ds.Modality = modality
     ds.BodyPartExamined = "HEADNECK"  # unpaired: General Series Laterality (2C) then stays absent
@@ -483,15 +491,6 @@ def _new_instance(ds: Dataset, header: Dataset, sop_class: str, modality: str, u
     ds.ManufacturerModelName = "reirrad"
     ds.DeviceSerialNumber = "none"
     ds.SoftwareVersions = __version__
-
-
-def _with_file_meta(ds: Dataset) -> Dataset:
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.is_little_endian, ds.is_implicit_VR = True, False
-    return ds
 
 
 def ct_series_datasets(
@@ -513,7 +512,7 @@ def ct_series_datasets(
     slices = []
     for k in range(grid.shape[0]):
         ds = Dataset()
-        _new_instance(ds, header, CT_IMAGE_SOP_CLASS, "CT", uid_for)
+        _new_instance(ds, header, CTImageStorage, "CT", uid_for)
         ds.SOPInstanceUID = uid_for(f"ct slice {k}")
         ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
         ds.SeriesInstanceUID, ds.SeriesNumber, ds.InstanceNumber = series_uid, 1, k + 1
@@ -536,7 +535,7 @@ def ct_series_datasets(
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
         ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = str(_CT_RESCALE_INTERCEPT), "1", "HU"
         ds.PixelData = pixels[k].tobytes()
-        slices.append(_with_file_meta(ds))
+        slices.append(set_file_meta(ds))
     return slices
 
 
@@ -616,7 +615,7 @@ def registration_dataset(
     """
     new_images, prior_images = list(new_images), list(prior_images)
     ds = Dataset()
-    _new_instance(ds, header, SPATIAL_REGISTRATION_SOP_CLASS, "REG", _random_uid)
+    _new_instance(ds, header, SpatialRegistrationStorage, "REG", _random_uid)
     ds.SOPInstanceUID = generate_uid()
     ds.SeriesInstanceUID, ds.SeriesNumber, ds.InstanceNumber = generate_uid(), 1, 1
     ds.SeriesDescription = _short(description)
@@ -633,4 +632,4 @@ def registration_dataset(
         ]
     )
     _common_instance_reference(ds, (new_images, prior_images))
-    return _with_file_meta(ds)
+    return set_file_meta(ds)
