@@ -21,6 +21,7 @@ import os
 import shutil
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 from commands import Usage, medians, print_load, print_table, reirrad_command, run_one, run_pipeline
@@ -106,7 +107,7 @@ def main() -> None:
         if exe:
             tools["plastimatch convert + dvh"] = lambda: plastimatch_dvh(exe, folder)
         for name, code in FLOORS.items():
-            tools[name] = lambda code=code: floor(code)
+            tools[name] = partial(floor, code)
         results = medians(tools)
     print("breast case (Eclipse, dicompyler-core test data): 10 ROIs, dose grid 194 x 129 x 98")
     print_load()
