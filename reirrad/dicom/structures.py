@@ -29,11 +29,32 @@ from reirrad.dicom.io import (
     optional_uid,
     read_dataset,
     uid,
+    used_elements,
 )
 from reirrad.errors import InputError
 
 RTSTRUCT_SOP_CLASS = RTStructureSetStorage
 _PLANAR_TOL_MM = 1e-3
+# What structures_from_dataset reads: read_structures decodes only these (an RTSTRUCT's contour
+# items also hold ContourImageSequence and more, which parsing and decoding would cost as much)
+STRUCTURE_ELEMENTS = used_elements(
+    {
+        "SpecificCharacterSet": None,
+        "SOPClassUID": None,
+        "SOPInstanceUID": None,
+        "Modality": None,
+        "PatientID": None,
+        "PatientBirthDate": None,
+        "PatientName": None,
+        "ReferencedFrameOfReferenceSequence": {"FrameOfReferenceUID": None},
+        "StructureSetROISequence": {"ROINumber": None, "ROIName": None, "ReferencedFrameOfReferenceUID": None},
+        "RTROIObservationsSequence": {"ReferencedROINumber": None, "RTROIInterpretedType": None},
+        "ROIContourSequence": {
+            "ReferencedROINumber": None,
+            "ContourSequence": {"ContourData": None, "NumberOfContourPoints": None, "ContourGeometricType": None},
+        },
+    }
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -230,8 +251,12 @@ def structures_from_dataset(ds: pydicom.Dataset, path: str | Path) -> StructureS
 
 
 def read_structures(path: str | Path) -> StructureSet:
-    """Read an RTSTRUCT file. Contours keep file order; several per plane are allowed."""
-    return structures_from_dataset(read_dataset(path), path)
+    """Read an RTSTRUCT file. Contours keep file order; several per plane are allowed.
+
+    Only the elements the structure set is made of (:data:`STRUCTURE_ELEMENTS`) are decoded: a
+    value that cannot be decoded there is an InputError, one elsewhere in the file is not read.
+    """
+    return structures_from_dataset(read_dataset(path, used=STRUCTURE_ELEMENTS), path)
 
 
 def structure_set_identity(ds: pydicom.Dataset, path: str | Path) -> tuple[str, str]:
