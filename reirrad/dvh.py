@@ -23,7 +23,6 @@ import numpy as np
 from reirrad.dicom.dose import DoseGrid
 from reirrad.dicom.structures import Roi, StructureSet
 from reirrad.dicom.summation import WHOLE_DELIVERY
-from reirrad.eqd2 import eqd2_gy
 from reirrad.errors import InputError
 from reirrad.grid import Grid
 from reirrad.masks import RoiSampling, sample_roi
@@ -452,6 +451,8 @@ def dvh_table(
                 f"DoseSummationType is {dose.summation_type}: not the whole delivery of a plan or "
                 "fraction group, so EQD2 cannot be computed from it",
             )
+        from reirrad.eqd2 import eqd2_gy  # here: reirrad.eqd2 loads numpy.typing, which a physical DVH never needs
+
         try:
             dose_gy = eqd2_gy(dose.dose_gy, fractions, alpha_beta_gy)
         except ValueError as exc:
