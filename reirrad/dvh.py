@@ -83,21 +83,23 @@ def trilinear(array: np.ndarray, positions: np.ndarray) -> np.ndarray:
     sits on voxel centres (a sampling lattice of one sample per voxel, a one-voxel axis) is not
     interpolated at all, which gives the same value with half the gathers.
     """
-    shape = np.array(array.shape)
+    shape = array.shape
     flat = array.reshape(-1)
-    strides = (int(shape[1] * shape[2]), int(shape[2]), 1)
-    top = np.maximum(shape - 2, 0)
+    strides = (shape[1] * shape[2], shape[2], 1)
+    columns = positions.T  # one axis at a time: contiguous arrays, not strided columns of (N, 3)
     out = np.empty(len(positions), dtype=np.float64)
     for start in range(0, len(positions), CHUNK):
-        p = positions[start : start + CHUNK].astype(np.float64)
-        np.clip(p, 0, shape - 1, out=p)
-        low = np.minimum(p.astype(np.int64), top)
-        base = low[:, 0] * strides[0]
-        base += low[:, 1] * strides[1]
-        base += low[:, 2]
+        base = np.zeros(len(columns[0, start : start + CHUNK]), dtype=np.int64)
         axes = []
         for axis in range(3):
-            fraction = p[:, axis] - low[:, axis]
+            fraction = columns[axis, start : start + CHUNK].astype(np.float64)
+            np.maximum(fraction, 0.0, out=fraction)  # clipped into [0, n - 1]
+            np.minimum(fraction, shape[axis] - 1, out=fraction)
+            low = fraction.astype(np.int64)
+            np.minimum(low, max(shape[axis] - 2, 0), out=low)
+            fraction -= low
+            low *= strides[axis]
+            base += low
             if shape[axis] > 1 and np.any(fraction):
                 axes.append((strides[axis], fraction))
         out[start : start + CHUNK] = _interpolate(flat, base, axes)
