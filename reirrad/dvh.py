@@ -23,7 +23,6 @@ import numpy as np
 from reirrad.dicom.dose import DoseGrid
 from reirrad.dicom.structures import Roi, StructureSet
 from reirrad.dicom.summation import WHOLE_DELIVERY
-from reirrad.eqd2 import eqd2_gy
 from reirrad.errors import InputError
 from reirrad.grid import Grid
 from reirrad.masks import RoiSampling, sample_roi
@@ -84,21 +83,23 @@ def trilinear(array: np.ndarray, positions: np.ndarray) -> np.ndarray:
     sits on voxel centres (a sampling lattice of one sample per voxel, a one-voxel axis) is not
     interpolated at all, which gives the same value with half the gathers.
     """
-    shape = np.array(array.shape)
+    shape = array.shape
     flat = array.reshape(-1)
-    strides = (int(shape[1] * shape[2]), int(shape[2]), 1)
-    top = np.maximum(shape - 2, 0)
+    strides = (shape[1] * shape[2], shape[2], 1)
+    columns = positions.T  # one axis at a time: contiguous arrays, not strided columns of (N, 3)
     out = np.empty(len(positions), dtype=np.float64)
     for start in range(0, len(positions), CHUNK):
-        p = positions[start : start + CHUNK].astype(np.float64)
-        np.clip(p, 0, shape - 1, out=p)
-        low = np.minimum(p.astype(np.int64), top)
-        base = low[:, 0] * strides[0]
-        base += low[:, 1] * strides[1]
-        base += low[:, 2]
+        base = np.zeros(len(columns[0, start : start + CHUNK]), dtype=np.int64)
         axes = []
         for axis in range(3):
-            fraction = p[:, axis] - low[:, axis]
+            fraction = columns[axis, start : start + CHUNK].astype(np.float64)
+            np.maximum(fraction, 0.0, out=fraction)  # clipped into [0, n - 1]
+            np.minimum(fraction, shape[axis] - 1, out=fraction)
+            low = fraction.astype(np.int64)
+            np.minimum(low, max(shape[axis] - 2, 0), out=low)
+            fraction -= low
+            low *= strides[axis]
+            base += low
             if shape[axis] > 1 and np.any(fraction):
                 axes.append((strides[axis], fraction))
         out[start : start + CHUNK] = _interpolate(flat, base, axes)
@@ -452,6 +453,8 @@ def dvh_table(
                 f"DoseSummationType is {dose.summation_type}: not the whole delivery of a plan or "
                 "fraction group, so EQD2 cannot be computed from it",
             )
+        from reirrad.eqd2 import eqd2_gy  # here: reirrad.eqd2 loads numpy.typing, which a physical DVH never needs
+
         try:
             dose_gy = eqd2_gy(dose.dose_gy, fractions, alpha_beta_gy)
         except ValueError as exc:

@@ -5,7 +5,10 @@ raise or warn about later surfaces as a traceback or a stray warning: every sequ
 every element value decoded, except decimal and integer strings (DS, IS) and the bulk values in
 :data:`BULK_TAGS`; every declared length is checked against the bytes present (a truncated file
 is refused, also when pydicom itself reads it without complaint), and pydicom's warnings and log
-messages are collected instead of printed. DS and IS values are parsed from their bytes by
+messages are collected instead of printed. A reader that uses only some elements names them
+(:func:`used_elements`): only those are decoded (and only the sequences among them parsed), the
+lengths of the others at the levels visited are still checked, and an undecodable value of an
+element the reader uses is refused as before; one it does not use is left alone. DS and IS values are parsed from their bytes by
 :func:`optional_numbers` (fast, silent), and every number a reader uses goes through it or its
 wrappers :func:`numbers`, :func:`number`, :func:`integer`, which refuse absent, non-numeric,
 non-finite and non-integer values in one line naming the attribute.
@@ -16,14 +19,14 @@ from __future__ import annotations
 import io
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pydicom
-from pydicom.datadict import dictionary_VR, keyword_for_tag
+from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import BaseTag
@@ -147,9 +150,30 @@ def _vr(element: RawDataElement | pydicom.DataElement) -> str | None:
         return None
 
 
-def _decode_all(ds: pydicom.Dataset, path: Path) -> None:
+# The elements a reader uses: tag -> None (a value, or a sequence decoded whole) or, for a
+# sequence, the elements its items use (see used_elements).
+Used = Mapping[BaseTag, "Used | None"]
+UsedSpec = Mapping[str, "UsedSpec | None"]
+
+
+def used_elements(spec: UsedSpec) -> Used:
+    """The elements a reader uses, from keywords: ``{"ROIContourSequence": {"ContourData": None}}``.
+
+    A keyword maps to None (a value, or a sequence decoded whole) or, for a sequence, to the
+    keywords its items use. Raises ValueError for a keyword pydicom does not know.
+    """
+    used: dict[BaseTag, Used | None] = {}
+    for keyword, inner in spec.items():
+        tag = tag_for_keyword(keyword)
+        if tag is None:
+            raise ValueError(f"unknown DICOM keyword {keyword!r}")
+        used[BaseTag(tag)] = None if inner is None else used_elements(inner)
+    return used
+
+
+def _decode_all(ds: pydicom.Dataset, path: Path, used: Used | None = None) -> None:
     """Decode every element value but DS, IS and bulk ones (recursing into sequences) and check
-    every declared length."""
+    every declared length; with ``used``, decode only the elements it names (see :data:`Used`)."""
     for tag in list(ds.keys()):
         try:
             raw = ds.get_item(tag)  # pydicom decodes some elements here already
@@ -164,24 +188,28 @@ def _decode_all(ds: pydicom.Dataset, path: Path) -> None:
             raise InputError(
                 path, f"truncated: {_name(tag)} declares {raw.length} bytes but the file holds {len(raw.value)}"
             )
-        if tag in BULK_TAGS or (isinstance(raw, RawDataElement) and _vr(raw) in _NUMBER_STRINGS):
+        if (used is not None and tag not in used) or tag in BULK_TAGS:
+            continue
+        if isinstance(raw, RawDataElement) and _vr(raw) in _NUMBER_STRINGS:
             continue
         try:
             element = ds[tag]
         except Exception as exc:  # pydicom raises many types for undecodable values
             raise InputError(path, f"cannot decode {_name(tag)} ({exc.__class__.__name__}: {exc})") from None
         if element.VR == "SQ":
+            inner = None if used is None else used[tag]
             for item in element.value:
-                _decode_all(item, path)
+                _decode_all(item, path, inner)
 
 
-def read_dataset(path: str | Path, stop_before_pixels: bool = False) -> pydicom.Dataset:
-    """Read and fully decode a DICOM file, accepting files without preamble or file meta.
+def read_dataset(path: str | Path, stop_before_pixels: bool = False, used: Used | None = None) -> pydicom.Dataset:
+    """Read and decode a DICOM file (all of it, or the ``used`` elements), accepting files without
+    preamble or file meta.
 
     A file read without file meta gets the transfer syntax pydicom detected while parsing it.
     Raises :class:`NotDicomError` for files that are not DICOM and :class:`InputError` for
-    DICOM files that cannot be read, are truncated or hold values pydicom cannot decode.
-    pydicom's warnings are never printed.
+    DICOM files that cannot be read, are truncated or hold values pydicom cannot decode (of the
+    ``used`` elements when given: see :func:`used_elements`). pydicom's warnings are never printed.
     """
     path = Path(path)
     if not path.is_file():
@@ -189,7 +217,7 @@ def read_dataset(path: str | Path, stop_before_pixels: bool = False) -> pydicom.
     with quiet_pydicom() as messages:
         ds = _dcmread(path, stop_before_pixels)
         _decode_all(ds.file_meta, path)
-        _decode_all(ds, path)
+        _decode_all(ds, path, used)
     problems = [m for m in messages if any(p in m for p in _STRUCTURE_PROBLEMS)]
     if problems:
         raise InputError(path, f"truncated or corrupt: {problems[0].splitlines()[0]}")

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.dataelem import RawDataElement
+from pydicom.tag import BaseTag
 from pydicom.uid import RTStructureSetStorage
 
 from reirrad.dicom.identity import PatientIdentity, identity_of
@@ -29,11 +30,34 @@ from reirrad.dicom.io import (
     optional_uid,
     read_dataset,
     uid,
+    used_elements,
 )
 from reirrad.errors import InputError
 
 RTSTRUCT_SOP_CLASS = RTStructureSetStorage
 _PLANAR_TOL_MM = 1e-3
+# tags of the elements read from every contour item (looked up by tag: no keyword search per contour)
+_CONTOUR_DATA, _POINT_COUNT, _GEOMETRIC_TYPE = BaseTag(0x30060050), BaseTag(0x30060046), BaseTag(0x30060042)
+# What structures_from_dataset reads: read_structures decodes only these (an RTSTRUCT's contour
+# items also hold ContourImageSequence and more, which parsing and decoding would cost as much)
+STRUCTURE_ELEMENTS = used_elements(
+    {
+        "SpecificCharacterSet": None,
+        "SOPClassUID": None,
+        "SOPInstanceUID": None,
+        "Modality": None,
+        "PatientID": None,
+        "PatientBirthDate": None,
+        "PatientName": None,
+        "ReferencedFrameOfReferenceSequence": {"FrameOfReferenceUID": None},
+        "StructureSetROISequence": {"ROINumber": None, "ROIName": None, "ReferencedFrameOfReferenceUID": None},
+        "RTROIObservationsSequence": {"ReferencedROINumber": None, "RTROIInterpretedType": None},
+        "ROIContourSequence": {
+            "ReferencedROINumber": None,
+            "ContourSequence": {"ContourData": None, "NumberOfContourPoints": None, "ContourGeometricType": None},
+        },
+    }
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,7 +148,7 @@ def _contour_data(item: pydicom.Dataset, path: Path, roi_number: int) -> np.ndar
     """ContourData as floats: the still-undecoded DS value (bytes of backslash-separated decimal
     strings, as pydicom hands it over) converted by numpy in one call; any value that this does
     not turn into finite numbers goes through :func:`optional_numbers`, which names the problem."""
-    raw = item.get_item("ContourData") if "ContourData" in item else None
+    raw = item.get_item(_CONTOUR_DATA) if _CONTOUR_DATA in item else None
     if isinstance(raw, RawDataElement) and raw.value and raw.VR in ("DS", None):  # None: implicit VR, DS
         try:
             array = np.array(raw.value.strip(b" \0").split(b"\\"), dtype=np.float64)
@@ -138,7 +162,7 @@ def _contour_data(item: pydicom.Dataset, path: Path, roi_number: int) -> np.ndar
 def _declares(item: pydicom.Dataset, points: int) -> bool:
     """True when the still-undecoded NumberOfContourPoints reads exactly ``points`` (the common case,
     checked without decoding); anything else is decoded and checked by the caller."""
-    raw = item.get_item("NumberOfContourPoints") if "NumberOfContourPoints" in item else None
+    raw = item.get_item(_POINT_COUNT) if _POINT_COUNT in item else None
     return isinstance(raw, RawDataElement) and raw.value is not None and raw.value.strip(b" \0") == b"%d" % points
 
 
@@ -155,7 +179,8 @@ def _contour(item: pydicom.Dataset, path: Path, roi_number: int) -> Contour:
             raise InputError(
                 path, f"ROI {roi_number} has a contour of {data.size // 3} points but NumberOfContourPoints {declared}"
             )
-    return Contour(data.reshape(-1, 3), str(item.get("ContourGeometricType", "CLOSED_PLANAR")).upper())
+    geometric_type = item[_GEOMETRIC_TYPE].value if _GEOMETRIC_TYPE in item else "CLOSED_PLANAR"
+    return Contour(data.reshape(-1, 3), str(geometric_type).upper())
 
 
 def _closed_too_short(contours: list[Contour]) -> str:
@@ -230,8 +255,12 @@ def structures_from_dataset(ds: pydicom.Dataset, path: str | Path) -> StructureS
 
 
 def read_structures(path: str | Path) -> StructureSet:
-    """Read an RTSTRUCT file. Contours keep file order; several per plane are allowed."""
-    return structures_from_dataset(read_dataset(path), path)
+    """Read an RTSTRUCT file. Contours keep file order; several per plane are allowed.
+
+    Only the elements the structure set is made of (:data:`STRUCTURE_ELEMENTS`) are decoded: a
+    value that cannot be decoded there is an InputError, one elsewhere in the file is not read.
+    """
+    return structures_from_dataset(read_dataset(path, used=STRUCTURE_ELEMENTS), path)
 
 
 def structure_set_identity(ds: pydicom.Dataset, path: str | Path) -> tuple[str, str]:
