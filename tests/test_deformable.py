@@ -303,3 +303,54 @@ def test_a_field_missing_the_structures_is_refused(tmp_path, capsys, monkeypatch
         main()
     assert exit_info.value.code == 2
     assert "deformation field misses part of" in capsys.readouterr().err
+
+
+# --- deformable REGs given as in-memory pydicom datasets (the Python API) ------------------------------
+
+
+def _course_datasets(folder: Path) -> list[pydicom.Dataset]:
+    return [pydicom.dcmread(folder / name) for name in ("plan.dcm", "dose.dcm", "structures.dcm")]
+
+
+def test_a_deformable_reg_dataset_gives_the_numbers_of_the_file(tmp_path):
+    """Case.from_datasets with the field as a pydicom dataset: the numbers of the same field read from
+    its file, named by SOPInstanceUID (no file hash), the registration label and caution flag alike."""
+    import reirrad
+
+    case_file = sbrt_case(tmp_path, "deformable")
+    folder = case_file.parent
+    from_file = run_check(load_case(case_file))
+    reg = pydicom.dcmread(folder / "course2" / "reg.dcm")
+    dates = {c.name: c for c in load_case(case_file).courses}
+    case = reirrad.Case.from_datasets(
+        prior=_course_datasets(folder / "course1"),
+        new=_course_datasets(folder / "course2"),
+        registration=reg,
+        prior_end_date=dates["prior"].end_date,
+        new_start_date=dates["new"].start_date,
+    )
+    in_memory = reirrad.check(case, constraints=load_case(case_file).constraints)
+    values = lambda report: [(r.constraint_id, r.status, r.value_gy) for r in report.results]  # noqa: E731
+    assert values(in_memory) == values(from_file)
+    assert sum(r.value_gy is not None for r in in_memory.results) >= 10
+    label = in_memory.courses[0].registration
+    assert label == from_file.courses[0].registration == (
+        f"deformable registration (Tester^Deform / synthetic field) REG {reg.SOPInstanceUID}"
+    )
+    assert {"path": f"<REG {reg.SOPInstanceUID}>", "sha256": None} in in_memory.to_dict()["courses"][1]["files"]
+    assert [f.id for f in in_memory.flags if f.id == "deformable_registration_uncertainty"] == [
+        "deformable_registration_uncertainty"
+    ]
+
+
+def test_a_deformable_reg_dataset_missing_the_structures_is_refused_naming_it(tmp_path):
+    import reirrad
+
+    folder = sbrt_case(tmp_path, "deformable", partial=True).parent
+    reg = pydicom.dcmread(folder / "course2" / "reg.dcm")
+    case = reirrad.Case.from_datasets(
+        prior=_course_datasets(folder / "course1"), new=[*_course_datasets(folder / "course2"), reg]
+    )
+    with pytest.raises(InputError, match=r"deformation field misses part of .*SpinalCord \d+\.\d+ %") as error:
+        reirrad.check(case)
+    assert error.value.path == Path(f"<REG {reg.SOPInstanceUID}>")
