@@ -8,6 +8,7 @@ import math
 import re
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from sum_helpers import write_reg
 from reirrad.case import load_case
 from reirrad.check import run_check
 from reirrad.cli import main
-from reirrad.dicom.deformable import read_deformable_registration
+from reirrad.dicom.deformable import FieldPointMap, read_deformable_registration
 from reirrad.errors import InputError
 from reirrad.mapping import RigidMap
 from tests import dicom_synthetic as syn
@@ -224,11 +225,12 @@ def _structure_box(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return points.min(axis=0), points.max(axis=0)
 
 
-def sbrt_case(tmp_path: Path, kind: str, *, partial: bool = False) -> Path:
+def sbrt_case(tmp_path: Path, kind: str, *, partial: bool = False, extra: Callable | None = None) -> Path:
     """The SBRT sample copied, its course2/reg.dcm replaced: a translation-only rigid REG
     (``kind`` "rigid"), or a deformable REG whose field is the same translation everywhere over the
     reference structures plus 10 mm ("deformable"; ``partial``: the field ends halfway across the
-    structures' box along x instead)."""
+    structures' box along x instead; ``extra``: offsets (Z, Y, X, 3, mm) added to it, from the vector
+    centres (Z, Y, X, 3, mm) and the structures' box centre (3,))."""
     folder = shutil.copytree(SBRT, tmp_path / kind)
     reference, prior = _frame(folder / "course2" / "dose.dcm"), _frame(folder / "course1" / "dose.dcm")
     patient = str(pydicom.dcmread(folder / "course2" / "dose.dcm", stop_before_pixels=True).PatientID)
@@ -244,6 +246,10 @@ def sbrt_case(tmp_path: Path, kind: str, *, partial: bool = False) -> Path:
     resolution = np.array([5.0, 5.0, 5.0])
     dimensions = tuple(int(v) for v in np.ceil((high - low) / resolution).astype(int) + 1)
     vectors = np.broadcast_to(-SBRT_SHIFT, (*dimensions[::-1], 3))  # p_prior = p_new + D, D = -s
+    if extra is not None:
+        axes = [low[a] + resolution[a] * np.arange(dimensions[a]) for a in (2, 1, 0)]
+        centres = np.stack(np.meshgrid(*axes, indexing="ij")[::-1], axis=-1)  # (Z, Y, X, (x, y, z))
+        vectors = vectors + extra(centres, 0.5 * (low + high))
     write_deformable(
         reg,
         vectors,
@@ -334,13 +340,13 @@ def test_a_deformable_reg_dataset_gives_the_numbers_of_the_file(tmp_path):
     assert values(in_memory) == values(from_file)
     assert sum(r.value_gy is not None for r in in_memory.results) >= 10
     label = in_memory.courses[0].registration
-    assert label == from_file.courses[0].registration == (
-        f"deformable registration (Tester^Deform / synthetic field) REG {reg.SOPInstanceUID}"
+    assert (
+        label
+        == from_file.courses[0].registration
+        == (f"deformable registration (Tester^Deform / synthetic field) REG {reg.SOPInstanceUID}")
     )
     assert {"path": f"<REG {reg.SOPInstanceUID}>", "sha256": None} in in_memory.to_dict()["courses"][1]["files"]
-    assert [f.id for f in in_memory.flags if f.id == "deformable_registration_uncertainty"] == [
-        "deformable_registration_uncertainty"
-    ]
+    assert [f.id for f in in_memory.flags if f.id.startswith("deform")] == ["deformable_registration_uncertainty"]
 
 
 def test_a_deformable_reg_dataset_missing_the_structures_is_refused_naming_it(tmp_path):
@@ -354,3 +360,88 @@ def test_a_deformable_reg_dataset_missing_the_structures_is_refused_naming_it(tm
     with pytest.raises(InputError, match=r"deformation field misses part of .*SpinalCord \d+\.\d+ %") as error:
         reirrad.check(case)
     assert error.value.path == Path(f"<REG {reg.SOPInstanceUID}>")
+
+
+# --- field checks: the Jacobian determinant over the evaluated region ---------------------------------
+
+
+def _field_map(tmp_path: Path, vectors: np.ndarray):
+    return read_deformable_registration(write_deformable(tmp_path / "dreg.dcm", vectors)).map_to(
+        REFERENCE_FRAME, PRIOR_FRAME
+    )
+
+
+def test_the_jacobian_of_a_uniform_shift_is_exactly_one(tmp_path):
+    field = _field_map(tmp_path, np.broadcast_to([2.0, -3.0, 1.5], (*DIMENSIONS[::-1], 3)))
+    found = field.jacobian_over(inside_points())
+    assert (found.minimum, found.maximum, found.folded) == (1.0, 1.0, 0)
+    assert found.vectors > 8
+
+
+def test_the_jacobian_of_a_scaling_field_is_its_volume_ratio(tmp_path):
+    """x -> 1.1 x written as D(p) = 0.1 p: det = 1.1 ** 3 = 1.331 (linear, so central differences are exact)."""
+    field = _field_map(tmp_path, 0.1 * grid_points())
+    found = field.jacobian_over(inside_points())
+    assert found.minimum == pytest.approx(1.331, abs=1e-5) and found.maximum == pytest.approx(1.331, abs=1e-5)
+    # a post-deformation rotation keeps the volume ratio: det(R) = 1
+    rotated = read_deformable_registration(
+        write_deformable(tmp_path / "rot.dcm", 0.1 * grid_points(), post=rigid(30.0, np.zeros(3), np.zeros(3)))
+    ).map_to(REFERENCE_FRAME, PRIOR_FRAME)
+    assert rotated.jacobian_over(inside_points()).minimum == pytest.approx(1.331, abs=1e-5)
+
+
+def test_a_folding_field_is_refused_with_the_share_of_folded_vectors(tmp_path):
+    """D_x = -2.5 (x - x0) over x > x0 only: dx'/dx = -1.5 there (folded), 1 elsewhere."""
+    points = grid_points()
+    vectors = np.zeros_like(points)
+    vectors[..., 0] = -2.5 * np.maximum(points[..., 0] - 20.0, 0.0)  # x from 20 mm on folds
+    field = FieldPointMap(_field_map(tmp_path, vectors))
+    below = inside_points()[inside_points()[:, 0] < 10.0]  # vectors x <= 12 mm: no fold
+    assert field.refuse_folding(below).minimum == 1.0
+    with pytest.raises(InputError, match=r"folds \(Jacobian determinant <= 0\) at \d+ of the \d+ field vectors .*%"):
+        field.refuse_folding(inside_points())
+    found = field.field.jacobian_over(points.reshape(-1, 3))  # every vector centre: the whole field
+    # folded: x >= 24 mm (5 of the 21 vector columns, -1.5) and x = 20 mm (central difference 1 - 2.5 / 2)
+    assert (found.minimum, found.maximum) == (pytest.approx(-1.5), 1.0)
+    assert (found.folded, found.vectors) == (6 * 13 * 17, 21 * 13 * 17)
+
+
+def test_check_refuses_a_field_folding_over_the_structures(tmp_path, capsys, monkeypatch):
+    def fold(centres: np.ndarray, centre: np.ndarray) -> np.ndarray:
+        offsets = np.zeros_like(centres)
+        offsets[..., 0] = -2.5 * np.maximum(centres[..., 0] - centre[0], 0.0)
+        return offsets
+
+    case_file = sbrt_case(tmp_path, "deformable", extra=fold)
+    monkeypatch.setattr(sys, "argv", ["reirrad", "check", str(case_file)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(case_file.parent / "course2" / "reg.dcm") in err
+    assert re.search(r"folds \(Jacobian determinant <= 0\) at \d+ of the \d+ field vectors .*\(\d+\.\d+ %", err)
+
+
+def test_check_flags_a_field_that_changes_volume_beyond_the_screened_range(tmp_path):
+    """x compressed to 0.45 x about the structures' centre, on top of the shift: det 0.45 everywhere,
+    below the rule's 0.5 (read from flags.toml), so the flag gives the range; a uniform shift (det 1)
+    never flags (test_a_deformable_reg_dataset_gives_the_numbers_of_the_file)."""
+    from reirrad.flags import load_flag_rules
+
+    rule = next(r for r in load_flag_rules().rules if r.id == "deformation_volume_change")
+    assert (rule.params["below"], rule.params["above"]) == (0.5, 2.0)
+
+    def squeeze(centres: np.ndarray, centre: np.ndarray) -> np.ndarray:
+        offsets = np.zeros_like(centres)
+        offsets[..., 0] = -0.55 * (centres[..., 0] - centre[0])
+        return offsets
+
+    report = run_check(load_case(sbrt_case(tmp_path, "deformable", extra=squeeze)))
+    flagged = [f for f in report.flags if f.id == "deformation_volume_change"]
+    expected = (
+        "Course 'prior': the deformation field changes local volume over the evaluated structures by a Jacobian "
+        "determinant of 0.45 to 0.45 (screened range 0.5 to 2): the dose mapped there is compressed or "
+        "stretched accordingly."
+    )
+    assert [f.message for f in flagged] == [expected]
+    assert "Brock" in flagged[0].source and flagged[0].severity == "caution"

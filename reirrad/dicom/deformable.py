@@ -21,6 +21,15 @@ whose dose belongs there: the :class:`reirrad.mapping.PointMap` direction, with 
 the reference course's and the item's source frame the prior course's. A point outside the field
 (beyond half a grid spacing past the outer vectors) or on an undefined vector is refused, with how
 much of the mapped points that is.
+
+Field checks (AAPM TG-132, Brock et al. Med Phys 2017, recommends the Jacobian determinant of a
+deformation as a check of its physical plausibility): :meth:`DeformableMap.jacobian_over` computes the
+determinant of the whole map (matrices and field; numpy central differences of the vectors, mm/mm) at
+every field vector the given points are interpolated from. A determinant <= 0 means the map folds
+(turns a neighbourhood inside out, two places onto one): no anatomy does that, and the dose mapped
+there is meaningless, so such a field is refused over the evaluated structures
+(:meth:`FieldPointMap.refuse_folding`). How large a local volume change is flagged (not refused) is
+a flag rule's parameter (``deformation_volume_change`` in constraints/flags.toml).
 """
 
 from __future__ import annotations
@@ -39,6 +48,25 @@ from reirrad.grid import Grid
 
 MATRIX_TYPES = ("RIGID", "RIGID_SCALE", "AFFINE")  # DICOM C.20.2.1.2
 _ORTHONORMAL = 1e-4
+# A Jacobian determinant at or below this folds the map (orientation reversed or volume collapsed to
+# nothing): mathematics, not a clinical tolerance. The flagged volume-change range is in flags.toml.
+FOLDING_DETERMINANT = 0.0
+
+
+@dataclass(frozen=True)
+class JacobianRange:
+    """The Jacobian determinant of a deformable map (source volume per registered volume, mm3/mm3)
+    at the field vectors a region's points are interpolated from."""
+
+    minimum: float
+    maximum: float
+    folded: int  # vectors where the determinant is <= FOLDING_DETERMINANT
+    vectors: int  # vectors looked at (those next to undefined vectors have no determinant)
+
+    @property
+    def folded_share(self) -> float:
+        """The share of the vectors looked at where the map folds."""
+        return self.folded / self.vectors if self.vectors else 0.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,6 +102,53 @@ class DeformableMap:
         if self.undefined is not None and self.undefined.any():
             outside[~outside] = trilinear(self.undefined, index[~outside]) > 0.0  # an undefined corner weighs in
         return outside
+
+    def jacobian_over(self, points_mm: np.ndarray) -> JacobianRange | None:
+        """The map's Jacobian determinant at every field vector the points inside the field are
+        trilinearly interpolated from (the 8 corners of each point's cell); None without a field or
+        without such a vector. Derivatives are numpy central differences of the vectors (one-sided at
+        the field's edges), mm/mm; vectors next to undefined ones are left out."""
+        if self.grid is None or self.vectors_mm is None:
+            return None
+        points = np.asarray(points_mm, dtype=float).reshape(-1, 3)
+        corners = self._cell_corners(self.grid.to_index(points[~self.outside_field(points)]))
+        if not len(corners):
+            return None
+        low, high = corners.min(axis=0), corners.max(axis=0) + 1
+        start = np.maximum(low - 1, 0)  # one more vector each side: central differences as on the whole field
+        stop = np.minimum(high + 1, self.grid.shape)
+        block = tuple(slice(int(a), int(b)) for a, b in zip(start, stop))
+        determinant = self._determinant(block)
+        values = determinant[tuple((corners - start).T)]
+        values = values[np.isfinite(values)]
+        if not len(values):
+            return None
+        return JacobianRange(
+            float(values.min()), float(values.max()), int(np.sum(values <= FOLDING_DETERMINANT)), len(values)
+        )
+
+    def _cell_corners(self, index: np.ndarray) -> np.ndarray:
+        """The distinct vector indices (M, 3, (k, j, i)) trilinear interpolation reads at ``index``."""
+        assert self.grid is not None
+        shape = np.asarray(self.grid.shape)
+        low = np.minimum(np.clip(index, 0, shape - 1).astype(np.int64), np.maximum(shape - 2, 0))
+        high = np.minimum(low + 1, shape - 1)
+        offsets = np.array(np.meshgrid(*[(0, 1)] * 3, indexing="ij")).reshape(3, -1).T
+        corners = np.where(offsets[None, :, :] == 1, high[:, None, :], low[:, None, :]).reshape(-1, 3)
+        return np.unique(corners, axis=0)
+
+    def _determinant(self, block: tuple[slice, ...]) -> np.ndarray:
+        """det(M_post (M_pre + dD/dp)) on a block of the field (NaN next to undefined vectors)."""
+        assert self.grid is not None and self.vectors_mm is not None
+        vectors = self.vectors_mm[block]
+        per_index = [
+            np.gradient(vectors, axis=axis) if vectors.shape[axis] > 1 else np.zeros_like(vectors) for axis in range(3)
+        ]
+        gradient = np.stack(per_index, axis=-1) @ np.linalg.inv(self.grid.affine[:3, :3])  # dD_c / dp_a
+        determinant = np.linalg.det(self.post[:3, :3]) * np.linalg.det(self.pre[:3, :3] + gradient)
+        if self.undefined is not None and self.undefined.any():
+            determinant[_grown_by_one(self.undefined[block] > 0.0)] = np.nan
+        return determinant
 
     def _field_index(self, points: np.ndarray) -> np.ndarray:
         """The points' continuous indices in the field; InputError naming how many lie outside it."""
@@ -135,6 +210,21 @@ class FieldPointMap:
             return float(outside.mean()) if len(outside) else 0.0
         return float(np.sum(np.asarray(weights)[outside]) / total)
 
+    def refuse_folding(self, points_mm: np.ndarray) -> JacobianRange | None:
+        """The Jacobian determinant range over the field vectors ``points_mm`` (reference frame, mm;
+        the evaluated structures' samples) are mapped with; InputError naming the file when the map
+        folds at any of them (determinant <= 0), with the share of folded vectors."""
+        found = self.field.jacobian_over(points_mm)
+        if found is not None and found.folded:
+            raise InputError(
+                self.path,
+                f"{self.label}: the deformation folds (Jacobian determinant <= {FOLDING_DETERMINANT:g}) at "
+                f"{found.folded} of the {found.vectors} field vectors the evaluated structures are mapped with "
+                f"({100.0 * found.folded_share:.2f} %; determinant {found.minimum:.3g} to {found.maximum:.3g}): "
+                "a folding field maps two places onto one, and the dose mapped there means nothing",
+            )
+        return found
+
     def approximate_inverse(self) -> tuple[np.ndarray, float]:
         """Course frame -> reference frame as the inverse of the matrices alone, and a bound (mm) on
         how far the field's offsets move a point from it (for boxes only, never for dose)."""
@@ -142,6 +232,18 @@ class FieldPointMap:
         largest = 0.0 if vectors is None else float(np.linalg.norm(vectors, axis=-1).max(initial=0.0))
         spread = float(np.linalg.norm(np.linalg.inv(self.field.pre[:3, :3]), ord=2))
         return np.linalg.inv(self.field.post @ self.field.pre), largest * spread
+
+
+def _grown_by_one(mask: np.ndarray) -> np.ndarray:
+    """``mask`` (3-D) and its neighbours along each axis: what a central difference reaches."""
+    grown = mask.copy()
+    for axis in range(3):
+        ahead = [slice(None)] * 3
+        behind = [slice(None)] * 3
+        ahead[axis], behind[axis] = slice(1, None), slice(None, -1)
+        grown[tuple(ahead)] |= mask[tuple(behind)]
+        grown[tuple(behind)] |= mask[tuple(ahead)]
+    return grown
 
 
 def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
