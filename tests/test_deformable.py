@@ -23,7 +23,9 @@ from reirrad.case import load_case
 from reirrad.check import run_check
 from reirrad.cli import main
 from reirrad.dicom.deformable import FieldPointMap, read_deformable_registration
+from reirrad.dicom.dose import read_dose
 from reirrad.errors import InputError
+from reirrad.grid import corner_centres_mm
 from reirrad.mapping import RigidMap
 from tests import dicom_synthetic as syn
 
@@ -225,12 +227,20 @@ def _structure_box(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return points.min(axis=0), points.max(axis=0)
 
 
-def sbrt_case(tmp_path: Path, kind: str, *, partial: bool = False, extra: Callable | None = None) -> Path:
+def sbrt_case(
+    tmp_path: Path,
+    kind: str,
+    *,
+    partial: bool = False,
+    extra: Callable | None = None,
+    box: Callable[[Path], tuple[np.ndarray, np.ndarray]] | None = None,
+) -> Path:
     """The SBRT sample copied, its course2/reg.dcm replaced: a translation-only rigid REG
     (``kind`` "rigid"), or a deformable REG whose field is the same translation everywhere over the
     reference structures plus 10 mm ("deformable"; ``partial``: the field ends halfway across the
     structures' box along x instead; ``extra``: offsets (Z, Y, X, 3, mm) added to it, from the vector
-    centres (Z, Y, X, 3, mm) and the structures' box centre (3,))."""
+    centres (Z, Y, X, 3, mm) and the structures' box centre (3,); ``box``: the lowest and highest point,
+    mm, reference frame, the field covers (plus 10 mm) instead of the structures, from the copied folder)."""
     folder = shutil.copytree(SBRT, tmp_path / kind)
     reference, prior = _frame(folder / "course2" / "dose.dcm"), _frame(folder / "course1" / "dose.dcm")
     patient = str(pydicom.dcmread(folder / "course2" / "dose.dcm", stop_before_pixels=True).PatientID)
@@ -239,7 +249,7 @@ def sbrt_case(tmp_path: Path, kind: str, *, partial: bool = False, extra: Callab
     if kind == "rigid":  # p_new = p_prior + s
         write_reg(reg, reference, {reference: np.eye(4), prior: sum_rigid(0.0, 2, SBRT_SHIFT)}, patient_id=patient)
         return folder / "case.toml"
-    low, high = _structure_box(folder / "course2" / "structures.dcm")
+    low, high = _structure_box(folder / "course2" / "structures.dcm") if box is None else box(folder)
     low, high = low - 10.0, high + 10.0
     if partial:
         high[0] = 0.5 * (low[0] + high[0])
@@ -445,3 +455,75 @@ def test_check_flags_a_field_that_changes_volume_beyond_the_screened_range(tmp_p
     )
     assert [f.message for f in flagged] == [expected]
     assert "Brock" in flagged[0].source and flagged[0].severity == "caution"
+
+
+# --- reirrad sum through a deformable REG (the same course mapping as check) ---------------------------
+
+
+def _dose_box(course: Path, shift: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Lowest and highest voxel centre (mm) of a course's dose grid, moved by ``shift``."""
+    corners = corner_centres_mm(read_dose(course / "dose.dcm").grid) + (0.0 if shift is None else shift)
+    return corners.min(axis=0), corners.max(axis=0)
+
+
+def test_sum_through_a_uniform_field_writes_the_rigid_reg_sum(tmp_path):
+    """The cumulative EQD2 RTDOSE through a uniform-shift field equals the one through the equivalent
+    rigid REG to within one DoseGridScaling step, and says which registration mapped the prior."""
+    from reirrad.export import write_cumulative_eqd2
+
+    sums = {}
+    for kind in ("rigid", "deformable"):
+        case_file = sbrt_case(tmp_path, kind, box=lambda folder: _dose_box(folder / "course2"))
+        summary = write_cumulative_eqd2(load_case(case_file), 3.0, tmp_path / f"{kind}.dcm")
+        written = pydicom.dcmread(summary.path, stop_before_pixels=True)
+        sums[kind] = (read_dose(summary.path).dose_gy, float(written.DoseGridScaling), summary.assumptions)
+    (rigid_gy, rigid_step, rigid_notes), (field_gy, field_step, notes) = sums["rigid"], sums["deformable"]
+    assert rigid_gy.shape == field_gy.shape and rigid_gy.max() > 20.0
+    assert np.abs(field_gy - rigid_gy).max() <= max(rigid_step, field_step)
+    assert any("prior: registration deformable registration (Tester^Deform / synthetic field) REG" in n for n in notes)
+    outside = lambda texts: [n for n in texts if "outside its dose grid" in n]  # noqa: E731
+    assert outside(notes) == outside(rigid_notes)  # the field covers the whole grid: no voxel lost to it
+
+
+# --- reirrad dvh with a deformable REG (the dose of another frame on the structure set's) ---------------
+
+
+def test_dvh_through_a_uniform_field_matches_the_rigid_reg(tmp_path, capsys, monkeypatch):
+    """The prior dose on the new structure set through a uniform-shift field: the lattice and every
+    value of the rigid REG's translation (no interpolation), and the notes name the deformable REG."""
+    from reirrad.pairing import load_pair
+
+    cover = lambda folder: _dose_box(folder / "course1", SBRT_SHIFT)  # noqa: E731 (the moved prior dose)
+    pairs = {}
+    for kind in ("rigid", "deformable"):
+        folder = sbrt_case(tmp_path, kind, box=cover).parent
+        files = (folder / "course1" / "dose.dcm", folder / "course2" / "structures.dcm", folder / "course2" / "reg.dcm")
+        pairs[kind] = (files, load_pair(*files))
+    rigid_pair, (files, field_pair) = pairs["rigid"][1], pairs["deformable"]
+    assert field_pair.dose.grid.same_geometry(rigid_pair.dose.grid, tol_mm=1e-6)
+    np.testing.assert_allclose(field_pair.dose.dose_gy, rigid_pair.dose.dose_gy, rtol=0, atol=1e-9)
+    assert field_pair.dose.dose_gy.max() > 20.0
+    assert any("through deformable registration (Tester^Deform / synthetic field) REG" in n for n in field_pair.notes)
+    argv = ["reirrad", "dvh", *map(str, files[:2]), "--registration", str(files[2]), "--format", "csv"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    out = capsys.readouterr()
+    assert exit_info.value.code in (0, None) and "deformable registration (Tester^Deform" in out.err
+    assert "SpinalCord" in out.out
+
+
+def test_dvh_through_a_folding_field_is_refused(tmp_path):
+    from reirrad.pairing import load_pair
+
+    def fold(centres: np.ndarray, centre: np.ndarray) -> np.ndarray:
+        offsets = np.zeros_like(centres)
+        offsets[..., 0] = -2.5 * np.maximum(centres[..., 0] - centre[0], 0.0)
+        return offsets
+
+    folder = sbrt_case(tmp_path, "deformable", extra=fold).parent
+    with pytest.raises(InputError, match=r"folds .* field vectors the structures' boxes are mapped with") as error:
+        load_pair(
+            folder / "course1" / "dose.dcm", folder / "course2" / "structures.dcm", folder / "course2" / "reg.dcm"
+        )
+    assert error.value.path == folder / "course2" / "reg.dcm"

@@ -111,7 +111,27 @@ class DeformableMap:
         if self.grid is None or self.vectors_mm is None:
             return None
         points = np.asarray(points_mm, dtype=float).reshape(-1, 3)
-        corners = self._cell_corners(self.grid.to_index(points[~self.outside_field(points)]))
+        return self._jacobian_range(self._cell_corners(self.grid.to_index(points[~self.outside_field(points)])))
+
+    def jacobian_in_boxes(self, boxes_mm: list[tuple[np.ndarray, np.ndarray]]) -> JacobianRange | None:
+        """As :meth:`jacobian_over`, at every field vector a point within any of the boxes (lowest and
+        highest corner, mm, registered frame) is interpolated from."""
+        if self.grid is None or self.vectors_mm is None:
+            return None
+        upper = np.asarray(self.grid.shape) - 1
+        inside = np.zeros(self.grid.shape, dtype=bool)
+        for low_mm, high_mm in boxes_mm:
+            corners = np.array(np.meshgrid(*zip(low_mm, high_mm), indexing="ij")).reshape(3, -1).T
+            index = self.grid.to_index(corners)
+            low = np.clip(np.floor(index.min(axis=0)), 0, upper).astype(int)
+            high = np.clip(np.ceil(index.max(axis=0)), 0, upper).astype(int)
+            if np.all(index.max(axis=0) >= -0.5) and np.all(index.min(axis=0) <= upper + 0.5):
+                inside[low[0] : high[0] + 1, low[1] : high[1] + 1, low[2] : high[2] + 1] = True
+        return self._jacobian_range(np.argwhere(inside))
+
+    def _jacobian_range(self, corners: np.ndarray) -> JacobianRange | None:
+        """The determinant range at the vectors ``corners`` (M, 3, (k, j, i)); None without any."""
+        assert self.grid is not None
         if not len(corners):
             return None
         low, high = corners.min(axis=0), corners.max(axis=0) + 1
@@ -214,12 +234,19 @@ class FieldPointMap:
         """The Jacobian determinant range over the field vectors ``points_mm`` (reference frame, mm;
         the evaluated structures' samples) are mapped with; InputError naming the file when the map
         folds at any of them (determinant <= 0), with the share of folded vectors."""
-        found = self.field.jacobian_over(points_mm)
+        return self._refused_if_folded(self.field.jacobian_over(points_mm), "the evaluated structures")
+
+    def refuse_folding_in(self, boxes_mm: list[tuple[np.ndarray, np.ndarray]], what: str) -> JacobianRange | None:
+        """As :meth:`refuse_folding`, over the field vectors within the boxes (lowest and highest corner,
+        mm, reference frame) of ``what`` (named in the message)."""
+        return self._refused_if_folded(self.field.jacobian_in_boxes(boxes_mm), what)
+
+    def _refused_if_folded(self, found: JacobianRange | None, what: str) -> JacobianRange | None:
         if found is not None and found.folded:
             raise InputError(
                 self.path,
                 f"{self.label}: the deformation folds (Jacobian determinant <= {FOLDING_DETERMINANT:g}) at "
-                f"{found.folded} of the {found.vectors} field vectors the evaluated structures are mapped with "
+                f"{found.folded} of the {found.vectors} field vectors {what} are mapped with "
                 f"({100.0 * found.folded_share:.2f} %; determinant {found.minimum:.3g} to {found.maximum:.3g}): "
                 "a folding field maps two places onto one, and the dose mapped there means nothing",
             )

@@ -102,6 +102,11 @@ def registration_from_dataset(ds: pydicom.Dataset, path: str | Path) -> Registra
     return Registration(path, uid(ds, "SOPInstanceUID", path), own_frame, matrices, automatic)
 
 
+def read_any_registration(path: str | Path) -> Registration | DeformableRegistration:
+    """Read a rigid or (by its SOP class) deformable registration file."""
+    return any_registration_from_dataset(read_dataset(path), path)
+
+
 def any_registration_from_dataset(ds: pydicom.Dataset, path: str | Path) -> Registration | DeformableRegistration:
     """A read REG dataset as a rigid :class:`Registration` or, by its SOP class, a
     :class:`~reirrad.dicom.deformable.DeformableRegistration` (``path`` names it in messages)."""
