@@ -80,7 +80,7 @@ def registration_from_dataset(ds: pydicom.Dataset, path: str | Path) -> Registra
     path = Path(path)
     sop_class = str(ds.get("SOPClassUID", ""))
     if sop_class == DEFORMABLE_REGISTRATION_SOP_CLASS:
-        raise InputError(path, "a deformable registration where a rigid REG is needed")
+        raise InputError(path, "a deformable registration is not supported where a rigid REG is needed")
     if sop_class != SPATIAL_REGISTRATION_SOP_CLASS:
         raise InputError(path, f"not a Spatial Registration file (SOP Class {sop_class or 'missing'})")
     own_frame = uid(ds, "FrameOfReferenceUID", path)
