@@ -97,26 +97,14 @@ def load_pair(
 
 
 def _field_notes(point_map: FieldPointMap, structures: StructureSet) -> tuple[str, ...]:
-    """Refuse a field folding within the structures' boxes; note a volume change beyond the range of
-    the ``deformation_volume_change`` flag rule (constraints/flags.toml)."""
-    from reirrad.flags import load_flag_rules
-
+    """Refuse a field folding within the structures' boxes; a note on a volume change beyond the
+    flag rule's range (:meth:`FieldPointMap.checked_notes`)."""
     boxes = []
     for roi in structures.rois:
         if not roi.is_empty:
             points = np.concatenate([c.points_mm for c in roi.closed_contours])
             boxes.append((points.min(axis=0), points.max(axis=0)))
-    found = point_map.refuse_folding_in(boxes, "the structures' boxes")
-    rule = next(r for r in load_flag_rules().rules if r.kind == "deformation_volume_change")
-    below, above = float(rule.params["below"]), float(rule.params["above"])
-    if found is None or below <= found.minimum <= found.maximum <= above:
-        return ()
-    note = (
-        f"{point_map.label}: the deformation changes local volume within the structures' boxes by a Jacobian "
-        f"determinant of {found.minimum:.2f} to {found.maximum:.2f} (screened range {below:g} to {above:g}, "
-        f"flag rule {rule.id}); review the deformation there (AAPM TG-132)"
-    )
-    return (note,)
+    return point_map.checked_notes(boxes, "the structures' boxes")
 
 
 def dose_through_field(dose: DoseGrid, frame: str, point_map: FieldPointMap) -> DoseGrid:

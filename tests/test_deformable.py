@@ -485,6 +485,44 @@ def test_sum_through_a_uniform_field_writes_the_rigid_reg_sum(tmp_path):
     assert outside(notes) == outside(rigid_notes)  # the field covers the whole grid: no voxel lost to it
 
 
+def _squeeze_x(factor: float) -> Callable:
+    """Offsets taking x to ``factor`` x about the box centre (det = factor)."""
+
+    def offsets(centres: np.ndarray, centre: np.ndarray) -> np.ndarray:
+        out = np.zeros_like(centres)
+        out[..., 0] = (factor - 1.0) * (centres[..., 0] - centre[0])
+        return out
+
+    return offsets
+
+
+def test_sum_refuses_a_folding_field_and_notes_a_large_volume_change(tmp_path):
+    from reirrad.export import write_cumulative_eqd2
+
+    cover = lambda folder: _dose_box(folder / "course2")  # noqa: E731
+    folded = load_case(sbrt_case(tmp_path / "fold", "deformable", box=cover, extra=_squeeze_x(-0.5)))
+    with pytest.raises(
+        InputError,
+        match=r"folds \(Jacobian determinant <= 0\) at \d+ of the \d+ field vectors used for the reference dose grid",
+    ):
+        write_cumulative_eqd2(folded, 3.0, tmp_path / "folded.dcm")
+    assert not (tmp_path / "folded.dcm").exists()
+    squeezed = load_case(sbrt_case(tmp_path / "squeeze", "deformable", box=cover, extra=_squeeze_x(0.45)))
+    summary = write_cumulative_eqd2(squeezed, 3.0, tmp_path / "squeezed.dcm")
+    expected = (
+        f"{load_case_label(squeezed)}: the deformation changes local volume within the reference dose grid by a "
+        "Jacobian determinant of 0.45 to 0.45 (screened range 0.5 to 2, flag rule deformation_volume_change); "
+        "review the deformation there (AAPM TG-132)"
+    )
+    assert [n for n in summary.assumptions if "Jacobian" in n] == [expected]
+
+
+def load_case_label(case) -> str:
+    """The deformable REG label of the case's prior course (its file's SOPInstanceUID)."""
+    reg = pydicom.dcmread(case.courses[-1].path / "reg.dcm", stop_before_pixels=True)
+    return f"deformable registration (Tester^Deform / synthetic field) REG {reg.SOPInstanceUID}"
+
+
 # --- reirrad dvh with a deformable REG (the dose of another frame on the structure set's) ---------------
 
 
@@ -522,7 +560,7 @@ def test_dvh_through_a_folding_field_is_refused(tmp_path):
         return offsets
 
     folder = sbrt_case(tmp_path, "deformable", extra=fold).parent
-    with pytest.raises(InputError, match=r"folds .* field vectors the structures' boxes are mapped with") as error:
+    with pytest.raises(InputError, match=r"folds .* field vectors used for the structures' boxes") as error:
         load_pair(
             folder / "course1" / "dose.dcm", folder / "course2" / "structures.dcm", folder / "course2" / "reg.dcm"
         )

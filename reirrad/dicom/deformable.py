@@ -34,6 +34,7 @@ a flag rule's parameter (``deformation_volume_change`` in constraints/flags.toml
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +45,7 @@ from pydicom.uid import DeformableSpatialRegistrationStorage as DEFORMABLE_REGIS
 from reirrad.dicom.io import numbers, read_dataset, require, uid
 from reirrad.dvh import trilinear
 from reirrad.errors import InputError
-from reirrad.grid import Grid
+from reirrad.grid import Grid, corner_centres_mm
 
 MATRIX_TYPES = ("RIGID", "RIGID_SCALE", "AFFINE")  # DICOM C.20.2.1.2
 _ORTHONORMAL = 1e-4
@@ -241,12 +242,30 @@ class FieldPointMap:
         mm, reference frame) of ``what`` (named in the message)."""
         return self._refused_if_folded(self.field.jacobian_in_boxes(boxes_mm), what)
 
+    def checked_notes(self, boxes_mm: list[tuple[np.ndarray, np.ndarray]], what: str) -> tuple[str, ...]:
+        """For outputs without flags (``reirrad dvh``, ``reirrad sum``): refuse a field folding within the
+        boxes (:meth:`refuse_folding_in`); a note when its volume change there leaves the range of the
+        ``deformation_volume_change`` flag rule (constraints/flags.toml), else none."""
+        from reirrad.flags import load_flag_rules
+
+        found = self.refuse_folding_in(boxes_mm, what)
+        rule = next(r for r in load_flag_rules().rules if r.kind == "deformation_volume_change")
+        below, above = float(rule.params["below"]), float(rule.params["above"])
+        if found is None or below <= found.minimum <= found.maximum <= above:
+            return ()
+        note = (
+            f"{self.label}: the deformation changes local volume within {what} by a Jacobian determinant of "
+            f"{found.minimum:.2f} to {found.maximum:.2f} (screened range {below:g} to {above:g}, flag rule "
+            f"{rule.id}); review the deformation there (AAPM TG-132)"
+        )
+        return (note,)
+
     def _refused_if_folded(self, found: JacobianRange | None, what: str) -> JacobianRange | None:
         if found is not None and found.folded:
             raise InputError(
                 self.path,
                 f"{self.label}: the deformation folds (Jacobian determinant <= {FOLDING_DETERMINANT:g}) at "
-                f"{found.folded} of the {found.vectors} field vectors {what} are mapped with "
+                f"{found.folded} of the {found.vectors} field vectors used for {what} "
                 f"({100.0 * found.folded_share:.2f} %; determinant {found.minimum:.3g} to {found.maximum:.3g}): "
                 "a folding field maps two places onto one, and the dose mapped there means nothing",
             )
@@ -259,6 +278,15 @@ class FieldPointMap:
         largest = 0.0 if vectors is None else float(np.linalg.norm(vectors, axis=-1).max(initial=0.0))
         spread = float(np.linalg.norm(np.linalg.inv(self.field.pre[:3, :3]), ord=2))
         return np.linalg.inv(self.field.post @ self.field.pre), largest * spread
+
+
+def grid_field_notes(point_maps: Sequence[object], grid: Grid) -> tuple[str, ...]:
+    """:meth:`FieldPointMap.checked_notes` of every deformation field among ``point_maps`` over the box
+    of ``grid`` (reference frame): for whole-grid outputs (``reirrad sum``)."""
+    corners = corner_centres_mm(grid)
+    box = [(corners.min(axis=0), corners.max(axis=0))]
+    fields = [m for m in point_maps if isinstance(m, FieldPointMap)]
+    return tuple(note for m in fields for note in m.checked_notes(box, "the reference dose grid"))
 
 
 def _grown_by_one(mask: np.ndarray) -> np.ndarray:
