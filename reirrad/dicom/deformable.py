@@ -52,6 +52,7 @@ _ORTHONORMAL = 1e-4
 # A Jacobian determinant at or below this folds the map (orientation reversed or volume collapsed to
 # nothing): mathematics, not a clinical tolerance. The flagged volume-change range is in flags.toml.
 FOLDING_DETERMINANT = 0.0
+_SLAB_FRAMES = 16  # field frames per step of the determinant (bounds its memory to a slab's 3x3 gradients)
 
 
 @dataclass(frozen=True)
@@ -153,20 +154,30 @@ class DeformableMap:
         assert self.grid is not None
         shape = np.asarray(self.grid.shape)
         low = np.minimum(np.clip(index, 0, shape - 1).astype(np.int64), np.maximum(shape - 2, 0))
-        high = np.minimum(low + 1, shape - 1)
-        offsets = np.array(np.meshgrid(*[(0, 1)] * 3, indexing="ij")).reshape(3, -1).T
-        corners = np.where(offsets[None, :, :] == 1, high[:, None, :], low[:, None, :]).reshape(-1, 3)
-        return np.unique(corners, axis=0)
+        used = np.zeros(self.grid.shape, dtype=bool)
+        for offset in np.array(np.meshgrid(*[(0, 1)] * 3, indexing="ij")).reshape(3, -1).T:
+            corner = np.minimum(low + offset, shape - 1)
+            used[corner[:, 0], corner[:, 1], corner[:, 2]] = True
+        return np.argwhere(used)
 
     def _determinant(self, block: tuple[slice, ...]) -> np.ndarray:
-        """det(M_post (M_pre + dD/dp)) on a block of the field (NaN next to undefined vectors)."""
+        """det(M_post (M_pre + dD/dp)) on a block of the field (NaN next to undefined vectors), a slab
+        of frames at a time (each with its neighbouring frames, so the differences are the whole block's)."""
         assert self.grid is not None and self.vectors_mm is not None
         vectors = self.vectors_mm[block]
-        per_index = [
-            np.gradient(vectors, axis=axis) if vectors.shape[axis] > 1 else np.zeros_like(vectors) for axis in range(3)
-        ]
-        gradient = np.stack(per_index, axis=-1) @ np.linalg.inv(self.grid.affine[:3, :3])  # dD_c / dp_a
-        determinant = np.linalg.det(self.post[:3, :3]) * np.linalg.det(self.pre[:3, :3] + gradient)
+        to_index = np.linalg.inv(self.grid.affine[:3, :3])
+        frames = vectors.shape[0]
+        determinant = np.empty(vectors.shape[:3])
+        for start in range(0, frames, _SLAB_FRAMES):
+            stop = min(start + _SLAB_FRAMES, frames)
+            low, high = max(start - 1, 0), min(stop + 1, frames)
+            slab = vectors[low:high]
+            per_index = [
+                np.gradient(slab, axis=axis) if slab.shape[axis] > 1 else np.zeros_like(slab) for axis in range(3)
+            ]
+            gradient = np.stack(per_index, axis=-1)[start - low : stop - low] @ to_index  # dD_c / dp_a
+            determinant[start:stop] = np.linalg.det(self.pre[:3, :3] + gradient)
+        determinant *= np.linalg.det(self.post[:3, :3])
         if self.undefined is not None and self.undefined.any():
             determinant[_grown_by_one(self.undefined[block] > 0.0)] = np.nan
         return determinant
