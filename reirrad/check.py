@@ -373,13 +373,12 @@ class _Evaluator:
         for course in self.acc.courses:
             if not isinstance(course.point_map, FieldPointMap):
                 continue
-            gaps, region = [], []
+            gaps = []
             for name in structures:
                 sampling = self.sampling(name)
                 if not len(sampling.positions):
                     continue
                 points = self.acc.grid.to_patient(sampling.positions)
-                region.append(points)
                 missing = course.point_map.missing_fraction(points, sampling.weights_cc)
                 if missing > 0.0:
                     gaps.append(f"{name} {_percent_outside(1.0 - missing)} %")
@@ -390,7 +389,8 @@ class _Evaluator:
                     f"{len(gaps)} of the {len(structures)} evaluated structures (volume outside the field or on "
                     f"undefined vectors: {', '.join(gaps)}); the field must cover every evaluated structure",
                 )
-            jacobian = course.point_map.refuse_folding(np.concatenate(region)) if region else None  # deform2
+            region = (self.acc.grid.to_patient(self.sampling(n).positions) for n in structures)  # deform2
+            jacobian = course.point_map.refuse_folding(region)
             if jacobian is not None:
                 ranges[course.name] = (jacobian.minimum, jacobian.maximum)
         return ranges

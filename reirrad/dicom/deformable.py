@@ -34,7 +34,7 @@ a flag rule's parameter (``deformation_volume_change`` in constraints/flags.toml
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +52,7 @@ _ORTHONORMAL = 1e-4
 # A Jacobian determinant at or below this folds the map (orientation reversed or volume collapsed to
 # nothing): mathematics, not a clinical tolerance. The flagged volume-change range is in flags.toml.
 FOLDING_DETERMINANT = 0.0
+_POINT_CHUNK = 200_000  # points per step of the Jacobian region (bounds its index arrays)
 _SLAB_FRAMES = 16  # field frames per step of the determinant (bounds its memory to a slab's 3x3 gradients)
 
 
@@ -105,15 +106,21 @@ class DeformableMap:
             outside[~outside] = trilinear(self.undefined, index[~outside]) > 0.0  # an undefined corner weighs in
         return outside
 
-    def jacobian_over(self, points_mm: np.ndarray) -> JacobianRange | None:
+    def jacobian_over(self, points_mm: np.ndarray | Iterable[np.ndarray]) -> JacobianRange | None:
         """The map's Jacobian determinant at every field vector the points inside the field are
         trilinearly interpolated from (the 8 corners of each point's cell); None without a field or
-        without such a vector. Derivatives are numpy central differences of the vectors (one-sided at
-        the field's edges), mm/mm; vectors next to undefined ones are left out."""
+        without such a vector. ``points_mm``: (N, 3) mm, or several such arrays (read one at a time).
+        Derivatives are numpy central differences of the vectors (one-sided at the field's edges),
+        mm/mm; vectors next to undefined ones are left out."""
         if self.grid is None or self.vectors_mm is None:
             return None
-        points = np.asarray(points_mm, dtype=float).reshape(-1, 3)
-        return self._jacobian_range(self._cell_corners(self.grid.to_index(points[~self.outside_field(points)])))
+        used = np.zeros(self.grid.shape, dtype=bool)
+        for array in [points_mm] if isinstance(points_mm, np.ndarray) else points_mm:
+            points = np.asarray(array, dtype=float).reshape(-1, 3)
+            for start in range(0, len(points), _POINT_CHUNK):
+                chunk = points[start : start + _POINT_CHUNK]
+                self._mark_cells(self.grid.to_index(chunk[~self.outside_field(chunk)]), used)
+        return self._jacobian_range(np.argwhere(used))
 
     def jacobian_in_boxes(self, boxes_mm: list[tuple[np.ndarray, np.ndarray]]) -> JacobianRange | None:
         """As :meth:`jacobian_over`, at every field vector a point within any of the boxes (lowest and
@@ -149,16 +156,14 @@ class DeformableMap:
             float(values.min()), float(values.max()), int(np.sum(values <= FOLDING_DETERMINANT)), len(values)
         )
 
-    def _cell_corners(self, index: np.ndarray) -> np.ndarray:
-        """The distinct vector indices (M, 3, (k, j, i)) trilinear interpolation reads at ``index``."""
+    def _mark_cells(self, index: np.ndarray, used: np.ndarray) -> None:
+        """Set ``used`` (the field's shape) at the vectors trilinear interpolation reads at ``index``."""
         assert self.grid is not None
         shape = np.asarray(self.grid.shape)
         low = np.minimum(np.clip(index, 0, shape - 1).astype(np.int64), np.maximum(shape - 2, 0))
-        used = np.zeros(self.grid.shape, dtype=bool)
         for offset in np.array(np.meshgrid(*[(0, 1)] * 3, indexing="ij")).reshape(3, -1).T:
             corner = np.minimum(low + offset, shape - 1)
             used[corner[:, 0], corner[:, 1], corner[:, 2]] = True
-        return np.argwhere(used)
 
     def _determinant(self, block: tuple[slice, ...]) -> np.ndarray:
         """det(M_post (M_pre + dD/dp)) on a block of the field (NaN next to undefined vectors), a slab
@@ -242,7 +247,7 @@ class FieldPointMap:
             return float(outside.mean()) if len(outside) else 0.0
         return float(np.sum(np.asarray(weights)[outside]) / total)
 
-    def refuse_folding(self, points_mm: np.ndarray) -> JacobianRange | None:
+    def refuse_folding(self, points_mm: np.ndarray | Iterable[np.ndarray]) -> JacobianRange | None:
         """The Jacobian determinant range over the field vectors ``points_mm`` (reference frame, mm;
         the evaluated structures' samples) are mapped with; InputError naming the file when the map
         folds at any of them (determinant <= 0), with the share of folded vectors."""
