@@ -38,6 +38,7 @@ from reirrad.grid import Grid, Vec3, corner_centres_mm, inside_grid, resample, s
 
 _SNAP_TOLERANCE = 0.7  # a moved axis must be within ~45 degrees of one patient axis (cos 45 = 0.707)
 _MAX_TRIM_VOXELS = 3  # the inscribed box is shrunk at most this often before giving up
+_SLAB_VOXELS = 1_000_000  # lattice voxels mapped through a deformation field per step
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,16 +117,22 @@ def dose_through_field(dose: DoseGrid, frame: str, point_map: FieldPointMap) -> 
     to_frame = _offset_removed(inverse, point_map)
     lattice = _moved_lattice(dose.grid, to_frame, frame, where)
     target = _field_box(lattice, point_map, where)
-    index = dose.grid.to_index(point_map(target.to_patient(np.indices(target.shape).reshape(3, -1).T)))
-    covered = np.isfinite(index).all(axis=1)
-    covered[covered] = inside_grid(index[covered], dose.grid.shape)
-    start, stop = _covered_box(covered.reshape(target.shape), where)
+    target.require_memory("the deformed dose grid")
+    values, covered = np.zeros(target.shape), np.zeros(target.shape, dtype=bool)
+    step = max(1, _SLAB_VOXELS // (target.shape[1] * target.shape[2]))
+    for first in range(0, target.shape[0], step):  # a slab of frames at a time: bounded index arrays
+        frames = slice(first, min(first + step, target.shape[0]))
+        slab = np.indices((frames.stop - frames.start, *target.shape[1:])).reshape(3, -1).T + [first, 0, 0]
+        index = dose.grid.to_index(point_map(target.to_patient(slab.astype(float))))
+        inside = np.isfinite(index).all(axis=1)
+        inside[inside] = inside_grid(index[inside], dose.grid.shape)
+        sampled = np.zeros(len(index))
+        sampled[inside] = trilinear(dose.dose_gy, index[inside])
+        values[frames], covered[frames] = sampled.reshape(values[frames].shape), inside.reshape(values[frames].shape)
+    start, stop = _covered_box(covered, where)
     box = tuple(slice(int(a), int(b)) for a, b in zip(start, stop))
-    chosen = index.reshape(*target.shape, 3)[box].reshape(-1, 3)
-    target = replace(
-        target, origin_mm=vec3(target.to_patient(start[None, :].astype(float))[0]), shape=shape3(stop - start)
-    )
-    return replace(dose, grid=target, dose_gy=trilinear(dose.dose_gy, chosen).reshape(target.shape))
+    origin = vec3(target.to_patient(start[None, :].astype(float))[0])
+    return replace(dose, grid=replace(target, origin_mm=origin, shape=shape3(stop - start)), dose_gy=values[box].copy())
 
 
 def _offset_removed(inverse: np.ndarray, point_map: FieldPointMap) -> np.ndarray:

@@ -549,6 +549,17 @@ def test_dvh_through_a_uniform_field_matches_the_rigid_reg(tmp_path, capsys, mon
     out = capsys.readouterr()
     assert exit_info.value.code in (0, None) and "deformable registration (Tester^Deform" in out.err
     assert "SpinalCord" in out.out
+    # a field ending halfway across the structures along x: the box is cut to it, same lattice and values
+    folder = sbrt_case(tmp_path / "small", "deformable", partial=True).parent
+    small = load_pair(
+        folder / "course1" / "dose.dcm", folder / "course2" / "structures.dcm", folder / "course2" / "reg.dcm"
+    )
+    offset = rigid_pair.dose.grid.to_index(np.asarray([small.dose.grid.origin_mm]))[0]
+    assert np.allclose(offset, np.round(offset), atol=1e-6) and np.all(offset >= 0)
+    start = np.round(offset).astype(int)
+    inner = rigid_pair.dose.dose_gy[tuple(slice(a, a + n) for a, n in zip(start, small.dose.grid.shape))]
+    assert 0 < small.dose.dose_gy.size < rigid_pair.dose.dose_gy.size
+    np.testing.assert_allclose(small.dose.dose_gy, inner, rtol=0, atol=1e-9)
 
 
 def test_dvh_through_a_folding_field_is_refused(tmp_path):
