@@ -22,17 +22,17 @@ from pathlib import Path
 import numpy as np
 
 from reirrad.case import CaseSpec, CourseSpec
-from reirrad.dicom.deformable import DeformableRegistration, FieldPointMap, deformable_from_dataset
+from reirrad.dicom.deformable import DeformableRegistration, FieldPointMap
 from reirrad.dicom.discover import Course, StructureSource, course_from_datasets, discover_course
 from reirrad.dicom.dose import DoseGrid
 from reirrad.dicom.identity import PatientIdentity
 from reirrad.dicom.io import read_dataset
 from reirrad.dicom.plan import Plan
 from reirrad.dicom.registration import (
-    DEFORMABLE_REGISTRATION_SOP_CLASS,
     Registration,
+    any_registration_from_dataset,
     course_point_map,
-    registration_from_dataset,
+    split_registrations,
 )
 from reirrad.dicom.structures import Roi, StructureSet
 from reirrad.dicom.summation import PHASE_TOTAL, SummationType
@@ -301,7 +301,7 @@ class LoadedCourse:
     files: tuple[FileRecord, ...]
     notes: tuple[str, ...] = ()
     patient: PatientIdentity | None = None  # None when no file names a patient
-    registrations: tuple[Registration, ...] = ()  # given in memory as REG datasets (already read)
+    registrations: tuple[Registration | DeformableRegistration, ...] = ()  # in-memory REGs (read already)
 
     @property
     def name(self) -> str:
@@ -662,16 +662,11 @@ def _covering_grid(
 
 
 def _read_registrations(courses: Sequence[LoadedCourse]) -> tuple[list[Registration], list[DeformableRegistration]]:
-    """The courses' REG files, rigid and deformable apart (by SOP class), and their in-memory REGs."""
-    rigid: list[Registration] = []
-    deformable: list[DeformableRegistration] = []
-    for path in dict.fromkeys(p for c in courses for p in c.registration_paths):
-        ds = read_dataset(path)
-        if str(ds.get("SOPClassUID", "")) == DEFORMABLE_REGISTRATION_SOP_CLASS:
-            deformable.append(deformable_from_dataset(ds, path))
-        else:
-            rigid.append(registration_from_dataset(ds, path))
-    return rigid + [r for c in courses for r in c.registrations], deformable
+    """The courses' REG files and in-memory REGs, rigid and deformable apart (by SOP class)."""
+    # deform2: in-memory deformable REGs (course_from_datasets) are split off like REG files
+    paths = dict.fromkeys(p for c in courses for p in c.registration_paths)
+    read = [any_registration_from_dataset(read_dataset(path), path) for path in paths]
+    return split_registrations(read + [r for c in courses for r in c.registrations])
 
 
 def phase_indices(grid: Grid, positions: np.ndarray, phase_grid: Grid, point_map: PointMap) -> np.ndarray:

@@ -102,8 +102,9 @@ class CourseSpec:
             The course's name in messages and reports.
         datasets : iterable of pydicom.Dataset
             The course's objects; each is named by its modality and SOPInstanceUID in messages,
-            and reports give that UID instead of a file hash. A rigid REG among them relates frames
-            of reference as a REG file in a course folder does (a REG file is ``registration=``).
+            and reports give that UID instead of a file hash. A REG among them, rigid or deformable,
+            relates frames of reference as the same file in a course folder does (a REG file is
+            ``registration=``).
         **options
             Other CourseSpec fields: ``start_date``, ``end_date``, ``registration``, ``fractions``,
             ``schedule``, ``override_fractions``, ``accept_dose_scale``, ``accept_other_patient``,
@@ -265,8 +266,9 @@ class CaseSpec:
         prior_end_date, new_start_date : datetime.date, optional
             Last day of the prior course, first day of the new one.
         registration : str, Path or pydicom.Dataset, optional
-            A rigid REG relating the prior course's frame to the new one's: a file, or a dataset
-            (then one of the new course's datasets).
+            A REG relating the prior course's frame to the new one's, rigid or deformable (its
+            registered frame the new course's): a file, or a dataset (then one of the new course's
+            datasets).
         id : str
             The case id in reports.
 

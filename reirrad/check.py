@@ -363,10 +363,13 @@ class _Evaluator:
                     f"{len(sampled)} evaluated structures; check its registration and geometry",
                 )
 
-    def refuse_structures_outside_fields(self, structures: list[str]) -> None:
+    def refuse_structures_outside_fields(self, structures: list[str]) -> dict[str, tuple[float, float]]:
         """InputError when a course mapped by a deformable registration has evaluated structures
         (partly) outside its deformation field: which structures, how much of each (by volume).
-        Their prior dose there is unknown; it is not summed as 0 Gy."""
+        Their prior dose there is unknown; it is not summed as 0 Gy. Also refused: a field that folds
+        over them (deform2: Jacobian determinant <= 0). Returns each such course's determinant range
+        over them (minimum, maximum) for the volume-change flag."""
+        ranges: dict[str, tuple[float, float]] = {}
         for course in self.acc.courses:
             if not isinstance(course.point_map, FieldPointMap):
                 continue
@@ -386,6 +389,11 @@ class _Evaluator:
                     f"{len(gaps)} of the {len(structures)} evaluated structures (volume outside the field or on "
                     f"undefined vectors: {', '.join(gaps)}); the field must cover every evaluated structure",
                 )
+            region = (self.acc.grid.to_patient(self.sampling(n).positions) for n in structures)  # deform2
+            jacobian = course.point_map.refuse_folding(region)
+            if jacobian is not None:
+                ranges[course.name] = (jacobian.minimum, jacobian.maximum)
+        return ranges
 
     def prior_recovery(self, recovery: dict[str, float]) -> dict[str, float]:
         """r of the prior courses only."""
@@ -850,7 +858,7 @@ class RegisteredSum:
         cover = [structures.by_name(name) for name in evaluated]
         acc = map_courses(courses, dataclasses.replace(case, recovery_model=model.name), cover)
         evaluator = _Evaluator(acc, model, options.lql_transition_gy, case.accept_partial_coverage)
-        evaluator.refuse_structures_outside_fields([roi.name for roi in cover if not roi.is_empty])
+        jacobians = evaluator.refuse_structures_outside_fields([roi.name for roi in cover if not roi.is_empty])
         evaluator.refuse_courses_missing_everything([roi.name for roi in cover if not roi.is_empty])
         results = tuple(evaluator.evaluate(c, matches[c.organ]) for c in cset.constraints)
         assumed = assumptions(acc, cset, model, options)
@@ -868,6 +876,7 @@ class RegisteredSum:
         context = dataclasses.replace(
             context, status_changes=changes, registration_uncertainty=None if uncertainty is None else uncertainty.text
         )
+        context = dataclasses.replace(context, deformation_jacobians=jacobians)  # deform2: volume-change flag
         flags = compute_flags(context, rules)
         # figures: planes through each failing or warning organ's hottest sample (reirrad/report/hotspot.py)
         hotspots = organ_hotspots(acc, results, evaluator.hottest_sample_mm, model, options.lql_transition_gy)

@@ -31,6 +31,7 @@ from reirrad.accumulate import (
 )
 from reirrad.case import CaseSpec
 from reirrad.deidentify import deidentify_export
+from reirrad.dicom.deformable import grid_field_notes
 from reirrad.dicom.dose import read_dose
 from reirrad.dicom.io import read_dataset
 from reirrad.dicom.plan import read_plan
@@ -187,8 +188,10 @@ def write_cumulative_eqd2(
         )
     courses = load_courses(case)
     acc = map_courses(courses, case)
+    field_notes = grid_field_notes([c.point_map for c in acc.courses], acc.grid)  # deform2: folding refused
     peak_gy, outside = _first_pass(acc, alpha_beta_gy, model, organ, lql_transition_gy)
     description, assumptions = _sum_texts(acc, courses, alpha_beta_gy, model, organ, lql_transition_gy, outside)
+    assumptions += field_notes  # deform2: a large volume change of a deformation field noted
     scaling = grid_scaling(peak_gy, bits)
     pixels = np.empty(acc.grid.shape, dtype=np.uint32 if bits == 32 else np.uint16)
     for frames, total, _ in _slab_sums(acc, alpha_beta_gy, model, organ, lql_transition_gy):

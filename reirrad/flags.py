@@ -18,7 +18,8 @@ per_fraction_gy. stereotactic_schedule: course, per_fraction_gy, organ_doses, at
 outside_grid: organ, structure, course, outside. registration_uncertainty: count, uncertainty,
 changes (the constraints whose verdict worsens to one of worst_statuses). fraction_override: course, fractions,
 plan_fractions (text: "the plan says 5" or "no plan gives a count"). automatic_registration:
-course, registration. deformable_registration: course, registration.
+course, registration. deformable_registration: course, registration. deformation_volume_change:
+course, minimum, maximum (the Jacobian determinant over the evaluated structures), below, above.
 missing_structure: count, organs. reirradiation_type: text (from type1 / type2 / repeat / unknown
 with overlap_cc, prior, new, prior_min_gy, new_min_gy, organs, organ_min_gy). miri_class: text
 (from class_text with miri_class, definition; or not_applicable with reason). carotid_invasion:
@@ -154,6 +155,9 @@ class FlagContext:
     clinical: ClinicalSpec = ClinicalSpec()
     registration_uncertainty: str | None = None  # "3 mm" when the worst case was searched (reirrad.robust)
     status_changes: tuple[StatusChange, ...] = ()  # verdicts that change within that uncertainty
+    # per course mapped by a deformation field: its Jacobian determinant (minimum, maximum) over the
+    # evaluated structures (reirrad.dicom.deformable)
+    deformation_jacobians: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -373,6 +377,15 @@ def _deformable_registration(rule: FlagRule, ctx: FlagContext) -> list[Flag]:
     ]
 
 
+def _deformation_volume_change(rule: FlagRule, ctx: FlagContext) -> list[Flag]:
+    below, above = float(rule.params["below"]), float(rule.params["above"])
+    return [
+        rule.flag(course=course, minimum=low, maximum=high, below=below, above=above)
+        for course, (low, high) in ctx.deformation_jacobians.items()
+        if low < below or high > above
+    ]
+
+
 def _missing_structure(rule: FlagRule, ctx: FlagContext) -> list[Flag]:
     missing = [m for m in ctx.matches if m.status != "matched"]
     if not missing:
@@ -527,6 +540,7 @@ KINDS: dict[str, tuple[Kind, tuple[str, ...]]] = {
     "fraction_override": (_fraction_override, ()),
     "automatic_registration": (_automatic_registration, ()),
     "deformable_registration": (_deformable_registration, ()),
+    "deformation_volume_change": (_deformation_volume_change, ("below", "above")),
     "missing_structure": (_missing_structure, ()),
     "reirradiation_type": (
         _reirradiation_type,

@@ -8,6 +8,15 @@ target lattice is the dose's own, moved by the registration (its axes snapped to
 axes they end up nearest), cut to the largest box whose voxel centres all lie inside the moved
 dose grid: structure parts beyond it count as outside the dose grid, exactly as for an unmoved
 dose. A pure translation moves the lattice exactly, so no value changes.
+
+A Deformable Spatial Registration (by its SOP class) whose registered frame is the structure set's
+is used the same way, through its field (:mod:`reirrad.dicom.deformable`): the lattice is the dose's
+moved by the inverse of the field's matrices and its median offset (so a uniform field moves it
+exactly, as a translation), every lattice voxel centre is mapped through the field into the dose,
+and the box is cut, face by face, until every voxel centre has a field offset and lies inside the
+dose grid. Structure parts beyond the box (outside the field or the dose) count as outside the dose
+grid. A field folding within the structures' boxes is refused; a volume change beyond the flag
+rule's range is noted.
 """
 
 from __future__ import annotations
@@ -17,16 +26,19 @@ from pathlib import Path
 
 import numpy as np
 
+from reirrad.dicom.deformable import FieldPointMap
 from reirrad.dicom.discover import require_frame
 from reirrad.dicom.dose import DoseGrid, read_dose
 from reirrad.dicom.identity import read_identity
-from reirrad.dicom.registration import read_registration, reference_to_moving
+from reirrad.dicom.registration import Registration, course_point_map, read_any_registration, reference_to_moving
 from reirrad.dicom.structures import StructureSet, read_structures
+from reirrad.dvh import trilinear
 from reirrad.errors import Hint, InputError, Remedy
-from reirrad.grid import Grid, Vec3, corner_centres_mm, resample, shape3, transform_points, vec3
+from reirrad.grid import Grid, Vec3, corner_centres_mm, inside_grid, resample, shape3, transform_points, vec3
 
 _SNAP_TOLERANCE = 0.7  # a moved axis must be within ~45 degrees of one patient axis (cos 45 = 0.707)
 _MAX_TRIM_VOXELS = 3  # the inscribed box is shrunk at most this often before giving up
+_SLAB_VOXELS = 1_000_000  # lattice voxels mapped through a deformation field per step
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,15 +77,108 @@ def load_pair(
             Hint(Remedy.REGISTRATION, option="--registration"),
             how=": {} relating them, or use the structure set drawn on this dose's planning CT",
         )
-    matrix, label = reference_to_moving(frame, dose_frame, [read_registration(registration)], Path(registration))
-    moved = dose_in_frame(dose, frame, matrix, Path(registration))
+    found = read_any_registration(registration)
+    if isinstance(found, Registration):
+        matrix, label = reference_to_moving(frame, dose_frame, [found], Path(registration))
+        moved = dose_in_frame(dose, frame, matrix, Path(registration))
+        how = "trilinear"
+    else:
+        point_map = course_point_map(frame, dose_frame, [], [found], Path(registration))
+        assert isinstance(point_map, FieldPointMap)
+        label, how = point_map.label, "trilinear through its deformation field"
+        notes += _field_notes(point_map, structures)
+        moved = dose_through_field(dose, frame, point_map)
     notes += (
         (
             f"dose mapped from frame {dose_frame} into {frame} through {label} ({registration}); "
-            f"trilinear on a {moved.grid.shape[::-1]} voxel grid (columns, rows, frames)"
+            f"{how} on a {moved.grid.shape[::-1]} voxel grid (columns, rows, frames)"
         ),
     )
     return DosePair(moved, structures, notes)
+
+
+def _field_notes(point_map: FieldPointMap, structures: StructureSet) -> tuple[str, ...]:
+    """Refuse a field folding within the structures' boxes; a note on a volume change beyond the
+    flag rule's range (:meth:`FieldPointMap.checked_notes`)."""
+    boxes = []
+    for roi in structures.rois:
+        if not roi.is_empty:
+            points = np.concatenate([c.points_mm for c in roi.closed_contours])
+            boxes.append((points.min(axis=0), points.max(axis=0)))
+    return point_map.checked_notes(boxes, "the structures' boxes")
+
+
+def dose_through_field(dose: DoseGrid, frame: str, point_map: FieldPointMap) -> DoseGrid:
+    """``dose`` sampled (trilinear) into frame ``frame`` through a deformation field ``point_map``
+    (frame ``frame`` -> the dose's frame), on the dose's lattice moved by the field's approximate
+    inverse and cut to a box whose every voxel centre the field and the dose grid cover."""
+    where = point_map.path
+    inverse, _ = point_map.approximate_inverse()
+    to_frame = _offset_removed(inverse, point_map)
+    lattice = _moved_lattice(dose.grid, to_frame, frame, where)
+    target = _field_box(lattice, point_map, where)
+    target.require_memory("the deformed dose grid")
+    values, covered = np.zeros(target.shape), np.zeros(target.shape, dtype=bool)
+    step = max(1, _SLAB_VOXELS // (target.shape[1] * target.shape[2]))
+    for first in range(0, target.shape[0], step):  # a slab of frames at a time: bounded index arrays
+        frames = slice(first, min(first + step, target.shape[0]))
+        slab = np.indices((frames.stop - frames.start, *target.shape[1:])).reshape(3, -1).T + [first, 0, 0]
+        index = dose.grid.to_index(point_map(target.to_patient(slab.astype(float))))
+        inside = np.isfinite(index).all(axis=1)
+        inside[inside] = inside_grid(index[inside], dose.grid.shape)
+        sampled = np.zeros(len(index))
+        sampled[inside] = trilinear(dose.dose_gy, index[inside])
+        values[frames], covered[frames] = sampled.reshape(values[frames].shape), inside.reshape(values[frames].shape)
+    start, stop = _covered_box(covered, where)
+    box = tuple(slice(int(a), int(b)) for a, b in zip(start, stop))
+    origin = vec3(target.to_patient(start[None, :].astype(float))[0])
+    return replace(dose, grid=replace(target, origin_mm=origin, shape=shape3(stop - start)), dose_gy=values[box].copy())
+
+
+def _offset_removed(inverse: np.ndarray, point_map: FieldPointMap) -> np.ndarray:
+    """``inverse`` (course -> reference frame, the field's matrices inverted) after taking off the
+    field's median offset, carried through the post-deformation matrix: exact for a uniform field."""
+    field = point_map.field
+    if field.vectors_mm is None:
+        return inverse
+    defined = field.vectors_mm.reshape(-1, 3)
+    if field.undefined is not None:
+        defined = defined[field.undefined.reshape(-1) == 0.0]
+    shift = np.eye(4)
+    if len(defined):
+        shift[:3, 3] = -(field.post[:3, :3] @ np.median(defined, axis=0))
+    return inverse @ shift
+
+
+def _field_box(lattice: Grid, point_map: FieldPointMap, where: Path) -> Grid:
+    """``lattice`` cut to the box of its voxels within the field's extent (by its corners)."""
+    field = point_map.field.grid
+    assert field is not None
+    corners = lattice.to_index(corner_centres_mm(field))
+    half = 0.5 * np.asarray(field.spacing_mm) / np.asarray(lattice.spacing_mm)  # the field reaches half a vector on
+    start = np.maximum(np.ceil(corners.min(axis=0) - half.max() + 1e-6), 0)
+    stop = np.minimum(np.floor(corners.max(axis=0) + half.max() - 1e-6), np.asarray(lattice.shape) - 1)
+    if np.any(stop < start):
+        raise InputError(where, "the deformation field covers none of the dose grid in the structure set's frame")
+    origin = lattice.to_patient(start[None, :])[0]
+    return replace(lattice, origin_mm=vec3(origin), shape=shape3(stop - start + 1))
+
+
+def _covered_box(covered: np.ndarray, where: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The start and stop (exclusive) indices of a box of ``covered`` voxels only: the face with the
+    largest uncovered share is cut off until none is left."""
+    start, stop = np.zeros(3, dtype=int), np.asarray(covered.shape)
+    while np.all(stop > start):
+        box = covered[tuple(slice(int(a), int(b)) for a, b in zip(start, stop))]
+        if box.all():
+            return start, stop
+        faces = [(np.mean(~np.take(box, end, axis=axis)), axis, end) for axis in range(3) for end in (0, -1)]
+        _, axis, end = max(faces)
+        if end == 0:
+            start[axis] += 1
+        else:
+            stop[axis] -= 1
+    raise InputError(where, "the deformed dose grid holds no box of whole voxels in the structure set's frame")
 
 
 def _patient_notes(rtdose: Path, structures: StructureSet, accept: bool) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ import math
 import re
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +22,10 @@ from sum_helpers import write_reg
 from reirrad.case import load_case
 from reirrad.check import run_check
 from reirrad.cli import main
-from reirrad.dicom.deformable import read_deformable_registration
+from reirrad.dicom.deformable import FieldPointMap, read_deformable_registration
+from reirrad.dicom.dose import read_dose
 from reirrad.errors import InputError
+from reirrad.grid import corner_centres_mm
 from reirrad.mapping import RigidMap
 from tests import dicom_synthetic as syn
 
@@ -224,11 +227,20 @@ def _structure_box(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return points.min(axis=0), points.max(axis=0)
 
 
-def sbrt_case(tmp_path: Path, kind: str, *, partial: bool = False) -> Path:
+def sbrt_case(
+    tmp_path: Path,
+    kind: str,
+    *,
+    partial: bool = False,
+    extra: Callable | None = None,
+    box: Callable[[Path], tuple[np.ndarray, np.ndarray]] | None = None,
+) -> Path:
     """The SBRT sample copied, its course2/reg.dcm replaced: a translation-only rigid REG
     (``kind`` "rigid"), or a deformable REG whose field is the same translation everywhere over the
     reference structures plus 10 mm ("deformable"; ``partial``: the field ends halfway across the
-    structures' box along x instead)."""
+    structures' box along x instead; ``extra``: offsets (Z, Y, X, 3, mm) added to it, from the vector
+    centres (Z, Y, X, 3, mm) and the structures' box centre (3,); ``box``: the lowest and highest point,
+    mm, reference frame, the field covers (plus 10 mm) instead of the structures, from the copied folder)."""
     folder = shutil.copytree(SBRT, tmp_path / kind)
     reference, prior = _frame(folder / "course2" / "dose.dcm"), _frame(folder / "course1" / "dose.dcm")
     patient = str(pydicom.dcmread(folder / "course2" / "dose.dcm", stop_before_pixels=True).PatientID)
@@ -237,13 +249,17 @@ def sbrt_case(tmp_path: Path, kind: str, *, partial: bool = False) -> Path:
     if kind == "rigid":  # p_new = p_prior + s
         write_reg(reg, reference, {reference: np.eye(4), prior: sum_rigid(0.0, 2, SBRT_SHIFT)}, patient_id=patient)
         return folder / "case.toml"
-    low, high = _structure_box(folder / "course2" / "structures.dcm")
+    low, high = _structure_box(folder / "course2" / "structures.dcm") if box is None else box(folder)
     low, high = low - 10.0, high + 10.0
     if partial:
         high[0] = 0.5 * (low[0] + high[0])
     resolution = np.array([5.0, 5.0, 5.0])
     dimensions = tuple(int(v) for v in np.ceil((high - low) / resolution).astype(int) + 1)
     vectors = np.broadcast_to(-SBRT_SHIFT, (*dimensions[::-1], 3))  # p_prior = p_new + D, D = -s
+    if extra is not None:
+        axes = [low[a] + resolution[a] * np.arange(dimensions[a]) for a in (2, 1, 0)]
+        centres = np.stack(np.meshgrid(*axes, indexing="ij")[::-1], axis=-1)  # (Z, Y, X, (x, y, z))
+        vectors = vectors + extra(centres, 0.5 * (low + high))
     write_deformable(
         reg,
         vectors,
@@ -303,3 +319,260 @@ def test_a_field_missing_the_structures_is_refused(tmp_path, capsys, monkeypatch
         main()
     assert exit_info.value.code == 2
     assert "deformation field misses part of" in capsys.readouterr().err
+
+
+# --- deformable REGs given as in-memory pydicom datasets (the Python API) ------------------------------
+
+
+def _course_datasets(folder: Path) -> list[pydicom.Dataset]:
+    return [pydicom.dcmread(folder / name) for name in ("plan.dcm", "dose.dcm", "structures.dcm")]
+
+
+def test_a_deformable_reg_dataset_gives_the_numbers_of_the_file(tmp_path):
+    """Case.from_datasets with the field as a pydicom dataset: the numbers of the same field read from
+    its file, named by SOPInstanceUID (no file hash), the registration label and caution flag alike."""
+    import reirrad
+
+    case_file = sbrt_case(tmp_path, "deformable")
+    folder = case_file.parent
+    from_file = run_check(load_case(case_file))
+    reg = pydicom.dcmread(folder / "course2" / "reg.dcm")
+    dates = {c.name: c for c in load_case(case_file).courses}
+    case = reirrad.Case.from_datasets(
+        prior=_course_datasets(folder / "course1"),
+        new=_course_datasets(folder / "course2"),
+        registration=reg,
+        prior_end_date=dates["prior"].end_date,
+        new_start_date=dates["new"].start_date,
+    )
+    in_memory = reirrad.check(case, constraints=load_case(case_file).constraints)
+    values = lambda report: [(r.constraint_id, r.status, r.value_gy) for r in report.results]  # noqa: E731
+    assert values(in_memory) == values(from_file)
+    assert sum(r.value_gy is not None for r in in_memory.results) >= 10
+    label = in_memory.courses[0].registration
+    assert (
+        label
+        == from_file.courses[0].registration
+        == (f"deformable registration (Tester^Deform / synthetic field) REG {reg.SOPInstanceUID}")
+    )
+    assert {"path": f"<REG {reg.SOPInstanceUID}>", "sha256": None} in in_memory.to_dict()["courses"][1]["files"]
+    assert [f.id for f in in_memory.flags if f.id.startswith("deform")] == ["deformable_registration_uncertainty"]
+
+
+def test_a_deformable_reg_dataset_missing_the_structures_is_refused_naming_it(tmp_path):
+    import reirrad
+
+    folder = sbrt_case(tmp_path, "deformable", partial=True).parent
+    reg = pydicom.dcmread(folder / "course2" / "reg.dcm")
+    case = reirrad.Case.from_datasets(
+        prior=_course_datasets(folder / "course1"), new=[*_course_datasets(folder / "course2"), reg]
+    )
+    with pytest.raises(InputError, match=r"deformation field misses part of .*SpinalCord \d+\.\d+ %") as error:
+        reirrad.check(case)
+    assert error.value.path == Path(f"<REG {reg.SOPInstanceUID}>")
+
+
+# --- field checks: the Jacobian determinant over the evaluated region ---------------------------------
+
+
+def _field_map(tmp_path: Path, vectors: np.ndarray):
+    return read_deformable_registration(write_deformable(tmp_path / "dreg.dcm", vectors)).map_to(
+        REFERENCE_FRAME, PRIOR_FRAME
+    )
+
+
+def test_the_jacobian_of_a_uniform_shift_is_exactly_one(tmp_path):
+    field = _field_map(tmp_path, np.broadcast_to([2.0, -3.0, 1.5], (*DIMENSIONS[::-1], 3)))
+    found = field.jacobian_over(inside_points())
+    assert (found.minimum, found.maximum, found.folded) == (1.0, 1.0, 0)
+    assert found.vectors > 8
+
+
+def test_the_jacobian_of_a_scaling_field_is_its_volume_ratio(tmp_path):
+    """x -> 1.1 x written as D(p) = 0.1 p: det = 1.1 ** 3 = 1.331 (linear, so central differences are exact)."""
+    field = _field_map(tmp_path, 0.1 * grid_points())
+    found = field.jacobian_over(inside_points())
+    assert found.minimum == pytest.approx(1.331, abs=1e-5) and found.maximum == pytest.approx(1.331, abs=1e-5)
+    # a post-deformation rotation keeps the volume ratio: det(R) = 1
+    rotated = read_deformable_registration(
+        write_deformable(tmp_path / "rot.dcm", 0.1 * grid_points(), post=rigid(30.0, np.zeros(3), np.zeros(3)))
+    ).map_to(REFERENCE_FRAME, PRIOR_FRAME)
+    assert rotated.jacobian_over(inside_points()).minimum == pytest.approx(1.331, abs=1e-5)
+
+
+def test_a_folding_field_is_refused_with_the_share_of_folded_vectors(tmp_path):
+    """D_x = -2.5 (x - x0) over x > x0 only: dx'/dx = -1.5 there (folded), 1 elsewhere."""
+    points = grid_points()
+    vectors = np.zeros_like(points)
+    vectors[..., 0] = -2.5 * np.maximum(points[..., 0] - 20.0, 0.0)  # x from 20 mm on folds
+    field = FieldPointMap(_field_map(tmp_path, vectors))
+    below = inside_points()[inside_points()[:, 0] < 10.0]  # vectors x <= 12 mm: no fold
+    assert field.refuse_folding(below).minimum == 1.0
+    with pytest.raises(InputError, match=r"folds \(Jacobian determinant <= 0\) at \d+ of the \d+ field vectors .*%"):
+        field.refuse_folding(inside_points())
+    found = field.field.jacobian_over(points.reshape(-1, 3))  # every vector centre: the whole field
+    # folded: x >= 24 mm (5 of the 21 vector columns, -1.5) and x = 20 mm (central difference 1 - 2.5 / 2)
+    assert (found.minimum, found.maximum) == (pytest.approx(-1.5), 1.0)
+    assert (found.folded, found.vectors) == (6 * 13 * 17, 21 * 13 * 17)
+
+
+def test_check_refuses_a_field_folding_over_the_structures(tmp_path, capsys, monkeypatch):
+    def fold(centres: np.ndarray, centre: np.ndarray) -> np.ndarray:
+        offsets = np.zeros_like(centres)
+        offsets[..., 0] = -2.5 * np.maximum(centres[..., 0] - centre[0], 0.0)
+        return offsets
+
+    case_file = sbrt_case(tmp_path, "deformable", extra=fold)
+    monkeypatch.setattr(sys, "argv", ["reirrad", "check", str(case_file)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(case_file.parent / "course2" / "reg.dcm") in err
+    assert re.search(r"folds \(Jacobian determinant <= 0\) at \d+ of the \d+ field vectors .*\(\d+\.\d+ %", err)
+
+
+def test_check_flags_a_field_that_changes_volume_beyond_the_screened_range(tmp_path):
+    """x compressed to 0.45 x about the structures' centre, on top of the shift: det 0.45 everywhere,
+    below the rule's 0.5 (read from flags.toml), so the flag gives the range; a uniform shift (det 1)
+    never flags (test_a_deformable_reg_dataset_gives_the_numbers_of_the_file)."""
+    from reirrad.flags import load_flag_rules
+
+    rule = next(r for r in load_flag_rules().rules if r.id == "deformation_volume_change")
+    assert (rule.params["below"], rule.params["above"]) == (0.5, 2.0)
+
+    def squeeze(centres: np.ndarray, centre: np.ndarray) -> np.ndarray:
+        offsets = np.zeros_like(centres)
+        offsets[..., 0] = -0.55 * (centres[..., 0] - centre[0])
+        return offsets
+
+    report = run_check(load_case(sbrt_case(tmp_path, "deformable", extra=squeeze)))
+    flagged = [f for f in report.flags if f.id == "deformation_volume_change"]
+    expected = (
+        "Course 'prior': the deformation field changes local volume over the evaluated structures by a Jacobian "
+        "determinant of 0.45 to 0.45 (screened range 0.5 to 2): the dose mapped there is compressed or "
+        "stretched accordingly."
+    )
+    assert [f.message for f in flagged] == [expected]
+    assert "Brock" in flagged[0].source and flagged[0].severity == "caution"
+
+
+# --- reirrad sum through a deformable REG (the same course mapping as check) ---------------------------
+
+
+def _dose_box(course: Path, shift: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Lowest and highest voxel centre (mm) of a course's dose grid, moved by ``shift``."""
+    corners = corner_centres_mm(read_dose(course / "dose.dcm").grid) + (0.0 if shift is None else shift)
+    return corners.min(axis=0), corners.max(axis=0)
+
+
+def test_sum_through_a_uniform_field_writes_the_rigid_reg_sum(tmp_path):
+    """The cumulative EQD2 RTDOSE through a uniform-shift field equals the one through the equivalent
+    rigid REG to within one DoseGridScaling step, and says which registration mapped the prior."""
+    from reirrad.export import write_cumulative_eqd2
+
+    sums = {}
+    for kind in ("rigid", "deformable"):
+        case_file = sbrt_case(tmp_path, kind, box=lambda folder: _dose_box(folder / "course2"))
+        summary = write_cumulative_eqd2(load_case(case_file), 3.0, tmp_path / f"{kind}.dcm")
+        written = pydicom.dcmread(summary.path, stop_before_pixels=True)
+        sums[kind] = (read_dose(summary.path).dose_gy, float(written.DoseGridScaling), summary.assumptions)
+    (rigid_gy, rigid_step, rigid_notes), (field_gy, field_step, notes) = sums["rigid"], sums["deformable"]
+    assert rigid_gy.shape == field_gy.shape and rigid_gy.max() > 20.0
+    assert np.abs(field_gy - rigid_gy).max() <= max(rigid_step, field_step)
+    assert any("prior: registration deformable registration (Tester^Deform / synthetic field) REG" in n for n in notes)
+    outside = lambda texts: [n for n in texts if "outside its dose grid" in n]  # noqa: E731
+    assert outside(notes) == outside(rigid_notes)  # the field covers the whole grid: no voxel lost to it
+
+
+def _squeeze_x(factor: float) -> Callable:
+    """Offsets taking x to ``factor`` x about the box centre (det = factor)."""
+
+    def offsets(centres: np.ndarray, centre: np.ndarray) -> np.ndarray:
+        out = np.zeros_like(centres)
+        out[..., 0] = (factor - 1.0) * (centres[..., 0] - centre[0])
+        return out
+
+    return offsets
+
+
+def test_sum_refuses_a_folding_field_and_notes_a_large_volume_change(tmp_path):
+    from reirrad.export import write_cumulative_eqd2
+
+    cover = lambda folder: _dose_box(folder / "course2")  # noqa: E731
+    folded = load_case(sbrt_case(tmp_path / "fold", "deformable", box=cover, extra=_squeeze_x(-0.5)))
+    with pytest.raises(
+        InputError,
+        match=r"folds \(Jacobian determinant <= 0\) at \d+ of the \d+ field vectors used for the reference dose grid",
+    ):
+        write_cumulative_eqd2(folded, 3.0, tmp_path / "folded.dcm")
+    assert not (tmp_path / "folded.dcm").exists()
+    squeezed = load_case(sbrt_case(tmp_path / "squeeze", "deformable", box=cover, extra=_squeeze_x(0.45)))
+    summary = write_cumulative_eqd2(squeezed, 3.0, tmp_path / "squeezed.dcm")
+    expected = (
+        f"{load_case_label(squeezed)}: the deformation changes local volume within the reference dose grid by a "
+        "Jacobian determinant of 0.45 to 0.45 (screened range 0.5 to 2, flag rule deformation_volume_change); "
+        "review the deformation there (AAPM TG-132)"
+    )
+    assert [n for n in summary.assumptions if "Jacobian" in n] == [expected]
+
+
+def load_case_label(case) -> str:
+    """The deformable REG label of the case's prior course (its file's SOPInstanceUID)."""
+    reg = pydicom.dcmread(case.courses[-1].path / "reg.dcm", stop_before_pixels=True)
+    return f"deformable registration (Tester^Deform / synthetic field) REG {reg.SOPInstanceUID}"
+
+
+# --- reirrad dvh with a deformable REG (the dose of another frame on the structure set's) ---------------
+
+
+def test_dvh_through_a_uniform_field_matches_the_rigid_reg(tmp_path, capsys, monkeypatch):
+    """The prior dose on the new structure set through a uniform-shift field: the lattice and every
+    value of the rigid REG's translation (no interpolation), and the notes name the deformable REG."""
+    from reirrad.pairing import load_pair
+
+    cover = lambda folder: _dose_box(folder / "course1", SBRT_SHIFT)  # noqa: E731 (the moved prior dose)
+    pairs = {}
+    for kind in ("rigid", "deformable"):
+        folder = sbrt_case(tmp_path, kind, box=cover).parent
+        files = (folder / "course1" / "dose.dcm", folder / "course2" / "structures.dcm", folder / "course2" / "reg.dcm")
+        pairs[kind] = (files, load_pair(*files))
+    rigid_pair, (files, field_pair) = pairs["rigid"][1], pairs["deformable"]
+    assert field_pair.dose.grid.same_geometry(rigid_pair.dose.grid, tol_mm=1e-6)
+    np.testing.assert_allclose(field_pair.dose.dose_gy, rigid_pair.dose.dose_gy, rtol=0, atol=1e-9)
+    assert field_pair.dose.dose_gy.max() > 20.0
+    assert any("through deformable registration (Tester^Deform / synthetic field) REG" in n for n in field_pair.notes)
+    argv = ["reirrad", "dvh", *map(str, files[:2]), "--registration", str(files[2]), "--format", "csv"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    out = capsys.readouterr()
+    assert exit_info.value.code in (0, None) and "deformable registration (Tester^Deform" in out.err
+    assert "SpinalCord" in out.out
+    # a field ending halfway across the structures along x: the box is cut to it, same lattice and values
+    folder = sbrt_case(tmp_path / "small", "deformable", partial=True).parent
+    small = load_pair(
+        folder / "course1" / "dose.dcm", folder / "course2" / "structures.dcm", folder / "course2" / "reg.dcm"
+    )
+    offset = rigid_pair.dose.grid.to_index(np.asarray([small.dose.grid.origin_mm]))[0]
+    assert np.allclose(offset, np.round(offset), atol=1e-6) and np.all(offset >= 0)
+    start = np.round(offset).astype(int)
+    inner = rigid_pair.dose.dose_gy[tuple(slice(a, a + n) for a, n in zip(start, small.dose.grid.shape))]
+    assert 0 < small.dose.dose_gy.size < rigid_pair.dose.dose_gy.size
+    np.testing.assert_allclose(small.dose.dose_gy, inner, rtol=0, atol=1e-9)
+
+
+def test_dvh_through_a_folding_field_is_refused(tmp_path):
+    from reirrad.pairing import load_pair
+
+    def fold(centres: np.ndarray, centre: np.ndarray) -> np.ndarray:
+        offsets = np.zeros_like(centres)
+        offsets[..., 0] = -2.5 * np.maximum(centres[..., 0] - centre[0], 0.0)
+        return offsets
+
+    folder = sbrt_case(tmp_path, "deformable", extra=fold).parent
+    with pytest.raises(InputError, match=r"folds .* field vectors used for the structures' boxes") as error:
+        load_pair(
+            folder / "course1" / "dose.dcm", folder / "course2" / "structures.dcm", folder / "course2" / "reg.dcm"
+        )
+    assert error.value.path == folder / "course2" / "reg.dcm"

@@ -21,10 +21,20 @@ whose dose belongs there: the :class:`reirrad.mapping.PointMap` direction, with 
 the reference course's and the item's source frame the prior course's. A point outside the field
 (beyond half a grid spacing past the outer vectors) or on an undefined vector is refused, with how
 much of the mapped points that is.
+
+Field checks (AAPM TG-132, Brock et al. Med Phys 2017, recommends the Jacobian determinant of a
+deformation as a check of its physical plausibility): :meth:`DeformableMap.jacobian_over` computes the
+determinant of the whole map (matrices and field; numpy central differences of the vectors, mm/mm) at
+every field vector the given points are interpolated from. A determinant <= 0 means the map folds
+(turns a neighbourhood inside out, two places onto one): no anatomy does that, and the dose mapped
+there is meaningless, so such a field is refused over the evaluated structures
+(:meth:`FieldPointMap.refuse_folding`). How large a local volume change is flagged (not refused) is
+a flag rule's parameter (``deformation_volume_change`` in constraints/flags.toml).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,10 +45,31 @@ from pydicom.uid import DeformableSpatialRegistrationStorage as DEFORMABLE_REGIS
 from reirrad.dicom.io import numbers, read_dataset, require, uid
 from reirrad.dvh import trilinear
 from reirrad.errors import InputError
-from reirrad.grid import Grid
+from reirrad.grid import Grid, corner_centres_mm
 
 MATRIX_TYPES = ("RIGID", "RIGID_SCALE", "AFFINE")  # DICOM C.20.2.1.2
 _ORTHONORMAL = 1e-4
+# A Jacobian determinant at or below this folds the map (orientation reversed or volume collapsed to
+# nothing): mathematics, not a clinical tolerance. The flagged volume-change range is in flags.toml.
+FOLDING_DETERMINANT = 0.0
+_POINT_CHUNK = 200_000  # points per step of the Jacobian region (bounds its index arrays)
+_SLAB_FRAMES = 16  # field frames per step of the determinant (bounds its memory to a slab's 3x3 gradients)
+
+
+@dataclass(frozen=True)
+class JacobianRange:
+    """The Jacobian determinant of a deformable map (source volume per registered volume, mm3/mm3)
+    at the field vectors a region's points are interpolated from."""
+
+    minimum: float
+    maximum: float
+    folded: int  # vectors where the determinant is <= FOLDING_DETERMINANT
+    vectors: int  # vectors looked at (those next to undefined vectors have no determinant)
+
+    @property
+    def folded_share(self) -> float:
+        """The share of the vectors looked at where the map folds."""
+        return self.folded / self.vectors if self.vectors else 0.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,6 +105,87 @@ class DeformableMap:
         if self.undefined is not None and self.undefined.any():
             outside[~outside] = trilinear(self.undefined, index[~outside]) > 0.0  # an undefined corner weighs in
         return outside
+
+    def jacobian_over(self, points_mm: np.ndarray | Iterable[np.ndarray]) -> JacobianRange | None:
+        """The map's Jacobian determinant at every field vector the points inside the field are
+        trilinearly interpolated from (the 8 corners of each point's cell); None without a field or
+        without such a vector. ``points_mm``: (N, 3) mm, or several such arrays (read one at a time).
+        Derivatives are numpy central differences of the vectors (one-sided at the field's edges),
+        mm/mm; vectors next to undefined ones are left out."""
+        if self.grid is None or self.vectors_mm is None:
+            return None
+        used = np.zeros(self.grid.shape, dtype=bool)
+        for array in [points_mm] if isinstance(points_mm, np.ndarray) else points_mm:
+            points = np.asarray(array, dtype=float).reshape(-1, 3)
+            for start in range(0, len(points), _POINT_CHUNK):
+                chunk = points[start : start + _POINT_CHUNK]
+                self._mark_cells(self.grid.to_index(chunk[~self.outside_field(chunk)]), used)
+        return self._jacobian_range(np.argwhere(used))
+
+    def jacobian_in_boxes(self, boxes_mm: list[tuple[np.ndarray, np.ndarray]]) -> JacobianRange | None:
+        """As :meth:`jacobian_over`, at every field vector a point within any of the boxes (lowest and
+        highest corner, mm, registered frame) is interpolated from."""
+        if self.grid is None or self.vectors_mm is None:
+            return None
+        upper = np.asarray(self.grid.shape) - 1
+        inside = np.zeros(self.grid.shape, dtype=bool)
+        for low_mm, high_mm in boxes_mm:
+            corners = np.array(np.meshgrid(*zip(low_mm, high_mm), indexing="ij")).reshape(3, -1).T
+            index = self.grid.to_index(corners)
+            low = np.clip(np.floor(index.min(axis=0)), 0, upper).astype(int)
+            high = np.clip(np.ceil(index.max(axis=0)), 0, upper).astype(int)
+            if np.all(index.max(axis=0) >= -0.5) and np.all(index.min(axis=0) <= upper + 0.5):
+                inside[low[0] : high[0] + 1, low[1] : high[1] + 1, low[2] : high[2] + 1] = True
+        return self._jacobian_range(np.argwhere(inside))
+
+    def _jacobian_range(self, corners: np.ndarray) -> JacobianRange | None:
+        """The determinant range at the vectors ``corners`` (M, 3, (k, j, i)); None without any."""
+        assert self.grid is not None
+        if not len(corners):
+            return None
+        low, high = corners.min(axis=0), corners.max(axis=0) + 1
+        start = np.maximum(low - 1, 0)  # one more vector each side: central differences as on the whole field
+        stop = np.minimum(high + 1, self.grid.shape)
+        block = tuple(slice(int(a), int(b)) for a, b in zip(start, stop))
+        determinant = self._determinant(block)
+        values = determinant[tuple((corners - start).T)]
+        values = values[np.isfinite(values)]
+        if not len(values):
+            return None
+        return JacobianRange(
+            float(values.min()), float(values.max()), int(np.sum(values <= FOLDING_DETERMINANT)), len(values)
+        )
+
+    def _mark_cells(self, index: np.ndarray, used: np.ndarray) -> None:
+        """Set ``used`` (the field's shape) at the vectors trilinear interpolation reads at ``index``."""
+        assert self.grid is not None
+        shape = np.asarray(self.grid.shape)
+        low = np.minimum(np.clip(index, 0, shape - 1).astype(np.int64), np.maximum(shape - 2, 0))
+        for offset in np.array(np.meshgrid(*[(0, 1)] * 3, indexing="ij")).reshape(3, -1).T:
+            corner = np.minimum(low + offset, shape - 1)
+            used[corner[:, 0], corner[:, 1], corner[:, 2]] = True
+
+    def _determinant(self, block: tuple[slice, ...]) -> np.ndarray:
+        """det(M_post (M_pre + dD/dp)) on a block of the field (NaN next to undefined vectors), a slab
+        of frames at a time (each with its neighbouring frames, so the differences are the whole block's)."""
+        assert self.grid is not None and self.vectors_mm is not None
+        vectors = self.vectors_mm[block]
+        to_index = np.linalg.inv(self.grid.affine[:3, :3])
+        frames = vectors.shape[0]
+        determinant = np.empty(vectors.shape[:3])
+        for start in range(0, frames, _SLAB_FRAMES):
+            stop = min(start + _SLAB_FRAMES, frames)
+            low, high = max(start - 1, 0), min(stop + 1, frames)
+            slab = vectors[low:high]
+            per_index = [
+                np.gradient(slab, axis=axis) if slab.shape[axis] > 1 else np.zeros_like(slab) for axis in range(3)
+            ]
+            gradient = np.stack(per_index, axis=-1)[start - low : stop - low] @ to_index  # dD_c / dp_a
+            determinant[start:stop] = np.linalg.det(self.pre[:3, :3] + gradient)
+        determinant *= np.linalg.det(self.post[:3, :3])
+        if self.undefined is not None and self.undefined.any():
+            determinant[_grown_by_one(self.undefined[block] > 0.0)] = np.nan
+        return determinant
 
     def _field_index(self, points: np.ndarray) -> np.ndarray:
         """The points' continuous indices in the field; InputError naming how many lie outside it."""
@@ -135,6 +247,46 @@ class FieldPointMap:
             return float(outside.mean()) if len(outside) else 0.0
         return float(np.sum(np.asarray(weights)[outside]) / total)
 
+    def refuse_folding(self, points_mm: np.ndarray | Iterable[np.ndarray]) -> JacobianRange | None:
+        """The Jacobian determinant range over the field vectors ``points_mm`` (reference frame, mm;
+        the evaluated structures' samples) are mapped with; InputError naming the file when the map
+        folds at any of them (determinant <= 0), with the share of folded vectors."""
+        return self._refused_if_folded(self.field.jacobian_over(points_mm), "the evaluated structures")
+
+    def refuse_folding_in(self, boxes_mm: list[tuple[np.ndarray, np.ndarray]], what: str) -> JacobianRange | None:
+        """As :meth:`refuse_folding`, over the field vectors within the boxes (lowest and highest corner,
+        mm, reference frame) of ``what`` (named in the message)."""
+        return self._refused_if_folded(self.field.jacobian_in_boxes(boxes_mm), what)
+
+    def checked_notes(self, boxes_mm: list[tuple[np.ndarray, np.ndarray]], what: str) -> tuple[str, ...]:
+        """For outputs without flags (``reirrad dvh``, ``reirrad sum``): refuse a field folding within the
+        boxes (:meth:`refuse_folding_in`); a note when its volume change there leaves the range of the
+        ``deformation_volume_change`` flag rule (constraints/flags.toml), else none."""
+        from reirrad.flags import load_flag_rules
+
+        found = self.refuse_folding_in(boxes_mm, what)
+        rule = next(r for r in load_flag_rules().rules if r.kind == "deformation_volume_change")
+        below, above = float(rule.params["below"]), float(rule.params["above"])
+        if found is None or below <= found.minimum <= found.maximum <= above:
+            return ()
+        note = (
+            f"{self.label}: the deformation changes local volume within {what} by a Jacobian determinant of "
+            f"{found.minimum:.2f} to {found.maximum:.2f} (screened range {below:g} to {above:g}, flag rule "
+            f"{rule.id}); review the deformation there (AAPM TG-132)"
+        )
+        return (note,)
+
+    def _refused_if_folded(self, found: JacobianRange | None, what: str) -> JacobianRange | None:
+        if found is not None and found.folded:
+            raise InputError(
+                self.path,
+                f"{self.label}: the deformation folds (Jacobian determinant <= {FOLDING_DETERMINANT:g}) at "
+                f"{found.folded} of the {found.vectors} field vectors used for {what} "
+                f"({100.0 * found.folded_share:.2f} %; determinant {found.minimum:.3g} to {found.maximum:.3g}): "
+                "a folding field maps two places onto one, and the dose mapped there means nothing",
+            )
+        return found
+
     def approximate_inverse(self) -> tuple[np.ndarray, float]:
         """Course frame -> reference frame as the inverse of the matrices alone, and a bound (mm) on
         how far the field's offsets move a point from it (for boxes only, never for dose)."""
@@ -142,6 +294,27 @@ class FieldPointMap:
         largest = 0.0 if vectors is None else float(np.linalg.norm(vectors, axis=-1).max(initial=0.0))
         spread = float(np.linalg.norm(np.linalg.inv(self.field.pre[:3, :3]), ord=2))
         return np.linalg.inv(self.field.post @ self.field.pre), largest * spread
+
+
+def grid_field_notes(point_maps: Sequence[object], grid: Grid) -> tuple[str, ...]:
+    """:meth:`FieldPointMap.checked_notes` of every deformation field among ``point_maps`` over the box
+    of ``grid`` (reference frame): for whole-grid outputs (``reirrad sum``)."""
+    corners = corner_centres_mm(grid)
+    box = [(corners.min(axis=0), corners.max(axis=0))]
+    fields = [m for m in point_maps if isinstance(m, FieldPointMap)]
+    return tuple(note for m in fields for note in m.checked_notes(box, "the reference dose grid"))
+
+
+def _grown_by_one(mask: np.ndarray) -> np.ndarray:
+    """``mask`` (3-D) and its neighbours along each axis: what a central difference reaches."""
+    grown = mask.copy()
+    for axis in range(3):
+        ahead = [slice(None)] * 3
+        behind = [slice(None)] * 3
+        ahead[axis], behind[axis] = slice(1, None), slice(None, -1)
+        grown[tuple(ahead)] |= mask[tuple(behind)]
+        grown[tuple(behind)] |= mask[tuple(ahead)]
+    return grown
 
 
 def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:

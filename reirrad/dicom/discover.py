@@ -19,6 +19,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pydicom
@@ -28,7 +29,7 @@ from reirrad.dicom.dose import RTDOSE_SOP_CLASS, DoseGrid, dose_from_dataset, re
 from reirrad.dicom.identity import PatientIdentity, common_identity, identity_of, read_identity
 from reirrad.dicom.io import NotDicomError, decode_dataset, read_dataset
 from reirrad.dicom.plan import RT_ION_PLAN_SOP_CLASS, RTPLAN_SOP_CLASS, FractionGroup, Plan, plan_from_dataset
-from reirrad.dicom.registration import Registration, registration_from_dataset
+from reirrad.dicom.registration import Registration, any_registration_from_dataset
 from reirrad.dicom.structures import (
     RTSTRUCT_SOP_CLASS,
     StructureSet,
@@ -37,6 +38,9 @@ from reirrad.dicom.structures import (
 )
 from reirrad.dicom.summation import DISCOVERABLE, SummationType
 from reirrad.errors import InputError
+
+if TYPE_CHECKING:
+    from reirrad.dicom.deformable import DeformableRegistration
 
 REGISTRATION_SOP_CLASSES = {SpatialRegistrationStorage, DeformableSpatialRegistrationStorage}
 PLAN_SOP_CLASSES = {RTPLAN_SOP_CLASS, RT_ION_PLAN_SOP_CLASS}
@@ -108,7 +112,8 @@ class Course:
     files: tuple[Path, ...]  # the DICOM files used: doses, plans, structure set, registrations
     patient: PatientIdentity | None = None  # None when no file used names a patient
     in_memory: bool = False  # read from pydicom datasets: ``files`` are labels, not files to hash
-    registrations: tuple[Registration, ...] = ()  # REG datasets given in memory (read already)
+    # REG datasets given in memory (read already): rigid, or deformable by their SOP class
+    registrations: tuple[Registration | DeformableRegistration, ...] = ()
 
     @property
     def structures(self) -> StructureSet | None:
@@ -380,8 +385,9 @@ def course_from_datasets(datasets: Sequence[pydicom.Dataset], label: str | Path 
     Parameters
     ----------
     datasets : sequence of pydicom.Dataset
-        The course's objects, RTDOSE with pixel data; a Spatial Registration (REG) relates this
-        course's frame to another's. Other objects (CT, ...) are skipped and noted.
+        The course's objects, RTDOSE with pixel data; a Spatial Registration (REG) or a Deformable
+        Spatial Registration relates this course's frame to another's, as the same file in a course
+        folder does. Other objects (CT, ...) are skipped and noted.
     label : str or Path
         What the course is called in messages (``Course.folder``).
 
@@ -394,7 +400,7 @@ def course_from_datasets(datasets: Sequence[pydicom.Dataset], label: str | Path 
     Raises
     ------
     reirrad.errors.InputError
-        No RTDOSE, a deformable or non-rigid registration, two datasets with one SOPInstanceUID,
+        No RTDOSE, a registration that cannot be used (non-rigid matrix, malformed field), two datasets with one SOPInstanceUID,
         or anything :func:`discover_course` refuses.
     """
     label = Path(label)
@@ -414,7 +420,7 @@ def course_from_datasets(datasets: Sequence[pydicom.Dataset], label: str | Path 
     notes = [f"skipped {n} {kind} dataset(s)" for kind, n in sorted(others.items())]
     notes.append("read from in-memory datasets: files are named by SOPInstanceUID, not by a SHA-256 of a file")
     doses = [dose_from_dataset(ds, path) for path, ds in found["dose"]]
-    registrations = tuple(registration_from_dataset(ds, path) for path, ds in found["registration"])
+    registrations = tuple(any_registration_from_dataset(ds, path) for path, ds in found["registration"])
     course = _linked(label, found, notes, doses, None)
     return replace(course, in_memory=True, registration_paths=(), registrations=registrations)
 

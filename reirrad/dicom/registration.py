@@ -80,11 +80,7 @@ def registration_from_dataset(ds: pydicom.Dataset, path: str | Path) -> Registra
     path = Path(path)
     sop_class = str(ds.get("SOPClassUID", ""))
     if sop_class == DEFORMABLE_REGISTRATION_SOP_CLASS:
-        raise InputError(
-            path,
-            "deformable registration is not supported as a rigid REG; reirrad check applies it from a file "
-            "(a course folder or registration = ...), not from an in-memory dataset",
-        )
+        raise InputError(path, "a deformable registration is not supported where a rigid REG is needed")
     if sop_class != SPATIAL_REGISTRATION_SOP_CLASS:
         raise InputError(path, f"not a Spatial Registration file (SOP Class {sop_class or 'missing'})")
     own_frame = uid(ds, "FrameOfReferenceUID", path)
@@ -104,6 +100,29 @@ def registration_from_dataset(ds: pydicom.Dataset, path: str | Path) -> Registra
         if not automatic.startswith("automatic rigid registration"):
             automatic = f"automatic rigid registration, not reviewed ({automatic})"
     return Registration(path, uid(ds, "SOPInstanceUID", path), own_frame, matrices, automatic)
+
+
+def read_any_registration(path: str | Path) -> Registration | DeformableRegistration:
+    """Read a rigid or (by its SOP class) deformable registration file."""
+    return any_registration_from_dataset(read_dataset(path), path)
+
+
+def any_registration_from_dataset(ds: pydicom.Dataset, path: str | Path) -> Registration | DeformableRegistration:
+    """A read REG dataset as a rigid :class:`Registration` or, by its SOP class, a
+    :class:`~reirrad.dicom.deformable.DeformableRegistration` (``path`` names it in messages)."""
+    if str(ds.get("SOPClassUID", "")) == DEFORMABLE_REGISTRATION_SOP_CLASS:
+        from reirrad.dicom.deformable import deformable_from_dataset
+
+        return deformable_from_dataset(ds, path)
+    return registration_from_dataset(ds, path)
+
+
+def split_registrations(
+    registrations: Sequence[Registration | DeformableRegistration],
+) -> tuple[list[Registration], list[DeformableRegistration]]:
+    """The rigid and the deformable registrations apart, each in the given order."""
+    rigid = [r for r in registrations if isinstance(r, Registration)]
+    return rigid, [r for r in registrations if not isinstance(r, Registration)]
 
 
 def _item_matrix(item, path: Path, number: int) -> np.ndarray:
