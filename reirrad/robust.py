@@ -28,6 +28,7 @@ refinement) can hide a worse position.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -394,62 +395,71 @@ def _bilinear(flat: np.ndarray, cell: np.ndarray, row_stride: int, t: np.ndarray
 @dataclass(frozen=True, eq=False)
 class _AffinePhase:
     """One phase of a prior course reached through an affine map: ``to_index`` (4 x 4) takes reference
-    points (mm) to continuous indices of the phase's grid, ``registered`` (N, 3) are the structure's
-    samples there as registered, and ``low``, ``high`` (3,) the index box of the samples every phase
-    covers as registered. For shifts: ``base`` (N,) the flat index of each sample's cell, ``fraction``
-    (N, 3) its place in it, ``room`` (N,) how many whole cells it can move along any axis and keep a
-    cell to spare."""
+    points (mm) to continuous indices of the phase's grid, ``registered`` (N, 3) are the samples there
+    as registered, and ``low``, ``high`` (3,) the index box of the structure's samples that every phase
+    covers as registered (of the whole structure, also when :meth:`restricted` to some samples)."""
 
     phase: PhaseDose
     to_index: np.ndarray
     registered: np.ndarray
     low: np.ndarray
     high: np.ndarray
-    base: np.ndarray
-    fraction: np.ndarray
-    room: np.ndarray
 
     @classmethod
     def of(cls, phase: PhaseDose, to_index: np.ndarray, registered: np.ndarray, covered: np.ndarray) -> _AffinePhase:
         box = registered[covered] if covered.any() else np.zeros((1, 3))
-        cell = np.floor(registered)
-        shape = np.array(phase.dose_gy.shape)
-        room = np.minimum(cell, shape - 2 - cell).min(axis=1, initial=np.inf) - 1
-        base = (np.clip(cell, 0, shape - 1).astype(np.int64) * [shape[1] * shape[2], shape[2], 1]).sum(axis=1)
-        return cls(phase, to_index, registered, box.min(axis=0), box.max(axis=0), base, registered - cell, room)
+        return cls(phase, to_index, registered, box.min(axis=0), box.max(axis=0))
 
-    def indices(self, points_mm: np.ndarray, position: np.ndarray, displacement: np.ndarray | None, rows) -> np.ndarray:
-        """The samples ``rows`` (None: all) displaced to ``position`` as indices of the phase's grid: a
-        shift only offsets the registered indices; a rotation maps the points again."""
+    def restricted(self, rows: np.ndarray) -> _AffinePhase:
+        """The same phase over the samples ``rows`` only."""
+        return dataclasses.replace(self, registered=self.registered[rows])
+
+    @functools.cached_property
+    def lattice(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For shifts: the flat index of each sample's cell (N,), its place in the cell (N, 3) and how
+        many whole cells it can move along any axis and keep a cell to spare (N,)."""
+        cell = np.floor(self.registered)
+        shape = np.array(self.phase.dose_gy.shape)
+        room = np.minimum(cell, shape - 2 - cell).min(axis=1, initial=np.inf) - 1
+        base = np.clip(cell, 0, shape - 1).astype(np.int64) @ np.array([shape[1] * shape[2], shape[2], 1])
+        return base, self.registered - cell, room
+
+    def indices(self, points_mm: np.ndarray, position: np.ndarray, displacement: np.ndarray | None) -> np.ndarray:
+        """The samples displaced to ``position`` as indices of the phase's grid: a shift only offsets
+        the registered indices; a rotation (``displacement``, 4 x 4) maps the points again."""
         if displacement is None:
-            registered = self.registered if rows is None else self.registered[rows]
-            return registered + self.to_index[:3, :3] @ position[:3]
-        return apply_affine(self.to_index @ displacement, points_mm if rows is None else points_mm[rows])
+            return self.registered + self.to_index[:3, :3] @ position[:3]
+        return apply_affine(self.to_index @ displacement, points_mm)
 
     def shifted_dose_gy(self, shift_mm: np.ndarray, covered: np.ndarray) -> np.ndarray:
         """Dose (Gy) at every sample shifted by ``shift_mm`` (:func:`_trilinear_shifted` where the sample
         keeps a cell to spare, :func:`_dose_at` elsewhere, clearing ``covered`` there)."""
+        base, fraction, room = self.lattice
         delta = self.to_index[:3, :3] @ shift_mm
-        fast = self.room >= float(np.max(np.ceil(np.abs(delta))))
+        fast = room >= float(np.max(np.ceil(np.abs(delta))))
         out = np.empty(len(fast))
         if fast.all():
-            return _trilinear_shifted(self.phase.dose_gy, self.base, self.fraction, delta, out)
-        out[fast] = _trilinear_shifted(self.phase.dose_gy, self.base[fast], self.fraction[fast], delta, out[fast])
+            return _trilinear_shifted(self.phase.dose_gy, base, fraction, delta, out)
+        out[fast] = _trilinear_shifted(self.phase.dose_gy, base[fast], fraction[fast], delta, out[fast])
         slow = np.flatnonzero(~fast)
         reached = covered[slow]
         out[slow] = _dose_at(self.phase.dose_gy, self.registered[slow] + delta, reached)
         covered[slow] = reached
         return out
 
-    def upper_gy(self, radius_mm: float) -> np.ndarray:
+    def upper_gy(self, radius_mm: float, dilations: dict) -> np.ndarray:
         """An upper bound (N,) of the phase's trilinear dose (Gy) at each sample displaced by up to
         ``radius_mm``: the highest voxel of the index box that holds every interpolation corner (the
-        samples' nearest voxels, dilated by the box's half-width along each axis)."""
+        samples' nearest voxels, dilated by the box's half-width along each axis; the dilated doses
+        are kept in ``dilations`` for the other structures)."""
         reach = radius_mm * np.linalg.norm(self.to_index[:3, :3], axis=1)  # index units per axis
-        half = np.floor(reach + 0.5).astype(int) + 1
-        from scipy.ndimage import maximum_filter
+        size = tuple(int(2 * (np.floor(r + 0.5) + 1) + 1) for r in reach)
+        key = (id(self.phase.dose_gy), size)
+        if key not in dilations:
+            from scipy.ndimage import maximum_filter
 
-        dilated = maximum_filter(self.phase.dose_gy, size=tuple(2 * half + 1), mode="nearest")
+            dilations[key] = maximum_filter(self.phase.dose_gy, size=size, mode="nearest")
+        dilated = dilations[key]
         nearest = np.clip(np.rint(self.registered), 0, np.array(dilated.shape) - 1).astype(np.intp)
         return dilated[tuple(nearest.T)]
 
@@ -478,56 +488,64 @@ class _Prior:
         phases = tuple(_AffinePhase.of(*args, covered) for args in zip(course.phases, to_index, registered))
         return cls(course, phases, covered)
 
+    def restricted(self, rows: np.ndarray) -> _Prior:
+        """The same course over the samples ``rows`` only (affine maps)."""
+        assert self.phases is not None and self.covered is not None
+        return _Prior(self.course, tuple(p.restricted(rows) for p in self.phases), self.covered[rows])
+
 
 @dataclass(frozen=True, eq=False)
 class _Displaced:
-    """One structure's samples (reference points, mm, and their centroid) and the prior courses
-    displaced over them; the prior courses' physical dose at every sample is cached per position
-    while the structure is evaluated."""
+    """One structure's samples (reference points, mm, and the structure's centroid) and the prior
+    courses displaced over them; their physical dose at the samples is cached per position while the
+    structure is evaluated. ``dilations`` holds the dilated prior doses of the bounds (shared by all
+    structures)."""
 
     evaluator: Any
     structure: str
     points_mm: np.ndarray
     centre_mm: np.ndarray
     priors: tuple[_Prior, ...]
+    dilations: dict
     cache: dict = field(default_factory=dict)
 
     @classmethod
-    def of(cls, evaluator: Any, structure: str) -> _Displaced:
+    def of(cls, evaluator: Any, structure: str, dilations: dict) -> _Displaced:
         sampling = evaluator.sampling(structure)
         points = evaluator.acc.grid.to_patient(sampling.positions)
         weights = sampling.weights_cc
         centre = (weights @ points) / weights.sum() if weights.sum() > 0 else points.mean(axis=0)
         priors = tuple(_Prior.of(c, points) for c in evaluator.acc.courses if not c.is_reference)
-        return cls(evaluator, structure, points, centre, priors)
+        return cls(evaluator, structure, points, centre, priors, dilations)
 
-    def physical(self, prior: _Prior, position: np.ndarray, rows=None) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
-        """Physical dose (Gy) of each phase of ``prior`` at the samples ``rows`` (None: all, cached)
-        displaced to ``position`` (6,: shift mm, rotation vector degrees, about the centroid), and
-        which of them every phase grid covers (0 Gy where not)."""
+    def restricted(self, rows: np.ndarray) -> _Displaced:
+        """The same structure over the samples ``rows`` only (every prior course's map affine)."""
+        priors = tuple(p.restricted(rows) for p in self.priors)
+        return dataclasses.replace(self, points_mm=self.points_mm[rows], priors=priors, cache={})
+
+    def physical(self, prior: _Prior, position: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+        """Physical dose (Gy) of each phase of ``prior`` at the samples displaced to ``position`` (6,:
+        shift mm, rotation vector degrees, about the centroid), and which samples every phase grid
+        covers (0 Gy where not); cached."""
         key = (prior.course.name, tuple(position.tolist()))
-        if rows is None and key in self.cache:
+        if key in self.cache:
             return self.cache[key]
         if prior.phases is None:
             point_map = ShiftedMap(prior.course.point_map, position[:3], position[3:], self.centre_mm)
             samples = self.evaluator.course_samples(self.structure, prior.course, point_map)
-            out = tuple(d.doses_gy for d in samples.phases), np.asarray(samples.covered, dtype=bool)
-            self.cache[key] = out
-            return out if rows is None else (tuple(d[rows] for d in out[0]), out[1][rows])
-        displacement = (
-            None if not np.any(position[3:]) else displacement_matrix(position[:3], position[3:], self.centre_mm)
-        )
-        covered = np.ones(len(self.points_mm) if rows is None else len(rows), dtype=bool)
-        if rows is None and displacement is None:
-            doses = tuple(p.shifted_dose_gy(position[:3], covered) for p in prior.phases)
-            self.cache[key] = doses, covered
-            return doses, covered
-        doses = tuple(
-            _dose_at(p.phase.dose_gy, p.indices(self.points_mm, position, displacement, rows), covered)
-            for p in prior.phases
-        )
-        if rows is None:
-            self.cache[key] = doses, covered
+            doses = tuple(d.doses_gy for d in samples.phases)
+            covered = np.asarray(samples.covered, dtype=bool)
+        else:
+            covered = np.ones(len(self.points_mm), dtype=bool)
+            if not np.any(position[3:]):
+                doses = tuple(p.shifted_dose_gy(position[:3], covered) for p in prior.phases)
+            else:
+                displacement = displacement_matrix(position[:3], position[3:], self.centre_mm)
+                doses = tuple(
+                    _dose_at(p.phase.dose_gy, p.indices(self.points_mm, position, displacement), covered)
+                    for p in prior.phases
+                )
+        self.cache[key] = doses, covered
         return doses, covered
 
     def loses(self, prior: _Prior, position: np.ndarray) -> bool:
@@ -537,8 +555,8 @@ class _Displaced:
             return bool(np.any(registered & ~self.physical(prior, position)[1]))
         if np.any(position[3:]):
             displacement = displacement_matrix(position[:3], position[3:], self.centre_mm)
-            rows = np.flatnonzero(prior.covered)
-            indices = [p.indices(self.points_mm, position, displacement, rows) for p in prior.phases]
+            points = self.points_mm[prior.covered]
+            indices = [apply_affine(p.to_index @ displacement, points) for p in prior.phases]
         else:  # a shift offsets every index alike: the box of the covered samples decides
             indices = [np.array([p.low, p.high]) + p.to_index[:3, :3] @ position[:3] for p in prior.phases]
         return not all(
@@ -554,7 +572,7 @@ class _Displaced:
         lql = self.evaluator.lql_transition_gy
         upper = np.zeros(len(self.points_mm))
         for p in prior.phases:
-            upper += eqd2_gy(p.upper_gy(radius_mm), p.phase.fractions, alpha_beta_gy, lql)
+            upper += eqd2_gy(p.upper_gy(radius_mm, self.dilations), p.phase.fractions, alpha_beta_gy, lql)
         return upper
 
     def reach_mm(self, uncertainty: Uncertainty) -> float:
@@ -586,10 +604,11 @@ class _Objective:
 
     Metrics of the hottest samples (Dmax, Dx from the hot end) may set aside (:meth:`pruned`) the
     samples whose bound at every searched position stays below the registered value: the value from
-    the other samples (``rows``) is taken when it provably equals the value from every sample (the
-    samples it uses are hotter than the bound ``set_aside_gy`` of those set aside) or when both lie
-    below the registered value ``registered_gy`` (no step of the search goes there); otherwise every
-    sample is evaluated. The search therefore takes the same steps and finds the same worst case.
+    the samples kept (``kept``, their reference EQD2 ``kept_fixed``) is taken when it provably equals
+    the value from every sample (the samples it uses are hotter than the bound ``set_aside_gy`` of
+    those set aside) or when both lie below the registered value ``registered_gy`` (no step of the
+    search goes there); otherwise every sample is evaluated. The search therefore takes the same
+    steps and finds the same worst case.
     """
 
     moved: _Displaced
@@ -598,8 +617,8 @@ class _Objective:
     fixed: Dvh
     keep: dict[str, float]
     lost: set[str] = field(default_factory=set)
-    rows: np.ndarray | None = None
-    subset: Dvh | None = None
+    kept: _Displaced | None = None
+    kept_fixed: Dvh | None = None
     set_aside_gy: float = -math.inf
     registered_gy: float = math.inf
 
@@ -607,18 +626,18 @@ class _Objective:
         for prior in self.moved.priors:
             if self.moved.loses(prior, position):
                 self.lost.add(prior.course.name)
-        if self.subset is not None:
-            value = self._from_rows(position)
-            if value is not None:
+        if self.kept is not None:
+            value, bound = self._from_kept(position)
+            if value is not None and bound < self.registered_gy:
                 return value
         return self.full(position)
 
-    def total(self, position: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-        """Cumulative EQD2 (Gy) at the samples ``rows`` (None: all) at ``position``."""
-        total = (self.fixed.doses_gy if rows is None else self.fixed.doses_gy[rows]).copy()
+    def total(self, moved: _Displaced, fixed: Dvh, position: np.ndarray) -> np.ndarray:
+        """Cumulative EQD2 (Gy) at the samples of ``moved`` (reference course EQD2 ``fixed``) at ``position``."""
+        total = fixed.doses_gy.copy()
         lql = self.moved.evaluator.lql_transition_gy
-        for prior in self.moved.priors:
-            doses, _ = self.moved.physical(prior, position, rows)
+        for prior in moved.priors:
+            doses, _ = moved.physical(prior, position)
             eqd2 = np.zeros(len(total))
             for dose, phase in zip(doses, prior.course.phases):
                 eqd2 += eqd2_gy(dose, phase.fractions, self.alpha_beta_gy, lql)
@@ -627,37 +646,35 @@ class _Objective:
 
     def full(self, position: np.ndarray) -> float:
         """The metric from every sample at ``position`` (-inf when it cannot be evaluated)."""
-        value = evaluate(dataclasses.replace(self.fixed, doses_gy=self.total(position)), self.metric).value
+        total = self.total(self.moved, self.fixed, position)
+        value = evaluate(dataclasses.replace(self.fixed, doses_gy=total), self.metric).value
         return -math.inf if value is None else value
 
-    def _from_rows(self, position: np.ndarray) -> float | None:
-        """The metric from the samples kept, when that settles the search (see the class); else None."""
-        assert self.subset is not None
-        total = self.total(position, self.rows)
-        found = evaluate(dataclasses.replace(self.subset, doses_gy=total), self.metric)
+    def _from_kept(self, position: np.ndarray) -> tuple[float | None, float]:
+        """The metric from the samples kept, and an upper bound of the metric from every sample where
+        the two may differ (-inf: they are equal; inf: no bound)."""
+        assert self.kept is not None and self.kept_fixed is not None
+        total = self.total(self.kept, self.kept_fixed, position)
+        found = evaluate(dataclasses.replace(self.kept_fixed, doses_gy=total), self.metric)
         if found.value is None or found.indices is None:
-            return None
+            return None, math.inf
         used = total[found.indices]  # hottest first: Dmax's sample, or the two a Dx interpolates between
         if used.min() > self.set_aside_gy:
-            return found.value  # every sample set aside is colder than those the value uses
+            return found.value, -math.inf  # every sample set aside is colder than those the value uses
         # else the value from every sample is at most the larger of the set-aside bound and the hotter
         # sample used; or, when that one is below the bound too, the coldest weighted sample above it
         # (every sample above the bound then lies before the target volume in both orders)
         hotter = float(used[0])
         if len(used) > 1 and hotter <= self.set_aside_gy:
-            above = total[(total > self.set_aside_gy) & (self.subset.weights_cc > 0)]
+            above = total[(total > self.set_aside_gy) & (self.kept_fixed.weights_cc > 0)]
             hotter = float(above.min()) if len(above) else self.set_aside_gy
-        if max(hotter, self.set_aside_gy) < self.registered_gy:
-            return found.value  # the value from every sample lies below the registered value too
-        return None
+        return found.value, max(hotter, self.set_aside_gy)
 
-    def pruned(self, uncertainty: Uncertainty) -> _Objective:
-        """This objective with the samples that cannot matter set aside (see the class), or itself."""
+    def pruned(self, uncertainty: Uncertainty, registered_gy: float) -> _Objective:
+        """This objective with the samples set aside whose bound stays ``PRUNE_MARGIN`` below
+        ``registered_gy`` (the value as registered; see the class), or itself."""
         volume_cc = _hot_end_volume_cc(self.metric, self.fixed)
-        if volume_cc is None:
-            return self
-        registered = self.full(np.zeros(6))
-        if not math.isfinite(registered):
+        if volume_cc is None or not math.isfinite(registered_gy):
             return self
         upper = self.fixed.doses_gy.copy()
         reach_mm = self.moved.reach_mm(uncertainty)
@@ -666,25 +683,27 @@ class _Objective:
             if bound is None:
                 return self
             upper += self.keep[prior.course.name] * bound
-        kept = upper >= registered - PRUNE_MARGIN * abs(registered)
+        kept = upper >= registered_gy - PRUNE_MARGIN * abs(registered_gy)
         rows = np.flatnonzero(kept)
         weights = self.fixed.weights_cc[rows]
         if kept.all() or (volume_cc > 0 and float(weights.sum()) <= volume_cc + float(weights.max(initial=0.0))):
             return self  # nothing to set aside, or too little kept for a Dx to stay within the samples kept
         set_aside = float(upper[~kept].max())
-        subset = Dvh(
+        kept_fixed = Dvh(
             weights_cc=weights,
             doses_gy=self.fixed.doses_gy[rows],
             volume_cc=self.fixed.volume_cc,
             in_grid_volume_cc=self.fixed.in_grid_volume_cc,
         )
-        return dataclasses.replace(
+        out = dataclasses.replace(
             self,
-            rows=rows,
-            subset=subset,
+            kept=self.moved.restricted(rows),
+            kept_fixed=kept_fixed,
             set_aside_gy=set_aside + BOUND_TOLERANCE * (1.0 + abs(set_aside)),
-            registered_gy=registered,
         )
+        value, differs_below = out._from_kept(np.zeros(6))  # the search's threshold: the exact value as registered
+        registered = value if value is not None and differs_below == -math.inf else self.full(np.zeros(6))
+        return dataclasses.replace(out, registered_gy=registered)
 
 
 # ------------------------------------------------------------------ the evaluation's worst cases
@@ -737,7 +756,7 @@ def robust_result(
     objective = _Objective(
         moved, parse_metric(constraint.metric), constraint.alpha_beta_gy, nominal[reference.name], keep
     )
-    objective = objective.pruned(uncertainty)
+    objective = objective.pruned(uncertainty, result.value_gy)
     found = worst_case(objective, uncertainty.radius_mm, uncertainty.degrees)
     lost = objective.lost
     worst = max(found.value, result.value_gy)  # the registered position is one of those searched
@@ -800,12 +819,13 @@ def robust_results(
     out = list(results)
     changes: dict[int, StatusChange] = {}
     moved: _Displaced | None = None
+    dilations: dict = {}  # the dilated prior doses of the bounds, shared by every structure
     for i in sorted(range(len(results)), key=lambda i: results[i].structure or ""):
         result = results[i]
         if result.structure is None or result.value_gy is None:
             continue
         if moved is None or moved.structure != result.structure:
-            moved = _Displaced.of(evaluator, result.structure)
+            moved = _Displaced.of(evaluator, result.structure, dilations)
         outcome = robust_result(evaluator, constraints[i], result, moved, uncertainty, robust)
         out[i] = outcome.result
         if outcome.change is not None:
