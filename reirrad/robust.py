@@ -319,7 +319,7 @@ def worst_case(
 
 COVERED_MARGIN_VOXELS = 0.5  # a sample is covered within a phase grid's voxels, as the evaluation counts it
 PRUNE_MARGIN = 0.005  # samples whose bound stays this share below the registered value are set aside
-SHIFT_CHUNK = 1 << 15  # samples per step of the shifted interpolation (temporaries stay in cache)
+SHIFT_CHUNK = 1 << 14  # samples per step of the shifted interpolation (temporaries stay in cache)
 BOUND_TOLERANCE = 1e-9  # relative: rounding allowance on the bound of the samples set aside
 
 
@@ -358,21 +358,27 @@ def _trilinear_shifted(
     """Trilinear dose (Gy, into ``out``) at continuous indices ``cell + fraction + delta`` of ``dose_gy``,
     for samples given by their cells' flat indices ``base`` (n,) and ``fraction`` (n, 3) in [0, 1), that
     keep a cell to spare on every side after the shift ``delta`` (3,, index units): a shift only
-    carries each axis into the next cell, so nothing is floored or clipped. Interpolates along i,
-    then j, then k, as :func:`reirrad.dvh.trilinear` does (same values to rounding)."""
+    carries each axis into the next cell, so nothing is floored or clipped, and the eight corners are
+    read through views of the dose offset by each corner. Interpolates along i, then j, then k, as
+    :func:`reirrad.dvh.trilinear` does (same values to rounding)."""
     flat = dose_gy.reshape(-1)
-    strides = np.array([dose_gy.shape[1] * dose_gy.shape[2], dose_gy.shape[2], 1])
+    frame, row = dose_gy.shape[1] * dose_gy.shape[2], dose_gy.shape[2]
     whole = np.floor(delta)
     part = delta - whole
-    offset = int(whole @ strides)
-
+    offset = int(whole @ np.array([frame, row, 1]))
+    corners = [flat[o:] for o in (0, 1, row, row + 1, frame, frame + 1, frame + row, frame + row + 1)]
     for start in range(0, len(base), SHIFT_CHUNK):
         t = fraction[start : start + SHIFT_CHUNK] + part
         carry = t >= 1.0
         t -= carry
-        cell = base[start : start + SHIFT_CHUNK] + carry @ strides + offset
-        near = _bilinear(flat, cell, int(strides[1]), t)
-        far = _bilinear(flat, cell + int(strides[0]), int(strides[1]), t)
+        cell = base[start : start + SHIFT_CHUNK] + offset
+        cell += carry[:, 0] * frame
+        cell += carry[:, 1] * row
+        cell += carry[:, 2]
+        i, j = t[:, 2], t[:, 1]
+        values = [corner[cell] for corner in corners]
+        near = _lerp(_lerp(values[0], values[1], i), _lerp(values[2], values[3], i), j)
+        far = _lerp(_lerp(values[4], values[5], i), _lerp(values[6], values[7], i), j)
         out[start : start + SHIFT_CHUNK] = _lerp(near, far, t[:, 0])
     return out
 
@@ -383,13 +389,6 @@ def _lerp(low: np.ndarray, high: np.ndarray, t: np.ndarray) -> np.ndarray:
     high *= t
     high += low
     return high
-
-
-def _bilinear(flat: np.ndarray, cell: np.ndarray, row_stride: int, t: np.ndarray) -> np.ndarray:
-    """One frame of a trilinear step: along i within each row, then along j."""
-    near = _lerp(flat[cell], flat[cell + 1], t[:, 2])
-    far = _lerp(flat[cell + row_stride], flat[cell + row_stride + 1], t[:, 2])
-    return _lerp(near, far, t[:, 1])
 
 
 @dataclass(frozen=True, eq=False)
