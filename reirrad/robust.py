@@ -459,8 +459,9 @@ class _AffinePhase:
 
             dilations[key] = maximum_filter(self.phase.dose_gy, size=size, mode="nearest")
         dilated = dilations[key]
-        nearest = np.clip(np.rint(self.registered), 0, np.array(dilated.shape) - 1).astype(np.intp)
-        return dilated[tuple(nearest.T)]
+        shape = np.array(dilated.shape)
+        nearest = np.clip(np.rint(self.registered), 0, shape - 1).astype(np.intp)
+        return dilated.reshape(-1)[nearest @ np.array([shape[1] * shape[2], shape[2], 1])]
 
 
 @dataclass(frozen=True, eq=False)
