@@ -356,11 +356,11 @@ def _trilinear_shifted(
     dose_gy: np.ndarray, base: np.ndarray, fraction: np.ndarray, delta: np.ndarray, out: np.ndarray
 ) -> np.ndarray:
     """Trilinear dose (Gy, into ``out``) at continuous indices ``cell + fraction + delta`` of ``dose_gy``,
-    for samples given by their cells' flat indices ``base`` (n,) and ``fraction`` (n, 3) in [0, 1), that
-    keep a cell to spare on every side after the shift ``delta`` (3,, index units): a shift only
-    carries each axis into the next cell, so nothing is floored or clipped, and the eight corners are
-    read through views of the dose offset by each corner. Interpolates along i, then j, then k, as
-    :func:`reirrad.dvh.trilinear` does (same values to rounding)."""
+    for samples given by their cells' flat indices ``base`` (n,) and ``fraction`` (3, n: k, j, i rows)
+    in [0, 1), that keep a cell to spare on every side after the shift ``delta`` (3,, index units): a
+    shift only carries each axis into the next cell, so nothing is floored or clipped, and the eight
+    corners are read through views of the dose offset by each corner. Interpolates along i, then j,
+    then k, as :func:`reirrad.dvh.trilinear` does (same values to rounding)."""
     flat = dose_gy.reshape(-1)
     frame, row = dose_gy.shape[1] * dose_gy.shape[2], dose_gy.shape[2]
     whole = np.floor(delta)
@@ -368,18 +368,19 @@ def _trilinear_shifted(
     offset = int(whole @ np.array([frame, row, 1]))
     corners = [flat[o:] for o in (0, 1, row, row + 1, frame, frame + 1, frame + row, frame + row + 1)]
     for start in range(0, len(base), SHIFT_CHUNK):
-        t = fraction[start : start + SHIFT_CHUNK] + part
-        carry = t >= 1.0
-        t -= carry
         cell = base[start : start + SHIFT_CHUNK] + offset
-        cell += carry[:, 0] * frame
-        cell += carry[:, 1] * row
-        cell += carry[:, 2]
-        i, j = t[:, 2], t[:, 1]
+        t = []
+        for axis, stride in enumerate((frame, row, 1)):
+            along = fraction[axis, start : start + SHIFT_CHUNK] + part[axis]
+            carry = along >= 1.0
+            along -= carry
+            cell += carry * stride
+            t.append(along)
+        k, j, i = t
         values = [corner[cell] for corner in corners]
         near = _lerp(_lerp(values[0], values[1], i), _lerp(values[2], values[3], i), j)
         far = _lerp(_lerp(values[4], values[5], i), _lerp(values[6], values[7], i), j)
-        out[start : start + SHIFT_CHUNK] = _lerp(near, far, t[:, 0])
+        out[start : start + SHIFT_CHUNK] = _lerp(near, far, k)
     return out
 
 
@@ -415,13 +416,13 @@ class _AffinePhase:
 
     @functools.cached_property
     def lattice(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """For shifts: the flat index of each sample's cell (N,), its place in the cell (N, 3) and how
+        """For shifts: the flat index of each sample's cell (N,), its place in the cell (3, N) and how
         many whole cells it can move along any axis and keep a cell to spare (N,)."""
         cell = np.floor(self.registered)
         shape = np.array(self.phase.dose_gy.shape)
         room = np.minimum(cell, shape - 2 - cell).min(axis=1, initial=np.inf) - 1
         base = np.clip(cell, 0, shape - 1).astype(np.int64) @ np.array([shape[1] * shape[2], shape[2], 1])
-        return base, self.registered - cell, room
+        return base, np.ascontiguousarray((self.registered - cell).T), room
 
     def indices(self, points_mm: np.ndarray, position: np.ndarray, displacement: np.ndarray | None) -> np.ndarray:
         """The samples displaced to ``position`` as indices of the phase's grid: a shift only offsets
@@ -439,7 +440,7 @@ class _AffinePhase:
         out = np.empty(len(fast))
         if fast.all():
             return _trilinear_shifted(self.phase.dose_gy, base, fraction, delta, out)
-        out[fast] = _trilinear_shifted(self.phase.dose_gy, base[fast], fraction[fast], delta, out[fast])
+        out[fast] = _trilinear_shifted(self.phase.dose_gy, base[fast], fraction[:, fast], delta, out[fast])
         slow = np.flatnonzero(~fast)
         reached = covered[slow]
         out[slow] = _dose_at(self.phase.dose_gy, self.registered[slow] + delta, reached)

@@ -383,7 +383,8 @@ def test_shifted_interpolation_matches_trilinear():
     cell = np.floor(registered)
     base = cell.astype(np.int64) @ np.array([14 * 16, 16, 1])
     for delta in ([0.0, 0.0, 0.0], [0.7, -0.4, 0.93], [-1.6, 1.2, -0.05], [1.0, -1.0, 0.5]):
-        found = _trilinear_shifted(dose, base, registered - cell, np.array(delta), np.empty(len(base)))
+        fraction = np.ascontiguousarray((registered - cell).T)
+        found = _trilinear_shifted(dose, base, fraction, np.array(delta), np.empty(len(base)))
         np.testing.assert_allclose(found, trilinear(dose, registered + delta), rtol=0, atol=1e-12)
 
 
