@@ -498,8 +498,8 @@ class _Prior:
 @dataclass(frozen=True, eq=False)
 class _Displaced:
     """One structure's samples (reference points, mm, and the structure's centroid) and the prior
-    courses displaced over them; their physical dose at the samples is cached per position while the
-    structure is evaluated. ``dilations`` holds the dilated prior doses of the bounds (shared by all
+    courses displaced over them (through a map that is not affine, their physical dose at the samples
+    is cached per position while the structure is evaluated). ``dilations`` holds the dilated prior doses of the bounds (shared by all
     structures)."""
 
     evaluator: Any
@@ -527,27 +527,22 @@ class _Displaced:
     def physical(self, prior: _Prior, position: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
         """Physical dose (Gy) of each phase of ``prior`` at the samples displaced to ``position`` (6,:
         shift mm, rotation vector degrees, about the centroid), and which samples every phase grid
-        covers (0 Gy where not); cached."""
+        covers (0 Gy where not). Cached for maps that are not affine (their coverage is read again);
+        an affine map's samples are cheaper to compute again than to keep for every position."""
         key = (prior.course.name, tuple(position.tolist()))
         if key in self.cache:
             return self.cache[key]
         if prior.phases is None:
             point_map = ShiftedMap(prior.course.point_map, position[:3], position[3:], self.centre_mm)
             samples = self.evaluator.course_samples(self.structure, prior.course, point_map)
-            doses = tuple(d.doses_gy for d in samples.phases)
-            covered = np.asarray(samples.covered, dtype=bool)
-        else:
-            covered = np.ones(len(self.points_mm), dtype=bool)
-            if not np.any(position[3:]):
-                doses = tuple(p.shifted_dose_gy(position[:3], covered) for p in prior.phases)
-            else:
-                displacement = displacement_matrix(position[:3], position[3:], self.centre_mm)
-                doses = tuple(
-                    _dose_at(p.phase.dose_gy, p.indices(self.points_mm, position, displacement), covered)
-                    for p in prior.phases
-                )
-        self.cache[key] = doses, covered
-        return doses, covered
+            self.cache[key] = tuple(d.doses_gy for d in samples.phases), np.asarray(samples.covered, dtype=bool)
+            return self.cache[key]
+        covered = np.ones(len(self.points_mm), dtype=bool)
+        if not np.any(position[3:]):
+            return tuple(p.shifted_dose_gy(position[:3], covered) for p in prior.phases), covered
+        displacement = displacement_matrix(position[:3], position[3:], self.centre_mm)
+        indices = [p.indices(self.points_mm, position, displacement) for p in prior.phases]
+        return tuple(_dose_at(p.phase.dose_gy, index, covered) for p, index in zip(prior.phases, indices)), covered
 
     def loses(self, prior: _Prior, position: np.ndarray) -> bool:
         """True when a sample ``prior`` covers as registered leaves its grids at ``position``."""
