@@ -23,6 +23,13 @@ registered position itself is the worst of step 1, the 26 directions at R/2 are 
 limit, so the worst case is the highest value found. It is the worst of the positions tried, not a
 proven maximum: dose structure finer than the search spacing (about 1 mm on a 3 mm sphere after
 refinement) can hide a worse position.
+
+Evaluation (:class:`_Objective`). Only the prior courses are sampled again at each position; the
+reference course's EQD2 at the samples is the verdict's own. Through a rigid or identity map each
+structure's samples are mapped onto each prior dose grid once and a shift only carries them into
+the neighbouring cells (:func:`_trilinear_shifted`); any other map (deformable) samples through
+:class:`ShiftedMap` at each position. Dmax and hot-end Dx set aside the samples whose bound cannot
+reach the registered value, without changing any step of the search (see :class:`_Objective`).
 """
 
 from __future__ import annotations
