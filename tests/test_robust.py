@@ -3,6 +3,7 @@ direction, a closed-form worst case through `reirrad check`, and the sample SBRT
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -365,3 +366,134 @@ def test_the_python_api_takes_the_uncertainty_and_robust(slope_case):
         (r.constraint_id, r.status, r.value_gy, r.worst_case_gy) for r in expected.results
     ]
     assert any(r.worst_case_gy is not None and r.worst_case_gy > r.value_gy for r in found.results)
+
+
+# ------------------------------------------------------------------ the fast search gives the search's answer
+
+
+def test_shifted_interpolation_matches_trilinear():
+    """The lattice interpolation of shifted samples (each sample's cell carried along by the shift)
+    gives reirrad.dvh.trilinear's values, shifts of either sign and across cells included."""
+    from reirrad.dvh import trilinear
+    from reirrad.robust import _trilinear_shifted
+
+    rng = np.random.default_rng(3)
+    dose = rng.random((12, 14, 16)) * 70.0
+    registered = rng.random((5000, 3)) * [6.0, 8.0, 10.0] + 3.0
+    cell = np.floor(registered)
+    base = cell.astype(np.int64) @ np.array([14 * 16, 16, 1])
+    for delta in ([0.0, 0.0, 0.0], [0.7, -0.4, 0.93], [-1.6, 1.2, -0.05], [1.0, -1.0, 0.5]):
+        fraction = np.ascontiguousarray((registered - cell).T)
+        found = _trilinear_shifted(dose, base, fraction, np.array(delta), np.empty(len(base)))
+        np.testing.assert_allclose(found, trilinear(dose, registered + delta), rtol=0, atol=1e-12)
+
+
+def test_dose_bound_holds_at_every_shift_within_the_radius():
+    """The dilated-dose bound of a phase is at least the interpolated dose of every sample at any
+    shift within the radius (random shifts, samples up to the grid's edges)."""
+    from reirrad.accumulate import PhaseDose
+    from reirrad.grid import Grid
+    from reirrad.robust import _AffinePhase, _dose_at
+
+    rng = np.random.default_rng(4)
+    grid = Grid((0.0, 0.0, 0.0), (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (2.5, 3.0, 2.0), (9, 10, 11))
+    dose = rng.random(grid.shape) * 60.0
+    phase = PhaseDose("p", grid, dose, 30, "plan", None, float(dose.max()), (), None)
+    points = rng.random((3000, 3)) * [20.0, 27.0, 20.0]
+    to_index = np.linalg.inv(grid.affine)
+    registered = apply(to_index, points)
+    bounded = _AffinePhase.of(phase, to_index, registered, np.ones(len(points), dtype=bool))
+    upper = bounded.upper_gy(3.0, {})
+    for _ in range(40):
+        direction = rng.normal(size=3)
+        shift = 3.0 * rng.random() ** (1 / 3) * direction / np.linalg.norm(direction)
+        covered = np.ones(len(points), dtype=bool)
+        assert np.all(_dose_at(dose, registered + to_index[:3, :3] @ shift, covered) <= upper)
+    assert np.mean(upper < dose.max()) > 0.1  # a bound, not the grid's maximum everywhere
+
+
+def apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    return points @ matrix[:3, :3].T + matrix[:3, 3]
+
+
+def test_samples_set_aside_change_no_worst_case(slope_case, monkeypatch):
+    """Dmax and Dx searched on the samples that can reach the registered value give every result the
+    worst case (value and shift) of the search over every sample, and do set samples aside."""
+    import reirrad.robust as robust
+
+    constraints = slope_case.parent / "hot.toml"
+    constraints.write_text(
+        constraint_set_header("hot", "cord hot end", ALPHA_BETA)
+        + "".join(
+            f'\n[[constraints]]\nid = "cord-{m.lower().replace("%", "pct")}"\norgan = "SpinalCord"\nmetric = "{m}"\n'
+            f'priority = "hard"\nlimit_gy = 90.0\nsource = "t"\n'
+            for m in ("Dmax", "D0.03cc", "D0.5cc", "D2%", "Dmean")
+        )
+    )
+    case = load_case(slope_case)
+    options = CheckOptions(
+        constraints=str(constraints), registration_uncertainty_mm=3.0, registration_uncertainty_deg=2.0
+    )
+    kept: list[float] = []
+    pruned = robust._Objective.pruned
+
+    def spy(self, uncertainty, registered_gy):
+        out = pruned(self, uncertainty, registered_gy)
+        if out.kept is not None:
+            kept.append(len(out.kept.points_mm) / len(self.moved.points_mm))
+        return out
+
+    monkeypatch.setattr(robust._Objective, "pruned", lambda self, uncertainty, registered_gy: self)
+    every = run_check(case, options)
+    monkeypatch.setattr(robust._Objective, "pruned", spy)
+    for margin in (robust.PRUNE_MARGIN, 0.0, -0.02):  # narrower margins set more aside: each branch of the proof
+        kept.clear()
+        monkeypatch.setattr(robust, "PRUNE_MARGIN", margin)
+        fast = run_check(case, options)
+        assert len(kept) >= 3 and max(kept) < 1.0  # Dmax and hot-end Dx; Dmean searches every sample
+        for found, expected in zip(fast.results, every.results, strict=True):
+            assert found.worst_case_gy is not None and expected.worst_case_gy is not None
+            assert found.worst_case_gy == pytest.approx(expected.worst_case_gy, rel=1e-12)
+            assert found.worst_shift_mm == pytest.approx(expected.worst_shift_mm, abs=1e-9)
+            assert found.worst_rotation_deg == pytest.approx(expected.worst_rotation_deg, abs=1e-9)
+            assert found.notes == expected.notes
+    assert min(kept) < 0.7
+
+
+# ------------------------------------------------------------------ through a deformable registration
+
+
+def _dmax_set(tmp_path: Path, organs: dict[str, str]) -> str:
+    """A constraint set of Dmax limits (119 Gy) on ``organs`` (id -> organ), its path as text."""
+    path = tmp_path / "set.toml"
+    path.write_text(
+        constraint_set_header("sbrt", "Dmax", 2.0)
+        + "".join(
+            f'\n[[constraints]]\nid = "{name}"\norgan = "{organ}"\nmetric = "Dmax"\npriority = "hard"\n'
+            f'limit_gy = 119.0\nsource = "t"\n'
+            for name, organ in organs.items()
+        )
+    )
+    return str(path)
+
+
+def test_uncertainty_through_a_deformable_registration(tmp_path):
+    """A deformable REG that is one uniform shift gives the worst cases of the equivalent rigid REG
+    (the search composes each shift with the field); a search that leaves the field is refused."""
+    from tests.test_deformable import sbrt_case
+
+    constraints = _dmax_set(tmp_path, {"cord": "SpinalCord", "carotid": "A_Carotid_L"})
+    options = CheckOptions(constraints=constraints, registration_uncertainty_mm=3.0, accept_partial_coverage=True)
+    rigid = run_check(load_case(sbrt_case(tmp_path, "rigid")), options)
+    field = run_check(load_case(sbrt_case(tmp_path, "deformable")), options)
+    for found, expected in zip(field.results, rigid.results, strict=True):
+        assert found.value_gy == pytest.approx(expected.value_gy, abs=1e-6)
+        assert found.worst_case_gy == pytest.approx(expected.worst_case_gy, abs=1e-6)
+        assert (found.worst_case_gy or 0.0) > (found.value_gy or math.inf)
+        assert found.worst_shift_mm == pytest.approx(expected.worst_shift_mm, abs=1e-6)
+    # a field ending at x = +3 mm covers the right optic nerve (x -16 to -2 mm), not its 10 mm search
+    case = load_case(sbrt_case(tmp_path / "partial", "deformable", partial=True))
+    nerve = CheckOptions(constraints=_dmax_set(tmp_path, {"nerve": "OpticNrv_R"}))
+    assert run_check(case, nerve).result("nerve").value_gy is not None
+    with pytest.raises(InputError, match=r"shifted by \(\+10\.0, .* of OpticNrv_R .* outside the deformation field"):
+        run_check(case, dataclasses.replace(nerve, registration_uncertainty_mm=10.0))
