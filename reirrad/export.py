@@ -2,11 +2,16 @@
 case on the reference grid (``reirrad sum``), written as RTDOSE files.
 
 The cumulative sum is computed in slabs of whole frames of the reference grid (at most
-:data:`SLAB_VOXELS` voxels each) through :func:`reirrad.accumulate.cumulative_eqd2_at`, the one way
-reports and exports get cumulative doses, and encoded straight into the output's integer pixels:
-no whole-grid float array of the sum is built. A first pass finds the maximum (it sets
-DoseGridScaling, :func:`reirrad.dicom.write.grid_scaling`) and each course's coverage; a second
-pass encodes. The written values are those of encoding the whole-grid sum at once.
+:data:`SLAB_VOXELS` voxels each), as :func:`reirrad.accumulate.cumulative_eqd2_at` computes it at
+the slab's voxel centres: each phase's physical dose trilinear on its own grid, converted with its
+own fractions, prior courses times (1 - r). A course whose map onto the reference grid is
+axis-aligned (same frame or a translation, any transverse orientation) is interpolated axis by axis
+(a course on the reference grid itself is copied, not interpolated); any other map samples the
+voxel centres through :func:`reirrad.accumulate.phase_doses_at`. A first pass finds the maximum (it
+sets DoseGridScaling, :func:`reirrad.dicom.write.grid_scaling`) and each course's coverage; a second
+pass encodes each slab and writes it to the file (:func:`reirrad.dicom.write.save_dose_streamed`):
+neither the sum nor its pixels are ever held for the whole grid. The written values are those of
+encoding the whole-grid sum at once.
 
 The functions take loaded objects (a :class:`~reirrad.case.CaseSpec`, not a case file): the
 command line and the Python API load the case.
@@ -15,18 +20,19 @@ command line and the Python API load the case.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from reirrad.accumulate import (
     AccumulatedCase,
+    CourseOnGrid,
     LoadedCourse,
     PhaseDose,
-    cumulative_eqd2_at,
     load_courses,
     map_courses,
+    phase_doses_at,
     resolve_phase,
 )
 from reirrad.case import CaseSpec
@@ -38,18 +44,21 @@ from reirrad.dicom.plan import read_plan
 from reirrad.dicom.summation import SummationType
 from reirrad.dicom.write import (
     dose_dataset,
+    dose_header_dataset,
     encode_pixels,
-    encoded_dose_dataset,
     grid_scaling,
     refuse_input_as_output,
     save_atomic,
+    save_dose_streamed,
 )
 from reirrad.eqd2 import NO_RECOVERY, RecoveryModel, eqd2_gy, recovery_model
 from reirrad.errors import Hint, InputError, Remedy
-from reirrad.grid import Grid
+from reirrad.grid import Grid, index_map, inside_grid
+from reirrad.mapping import RigidMap
 from reirrad.outputs import case_inputs
 
 SLAB_VOXELS = 1 << 18  # reference-grid voxels computed at once (whole frames; at least one frame)
+_AXIS_ALIGNED_TOL = 1e-12  # index-map cross terms below this are zero (1e-9 voxel over 1000 voxels)
 
 
 @dataclass(frozen=True)
@@ -193,13 +202,10 @@ def write_cumulative_eqd2(
     description, assumptions = _sum_texts(acc, courses, alpha_beta_gy, model, organ, lql_transition_gy, outside)
     assumptions += field_notes  # deform2: a large volume change of a deformation field noted
     scaling = grid_scaling(peak_gy, bits)
-    pixels = np.empty(acc.grid.shape, dtype=np.uint32 if bits == 32 else np.uint16)
-    for frames, total, _ in _slab_sums(acc, alpha_beta_gy, model, organ, lql_transition_gy):
-        pixels[frames] = encode_pixels(total.reshape(pixels[frames].shape), bits, scaling)[0]
     header = read_dataset(acc.reference_dose_path, stop_before_pixels=True)
     plan_uids = [p.plan_uid for c in acc.courses for p in c.phases if p.plan_uid]
-    ds = encoded_dose_dataset(
-        pixels,
+    ds = dose_header_dataset(
+        np.uint32 if bits == 32 else np.uint16,
         scaling,
         acc.grid,
         header,
@@ -208,20 +214,91 @@ def write_cumulative_eqd2(
         description=description,
         plan_uids=plan_uids,
     )
-    del pixels  # the dataset holds the pixel bytes
     if deidentify:  # the file and the summary name a pseudonym (reirrad.deidentify)
         description, *notes = deidentify_export(ds, (description, *assumptions))
         assumptions = tuple(notes)
-    save_atomic(ds, output)
+    slabs = _slab_sums(acc, alpha_beta_gy, model, organ, lql_transition_gy)
+    save_dose_streamed(ds, (encode_pixels(total, bits, scaling)[0] for _, total, _ in slabs), output)
     return ExportSummary(output, peak_gy, description, assumptions)
 
 
-def _slab_points_mm(grid: Grid, frames: slice) -> np.ndarray:
-    """Voxel centres (N, 3), mm, of the frames ``frames`` of ``grid``, in C order (frame, row, column)."""
+def _frame_positions(grid: Grid, frames: slice) -> np.ndarray:
+    """Continuous indices (N, 3), (k, j, i), of the voxel centres of the frames ``frames`` of ``grid``, in C order."""
     k, j, i = np.meshgrid(
         np.arange(frames.start, frames.stop), np.arange(grid.shape[1]), np.arange(grid.shape[2]), indexing="ij"
     )
-    return grid.to_patient(np.column_stack([k.ravel(), j.ravel(), i.ravel()]).astype(np.float64))
+    return np.column_stack([k.ravel(), j.ravel(), i.ravel()]).astype(np.float64)
+
+
+def _axis_aligned_map(phase: PhaseDose, grid: Grid, course: CourseOnGrid) -> tuple[np.ndarray, np.ndarray] | None:
+    """Scale and offset (3,) each, (k, j, i), with which the phase grid's continuous index along
+    each axis follows from the same axis of ``grid``'s index, when the course's map is rigid and
+    keeps the axes apart (same frame or a translation; any transverse orientation of either grid);
+    else None. A whole-voxel shift of the same lattice is exact, as
+    :func:`reirrad.accumulate.phase_indices` makes it."""
+    if not isinstance(course.point_map, RigidMap):
+        return None
+    mapping = index_map(phase.grid, grid, course.point_map.matrix)
+    linear, shift = mapping[:3, :3], mapping[:3, 3]
+    scale = np.diag(linear).copy()
+    if not np.allclose(linear, np.diag(scale), rtol=0.0, atol=_AXIS_ALIGNED_TOL):
+        return None
+    if np.allclose(scale, 1.0, rtol=0.0, atol=1e-9) and np.allclose(shift, np.rint(shift), rtol=0.0, atol=1e-9):
+        return np.ones(3), np.rint(shift)
+    return scale, shift
+
+
+def _along_axis(values: np.ndarray, axis: int, position: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Linear interpolation of ``values`` along ``axis`` at continuous indices ``position`` (1-D),
+    as :func:`reirrad.dvh.trilinear` does along one axis, and which positions lie within the hull
+    of the voxel centres along it (:func:`reirrad.grid.inside_grid`)."""
+    n = values.shape[axis]
+    point = np.zeros((len(position), 3))
+    point[:, 0] = position
+    covered = inside_grid(point, (n, 1, 1))
+    clipped = np.clip(position, 0, n - 1)
+    low = np.minimum(clipped.astype(np.int64), max(n - 2, 0))
+    fraction = clipped - low
+    below = np.take(values, low, axis=axis)
+    if n == 1 or not np.any(fraction):
+        return below, covered
+    above = np.take(values, low + 1, axis=axis)
+    shape = [1, 1, 1]
+    shape[axis] = -1
+    above -= below
+    above *= fraction.reshape(shape)
+    above += below
+    return above, covered
+
+
+def _separable_dose(
+    dose_gy: np.ndarray, scale: np.ndarray, shift: np.ndarray, grid: Grid, frames: slice
+) -> tuple[np.ndarray, np.ndarray]:
+    """Physical dose (Gy, flat) of a phase at the voxel centres of ``frames`` of ``grid``, its
+    index along each axis being ``scale * index + shift`` of ``grid``'s (trilinear: along k, j,
+    then i), and where its grid covers them (0 Gy elsewhere)."""
+    counts = (np.arange(frames.start, frames.stop), np.arange(grid.shape[1]), np.arange(grid.shape[2]))
+    values = dose_gy
+    covered = []
+    for axis, index in enumerate(counts):
+        position = index * scale[axis] + shift[axis]
+        values, axis_covered = _along_axis(values, axis, position)
+        covered.append(axis_covered)
+    inside = covered[0][:, None, None] & covered[1][None, :, None] & covered[2][None, None, :]
+    if not inside.all():
+        values = np.where(inside, values, 0.0)
+    return values.reshape(-1), inside.reshape(-1)
+
+
+def _course_doses(course: CourseOnGrid, grid: Grid, frames: slice) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """Each phase's physical dose (Gy, flat) at the voxel centres of ``frames`` of ``grid`` and where
+    every phase's grid covers them, as :func:`reirrad.accumulate.phase_doses_at` gives them."""
+    maps = [_axis_aligned_map(phase, grid, course) for phase in course.phases]
+    aligned = [m for m in maps if m is not None]
+    if len(aligned) < len(maps):
+        return phase_doses_at(course.phases, grid, _frame_positions(grid, frames), course.point_map)
+    sampled = [_separable_dose(phase.dose_gy, *m, grid, frames) for phase, m in zip(course.phases, aligned)]
+    return tuple(dose for dose, _ in sampled), np.logical_and.reduce([inside for _, inside in sampled])
 
 
 def _slab_sums(
@@ -231,22 +308,25 @@ def _slab_sums(
     organ: str | None,
     lql_transition_gy: float | None,
 ) -> Iterator[tuple[slice, np.ndarray, list[np.ndarray]]]:
-    """Per slab of whole frames: its frames, the cumulative EQD2 (Gy, flat, prior courses times
-    (1 - r)) and each course's coverage (bool, flat), through :func:`cumulative_eqd2_at`."""
+    """Per slab of whole frames: its frames, the cumulative EQD2 (Gy, shape (frames, rows, columns),
+    prior courses times (1 - r)) and each course's coverage (bool, flat)."""
+    factors = acc.recovery_factors(model, organ)
     rows_columns = acc.grid.shape[1] * acc.grid.shape[2]
     step = max(1, SLAB_VOXELS // rows_columns)
     for start in range(0, acc.grid.shape[0], step):
         frames = slice(start, min(start + step, acc.grid.shape[0]))
-        points = _slab_points_mm(acc.grid, frames)
-        total = np.zeros(len(points))
+        total = np.zeros((frames.stop - frames.start) * rows_columns)
         covered = []
         for course in acc.courses:  # one course at a time: its own coverage, its own (1 - r)
-            eqd2, course_covered = cumulative_eqd2_at(
-                replace(acc, courses=(course,)), points, alpha_beta_gy, model, organ, lql_transition_gy
-            )
-            total += eqd2
+            keep = factors[course.name].keep if course.name in factors else 1.0
+            doses, course_covered = _course_doses(course, acc.grid, frames)
+            for phase, dose in zip(course.phases, doses):
+                eqd2 = eqd2_gy(dose, phase.fractions, alpha_beta_gy, lql_transition_gy)
+                if keep != 1.0:
+                    eqd2 *= keep
+                total += eqd2
             covered.append(course_covered)
-        yield frames, total, covered
+        yield frames, total.reshape(-1, *acc.grid.shape[1:]), covered
 
 
 def _first_pass(

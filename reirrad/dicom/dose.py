@@ -191,7 +191,18 @@ def _check_size(rows: int, columns: int, frames: int, path: Path) -> None:
 
 
 def _pixels(ds: pydicom.Dataset, path: Path, n_frames: int) -> np.ndarray:
-    """Stored pixel values as a (frames, rows, columns) array (decoded by pydicom)."""
+    """Stored pixel values as a (frames, rows, columns) array.
+
+    Native (not encapsulated) pixel data whose every allocated bit is stored are viewed in place
+    (no copy: reading a dose holds its pixel bytes and its Gy array, nothing more); anything else
+    is decoded by pydicom."""
+    shape = (n_frames, integer(ds, "Rows", path), integer(ds, "Columns", path))
+    syntax = ds.file_meta.TransferSyntaxUID
+    bits = integer(ds, "BitsAllocated", path)
+    if not syntax.is_compressed and optional_integer(ds, "BitsStored", path) in (None, bits):
+        order = "<" if syntax.is_little_endian else ">"
+        kind = "i" if optional_integer(ds, "PixelRepresentation", path) == 1 else "u"
+        return np.frombuffer(ds.PixelData, dtype=f"{order}{kind}{bits // 8}").reshape(shape)
     if "NumberOfFrames" not in ds and n_frames > 1:
         ds.NumberOfFrames = n_frames  # in memory only: pydicom reads frames from this attribute
     try:
@@ -199,7 +210,7 @@ def _pixels(ds: pydicom.Dataset, path: Path, n_frames: int) -> np.ndarray:
             pixels = ds.pixel_array
     except Exception as exc:  # pydicom raises several types for truncated or odd pixel data
         raise InputError(path, f"cannot decode pixel data ({exc.__class__.__name__}: {exc})") from None
-    return pixels.reshape(n_frames, integer(ds, "Rows", path), integer(ds, "Columns", path))
+    return pixels.reshape(shape)
 
 
 def _plan_references(ds: pydicom.Dataset, path: Path) -> tuple[str | None, int | None, tuple[int, ...]]:
