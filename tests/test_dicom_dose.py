@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
 from reirrad.dicom.dose import read_dose
+from reirrad.dicom.io import read_dataset
 from reirrad.errors import InputError
 from tests import dicom_synthetic as syn
 
@@ -183,3 +186,25 @@ def test_eclipse_dose_matches_dicompyler_core(testdata):
         z = dose.grid.to_patient(np.array([[frame, 0, 0]]))[0, 2]
         np.testing.assert_array_equal(dose.dose_gy[frame], parser.GetDoseGrid(z) * float(data["dosegridscaling"]))
     assert dose.summation_type == "PLAN" and dose.dose_type == "PHYSICAL"
+
+
+def test_reading_holds_the_pixel_bytes_and_the_dose_only(tmp_path):
+    """Native pixel data are viewed in place, not decoded into a copy: the traced peak of reading a
+    32-bit dose is its pixel bytes (4 bytes per voxel) and its float64 Gy (8), not 16 or more; the
+    dose is the stored integers times DoseGridScaling exactly."""
+    from sum_helpers import axial_grid, write_dose
+
+    grid = axial_grid((-100.0, -80.0, -50.0), (2.0, 2.0, 2.0), (40, 100, 120), "1.2.826.0.1.3680043.8.498.31")
+    values = np.linspace(0.0, 70.0, grid.size).reshape(grid.shape)
+    path = write_dose(tmp_path / "rd.dcm", grid, values)
+    stored = read_dataset(path)
+    expected = stored.pixel_array.astype(np.float64) * float(stored.DoseGridScaling)
+    del stored
+    tracemalloc.start()
+    try:
+        dose = read_dose(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(dose.dose_gy, expected)
+    assert 12 <= peak / grid.size < 13
