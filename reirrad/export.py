@@ -248,56 +248,100 @@ def _axis_aligned_map(phase: PhaseDose, grid: Grid, course: CourseOnGrid) -> tup
     return scale, shift
 
 
-def _along_axis(values: np.ndarray, axis: int, position: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Linear interpolation of ``values`` along ``axis`` at continuous indices ``position`` (1-D),
-    as :func:`reirrad.dvh.trilinear` does along one axis, and which positions lie within the hull
-    of the voxel centres along it (:func:`reirrad.grid.inside_grid`)."""
-    n = values.shape[axis]
-    point = np.zeros((len(position), 3))
+@dataclass(frozen=True)
+class _Axis:
+    """Where one axis of the reference grid falls on a phase grid's axis: the reference indices
+    ``start`` to ``stop`` (exclusive) lie within the hull of its voxel centres
+    (:func:`reirrad.grid.inside_grid`), and at those its lower neighbour and the fraction towards
+    the next (None: every one on a voxel centre)."""
+
+    start: int
+    stop: int
+    low: np.ndarray
+    fraction: np.ndarray | None
+
+
+def _axis(reference_size: int, size: int, scale: float, shift: float) -> _Axis:
+    """:class:`_Axis` of a phase grid axis of ``size`` voxels whose index is ``scale * index + shift``
+    of a reference axis of ``reference_size`` voxels."""
+    position = np.arange(reference_size) * scale + shift
+    point = np.zeros((reference_size, 3))
     point[:, 0] = position
-    covered = inside_grid(point, (n, 1, 1))
-    clipped = np.clip(position, 0, n - 1)
-    low = np.minimum(clipped.astype(np.int64), max(n - 2, 0))
+    covered = np.flatnonzero(inside_grid(point, (size, 1, 1)))  # one run: the position is monotonic
+    if not len(covered):
+        return _Axis(0, 0, np.zeros(0, dtype=np.int64), None)
+    start, stop = int(covered[0]), int(covered[-1]) + 1
+    clipped = np.clip(position[start:stop], 0, size - 1)
+    low = clipped.astype(np.int64)
     fraction = clipped - low
-    below = np.take(values, low, axis=axis)
-    if n == 1 or not np.any(fraction):
-        return below, covered
-    above = np.take(values, low + 1, axis=axis)
+    return _Axis(start, stop, low, fraction if np.any(fraction) else None)
+
+
+def _pick(values: np.ndarray, axis: int, index: np.ndarray) -> np.ndarray:
+    """``values`` at ``index`` along ``axis``: a view when the indices run one by one, else a copy."""
+    if len(index) and index[-1] - index[0] == len(index) - 1 and np.all(np.diff(index) == 1):
+        return values[(slice(None),) * axis + (slice(int(index[0]), int(index[-1]) + 1),)]
+    return np.take(values, index, axis=axis)
+
+
+def _interpolate_axis(values: np.ndarray, axis: int, low: np.ndarray, fraction: np.ndarray | None) -> np.ndarray:
+    """Linear interpolation of ``values`` along ``axis`` between ``low`` and the next index, as
+    :func:`reirrad.dvh.trilinear` interpolates along one axis (``values`` itself is never written)."""
+    below = _pick(values, axis, low)
+    if fraction is None:
+        return below
+    result = _pick(values, axis, np.minimum(low + 1, values.shape[axis] - 1)) - below
     shape = [1, 1, 1]
     shape[axis] = -1
-    above -= below
-    above *= fraction.reshape(shape)
-    above += below
-    return above, covered
+    result *= fraction.reshape(shape)
+    result += below
+    return result
 
 
 def _separable_dose(
-    dose_gy: np.ndarray, scale: np.ndarray, shift: np.ndarray, grid: Grid, frames: slice
+    dose_gy: np.ndarray, axes: tuple[_Axis, _Axis, _Axis], frames: slice, plane: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Physical dose (Gy, flat) of a phase at the voxel centres of ``frames`` of ``grid``, its
-    index along each axis being ``scale * index + shift`` of ``grid``'s (trilinear: along k, j,
-    then i), and where its grid covers them (0 Gy elsewhere)."""
-    counts = (np.arange(frames.start, frames.stop), np.arange(grid.shape[1]), np.arange(grid.shape[2]))
-    values = dose_gy
-    covered = []
-    for axis, index in enumerate(counts):
-        position = index * scale[axis] + shift[axis]
-        values, axis_covered = _along_axis(values, axis, position)
-        covered.append(axis_covered)
-    inside = covered[0][:, None, None] & covered[1][None, :, None] & covered[2][None, None, :]
-    if not inside.all():
-        values = np.where(inside, values, 0.0)
-    return values.reshape(-1), inside.reshape(-1)
+    """Physical dose (Gy, flat) of a phase at the voxel centres of ``frames`` of the reference grid,
+    interpolated along k, j, then i (:class:`_Axis` each), and where its grid covers them (0 Gy
+    elsewhere): the covered part is a box."""
+    shape = (frames.stop - frames.start, *plane)
+    dose, inside = np.zeros(shape), np.zeros(shape, dtype=bool)
+    k, j, i = axes
+    start, stop = max(k.start, frames.start), min(k.stop, frames.stop)
+    if start < stop and j.stop > j.start and i.stop > i.start:
+        part = slice(start - k.start, stop - k.start)
+        values = _interpolate_axis(dose_gy, 0, k.low[part], None if k.fraction is None else k.fraction[part])
+        values = _interpolate_axis(values, 1, j.low, j.fraction)
+        values = _interpolate_axis(values, 2, i.low, i.fraction)
+        box = (slice(start - frames.start, stop - frames.start), slice(j.start, j.stop), slice(i.start, i.stop))
+        dose[box] = values
+        inside[box] = True
+    return dose.reshape(-1), inside.reshape(-1)
 
 
-def _course_doses(course: CourseOnGrid, grid: Grid, frames: slice) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+def _course_axes(course: CourseOnGrid, grid: Grid) -> list[tuple[_Axis, _Axis, _Axis]] | None:
+    """Each phase's :class:`_Axis` along k, j and i of ``grid`` when every phase's map is axis-aligned, else None."""
+    axes = []
+    for phase in course.phases:
+        aligned = _axis_aligned_map(phase, grid, course)
+        if aligned is None:
+            return None
+        scale, shift = aligned
+        k, j, i = (_axis(grid.shape[a], phase.grid.shape[a], scale[a], shift[a]) for a in range(3))
+        axes.append((k, j, i))
+    return axes
+
+
+def _course_doses(
+    course: CourseOnGrid, axes: list[tuple[_Axis, _Axis, _Axis]] | None, grid: Grid, frames: slice
+) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
     """Each phase's physical dose (Gy, flat) at the voxel centres of ``frames`` of ``grid`` and where
-    every phase's grid covers them, as :func:`reirrad.accumulate.phase_doses_at` gives them."""
-    maps = [_axis_aligned_map(phase, grid, course) for phase in course.phases]
-    aligned = [m for m in maps if m is not None]
-    if len(aligned) < len(maps):
+    every phase's grid covers them, as :func:`reirrad.accumulate.phase_doses_at` gives them:
+    axis by axis along ``axes`` (:func:`_course_axes`), else sampled at the voxel centres."""
+    if axes is None:
         return phase_doses_at(course.phases, grid, _frame_positions(grid, frames), course.point_map)
-    sampled = [_separable_dose(phase.dose_gy, *m, grid, frames) for phase, m in zip(course.phases, aligned)]
+    plane = (grid.shape[1], grid.shape[2])
+    sampled = [_separable_dose(phase.dose_gy, a, frames, plane) for phase, a in zip(course.phases, axes)]
     return tuple(dose for dose, _ in sampled), np.logical_and.reduce([inside for _, inside in sampled])
 
 
@@ -311,15 +355,16 @@ def _slab_sums(
     """Per slab of whole frames: its frames, the cumulative EQD2 (Gy, shape (frames, rows, columns),
     prior courses times (1 - r)) and each course's coverage (bool, flat)."""
     factors = acc.recovery_factors(model, organ)
+    axes = [_course_axes(course, acc.grid) for course in acc.courses]
     rows_columns = acc.grid.shape[1] * acc.grid.shape[2]
     step = max(1, SLAB_VOXELS // rows_columns)
     for start in range(0, acc.grid.shape[0], step):
         frames = slice(start, min(start + step, acc.grid.shape[0]))
         total = np.zeros((frames.stop - frames.start) * rows_columns)
         covered = []
-        for course in acc.courses:  # one course at a time: its own coverage, its own (1 - r)
+        for course, course_axes in zip(acc.courses, axes):  # one course at a time: its coverage, its (1 - r)
             keep = factors[course.name].keep if course.name in factors else 1.0
-            doses, course_covered = _course_doses(course, acc.grid, frames)
+            doses, course_covered = _course_doses(course, course_axes, acc.grid, frames)
             for phase, dose in zip(course.phases, doses):
                 eqd2 = eqd2_gy(dose, phase.fractions, alpha_beta_gy, lql_transition_gy)
                 if keep != 1.0:
