@@ -43,12 +43,10 @@ from reirrad.dicom.io import read_dataset
 from reirrad.dicom.plan import read_plan
 from reirrad.dicom.summation import SummationType
 from reirrad.dicom.write import (
-    dose_dataset,
     dose_header_dataset,
     encode_pixels,
     grid_scaling,
     refuse_input_as_output,
-    save_atomic,
     save_dose_streamed,
 )
 from reirrad.eqd2 import NO_RECOVERY, RecoveryModel, eqd2_gy, recovery_model
@@ -122,26 +120,32 @@ def write_eqd2_dose(
         confirmed=override_fractions,
         given_as=f"--fractions {fractions}",
     )
-    eqd2 = eqd2_gy(phase.dose_gy, phase.fractions, alpha_beta_gy, lql_transition_gy)
     model = _model_text(lql_transition_gy)
     description = f"EQD2 a/b {alpha_beta_gy:g} Gy {model}; {_phase_text(phase)}"
+
+    def slabs() -> Iterator[np.ndarray]:  # EQD2 of whole frames: never a second whole-grid array
+        for frames in _frame_slabs(phase.grid):
+            yield eqd2_gy(phase.dose_gy[frames], phase.fractions, alpha_beta_gy, lql_transition_gy)
+
+    peak_gy = max(float(eqd2.max(initial=0.0)) for eqd2 in slabs())
+    scaling = grid_scaling(peak_gy, bits)
     header = read_dataset(rtdose, stop_before_pixels=True)
-    ds = dose_dataset(
-        eqd2,
+    ds = dose_header_dataset(
+        np.uint32 if bits == 32 else np.uint16,
+        scaling,
         phase.grid,
         header,
         dose_type="EFFECTIVE",
         summation_type=SummationType.PLAN,
         description=description,
         plan_uids=[phase.plan_uid] if phase.plan_uid else [],
-        bits=bits,
     )
     assumptions = (f"alpha/beta {alpha_beta_gy:g} Gy", model, f"fractions: {fraction_text(phase)}") + phase.notes
     if deidentify:  # the file and the summary name a pseudonym (reirrad.deidentify)
         description, *notes = deidentify_export(ds, (description, *assumptions))
         assumptions = tuple(notes)
-    save_atomic(ds, output)
-    return ExportSummary(output, float(eqd2.max(initial=0.0)), description, assumptions)
+    save_dose_streamed(ds, (encode_pixels(eqd2, bits, scaling)[0] for eqd2 in slabs()), output)
+    return ExportSummary(output, peak_gy, description, assumptions)
 
 
 def write_cumulative_eqd2(
@@ -220,6 +224,13 @@ def write_cumulative_eqd2(
     slabs = _slab_sums(acc, alpha_beta_gy, model, organ, lql_transition_gy)
     save_dose_streamed(ds, (encode_pixels(total, bits, scaling)[0] for _, total, _ in slabs), output)
     return ExportSummary(output, peak_gy, description, assumptions)
+
+
+def _frame_slabs(grid: Grid) -> Iterator[slice]:
+    """Slabs of whole frames of ``grid``, in order: at most :data:`SLAB_VOXELS` voxels each (at least one frame)."""
+    step = max(1, SLAB_VOXELS // (grid.shape[1] * grid.shape[2]))
+    for start in range(0, grid.shape[0], step):
+        yield slice(start, min(start + step, grid.shape[0]))
 
 
 def _frame_positions(grid: Grid, frames: slice) -> np.ndarray:
@@ -357,9 +368,7 @@ def _slab_sums(
     factors = acc.recovery_factors(model, organ)
     axes = [_course_axes(course, acc.grid) for course in acc.courses]
     rows_columns = acc.grid.shape[1] * acc.grid.shape[2]
-    step = max(1, SLAB_VOXELS // rows_columns)
-    for start in range(0, acc.grid.shape[0], step):
-        frames = slice(start, min(start + step, acc.grid.shape[0]))
+    for frames in _frame_slabs(acc.grid):
         total = np.zeros((frames.stop - frames.start) * rows_columns)
         covered = []
         for course, course_axes in zip(acc.courses, axes):  # one course at a time: its coverage, its (1 - r)

@@ -213,3 +213,27 @@ def test_sum_peak_memory_is_under_24_bytes_per_reference_voxel(tmp_path, monkeyp
     finally:
         tracemalloc.stop()
     assert 16 < peak / np.prod(shape) < 24
+
+
+def test_eqd2_export_is_streamed_with_the_whole_grid_encoding(tmp_path, monkeypatch):
+    """The eqd2 export converts and encodes slabs of frames (3 frames each here): its pixels and
+    DoseGridScaling are exactly those of encoding the whole grid's EQD2 at once (elementwise, so
+    bit for bit), and its traced peak, reading included, is the float64 dose (8 bytes per voxel)
+    and the pixel bytes read (4), under 13 bytes per voxel (28 when the EQD2 was held whole)."""
+    grid = axial_grid((-150, -140, -50), (2.5, 2.5, 2.5), (40, 110, 120), NEW_FRAME)
+    q = voxel_centres(grid)
+    write_dose(tmp_path / "rd.dcm", grid, 30 * np.exp(-np.sum(q**2, axis=-1) / 2000.0))
+    del q
+    monkeypatch.setattr(export, "SLAB_VOXELS", 3 * 110 * 120 + 5)
+    tracemalloc.start()
+    try:
+        summary = export.write_eqd2_dose(tmp_path / "rd.dcm", 3.0, tmp_path / "eqd2.dcm", fractions=5)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    expected = eqd2_gy(read_dose(tmp_path / "rd.dcm").dose_gy, 5, 3.0)
+    pixels, scaling = encode_pixels(expected, 32)
+    written = read_dataset(tmp_path / "eqd2.dcm")
+    assert str(written.DoseGridScaling) == scaling and summary.max_eqd2_gy == float(expected.max())
+    np.testing.assert_array_equal(written.pixel_array, pixels)
+    assert 12 < peak / grid.size < 13
