@@ -185,7 +185,7 @@ def _hottest(dvh: Dvh, volume_cc: float, coldest: bool) -> tuple[np.ndarray, np.
     if cached is not None and _covers(cached, volume_cc, n_weighted):
         return cached
     mean_cc = dvh.in_grid_volume_cc / max(n_weighted, 1)
-    take = min(n_weighted, int(1.25 * max(volume_cc, TAIL_SHARE * dvh.in_grid_volume_cc) / mean_cc) + 2)
+    take = min(n_weighted, int(2.0 * max(volume_cc, TAIL_SHARE * dvh.in_grid_volume_cc) / mean_cc) + 2)
     keys = np.where(weighted, dvh.doses_gy if coldest else -dvh.doses_gy, np.inf)
     while True:
         chosen = np.argpartition(keys, take - 1)[:take] if take < len(keys) else np.arange(len(keys))
