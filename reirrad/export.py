@@ -55,7 +55,7 @@ from reirrad.grid import Grid, index_map, inside_grid
 from reirrad.mapping import RigidMap
 from reirrad.outputs import case_inputs
 
-SLAB_VOXELS = 1 << 18  # reference-grid voxels computed at once (whole frames; at least one frame)
+SLAB_VOXELS = 1 << 16  # reference-grid voxels computed at once (whole frames; at least one frame)
 _AXIS_ALIGNED_TOL = 1e-12  # index-map cross terms below this are zero (1e-9 voxel over 1000 voxels)
 
 
