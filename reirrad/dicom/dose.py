@@ -309,11 +309,11 @@ def read_dose(path: str | Path) -> DoseGrid:
     """
     path = Path(path)
     header = read_dataset(path, stop_before_pixels=True)
-    scaling = _check_usable(header, path, pixel_data=False)
     located = _pixel_data_at_end(header, path)
-    if located is None:
+    if located is None:  # read whole: the same refusals in the same order as a dataset's
         return dose_from_dataset(read_dataset(path), path)
     offset, dtype, length = located
+    scaling = _check_usable(header, path, pixel_data=False)
     n_frames = _frame_count(header, path, length)
     grid = grid_from_dataset(header, path, n_frames)
     return _dose_grid(
@@ -341,6 +341,8 @@ def _pixel_data_at_end(header: pydicom.Dataset, path: Path) -> tuple[int, np.dty
     if stored not in (None, bits):
         return None
     length = frames * rows * columns * bits // 8
+    if length >= 0xFFFFFFFF:  # no 32-bit element length holds it (refused when read whole)
+        return None
     if syntax == ExplicitVRLittleEndian:  # tag, VR, reserved, 32-bit length
         expected = [struct.pack("<HH2sHI", 0x7FE0, 0x0010, vr, 0, length) for vr in (b"OW", b"OB")]
     else:  # tag, 32-bit length
