@@ -175,20 +175,35 @@ def _hottest(dvh: Dvh, volume_cc: float, coldest: bool) -> tuple[np.ndarray, np.
     and the volume from that end at each sample's midpoint.
 
     A partial selection, not a full sort, cached per end: zero-weight (surface) samples are pushed
-    past the far end so they are never selected.
+    past the far end so they are never selected. Its size is estimated from the mean weight (the
+    interior samples of a capped structure weigh many surface samples each, so the smallest weight
+    would select most of the structure) and doubled until the last midpoint lies beyond
+    ``volume_cc`` or every weighted sample is in.
     """
-    weighted, smallest, n_weighted = dvh.weighted()
-    needed = min(n_weighted, int(volume_cc / smallest) + 2)
+    weighted, _, n_weighted = dvh.weighted()
     cached = dvh._cache.get(("tail", coldest))
-    if cached is None or len(cached[0]) < needed:
-        share = int(TAIL_SHARE * dvh.in_grid_volume_cc / smallest) + 2
-        take = min(n_weighted, max(needed, share))
-        keys = np.where(weighted, dvh.doses_gy if coldest else -dvh.doses_gy, np.inf)
+    if cached is not None and _covers(cached, volume_cc, n_weighted):
+        return cached
+    mean_cc = dvh.in_grid_volume_cc / max(n_weighted, 1)
+    take = min(n_weighted, int(2.0 * max(volume_cc, TAIL_SHARE * dvh.in_grid_volume_cc) / mean_cc) + 2)
+    keys = np.where(weighted, dvh.doses_gy if coldest else -dvh.doses_gy, np.inf)
+    while True:
         chosen = np.argpartition(keys, take - 1)[:take] if take < len(keys) else np.arange(len(keys))
         order = chosen[np.argsort(keys[chosen], kind="stable")][:take]
         volumes = dvh.weights_cc[order]
-        cached = dvh._cache[("tail", coldest)] = (order, np.cumsum(volumes) - volumes / 2.0)
+        cached = (order, np.cumsum(volumes) - volumes / 2.0)
+        if _covers(cached, volume_cc, n_weighted):
+            break
+        take = min(n_weighted, 2 * take)
+    dvh._cache[("tail", coldest)] = cached
     return cached
+
+
+def _covers(tail: tuple[np.ndarray, np.ndarray], volume_cc: float, n_weighted: int) -> bool:
+    """True when a selection from one end (:func:`_hottest`) holds every weighted sample or its
+    last midpoint lies beyond ``volume_cc``."""
+    order, midpoints = tail
+    return len(order) >= n_weighted or (len(order) > 0 and midpoints[-1] > volume_cc)
 
 
 def _dose_at_volume(dvh: Dvh, volume_cc: float) -> MetricValue:

@@ -2,11 +2,16 @@
 case on the reference grid (``reirrad sum``), written as RTDOSE files.
 
 The cumulative sum is computed in slabs of whole frames of the reference grid (at most
-:data:`SLAB_VOXELS` voxels each) through :func:`reirrad.accumulate.cumulative_eqd2_at`, the one way
-reports and exports get cumulative doses, and encoded straight into the output's integer pixels:
-no whole-grid float array of the sum is built. A first pass finds the maximum (it sets
-DoseGridScaling, :func:`reirrad.dicom.write.grid_scaling`) and each course's coverage; a second
-pass encodes. The written values are those of encoding the whole-grid sum at once.
+:data:`SLAB_VOXELS` voxels each), as :func:`reirrad.accumulate.cumulative_eqd2_at` computes it at
+the slab's voxel centres: each phase's physical dose trilinear on its own grid, converted with its
+own fractions, prior courses times (1 - r). A course whose map onto the reference grid is
+axis-aligned (same frame or a translation, any transverse orientation) is interpolated axis by axis
+(a course on the reference grid itself is copied, not interpolated); any other map samples the
+voxel centres through :func:`reirrad.accumulate.phase_doses_at`. A first pass finds the maximum (it
+sets DoseGridScaling, :func:`reirrad.dicom.write.grid_scaling`) and each course's coverage; a second
+pass encodes each slab and writes it to the file (:func:`reirrad.dicom.write.save_dose_streamed`):
+neither the sum nor its pixels are ever held for the whole grid. The written values are those of
+encoding the whole-grid sum at once.
 
 The functions take loaded objects (a :class:`~reirrad.case.CaseSpec`, not a case file): the
 command line and the Python API load the case.
@@ -15,18 +20,19 @@ command line and the Python API load the case.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from reirrad.accumulate import (
     AccumulatedCase,
+    CourseOnGrid,
     LoadedCourse,
     PhaseDose,
-    cumulative_eqd2_at,
     load_courses,
     map_courses,
+    phase_doses_at,
     resolve_phase,
 )
 from reirrad.case import CaseSpec
@@ -37,19 +43,20 @@ from reirrad.dicom.io import read_dataset
 from reirrad.dicom.plan import read_plan
 from reirrad.dicom.summation import SummationType
 from reirrad.dicom.write import (
-    dose_dataset,
+    dose_header_dataset,
     encode_pixels,
-    encoded_dose_dataset,
     grid_scaling,
     refuse_input_as_output,
-    save_atomic,
+    save_dose_streamed,
 )
 from reirrad.eqd2 import NO_RECOVERY, RecoveryModel, eqd2_gy, recovery_model
 from reirrad.errors import Hint, InputError, Remedy
-from reirrad.grid import Grid
+from reirrad.grid import Grid, index_map, inside_grid
+from reirrad.mapping import RigidMap
 from reirrad.outputs import case_inputs
 
-SLAB_VOXELS = 1 << 18  # reference-grid voxels computed at once (whole frames; at least one frame)
+SLAB_VOXELS = 1 << 16  # reference-grid voxels computed at once (whole frames; at least one frame)
+_AXIS_ALIGNED_TOL = 1e-12  # index-map cross terms below this are zero (1e-9 voxel over 1000 voxels)
 
 
 @dataclass(frozen=True)
@@ -113,26 +120,32 @@ def write_eqd2_dose(
         confirmed=override_fractions,
         given_as=f"--fractions {fractions}",
     )
-    eqd2 = eqd2_gy(phase.dose_gy, phase.fractions, alpha_beta_gy, lql_transition_gy)
     model = _model_text(lql_transition_gy)
     description = f"EQD2 a/b {alpha_beta_gy:g} Gy {model}; {_phase_text(phase)}"
+
+    def slabs() -> Iterator[np.ndarray]:  # EQD2 of whole frames: never a second whole-grid array
+        for frames in _frame_slabs(phase.grid):
+            yield eqd2_gy(phase.dose_gy[frames], phase.fractions, alpha_beta_gy, lql_transition_gy)
+
+    peak_gy = max(float(eqd2.max(initial=0.0)) for eqd2 in slabs())
+    scaling = grid_scaling(peak_gy, bits)
     header = read_dataset(rtdose, stop_before_pixels=True)
-    ds = dose_dataset(
-        eqd2,
+    ds = dose_header_dataset(
+        np.uint32 if bits == 32 else np.uint16,
+        scaling,
         phase.grid,
         header,
         dose_type="EFFECTIVE",
         summation_type=SummationType.PLAN,
         description=description,
         plan_uids=[phase.plan_uid] if phase.plan_uid else [],
-        bits=bits,
     )
     assumptions = (f"alpha/beta {alpha_beta_gy:g} Gy", model, f"fractions: {fraction_text(phase)}") + phase.notes
     if deidentify:  # the file and the summary name a pseudonym (reirrad.deidentify)
         description, *notes = deidentify_export(ds, (description, *assumptions))
         assumptions = tuple(notes)
-    save_atomic(ds, output)
-    return ExportSummary(output, float(eqd2.max(initial=0.0)), description, assumptions)
+    save_dose_streamed(ds, (encode_pixels(eqd2, bits, scaling)[0] for eqd2 in slabs()), output)
+    return ExportSummary(output, peak_gy, description, assumptions)
 
 
 def write_cumulative_eqd2(
@@ -193,13 +206,10 @@ def write_cumulative_eqd2(
     description, assumptions = _sum_texts(acc, courses, alpha_beta_gy, model, organ, lql_transition_gy, outside)
     assumptions += field_notes  # deform2: a large volume change of a deformation field noted
     scaling = grid_scaling(peak_gy, bits)
-    pixels = np.empty(acc.grid.shape, dtype=np.uint32 if bits == 32 else np.uint16)
-    for frames, total, _ in _slab_sums(acc, alpha_beta_gy, model, organ, lql_transition_gy):
-        pixels[frames] = encode_pixels(total.reshape(pixels[frames].shape), bits, scaling)[0]
     header = read_dataset(acc.reference_dose_path, stop_before_pixels=True)
     plan_uids = [p.plan_uid for c in acc.courses for p in c.phases if p.plan_uid]
-    ds = encoded_dose_dataset(
-        pixels,
+    ds = dose_header_dataset(
+        np.uint32 if bits == 32 else np.uint16,
         scaling,
         acc.grid,
         header,
@@ -208,20 +218,142 @@ def write_cumulative_eqd2(
         description=description,
         plan_uids=plan_uids,
     )
-    del pixels  # the dataset holds the pixel bytes
     if deidentify:  # the file and the summary name a pseudonym (reirrad.deidentify)
         description, *notes = deidentify_export(ds, (description, *assumptions))
         assumptions = tuple(notes)
-    save_atomic(ds, output)
+    slabs = _slab_sums(acc, alpha_beta_gy, model, organ, lql_transition_gy)
+    save_dose_streamed(ds, (encode_pixels(total, bits, scaling)[0] for _, total, _ in slabs), output)
     return ExportSummary(output, peak_gy, description, assumptions)
 
 
-def _slab_points_mm(grid: Grid, frames: slice) -> np.ndarray:
-    """Voxel centres (N, 3), mm, of the frames ``frames`` of ``grid``, in C order (frame, row, column)."""
+def _frame_slabs(grid: Grid) -> Iterator[slice]:
+    """Slabs of whole frames of ``grid``, in order: at most :data:`SLAB_VOXELS` voxels each (at least one frame)."""
+    step = max(1, SLAB_VOXELS // (grid.shape[1] * grid.shape[2]))
+    for start in range(0, grid.shape[0], step):
+        yield slice(start, min(start + step, grid.shape[0]))
+
+
+def _frame_positions(grid: Grid, frames: slice) -> np.ndarray:
+    """Continuous indices (N, 3), (k, j, i), of the voxel centres of the frames ``frames`` of ``grid``, in C order."""
     k, j, i = np.meshgrid(
         np.arange(frames.start, frames.stop), np.arange(grid.shape[1]), np.arange(grid.shape[2]), indexing="ij"
     )
-    return grid.to_patient(np.column_stack([k.ravel(), j.ravel(), i.ravel()]).astype(np.float64))
+    return np.column_stack([k.ravel(), j.ravel(), i.ravel()]).astype(np.float64)
+
+
+def _axis_aligned_map(phase: PhaseDose, grid: Grid, course: CourseOnGrid) -> tuple[np.ndarray, np.ndarray] | None:
+    """Scale and offset (3,) each, (k, j, i), with which the phase grid's continuous index along
+    each axis follows from the same axis of ``grid``'s index, when the course's map is rigid and
+    keeps the axes apart (same frame or a translation; any transverse orientation of either grid);
+    else None. A whole-voxel shift of the same lattice is exact, as
+    :func:`reirrad.accumulate.phase_indices` makes it."""
+    if not isinstance(course.point_map, RigidMap):
+        return None
+    mapping = index_map(phase.grid, grid, course.point_map.matrix)
+    linear, shift = mapping[:3, :3], mapping[:3, 3]
+    scale = np.diag(linear).copy()
+    if not np.allclose(linear, np.diag(scale), rtol=0.0, atol=_AXIS_ALIGNED_TOL):
+        return None
+    if np.allclose(scale, 1.0, rtol=0.0, atol=1e-9) and np.allclose(shift, np.rint(shift), rtol=0.0, atol=1e-9):
+        return np.ones(3), np.rint(shift)
+    return scale, shift
+
+
+@dataclass(frozen=True)
+class _Axis:
+    """Where one axis of the reference grid falls on a phase grid's axis: the reference indices
+    ``start`` to ``stop`` (exclusive) lie within the hull of its voxel centres
+    (:func:`reirrad.grid.inside_grid`), and at those its lower neighbour and the fraction towards
+    the next (None: every one on a voxel centre)."""
+
+    start: int
+    stop: int
+    low: np.ndarray
+    fraction: np.ndarray | None
+
+
+def _axis(reference_size: int, size: int, scale: float, shift: float) -> _Axis:
+    """:class:`_Axis` of a phase grid axis of ``size`` voxels whose index is ``scale * index + shift``
+    of a reference axis of ``reference_size`` voxels."""
+    position = np.arange(reference_size) * scale + shift
+    point = np.zeros((reference_size, 3))
+    point[:, 0] = position
+    covered = np.flatnonzero(inside_grid(point, (size, 1, 1)))  # one run: the position is monotonic
+    if not len(covered):
+        return _Axis(0, 0, np.zeros(0, dtype=np.int64), None)
+    start, stop = int(covered[0]), int(covered[-1]) + 1
+    clipped = np.clip(position[start:stop], 0, size - 1)
+    low = clipped.astype(np.int64)
+    fraction = clipped - low
+    return _Axis(start, stop, low, fraction if np.any(fraction) else None)
+
+
+def _pick(values: np.ndarray, axis: int, index: np.ndarray) -> np.ndarray:
+    """``values`` at ``index`` along ``axis``: a view when the indices run one by one, else a copy."""
+    if len(index) and index[-1] - index[0] == len(index) - 1 and np.all(np.diff(index) == 1):
+        return values[(slice(None),) * axis + (slice(int(index[0]), int(index[-1]) + 1),)]
+    return np.take(values, index, axis=axis)
+
+
+def _interpolate_axis(values: np.ndarray, axis: int, low: np.ndarray, fraction: np.ndarray | None) -> np.ndarray:
+    """Linear interpolation of ``values`` along ``axis`` between ``low`` and the next index, as
+    :func:`reirrad.dvh.trilinear` interpolates along one axis (``values`` itself is never written)."""
+    below = _pick(values, axis, low)
+    if fraction is None:
+        return below
+    result = _pick(values, axis, np.minimum(low + 1, values.shape[axis] - 1)) - below
+    shape = [1, 1, 1]
+    shape[axis] = -1
+    result *= fraction.reshape(shape)
+    result += below
+    return result
+
+
+def _separable_dose(
+    dose_gy: np.ndarray, axes: tuple[_Axis, _Axis, _Axis], frames: slice, plane: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Physical dose (Gy, flat) of a phase at the voxel centres of ``frames`` of the reference grid,
+    interpolated along k, j, then i (:class:`_Axis` each), and where its grid covers them (0 Gy
+    elsewhere): the covered part is a box."""
+    shape = (frames.stop - frames.start, *plane)
+    dose, inside = np.zeros(shape), np.zeros(shape, dtype=bool)
+    k, j, i = axes
+    start, stop = max(k.start, frames.start), min(k.stop, frames.stop)
+    if start < stop and j.stop > j.start and i.stop > i.start:
+        part = slice(start - k.start, stop - k.start)
+        values = _interpolate_axis(dose_gy, 0, k.low[part], None if k.fraction is None else k.fraction[part])
+        values = _interpolate_axis(values, 1, j.low, j.fraction)
+        values = _interpolate_axis(values, 2, i.low, i.fraction)
+        box = (slice(start - frames.start, stop - frames.start), slice(j.start, j.stop), slice(i.start, i.stop))
+        dose[box] = values
+        inside[box] = True
+    return dose.reshape(-1), inside.reshape(-1)
+
+
+def _course_axes(course: CourseOnGrid, grid: Grid) -> list[tuple[_Axis, _Axis, _Axis]] | None:
+    """Each phase's :class:`_Axis` along k, j and i of ``grid`` when every phase's map is axis-aligned, else None."""
+    axes = []
+    for phase in course.phases:
+        aligned = _axis_aligned_map(phase, grid, course)
+        if aligned is None:
+            return None
+        scale, shift = aligned
+        k, j, i = (_axis(grid.shape[a], phase.grid.shape[a], scale[a], shift[a]) for a in range(3))
+        axes.append((k, j, i))
+    return axes
+
+
+def _course_doses(
+    course: CourseOnGrid, axes: list[tuple[_Axis, _Axis, _Axis]] | None, grid: Grid, frames: slice
+) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """Each phase's physical dose (Gy, flat) at the voxel centres of ``frames`` of ``grid`` and where
+    every phase's grid covers them, as :func:`reirrad.accumulate.phase_doses_at` gives them:
+    axis by axis along ``axes`` (:func:`_course_axes`), else sampled at the voxel centres."""
+    if axes is None:
+        return phase_doses_at(course.phases, grid, _frame_positions(grid, frames), course.point_map)
+    plane = (grid.shape[1], grid.shape[2])
+    sampled = [_separable_dose(phase.dose_gy, a, frames, plane) for phase, a in zip(course.phases, axes)]
+    return tuple(dose for dose, _ in sampled), np.logical_and.reduce([inside for _, inside in sampled])
 
 
 def _slab_sums(
@@ -231,22 +363,24 @@ def _slab_sums(
     organ: str | None,
     lql_transition_gy: float | None,
 ) -> Iterator[tuple[slice, np.ndarray, list[np.ndarray]]]:
-    """Per slab of whole frames: its frames, the cumulative EQD2 (Gy, flat, prior courses times
-    (1 - r)) and each course's coverage (bool, flat), through :func:`cumulative_eqd2_at`."""
+    """Per slab of whole frames: its frames, the cumulative EQD2 (Gy, shape (frames, rows, columns),
+    prior courses times (1 - r)) and each course's coverage (bool, flat)."""
+    factors = acc.recovery_factors(model, organ)
+    axes = [_course_axes(course, acc.grid) for course in acc.courses]
     rows_columns = acc.grid.shape[1] * acc.grid.shape[2]
-    step = max(1, SLAB_VOXELS // rows_columns)
-    for start in range(0, acc.grid.shape[0], step):
-        frames = slice(start, min(start + step, acc.grid.shape[0]))
-        points = _slab_points_mm(acc.grid, frames)
-        total = np.zeros(len(points))
+    for frames in _frame_slabs(acc.grid):
+        total = np.zeros((frames.stop - frames.start) * rows_columns)
         covered = []
-        for course in acc.courses:  # one course at a time: its own coverage, its own (1 - r)
-            eqd2, course_covered = cumulative_eqd2_at(
-                replace(acc, courses=(course,)), points, alpha_beta_gy, model, organ, lql_transition_gy
-            )
-            total += eqd2
+        for course, course_axes in zip(acc.courses, axes):  # one course at a time: its coverage, its (1 - r)
+            keep = factors[course.name].keep if course.name in factors else 1.0
+            doses, course_covered = _course_doses(course, course_axes, acc.grid, frames)
+            for phase, dose in zip(course.phases, doses):
+                eqd2 = eqd2_gy(dose, phase.fractions, alpha_beta_gy, lql_transition_gy)
+                if keep != 1.0:
+                    eqd2 *= keep
+                total += eqd2
             covered.append(course_covered)
-        yield frames, total, covered
+        yield frames, total.reshape(-1, *acc.grid.shape[1:]), covered
 
 
 def _first_pass(

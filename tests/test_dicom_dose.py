@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
 from reirrad.dicom.dose import read_dose
+from reirrad.dicom.io import read_dataset
 from reirrad.errors import InputError
 from tests import dicom_synthetic as syn
 
@@ -183,3 +186,31 @@ def test_eclipse_dose_matches_dicompyler_core(testdata):
         z = dose.grid.to_patient(np.array([[frame, 0, 0]]))[0, 2]
         np.testing.assert_array_equal(dose.dose_gy[frame], parser.GetDoseGrid(z) * float(data["dosegridscaling"]))
     assert dose.summation_type == "PLAN" and dose.dose_type == "PHYSICAL"
+
+
+def test_reading_holds_the_dose_and_one_chunk_of_pixels(tmp_path, monkeypatch):
+    """Pixel data that end the file are read a chunk at a time (64 KiB here) into the Gy array: the
+    traced peak of reading a 32-bit dose is its float64 Gy (8 bytes per voxel) and a chunk, not the
+    file's pixel bytes and a decoded copy besides (16 on main); the dose is the stored integers
+    times DoseGridScaling exactly. A dataset in memory (the API's) has its pixel bytes viewed in
+    place, not decoded into a copy: the Gy array is all that is added."""
+    from sum_helpers import axial_grid, write_dose
+
+    from reirrad.dicom import dose as dose_module
+    from reirrad.dicom.dose import dose_from_dataset
+
+    grid = axial_grid((-100.0, -80.0, -50.0), (2.0, 2.0, 2.0), (40, 100, 120), "1.2.826.0.1.3680043.8.498.31")
+    values = np.linspace(0.0, 70.0, grid.size).reshape(grid.shape)
+    path = write_dose(tmp_path / "rd.dcm", grid, values)
+    stored = read_dataset(path)
+    expected = stored.pixel_array.astype(np.float64) * float(stored.DoseGridScaling)
+    monkeypatch.setattr(dose_module, "READ_CHUNK_BYTES", 1 << 16)
+    for read, low, high in ((lambda: read_dose(path), 8.0, 8.5), (lambda: dose_from_dataset(stored, path), 8.0, 8.5)):
+        tracemalloc.start()
+        try:
+            dose = read()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        np.testing.assert_array_equal(dose.dose_gy, expected)
+        assert low <= peak / grid.size < high

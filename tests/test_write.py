@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import errno
 import shutil
 import subprocess
@@ -137,3 +138,23 @@ def test_refuses_to_overwrite_an_input(tmp_path):
     source.write_bytes(b"x")
     with pytest.raises(InputError, match="overwrite an input"):
         refuse_input_as_output(tmp_path / "." / "in.dcm", [source])
+
+
+def test_streamed_pixel_data_writes_the_same_file(tmp_path):
+    """Pixels given slab by slab (uneven slabs of whole frames) make the very file save_atomic
+    writes for the dataset with the joined pixels; slabs that do not fill the grid write nothing."""
+    from reirrad.dicom.write import dose_header_dataset, save_dose_streamed
+
+    pixels, scaling = encode_pixels(eqd2_like(GRID), 32)
+    ds = dose_header_dataset(
+        np.uint32, scaling, GRID, header(FRAME), dose_type="EFFECTIVE", summation_type="MULTI_PLAN", description="x"
+    )
+    whole = copy.deepcopy(ds)
+    whole.PixelData = pixels.tobytes()
+    save_atomic(whole, tmp_path / "whole.dcm")
+    save_dose_streamed(ds, (pixels[:3], pixels[3:4], pixels[4:]), tmp_path / "streamed.dcm")
+    assert (tmp_path / "streamed.dcm").read_bytes() == (tmp_path / "whole.dcm").read_bytes()
+    for slabs in ((pixels[:3],), (pixels, pixels[:1])):
+        with pytest.raises(ValueError, match="streamed pixel data"):
+            save_dose_streamed(ds, slabs, tmp_path / "short.dcm")
+        assert not (tmp_path / "short.dcm").exists()

@@ -14,12 +14,14 @@ or non-finite geometry, and grids whose float64 dose would exceed
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pydicom
-from pydicom.uid import RTDoseStorage
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RTDoseStorage
 
 from reirrad.dicom.io import (
     check_sop_class,
@@ -149,11 +151,12 @@ def _frame_step(ds: pydicom.Dataset, path: Path, offsets: np.ndarray, spacing: n
     return float(steps.mean())
 
 
-def _frame_count(ds: pydicom.Dataset, path: Path) -> int:
+def _frame_count(ds: pydicom.Dataset, path: Path, length: int | None = None) -> int:
     """Frames in the pixel data: NumberOfFrames, checked against (or, when absent, taken from) its length.
 
     The grid size is bounded (:func:`reirrad.grid.require_memory`) before anything is decoded, and native
-    pixel data must hold exactly Rows x Columns x frames values.
+    pixel data must hold exactly Rows x Columns x frames values (``length`` bytes: the PixelData
+    read from a file apart, :func:`read_dose`; default: ``ds.PixelData``'s).
     """
     declared = optional_integer(ds, "NumberOfFrames", path)
     if (optional_integer(ds, "SamplesPerPixel", path) or 1) != 1:
@@ -168,7 +171,7 @@ def _frame_count(ds: pydicom.Dataset, path: Path) -> int:
     if ds.file_meta.TransferSyntaxUID.is_compressed:
         return declared or 1
     frame_bytes = rows * columns * bits // 8
-    length = len(ds.PixelData)
+    length = len(ds.PixelData) if length is None else length
     frames = declared if declared is not None else length // frame_bytes
     if frames == 0:
         raise InputError(path, "pixel data is shorter than one frame")
@@ -191,7 +194,18 @@ def _check_size(rows: int, columns: int, frames: int, path: Path) -> None:
 
 
 def _pixels(ds: pydicom.Dataset, path: Path, n_frames: int) -> np.ndarray:
-    """Stored pixel values as a (frames, rows, columns) array (decoded by pydicom)."""
+    """Stored pixel values as a (frames, rows, columns) array.
+
+    Native (not encapsulated) pixel data whose every allocated bit is stored are viewed in place
+    (no copy: reading a dose holds its pixel bytes and its Gy array, nothing more); anything else
+    is decoded by pydicom."""
+    shape = (n_frames, integer(ds, "Rows", path), integer(ds, "Columns", path))
+    syntax = ds.file_meta.TransferSyntaxUID
+    bits = integer(ds, "BitsAllocated", path)
+    if not syntax.is_compressed and optional_integer(ds, "BitsStored", path) in (None, bits):
+        order = "<" if syntax.is_little_endian else ">"
+        kind = "i" if optional_integer(ds, "PixelRepresentation", path) == 1 else "u"
+        return np.frombuffer(ds.PixelData, dtype=f"{order}{kind}{bits // 8}").reshape(shape)
     if "NumberOfFrames" not in ds and n_frames > 1:
         ds.NumberOfFrames = n_frames  # in memory only: pydicom reads frames from this attribute
     try:
@@ -199,7 +213,7 @@ def _pixels(ds: pydicom.Dataset, path: Path, n_frames: int) -> np.ndarray:
             pixels = ds.pixel_array
     except Exception as exc:  # pydicom raises several types for truncated or odd pixel data
         raise InputError(path, f"cannot decode pixel data ({exc.__class__.__name__}: {exc})") from None
-    return pixels.reshape(n_frames, integer(ds, "Rows", path), integer(ds, "Columns", path))
+    return pixels.reshape(shape)
 
 
 def _plan_references(ds: pydicom.Dataset, path: Path) -> tuple[str | None, int | None, tuple[int, ...]]:
@@ -220,15 +234,16 @@ def _plan_references(ds: pydicom.Dataset, path: Path) -> tuple[str | None, int |
     return plan_uid, optional_integer(fg_seq[0], "ReferencedFractionGroupNumber", path), beams
 
 
-def _check_usable(ds: pydicom.Dataset, path: Path) -> float:
-    """Refuse RTDOSE objects whose values are not an absolute dose in Gy; returns DoseGridScaling (Gy)."""
+def _check_usable(ds: pydicom.Dataset, path: Path, pixel_data: bool = True) -> float:
+    """Refuse RTDOSE objects whose values are not an absolute dose in Gy; returns DoseGridScaling (Gy).
+    ``pixel_data`` False: ``ds`` was read without its pixel data (they are checked apart)."""
     check_sop_class(ds, path, RTDOSE_SOP_CLASS, "RTDOSE")
     units = str(ds.get("DoseUnits", "")).upper()
     if units != "GY":
         raise InputError(path, f"DoseUnits is {units or 'missing'}; only absolute dose in GY can be used")
     if str(ds.get("DoseType", "")).upper() == "ERROR":
         raise InputError(path, "DoseType is ERROR (a dose difference), not a dose")
-    if "PixelData" not in ds:
+    if pixel_data and "PixelData" not in ds:
         raise InputError(path, "RTDOSE has no pixel data (a DVH-only or point-dose object)")
     scaling = number(ds, "DoseGridScaling", path)
     if scaling <= 0:
@@ -247,15 +262,32 @@ def dose_from_dataset(ds: pydicom.Dataset, path: str | Path) -> DoseGrid:
     n_frames = _frame_count(ds, path)
     grid = grid_from_dataset(ds, path, n_frames)
     pixels = _pixels(ds, path, n_frames)
-    if pixels.dtype.kind == "i" and pixels.min() < 0:
-        raise InputError(path, "pixel data holds negative dose values")
-    if not np.isfinite(float(pixels.max(initial=0)) * scaling):
-        raise InputError(path, f"DoseGridScaling {scaling:g} times the pixel values overflows")
+    return _dose_grid(ds, path, grid, _to_gy([pixels.reshape(-1)], scaling, path, grid.shape))
+
+
+def _to_gy(chunks: Iterable[np.ndarray], scaling: float, path: Path, shape: tuple[int, int, int]) -> np.ndarray:
+    """Stored pixel values, given as consecutive flat chunks, times DoseGridScaling: float64 Gy of
+    ``shape``. Negative values and a product that overflows are refused."""
+    dose_gy = np.empty(shape)
+    flat = dose_gy.reshape(-1)
+    start = 0
+    for chunk in chunks:
+        if chunk.dtype.kind == "i" and chunk.min(initial=0) < 0:
+            raise InputError(path, "pixel data holds negative dose values")
+        if not np.isfinite(float(chunk.max(initial=0)) * scaling):
+            raise InputError(path, f"DoseGridScaling {scaling:g} times the pixel values overflows")
+        np.multiply(chunk, scaling, out=flat[start : start + len(chunk)], dtype=np.float64)
+        start += len(chunk)
+    return dose_gy
+
+
+def _dose_grid(ds: pydicom.Dataset, path: Path, grid: Grid, dose_gy: np.ndarray) -> DoseGrid:
+    """The :class:`DoseGrid` of dose ``dose_gy`` (Gy) on ``grid`` with the facts ``ds`` states."""
     plan_uid, fraction_group, beams = _plan_references(ds, path)
     return DoseGrid(
         path=path,
         grid=grid,
-        dose_gy=np.multiply(pixels, scaling, dtype=np.float64),
+        dose_gy=dose_gy,
         summation_type=str(ds.get("DoseSummationType", "")).upper(),
         dose_type=str(ds.get("DoseType", "")).upper(),
         sop_instance_uid=uid(ds, "SOPInstanceUID", path),
@@ -268,5 +300,72 @@ def dose_from_dataset(ds: pydicom.Dataset, path: str | Path) -> DoseGrid:
 
 
 def read_dose(path: str | Path) -> DoseGrid:
-    """Read an RTDOSE file into a :class:`DoseGrid` (Gy). Refuses RELATIVE dose units."""
-    return dose_from_dataset(read_dataset(path), path)
+    """Read an RTDOSE file into a :class:`DoseGrid` (Gy). Refuses RELATIVE dose units.
+
+    Native little-endian pixel data that end the file, of exactly the size NumberOfFrames, Rows,
+    Columns and BitsAllocated give, are read from the file :data:`READ_CHUNK_BYTES` at a time into
+    the Gy array (reading holds the dose and one chunk); any other file is read whole
+    (:func:`dose_from_dataset`), with the same checks and refusals.
+    """
+    path = Path(path)
+    header = read_dataset(path, stop_before_pixels=True)
+    located = _pixel_data_at_end(header, path)
+    if located is None:  # read whole: the same refusals in the same order as a dataset's
+        return dose_from_dataset(read_dataset(path), path)
+    offset, dtype, length = located
+    scaling = _check_usable(header, path, pixel_data=False)
+    n_frames = _frame_count(header, path, length)
+    grid = grid_from_dataset(header, path, n_frames)
+    return _dose_grid(
+        header, path, grid, _to_gy(_file_chunks(path, offset, dtype, grid.size), scaling, path, grid.shape)
+    )
+
+
+READ_CHUNK_BYTES = 1 << 22  # pixel bytes read from a file at once (4 MiB)
+
+
+def _pixel_data_at_end(header: pydicom.Dataset, path: Path) -> tuple[int, np.dtype, int] | None:
+    """Where native little-endian pixel data of the size ``header`` declares end the file: their
+    offset, dtype and length in bytes; None when anything else may hold (read the file whole)."""
+    syntax = header.file_meta.get("TransferSyntaxUID")
+    if syntax not in (ExplicitVRLittleEndian, ImplicitVRLittleEndian):
+        return None
+    try:
+        frames, rows, columns = (optional_integer(header, k, path) for k in ("NumberOfFrames", "Rows", "Columns"))
+        bits, stored = optional_integer(header, "BitsAllocated", path), optional_integer(header, "BitsStored", path)
+        signed = optional_integer(header, "PixelRepresentation", path) == 1
+    except InputError:
+        return None
+    if not (frames and rows and columns and frames > 0 and rows > 0 and columns > 0 and bits in (16, 32)):
+        return None
+    if stored not in (None, bits):
+        return None
+    length = frames * rows * columns * bits // 8
+    if length >= 0xFFFFFFFF:  # no 32-bit element length holds it (refused when read whole)
+        return None
+    if syntax == ExplicitVRLittleEndian:  # tag, VR, reserved, 32-bit length
+        expected = [struct.pack("<HH2sHI", 0x7FE0, 0x0010, vr, 0, length) for vr in (b"OW", b"OB")]
+    else:  # tag, 32-bit length
+        expected = [struct.pack("<HHI", 0x7FE0, 0x0010, length)]
+    size = path.stat().st_size
+    start = size - length - len(expected[0])
+    if start < 0:
+        return None
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        found = handle.read(len(expected[0]))
+    if found not in expected:
+        return None
+    return size - length, np.dtype(f"<{'i' if signed else 'u'}{bits // 8}"), length
+
+
+def _file_chunks(path: Path, offset: int, dtype: np.dtype, count: int) -> Iterator[np.ndarray]:
+    """``count`` values of ``dtype`` from ``offset`` of a file, a chunk at a time (InputError if it ends early)."""
+    per_chunk = max(1, READ_CHUNK_BYTES // dtype.itemsize)
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        for start in range(0, count, per_chunk):
+            chunk = np.fromfile(handle, dtype=dtype, count=min(per_chunk, count - start))
+            if len(chunk) < min(per_chunk, count - start):
+                raise InputError(path, "pixel data is shorter than its header says (file changed while read?)")
+            yield chunk

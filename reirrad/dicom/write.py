@@ -12,19 +12,21 @@ atomically, never over an input).
 - :func:`dose_dataset`: the product's RTDOSE of a dose array on a :class:`Grid`; the patient and study
   come from the reference course's RTDOSE, series, instance and equipment are new. Pixel data are
   unsigned integers times DoseGridScaling: 32-bit by default, 16-bit on request (dciodvfy cannot read
-  32-bit pixel data).
+  32-bit pixel data). :func:`dose_header_dataset` and :func:`save_dose_streamed` write one whose pixels
+  come slab by slab (a cumulative sum), never held whole.
 
 SOP class UIDs are pydicom's (:mod:`pydicom.uid`), never spelled out here.
 """
 
 from __future__ import annotations
 
+import struct
 from collections import abc
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pydicom
@@ -47,6 +49,7 @@ from reirrad.grid import Grid
 from reirrad.outputs import check_output, write_output
 
 GRID_FRAME_OFFSET_VECTOR_TAG = 0x3004000C
+_PIXEL_DATA_TAG = 0x7FE00010
 # Patient and General Study modules (PS3.3 C.7.1.1, C.7.2.1): copied, or empty when absent (type 2).
 PATIENT_STUDY_KEYWORDS = (
     "PatientName",
@@ -217,14 +220,21 @@ def set_dose_pixels(
 ) -> None:
     """Image Pixel and RT Dose attributes of ``pixels`` (frames, rows, columns): integers of their own
     dtype (signed or not), stored little endian, times ``scaling`` (DoseGridScaling) in ``units``."""
+    set_dose_attributes(ds, pixels.dtype, scaling, dose_type=dose_type, summation_type=summation_type, units=units)
+    ds.PixelData = np.asarray(pixels, dtype=pixels.dtype.newbyteorder("<")).tobytes()  # one copy, the bytes
+
+
+def set_dose_attributes(
+    ds: Dataset, dtype: np.dtype, scaling: str | float, *, dose_type: str, summation_type: str, units: str = "GY"
+) -> None:
+    """:func:`set_dose_pixels` without the pixel data: the attributes of integer pixels of ``dtype``."""
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = pixels.dtype.itemsize * 8
+    ds.BitsAllocated = ds.BitsStored = dtype.itemsize * 8
     ds.HighBit = ds.BitsStored - 1
-    ds.PixelRepresentation = int(pixels.dtype.kind == "i")
+    ds.PixelRepresentation = int(dtype.kind == "i")
     ds.DoseUnits, ds.DoseType, ds.DoseSummationType = units, dose_type, summation_type
     ds.DoseGridScaling = scaling
-    ds.PixelData = pixels.astype(pixels.dtype.newbyteorder("<")).tobytes()
 
 
 def set_grid_geometry(ds: Dataset, grid: Grid) -> None:
@@ -302,8 +312,38 @@ def encoded_dose_dataset(
 ) -> Dataset:
     """:func:`dose_dataset` for pixels already encoded (:func:`encode_pixels`: uint16 or uint32,
     shape ``grid.shape``) with their DoseGridScaling text."""
-    if pixels.shape != grid.shape or pixels.dtype not in (np.uint16, np.uint32):
+    if pixels.shape != grid.shape:
         raise ValueError(f"pixels {pixels.dtype} {pixels.shape} are not uint16/uint32 on grid {grid.shape}")
+    ds = dose_header_dataset(
+        pixels.dtype,
+        scaling,
+        grid,
+        header,
+        dose_type=dose_type,
+        summation_type=summation_type,
+        description=description,
+        plan_uids=plan_uids,
+    )
+    ds.PixelData = np.asarray(pixels, dtype=pixels.dtype.newbyteorder("<")).tobytes()
+    return ds
+
+
+def dose_header_dataset(
+    dtype: np.dtype | type,
+    scaling: str,
+    grid: Grid,
+    header: Dataset,
+    *,
+    dose_type: str,
+    summation_type: str,
+    description: str,
+    plan_uids: Iterable[str] = (),
+) -> Dataset:
+    """:func:`encoded_dose_dataset` without the pixel data, for pixels of ``dtype`` (uint16 or
+    uint32) written later by :func:`save_dose_streamed`."""
+    dtype = np.dtype(dtype)
+    if dtype not in (np.uint16, np.uint32):
+        raise ValueError(f"pixels {dtype} are not uint16/uint32")
     ds = rt_dataset(
         RTDoseStorage,
         "RTDOSE",
@@ -315,12 +355,45 @@ def encoded_dose_dataset(
     ds.ContentDate, ds.ContentTime = ds.InstanceCreationDate, ds.InstanceCreationTime
     ds.ImageComments = description
     set_grid_geometry(ds, grid)
-    set_dose_pixels(ds, pixels, scaling, dose_type=dose_type, summation_type=summation_type)
+    set_dose_attributes(ds, dtype, scaling, dose_type=dose_type, summation_type=summation_type)
     ds.DoseComment = _short(description)
     references = plan_references(plan_uids)
     if references:
         ds.ReferencedRTPlanSequence = references
     return ds
+
+
+def save_dose_streamed(ds: Dataset, slabs: Iterable[np.ndarray], path: str | Path) -> Path:
+    """Write ``ds`` (:func:`dose_header_dataset`: explicit VR little endian, no pixel data) to ``path``
+    as :func:`save_atomic` does, its pixel data given as ``slabs``: whole frames in order, of the
+    dtype BitsAllocated names, written as they come so that the whole grid's pixels are never held.
+
+    The file is the one :func:`save_atomic` writes for ``ds`` with PixelData set to the slabs joined
+    (PixelData, (7FE0,0010), is the dataset's last element). ValueError (nothing written) when the
+    slabs do not fill Rows x Columns x NumberOfFrames pixels exactly or another element would follow.
+    """
+    if "PixelData" in ds or ds.file_meta.TransferSyntaxUID != ExplicitVRLittleEndian:
+        raise ValueError("streamed pixel data needs an explicit VR little endian dataset without PixelData")
+    if any(element.tag > _PIXEL_DATA_TAG for element in ds):
+        raise ValueError("an element follows PixelData: the pixel data cannot be streamed")
+    dtype = np.dtype(f"<u{int(ds.BitsAllocated) // 8}")
+    length = int(ds.Rows) * int(ds.Columns) * int(ds.NumberOfFrames) * dtype.itemsize
+
+    def write(stream: BinaryIO) -> None:
+        pydicom.dcmwrite(stream, ds, write_like_original=False)
+        stream.write(struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OW", 0, length))
+        written = 0
+        for slab in slabs:
+            data = np.asarray(slab, dtype=dtype).tobytes()
+            written += len(data)
+            if written > length:
+                break
+            stream.write(data)
+        if written != length:
+            raise ValueError(f"streamed pixel data of {written} bytes where the header says {length}")
+
+    write_output(path, write)
+    return Path(path)
 
 
 # ------------------------------------------------------------------ RTSTRUCT
