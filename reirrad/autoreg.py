@@ -23,6 +23,7 @@ Automatic registration is not a reviewed clinical registration: reports name it 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,8 @@ if TYPE_CHECKING:  # SimpleITK is imported by the functions that need it (start-
     import SimpleITK as sitk
 
     from reirrad.accumulate import LoadedCourse
+    from reirrad.dicom.structures import Roi, StructureSet
+    from reirrad.results import CheckReport
 
 BONE_HU = 200.0  # Hounsfield units above which a voxel counts as bone for --bone
 # Mattes MI as ITK reports it is the negative mutual information (nats, whole image): lower is
@@ -67,6 +70,7 @@ _SEARCH_STEP_MM = 4.0  # first step of the whole-image search
 _REFINE_STEP_MM = 0.5
 _SLICE_TOLERANCE_MM = 0.01
 _LABEL = "automatic rigid registration, not reviewed"
+CT_CENTRE = "the new CT's centre"  # where the QA views go through without a target
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,17 +128,43 @@ class AutoRegistration:
 
 
 @dataclass(frozen=True, eq=False)
+class RegistrationQa:
+    """What the QA picture of an automatic registration is drawn from (:mod:`reirrad.report.regqa`):
+    both CTs, the result, and the point (new frame, mm) the three views go through, ``through``
+    naming it (a target structure, or the new CT's centre)."""
+
+    course: str  # the prior course's name
+    result: AutoRegistration
+    prior: CtSeries
+    new: CtSeries
+    centre_mm: np.ndarray
+    through: str
+
+    def assumption_text(self) -> str:
+        """The registration as a check's assumptions record it: metric, iterations, REG matrix."""
+        matrix = ", ".join("[" + ", ".join(f"{v:.6g}" for v in row) + "]" for row in self.result.matrix)
+        return (
+            f"{_LABEL}{', bone-refined' if self.result.bone_mask else ''}: Mattes MI "
+            f"{self.result.metric_value:.4f} on every voxel (lower is better; refused above {DEFAULT_MAX_METRIC:g}), "
+            f"{self.result.iterations} iterations ({self.result.stop_condition}); "
+            f"matrix prior frame -> new frame (mm, as a REG states it): [{matrix}]"
+        )
+
+
+@dataclass(frozen=True, eq=False)
 class AutomaticRegistration(Registration):
-    """An :class:`AutoRegistration` fed to the evaluation like a REG file (see ``reference_to_moving``)."""
+    """An :class:`AutoRegistration` fed to the evaluation like a REG file (see ``reference_to_moving``),
+    with what its QA picture is drawn from."""
 
     result: AutoRegistration | None = None
+    qa: RegistrationQa | None = None
 
     @property
     def label(self) -> str:
         return self.result.label if self.result is not None else _LABEL
 
 
-def as_registration(result: AutoRegistration, where: Path) -> AutomaticRegistration:
+def as_registration(result: AutoRegistration, where: Path, qa: RegistrationQa | None = None) -> AutomaticRegistration:
     """``result`` as a :class:`Registration` in the new frame registering the prior frame."""
     return AutomaticRegistration(
         path=where,
@@ -142,6 +172,7 @@ def as_registration(result: AutoRegistration, where: Path) -> AutomaticRegistrat
         frame_of_reference_uid=result.new_frame_uid,
         to_own_frame={result.prior_frame_uid: result.matrix},
         result=result,
+        qa=qa,
     )
 
 
@@ -489,50 +520,17 @@ def prior_on_new_grid(prior: CtSeries, new: CtSeries, result: AutoRegistration) 
     return sitk.GetArrayFromImage(moved)
 
 
-def checkerboard(a: np.ndarray, b: np.ndarray, square: int = 8) -> np.ndarray:
-    """``a`` and ``b`` (same 2-D shape) alternating in squares of ``square`` pixels."""
-    rows, columns = np.indices(a.shape)
-    return np.where((rows // square + columns // square) % 2 == 0, a, b)
-
-
 def write_qa_figure(
-    prior: CtSeries, new: CtSeries, result: AutoRegistration, centre_mm: np.ndarray, output: str | Path
+    prior: CtSeries, new: CtSeries, result: AutoRegistration, centre_mm: np.ndarray, through: str, output: str | Path
 ) -> None:
-    """A PNG with three orthogonal checkerboard views (new CT / registered prior CT) through
-    ``centre_mm`` (new frame), written under the output policy."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
+    """The QA picture (:func:`reirrad.report.regqa.qa_png`: three orthogonal checkerboard views of
+    the new CT and the registered prior CT through ``centre_mm``, new frame), written under the
+    output policy."""
     from reirrad.outputs import write_output
+    from reirrad.report.regqa import qa_png
 
-    moved = prior_on_new_grid(prior, new, result)
-    k, j, i = (
-        int(v)
-        for v in np.clip(np.rint(new.grid.to_index(np.asarray(centre_mm)[None])[0]), 0, np.asarray(new.grid.shape) - 1)
-    )
-    dk, dj, di = new.grid.spacing_mm
-    views = (
-        ("axial", new.hu[k], moved[k], dj / di),
-        ("coronal", new.hu[::-1, j, :], moved[::-1, j, :], dk / di),
-        ("sagittal", new.hu[::-1, :, i], moved[::-1, :, i], dk / dj),
-    )
-    figure = Figure(figsize=(12, 4.6), dpi=100)
-    for n, (name, fixed, registered, aspect) in enumerate(views):
-        axes = figure.add_subplot(1, 3, n + 1)
-        axes.imshow(
-            checkerboard(fixed, registered), cmap="gray", vmin=-500, vmax=1000, aspect=aspect, interpolation="nearest"
-        )
-        axes.set_title(name, fontsize=10)
-        axes.set_axis_off()
-    figure.suptitle(
-        f"{result.label}\ncheckerboard: new CT / prior CT registered onto it, through "
-        f"({centre_mm[0]:.1f}, {centre_mm[1]:.1f}, {centre_mm[2]:.1f}) mm",
-        fontsize=10,
-    )
-    figure.tight_layout()
-    write_output(output, lambda stream: figure.savefig(stream, format="png"))
+    picture = qa_png(prior, new, result, centre_mm, through)
+    write_output(output, lambda stream: stream.write(picture))
 
 
 # ------------------------------------------------------------------ `reirrad register`
@@ -556,10 +554,11 @@ def _frame_of(folder: str | Path) -> str:
     return uid(slices[0][1], "FrameOfReferenceUID", slices[0][0])
 
 
-def qa_centre_mm(new: CtSeries, new_folder: str | Path, target: str | None) -> np.ndarray:
-    """Mean contour point (mm) of ROI ``target`` of the new course's RTSTRUCT, or the CT centre."""
+def qa_centre_mm(new: CtSeries, new_folder: str | Path, target: str | None) -> tuple[np.ndarray, str]:
+    """Mean contour point (mm) of ROI ``target`` of the new course's RTSTRUCT, or the CT centre,
+    and how the QA caption names it."""
     if target is None:
-        return new.centre_mm
+        return new.centre_mm, CT_CENTRE
     from reirrad.dicom.structures import read_structures
 
     rtstruct = "1.2.840.10008.5.1.4.1.1.481.3"
@@ -571,8 +570,24 @@ def qa_centre_mm(new: CtSeries, new_folder: str | Path, target: str | None) -> n
         if is_structures:
             for roi in read_structures(path).rois:
                 if roi.name == target and roi.contours:
-                    return np.concatenate([c.points_mm for c in roi.contours]).mean(axis=0)
+                    return _mean_point([roi]), f"ROI {target}"
     raise InputError(new_folder, f"no RTSTRUCT in the folder has a contoured ROI named {target!r}")
+
+
+def _mean_point(rois: Sequence[Roi]) -> np.ndarray:
+    """The mean of the contour points (mm) of ``rois``."""
+    return np.concatenate([c.points_mm for roi in rois for c in roi.contours]).mean(axis=0)
+
+
+def qa_view_point(new: CtSeries, structures: StructureSet | None) -> tuple[np.ndarray, str]:
+    """Where a check's QA views go through: the mean contour point of the new course's target
+    structures (PTV, else CTV, else GTV, as the hot-spot figures find them), else the new CT's centre."""
+    from reirrad.report.hotspot import target_rois
+
+    targets = () if structures is None else target_rois(structures)
+    if not targets:
+        return new.centre_mm, CT_CENTRE
+    return _mean_point(targets), "target " + ", ".join(t.name for t in targets)
 
 
 def register_and_write(
@@ -584,7 +599,7 @@ def register_and_write(
     qa: Path | None = None,
     initial_matrix: np.ndarray | None = None,
     max_metric: float = DEFAULT_MAX_METRIC,
-    qa_centre: Callable[[CtSeries], np.ndarray] | None = None,
+    qa_centre: Callable[[CtSeries], tuple[np.ndarray, str]] | None = None,
 ) -> AutoRegistration:
     """Register the CTs of two course folders and write the REG (and the QA picture).
 
@@ -613,8 +628,8 @@ def register_and_write(
     )
     save_atomic(ds, output)
     if qa is not None:
-        centre = new.centre_mm if qa_centre is None else qa_centre(new)
-        write_qa_figure(prior, new, result, centre, qa)
+        centre, through = (new.centre_mm, CT_CENTRE) if qa_centre is None else qa_centre(new)
+        write_qa_figure(prior, new, result, centre, through, qa)
     return result
 
 
@@ -637,9 +652,52 @@ def automatic_registrations(
             continue
         if course.spec.datasets or reference.spec.datasets:
             raise InputError(course.spec.path, "automatic registration reads the planning CTs from the course folders")
-        result, _, _ = register_folders(course.spec.path, reference.spec.path)
-        found.append(as_registration(result, course.spec.path))
+        result, prior, new = register_folders(course.spec.path, reference.spec.path)
+        centre, through = qa_view_point(new, reference.structures)
+        qa = RegistrationQa(course.name, result, prior, new, centre, through)
+        found.append(as_registration(result, course.spec.path, qa))
     return found
+
+
+def register_courses(
+    courses: Sequence[LoadedCourse],
+) -> tuple[list[LoadedCourse], tuple[AutomaticRegistration, ...]]:
+    """The courses, the reference (last) one given the automatic registrations they ask for like
+    in-memory REGs (see :func:`automatic_registrations`), and those registrations. Without a
+    course asking for one: the courses unchanged and none."""
+    if not any(c.spec.auto_register for c in courses):
+        return list(courses), ()
+    from reirrad.accumulate import _read_registrations
+
+    found = tuple(
+        r
+        for r in automatic_registrations(courses, _read_registrations(courses)[0])
+        if isinstance(r, AutomaticRegistration)
+    )
+    reference = dataclasses.replace(courses[-1], registrations=(*courses[-1].registrations, *found))
+    return [*courses[:-1], reference], found
+
+
+def with_registration_qa(report: CheckReport, automatic: Sequence[AutomaticRegistration]) -> CheckReport:
+    """``report`` with each automatic registration recorded in its assumptions (metric, iterations,
+    matrix) and its QA picture (drawn only when a format shows figures)."""
+    qas = [r.qa for r in automatic if r.qa is not None]
+    if not qas:
+        return report
+    from reirrad.report.regqa import caption, qa_figure
+    from reirrad.results import RegistrationPicture
+
+    assumed = {
+        **report.assumptions,
+        "automatic_registration": "; ".join(f"{q.course}: {q.assumption_text()}" for q in qas),
+    }
+    pictures = tuple(
+        RegistrationPicture(
+            q.course, caption(q.result, q.centre_mm, q.through, q.course), functools.partial(qa_figure, q)
+        )
+        for q in qas
+    )
+    return dataclasses.replace(report, assumptions=assumed, registration_pictures=pictures)
 
 
 def with_auto_registration(case: CaseSpec) -> CaseSpec:
