@@ -115,6 +115,7 @@ def test_known_transform_is_recovered(name, record_property):
     record_property("errors", (distance_mm, angle_deg, result.metric_value))
     assert result.converged, result.stop_condition
     assert distance_mm < 1.0 and angle_deg < 0.5
+    assert result.second_optimum is None  # no other optimum along z: not ambiguous
     assert require_usable(result, Path("x")) is result
     assert result.label == f"automatic rigid registration, not reviewed (Mattes MI {result.metric_value:.3f})"
     np.testing.assert_allclose(
@@ -122,6 +123,20 @@ def test_known_transform_is_recovered(name, record_property):
         result.new_to_prior[None, :3, :3] @ TARGET_A + result.new_to_prior[:3, 3],
         atol=1e-9,
     )
+
+
+def test_a_registration_one_vertebra_off_is_refused_as_ambiguous():
+    """Started 12 mm caudal of the answer, the neck-only registration converges a vertebra off (8 mm):
+    its metric passes the threshold, but the metric along z has a better optimum 8 mm away: refused."""
+    matrix, (origin, spacing, shape), _ = CASES["neck only, 60 mm from the centres"]
+    new = phantom(axial(origin, spacing, shape, NEW), np.linalg.inv(matrix))
+    result = register_ct(phantom(PRIOR_GRID, np.eye(4)), new, initial_matrix=rigid(0, 2, (0, 0, -12)) @ matrix)
+    distance_mm, _ = errors(result, matrix)
+    assert result.converged and distance_mm > 5.0 and result.metric_value < autoreg.DEFAULT_MAX_METRIC
+    other = result.second_optimum
+    assert other is not None and abs(other.shift_mm + 8.0) <= 2.0 and other.metric_value < other.metric_at_result
+    with pytest.raises(InputError, match=r"ambiguous: shifted -8 mm along z .* a second optimum"):
+        require_usable(result, Path("x"))
 
 
 def test_start_from_a_given_matrix_finds_the_same_answer():
