@@ -365,6 +365,19 @@ def auto_report(sbrt_without_reg):
     return run_check(load_case(case))
 
 
+def test_qa_caption_states_the_transform_as_shift_and_rotation():
+    """10 degrees about z then 5 mm along x (prior -> new): the view point (10, 0, 0) mm of the new
+    frame came from inv(M) (10, 0, 0) of the prior frame."""
+    from reirrad.report.regqa import caption
+
+    result = autoreg.AutoRegistration(rigid(10, 2, (5, 0, 0)), PRIOR, NEW, -1.2341, 50, True, "stop", False)
+    text = caption(result, np.array([10.0, 0.0, 0.0]), "ROI X", "prior")
+    assert text.startswith("course 'prior': automatic rigid registration, not reviewed (Mattes MI -1.234)")
+    # by hand: (10, 0, 0) - R(-10 deg) (5, 0, 0) = (10 - 5 cos 10, 5 sin 10, 0) = (5.08, 0.87, 0); 5.15 mm long
+    assert "shift (5.1, 0.9, 0.0) mm (5.1 mm) at the view point" in text
+    assert "rotation 10.00 degrees about (0.00, 0.00, 1.00)" in text and "through ROI X (10.0, 0.0, 0.0) mm" in text
+
+
 def _qa_png(html: str) -> np.ndarray:
     """The automatic-registration figure's embedded PNG, decoded to 8-bit grey (rows, columns)."""
     import base64

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 WINDOW_HU = (-500.0, 1000.0)  # grey from black to white, HU
 TILE_PX = 32  # side of a checkerboard tile, pixels of the picture
-PANEL_MM_PX = 360  # the longest side of a panel is about this many pixels (a voxel is at least one)
+PANEL_PX = 360  # the longest side of a panel is about this many pixels (a voxel is at least one)
 GAP_PX = 8  # between panels
 BAND_PX = 48  # the caption lines above the panels
 VIEWS = ("axial", "coronal", "sagittal")
@@ -41,23 +41,18 @@ def centre_index(new: CtSeries, centre_mm: np.ndarray) -> tuple[int, int, int]:
     return int(k), int(j), int(i)
 
 
-def sections(new: CtSeries, moved: np.ndarray, centre_mm: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, tuple]]:
-    """(new CT plane, registered prior plane, (row spacing, column spacing) mm) per view of
-    :data:`VIEWS`; coronal and sagittal planes with the head (highest z) up."""
+def sections(new: CtSeries, moved: np.ndarray, centre_mm: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(new CT plane, registered prior plane) per view of :data:`VIEWS` through the voxel nearest
+    ``centre_mm``; coronal and sagittal planes with the head (highest z) up."""
     k, j, i = centre_index(new, centre_mm)
-    dk, dj, di = new.grid.spacing_mm
-    return [
-        (new.hu[k], moved[k], (dj, di)),
-        (new.hu[::-1, j, :], moved[::-1, j, :], (dk, di)),
-        (new.hu[::-1, :, i], moved[::-1, :, i], (dk, dj)),
-    ]
+    return [(new.hu[k], moved[k]), (new.hu[::-1, j, :], moved[::-1, j, :]), (new.hu[::-1, :, i], moved[::-1, :, i])]
 
 
 def pixels_per_voxel(new: CtSeries) -> tuple[int, int, int]:
-    """Whole pixels per voxel along (frames, rows, columns): about :data:`PANEL_MM_PX` pixels on the
+    """Whole pixels per voxel along (frames, rows, columns): about :data:`PANEL_PX` pixels on the
     longest side of the scan, at least one per voxel."""
     spacing = np.asarray(new.grid.spacing_mm)
-    per_mm = PANEL_MM_PX / float(np.max(spacing * np.asarray(new.grid.shape)))
+    per_mm = PANEL_PX / float(np.max(spacing * np.asarray(new.grid.shape)))
     k, j, i = np.maximum(1, np.rint(spacing * per_mm)).astype(int)
     return int(k), int(j), int(i)
 
@@ -74,7 +69,7 @@ def panels(new: CtSeries, moved: np.ndarray, centre_mm: np.ndarray) -> list[np.n
     pk, pj, pi = pixels_per_voxel(new)
     repeats = ((pj, pi), (pk, pi), (pk, pj))
     out = []
-    for (fixed, registered, _), (along_rows, along_columns) in zip(sections(new, moved, centre_mm), repeats):
+    for (fixed, registered), (along_rows, along_columns) in zip(sections(new, moved, centre_mm), repeats):
         first, second = (
             np.repeat(np.repeat(grey(p), along_rows, axis=0), along_columns, axis=1) for p in (fixed, registered)
         )
