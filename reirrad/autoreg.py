@@ -10,7 +10,8 @@ Method: rigid 6-degree-of-freedom Euler transform, Mattes mutual information (50
 at the image centres, a grid search over shifts (every 10 mm, reaching 40 mm plus half the
 difference of the scanned extents) on the coarsest level finds the anatomy when the scans cover
 different lengths; then regular step gradient descent with steps scaled to physical shifts, over
-three resolution levels (shrink 4, 2, 1; smoothing 2, 1, 0 mm). From a given matrix the search is
+three resolution levels (shrink 4, 2, 1; smoothing 2, 1, 0 mm; metric on a random 25, 50, 25 % of
+the voxels). From a given matrix the search is
 skipped. With ``bone`` the result is refined at the two finer levels on bone of the new CT only
 (HU above :data:`BONE_HU`, dilated by one voxel), which keeps soft-tissue changes of the head and
 neck out of the metric. The final metric is evaluated again on every voxel of the full-resolution
@@ -69,7 +70,9 @@ SHRINK_FACTORS = (4, 2, 1)
 SMOOTHING_SIGMAS_MM = (2.0, 1.0, 0.0)
 MAX_ITERATIONS_PER_LEVEL = 300
 _HISTOGRAM_BINS = 50
-_SAMPLING_FRACTIONS = (0.25, 0.5, 1.0)  # of the voxels per level, coarse to fine (random, fixed seed)
+# of the voxels per level, coarse to fine (random, fixed seed). A quarter at full resolution instead of every
+# voxel: the phantom set registers in 2/3 of the CPU time, errors within 0.08 mm of every-voxel sampling (README)
+_SAMPLING_FRACTIONS = (0.25, 0.5, 0.25)
 _SEED = 20261126
 _MIN_STEP = 1e-3  # mm (steps are scaled to physical shifts)
 _SEARCH_STEP_MM = 4.0  # first step of the whole-image search
