@@ -10,12 +10,15 @@ Method: rigid 6-degree-of-freedom Euler transform, Mattes mutual information (50
 at the image centres, a grid search over shifts (every 10 mm, reaching 40 mm plus half the
 difference of the scanned extents) on the coarsest level finds the anatomy when the scans cover
 different lengths; then regular step gradient descent with steps scaled to physical shifts, over
-three resolution levels (shrink 4, 2, 1; smoothing 2, 1, 0 mm). From a given matrix the search is
+three resolution levels (shrink 4, 2, 1; smoothing 2, 1, 0 mm; metric on a random 25, 50, 25 % of
+the voxels). From a given matrix the search is
 skipped. With ``bone`` the result is refined at the two finer levels on bone of the new CT only
 (HU above :data:`BONE_HU`, dilated by one voxel), which keeps soft-tissue changes of the head and
 neck out of the metric. The final metric is evaluated again on every voxel of the full-resolution
 images, unmasked (deterministic, comparable with one threshold). A registration whose optimiser
-stopped on its iteration limit, or whose final metric is above ``max_metric``, is refused.
+stopped on its iteration limit, or whose final metric is above ``max_metric``, is refused; so is one
+with a second optimum about as good along the cranio-caudal axis (:func:`second_optimum`: e.g. one
+vertebra off, which the metric threshold does not catch).
 
 Automatic registration is not a reviewed clinical registration: reports name it as such.
 """
@@ -23,6 +26,7 @@ Automatic registration is not a reviewed clinical registration: reports name it 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,22 +47,32 @@ if TYPE_CHECKING:  # SimpleITK is imported by the functions that need it (start-
     import SimpleITK as sitk
 
     from reirrad.accumulate import LoadedCourse
+    from reirrad.dicom.structures import Roi, StructureSet
+    from reirrad.results import CheckReport
 
 BONE_HU = 200.0  # Hounsfield units above which a voxel counts as bone for --bone
 # Mattes MI as ITK reports it is the negative mutual information (nats, whole image): lower is
 # better. Calibrated on the sample phantom only (not on patient CTs; set your own with --max-metric):
 # registered within 1 mm it ends at -1.0 to -1.25; a body outline matched to a water cylinder (no
 # anatomy in common) does not converge. The metric does NOT catch every wrong answer: a neck-only scan settled on
-# the wrong vertebra (8.5 mm off) ended at -0.77. Review (the QA picture) does.
+# the wrong vertebra (8 mm off) ends at -0.78; the second-optimum check below catches that one. Review (the QA
+# picture) remains the check.
 DEFAULT_MAX_METRIC = -0.5
 # Initial shift search around the centres' alignment: along each axis +/- (margin + half the
 # difference of the scanned extents), in steps of SEARCH_STEP_MM.
 SEARCH_MARGIN_MM, SEARCH_STEP_MM = 40.0, 10.0
+# Second-optimum (ambiguity) check, see second_optimum(): z shifts within +/- range in steps; a local minimum
+# further than EXCLUDE from the result with a metric at least FRACTION of the result's refuses it. Calibrated
+# on the phantom set: the five correct registrations show no other local minimum within 40 mm; one started a
+# vertebra off (8 mm wrong, MI -0.78) shows one 8 mm away at MI -0.85 against -0.75.
+AMBIGUITY_RANGE_MM, AMBIGUITY_STEP_MM, AMBIGUITY_EXCLUDE_MM, AMBIGUITY_FRACTION = 40.0, 2.0, 5.0, 0.9
 SHRINK_FACTORS = (4, 2, 1)
 SMOOTHING_SIGMAS_MM = (2.0, 1.0, 0.0)
 MAX_ITERATIONS_PER_LEVEL = 300
 _HISTOGRAM_BINS = 50
-_SAMPLING_FRACTIONS = (0.25, 0.5, 1.0)  # of the voxels per level, coarse to fine (random, fixed seed)
+# of the voxels per level, coarse to fine (random, fixed seed). A quarter at full resolution instead of every
+# voxel: the phantom set registers in 2/3 of the CPU time, errors within 0.08 mm of every-voxel sampling (README)
+_SAMPLING_FRACTIONS = (0.25, 0.5, 0.25)
 _SEED = 20261126
 _MIN_STEP = 1e-3  # mm (steps are scaled to physical shifts)
 _SEARCH_STEP_MM = 4.0  # first step of the whole-image search
@@ -67,6 +81,7 @@ _SEARCH_STEP_MM = 4.0  # first step of the whole-image search
 _REFINE_STEP_MM = 0.5
 _SLICE_TOLERANCE_MM = 0.01
 _LABEL = "automatic rigid registration, not reviewed"
+CT_CENTRE = "the new CT's centre"  # where the QA views go through without a target
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,6 +104,16 @@ class CtSeries:
         return self.grid.to_patient((np.asarray(self.grid.shape, dtype=float)[None] - 1.0) / 2.0)[0]
 
 
+@dataclass(frozen=True)
+class SecondOptimum:
+    """Another local minimum of the metric along the cranio-caudal axis about as good as the result's
+    (both at half resolution, see :func:`second_optimum`): ``shift_mm`` from the result (new frame, z)."""
+
+    shift_mm: float
+    metric_value: float
+    metric_at_result: float
+
+
 @dataclass(frozen=True, eq=False)
 class AutoRegistration:
     """The result of :func:`register_ct`.
@@ -107,6 +132,7 @@ class AutoRegistration:
     converged: bool
     stop_condition: str
     bone_mask: bool
+    second_optimum: SecondOptimum | None = None  # see :func:`second_optimum`
 
     @property
     def label(self) -> str:
@@ -124,17 +150,43 @@ class AutoRegistration:
 
 
 @dataclass(frozen=True, eq=False)
+class RegistrationQa:
+    """What the QA picture of an automatic registration is drawn from (:mod:`reirrad.report.regqa`):
+    both CTs, the result, and the point (new frame, mm) the three views go through, ``through``
+    naming it (a target structure, or the new CT's centre)."""
+
+    course: str  # the prior course's name
+    result: AutoRegistration
+    prior: CtSeries
+    new: CtSeries
+    centre_mm: np.ndarray
+    through: str
+
+    def assumption_text(self) -> str:
+        """The registration as a check's assumptions record it: metric, iterations, REG matrix."""
+        matrix = ", ".join("[" + ", ".join(f"{v:.6g}" for v in row) + "]" for row in self.result.matrix)
+        return (
+            f"{_LABEL}{', bone-refined' if self.result.bone_mask else ''}: Mattes MI "
+            f"{self.result.metric_value:.4f} on every voxel (lower is better; refused above {DEFAULT_MAX_METRIC:g}), "
+            f"{self.result.iterations} iterations ({self.result.stop_condition}); "
+            f"matrix prior frame -> new frame (mm, as a REG states it): [{matrix}]"
+        )
+
+
+@dataclass(frozen=True, eq=False)
 class AutomaticRegistration(Registration):
-    """An :class:`AutoRegistration` fed to the evaluation like a REG file (see ``reference_to_moving``)."""
+    """An :class:`AutoRegistration` fed to the evaluation like a REG file (see ``reference_to_moving``),
+    with what its QA picture is drawn from."""
 
     result: AutoRegistration | None = None
+    qa: RegistrationQa | None = None
 
     @property
     def label(self) -> str:
         return self.result.label if self.result is not None else _LABEL
 
 
-def as_registration(result: AutoRegistration, where: Path) -> AutomaticRegistration:
+def as_registration(result: AutoRegistration, where: Path, qa: RegistrationQa | None = None) -> AutomaticRegistration:
     """``result`` as a :class:`Registration` in the new frame registering the prior frame."""
     return AutomaticRegistration(
         path=where,
@@ -142,6 +194,7 @@ def as_registration(result: AutoRegistration, where: Path) -> AutomaticRegistrat
         frame_of_reference_uid=result.new_frame_uid,
         to_own_frame={result.prior_frame_uid: result.matrix},
         result=result,
+        qa=qa,
     )
 
 
@@ -433,8 +486,9 @@ def register_ct(
     final.SetMetricSamplingStrategy(final.NONE)
     final.SetInitialTransform(transform, inPlace=False)
     metric = float(final.MetricEvaluate(fixed, moving))
+    new_to_prior = _matrix(transform)
     return AutoRegistration(
-        matrix=np.linalg.inv(_matrix(transform)),
+        matrix=np.linalg.inv(new_to_prior),
         prior_frame_uid=prior.frame_of_reference_uid,
         new_frame_uid=new.frame_of_reference_uid,
         metric_value=metric,
@@ -442,11 +496,51 @@ def register_ct(
         converged="Maximum number of iterations" not in stop,
         stop_condition=stop,
         bone_mask=bone,
+        second_optimum=second_optimum(fixed, moving, new_to_prior),
     )
 
 
+def second_optimum(fixed: sitk.Image, moving: sitk.Image, new_to_prior: np.ndarray) -> SecondOptimum | None:
+    """The best other local minimum of the whole-image metric along the new frame's z axis, when it is
+    at least :data:`AMBIGUITY_FRACTION` as good as the result's (None otherwise).
+
+    Vertebrae repeat along the neck: a registration one vertebra off is a local optimum the metric
+    threshold does not catch. The metric is evaluated with the result shifted along z every
+    :data:`AMBIGUITY_STEP_MM` within :data:`AMBIGUITY_RANGE_MM`, on both images smoothed (1 mm) and
+    shrunk by 2 (about 0.3 CPU s); minima within :data:`AMBIGUITY_EXCLUDE_MM` belong to the result's own basin.
+    """
+    import SimpleITK as sitk
+
+    fixed, moving = (sitk.Shrink(sitk.SmoothingRecursiveGaussian(image, 1.0), [2, 2, 2]) for image in (fixed, moving))
+    shifts = np.arange(-AMBIGUITY_RANGE_MM, AMBIGUITY_RANGE_MM + 1e-6, AMBIGUITY_STEP_MM)
+    rotation = new_to_prior[:3, :3]
+    values = np.empty(len(shifts))
+    for n, shift in enumerate(shifts):  # x -> new_to_prior (x + shift z)
+        transform = sitk.AffineTransform(3)
+        transform.SetMatrix(tuple(float(v) for v in rotation.ravel()))
+        transform.SetTranslation(tuple(float(v) for v in new_to_prior[:3, 3] + shift * rotation[:, 2]))
+        method = _method(None)
+        method.SetMetricSamplingStrategy(method.NONE)
+        method.SetInitialTransform(transform, inPlace=False)
+        values[n] = method.MetricEvaluate(fixed, moving)
+    at_result = float(values[np.argmin(np.abs(shifts))])
+    inner = np.arange(1, len(shifts) - 1)
+    minima = inner[
+        (values[inner] <= values[inner - 1])
+        & (values[inner] <= values[inner + 1])
+        & (np.abs(shifts[inner]) > AMBIGUITY_EXCLUDE_MM)
+    ]
+    if not len(minima):
+        return None
+    best = int(minima[np.argmin(values[minima])])
+    if values[best] > AMBIGUITY_FRACTION * at_result:  # metrics are negative: lower is better
+        return None
+    return SecondOptimum(float(shifts[best]), float(values[best]), at_result)
+
+
 def require_usable(result: AutoRegistration, where: Path, max_metric: float = DEFAULT_MAX_METRIC) -> AutoRegistration:
-    """``result``, or InputError when it did not converge or its metric is above ``max_metric``."""
+    """``result``, or InputError when it did not converge, its metric is above ``max_metric``, or a
+    second optimum is about as good (:func:`second_optimum`)."""
     if not result.converged:
         raise InputError(where, f"automatic registration did not converge ({result.stop_condition}); not used")
     if not np.isfinite(result.metric_value) or result.metric_value > max_metric:
@@ -454,6 +548,14 @@ def require_usable(result: AutoRegistration, where: Path, max_metric: float = DE
             where,
             f"automatic registration ends with Mattes MI {result.metric_value:.3f}, worse than the threshold "
             f"{max_metric:g} (lower is better); not used: check the CTs or register them by hand",
+        )
+    if result.second_optimum is not None:
+        other = result.second_optimum
+        raise InputError(
+            where,
+            f"automatic registration is ambiguous: shifted {other.shift_mm:+.0f} mm along z the Mattes MI is "
+            f"{other.metric_value:.3f} against {other.metric_at_result:.3f} at the result (half resolution), a second "
+            "optimum (another vertebra level?); not used: start near the answer (--initial REG) or register by hand",
         )
     return result
 
@@ -489,50 +591,17 @@ def prior_on_new_grid(prior: CtSeries, new: CtSeries, result: AutoRegistration) 
     return sitk.GetArrayFromImage(moved)
 
 
-def checkerboard(a: np.ndarray, b: np.ndarray, square: int = 8) -> np.ndarray:
-    """``a`` and ``b`` (same 2-D shape) alternating in squares of ``square`` pixels."""
-    rows, columns = np.indices(a.shape)
-    return np.where((rows // square + columns // square) % 2 == 0, a, b)
-
-
 def write_qa_figure(
-    prior: CtSeries, new: CtSeries, result: AutoRegistration, centre_mm: np.ndarray, output: str | Path
+    prior: CtSeries, new: CtSeries, result: AutoRegistration, centre_mm: np.ndarray, through: str, output: str | Path
 ) -> None:
-    """A PNG with three orthogonal checkerboard views (new CT / registered prior CT) through
-    ``centre_mm`` (new frame), written under the output policy."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
+    """The QA picture (:func:`reirrad.report.regqa.qa_png`: three orthogonal checkerboard views of
+    the new CT and the registered prior CT through ``centre_mm``, new frame), written under the
+    output policy."""
     from reirrad.outputs import write_output
+    from reirrad.report.regqa import qa_png
 
-    moved = prior_on_new_grid(prior, new, result)
-    k, j, i = (
-        int(v)
-        for v in np.clip(np.rint(new.grid.to_index(np.asarray(centre_mm)[None])[0]), 0, np.asarray(new.grid.shape) - 1)
-    )
-    dk, dj, di = new.grid.spacing_mm
-    views = (
-        ("axial", new.hu[k], moved[k], dj / di),
-        ("coronal", new.hu[::-1, j, :], moved[::-1, j, :], dk / di),
-        ("sagittal", new.hu[::-1, :, i], moved[::-1, :, i], dk / dj),
-    )
-    figure = Figure(figsize=(12, 4.6), dpi=100)
-    for n, (name, fixed, registered, aspect) in enumerate(views):
-        axes = figure.add_subplot(1, 3, n + 1)
-        axes.imshow(
-            checkerboard(fixed, registered), cmap="gray", vmin=-500, vmax=1000, aspect=aspect, interpolation="nearest"
-        )
-        axes.set_title(name, fontsize=10)
-        axes.set_axis_off()
-    figure.suptitle(
-        f"{result.label}\ncheckerboard: new CT / prior CT registered onto it, through "
-        f"({centre_mm[0]:.1f}, {centre_mm[1]:.1f}, {centre_mm[2]:.1f}) mm",
-        fontsize=10,
-    )
-    figure.tight_layout()
-    write_output(output, lambda stream: figure.savefig(stream, format="png"))
+    picture = qa_png(prior, new, result, centre_mm, through)
+    write_output(output, lambda stream: stream.write(picture))
 
 
 # ------------------------------------------------------------------ `reirrad register`
@@ -556,10 +625,11 @@ def _frame_of(folder: str | Path) -> str:
     return uid(slices[0][1], "FrameOfReferenceUID", slices[0][0])
 
 
-def qa_centre_mm(new: CtSeries, new_folder: str | Path, target: str | None) -> np.ndarray:
-    """Mean contour point (mm) of ROI ``target`` of the new course's RTSTRUCT, or the CT centre."""
+def qa_centre_mm(new: CtSeries, new_folder: str | Path, target: str | None) -> tuple[np.ndarray, str]:
+    """Mean contour point (mm) of ROI ``target`` of the new course's RTSTRUCT, or the CT centre,
+    and how the QA caption names it."""
     if target is None:
-        return new.centre_mm
+        return new.centre_mm, CT_CENTRE
     from reirrad.dicom.structures import read_structures
 
     rtstruct = "1.2.840.10008.5.1.4.1.1.481.3"
@@ -571,8 +641,24 @@ def qa_centre_mm(new: CtSeries, new_folder: str | Path, target: str | None) -> n
         if is_structures:
             for roi in read_structures(path).rois:
                 if roi.name == target and roi.contours:
-                    return np.concatenate([c.points_mm for c in roi.contours]).mean(axis=0)
+                    return _mean_point([roi]), f"ROI {target}"
     raise InputError(new_folder, f"no RTSTRUCT in the folder has a contoured ROI named {target!r}")
+
+
+def _mean_point(rois: Sequence[Roi]) -> np.ndarray:
+    """The mean of the contour points (mm) of ``rois``."""
+    return np.concatenate([c.points_mm for roi in rois for c in roi.contours]).mean(axis=0)
+
+
+def qa_view_point(new: CtSeries, structures: StructureSet | None) -> tuple[np.ndarray, str]:
+    """Where a check's QA views go through: the mean contour point of the new course's target
+    structures (PTV, else CTV, else GTV, as the hot-spot figures find them), else the new CT's centre."""
+    from reirrad.report.hotspot import target_rois
+
+    targets = () if structures is None else target_rois(structures)
+    if not targets:
+        return new.centre_mm, CT_CENTRE
+    return _mean_point(targets), "target " + ", ".join(t.name for t in targets)
 
 
 def register_and_write(
@@ -584,7 +670,7 @@ def register_and_write(
     qa: Path | None = None,
     initial_matrix: np.ndarray | None = None,
     max_metric: float = DEFAULT_MAX_METRIC,
-    qa_centre: Callable[[CtSeries], np.ndarray] | None = None,
+    qa_centre: Callable[[CtSeries], tuple[np.ndarray, str]] | None = None,
 ) -> AutoRegistration:
     """Register the CTs of two course folders and write the REG (and the QA picture).
 
@@ -613,8 +699,8 @@ def register_and_write(
     )
     save_atomic(ds, output)
     if qa is not None:
-        centre = new.centre_mm if qa_centre is None else qa_centre(new)
-        write_qa_figure(prior, new, result, centre, qa)
+        centre, through = (new.centre_mm, CT_CENTRE) if qa_centre is None else qa_centre(new)
+        write_qa_figure(prior, new, result, centre, through, qa)
     return result
 
 
@@ -637,9 +723,52 @@ def automatic_registrations(
             continue
         if course.spec.datasets or reference.spec.datasets:
             raise InputError(course.spec.path, "automatic registration reads the planning CTs from the course folders")
-        result, _, _ = register_folders(course.spec.path, reference.spec.path)
-        found.append(as_registration(result, course.spec.path))
+        result, prior, new = register_folders(course.spec.path, reference.spec.path)
+        centre, through = qa_view_point(new, reference.structures)
+        qa = RegistrationQa(course.name, result, prior, new, centre, through)
+        found.append(as_registration(result, course.spec.path, qa))
     return found
+
+
+def register_courses(
+    courses: Sequence[LoadedCourse],
+) -> tuple[list[LoadedCourse], tuple[AutomaticRegistration, ...]]:
+    """The courses, the reference (last) one given the automatic registrations they ask for like
+    in-memory REGs (see :func:`automatic_registrations`), and those registrations. Without a
+    course asking for one: the courses unchanged and none."""
+    if not any(c.spec.auto_register for c in courses):
+        return list(courses), ()
+    from reirrad.accumulate import _read_registrations
+
+    found = tuple(
+        r
+        for r in automatic_registrations(courses, _read_registrations(courses)[0])
+        if isinstance(r, AutomaticRegistration)
+    )
+    reference = dataclasses.replace(courses[-1], registrations=(*courses[-1].registrations, *found))
+    return [*courses[:-1], reference], found
+
+
+def with_registration_qa(report: CheckReport, automatic: Sequence[AutomaticRegistration]) -> CheckReport:
+    """``report`` with each automatic registration recorded in its assumptions (metric, iterations,
+    matrix) and its QA picture (drawn only when a format shows figures)."""
+    qas = [r.qa for r in automatic if r.qa is not None]
+    if not qas:
+        return report
+    from reirrad.report.regqa import caption, qa_figure
+    from reirrad.results import RegistrationPicture
+
+    assumed = {
+        **report.assumptions,
+        "automatic_registration": "; ".join(f"{q.course}: {q.assumption_text()}" for q in qas),
+    }
+    pictures = tuple(
+        RegistrationPicture(
+            q.course, caption(q.result, q.centre_mm, q.through, q.course), functools.partial(qa_figure, q)
+        )
+        for q in qas
+    )
+    return dataclasses.replace(report, assumptions=assumed, registration_pictures=pictures)
 
 
 def with_auto_registration(case: CaseSpec) -> CaseSpec:

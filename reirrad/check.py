@@ -18,7 +18,7 @@ from typing import Literal
 
 import numpy as np
 
-from reirrad import __version__, robust, verdicts
+from reirrad import __version__, autoreg, robust, verdicts
 from reirrad.accumulate import (
     AccumulatedCase,
     CourseOnGrid,
@@ -825,11 +825,15 @@ def run_check(case: CaseSpec, options: CheckOptions = CheckOptions()) -> CheckRe
         partial_coverage=options.accept_partial_coverage,
     )
     courses = load_courses(case)
+    # ---- autoreg hook (reirrad/autoreg.py): registration = "auto" computed once, given to the reference course
+    # like an in-memory REG; the report records it (assumptions) and keeps its QA picture
+    courses, automatic = (courses, ()) if options.conservative else autoreg.register_courses(courses)
+    # ---- end of the autoreg hook
     strategy: Strategy = ConservativeBound() if options.conservative else RegisteredSum()
     evaluation = strategy.evaluate(case, cset, model, courses, options)
     if options.conservative:  # registration uncertainty: not searched, said so (reirrad.robust)
         evaluation = dataclasses.replace(evaluation, assumptions=robust.conservative_note(evaluation.assumptions, case))
-    report = _report(case, cset, options, courses, evaluation)
+    report = autoreg.with_registration_qa(_report(case, cset, options, courses, evaluation), automatic)  # autoreg hook
     structures = courses[-1].structures
     if structures is None:
         return report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable  # at run time: the store resolves the report's type hints
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -81,6 +82,17 @@ class CourseSummary:
     interval_months: float | None  # from this course's end to the reference course's start
     recovery_model: str
     patient: Patient = Patient()
+
+
+@dataclass(frozen=True, eq=False)
+class RegistrationPicture:
+    """The QA picture of an automatic registration a check used (figures only: never in the JSON
+    document or the results store). ``caption`` says what it shows (the registration, not reviewed,
+    its metric and transform); ``png()`` draws it (PNG bytes), only for the formats that show figures."""
+
+    course: str  # the prior course registered
+    caption: str
+    png: Callable[[], bytes]
 
 
 @dataclass(frozen=True)
@@ -243,6 +255,7 @@ class CheckReport:
     options: dict[str, object] = field(default_factory=dict)  # the run's options (CheckOptions fields)
     run_at: str = ""  # when the check ran, ISO 8601 UTC to the second
     tps: tuple[TpsComparison, ...] = field(default=())  # the planning system's own DVHs vs reirrad's (reference course)
+    registration_pictures: tuple[RegistrationPicture, ...] = field(default=())  # figures only (reirrad.autoreg)
 
     def result(self, constraint_id: str) -> ConstraintResult:
         """The result of one constraint by its id (KeyError naming the ids when there is none).

@@ -3,6 +3,7 @@ direction (read back by reirrad, clean under dciodvfy), unusable registrations r
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -114,6 +115,7 @@ def test_known_transform_is_recovered(name, record_property):
     record_property("errors", (distance_mm, angle_deg, result.metric_value))
     assert result.converged, result.stop_condition
     assert distance_mm < 1.0 and angle_deg < 0.5
+    assert result.second_optimum is None  # no other optimum along z: not ambiguous
     assert require_usable(result, Path("x")) is result
     assert result.label == f"automatic rigid registration, not reviewed (Mattes MI {result.metric_value:.3f})"
     np.testing.assert_allclose(
@@ -121,6 +123,20 @@ def test_known_transform_is_recovered(name, record_property):
         result.new_to_prior[None, :3, :3] @ TARGET_A + result.new_to_prior[:3, 3],
         atol=1e-9,
     )
+
+
+def test_a_registration_one_vertebra_off_is_refused_as_ambiguous():
+    """Started 8 mm caudal of the answer, the neck-only registration converges a vertebra off (8 mm):
+    its metric passes the threshold, but the metric along z has a better optimum 8 mm away: refused."""
+    matrix, (origin, spacing, shape), _ = CASES["neck only, 60 mm from the centres"]
+    new = phantom(axial(origin, spacing, shape, NEW), np.linalg.inv(matrix))
+    result = register_ct(phantom(PRIOR_GRID, np.eye(4)), new, initial_matrix=rigid(0, 2, (0, 0, -8)) @ matrix)
+    distance_mm, _ = errors(result, matrix)
+    assert result.converged and distance_mm > 5.0 and result.metric_value < autoreg.DEFAULT_MAX_METRIC
+    other = result.second_optimum
+    assert other is not None and abs(other.shift_mm + 8.0) <= 2.0 and other.metric_value < other.metric_at_result
+    with pytest.raises(InputError, match=rf"ambiguous: shifted {other.shift_mm:+.0f} mm along z .* a second optimum"):
+        require_usable(result, Path("x"))
 
 
 def test_start_from_a_given_matrix_finds_the_same_answer():
@@ -329,3 +345,100 @@ def test_a_written_reg_placed_in_a_course_folder_stays_unreviewed(sbrt_without_r
     label = report["courses"][0]["registration"]
     assert label.startswith("automatic rigid registration, not reviewed") and "written by reirrad register" in label
     assert [f for f in report["flags"] if f["id"] == "automatic_registration_not_reviewed"]
+
+
+# ------------------------------------------------------------------ the QA picture in the check report
+
+
+@pytest.fixture(scope="module")
+def auto_report(sbrt_without_reg):
+    """The sample SBRT case checked with registration = "auto" (in process: one registration)."""
+    from reirrad.case import load_case
+    from reirrad.check import run_check
+
+    case = sbrt_without_reg / "case_qa.toml"
+    case.write_text(
+        (sbrt_without_reg / "case.toml")
+        .read_text()
+        .replace('path = "course2"', 'path = "course2"\nregistration = "auto"')
+    )
+    return run_check(load_case(case))
+
+
+def test_qa_caption_states_the_transform_as_shift_and_rotation():
+    """10 degrees about z then 5 mm along x (prior -> new): the view point (10, 0, 0) mm of the new
+    frame came from inv(M) (10, 0, 0) of the prior frame."""
+    from reirrad.report.regqa import caption
+
+    result = autoreg.AutoRegistration(rigid(10, 2, (5, 0, 0)), PRIOR, NEW, -1.2341, 50, True, "stop", False)
+    text = caption(result, np.array([10.0, 0.0, 0.0]), "ROI X", "prior")
+    assert text.startswith("course 'prior': automatic rigid registration, not reviewed (Mattes MI -1.234)")
+    # by hand: (10, 0, 0) - R(-10 deg) (5, 0, 0) = (10 - 5 cos 10, 5 sin 10, 0) = (5.08, 0.87, 0); 5.15 mm long
+    assert "shift (5.1, 0.9, 0.0) mm (5.1 mm) at the view point" in text
+    assert "rotation 10.00 degrees about (0.00, 0.00, 1.00)" in text and "through ROI X (10.0, 0.0, 0.0) mm" in text
+
+
+def _qa_png(html: str) -> np.ndarray:
+    """The automatic-registration figure's embedded PNG, decoded to 8-bit grey (rows, columns)."""
+    import base64
+    import io
+    import re
+
+    from matplotlib.image import imread
+
+    section = html.split("<h2>Automatic registration QA (not reviewed)</h2>", 1)[1]
+    data = base64.b64decode(re.search(r'src="data:image/png;base64,([^"]+)"', section).group(1))
+    rgba = imread(io.BytesIO(data), format="png")
+    assert np.array_equal(rgba[..., 0], rgba[..., 1]) and np.array_equal(rgba[..., 0], rgba[..., 2])
+    return np.rint(rgba[..., 0] * 255).astype(int)
+
+
+def test_check_report_shows_the_registration_qa_checkerboard(auto_report):
+    """HTML: the QA picture's axial view alternates tiles of the new CT and of the prior CT resampled
+    (independently, trilinear) through the matrix the JSON records, through the new course's target."""
+    from reirrad.dicom.structures import read_structures
+    from reirrad.report.html import to_html
+    from reirrad.report.machine import to_json
+    from reirrad.report.regqa import BAND_PX, GAP_PX, TILE_PX, WINDOW_HU, pixels_per_voxel
+
+    assumed = json.loads(to_json(auto_report))["assumptions"]["automatic_registration"]
+    assert assumed.startswith("prior: automatic rigid registration, not reviewed: Mattes MI -")
+    matrix = np.array(json.loads(assumed.rsplit(": ", 1)[1]))
+    new, prior = autoreg.read_ct_series(SBRT / "course2" / "ct"), autoreg.read_ct_series(SBRT / "course1" / "ct")
+    reg = read_registration(SBRT / "course2" / "reg.dcm").matrix(
+        prior.frame_of_reference_uid, new.frame_of_reference_uid
+    )
+    target_prior = np.append(TARGET_A, 1.0)
+    assert np.linalg.norm((matrix @ target_prior - reg @ target_prior)[:3]) < 1.0  # the sample's own REG, within 1 mm
+
+    html = to_html(auto_report)
+    caption = html.split("<figcaption>", 1)[1].split("</figcaption>", 1)[0]
+    assert "automatic rigid registration, not reviewed (Mattes MI -" in caption
+    assert "through target PTV_35" in caption and " mm) at the view point, rotation " in caption
+    picture = _qa_png(html)
+    ptv = read_structures(SBRT / "course2" / "structures.dcm").by_name("PTV_35")
+    centre = np.concatenate([c.points_mm for c in ptv.contours]).mean(axis=0)
+    k = int(np.rint(new.grid.to_index(centre[None])[0][0]))
+    origin = tuple(float(v) for v in new.grid.to_patient(np.array([[k, 0, 0]]))[0])
+    plane = dataclasses.replace(new.grid, origin_mm=origin, shape=(1, *new.grid.shape[1:]))
+    moved, covered = resample(prior.hu, prior.grid, plane, np.linalg.inv(matrix))
+    moved = np.where(covered, moved, -1000.0)[0]
+
+    def grey(hu):
+        return np.rint(np.clip((hu - WINDOW_HU[0]) / (WINDOW_HU[1] - WINDOW_HU[0]), 0, 1) * 255).astype(int)
+
+    pk, pj, pi = pixels_per_voxel(new)
+    frames, rows, columns = np.asarray(new.grid.shape) * (pk, pj, pi)
+    assert picture.shape == (BAND_PX + max(rows, frames), max(600, 2 * columns + rows + 2 * GAP_PX))
+    axial = picture[BAND_PX : BAND_PX + rows, :columns]
+    r, c = np.indices(axial.shape)
+    new_tile = (r // TILE_PX + c // TILE_PX) % 2 == 0
+    fixed_px, moved_px = (np.repeat(np.repeat(grey(a), pj, axis=0), pi, axis=1) for a in (new.hu[k], moved))
+    assert np.array_equal(axial[new_tile], fixed_px[new_tile])  # the new CT's tiles: exactly its grey levels
+    assert np.abs(axial[~new_tile] - moved_px[~new_tile]).max() <= 2  # the prior's: the resampled prior CT
+    differs = np.abs(fixed_px - moved_px)[~new_tile] > 10  # where the two CTs differ, the prior tiles show the prior
+    assert differs.sum() > 100
+    assert np.all(
+        np.abs(axial[~new_tile] - moved_px[~new_tile])[differs]
+        < np.abs(axial[~new_tile] - fixed_px[~new_tile])[differs]
+    )

@@ -8,6 +8,7 @@ from reirrad.report import number_text
 from reirrad.report.figures import course_dvh_html, dvh_figures
 from reirrad.report.hotspot import hotspot_html
 from reirrad.report.machine import report_dict
+from reirrad.report.regqa import regqa_html
 from reirrad.report.tps import to_html as tps_html
 from reirrad.results import CheckReport, CourseSummary, Status, nothing_judged
 
@@ -200,7 +201,7 @@ def to_html(report: CheckReport) -> str:
 <h1>Re-irradiation check: {escape(report.case_id)}</h1>
 {provenance(report)}
 <h2>Courses</h2>
-{_table(["Course", "Fractions", "Rx (Gy)", "Start", "End", "Interval (months)", "Registration", "Recovery"], course_rows)}
+{_table(["Course", "Fractions", "Rx (Gy)", "Start", "End", "Interval (months)", "Registration", "Recovery"], course_rows)}{regqa_html(report)}
 <h2>Cumulative EQD2 constraints</h2>
 {_table(["Organ", "Structure", "Metric", "a/b (Gy)", "Warn", "Limit", "Cumulative", *(["Worst case"] if worst else []), *names, "Status", "Reason / notes", "Source"], result_rows)}
 <h3>References</h3><ul>{references}</ul>
