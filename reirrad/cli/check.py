@@ -125,6 +125,7 @@ def check(
         accept_other_patient=accept_other_patient,
         accept_partial_coverage=accept_partial_coverage,
         robust=robust,
+        figures=format in (OutputFormat.HTML, OutputFormat.PDF),  # the formats that draw them
         **(
             {}
             if registration_uncertainty is None
