@@ -39,9 +39,6 @@ def render(report: CheckReport, fmt: OutputFormat, options: CheckOptions) -> str
 
     ``options`` give the JUnit verdicts their ``fail_on`` and ``allow_missing``.
     """
-    from rich.console import Console
-
-    from reirrad.report.console import print_report
     from reirrad.report.html import to_html
     from reirrad.report.junit import to_junit
     from reirrad.report.machine import to_csv, to_json
@@ -56,6 +53,10 @@ def render(report: CheckReport, fmt: OutputFormat, options: CheckOptions) -> str
         return to_html(report)
     if fmt is OutputFormat.PDF:
         raise ValueError("a PDF is not text: write it with emit_report")
+    from rich.console import Console  # the table alone needs rich (checkfast: JSON runs stay without it)
+
+    from reirrad.report.console import print_report
+
     console = Console(file=io.StringIO(), width=160, record=True)
     print_report(report, console)
     return console.export_text()
