@@ -527,20 +527,19 @@ def contributions(value, metric: Metric, per_course: dict[str, Dvh]) -> dict[str
 
 
 def overlap_doses_gy(acc: AccumulatedCase, new_min_gy: float) -> dict[str, np.ndarray]:
-    """Each course's physical dose (Gy, phases added) on the evaluation grid, for the overlap
-    question of the re-irradiation type flag (volume at >= x Gy in a prior course and >= y Gy in
-    the new one): the reference course's everywhere, a prior course's only at the voxels where the
-    reference course's reaches ``new_min_gy`` (NaN elsewhere: never at or above a threshold), each
-    sampled directly on its own grids through its point map (0 Gy outside them)."""
+    """Each course's physical dose (Gy, phases added) at the voxels of the evaluation grid where the
+    reference course's reaches ``new_min_gy`` (M,), in one order, for the overlap question of the
+    re-irradiation type flag (volume at >= x Gy in a prior course and >= y Gy in the new one, y at
+    least ``new_min_gy``: no other voxel can count). A prior course's dose is sampled directly on
+    its own grids through its point map (0 Gy outside them)."""
     reference = acc.reference
-    new_dose = _add_arrays([p.dose_gy for p in reference.on_grid_phases])
-    hot = np.argwhere(new_dose >= new_min_gy).astype(float)
-    out = {reference.name: new_dose}
+    new_dose = _add_arrays([p.dose_gy for p in reference.on_grid_phases]).reshape(-1)
+    hot = np.flatnonzero(new_dose >= new_min_gy)
+    positions = np.column_stack(np.unravel_index(hot, acc.grid.shape)).astype(float)  # (M, 3) (k, j, i)
+    out = {reference.name: new_dose[hot]}
     for course in acc.courses[:-1]:
-        dose = np.full(acc.grid.shape, np.nan)
-        doses, _ = phase_doses_at(course.phases, acc.grid, hot, course.point_map)
-        dose[tuple(hot.astype(np.intp).T)] = _add_arrays(list(doses))
-        out[course.name] = dose
+        doses, _ = phase_doses_at(course.phases, acc.grid, positions, course.point_map)
+        out[course.name] = _add_arrays(list(doses))
     return out
 
 
