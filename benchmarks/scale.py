@@ -10,6 +10,7 @@ files' bytes with pydicom and takes a histogram of the dose) and the command ove
 the growth exponent between sizes (log CPU ratio / log voxel ratio; 1 = linear). Default sizes
 take a few minutes. `--make-case FOLDER SIZE` writes one case and stops (for profiling).
 Usage: .venv/bin/python benchmarks/scale.py [--sizes 2.5 10 20 40] [--rounds 1] [--commands check ...]
+       [--baseline OTHER_REIRRAD]
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import math
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import commands
@@ -168,20 +169,31 @@ FLOOR_NAME = "floor (read 2 RTDOSE + histogram)"
 COMMANDS = ("check", "dvh", "sum")
 
 
-def measure(folder: Path, rounds: int, commands: Sequence[str] = COMMANDS) -> dict[str, Usage]:
-    """Median usage of the floor and each of ``commands`` on the case in ``folder``."""
+def measure(
+    folder: Path, rounds: int, commands: Sequence[str] = COMMANDS, baseline: str | None = None
+) -> dict[str, Usage]:
+    """Median usage of the floor and each of ``commands`` on the case in ``folder``; with
+    ``baseline`` (another reirrad executable, e.g. an older version) its runs of the same commands
+    too, interleaved with the others."""
     case, new = folder / "case.toml", folder / "new"
-    reirrad = reirrad_command()
-    tools = {
-        FLOOR_NAME: lambda: run_one(
-            [sys.executable, "-c", FLOOR, str(folder / "prior" / "rd.dcm"), str(new / "rd.dcm")]
-        ),
-        "check": lambda: run_one([*reirrad, "check", str(case), "-o", str(folder / "report.json")]),
-        "dvh (new course)": lambda: run_one(
-            [*reirrad, "dvh", str(new / "rd.dcm"), str(new / "rs.dcm"), "-f", "csv", "-o", str(folder / "dvh.csv")]
-        ),
-        "sum": lambda: run_one([*reirrad, "sum", str(case), "--alpha-beta", "3", "--output", str(folder / "sum.dcm")]),
-    }
+
+    def runs(reirrad: list[str], label: str) -> dict[str, Callable[[], Usage]]:
+        return {
+            f"check{label}": lambda: run_one(
+                [*reirrad, "check", str(case), "-f", "json", "-o", str(folder / "report.json")]
+            ),
+            f"dvh (new course){label}": lambda: run_one(
+                [*reirrad, "dvh", str(new / "rd.dcm"), str(new / "rs.dcm"), "-f", "csv", "-o", str(folder / "dvh.csv")]
+            ),
+            f"sum{label}": lambda: run_one(
+                [*reirrad, "sum", str(case), "--alpha-beta", "3", "--output", str(folder / "sum.dcm")]
+            ),
+        }
+
+    floor = [sys.executable, "-c", FLOOR, str(folder / "prior" / "rd.dcm"), str(new / "rd.dcm")]
+    tools = {FLOOR_NAME: lambda: run_one(floor), **runs(reirrad_command(), "")}
+    if baseline is not None:
+        tools.update(runs([baseline], " (baseline)"))
     chosen = {name: tool for name, tool in tools.items() if name == FLOOR_NAME or name.split()[0] in commands}
     return medians(chosen, rounds)
 
@@ -191,6 +203,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=float, nargs="+", default=[2.5, 10, 20, 40], help="M voxels per grid")
     parser.add_argument("--rounds", type=int, default=1, help="runs per command and size (medians)")
     parser.add_argument("--commands", nargs="+", choices=COMMANDS, default=list(COMMANDS), help="commands to time")
+    parser.add_argument("--baseline", help="another reirrad executable to time beside this one (rows '(baseline)')")
     args = parser.parse_args()
     commands.ROUNDS = args.rounds
     table: dict[float, dict[str, Usage]] = {}
@@ -198,7 +211,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             subprocess.run([sys.executable, __file__, "--make-case", str(folder), str(size)], check=True)
-            table[size] = measure(folder, args.rounds, args.commands)
+            table[size] = measure(folder, args.rounds, args.commands, args.baseline)
     print(
         f"two courses (the prior through a rigid REG), {len(ORGANS)} structures contoured every "
         f"{CONTOUR_STEP_MM:g} mm; whole commands"
