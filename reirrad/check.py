@@ -317,7 +317,7 @@ class _Evaluator:
             per_fraction = [v for v in values if v is not None]
             out[course.name] = CourseDose(
                 eqd2_gy=evaluate(eqd2[course.name], metric).value,
-                physical_gy=evaluate(_add(samples), metric).value,
+                physical_gy=values[0] if len(samples) == 1 else evaluate(_add(samples), metric).value,
                 per_fraction_gy=None
                 if len(per_fraction) < len(values)
                 else max(v / phase.fractions for v, phase in zip(per_fraction, course.phases)),
