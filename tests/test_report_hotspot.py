@@ -341,3 +341,20 @@ def test_a_batch_computes_no_planes_and_keys_its_store_on_the_judging_options(mo
     assert outcome.report.hotspots == () and outcome.report.curves == ()
     keys = {case_key(SBRT_CASE, CheckOptions(figures=figures)).options for figures in (True, False)}
     assert len(keys) == 1 and "figures" not in json.loads(keys.pop())
+
+
+def test_the_planning_ct_search_reads_only_ct_images_in_full(monkeypatch):
+    module = importlib.import_module("reirrad.report.hotspot")
+    folder = SBRT_CASE.parent / "course2"
+    read: list[Path] = []
+    real = module.read_dataset
+
+    def recorded(path, *args, **kwargs):
+        read.append(Path(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(module, "read_dataset", recorded)
+    found = module._ct_headers(folder)
+    slices = sorted((folder / "ct").iterdir())
+    assert [path for path, _ in found] == slices and read == slices  # dose, plan, structures, REG: not decoded
+    assert {ds.Modality for _, ds in found} == {"CT"}
