@@ -48,6 +48,7 @@ def check(
     registration_uncertainty_mm: float | None = None,
     registration_uncertainty_deg: float | None = None,
     robust: bool = False,
+    figures: bool = True,
 ) -> CheckReport:
     """Judge the cumulative EQD2 of every course of a case against a constraint set.
 
@@ -83,6 +84,12 @@ def check(
         registered position (``ConstraintResult.worst_case_gy``); default: the case's.
     robust : bool
         Judge on the worst case instead of the registered value (needs an uncertainty).
+    figures : bool
+        Also compute what the HTML and PDF reports draw: the DVH curves (``report.curves``) and
+        the planes through each failing or warning organ's hottest point, on the planning CT
+        (``report.hotspots``). False leaves both empty and is faster; every number and the
+        ``reirrad.check.v1`` document are the same (``reirrad check`` computes them only for
+        ``--format html`` and ``pdf``).
 
     Returns
     -------
@@ -129,6 +136,7 @@ def check(
         registration_uncertainty_mm=registration_uncertainty_mm,
         registration_uncertainty_deg=registration_uncertainty_deg,
         robust=robust,
+        figures=figures,
     )
     try:
         return run_check(case, options)

@@ -104,11 +104,11 @@ class BatchResult:
 
 def check_case(path: str, options: CheckOptions) -> CaseOutcome:
     """Check one case file; the task every worker runs. Never raises: bad input and internal errors
-    become the outcome, so one case cannot end the others. DVH curves and hot-spot planes are dropped (a
-    batch draws none)."""
+    become the outcome, so one case cannot end the others. DVH curves and hot-spot planes are not
+    computed (a batch draws none)."""
     start = time.perf_counter()
     try:
-        report = run_check(load_case(path), options)
+        report = run_check(load_case(path), dataclasses.replace(options, figures=False))
     except ReirradError as exc:
         return CaseOutcome(path, CaseState.INPUT_ERROR, error=str(exc), seconds=time.perf_counter() - start)
     except Exception as exc:  # reported per case with exit code 3
@@ -121,7 +121,7 @@ def check_case(path: str, options: CheckOptions) -> CaseOutcome:
     return CaseOutcome(
         path,
         CaseState.CHECKED,
-        report=dataclasses.replace(report, curves=(), hotspots=()),
+        report=report,
         seconds=time.perf_counter() - start,
     )
 
@@ -160,7 +160,7 @@ def case_key(path: str | Path, options: CheckOptions) -> CaseKey:
     return CaseKey(
         path=str(path),
         inputs={f: sha256_file(Path(f)) for f in files if Path(f).is_file()},
-        options=json.dumps(dataclasses.asdict(options), sort_keys=True),
+        options=json.dumps(options.judging(), sort_keys=True),
     )
 
 

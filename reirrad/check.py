@@ -54,7 +54,6 @@ from reirrad.masks import RoiSampling, sample_roi
 from reirrad.metrics import DoseAtVolume, Metric, MetricKind, Statistic, VolumeUnit, parse_metric
 from reirrad.organs import OrganMatch, match_organs
 from reirrad.outputs import case_inputs
-from reirrad.report.hotspot import organ_hotspots
 from reirrad.results import (
     STATUSES,
     CheckReport,
@@ -62,6 +61,7 @@ from reirrad.results import (
     CourseSummary,
     Discounted,
     DvhCurve,
+    Hotspot,
     Patient,
     PhaseSummary,
     Status,
@@ -93,11 +93,23 @@ class CheckOptions:
     registration_uncertainty_mm: float | None = None
     registration_uncertainty_deg: float | None = None
     robust: bool = False
+    # what the HTML and PDF reports draw (report.curves, report.hotspots: DVH curves, hot-spot planes on
+    # the planning CT); False leaves both empty and changes no number (JSON, CSV, JUnit, the table, a batch)
+    figures: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fail_on", fail_on_option(self.fail_on))
         check_lql_transition_gy(self.lql_transition_gy)
         robust.check_options(self)
+
+    def judging(self) -> dict[str, object]:
+        """The options that shape the results, by name (enums as their values): every field but
+        ``figures``. The report shows them; a results store keys its cases on them."""
+        return {
+            f.name: getattr(getattr(self, f.name), "value", getattr(self, f.name))
+            for f in dataclasses.fields(self)
+            if f.name != "figures"
+        }
 
 
 def fail_on_option(value: str | FailOn) -> FailOn:
@@ -305,7 +317,7 @@ class _Evaluator:
             per_fraction = [v for v in values if v is not None]
             out[course.name] = CourseDose(
                 eqd2_gy=evaluate(eqd2[course.name], metric).value,
-                physical_gy=evaluate(_add(samples), metric).value,
+                physical_gy=values[0] if len(samples) == 1 else evaluate(_add(samples), metric).value,
                 per_fraction_gy=None
                 if len(per_fraction) < len(values)
                 else max(v / phase.fractions for v, phase in zip(per_fraction, course.phases)),
@@ -515,20 +527,19 @@ def contributions(value, metric: Metric, per_course: dict[str, Dvh]) -> dict[str
 
 
 def overlap_doses_gy(acc: AccumulatedCase, new_min_gy: float) -> dict[str, np.ndarray]:
-    """Each course's physical dose (Gy, phases added) on the evaluation grid, for the overlap
-    question of the re-irradiation type flag (volume at >= x Gy in a prior course and >= y Gy in
-    the new one): the reference course's everywhere, a prior course's only at the voxels where the
-    reference course's reaches ``new_min_gy`` (NaN elsewhere: never at or above a threshold), each
-    sampled directly on its own grids through its point map (0 Gy outside them)."""
+    """Each course's physical dose (Gy, phases added) at the voxels of the evaluation grid where the
+    reference course's reaches ``new_min_gy`` (M,), in one order, for the overlap question of the
+    re-irradiation type flag (volume at >= x Gy in a prior course and >= y Gy in the new one, y at
+    least ``new_min_gy``: no other voxel can count). A prior course's dose is sampled directly on
+    its own grids through its point map (0 Gy outside them)."""
     reference = acc.reference
-    new_dose = _add_arrays([p.dose_gy for p in reference.on_grid_phases])
-    hot = np.argwhere(new_dose >= new_min_gy).astype(float)
-    out = {reference.name: new_dose}
+    new_dose = _add_arrays([p.dose_gy for p in reference.on_grid_phases]).reshape(-1)
+    hot = np.flatnonzero(new_dose >= new_min_gy)
+    positions = np.column_stack(np.unravel_index(hot, acc.grid.shape)).astype(float)  # (M, 3) (k, j, i)
+    out = {reference.name: new_dose[hot]}
     for course in acc.courses[:-1]:
-        dose = np.full(acc.grid.shape, np.nan)
-        doses, _ = phase_doses_at(course.phases, acc.grid, hot, course.point_map)
-        dose[tuple(hot.astype(np.intp).T)] = _add_arrays(list(doses))
-        out[course.name] = dose
+        doses, _ = phase_doses_at(course.phases, acc.grid, positions, course.point_map)
+        out[course.name] = _add_arrays(list(doses))
     return out
 
 
@@ -785,10 +796,7 @@ def _report(
         warnings=tuple(dict.fromkeys([note for c in courses for note in c.notes] + list(evaluation.warnings))),
         curves=evaluation.curves,
         hotspots=evaluation.hotspots,
-        options={
-            f.name: getattr(getattr(options, f.name), "value", getattr(options, f.name))
-            for f in dataclasses.fields(options)
-        },
+        options=options.judging(),
         run_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
 
@@ -882,11 +890,23 @@ class RegisteredSum:
         )
         context = dataclasses.replace(context, deformation_jacobians=jacobians)  # deform2: volume-change flag
         flags = compute_flags(context, rules)
-        # figures: planes through each failing or warning organ's hottest sample (reirrad/report/hotspot.py)
-        hotspots = organ_hotspots(acc, results, evaluator.hottest_sample_mm, model, options.lql_transition_gy)
-        return Evaluation(
-            course_summaries(acc), results, tuple(flags), assumed, evaluator.curves(), unused_maps(case), hotspots
-        )
+        curves, hotspots = _figures(acc, evaluator, results, model, options) if options.figures else ((), ())
+        return Evaluation(course_summaries(acc), results, tuple(flags), assumed, curves, unused_maps(case), hotspots)
+
+
+def _figures(
+    acc: AccumulatedCase,
+    evaluator: _Evaluator,
+    results: tuple[ConstraintResult, ...],
+    model: RecoveryModel,
+    options: CheckOptions,
+) -> tuple[tuple[DvhCurve, ...], tuple[Hotspot, ...]]:
+    """What the HTML and PDF reports draw: every evaluated structure's DVH curves, and the planes
+    through each failing or warning organ's hottest sample (reirrad/report/hotspot.py)."""
+    from reirrad.report.hotspot import organ_hotspots
+
+    hotspots = organ_hotspots(acc, results, evaluator.hottest_sample_mm, model, options.lql_transition_gy)
+    return evaluator.curves(), hotspots
 
 
 # ------------------------------------------------------------------ conservative mode (no registration)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import json
 import shutil
 from pathlib import Path
 
@@ -11,10 +13,13 @@ import pydicom
 import pytest
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from typer.testing import CliRunner
 
 from reirrad.accumulate import cumulative_eqd2_at, load_courses, map_courses
+from reirrad.batch import case_key, check_case
 from reirrad.case import load_case
 from reirrad.check import CheckOptions, run_check
+from reirrad.cli import _register, app
 from reirrad.dicom.structures import Contour, Roi, StructureSet
 from reirrad.eqd2 import recovery_model
 from reirrad.report.hotspot import (
@@ -280,3 +285,76 @@ def test_conservative_mode_says_why_it_draws_no_planes():
         f"<p>Not drawn (conservative mode relates no course to the reference frame): {', '.join(drawn)}</p>"
         in hotspot_html(report)
     )
+
+
+# ------------------------------------------------------------------ figures only for the formats that draw them
+
+
+def counting_hotspots(monkeypatch) -> list:
+    """Calls of organ_hotspots from now on (the real function still runs)."""
+    module = importlib.import_module("reirrad.report.hotspot")
+    calls: list = []
+    real = module.organ_hotspots
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "organ_hotspots", counted)
+    return calls
+
+
+def test_a_check_without_figures_computes_no_planes_or_curves_and_the_same_document(sbrt_report, monkeypatch):
+    calls = counting_hotspots(monkeypatch)
+    bare = run_check(load_case(SBRT_CASE), CheckOptions(figures=False))
+    assert calls == []
+    assert bare.hotspots == () and bare.curves == ()
+    assert [s.constraint_id for s in sbrt_report.hotspots] == ["spinalcord-dmax", CAROTID] and sbrt_report.curves
+    assert "figures" not in bare.options and bare.options == sbrt_report.options  # not a judging option
+    assert to_json(dataclasses.replace(bare, run_at=sbrt_report.run_at)) == to_json(sbrt_report)
+
+
+@pytest.mark.parametrize(("fmt", "drawn"), [("json", False), ("csv", False), ("junit", False), ("html", True)])
+def test_the_command_line_computes_the_planes_only_for_a_format_that_draws_them(fmt, drawn, monkeypatch, tmp_path):
+    check_module = importlib.import_module("reirrad.check")
+    calls = counting_hotspots(monkeypatch)
+    reports = []
+    real = check_module.run_check
+
+    def checked(case, options):
+        reports.append(real(case, options))
+        return reports[-1]
+
+    monkeypatch.setattr("reirrad.report.emit.emit_report", lambda *args: None)  # drawing is not the question
+    monkeypatch.setattr(check_module, "run_check", checked)
+    _register()
+    result = CliRunner().invoke(app, ["check", str(SBRT_CASE), "-f", fmt, "-o", str(tmp_path / f"report.{fmt}")])
+    assert result.exit_code == 1, result.output  # the sample fails its carotid limit
+    assert len(calls) == int(drawn)
+    assert [s.constraint_id for s in reports[0].hotspots] == (["spinalcord-dmax", CAROTID] if drawn else [])
+
+
+def test_a_batch_computes_no_planes_and_keys_its_store_on_the_judging_options(monkeypatch):
+    calls = counting_hotspots(monkeypatch)
+    outcome = check_case(str(SBRT_CASE), CheckOptions())
+    assert calls == [] and outcome.report is not None
+    assert outcome.report.hotspots == () and outcome.report.curves == ()
+    keys = {case_key(SBRT_CASE, CheckOptions(figures=figures)).options for figures in (True, False)}
+    assert len(keys) == 1 and "figures" not in json.loads(keys.pop())
+
+
+def test_the_planning_ct_search_reads_only_ct_images_in_full(monkeypatch):
+    module = importlib.import_module("reirrad.report.hotspot")
+    folder = SBRT_CASE.parent / "course2"
+    read: list[Path] = []
+    real = module.read_dataset
+
+    def recorded(path, *args, **kwargs):
+        read.append(Path(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(module, "read_dataset", recorded)
+    found = module._ct_headers(folder)
+    slices = sorted((folder / "ct").iterdir())
+    assert [path for path, _ in found] == slices and read == slices  # dose, plan, structures, REG: not decoded
+    assert {ds.Modality for _, ds in found} == {"CT"}

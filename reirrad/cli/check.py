@@ -106,7 +106,6 @@ def check(
     ),
 ) -> None:
     """Check the cumulative EQD2 of all courses against consensus limits; exit 0 pass, 1 fail, 2 bad input."""
-    from reirrad.batch import default_jobs
     from reirrad.case import case_from_folders, load_case
     from reirrad.check import CheckOptions, check_inputs, run_check
     from reirrad.report.emit import check_batch, check_target, emit_report
@@ -125,6 +124,7 @@ def check(
         accept_other_patient=accept_other_patient,
         accept_partial_coverage=accept_partial_coverage,
         robust=robust,
+        figures=format in (OutputFormat.HTML, OutputFormat.PDF),  # the formats that draw them
         **(
             {}
             if registration_uncertainty is None
@@ -132,6 +132,8 @@ def check(
         ),
     )
     if case and (len(case) > 1 or store is not None or scheduler is not None):
+        from reirrad.batch import default_jobs  # a batch's engines (multiprocessing) load only for a batch
+
         if auto_register:
             fail_input('--auto-register applies to one case; batches take registration = "auto" in their case files')
         if not format.batch:

@@ -39,23 +39,28 @@ def render(report: CheckReport, fmt: OutputFormat, options: CheckOptions) -> str
 
     ``options`` give the JUnit verdicts their ``fail_on`` and ``allow_missing``.
     """
-    from rich.console import Console
+    if fmt is OutputFormat.JSON:  # each format loads its own renderer (checkfast: a JSON check loads no other)
+        from reirrad.report.machine import to_json
 
-    from reirrad.report.console import print_report
-    from reirrad.report.html import to_html
-    from reirrad.report.junit import to_junit
-    from reirrad.report.machine import to_csv, to_json
-
-    if fmt is OutputFormat.JSON:
         return to_json(report)
     if fmt is OutputFormat.CSV:
+        from reirrad.report.machine import to_csv
+
         return to_csv(report)
     if fmt is OutputFormat.JUNIT:
+        from reirrad.report.junit import to_junit
+
         return to_junit(report, options.fail_on, options.allow_missing)
     if fmt is OutputFormat.HTML:
+        from reirrad.report.html import to_html
+
         return to_html(report)
     if fmt is OutputFormat.PDF:
         raise ValueError("a PDF is not text: write it with emit_report")
+    from rich.console import Console
+
+    from reirrad.report.console import print_report
+
     console = Console(file=io.StringIO(), width=160, record=True)
     print_report(report, console)
     return console.export_text()

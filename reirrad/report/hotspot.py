@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from pydicom.filereader import read_partial
 
 from reirrad.accumulate import AccumulatedCase, cumulative_eqd2_at
 from reirrad.dicom.io import NotDicomError, read_dataset
@@ -158,19 +159,47 @@ def enclosed(roi: Roi, points_mm: np.ndarray, thickness_mm: float) -> np.ndarray
     z = np.round([c.z_mm for c in contours], 3)
     planes = np.unique(z)
     half = (float(np.median(np.diff(planes))) if len(planes) > 1 else thickness_mm) / 2
-    distance = np.abs(points_mm[:, 2, None] - planes[None, :])  # (N, planes)
-    nearest = distance.argmin(axis=1)
-    near = distance[np.arange(len(points_mm)), nearest] <= half + 1e-6
+    nearest, distance = _nearest_plane(points_mm[:, 2], planes)
+    near = distance <= half + 1e-6
+    by_plane: dict[int, list[np.ndarray]] = {}
     for contour, plane in zip(contours, np.searchsorted(planes, z)):
-        chosen = near & (nearest == plane)
-        if chosen.any():
-            inside[chosen] ^= in_polygon(contour.points_mm[:, :2], points_mm[chosen, :2])
+        by_plane.setdefault(int(plane), []).append(contour.points_mm[:, :2])
+    chosen = np.flatnonzero(near)
+    order = np.argsort(nearest[chosen], kind="stable")
+    chosen = chosen[order]
+    groups = np.split(chosen, np.flatnonzero(np.diff(nearest[chosen])) + 1) if len(chosen) else []
+    for group in groups:
+        for polygon in by_plane.get(int(nearest[group[0]]), []):
+            inside[group] ^= in_polygon(polygon, points_mm[group, :2])
     return inside
+
+
+def _nearest_plane(z_mm: np.ndarray, planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the nearest of the sorted ``planes`` (mm) to each z (mm), the lower one on a tie,
+    and the distance |z - plane| (mm)."""
+    upper = np.clip(np.searchsorted(planes, z_mm), 0, len(planes) - 1)
+    lower = np.maximum(upper - 1, 0)
+    to_lower, to_upper = np.abs(z_mm - planes[lower]), np.abs(z_mm - planes[upper])
+    take_lower = to_lower <= to_upper
+    return np.where(take_lower, lower, upper), np.where(take_lower, to_lower, to_upper)
 
 
 def in_polygon(polygon_mm: np.ndarray, points_mm: np.ndarray) -> np.ndarray:
     """Whether each point (N, 2) lies inside the closed polygon (M, 2): an odd number of its edges
-    cross the ray from the point towards +x."""
+    cross the ray from the point towards +x. Only points within the polygon's rows (and not right
+    of it) can be inside; the others are not tested."""
+    low, high = polygon_mm.min(axis=0), polygon_mm.max(axis=0)
+    x, y = points_mm[:, 0], points_mm[:, 1]
+    # a point below every vertex, at or above the highest, or right of the polygon crosses no edge
+    candidate = np.flatnonzero((y >= low[1]) & (y < high[1]) & (x <= high[0] + 1e-6 * max(1.0, abs(high[0]))))
+    inside = np.zeros(len(points_mm), bool)
+    if len(candidate):
+        inside[candidate] = _crosses_odd(polygon_mm, points_mm[candidate])
+    return inside
+
+
+def _crosses_odd(polygon_mm: np.ndarray, points_mm: np.ndarray) -> np.ndarray:
+    """The even-odd test of :func:`in_polygon` on every point (N, 2)."""
     start, end = polygon_mm, np.roll(polygon_mm, -1, axis=0)
     x, y = points_mm[:, 0, None], points_mm[:, 1, None]
     spans = (start[:, 1] > y) != (end[:, 1] > y)  # (N, M): the edge straddles the point's row
@@ -217,6 +246,8 @@ def _ct_headers(folder: Path) -> list:
     """(path, header) of every CT image under ``folder``."""
     found = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if _not_ct(path):  # an RTSTRUCT or RTDOSE is not decoded in full only to be skipped
+            continue
         try:
             ds = read_dataset(path, stop_before_pixels=True)
         except (NotDicomError, InputError):
@@ -224,6 +255,20 @@ def _ct_headers(folder: Path) -> list:
         if ds.get("Modality", "") == "CT":
             found.append((path, ds))
     return found
+
+
+MODALITY_TAG = 0x00080060
+
+
+def _not_ct(path: Path) -> bool:
+    """Whether the file's first elements (up to Modality) name another modality than CT: a quick look
+    that reads no further. False when they cannot be read so (the file is then read in full)."""
+    try:
+        with path.open("rb") as handle:
+            ds = read_partial(handle, stop_when=lambda tag, vr, length: tag > MODALITY_TAG)
+    except Exception:  # any problem: the full reading decides, and says why
+        return False
+    return str(ds.get("Modality", "")) not in ("", "CT")
 
 
 def _ct_volume(slices: list) -> tuple[np.ndarray, Grid]:
