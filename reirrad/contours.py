@@ -141,6 +141,62 @@ class _Edges:
         return cls(a, a[following], owner, position, sizes)
 
 
+PIECE_EDGES = 8  # consecutive edges per piece of a monotone chain in the edge pair search
+
+
+def _monotone_pieces(edges: _Edges) -> tuple[np.ndarray, np.ndarray]:
+    """Split every contour into pieces of at most PIECE_EDGES consecutive edges along which u
+    never reverses; returns each edge's piece and each piece's chain (the maximal such run).
+
+    Two edges of one chain cannot cross properly: their u ranges meet at most at an end point.
+    """
+    direction = np.sign(edges.b[:, 0] - edges.a[:, 0])
+    first = edges.position == 0
+    # the direction of the last edge that moves in u, carried over edges along u = constant
+    moving = np.flatnonzero((direction != 0) | first)
+    carried = direction[moving[np.searchsorted(moving, np.arange(len(direction)), side="right") - 1]]
+    previous = np.concatenate([[0], carried[:-1]])
+    chain_start = first | ((direction != 0) & (previous != 0) & (direction != previous))
+    chain = np.cumsum(chain_start) - 1
+    in_chain = np.arange(len(chain)) - np.flatnonzero(chain_start)[chain]
+    piece_start = chain_start | (in_chain % PIECE_EDGES == 0)
+    piece = np.cumsum(piece_start) - 1
+    return piece, chain[piece_start]
+
+
+def _edge_pairs(
+    edges: _Edges, plane: np.ndarray, low: np.ndarray, high: np.ndarray
+) -> Iterator[tuple[np.ndarray, ...]]:
+    """Pairs ``(m, n)``, m < n, of edges of one plane whose boxes ``low``/``high`` (E, 2) meet, in
+    chunks, leaving out pairs within one monotone chain (they cannot cross; :func:`_crossings`
+    ignores any other pair of one contour).
+
+    The boxes of pieces of chains are paired first (:func:`box_pairs`), then their edges.
+    """
+    piece, chain = _monotone_pieces(edges)
+    starts = np.flatnonzero(np.concatenate([[True], piece[1:] != piece[:-1]]))
+    sizes = np.diff(np.append(starts, len(piece)))
+    piece_plane = plane[edges.owner[starts]]
+    for a, b in box_pairs(np.minimum.reduceat(low, starts), np.maximum.reduceat(high, starts), piece_plane):
+        keep = chain[a] != chain[b]
+        a, b = a[keep], b[keep]
+        count = sizes[a] * sizes[b]
+        total = np.cumsum(count)
+        first = 0
+        while first < len(a):  # piece pairs in steps of about PAIR_CHUNK edge pairs
+            done = int(total[first - 1]) if first else 0
+            last = max(int(np.searchsorted(total, done + PAIR_CHUNK, side="right")), first + 1)
+            c = count[first:last]
+            pair = np.repeat(np.arange(first, last), c)
+            step = np.arange(len(pair)) - np.repeat(np.cumsum(c) - c, c)
+            m = starts[a[pair]] + step // sizes[b[pair]]
+            n = starts[b[pair]] + step % sizes[b[pair]]
+            meet = np.all((low[m] <= high[n]) & (low[n] <= high[m]), axis=1)
+            m, n = m[meet], n[meet]
+            yield np.minimum(m, n), np.maximum(m, n)
+            first = last
+
+
 def _crossings(edges: _Edges, plane: np.ndarray) -> tuple[np.ndarray, ...]:
     """Proper crossings of edge pairs, and the contour pairs whose boundaries touch.
 
@@ -153,7 +209,7 @@ def _crossings(edges: _Edges, plane: np.ndarray) -> tuple[np.ndarray, ...]:
     low, high = np.minimum(edges.a, edges.b), np.maximum(edges.a, edges.b)
     low, high = low - ON_EDGE_TOLERANCE, high + ON_EDGE_TOLERANCE
     found_m, found_n, found_u, touching = [], [], [], [np.zeros((0, 2), np.int64)]
-    for m, n in box_pairs(low, high, plane[edges.owner]):
+    for m, n in _edge_pairs(edges, plane, low, high):
         same = edges.owner[m] == edges.owner[n]
         gap = np.abs(edges.position[m] - edges.position[n])
         adjacent = same & ((gap == 1) | (gap == edges.sizes[edges.owner[m]] - 1))

@@ -278,56 +278,83 @@ def _rasterise(
         for region in shape.union_regions:
             _toggle_union(toggles, [_to_lattice(p, factor) for p in region.polygons], layout, n)
     inside = np.bitwise_xor.accumulate(toggles).view(bool)
-    planes, rows, columns, stands = [], [], [], []
-    for n in range(len(shapes)):
-        buffer = inside[layout.offsets[n] : layout.offsets[n + 1]].reshape(layout.rows[n], layout.stride[n])
-        origin = (int(layout.u0[n]), int(layout.w0[n]))
-        if block > 1:
-            u, w, buffer = _interior_blocks(buffer, origin, block, lattice_shape)
-            planes.append(np.full(len(u), n, dtype=np.int32))
-            rows.append(u)
-            columns.append(w)
-            stands.append(np.full(len(u), block * block, dtype=np.int32))
-        r, c = np.nonzero(buffer)
-        planes.append(np.full(len(r), n, dtype=np.int32))
-        rows.append((r + origin[0]).astype(np.int32))
-        columns.append((c + origin[1]).astype(np.int32))
-        stands.append(np.ones(len(r), dtype=np.int32))
-    multiplicity = np.concatenate(stands) if block > 1 else None
-    return np.concatenate(planes), np.concatenate(rows), np.concatenate(columns), multiplicity
+    del toggles
+    if block == 1:
+        plane, u, w = _inside_samples(inside, layout)
+        return plane, u, w, None
+    blocks = [_interior_blocks(inside, layout, n, block, lattice_shape) for n in range(len(shapes))]
+    block_u = np.concatenate([b[0] for b in blocks])
+    block_w = np.concatenate([b[1] for b in blocks])
+    per_plane = np.array([len(b[0]) for b in blocks], dtype=np.int64)
+    rest_plane, rest_u, rest_w = _inside_samples(inside, layout)  # full blocks were cleared
+    rest_per_plane = np.bincount(rest_plane, minlength=len(shapes))
+    # per plane: its full blocks' centres, then its other samples (row-major), as planes follow
+    size = int(per_plane.sum()) + len(rest_plane)
+    where_block = np.arange(len(block_u)) + np.repeat(np.cumsum(rest_per_plane) - rest_per_plane, per_plane)
+    where_rest = np.arange(len(rest_plane)) + np.cumsum(per_plane)[rest_plane]
+    block_plane = np.repeat(np.arange(len(shapes), dtype=np.int32), per_plane)
+    out = []
+    for at_blocks, at_rest in ((block_plane, rest_plane), (block_u, rest_u), (block_w, rest_w)):
+        array = np.empty(size, np.int32)
+        array[where_block], array[where_rest] = at_blocks, at_rest
+        out.append(array)
+    stands = np.ones(size, np.int32)
+    stands[where_block] = block * block
+    out.append(stands)
+    return out[0], out[1], out[2], out[3]
+
+
+def _inside_samples(inside: np.ndarray, layout: _Layout, chunk: int = 1 << 20) -> tuple[np.ndarray, ...]:
+    """``(plane, u, w)`` (int32) of the set cells of all planes' buffers ``inside``, in buffer order
+    (plane, then row-major), converted ``chunk`` cells at a time to bound temporary memory."""
+    index = np.flatnonzero(inside)
+    out = [np.empty(len(index), np.int32) for _ in range(3)]
+    for start in range(0, len(index), chunk):
+        at = index[start : start + chunk]
+        p = np.searchsorted(layout.offsets, at, side="right") - 1  # empty planes share an offset
+        row, column = np.divmod(at - layout.offsets[p], layout.stride[p])
+        out[0][start : start + chunk] = p
+        out[1][start : start + chunk] = row + layout.u0[p]
+        out[2][start : start + chunk] = column + layout.w0[p]
+    return out[0], out[1], out[2]
 
 
 def _interior_blocks(
-    buffer: np.ndarray, origin: tuple[int, int], block: int, lattice_shape: tuple[int, int]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The ``block x block`` blocks of a plane's inside ``buffer`` (rows, columns from lattice
-    ``origin``) that lie wholly inside the structure and the grid's ``lattice_shape``.
+    inside: np.ndarray, layout: _Layout, n: int, block: int, lattice_shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``block x block`` blocks of plane ``n``'s part of the ``inside`` buffers that lie
+    wholly inside the structure and the grid's ``lattice_shape`` (rows, columns); clears their
+    samples in ``inside``.
 
     Blocks are aligned on the whole lattice (multiples of ``block``). Returns the lattice ``(u, w)``
-    of the full blocks' centres (int32; ``block`` is odd, so a centre is a lattice sample) and
-    ``buffer`` without the samples of those blocks.
+    of the full blocks' centres (int32; ``block`` is odd, so a centre is a lattice sample), in
+    row-major order.
     """
-    rows, columns = buffer.shape
-    lead = (origin[0] % block, origin[1] % block)  # rows/columns before the buffer in its first block
-    usable = np.zeros((-(-(rows + lead[0]) // block) * block, -(-(columns + lead[1]) // block) * block), bool)
-    u = np.arange(rows) + origin[0]
-    w = np.arange(columns) + origin[1]
-    in_grid = ((u >= 0) & (u < lattice_shape[0]))[:, None] & ((w >= 0) & (w < lattice_shape[1]))[None, :]
-    usable[lead[0] : lead[0] + rows, lead[1] : lead[1] + columns] = buffer & in_grid
-    shape = (usable.shape[0] // block, block, usable.shape[1] // block, block)
-    full = usable.reshape(shape).all(axis=(1, 3))
-    if not full.any():
-        return np.zeros(0, np.int32), np.zeros(0, np.int32), buffer
-    covered = np.repeat(np.repeat(full, block, axis=0), block, axis=1)
-    rest = buffer & ~covered[lead[0] : lead[0] + rows, lead[1] : lead[1] + columns]
+    buffer = inside[layout.offsets[n] : layout.offsets[n + 1]].reshape(layout.rows[n], layout.stride[n])
+    origin = (int(layout.u0[n]), int(layout.w0[n]))
+    span = (buffer.shape[0], buffer.shape[1] - 1)  # the spare column is never inside
+    first, count = [], []
+    for axis in (0, 1):  # whole blocks within both the buffer and the lattice
+        low = max(origin[axis], 0)
+        high = min(origin[axis] + span[axis], lattice_shape[axis])
+        start = -(-low // block) * block
+        first.append(start)
+        count.append(max((high - start) // block, 0))
+    if not count[0] or not count[1]:
+        return np.zeros(0, np.int32), np.zeros(0, np.int32)
+    view = buffer[
+        first[0] - origin[0] : first[0] - origin[0] + count[0] * block,
+        first[1] - origin[1] : first[1] - origin[1] + count[1] * block,
+    ].reshape(count[0], block, count[1], block)
+    rows_full = np.logical_and.reduce(view, axis=1)  # (blocks down, blocks across, block)
+    full = rows_full[:, :, 0].copy()
+    for column in range(1, block):
+        full &= rows_full[:, :, column]
+    view &= ~full[:, None, :, None]
     block_u, block_w = np.nonzero(full)
-    first = (origin[0] - lead[0], origin[1] - lead[1])
     centre = (block - 1) // 2
-    return (
-        (first[0] + block_u * block + centre).astype(np.int32),
-        (first[1] + block_w * block + centre).astype(np.int32),
-        rest,
-    )
+    block_u = (first[0] + block_u * block + centre).astype(np.int32)
+    return block_u, (first[1] + block_w * block + centre).astype(np.int32)
 
 
 def _block_size(samples: float) -> int:

@@ -205,3 +205,44 @@ def test_sample_cord_with_a_duplicated_contour_item_keeps_its_d003cc(tmp_path):
     assert len(notes_doubled) == 1 and notes_doubled[0].startswith(
         f"duplicate contours on {len(item.ContourSequence)} planes"
     )
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_edge_pair_search_by_monotone_pieces_finds_what_the_full_search_finds(seed, monkeypatch):
+    from reirrad import contours
+
+    rng = np.random.default_rng(seed)
+    polygons, plane = [], []
+    for p in range(15):
+        for _ in range(int(rng.integers(1, 4))):
+            n = int(rng.integers(4, 60))
+            angle = rng.uniform(0, 2 * np.pi, n)
+            angle = np.sort(angle) if rng.random() < 0.6 else angle  # else it crosses itself
+            radius = rng.uniform(3, 20, n)
+            centre = rng.uniform(0, 30, 2)
+            ring = np.column_stack([centre[0] + radius * np.cos(angle), centre[1] + radius * np.sin(angle)])
+            if rng.random() < 0.3:
+                ring = np.round(ring)  # edges along u = constant, shared vertices
+            polygons.append(ring)
+            plane.append(p)
+        if p % 3 == 0:  # two squares sharing an edge touch
+            polygons += [np.array([[0.0, 0], [5, 0], [5, 5], [0, 5]]), np.array([[5.0, 1], [9, 1], [9, 4], [5, 4]])]
+            plane += [p, p]
+    edges = contours._Edges.of(polygons)
+    piece, chain = contours._monotone_pieces(edges)
+    assert np.all(np.bincount(piece) <= contours.PIECE_EDGES)
+    du = np.sign(edges.b[:, 0] - edges.a[:, 0])
+    for c in range(chain.max() + 1):  # a chain lies in one contour and never reverses in u
+        members = np.flatnonzero(chain[piece] == c)
+        assert len(set(edges.owner[members])) == 1 and np.all(np.diff(members) == 1)
+        assert not ({1, -1} <= set(du[members]))
+    found = contours._crossings(edges, np.array(plane))
+    monkeypatch.setattr(
+        contours, "_edge_pairs", lambda edges, plane, low, high: contours.box_pairs(low, high, plane[edges.owner])
+    )
+    reference = contours._crossings(edges, np.array(plane))
+    assert len(reference[0]) > 0 and len(reference[3]) > 0  # crossings and touching contours occur
+    for mine, theirs in zip(found, reference):  # the same pairs, in any order
+        order_mine = np.lexsort((found[1], found[0])) if mine.ndim == 1 else slice(None)
+        order_theirs = np.lexsort((reference[1], reference[0])) if theirs.ndim == 1 else slice(None)
+        np.testing.assert_array_equal(mine[order_mine], theirs[order_theirs])

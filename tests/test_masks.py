@@ -127,3 +127,56 @@ def test_small_structures_are_sampled_finer_than_large_ones():
     small = sample_roi(roi_of(*(rectangle(-1, 1, -1, 1, z) for z in (0, 2))), make_grid())
     large = sample_roi(roi_of(*(rectangle(-19, 19, -19, 19, z) for z in range(-16, 18, 2))), make_grid())
     assert small.factor > large.factor >= 1
+
+
+def random_planes(seed: int, planes: int = 12) -> list[list[np.ndarray]]:
+    """Random star polygons (some self-crossing, some with a hole) in in-plane index units."""
+    rng = np.random.default_rng(seed)
+    result = []
+    for _ in range(planes):
+        contours = []
+        for _ in range(int(rng.integers(1, 4))):
+            n = int(rng.integers(4, 40))
+            angle = rng.uniform(0, 2 * np.pi, n)
+            angle = np.sort(angle) if rng.random() < 0.7 else angle
+            radius = rng.uniform(3, 25, n)
+            centre = rng.uniform(-5, 45, 2)
+            contours.append(np.column_stack([centre[0] + radius * np.cos(angle), centre[1] + radius * np.sin(angle)]))
+        result.append(contours)
+    return result
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("block", [3, 5])
+def test_interior_blocks_of_all_planes_equal_the_per_plane_definition(seed, block):
+    from reirrad.contours import resolve_planes
+    from reirrad.masks import _Layout, _rasterise
+
+    polygons = random_planes(seed)
+    shapes = resolve_planes(polygons)
+    points = [np.concatenate(p) for p in polygons]
+    bounds = (np.array([p.min(axis=0) for p in points]), np.array([p.max(axis=0) for p in points]))
+    factor, lattice_shape = 2, (70, 60)  # parts of the polygons lie outside the lattice
+    layout = _Layout.of(bounds, factor)
+    all_plane, all_u, all_w, none = _rasterise(shapes, layout, factor)
+    assert none is None
+    plane, u, w, stands = _rasterise(shapes, layout, factor, block, lattice_shape)
+    expected = []  # per plane: full blocks' centres (row-major), then the other samples (row-major)
+    for n in range(len(polygons)):
+        dense = np.zeros((300, 300), bool)
+        at = all_plane == n
+        dense[all_u[at] + 100, all_w[at] + 100] = True
+        usable = dense[100 : 100 + lattice_shape[0], 100 : 100 + lattice_shape[1]]
+        full = [
+            (bu, bw)
+            for bu in range(0, lattice_shape[0] - block + 1, block)
+            for bw in range(0, lattice_shape[1] - block + 1, block)
+            if usable[bu : bu + block, bw : bw + block].all()
+        ]
+        for bu, bw in full:
+            dense[100 + bu : 100 + bu + block, 100 + bw : 100 + bw + block] = False
+            expected.append((n, bu + block // 2, bw + block // 2, block * block))
+        expected += [(n, r - 100, c - 100, 1) for r, c in zip(*np.nonzero(dense))]
+    assert any(e[3] > 1 for e in expected) and any(e[3] == 1 for e in expected)
+    assert [tuple(int(v) for v in t) for t in zip(plane, u, w, stands)] == expected
+    assert all(a.dtype == np.int32 for a in (plane, u, w, stands))
