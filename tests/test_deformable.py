@@ -576,3 +576,33 @@ def test_dvh_through_a_folding_field_is_refused(tmp_path):
             folder / "course1" / "dose.dcm", folder / "course2" / "structures.dcm", folder / "course2" / "reg.dcm"
         )
     assert error.value.path == folder / "course2" / "reg.dcm"
+
+
+def test_dvh_through_a_deformable_item_of_matrices_only_matches_the_rigid_reg(tmp_path, capsys, monkeypatch):
+    """A deformable REG whose item for the dose's frame has its pre-deformation matrix but no grid (an
+    item for another frame has one): the prior dose is moved as by the equivalent rigid REG, exit 0
+    (it ended in an internal error, exit 3)."""
+    from reirrad.pairing import load_pair
+
+    rigid_folder = sbrt_case(tmp_path, "rigid").parent
+    files = (rigid_folder / "course1" / "dose.dcm", rigid_folder / "course2" / "structures.dcm")
+    rigid_pair = load_pair(*files, rigid_folder / "course2" / "reg.dcm")
+    reg = tmp_path / "matrices_only.dcm"
+    reference, prior = _frame(rigid_folder / "course2" / "dose.dcm"), _frame(files[0])
+    patient = str(pydicom.dcmread(files[0], stop_before_pixels=True).PatientID)
+    write_deformable(reg, np.zeros((*DIMENSIONS[::-1], 3)), own_frame=reference, source_frame="1.2.3.999", patient_id=patient)
+    ds = pydicom.dcmread(reg)
+    matrices_only = Dataset()
+    matrices_only.SourceFrameOfReferenceUID = prior
+    matrices_only.PreDeformationMatrixRegistrationSequence = _matrix_item(sum_rigid(0.0, 2, -SBRT_SHIFT))
+    ds.DeformableRegistrationSequence.append(matrices_only)
+    ds.save_as(reg)
+    pair = load_pair(*files, reg)
+    assert pair.dose.grid.same_geometry(rigid_pair.dose.grid, tol_mm=1e-6)
+    np.testing.assert_allclose(pair.dose.dose_gy, rigid_pair.dose.dose_gy, rtol=0, atol=1e-9)
+    assert pair.dose.dose_gy.max() > 20.0
+    monkeypatch.setattr(sys, "argv", ["reirrad", "dvh", *map(str, files), "--registration", str(reg), "-f", "csv"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code in (0, None), capsys.readouterr().err
+    assert "SpinalCord" in capsys.readouterr().out
