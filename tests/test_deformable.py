@@ -590,7 +590,9 @@ def test_dvh_through_a_deformable_item_of_matrices_only_matches_the_rigid_reg(tm
     reg = tmp_path / "matrices_only.dcm"
     reference, prior = _frame(rigid_folder / "course2" / "dose.dcm"), _frame(files[0])
     patient = str(pydicom.dcmread(files[0], stop_before_pixels=True).PatientID)
-    write_deformable(reg, np.zeros((*DIMENSIONS[::-1], 3)), own_frame=reference, source_frame="1.2.3.999", patient_id=patient)
+    write_deformable(
+        reg, np.zeros((*DIMENSIONS[::-1], 3)), own_frame=reference, source_frame="1.2.3.999", patient_id=patient
+    )
     ds = pydicom.dcmread(reg)
     matrices_only = Dataset()
     matrices_only.SourceFrameOfReferenceUID = prior
