@@ -111,8 +111,11 @@ def _field_notes(point_map: FieldPointMap, structures: StructureSet) -> tuple[st
 def dose_through_field(dose: DoseGrid, frame: str, point_map: FieldPointMap) -> DoseGrid:
     """``dose`` sampled (trilinear) into frame ``frame`` through a deformation field ``point_map``
     (frame ``frame`` -> the dose's frame), on the dose's lattice moved by the field's approximate
-    inverse and cut to a box whose every voxel centre the field and the dose grid cover."""
+    inverse and cut to a box whose every voxel centre the field and the dose grid cover. An item of
+    matrices only (no deformation grid) is an affine map: the dose is resampled as through a rigid REG."""
     where = point_map.path
+    if point_map.field.grid is None:
+        return dose_in_frame(dose, frame, point_map.field.post @ point_map.field.pre, where)
     inverse, _ = point_map.approximate_inverse()
     to_frame = _offset_removed(inverse, point_map)
     lattice = _moved_lattice(dose.grid, to_frame, frame, where)

@@ -8,6 +8,7 @@ import math
 import re
 import shutil
 import sys
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,10 +23,10 @@ from sum_helpers import write_reg
 from reirrad.case import load_case
 from reirrad.check import run_check
 from reirrad.cli import main
-from reirrad.dicom.deformable import FieldPointMap, read_deformable_registration
+from reirrad.dicom.deformable import DeformableMap, FieldPointMap, read_deformable_registration
 from reirrad.dicom.dose import read_dose
 from reirrad.errors import InputError
-from reirrad.grid import corner_centres_mm
+from reirrad.grid import Grid, corner_centres_mm
 from reirrad.mapping import RigidMap
 from tests import dicom_synthetic as syn
 
@@ -416,6 +417,52 @@ def test_a_folding_field_is_refused_with_the_share_of_folded_vectors(tmp_path):
     assert (found.folded, found.vectors) == (6 * 13 * 17, 21 * 13 * 17)
 
 
+def test_a_fold_at_the_edge_of_the_defined_vectors_is_refused(tmp_path):
+    """Vectors undefined (NaN) outside a body (x columns 0-14, y rows 1-11, z planes 1-15); D_x = -6 mm
+    at the body's last column only (x = 16 mm, vectors 4 mm apart). There the derivative is one-sided
+    (the next column is undefined): dx'/dx = 1 - 6 / 4 = -0.5, a fold; one column in, central:
+    1 - 6 / 8 = 0.25. Points between the two columns are mapped through both, so the field is refused
+    (vectors next to undefined ones were left out of the check, and it passed)."""
+    points = grid_points()
+    vectors = np.zeros_like(points)
+    vectors[..., 14, 0] = -6.0
+    body = np.zeros(points.shape[:3], dtype=bool)
+    body[1:16, 1:12, :15] = True
+    vectors[~body] = np.nan
+    field = FieldPointMap(_field_map(tmp_path, vectors))
+    rng = np.random.default_rng(3)
+    edge = rng.uniform([12.5, -20.0, -15.0], [15.5, 20.0, 10.0], size=(50, 3))  # between x = 12 and 16 mm
+    assert not field.field.outside_field(edge).any()
+    found = field.field.jacobian_over(edge)
+    assert (found.minimum, found.maximum) == (pytest.approx(-0.5), pytest.approx(0.25))
+    with pytest.raises(InputError, match=r"folds \(Jacobian determinant <= 0\) at \d+ of the \d+ field vectors"):
+        field.refuse_folding(edge)
+    inside = rng.uniform([-38.0, -20.0, -15.0], [3.0, 20.0, 10.0], size=(50, 3))  # x columns 0-11: D = 0
+    unfolded = field.refuse_folding(inside)
+    assert (unfolded.minimum, unfolded.maximum, unfolded.folded) == (1.0, 1.0, 0)
+
+
+def test_the_jacobian_over_a_large_region_takes_memory_of_a_slab_not_of_the_region():
+    """D_x = 0.01 mm per x index, 2 mm apart: det 1.005 at each of the 128^3 vectors; the determinant
+    range over a box holding the whole field allocates less than the field's own vectors (it held an
+    index array of every vector in the box and copies gathered from it: 3x)."""
+    shape = (128, 128, 128)
+    grid = Grid((0.0, 0.0, 0.0), (1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0), (3.0, 2.0, 2.0), shape)
+    vectors = np.zeros((*shape, 3))
+    vectors[..., 0] = 0.01 * np.arange(shape[2])
+    field = DeformableMap("synthetic", Path("field.dcm"), np.eye(4), np.eye(4), grid, vectors, np.zeros(shape))
+    corners = corner_centres_mm(grid)
+    tracemalloc.start()
+    try:
+        found = field.jacobian_in_boxes([(corners.min(axis=0), corners.max(axis=0))])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (found.minimum, found.maximum) == (pytest.approx(1.005), pytest.approx(1.005))
+    assert (found.folded, found.vectors) == (0, 128**3)
+    assert peak < vectors.nbytes
+
+
 def test_check_refuses_a_field_folding_over_the_structures(tmp_path, capsys, monkeypatch):
     def fold(centres: np.ndarray, centre: np.ndarray) -> np.ndarray:
         offsets = np.zeros_like(centres)
@@ -576,3 +623,35 @@ def test_dvh_through_a_folding_field_is_refused(tmp_path):
             folder / "course1" / "dose.dcm", folder / "course2" / "structures.dcm", folder / "course2" / "reg.dcm"
         )
     assert error.value.path == folder / "course2" / "reg.dcm"
+
+
+def test_dvh_through_a_deformable_item_of_matrices_only_matches_the_rigid_reg(tmp_path, capsys, monkeypatch):
+    """A deformable REG whose item for the dose's frame has its pre-deformation matrix but no grid (an
+    item for another frame has one): the prior dose is moved as by the equivalent rigid REG, exit 0
+    (it ended in an internal error, exit 3)."""
+    from reirrad.pairing import load_pair
+
+    rigid_folder = sbrt_case(tmp_path, "rigid").parent
+    files = (rigid_folder / "course1" / "dose.dcm", rigid_folder / "course2" / "structures.dcm")
+    rigid_pair = load_pair(*files, rigid_folder / "course2" / "reg.dcm")
+    reg = tmp_path / "matrices_only.dcm"
+    reference, prior = _frame(rigid_folder / "course2" / "dose.dcm"), _frame(files[0])
+    patient = str(pydicom.dcmread(files[0], stop_before_pixels=True).PatientID)
+    write_deformable(
+        reg, np.zeros((*DIMENSIONS[::-1], 3)), own_frame=reference, source_frame="1.2.3.999", patient_id=patient
+    )
+    ds = pydicom.dcmread(reg)
+    matrices_only = Dataset()
+    matrices_only.SourceFrameOfReferenceUID = prior
+    matrices_only.PreDeformationMatrixRegistrationSequence = _matrix_item(sum_rigid(0.0, 2, -SBRT_SHIFT))
+    ds.DeformableRegistrationSequence.append(matrices_only)
+    ds.save_as(reg)
+    pair = load_pair(*files, reg)
+    assert pair.dose.grid.same_geometry(rigid_pair.dose.grid, tol_mm=1e-6)
+    np.testing.assert_allclose(pair.dose.dose_gy, rigid_pair.dose.dose_gy, rtol=0, atol=1e-9)
+    assert pair.dose.dose_gy.max() > 20.0
+    monkeypatch.setattr(sys, "argv", ["reirrad", "dvh", *map(str, files), "--registration", str(reg), "-f", "csv"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code in (0, None), capsys.readouterr().err
+    assert "SpinalCord" in capsys.readouterr().out

@@ -24,8 +24,9 @@ much of the mapped points that is.
 
 Field checks (AAPM TG-132, Brock et al. Med Phys 2017, recommends the Jacobian determinant of a
 deformation as a check of its physical plausibility): :meth:`DeformableMap.jacobian_over` computes the
-determinant of the whole map (matrices and field; numpy central differences of the vectors, mm/mm) at
-every field vector the given points are interpolated from. A determinant <= 0 means the map folds
+determinant of the whole map (matrices and field; central differences of the vectors, one-sided next
+to undefined vectors and at the field's edges, mm/mm) at every field vector the given points are
+interpolated from. A determinant <= 0 means the map folds
 (turns a neighbourhood inside out, two places onto one): no anatomy does that, and the dose mapped
 there is meaningless, so such a field is refused over the evaluated structures
 (:meth:`FieldPointMap.refuse_folding`). How large a local volume change is flagged (not refused) is
@@ -34,7 +35,7 @@ a flag rule's parameter (``deformation_volume_change`` in constraints/flags.toml
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,7 +54,7 @@ _ORTHONORMAL = 1e-4
 # nothing): mathematics, not a clinical tolerance. The flagged volume-change range is in flags.toml.
 FOLDING_DETERMINANT = 0.0
 _POINT_CHUNK = 200_000  # points per step of the Jacobian region (bounds its index arrays)
-_SLAB_FRAMES = 16  # field frames per step of the determinant (bounds its memory to a slab's 3x3 gradients)
+_SLAB_VECTORS = 131_072  # field vectors per step of the determinant (bounds its memory to a slab's 3x3 gradients)
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class JacobianRange:
     minimum: float
     maximum: float
     folded: int  # vectors where the determinant is <= FOLDING_DETERMINANT
-    vectors: int  # vectors looked at (those next to undefined vectors have no determinant)
+    vectors: int  # defined vectors looked at (those with no defined neighbour along an axis have no determinant)
 
     @property
     def folded_share(self) -> float:
@@ -110,8 +111,9 @@ class DeformableMap:
         """The map's Jacobian determinant at every field vector the points inside the field are
         trilinearly interpolated from (the 8 corners of each point's cell); None without a field or
         without such a vector. ``points_mm``: (N, 3) mm, or several such arrays (read one at a time).
-        Derivatives are numpy central differences of the vectors (one-sided at the field's edges),
-        mm/mm; vectors next to undefined ones are left out."""
+        Derivatives are central differences of the vectors, mm/mm, one-sided where a neighbour is
+        undefined or beyond the field's edge (the cell a point is interpolated in has 8 defined corners,
+        so each of them has a derivative along every axis)."""
         if self.grid is None or self.vectors_mm is None:
             return None
         used = np.zeros(self.grid.shape, dtype=bool)
@@ -120,7 +122,7 @@ class DeformableMap:
             for start in range(0, len(points), _POINT_CHUNK):
                 chunk = points[start : start + _POINT_CHUNK]
                 self._mark_cells(self.grid.to_index(chunk[~self.outside_field(chunk)]), used)
-        return self._jacobian_range(np.argwhere(used))
+        return self._jacobian_range(used)
 
     def jacobian_in_boxes(self, boxes_mm: list[tuple[np.ndarray, np.ndarray]]) -> JacobianRange | None:
         """As :meth:`jacobian_over`, at every field vector a point within any of the boxes (lowest and
@@ -136,25 +138,23 @@ class DeformableMap:
             high = np.clip(np.ceil(index.max(axis=0)), 0, upper).astype(int)
             if np.all(index.max(axis=0) >= -0.5) and np.all(index.min(axis=0) <= upper + 0.5):
                 inside[low[0] : high[0] + 1, low[1] : high[1] + 1, low[2] : high[2] + 1] = True
-        return self._jacobian_range(np.argwhere(inside))
+        return self._jacobian_range(inside)
 
-    def _jacobian_range(self, corners: np.ndarray) -> JacobianRange | None:
-        """The determinant range at the vectors ``corners`` (M, 3, (k, j, i)); None without any."""
-        assert self.grid is not None
-        if not len(corners):
+    def _jacobian_range(self, marked: np.ndarray) -> JacobianRange | None:
+        """The determinant range at the vectors ``marked`` (bool, the field's shape); None without one
+        there. Reduced a slab of frames at a time (memory bounded by the slab, not the region)."""
+        box = _bounding_box(marked)
+        if box is None:
             return None
-        low, high = corners.min(axis=0), corners.max(axis=0) + 1
-        start = np.maximum(low - 1, 0)  # one more vector each side: central differences as on the whole field
-        stop = np.minimum(high + 1, self.grid.shape)
-        block = tuple(slice(int(a), int(b)) for a, b in zip(start, stop))
-        determinant = self._determinant(block)
-        values = determinant[tuple((corners - start).T)]
-        values = values[np.isfinite(values)]
-        if not len(values):
-            return None
-        return JacobianRange(
-            float(values.min()), float(values.max()), int(np.sum(values <= FOLDING_DETERMINANT)), len(values)
-        )
+        minimum, maximum, folded, vectors = np.inf, -np.inf, 0, 0
+        for frames, determinant in self._determinant_slabs(box):
+            values = determinant[marked[frames, box[1], box[2]]]
+            values = values[np.isfinite(values)]
+            if len(values):
+                minimum, maximum = min(minimum, float(values.min())), max(maximum, float(values.max()))
+                folded += int(np.count_nonzero(values <= FOLDING_DETERMINANT))
+                vectors += len(values)
+        return JacobianRange(minimum, maximum, folded, vectors) if vectors else None
 
     def _mark_cells(self, index: np.ndarray, used: np.ndarray) -> None:
         """Set ``used`` (the field's shape) at the vectors trilinear interpolation reads at ``index``."""
@@ -165,27 +165,36 @@ class DeformableMap:
             corner = np.minimum(low + offset, shape - 1)
             used[corner[:, 0], corner[:, 1], corner[:, 2]] = True
 
-    def _determinant(self, block: tuple[slice, ...]) -> np.ndarray:
-        """det(M_post (M_pre + dD/dp)) on a block of the field (NaN next to undefined vectors), a slab
-        of frames at a time (each with its neighbouring frames, so the differences are the whole block's)."""
+    def _determinant_slabs(self, box: tuple[slice, slice, slice]) -> Iterator[tuple[slice, np.ndarray]]:
+        """det(M_post (M_pre + dD/dp)) over ``box`` (a block of the field), a slab of frames at a time:
+        (the slab's frames, its determinants; NaN at undefined vectors and where an axis has no
+        derivative, see :func:`_derivative`). The differences reach one vector beyond the box."""
         assert self.grid is not None and self.vectors_mm is not None
-        vectors = self.vectors_mm[block]
+        vectors, shape = self.vectors_mm, self.grid.shape
         to_index = np.linalg.inv(self.grid.affine[:3, :3])
-        frames = vectors.shape[0]
-        determinant = np.empty(vectors.shape[:3])
-        for start in range(0, frames, _SLAB_FRAMES):
-            stop = min(start + _SLAB_FRAMES, frames)
-            low, high = max(start - 1, 0), min(stop + 1, frames)
-            slab = vectors[low:high]
-            per_index = [
-                np.gradient(slab, axis=axis) if slab.shape[axis] > 1 else np.zeros_like(slab) for axis in range(3)
-            ]
-            gradient = np.stack(per_index, axis=-1)[start - low : stop - low] @ to_index  # dD_c / dp_a
-            determinant[start:stop] = np.linalg.det(self.pre[:3, :3] + gradient)
-        determinant *= np.linalg.det(self.post[:3, :3])
-        if self.undefined is not None and self.undefined.any():
-            determinant[_grown_by_one(self.undefined[block] > 0.0)] = np.nan
-        return determinant
+        area = (box[1].stop - box[1].start) * (box[2].stop - box[2].start)
+        step = max(1, _SLAB_VECTORS // area)
+        for first in range(box[0].start, box[0].stop, step):
+            slab = (slice(first, min(first + step, box[0].stop)), box[1], box[2])
+            gradient = np.empty((*_block_shape(slab), 3, 3))  # dD_c / d index_a
+            for axis in range(3):
+                reach = list(slab)
+                reach[axis] = slice(max(slab[axis].start - 1, 0), min(slab[axis].stop + 1, shape[axis]))
+                inner = [slice(None)] * 3
+                inner[axis] = slice(slab[axis].start - reach[axis].start, slab[axis].stop - reach[axis].start)
+                derivative = _derivative(vectors[tuple(reach)], self._defined(tuple(reach)), axis)
+                gradient[..., axis] = derivative[tuple(inner)]
+            gradient = gradient @ to_index  # dD_c / dp_a
+            gradient += self.pre[:3, :3]
+            determinant = np.linalg.det(gradient) * np.linalg.det(self.post[:3, :3])
+            determinant[~self._defined(slab)] = np.nan
+            yield slab[0], determinant
+
+    def _defined(self, block: tuple[slice, ...]) -> np.ndarray:
+        """Where the field's vectors are defined, over a block (bool)."""
+        if self.undefined is None:
+            return np.ones(_block_shape(block), dtype=bool)
+        return self.undefined[block] == 0.0
 
     def _field_index(self, points: np.ndarray) -> np.ndarray:
         """The points' continuous indices in the field; InputError naming how many lie outside it."""
@@ -305,16 +314,39 @@ def grid_field_notes(point_maps: Sequence[object], grid: Grid) -> tuple[str, ...
     return tuple(note for m in fields for note in m.checked_notes(box, "the reference dose grid"))
 
 
-def _grown_by_one(mask: np.ndarray) -> np.ndarray:
-    """``mask`` (3-D) and its neighbours along each axis: what a central difference reaches."""
-    grown = mask.copy()
+def _bounding_box(mask: np.ndarray) -> tuple[slice, slice, slice] | None:
+    """The smallest block (3 slices) holding every True of ``mask`` (3-D); None without one."""
+    box = []
     for axis in range(3):
-        ahead = [slice(None)] * 3
-        behind = [slice(None)] * 3
-        ahead[axis], behind[axis] = slice(1, None), slice(None, -1)
-        grown[tuple(ahead)] |= mask[tuple(behind)]
-        grown[tuple(behind)] |= mask[tuple(ahead)]
-    return grown
+        along = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+        if not len(along):
+            return None
+        box.append(slice(int(along[0]), int(along[-1]) + 1))
+    return box[0], box[1], box[2]
+
+
+def _block_shape(block: tuple[slice, ...]) -> tuple[int, ...]:
+    return tuple(int(s.stop - s.start) for s in block)
+
+
+def _derivative(vectors: np.ndarray, defined: np.ndarray, axis: int) -> np.ndarray:
+    """d ``vectors`` (Z, Y, X, 3) / d index along ``axis``: the central difference where both neighbours
+    are defined, one-sided where one is (as at the block's ends), NaN where neither is; 0 along an axis
+    of one vector (a planar field)."""
+    count = vectors.shape[axis]
+    if count == 1:
+        return np.zeros_like(vectors)
+    low, high = [slice(None)] * 3, [slice(None)] * 3
+    low[axis], high[axis] = slice(0, count - 1), slice(1, count)
+    both = defined[tuple(low)] & defined[tuple(high)]  # the step from each vector to the next is known
+    step = np.diff(vectors, axis=axis)
+    step[~both] = 0.0
+    total, steps = np.zeros_like(vectors), np.zeros(defined.shape)
+    for end in (low, high):
+        total[tuple(end)] += step
+        steps[tuple(end)] += both
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / steps[..., None]
 
 
 def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:

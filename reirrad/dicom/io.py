@@ -8,7 +8,10 @@ is refused, also when pydicom itself reads it without complaint), and pydicom's 
 messages are collected instead of printed. A reader that uses only some elements names them
 (:func:`used_elements`): only those are decoded (and only the sequences among them parsed), the
 lengths of the others at the levels visited are still checked, and an undecodable value of an
-element the reader uses is refused as before; one it does not use is left alone. DS and IS values are parsed from their bytes by
+element the reader uses is refused as before; one it does not use is left alone, except that the
+item headers of an unused sequence are walked: their lengths must add up exactly to the
+sequence's (a wrong length would take in the elements after it), and a sequence holding an item
+of undefined length is decoded whole. DS and IS values are parsed from their bytes by
 :func:`optional_numbers` (fast, silent), and every number a reader uses goes through it or its
 wrappers :func:`numbers`, :func:`number`, :func:`integer`, which refuse absent, non-numeric,
 non-finite and non-integer values in one line naming the attribute.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import io
 import logging
+import struct
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -53,6 +57,7 @@ BULK_TAGS = frozenset(
     )
 )
 _UNDEFINED_LENGTH = 0xFFFFFFFF
+_ITEM = (0xFFFE, 0xE000)  # (group, element) of a sequence item's header
 _NUMBER_STRINGS = ("DS", "IS")  # left undecoded by read_dataset, parsed by optional_numbers
 
 # pydicom reports these structural problems as warnings or log messages and returns what it
@@ -171,6 +176,33 @@ def used_elements(spec: UsedSpec) -> Used:
     return used
 
 
+def _items_end_where_declared(raw: RawDataElement | pydicom.DataElement, path: Path) -> bool:
+    """Whether an element a reader does not use can be left unread: True unless it is a sequence of
+    defined length holding an item of undefined length (it is then parsed and decoded whole).
+
+    The item headers of such a sequence are walked (not their contents): each must be an item tag
+    (FFFE,E000) and their defined lengths must add up to exactly the sequence's length, otherwise
+    a wrong length would have taken the elements after it into the sequence (or cut it short),
+    and the file is refused.
+    """
+    if not isinstance(raw, RawDataElement) or not raw.value or raw.length == _UNDEFINED_LENGTH or _vr(raw) != "SQ":
+        return True
+    value, order = raw.value, "<HHI" if raw.is_little_endian else ">HHI"
+    end, offset = len(value), 0
+    while offset + 8 <= end:
+        group, element, length = struct.unpack_from(order, value, offset)
+        if (group, element) != _ITEM:
+            break
+        if length == _UNDEFINED_LENGTH:
+            return False
+        offset += 8 + length
+    if offset != end:
+        raise InputError(
+            path, f"truncated or corrupt: {_name(raw.tag)} declares {raw.length} bytes, not what its items hold"
+        )
+    return True
+
+
 def _decode_all(ds: pydicom.Dataset, path: Path, used: Used | None = None) -> None:
     """Decode every element value but DS, IS and bulk ones (recursing into sequences) and check
     every declared length; with ``used``, decode only the elements it names (see :data:`Used`)."""
@@ -188,7 +220,8 @@ def _decode_all(ds: pydicom.Dataset, path: Path, used: Used | None = None) -> No
             raise InputError(
                 path, f"truncated: {_name(tag)} declares {raw.length} bytes but the file holds {len(raw.value)}"
             )
-        if (used is not None and tag not in used) or tag in BULK_TAGS:
+        inner = None if used is None else used.get(tag)
+        if tag in BULK_TAGS or (used is not None and tag not in used and _items_end_where_declared(raw, path)):
             continue
         if isinstance(raw, RawDataElement) and _vr(raw) in _NUMBER_STRINGS:
             continue
@@ -197,7 +230,6 @@ def _decode_all(ds: pydicom.Dataset, path: Path, used: Used | None = None) -> No
         except Exception as exc:  # pydicom raises many types for undecodable values
             raise InputError(path, f"cannot decode {_name(tag)} ({exc.__class__.__name__}: {exc})") from None
         if element.VR == "SQ":
-            inner = None if used is None else used[tag]
             for item in element.value:
                 _decode_all(item, path, inner)
 
