@@ -1,7 +1,10 @@
 """A folder of DICOM files -> a :class:`Course`: its dose phases, plans, structures and registrations.
 
-Every file under the folder is looked at once (headers only; RTDOSE pixel data is read once).
-Non-DICOM files and images (CT, MR, ...) are skipped and counted in the notes. RTDOSE is linked
+Every file under the folder is looked at once (headers only; RTDOSE pixel data is read once), and
+only the elements that tell what it is and those the plan, structure set and registration readers
+use are decoded (:data:`SCAN_ELEMENTS`): a value that cannot be decoded there is refused, one
+elsewhere (in a CT image, say) does not stop the course. Non-DICOM files and images (CT, MR, ...)
+are skipped and counted in the notes. RTDOSE is linked
 to RTPLAN by ReferencedRTPlanSequence and the plans to the RTSTRUCT by
 ReferencedStructureSetSequence. Each :class:`Phase` is one dose of known fractionation:
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import reduce
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,12 +30,20 @@ import pydicom
 from pydicom.uid import DeformableSpatialRegistrationStorage, SpatialRegistrationStorage
 
 from reirrad.dicom.dose import RTDOSE_SOP_CLASS, DoseGrid, dose_from_dataset, read_dose
-from reirrad.dicom.identity import PatientIdentity, common_identity, identity_of, read_identity
-from reirrad.dicom.io import NotDicomError, decode_dataset, read_dataset
-from reirrad.dicom.plan import RT_ION_PLAN_SOP_CLASS, RTPLAN_SOP_CLASS, FractionGroup, Plan, plan_from_dataset
-from reirrad.dicom.registration import Registration, any_registration_from_dataset
+from reirrad.dicom.identity import PATIENT_ELEMENTS, PatientIdentity, common_identity, identity_of
+from reirrad.dicom.io import NotDicomError, Used, decode_dataset, read_dataset, used_elements
+from reirrad.dicom.plan import (
+    PLAN_ELEMENTS,
+    RT_ION_PLAN_SOP_CLASS,
+    RTPLAN_SOP_CLASS,
+    FractionGroup,
+    Plan,
+    plan_from_dataset,
+)
+from reirrad.dicom.registration import REGISTRATION_ELEMENTS, Registration, any_registration_from_dataset
 from reirrad.dicom.structures import (
     RTSTRUCT_SOP_CLASS,
+    STRUCTURE_ELEMENTS,
     StructureSet,
     structure_set_identity,
     structures_from_dataset,
@@ -44,6 +56,31 @@ if TYPE_CHECKING:
 
 REGISTRATION_SOP_CLASSES = {SpatialRegistrationStorage, DeformableSpatialRegistrationStorage}
 PLAN_SOP_CLASSES = {RTPLAN_SOP_CLASS, RT_ION_PLAN_SOP_CLASS}
+
+
+def _union(a: Used, b: Used) -> Used:
+    """The elements ``a`` or ``b`` names (a sequence one of them decodes whole is decoded whole)."""
+    merged: dict = dict(a)
+    for tag, inner in b.items():
+        mine = merged.get(tag, inner)
+        merged[tag] = None if mine is None or inner is None else _union(mine, inner)
+    return merged
+
+
+# The elements every file of a course folder is read with: what tells its kind and patient, and what
+# the plan, structure set and registration readers use (the kind is known only once read; the RTDOSE
+# is read again by read_dose). A CT image's other elements are left alone: the check does not use
+# them, and the hot-spot figure reads the slices it draws in full.
+SCAN_ELEMENTS = reduce(
+    _union,
+    (
+        used_elements({"SOPClassUID": None, "SOPInstanceUID": None, "Modality": None}),
+        PATIENT_ELEMENTS,
+        PLAN_ELEMENTS,
+        STRUCTURE_ELEMENTS,
+        REGISTRATION_ELEMENTS,
+    ),
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -143,7 +180,7 @@ def _scan(folder: Path) -> tuple[dict[str, list[tuple[Path, pydicom.Dataset]]], 
     not_dicom, others = 0, Counter[str]()
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         try:
-            ds = read_dataset(path, stop_before_pixels=True)
+            ds = read_dataset(path, stop_before_pixels=True, used=SCAN_ELEMENTS)
         except NotDicomError:
             not_dicom += 1
             continue
@@ -328,21 +365,23 @@ def _given_structures(path: Path, found: list[tuple[Path, pydicom.Dataset]], not
     """The RTSTRUCT the user named (inside the folder or not); the folder's others are noted as ignored."""
     chosen = path.resolve()
     datasets = {p.resolve(): ds for p, ds in found}
-    structures = StructureSource.of(datasets[chosen] if chosen in datasets else read_dataset(path), path)
+    read = datasets[chosen] if chosen in datasets else read_dataset(path, used=STRUCTURE_ELEMENTS)
+    structures = StructureSource.of(read, path)
     ignored = ", ".join(str(p) for p in datasets if p != chosen)
     if ignored:
         notes.append(f"structure set {path} chosen in the case file; ignored: {ignored}")
     return structures
 
 
-def _patient(found: dict[str, list[tuple[Path, pydicom.Dataset]]], used: list[Path]) -> PatientIdentity | None:
-    """The one patient of the files used (files of several patients: InputError)."""
+def _patient(
+    found: dict[str, list[tuple[Path, pydicom.Dataset]]], structures: StructureSource | None, used: list[Path]
+) -> PatientIdentity | None:
+    """The one patient of the files used (files of several patients: InputError): the headers read
+    with them (a structure set named in the case file may lie outside the folder)."""
     headers = {path.resolve(): ds for kind in found.values() for path, ds in kind}
-    named = [
-        (path, identity_of(headers[path.resolve()]) if path.resolve() in headers else read_identity(path))
-        for path in used
-    ]
-    return common_identity(named)
+    if structures is not None:
+        headers[structures.path.resolve()] = structures.dataset
+    return common_identity([(path, identity_of(headers[path.resolve()])) for path in used])
 
 
 def discover_course(folder: str | Path, structure_set: str | Path | None = None) -> Course:
@@ -458,5 +497,5 @@ def _linked(
         frame_of_reference,
         tuple(notes),
         tuple(sorted(used)),
-        _patient(found, used),
+        _patient(found, structures, used),
     )
