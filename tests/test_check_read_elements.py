@@ -1,7 +1,8 @@
 """The readers on `check`'s path decode only the elements they use (PLAN_ELEMENTS,
 REGISTRATION_ELEMENTS, PATIENT_ELEMENTS, discovery's SCAN_ELEMENTS): a damaged element a reader
 uses is still refused in one line naming the file (exit 2), a damaged one nobody uses (in a CT
-slice of a course folder, in a plan's patient setup) no longer stops the check."""
+slice of a course folder, in a plan's patient setup, the contours of a prior course's structure set
+a registered check does not use) no longer stops the check."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ ITEM = b"\xfe\xff\x00\xe0"  # (FFFE,E000) item tag, little endian
 FRACTION_GROUP_SEQUENCE = b"\x0a\x30\x70\x00"  # (300A,0070), used by the plan reader
 PATIENT_SETUP_SEQUENCE = b"\x0a\x30\x80\x01"  # (300A,0180), not used by reirrad
 REGISTRATION_SEQUENCE = b"\x70\x00\x08\x03"  # (0070,0308), used by the REG reader
+CONTOUR_SEQUENCE = b"\x06\x30\x40\x00"  # (3006,0040): the contours, read when the structure set is used
 ROWS_US = b"\x28\x00\x10\x00US\x02\x00"  # (0028,0010) Rows, explicit VR US, 2 bytes
 
 
@@ -48,6 +50,12 @@ def undecodable_rows(path: Path) -> Path:
     data = path.read_bytes()
     at = data.index(ROWS_US)
     path.write_bytes(data[:at] + ROWS_US[:4] + b"UL" + data[at + 6 :])
+    return path
+
+
+def cut(path: Path, size: int) -> Path:
+    """``path`` cut to its first ``size`` bytes."""
+    path.write_bytes(path.read_bytes()[:size])
     return path
 
 
@@ -123,6 +131,8 @@ def test_a_damaged_sequence_the_plan_does_not_use_is_not_read(testdata, tmp_path
         ("course2/plan.dcm", lambda p: damaged_item(p, FRACTION_GROUP_SEQUENCE), "truncated or corrupt: Expected"),
         ("course2/reg.dcm", lambda p: damaged_item(p, REGISTRATION_SEQUENCE), "truncated or corrupt: Expected"),
         ("course1/plan.dcm", lambda p: damaged_item(p, FRACTION_GROUP_SEQUENCE), "truncated or corrupt: Expected"),
+        ("course2/structures.dcm", lambda p: damaged_item(p, CONTOUR_SEQUENCE), "truncated or corrupt: Expected"),
+        ("course2/ct/ct_001.dcm", lambda p: cut(p, 300), "truncated"),  # what a cut file was: unknown
     ],
 )
 def test_check_refuses_a_damaged_element_a_reader_uses_in_one_line(sbrt_copy, name, damage, problem):
@@ -134,8 +144,9 @@ def test_check_refuses_a_damaged_element_a_reader_uses_in_one_line(sbrt_copy, na
     assert not (sbrt_copy / "x.json").exists()
 
 
-def test_a_damaged_element_nobody_uses_in_a_ct_slice_does_not_stop_the_check(sbrt_copy):
+def test_damaged_elements_nobody_uses_do_not_stop_the_check(sbrt_copy):
     damaged = undecodable_rows(sbrt_copy / "course1" / "ct" / "ct_010.dcm")
+    damaged_item(sbrt_copy / "course1" / "structures.dcm", CONTOUR_SEQUENCE)  # prior course: registered
     with pytest.raises(InputError, match="cannot decode Rows"):
         read_dataset(damaged, stop_before_pixels=True)  # decoded whole: the file is damaged
     found = discover_course(sbrt_copy / "course1")
@@ -168,3 +179,11 @@ def test_a_structure_set_named_outside_the_folder_is_read_once_for_its_patient(t
     course = discover_course(folder, structure_set=outside)
     assert course.patient is not None and course.patient.patient_id == "REIRRAD-PHANTOM-01"
     assert outside in course.files
+
+
+def test_a_structure_set_that_changed_since_it_was_identified_is_refused(tmp_path):
+    folder = Path(shutil.copytree(SBRT / "course1", tmp_path / "course1", ignore=shutil.ignore_patterns("ct")))
+    course = discover_course(folder)
+    shutil.copy(SBRT / "course2" / "structures.dcm", folder / "structures.dcm")
+    with pytest.raises(InputError, match="structures.dcm: changed while read: it was structure set 2.25."):
+        _ = course.structures

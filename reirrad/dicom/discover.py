@@ -1,9 +1,10 @@
 """A folder of DICOM files -> a :class:`Course`: its dose phases, plans, structures and registrations.
 
 Every file under the folder is looked at once (headers only; RTDOSE pixel data is read once), and
-only the elements that tell what it is and those the plan, structure set and registration readers
-use are decoded (:data:`SCAN_ELEMENTS`): a value that cannot be decoded there is refused, one
-elsewhere (in a CT image, say) does not stop the course. Non-DICOM files and images (CT, MR, ...)
+only the elements that tell what it is, those the plan and registration readers use and those that
+identify a structure set are decoded (:data:`SCAN_ELEMENTS`): a value that cannot be decoded there
+is refused, one elsewhere (in a CT image, say) does not stop the course. A structure set's contours
+are read when they are used. Non-DICOM files and images (CT, MR, ...)
 are skipped and counted in the notes. RTDOSE is linked
 to RTPLAN by ReferencedRTPlanSequence and the plans to the RTSTRUCT by
 ReferencedStructureSetSequence. Each :class:`Phase` is one dose of known fractionation:
@@ -43,8 +44,8 @@ from reirrad.dicom.plan import (
 from reirrad.dicom.registration import REGISTRATION_ELEMENTS, Registration, any_registration_from_dataset
 from reirrad.dicom.structures import (
     RTSTRUCT_SOP_CLASS,
-    STRUCTURE_ELEMENTS,
     StructureSet,
+    read_structures,
     structure_set_identity,
     structures_from_dataset,
 )
@@ -56,6 +57,21 @@ if TYPE_CHECKING:
 
 REGISTRATION_SOP_CLASSES = {SpatialRegistrationStorage, DeformableSpatialRegistrationStorage}
 PLAN_SOP_CLASSES = {RTPLAN_SOP_CLASS, RT_ION_PLAN_SOP_CLASS}
+# What structure_set_identity reads: a structure set found or named is identified with these, its
+# contours are read when used (StructureSource.structures)
+STRUCTURE_IDENTITY_ELEMENTS = used_elements(
+    {
+        "SpecificCharacterSet": None,
+        "SOPClassUID": None,
+        "SOPInstanceUID": None,
+        "Modality": None,
+        "PatientID": None,
+        "PatientBirthDate": None,
+        "PatientName": None,
+        "ReferencedFrameOfReferenceSequence": {"FrameOfReferenceUID": None},
+        "StructureSetROISequence": {"ROINumber": None, "ROIName": None, "ReferencedFrameOfReferenceUID": None},
+    }
+)
 
 
 def _union(a: Used, b: Used) -> Used:
@@ -68,8 +84,8 @@ def _union(a: Used, b: Used) -> Used:
 
 
 # The elements every file of a course folder is read with: what tells its kind and patient, and what
-# the plan, structure set and registration readers use (the kind is known only once read; the RTDOSE
-# is read again by read_dose). A CT image's other elements are left alone: the check does not use
+# the plan and registration readers use and what identifies a structure set (the kind is known only
+# once read; the RTDOSE is read again by read_dose, a structure set's contours when used). A CT image's other elements are left alone: the check does not use
 # them, and the hot-spot figure reads the slices it draws in full.
 SCAN_ELEMENTS = reduce(
     _union,
@@ -77,7 +93,7 @@ SCAN_ELEMENTS = reduce(
         used_elements({"SOPClassUID": None, "SOPInstanceUID": None, "Modality": None}),
         PATIENT_ELEMENTS,
         PLAN_ELEMENTS,
-        STRUCTURE_ELEMENTS,
+        STRUCTURE_IDENTITY_ELEMENTS,
         REGISTRATION_ELEMENTS,
     ),
 )
@@ -113,26 +129,34 @@ class Phase:
 
 @dataclass(frozen=True, eq=False)
 class StructureSource:
-    """A course's RTSTRUCT: identified at once (what linking needs), its contours parsed only when
-    :attr:`structures` is first asked for (a prior course's structure set is not used by a
-    registered check)."""
+    """A course's RTSTRUCT: identified at once (what linking needs, :data:`STRUCTURE_IDENTITY_ELEMENTS`
+    read from a file), its contours read and parsed only when :attr:`structures` is first asked for
+    (a prior course's structure set is not used by a registered check: its contours are not read)."""
 
     path: Path
     sop_instance_uid: str
     frame_of_reference_uid: str
-    dataset: pydicom.Dataset
+    dataset: pydicom.Dataset  # a file's header (identity only), or a whole dataset given in memory
+    in_memory: bool = False  # ``dataset`` is the whole structure set (``path`` a label, no file to read)
     _parsed: dict = field(default_factory=dict, repr=False)
 
     @classmethod
-    def of(cls, ds: pydicom.Dataset, path: Path) -> StructureSource:
+    def of(cls, ds: pydicom.Dataset, path: Path, in_memory: bool = False) -> StructureSource:
         """The source of a read RTSTRUCT dataset (InputError: not an RTSTRUCT, or no frame of reference)."""
-        return cls(path, *structure_set_identity(ds, path), ds)
+        return cls(path, *structure_set_identity(ds, path), ds, in_memory)
 
     @property
     def structures(self) -> StructureSet:
-        """The parsed structure set (parsed once)."""
+        """The parsed structure set (read and parsed once; InputError: the file has become another
+        structure set since it was identified)."""
         if "set" not in self._parsed:
-            self._parsed["set"] = structures_from_dataset(self.dataset, self.path)
+            if self.in_memory:
+                parsed = structures_from_dataset(self.dataset, self.path)
+            else:
+                parsed = read_structures(self.path)
+                if parsed.sop_instance_uid != self.sop_instance_uid:
+                    raise InputError(self.path, f"changed while read: it was structure set {self.sop_instance_uid}")
+            self._parsed["set"] = parsed
         return self._parsed["set"]
 
 
@@ -365,7 +389,7 @@ def _given_structures(path: Path, found: list[tuple[Path, pydicom.Dataset]], not
     """The RTSTRUCT the user named (inside the folder or not); the folder's others are noted as ignored."""
     chosen = path.resolve()
     datasets = {p.resolve(): ds for p, ds in found}
-    read = datasets[chosen] if chosen in datasets else read_dataset(path, used=STRUCTURE_ELEMENTS)
+    read = datasets[chosen] if chosen in datasets else read_dataset(path, used=STRUCTURE_IDENTITY_ELEMENTS)
     structures = StructureSource.of(read, path)
     ignored = ", ".join(str(p) for p in datasets if p != chosen)
     if ignored:
@@ -460,7 +484,7 @@ def course_from_datasets(datasets: Sequence[pydicom.Dataset], label: str | Path 
     notes.append("read from in-memory datasets: files are named by SOPInstanceUID, not by a SHA-256 of a file")
     doses = [dose_from_dataset(ds, path) for path, ds in found["dose"]]
     registrations = tuple(any_registration_from_dataset(ds, path) for path, ds in found["registration"])
-    course = _linked(label, found, notes, doses, None)
+    course = _linked(label, found, notes, doses, None, in_memory=True)
     return replace(course, in_memory=True, registration_paths=(), registrations=registrations)
 
 
@@ -470,8 +494,10 @@ def _linked(
     notes: list[str],
     doses: list[DoseGrid],
     structure_set: str | Path | None,
+    in_memory: bool = False,
 ) -> Course:
-    """The course of the objects found (headers grouped by kind) and their read doses."""
+    """The course of the objects found (headers grouped by kind, or whole datasets ``in_memory``) and
+    their read doses."""
     plans = [plan_from_dataset(ds, path) for path, ds in found["plan"]]
     uids = Counter(p.sop_instance_uid for p in plans)
     if any(n > 1 for n in uids.values()):
@@ -480,7 +506,7 @@ def _linked(
     if structure_set is not None:
         structures = _given_structures(Path(structure_set), found["structures"], notes)
     else:
-        candidates = [StructureSource.of(ds, path) for path, ds in found["structures"]]
+        candidates = [StructureSource.of(ds, path, in_memory) for path, ds in found["structures"]]
         structures = _choose_structures(candidates, plans, notes)
     _note_other_references(structures, plans, notes)
     frame_of_reference = _common_frame_of_reference(doses, plans, structures, notes)
