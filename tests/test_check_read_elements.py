@@ -1,7 +1,7 @@
 """The readers on `check`'s path decode only the elements they use (PLAN_ELEMENTS,
 REGISTRATION_ELEMENTS, PATIENT_ELEMENTS, discovery's SCAN_ELEMENTS): a damaged element a reader
 uses is still refused in one line naming the file (exit 2), a damaged one nobody uses (in a CT
-slice of a course folder, in a plan's patient setup, the contours of a prior course's structure set
+slice of a course folder, in a plan's tolerance table, the contours of a prior course's structure set
 a registered check does not use) no longer stops the check."""
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ SBRT = REPO / "sample_plans" / "hn_sbrt_reirradiation"
 CONVENTIONAL = REPO / "sample_plans" / "hn_conventional_reirradiation"
 ITEM = b"\xfe\xff\x00\xe0"  # (FFFE,E000) item tag, little endian
 FRACTION_GROUP_SEQUENCE = b"\x0a\x30\x70\x00"  # (300A,0070), used by the plan reader
-PATIENT_SETUP_SEQUENCE = b"\x0a\x30\x80\x01"  # (300A,0180), not used by reirrad
+# (300A,0048) BeamLimitingDeviceToleranceSequence, inside ToleranceTableSequence: not used by reirrad
+# (an unused sequence's item headers are walked, the sequences inside its items are not read)
+TOLERANCE_SEQUENCE = b"\x0a\x30\x48\x00"
 REGISTRATION_SEQUENCE = b"\x70\x00\x08\x03"  # (0070,0308), used by the REG reader
 CONTOUR_SEQUENCE = b"\x06\x30\x40\x00"  # (3006,0040): the contours, read when the structure set is used
 ROWS_US = b"\x28\x00\x10\x00US\x02\x00"  # (0028,0010) Rows, explicit VR US, 2 bytes
@@ -118,7 +120,7 @@ def test_the_registration_reader_uses_only_its_elements():
 
 def test_a_damaged_sequence_the_plan_does_not_use_is_not_read(testdata, tmp_path):
     source = testdata / "dicompyler-core" / "rtplan.dcm"
-    damaged = damaged_item(Path(shutil.copy(source, tmp_path / "rtplan.dcm")), PATIENT_SETUP_SEQUENCE)
+    damaged = damaged_item(Path(shutil.copy(source, tmp_path / "rtplan.dcm")), TOLERANCE_SEQUENCE)
     with pytest.raises(InputError, match="truncated or corrupt: Expected sequence item"):
         read_dataset(damaged)  # decoded whole
     original = read_plan(source)
