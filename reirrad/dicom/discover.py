@@ -1,7 +1,11 @@
 """A folder of DICOM files -> a :class:`Course`: its dose phases, plans, structures and registrations.
 
-Every file under the folder is looked at once (headers only; RTDOSE pixel data is read once).
-Non-DICOM files and images (CT, MR, ...) are skipped and counted in the notes. RTDOSE is linked
+Every file under the folder is looked at once (headers only; RTDOSE pixel data is read once), and
+only the elements that tell what it is, those the plan and registration readers use and those that
+identify a structure set are decoded (:data:`SCAN_ELEMENTS`): a value that cannot be decoded there
+is refused, one elsewhere (in a CT image, say) does not stop the course. A structure set's contours
+are read when they are used. Non-DICOM files and images (CT, MR, ...)
+are skipped and counted in the notes. RTDOSE is linked
 to RTPLAN by ReferencedRTPlanSequence and the plans to the RTSTRUCT by
 ReferencedStructureSetSequence. Each :class:`Phase` is one dose of known fractionation:
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from functools import reduce
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,13 +31,21 @@ import pydicom
 from pydicom.uid import DeformableSpatialRegistrationStorage, SpatialRegistrationStorage
 
 from reirrad.dicom.dose import RTDOSE_SOP_CLASS, DoseGrid, dose_from_dataset, read_dose
-from reirrad.dicom.identity import PatientIdentity, common_identity, identity_of, read_identity
-from reirrad.dicom.io import NotDicomError, decode_dataset, read_dataset
-from reirrad.dicom.plan import RT_ION_PLAN_SOP_CLASS, RTPLAN_SOP_CLASS, FractionGroup, Plan, plan_from_dataset
-from reirrad.dicom.registration import Registration, any_registration_from_dataset
+from reirrad.dicom.identity import PATIENT_ELEMENTS, PatientIdentity, common_identity, identity_of
+from reirrad.dicom.io import NotDicomError, Used, decode_dataset, read_dataset, used_elements
+from reirrad.dicom.plan import (
+    PLAN_ELEMENTS,
+    RT_ION_PLAN_SOP_CLASS,
+    RTPLAN_SOP_CLASS,
+    FractionGroup,
+    Plan,
+    plan_from_dataset,
+)
+from reirrad.dicom.registration import REGISTRATION_ELEMENTS, Registration, any_registration_from_dataset
 from reirrad.dicom.structures import (
     RTSTRUCT_SOP_CLASS,
     StructureSet,
+    read_structures,
     structure_set_identity,
     structures_from_dataset,
 )
@@ -44,6 +57,46 @@ if TYPE_CHECKING:
 
 REGISTRATION_SOP_CLASSES = {SpatialRegistrationStorage, DeformableSpatialRegistrationStorage}
 PLAN_SOP_CLASSES = {RTPLAN_SOP_CLASS, RT_ION_PLAN_SOP_CLASS}
+# What structure_set_identity reads: a structure set found or named is identified with these, its
+# contours are read when used (StructureSource.structures)
+STRUCTURE_IDENTITY_ELEMENTS = used_elements(
+    {
+        "SpecificCharacterSet": None,
+        "SOPClassUID": None,
+        "SOPInstanceUID": None,
+        "Modality": None,
+        "PatientID": None,
+        "PatientBirthDate": None,
+        "PatientName": None,
+        "ReferencedFrameOfReferenceSequence": {"FrameOfReferenceUID": None},
+        "StructureSetROISequence": {"ROINumber": None, "ROIName": None, "ReferencedFrameOfReferenceUID": None},
+    }
+)
+
+
+def _union(a: Used, b: Used) -> Used:
+    """The elements ``a`` or ``b`` names (a sequence one of them decodes whole is decoded whole)."""
+    merged: dict = dict(a)
+    for tag, inner in b.items():
+        mine = merged.get(tag, inner)
+        merged[tag] = None if mine is None or inner is None else _union(mine, inner)
+    return merged
+
+
+# The elements every file of a course folder is read with: what tells its kind and patient, and what
+# the plan and registration readers use and what identifies a structure set (the kind is known only
+# once read; the RTDOSE is read again by read_dose, a structure set's contours when used). A CT image's other elements are left alone: the check does not use
+# them, and the hot-spot figure reads the slices it draws in full.
+SCAN_ELEMENTS = reduce(
+    _union,
+    (
+        used_elements({"SOPClassUID": None, "SOPInstanceUID": None, "Modality": None}),
+        PATIENT_ELEMENTS,
+        PLAN_ELEMENTS,
+        STRUCTURE_IDENTITY_ELEMENTS,
+        REGISTRATION_ELEMENTS,
+    ),
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,26 +129,34 @@ class Phase:
 
 @dataclass(frozen=True, eq=False)
 class StructureSource:
-    """A course's RTSTRUCT: identified at once (what linking needs), its contours parsed only when
-    :attr:`structures` is first asked for (a prior course's structure set is not used by a
-    registered check)."""
+    """A course's RTSTRUCT: identified at once (what linking needs, :data:`STRUCTURE_IDENTITY_ELEMENTS`
+    read from a file), its contours read and parsed only when :attr:`structures` is first asked for
+    (a prior course's structure set is not used by a registered check: its contours are not read)."""
 
     path: Path
     sop_instance_uid: str
     frame_of_reference_uid: str
-    dataset: pydicom.Dataset
+    dataset: pydicom.Dataset  # a file's header (identity only), or a whole dataset given in memory
+    in_memory: bool = False  # ``dataset`` is the whole structure set (``path`` a label, no file to read)
     _parsed: dict = field(default_factory=dict, repr=False)
 
     @classmethod
-    def of(cls, ds: pydicom.Dataset, path: Path) -> StructureSource:
+    def of(cls, ds: pydicom.Dataset, path: Path, in_memory: bool = False) -> StructureSource:
         """The source of a read RTSTRUCT dataset (InputError: not an RTSTRUCT, or no frame of reference)."""
-        return cls(path, *structure_set_identity(ds, path), ds)
+        return cls(path, *structure_set_identity(ds, path), ds, in_memory)
 
     @property
     def structures(self) -> StructureSet:
-        """The parsed structure set (parsed once)."""
+        """The parsed structure set (read and parsed once; InputError: the file has become another
+        structure set since it was identified)."""
         if "set" not in self._parsed:
-            self._parsed["set"] = structures_from_dataset(self.dataset, self.path)
+            if self.in_memory:
+                parsed = structures_from_dataset(self.dataset, self.path)
+            else:
+                parsed = read_structures(self.path)
+                if parsed.sop_instance_uid != self.sop_instance_uid:
+                    raise InputError(self.path, f"changed while read: it was structure set {self.sop_instance_uid}")
+            self._parsed["set"] = parsed
         return self._parsed["set"]
 
 
@@ -143,7 +204,7 @@ def _scan(folder: Path) -> tuple[dict[str, list[tuple[Path, pydicom.Dataset]]], 
     not_dicom, others = 0, Counter[str]()
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         try:
-            ds = read_dataset(path, stop_before_pixels=True)
+            ds = read_dataset(path, stop_before_pixels=True, used=SCAN_ELEMENTS)
         except NotDicomError:
             not_dicom += 1
             continue
@@ -328,21 +389,23 @@ def _given_structures(path: Path, found: list[tuple[Path, pydicom.Dataset]], not
     """The RTSTRUCT the user named (inside the folder or not); the folder's others are noted as ignored."""
     chosen = path.resolve()
     datasets = {p.resolve(): ds for p, ds in found}
-    structures = StructureSource.of(datasets[chosen] if chosen in datasets else read_dataset(path), path)
+    read = datasets[chosen] if chosen in datasets else read_dataset(path, used=STRUCTURE_IDENTITY_ELEMENTS)
+    structures = StructureSource.of(read, path)
     ignored = ", ".join(str(p) for p in datasets if p != chosen)
     if ignored:
         notes.append(f"structure set {path} chosen in the case file; ignored: {ignored}")
     return structures
 
 
-def _patient(found: dict[str, list[tuple[Path, pydicom.Dataset]]], used: list[Path]) -> PatientIdentity | None:
-    """The one patient of the files used (files of several patients: InputError)."""
+def _patient(
+    found: dict[str, list[tuple[Path, pydicom.Dataset]]], structures: StructureSource | None, used: list[Path]
+) -> PatientIdentity | None:
+    """The one patient of the files used (files of several patients: InputError): the headers read
+    with them (a structure set named in the case file may lie outside the folder)."""
     headers = {path.resolve(): ds for kind in found.values() for path, ds in kind}
-    named = [
-        (path, identity_of(headers[path.resolve()]) if path.resolve() in headers else read_identity(path))
-        for path in used
-    ]
-    return common_identity(named)
+    if structures is not None:
+        headers[structures.path.resolve()] = structures.dataset
+    return common_identity([(path, identity_of(headers[path.resolve()])) for path in used])
 
 
 def discover_course(folder: str | Path, structure_set: str | Path | None = None) -> Course:
@@ -421,7 +484,7 @@ def course_from_datasets(datasets: Sequence[pydicom.Dataset], label: str | Path 
     notes.append("read from in-memory datasets: files are named by SOPInstanceUID, not by a SHA-256 of a file")
     doses = [dose_from_dataset(ds, path) for path, ds in found["dose"]]
     registrations = tuple(any_registration_from_dataset(ds, path) for path, ds in found["registration"])
-    course = _linked(label, found, notes, doses, None)
+    course = _linked(label, found, notes, doses, None, in_memory=True)
     return replace(course, in_memory=True, registration_paths=(), registrations=registrations)
 
 
@@ -431,8 +494,10 @@ def _linked(
     notes: list[str],
     doses: list[DoseGrid],
     structure_set: str | Path | None,
+    in_memory: bool = False,
 ) -> Course:
-    """The course of the objects found (headers grouped by kind) and their read doses."""
+    """The course of the objects found (headers grouped by kind, or whole datasets ``in_memory``) and
+    their read doses."""
     plans = [plan_from_dataset(ds, path) for path, ds in found["plan"]]
     uids = Counter(p.sop_instance_uid for p in plans)
     if any(n > 1 for n in uids.values()):
@@ -441,7 +506,7 @@ def _linked(
     if structure_set is not None:
         structures = _given_structures(Path(structure_set), found["structures"], notes)
     else:
-        candidates = [StructureSource.of(ds, path) for path, ds in found["structures"]]
+        candidates = [StructureSource.of(ds, path, in_memory) for path, ds in found["structures"]]
         structures = _choose_structures(candidates, plans, notes)
     _note_other_references(structures, plans, notes)
     frame_of_reference = _common_frame_of_reference(doses, plans, structures, notes)
@@ -458,5 +523,5 @@ def _linked(
         frame_of_reference,
         tuple(notes),
         tuple(sorted(used)),
-        _patient(found, used),
+        _patient(found, structures, used),
     )

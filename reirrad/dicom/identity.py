@@ -14,8 +14,13 @@ from pathlib import Path
 
 import pydicom
 
-from reirrad.dicom.io import read_dataset
+from reirrad.dicom.io import read_dataset, used_elements
 from reirrad.errors import InputError
+
+# What identity_of reads (SpecificCharacterSet: how PatientName is encoded)
+PATIENT_ELEMENTS = used_elements(
+    {"SpecificCharacterSet": None, "PatientID": None, "PatientBirthDate": None, "PatientName": None}
+)
 
 
 @dataclass(frozen=True)
@@ -52,8 +57,8 @@ def identity_of(ds: pydicom.Dataset) -> PatientIdentity:
 
 
 def read_identity(path: str | Path) -> PatientIdentity:
-    """The patient identity of a DICOM file, from its header."""
-    return identity_of(read_dataset(path, stop_before_pixels=True))
+    """The patient identity of a DICOM file, from its header (only :data:`PATIENT_ELEMENTS` decoded)."""
+    return identity_of(read_dataset(path, stop_before_pixels=True, used=PATIENT_ELEMENTS))
 
 
 def common_identity(named: Sequence[tuple[Path, PatientIdentity]]) -> PatientIdentity | None:

@@ -27,11 +27,50 @@ from reirrad.dicom.io import (
     optional_uid,
     read_dataset,
     uid,
+    used_elements,
 )
 from reirrad.errors import InputError
 
 RTPLAN_SOP_CLASS = RTPlanStorage
 RT_ION_PLAN_SOP_CLASS = RTIonPlanStorage
+_BEAM = {
+    "BeamNumber": None,
+    "BeamName": None,
+    "NumberOfControlPoints": None,
+    "ControlPointSequence": {"IsocenterPosition": None},
+    "IonControlPointSequence": {"IsocenterPosition": None},
+}
+# What plan_from_dataset reads: read_plan decodes only these (a plan's control points also hold
+# leaf positions, gantry angles and more, which decoding would cost as much)
+PLAN_ELEMENTS = used_elements(
+    {
+        "SpecificCharacterSet": None,
+        "SOPClassUID": None,
+        "SOPInstanceUID": None,
+        "Modality": None,
+        "RTPlanLabel": None,
+        "FrameOfReferenceUID": None,
+        "BeamSequence": _BEAM,
+        "IonBeamSequence": _BEAM,
+        "DoseReferenceSequence": {
+            "DoseReferenceNumber": None,
+            "DoseReferenceType": None,
+            "TargetPrescriptionDose": None,
+        },
+        "FractionGroupSequence": {
+            "FractionGroupNumber": None,
+            "NumberOfFractionsPlanned": None,
+            "NumberOfBrachyApplicationSetups": None,
+            "NumberOfBeams": None,
+            "ReferencedBeamSequence": {"ReferencedBeamNumber": None, "BeamMeterset": None, "BeamDose": None},
+            "ReferencedDoseReferenceSequence": {"ReferencedDoseReferenceNumber": None},
+            "FractionPattern": None,
+            "NumberOfFractionPatternDigitsPerDay": None,
+            "RepeatFractionCycleLength": None,
+        },
+        "ReferencedStructureSetSequence": {"ReferencedSOPInstanceUID": None},
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -226,5 +265,9 @@ def plan_from_dataset(ds: pydicom.Dataset, path: str | Path) -> Plan:
 
 
 def read_plan(path: str | Path) -> Plan:
-    """Read an RTPLAN file into a :class:`Plan`."""
-    return plan_from_dataset(read_dataset(path), path)
+    """Read an RTPLAN file into a :class:`Plan`.
+
+    Only the elements a plan is read from (:data:`PLAN_ELEMENTS`) are decoded: a value that cannot
+    be decoded there is an InputError, one elsewhere in the file is not read.
+    """
+    return plan_from_dataset(read_dataset(path, used=PLAN_ELEMENTS), path)

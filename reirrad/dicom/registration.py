@@ -23,7 +23,7 @@ import numpy as np
 import pydicom
 from pydicom.uid import DeformableSpatialRegistrationStorage, SpatialRegistrationStorage
 
-from reirrad.dicom.io import numbers, read_dataset, require, uid
+from reirrad.dicom.io import numbers, read_dataset, require, uid, used_elements
 from reirrad.errors import InputError
 
 if TYPE_CHECKING:
@@ -37,6 +37,31 @@ _TOLERANCE = 1e-4  # on rotation orthonormality and determinant
 # ContentLabel of the REGs `reirrad register` writes: read back, such a file is named an automatic,
 # unreviewed registration wherever it is used (results, header, the review flag), never a plain REG.
 AUTOMATIC_REG_LABEL = "AUTOREG"
+# What registration_from_dataset reads (RIGID) and, for a deformable file, deformable_from_dataset
+# (its DeformableRegistrationSequence decoded whole): the registration readers decode only these
+REGISTRATION_ELEMENTS = used_elements(
+    {
+        "SpecificCharacterSet": None,
+        "SOPClassUID": None,
+        "SOPInstanceUID": None,
+        "Modality": None,
+        "FrameOfReferenceUID": None,
+        "ContentLabel": None,
+        "ContentDescription": None,
+        "RegistrationSequence": {
+            "FrameOfReferenceUID": None,
+            "MatrixRegistrationSequence": {
+                "MatrixSequence": {
+                    "FrameOfReferenceTransformationMatrixType": None,
+                    "FrameOfReferenceTransformationMatrix": None,
+                }
+            },
+        },
+        "ContentCreatorName": None,
+        "SeriesDescription": None,
+        "DeformableRegistrationSequence": None,
+    }
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,8 +95,12 @@ class Registration:
 
 
 def read_registration(path: str | Path) -> Registration:
-    """Read a rigid Spatial Registration file; refuses deformable and non-rigid matrices."""
-    return registration_from_dataset(read_dataset(path), path)
+    """Read a rigid Spatial Registration file; refuses deformable and non-rigid matrices.
+
+    Only :data:`REGISTRATION_ELEMENTS` are decoded: a value that cannot be decoded there is an
+    InputError, one elsewhere in the file is not read.
+    """
+    return registration_from_dataset(read_dataset(path, used=REGISTRATION_ELEMENTS), path)
 
 
 def registration_from_dataset(ds: pydicom.Dataset, path: str | Path) -> Registration:
@@ -103,8 +132,9 @@ def registration_from_dataset(ds: pydicom.Dataset, path: str | Path) -> Registra
 
 
 def read_any_registration(path: str | Path) -> Registration | DeformableRegistration:
-    """Read a rigid or (by its SOP class) deformable registration file."""
-    return any_registration_from_dataset(read_dataset(path), path)
+    """Read a rigid or (by its SOP class) deformable registration file (only
+    :data:`REGISTRATION_ELEMENTS` decoded, as :func:`read_registration`)."""
+    return any_registration_from_dataset(read_dataset(path, used=REGISTRATION_ELEMENTS), path)
 
 
 def any_registration_from_dataset(ds: pydicom.Dataset, path: str | Path) -> Registration | DeformableRegistration:
