@@ -236,6 +236,7 @@ def dvh(
     """
     from reirrad.dvh import dvh_table
     from reirrad.errors import InputError, Interface
+    from reirrad.masks import DOSE_GRID
     from reirrad.metrics import parse_metric
     from reirrad.pairing import load_pair
 
@@ -246,12 +247,12 @@ def dvh(
             pair = load_pair(dose, structures, registration, accept_other_patient)  # type: ignore[arg-type]
         except InputError as exc:
             raise exc.for_interface(Interface.PYTHON) from None
-        dose_grid, structure_set = pair.dose, pair.structures
+        dose_grid, structure_set, extent = pair.dose, pair.structures, pair.extent
     else:
-        dose_grid, structure_set = _dose(dose), _structure_set(structures)
+        dose_grid, structure_set, extent = _dose(dose), _structure_set(structures), DOSE_GRID
         _same_frame(dose_grid, structure_set, registration)
         _same_patient(dose, structures, accept_other_patient)
-    return dvh_table(dose_grid, structure_set, tuple(names), parsed, fractions, alpha_beta_gy, end_caps)
+    return dvh_table(dose_grid, structure_set, tuple(names), parsed, fractions, alpha_beta_gy, end_caps, extent)
 
 
 def _same_frame(dose: DoseGrid, structures: StructureSet, registration: PathLike | None) -> None:

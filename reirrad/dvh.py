@@ -25,7 +25,7 @@ from reirrad.dicom.structures import Roi, StructureSet
 from reirrad.dicom.summation import WHOLE_DELIVERY
 from reirrad.errors import InputError
 from reirrad.grid import Grid
-from reirrad.masks import RoiSampling, sample_roi
+from reirrad.masks import DOSE_GRID, RoiSampling, sample_roi
 from reirrad.metrics import DoseAtVolume, Metric, MetricKind, VolumeAtDose, VolumeUnit, parse_metric
 
 CHUNK = 1 << 16  # samples interpolated per step, bounds temporary memory
@@ -36,7 +36,8 @@ class Dvh:
     """Dose samples of one structure: ``doses_gy`` (N,) and ``weights_cc`` (N,), plus volumes.
 
     Zero-weight samples lie on the structure surface and only count for Dmin and Dmax.
-    ``volume_cc`` is the full contour volume, ``in_grid_volume_cc`` the part inside the dose grid.
+    ``volume_cc`` is the full contour volume, ``in_grid_volume_cc`` the part inside the dose grid;
+    ``extent`` names that grid in the reasons (:func:`reirrad.masks.sample_roi`).
     """
 
     doses_gy: np.ndarray
@@ -44,6 +45,7 @@ class Dvh:
     volume_cc: float
     in_grid_volume_cc: float
     notes: tuple[str, ...] = field(default=())
+    extent: str = DOSE_GRID
     # filled lazily: "weighted" -> (weight > 0 mask, smallest weight, count), ("tail", coldest?) ->
     # (sorted sample indices from that end, their volume midpoints)
     _cache: dict = field(default_factory=dict, init=False, repr=False)
@@ -134,6 +136,7 @@ def sample_dose(sampling: RoiSampling, dose_gy: np.ndarray) -> Dvh:
         volume_cc=sampling.volume_cc,
         in_grid_volume_cc=sampling.in_grid_volume_cc,
         notes=sampling.notes,
+        extent=sampling.extent,
     )
 
 
@@ -144,7 +147,7 @@ def _not_evaluable(dvh: Dvh, metric: Metric) -> str | None:
     if metric.kind is MetricKind.VOLUME:
         return None
     if dvh.in_grid_volume_cc <= 0 or not dvh.weighted()[2]:
-        return "structure lies entirely outside the dose grid"
+        return f"structure lies entirely outside {dvh.extent}"
     if (
         isinstance(metric, DoseAtVolume)
         and metric.volume_unit is VolumeUnit.CC
@@ -154,7 +157,7 @@ def _not_evaluable(dvh: Dvh, metric: Metric) -> str | None:
             return f"{metric} needs {metric.volume:g} cm3 but the structure holds only {dvh.volume_cc:.3g} cm3"
         return (
             f"{metric} needs {metric.volume:g} cm3 but only {dvh.in_grid_volume_cc:.3g} cm3 "
-            "of the structure lies inside the dose grid"
+            f"of the structure lies inside {dvh.extent}"
         )
     return None
 
@@ -364,10 +367,16 @@ def _value_and_reason(dvh: Dvh, metric: Metric) -> tuple[float | None, str | Non
 
 
 def structure_metrics(
-    roi: Roi, grid: Grid, dose_gy: np.ndarray, metrics: tuple[Metric, ...], end_caps: str = "half"
+    roi: Roi,
+    grid: Grid,
+    dose_gy: np.ndarray,
+    metrics: tuple[Metric, ...],
+    end_caps: str = "half",
+    extent: str = DOSE_GRID,
 ) -> StructureMetrics:
-    """Rasterise ``roi`` on ``grid``, sample ``dose_gy`` and evaluate ``metrics``."""
-    sampling = sample_roi(roi, grid, end_caps)
+    """Rasterise ``roi`` on ``grid``, sample ``dose_gy`` and evaluate ``metrics``; ``extent`` names
+    ``grid`` in the notes on parts outside it."""
+    sampling = sample_roi(roi, grid, end_caps, extent)
     if sampling.is_empty:
         unevaluated: dict[str, float | None] = {str(m): None for m in metrics}
         return StructureMetrics(roi.name, roi.number, False, None, None, unevaluated, sampling.notes)
@@ -441,8 +450,12 @@ def dvh_table(
     fractions: int | None = None,
     alpha_beta_gy: float | None = None,
     end_caps: str = "half",
+    extent: str = DOSE_GRID,
 ) -> DvhTable:
     """Metrics of the named structures (all when ``names`` is empty) on ``dose``.
+
+    ``extent`` names what the dose grid is in the notes on structure parts outside it, when it is
+    less than the planning system's dose grid (:attr:`reirrad.pairing.DosePair.extent`).
 
     With ``fractions`` and ``alpha_beta_gy`` the dose is converted to EQD2 voxel by voxel first.
     Raises :class:`InputError` for an unknown structure name, a lone EQD2 parameter, or an EQD2
@@ -476,7 +489,7 @@ def dvh_table(
             raise InputError(None, str(exc)) from None
         eqd2 = {"fractions": fractions, "alpha_beta_gy": alpha_beta_gy}
         quantity = DoseQuantity("EQD2", alpha_beta_gy, "conversion")
-    rows = tuple(structure_metrics(roi, dose.grid, dose_gy, metrics, end_caps) for roi in rois)
+    rows = tuple(structure_metrics(roi, dose.grid, dose_gy, metrics, end_caps, extent) for roi in rois)
     return DvhTable(
         str(dose.path),
         str(structures.path),

@@ -56,6 +56,7 @@ AREA_AGREEMENT = 0.25  # raster and polygon areas of a plane must agree this wel
 END_CAPS = ("half", "none")  # how far the first and last contour planes extend outwards
 BYTES_PER_SAMPLE = 48  # memory per weighted sample while rasterising (positions, weights, indices)
 SAMPLE_CAP = 2_000_000  # weighted samples of one ROI above which its interior is sub-sampled
+DOSE_GRID = "the dose grid"  # what structure parts lie outside of, unless a caller names a smaller extent
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,6 +78,7 @@ class RoiSampling:
     in_grid_volume_cc: float
     factor: int
     notes: tuple[str, ...] = ()
+    extent: str = DOSE_GRID  # what the grid is, for "outside ..." in notes and reasons: see sample_roi
 
     @property
     def is_empty(self) -> bool:
@@ -472,12 +474,14 @@ def _sub_sampling_note(block: int, grid: Grid, factor: int, samples: int) -> str
     )
 
 
-def sample_roi(roi: Roi, grid: Grid, end_caps: str = "half") -> RoiSampling:
+def sample_roi(roi: Roi, grid: Grid, end_caps: str = "half", extent: str = DOSE_GRID) -> RoiSampling:
     """Rasterise ``roi`` on the supersampled lattice of ``grid``.
 
     ``end_caps`` is "half" (half a contour spacing beyond the first and last contour) or "none".
     Returns an explicit empty sampling (``is_empty`` True, a note saying why) for an ROI without
     closed contours, e.g. a point or marker; callers report such ROIs as not evaluated.
+    ``extent`` names what ``grid`` is where it is less than the whole dose grid (e.g. the part a
+    deformation field covers), for the note on the volume outside it.
     """
     if not grid.is_axial:
         raise ValueError("only axial dose grids are supported")
@@ -559,7 +563,7 @@ def sample_roi(roi: Roi, grid: Grid, end_caps: str = "half") -> RoiSampling:
 
     if in_grid_cc < volume_cc * (1 - 1e-6):
         outside = 100.0 * (1.0 - in_grid_cc / volume_cc)
-        notes.append(f"{outside:.3g} % of the volume lies outside the dose grid: dose metrics use the part inside")
+        notes.append(f"{outside:.3g} % of the volume lies outside {extent}: dose metrics use the part inside")
     return RoiSampling(
         roi_name=roi.name,
         grid_shape=grid.shape,
@@ -569,4 +573,5 @@ def sample_roi(roi: Roi, grid: Grid, end_caps: str = "half") -> RoiSampling:
         in_grid_volume_cc=in_grid_cc,
         factor=factor,
         notes=tuple(notes),
+        extent=extent,
     )

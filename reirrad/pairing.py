@@ -14,9 +14,10 @@ is used the same way, through its field (:mod:`reirrad.dicom.deformable`): the l
 moved by the inverse of the field's matrices and its median offset (so a uniform field moves it
 exactly, as a translation), every lattice voxel centre is mapped through the field into the dose,
 and the box is cut, face by face, until every voxel centre has a field offset and lies inside the
-dose grid. Structure parts beyond the box (outside the field or the dose) count as outside the dose
-grid. A field folding within the structures' boxes is refused; a volume change beyond the flag
-rule's range is noted.
+dose grid. Structure parts beyond the box (outside the field or the dose) count as outside it, and
+their notes say so (:attr:`DosePair.extent`). An item of matrices only (no deformation grid) moves
+the dose as a rigid REG does. A field folding within the structures' boxes is refused; a volume
+change beyond the flag rule's range is noted.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from reirrad.dicom.structures import StructureSet, read_structures
 from reirrad.dvh import trilinear
 from reirrad.errors import Hint, InputError, Remedy
 from reirrad.grid import Grid, Vec3, corner_centres_mm, inside_grid, resample, shape3, transform_points, vec3
+from reirrad.masks import DOSE_GRID
 
 _SNAP_TOLERANCE = 0.7  # a moved axis must be within ~45 degrees of one patient axis (cos 45 = 0.707)
 _MAX_TRIM_VOXELS = 3  # the inscribed box is shrunk at most this often before giving up
@@ -43,11 +45,14 @@ _SLAB_VOXELS = 1_000_000  # lattice voxels mapped through a deformation field pe
 
 @dataclass(frozen=True, eq=False)
 class DosePair:
-    """A dose on the structure set's frame of reference, the structure set, and what was done."""
+    """A dose on the structure set's frame of reference, the structure set, and what was done.
+    ``extent`` names what the dose grid is, for the notes on structure parts outside it (the part a
+    deformation field covers when the dose was mapped through one)."""
 
     dose: DoseGrid
     structures: StructureSet
     notes: tuple[str, ...] = ()
+    extent: str = DOSE_GRID
 
 
 def load_pair(
@@ -77,7 +82,7 @@ def load_pair(
             Hint(Remedy.REGISTRATION, option="--registration"),
             how=": {} relating them, or use the structure set drawn on this dose's planning CT",
         )
-    found = read_any_registration(registration)
+    found, extent = read_any_registration(registration), DOSE_GRID
     if isinstance(found, Registration):
         matrix, label = reference_to_moving(frame, dose_frame, [found], Path(registration))
         moved = dose_in_frame(dose, frame, matrix, Path(registration))
@@ -85,7 +90,10 @@ def load_pair(
     else:
         point_map = course_point_map(frame, dose_frame, [], [found], Path(registration))
         assert isinstance(point_map, FieldPointMap)
-        label, how = point_map.label, "trilinear through its deformation field"
+        label, how = point_map.label, "trilinear through its item's matrices (no deformation field)"
+        if point_map.field.grid is not None:
+            how = "trilinear through its deformation field"
+            extent = f"the part of the dose grid covered by the deformation field of {label}"
         notes += _field_notes(point_map, structures)
         moved = dose_through_field(dose, frame, point_map)
     notes += (
@@ -94,7 +102,7 @@ def load_pair(
             f"{how} on a {moved.grid.shape[::-1]} voxel grid (columns, rows, frames)"
         ),
     )
-    return DosePair(moved, structures, notes)
+    return DosePair(moved, structures, notes, extent)
 
 
 def _field_notes(point_map: FieldPointMap, structures: StructureSet) -> tuple[str, ...]:

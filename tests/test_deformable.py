@@ -4,6 +4,7 @@ direction (registered frame -> source frame), and refusing points the field does
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import shutil
@@ -607,6 +608,57 @@ def test_dvh_through_a_uniform_field_matches_the_rigid_reg(tmp_path, capsys, mon
     inner = rigid_pair.dose.dose_gy[tuple(slice(a, a + n) for a, n in zip(start, small.dose.grid.shape))]
     assert 0 < small.dose.dose_gy.size < rigid_pair.dose.dose_gy.size
     np.testing.assert_allclose(small.dose.dose_gy, inner, rtol=0, atol=1e-9)
+
+
+def test_dvh_parts_beyond_the_field_are_said_to_lie_outside_it(tmp_path, capsys, monkeypatch):
+    """A field ending halfway across the structures: the rows of structures reaching beyond it say they
+    lie outside the part of the dose grid the field covers (not outside the dose grid, which covers them)."""
+
+    folder = sbrt_case(tmp_path, "deformable", partial=True).parent
+    files = (folder / "course1" / "dose.dcm", folder / "course2" / "structures.dcm", folder / "course2" / "reg.dcm")
+    argv = ["reirrad", "dvh", *map(str, files[:2]), "--registration", str(files[2]), "-f", "json"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    out = capsys.readouterr()
+    assert exit_info.value.code in (0, None), out.err
+    notes = [n for row in json.loads(out.out)["structures"] for n in row["notes"]]
+    field = re.escape(
+        "the part of the dose grid covered by the deformation field of deformable registration "
+        "(Tester^Deform / synthetic field) REG "
+    )
+    partly = [
+        n for n in notes if re.fullmatch(rf"[0-9.]+ % of the volume lies outside {field}[0-9.]+: dose metrics.*", n)
+    ]
+    entirely = [
+        n for n in notes if re.fullmatch(rf"Dmax not evaluated: structure lies entirely outside {field}[0-9.]+", n)
+    ]
+    assert partly and entirely and not [n for n in notes if "the dose grid:" in n or n.endswith("the dose grid")]
+
+
+def test_dvh_through_a_matrices_only_item_says_no_field_was_used(tmp_path):
+    """A deformable REG whose item for the dose's frame holds matrices but no deformation grid: the note
+    says the dose was mapped through the item's matrices, not through a deformation field."""
+    from reirrad.pairing import load_pair
+
+    rigid_folder = sbrt_case(tmp_path, "rigid").parent
+    files = (rigid_folder / "course1" / "dose.dcm", rigid_folder / "course2" / "structures.dcm")
+    reg = tmp_path / "matrices_only.dcm"
+    reference, prior = _frame(rigid_folder / "course2" / "dose.dcm"), _frame(files[0])
+    patient = str(pydicom.dcmread(files[0], stop_before_pixels=True).PatientID)
+    write_deformable(
+        reg, np.zeros((*DIMENSIONS[::-1], 3)), own_frame=reference, source_frame="1.2.3.999", patient_id=patient
+    )
+    ds = pydicom.dcmread(reg)
+    matrices_only = Dataset()
+    matrices_only.SourceFrameOfReferenceUID = prior
+    matrices_only.PreDeformationMatrixRegistrationSequence = _matrix_item(sum_rigid(0.0, 2, -SBRT_SHIFT))
+    ds.DeformableRegistrationSequence.append(matrices_only)
+    ds.save_as(reg)
+    pair = load_pair(*files, reg)
+    mapped = [n for n in pair.notes if n.startswith(f"dose mapped from frame {prior} into {reference} through ")]
+    assert len(mapped) == 1 and "; trilinear through its item's matrices (no deformation field) on a " in mapped[0]
+    assert not [n for n in pair.notes if "deformation field" in n and "no deformation field" not in n]
 
 
 def test_dvh_through_a_folding_field_is_refused(tmp_path):

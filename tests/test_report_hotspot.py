@@ -277,6 +277,26 @@ def test_a_ct_in_another_frame_of_reference_is_not_drawn(tmp_path):
     assert any(n.endswith("not drawn: not in the reference course's frame of reference") for n in spot.notes)
 
 
+def test_a_damaged_ct_slice_is_named_and_no_ct_is_drawn(tmp_path):
+    """One slice of the planning CT cannot be decoded (its Rows element relabelled FD, 8-byte values, over
+    2 bytes): the figure draws no CT and says which file and why (it said "not evenly spaced")."""
+    root = tmp_path / "case"
+    shutil.copytree(SBRT_CASE.parent, root)
+    damaged = sorted((root / "course2" / "ct").iterdir())[30]
+    data, rows = damaged.read_bytes(), b"\x28\x00\x10\x00US\x02\x00"
+    assert data.count(rows) == 1
+    damaged.write_bytes(data.replace(rows, b"\x28\x00\x10\x00FD\x02\x00"))
+    report = run_check(load_case(root / "case.toml"))
+    spot = spot_of(report, CAROTID)
+    assert spot.ct == "" and all(s.ct_hu is None for s in spot.sections)
+    expected = f"planning CT not drawn: {damaged}: cannot decode Rows (BytesLengthException: "
+    assert [n for n in spot.notes if n.startswith("planning CT")] == [
+        next(n for n in spot.notes if n.startswith(expected))
+    ]
+    html = hotspot_html(report)
+    assert f"{damaged}: cannot decode Rows" in html and "not evenly spaced" not in html
+
+
 def test_conservative_mode_says_why_it_draws_no_planes():
     report = run_check(load_case(SBRT_CASE), CheckOptions(conservative=True))
     drawn = sorted(r.constraint_id for r in report.results if r.status in ("fail", "warn"))
@@ -354,7 +374,8 @@ def test_the_planning_ct_search_reads_only_ct_images_in_full(monkeypatch):
         return real(path, *args, **kwargs)
 
     monkeypatch.setattr(module, "read_dataset", recorded)
-    found = module._ct_headers(folder)
+    found, damaged = module._ct_headers(folder)
     slices = sorted((folder / "ct").iterdir())
+    assert damaged == ""
     assert [path for path, _ in found] == slices and read == slices  # dose, plan, structures, REG: not decoded
     assert {ds.Modality for _, ds in found} == {"CT"}

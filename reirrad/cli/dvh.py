@@ -96,7 +96,9 @@ def dvh(
     for note in pair.notes:
         say(f"reirrad: warning: {hide.text(note)}")
     table = hide.scrub(
-        dvh_table(pair.dose, pair.structures, tuple(structure), metrics, fractions, alpha_beta, end_caps.value)
+        dvh_table(
+            pair.dose, pair.structures, tuple(structure), metrics, fractions, alpha_beta, end_caps.value, pair.extent
+        )
     )
     if output == STDOUT and output_format is DvhFormat.table:
         render_table(table, stdout_console() if stdout().isatty() else stdout_console(width=200))

@@ -33,6 +33,7 @@ from reirrad.results import CheckReport, ConstraintResult, Hotspot, Section, Sta
 
 if TYPE_CHECKING:
     from matplotlib.typing import LineStyleType
+    from pydicom import Dataset
 
 DRAWN = (Status.FAIL, Status.WARN)  # the organs that get a figure
 TARGET_KINDS = ("PTV", "CTV", "GTV")  # the target: structures named with the first kind found
@@ -225,7 +226,9 @@ def planning_ct(acc: AccumulatedCase) -> tuple[np.ndarray, Grid, str] | str:
     """The CT series in the reference course's folder: its volume (HU, float32, (frames, rows,
     columns)), its grid and a description; or why none is drawn ("" when the folder holds no CT)."""
     folder = Path(acc.case.reference.path)
-    headers = _ct_headers(folder) if folder.is_dir() else []
+    headers, damaged = _ct_headers(folder) if folder.is_dir() else ([], "")
+    if damaged:  # the slices read without it would leave a gap or a shorter CT: none is drawn
+        return f"planning CT not drawn: {damaged}"
     if not headers:
         return ""
     frame = acc.reference_grid.frame_of_reference_uid
@@ -236,25 +239,29 @@ def planning_ct(acc: AccumulatedCase) -> tuple[np.ndarray, Grid, str] | str:
     if len(series) > 1:
         return f"planning CT not drawn: {len(series)} CT series in {folder} (one expected)"
     try:
-        volume, grid = _ct_volume([read_dataset(p) for p, _ in headers])
+        volume, grid = _ct_volume([(p, read_dataset(p)) for p, _ in headers])
     except (InputError, ValueError, AttributeError, KeyError) as error:
         return f"planning CT not drawn: {error}"
     return volume, grid, f"planning CT: {len(headers)} slices, series {series.pop()}"
 
 
-def _ct_headers(folder: Path) -> list:
-    """(path, header) of every CT image under ``folder``."""
-    found = []
+def _ct_headers(folder: Path) -> tuple[list, str]:
+    """(path, header) of every CT image under ``folder``, and "" or "<file>: <problem>" of the first
+    DICOM file that may be a CT image (its first elements name no other modality) but cannot be read."""
+    found, damaged = [], ""
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         if _not_ct(path):  # an RTSTRUCT or RTDOSE is not decoded in full only to be skipped
             continue
         try:
             ds = read_dataset(path, stop_before_pixels=True)
-        except (NotDicomError, InputError):
+        except NotDicomError:
+            continue
+        except InputError as error:
+            damaged = damaged or str(error)
             continue
         if ds.get("Modality", "") == "CT":
             found.append((path, ds))
-    return found
+    return found, damaged
 
 
 MODALITY_TAG = 0x00080060
@@ -271,9 +278,11 @@ def _not_ct(path: Path) -> bool:
     return str(ds.get("Modality", "")) not in ("", "CT")
 
 
-def _ct_volume(slices: list) -> tuple[np.ndarray, Grid]:
-    """One axial CT series as a volume (HU) on its grid; ValueError when the slices do not form
-    one evenly spaced axis-aligned stack."""
+def _ct_volume(files: list[tuple[Path, Dataset]]) -> tuple[np.ndarray, Grid]:
+    """One axial CT series, (path, dataset) of each slice, as a volume (HU) on its grid; ValueError
+    when the slices do not form one evenly spaced axis-aligned stack or a slice's pixels cannot be
+    decoded (naming its file)."""
+    slices = [ds for _, ds in files]
     orientation = np.array([float(v) for v in slices[0].ImageOrientationPatient])
     row, column = orientation[:3], orientation[3:]
     normal = np.cross(row, column)
@@ -288,13 +297,7 @@ def _ct_volume(slices: list) -> tuple[np.ndarray, Grid]:
     if len(slices) < 2 or steps.min() <= 0 or np.ptp(steps) > 0.01:
         raise ValueError("its slices are not evenly spaced")
     spacing = [float(v) for v in slices[0].PixelSpacing]
-    volume = np.stack(
-        [
-            slices[i].pixel_array.astype(np.float32) * float(slices[i].get("RescaleSlope", 1.0))
-            + float(slices[i].get("RescaleIntercept", 0.0))
-            for i in order
-        ]
-    )
+    volume = np.stack([_ct_hu(*files[i]) for i in order])
     grid = Grid(
         origin_mm=_triple(positions[order[0]]),
         row_direction=_triple(row),
@@ -304,6 +307,15 @@ def _ct_volume(slices: list) -> tuple[np.ndarray, Grid]:
         shape=(volume.shape[0], volume.shape[1], volume.shape[2]),
     )
     return volume, grid
+
+
+def _ct_hu(path: Path, ds: Dataset) -> np.ndarray:
+    """One CT slice's pixels in HU (float32); ValueError naming ``path`` when they cannot be decoded."""
+    try:
+        pixels = ds.pixel_array
+    except Exception as exc:  # pydicom and its pixel handlers raise many types for undecodable pixels
+        raise ValueError(f"{path}: cannot decode its pixel data ({exc.__class__.__name__}: {exc})") from None
+    return pixels.astype(np.float32) * float(ds.get("RescaleSlope", 1.0)) + float(ds.get("RescaleIntercept", 0.0))
 
 
 def _triple(vector: np.ndarray) -> tuple[float, float, float]:
