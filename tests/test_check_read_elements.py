@@ -207,6 +207,7 @@ def test_an_undecodable_element_the_registration_reader_does_not_use_does_not_st
     assert result.returncode == 1, result.stderr  # the sample's own verdict: a limit fails
     mine = json.loads((sbrt_copy / "x.json").read_text().replace(str(sbrt_copy), str(SBRT)))
     reference = reirrad("check", SBRT / "case.toml", "-f", "json", "-o", sbrt_copy / "reference.json")
+    assert reference.returncode == 1, reference.stderr
     theirs = json.loads((sbrt_copy / "reference.json").read_text())
     for key in ("results", "flags", "warnings", "summary", "assumptions"):  # "courses" holds the REG's digest
         assert mine[key] == theirs[key], key
