@@ -26,12 +26,11 @@ from reirrad.dicom.deformable import DeformableRegistration, FieldPointMap
 from reirrad.dicom.discover import Course, StructureSource, course_from_datasets, discover_course
 from reirrad.dicom.dose import DoseGrid
 from reirrad.dicom.identity import PatientIdentity
-from reirrad.dicom.io import read_dataset
 from reirrad.dicom.plan import Plan
 from reirrad.dicom.registration import (
     Registration,
-    any_registration_from_dataset,
     course_point_map,
+    read_any_registration,
     split_registrations,
 )
 from reirrad.dicom.structures import Roi, StructureSet
@@ -665,7 +664,7 @@ def _read_registrations(courses: Sequence[LoadedCourse]) -> tuple[list[Registrat
     """The courses' REG files and in-memory REGs, rigid and deformable apart (by SOP class)."""
     # deform2: in-memory deformable REGs (course_from_datasets) are split off like REG files
     paths = dict.fromkeys(p for c in courses for p in c.registration_paths)
-    read = [any_registration_from_dataset(read_dataset(path), path) for path in paths]
+    read = [read_any_registration(path) for path in paths]
     return split_registrations(read + [r for c in courses for r in c.registrations])
 
 
@@ -675,7 +674,8 @@ def phase_indices(grid: Grid, positions: np.ndarray, phase_grid: Grid, point_map
 
     A rigid map is composed into one index-to-index affine; when that is a whole-voxel shift (one
     frame, the same lattice) the indices are shifted exactly, so a course on the evaluation grid
-    is sampled at the very same positions, bit for bit. Any other map goes through mm.
+    is sampled at the very same positions, bit for bit (``positions`` itself is returned, not a
+    copy, when the shift is zero). Any other map goes through mm.
     """
     if isinstance(point_map, RigidMap):
         mapping = index_map(phase_grid, grid, point_map.matrix)
@@ -683,7 +683,8 @@ def phase_indices(grid: Grid, positions: np.ndarray, phase_grid: Grid, point_map
         if np.allclose(linear, np.eye(3), rtol=0.0, atol=1e-9) and np.allclose(
             shift, np.rint(shift), rtol=0.0, atol=1e-9
         ):
-            return positions + np.rint(shift)
+            shift = np.rint(shift)
+            return positions if not shift.any() else positions + shift  # the same lattice: no copy
         return positions @ linear.T + shift
     return phase_grid.to_index(point_map(grid.to_patient(positions)))
 

@@ -17,6 +17,7 @@ from reirrad.accumulate import (
     cumulative_eqd2_gy,
     map_courses,
     months_between,
+    phase_indices,
     resolve_phase,
 )
 from reirrad.case import CaseSpec, CourseSpec
@@ -25,6 +26,7 @@ from reirrad.dicom.dose import DoseGrid, read_dose
 from reirrad.dicom.plan import Beam, FractionGroup, Plan
 from reirrad.eqd2 import recovery_model
 from reirrad.errors import Hint, InputError, Remedy
+from reirrad.mapping import RigidMap
 
 FRAME = "1.2.826.0.1.3680043.8.498.40"
 GRID = axial_grid((-10, -10, -10), (2.0, 2.0, 2.0), (6, 8, 10), FRAME)
@@ -301,3 +303,14 @@ def test_cumulative_eqd2_at_points_through_a_rigid_reg(testdata, tmp_path):
     far = np.any((prior_index < -2) | (prior_index > np.array(prior.phases[0].grid.shape) + 1), axis=1)
     assert far.sum() > 100 and not covered[far].any()
     np.testing.assert_allclose(total[far], new_eqd2[far], rtol=1e-5, atol=1e-9)
+
+
+def test_phase_indices_on_the_same_lattice_shift_exactly_and_on_the_same_grid_are_the_points_themselves():
+    grid = axial_grid((0.0, 0.0, 0.0), (2.0, 3.0, 2.5), (6, 7, 8), "F")  # spacing (dk, dj, di) mm
+    moved = axial_grid((-2.5, 3.0, 4.0), (2.0, 3.0, 2.5), (6, 7, 8), "F")  # whole voxels: i + 1, j - 1, k - 2
+    positions = np.random.default_rng(3).uniform(0.0, 5.0, (50, 3))
+    assert phase_indices(grid, positions, grid, RigidMap(None)) is positions  # no copy
+    assert np.array_equal(phase_indices(grid, positions, moved, RigidMap(None)), positions + [-2.0, -1.0, 1.0])
+    turn = np.array([[0.0, -1.0, 0.0, 1.0], [1.0, 0.0, 0.0, -2.0], [0.0, 0.0, 1.0, 0.5], [0.0, 0.0, 0.0, 1.0]])
+    expected = moved.to_index(RigidMap(turn)(grid.to_patient(positions)))
+    np.testing.assert_allclose(phase_indices(grid, positions, moved, RigidMap(turn)), expected, atol=1e-12)

@@ -17,6 +17,7 @@ import pydicom
 import pytest
 from pydicom.datadict import keyword_for_tag
 from pydicom.dataelem import RawDataElement
+from pydicom.tag import Tag
 
 from reirrad.dicom import identity
 from reirrad.dicom.discover import discover_course
@@ -189,3 +190,25 @@ def test_a_structure_set_that_changed_since_it_was_identified_is_refused(tmp_pat
     shutil.copy(SBRT / "course2" / "structures.dcm", folder / "structures.dcm")
     with pytest.raises(InputError, match="structures.dcm: changed while read: it was structure set 2.25."):
         _ = course.structures
+
+
+DEVICE_SERIAL_LO = b"\x18\x00\x00\x10LO"  # (0018,1000) DeviceSerialNumber, explicit VR LO: no reader uses it
+
+
+def test_an_undecodable_element_the_registration_reader_does_not_use_does_not_stop_the_check(sbrt_copy):
+    reg = sbrt_copy / "course2" / "reg.dcm"
+    data = reg.read_bytes()
+    at = data.index(DEVICE_SERIAL_LO)
+    reg.write_bytes(data[: at + 4] + b"FD" + data[at + 6 :])  # 4 bytes "0001" declared FD (8 bytes a value)
+    with pytest.raises(InputError, match="cannot decode DeviceSerialNumber"):
+        read_dataset(reg)  # decoded whole: the file is damaged
+    assert Tag(0x0018, 0x1000) not in REGISTRATION_ELEMENTS
+    result = reirrad("check", sbrt_copy / "case.toml", "-f", "json", "-o", sbrt_copy / "x.json")
+    assert result.returncode == 1, result.stderr  # the sample's own verdict: a limit fails
+    mine = json.loads((sbrt_copy / "x.json").read_text().replace(str(sbrt_copy), str(SBRT)))
+    reference = reirrad("check", SBRT / "case.toml", "-f", "json", "-o", sbrt_copy / "reference.json")
+    assert reference.returncode == 1, reference.stderr
+    theirs = json.loads((sbrt_copy / "reference.json").read_text())
+    for key in ("results", "flags", "warnings", "summary", "assumptions"):  # "courses" holds the REG's digest
+        assert mine[key] == theirs[key], key
+    assert mine["assumptions"]["registration"].startswith("prior: REG 2.25.31654845665430476541")
