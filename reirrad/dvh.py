@@ -178,10 +178,12 @@ def _hottest(dvh: Dvh, volume_cc: float, coldest: bool) -> tuple[np.ndarray, np.
     and the volume from that end at each sample's midpoint.
 
     A partial selection, not a full sort, cached per end: zero-weight (surface) samples are pushed
-    past the far end so they are never selected. Its size is estimated from the mean weight (the
-    interior samples of a capped structure weigh many surface samples each, so the smallest weight
-    would select most of the structure) and doubled until the last midpoint lies beyond
-    ``volume_cc`` or every weighted sample is in.
+    past the far end so they are never selected. Tied doses keep the order of a stable sort of all
+    samples hottest first (by index; from the cold end its exact reverse), so the result depends on
+    the DVH only, not on earlier metrics or on the end searched from. Its size is estimated from the
+    mean weight (the interior samples of a capped structure weigh many surface samples each, so the
+    smallest weight would select most of the structure) and doubled until the last midpoint lies
+    beyond ``volume_cc`` or every weighted sample is in.
     """
     weighted, _, n_weighted = dvh.weighted()
     cached = dvh._cache.get(("tail", coldest))
@@ -191,7 +193,9 @@ def _hottest(dvh: Dvh, volume_cc: float, coldest: bool) -> tuple[np.ndarray, np.
     take = min(n_weighted, int(2.0 * max(volume_cc, TAIL_SHARE * dvh.in_grid_volume_cc) / mean_cc) + 2)
     keys = np.where(weighted, dvh.doses_gy if coldest else -dvh.doses_gy, np.inf)
     while True:
-        chosen = np.argpartition(keys, take - 1)[:take] if take < len(keys) else np.arange(len(keys))
+        chosen = _at_or_below(keys, take)
+        if coldest:  # ties in descending index: exactly the reverse of the hottest-first order
+            chosen = chosen[::-1]
         order = chosen[np.argsort(keys[chosen], kind="stable")][:take]
         volumes = dvh.weights_cc[order]
         cached = (order, np.cumsum(volumes) - volumes / 2.0)
@@ -200,6 +204,19 @@ def _hottest(dvh: Dvh, volume_cc: float, coldest: bool) -> tuple[np.ndarray, np.
         take = min(n_weighted, 2 * take)
     dvh._cache[("tail", coldest)] = cached
     return cached
+
+
+def _at_or_below(keys: np.ndarray, take: int) -> np.ndarray:
+    """Indices, ascending, of every sample whose key is at most the ``take``-th smallest key.
+
+    Every sample that ties with that boundary key is included, so a stable sort of the selection
+    is the start of the stable sort of all samples: the order (and so every Dx) does not depend on
+    which selection size an earlier metric cached.
+    """
+    if take >= len(keys):
+        return np.arange(len(keys))
+    boundary = np.partition(keys, take - 1)[take - 1]
+    return np.flatnonzero(keys <= boundary)
 
 
 def _covers(tail: tuple[np.ndarray, np.ndarray], volume_cc: float, n_weighted: int) -> bool:

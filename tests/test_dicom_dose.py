@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import tracemalloc
 
 import numpy as np
 import pytest
 
-from reirrad.dicom.dose import read_dose
+import reirrad
+from reirrad.dicom.dose import dose_from_dataset, read_dose
 from reirrad.dicom.io import read_dataset
 from reirrad.errors import InputError
 from tests import dicom_synthetic as syn
@@ -89,6 +91,21 @@ def test_missing_number_of_frames_reads_every_frame_of_the_pixel_data(tmp_path):
     dose = read_dose(syn.write(syn.rtdose(pixels, number_of_frames=False), tmp_path / "d.dcm"))
     assert dose.grid.shape == SHAPE
     np.testing.assert_array_equal(dose.dose_gy, pixels * 1e-3)
+
+
+def test_a_dataset_pydicom_decodes_without_number_of_frames_is_not_modified():
+    """BitsStored 24 of 32 sends the pixels through pydicom's decoder, which needs NumberOfFrames to
+    decode every frame; the caller's in-memory dataset is left as it was (inputs are never modified),
+    by the reader and by the API."""
+    pixels = _marked_pixels()  # at most 50000: fits 24 bits
+    ds = syn.rtdose(pixels, number_of_frames=False)
+    ds.BitsStored, ds.HighBit = 24, 23
+    before = copy.deepcopy(ds)
+    np.testing.assert_array_equal(dose_from_dataset(ds, "memory").dose_gy, pixels * 1e-3)
+    dose_gy = pixels * 1e-3
+    np.testing.assert_allclose(reirrad.eqd2(ds, 1, 2.0), dose_gy * (dose_gy + 2.0) / 4.0, rtol=1e-12)
+    assert "NumberOfFrames" not in ds
+    assert ds == before
 
 
 def test_missing_number_of_frames_with_fewer_frames_than_offsets_is_refused(tmp_path):

@@ -206,11 +206,16 @@ def _pixels(ds: pydicom.Dataset, path: Path, n_frames: int) -> np.ndarray:
         order = "<" if syntax.is_little_endian else ">"
         kind = "i" if optional_integer(ds, "PixelRepresentation", path) == 1 else "u"
         return np.frombuffer(ds.PixelData, dtype=f"{order}{kind}{bits // 8}").reshape(shape)
+    decoded = ds
     if "NumberOfFrames" not in ds and n_frames > 1:
-        ds.NumberOfFrames = n_frames  # in memory only: pydicom reads frames from this attribute
+        # pydicom decodes only the frames NumberOfFrames declares: declare them on a copy (a new
+        # element dict, the elements shared), never on the caller's dataset
+        decoded = pydicom.Dataset(dict(ds.items()))
+        decoded.file_meta, decoded.is_little_endian = ds.file_meta, ds.is_little_endian
+        decoded.NumberOfFrames = n_frames
     try:
         with quiet_pydicom():
-            pixels = ds.pixel_array
+            pixels = decoded.pixel_array
     except Exception as exc:  # pydicom raises several types for truncated or odd pixel data
         raise InputError(path, f"cannot decode pixel data ({exc.__class__.__name__}: {exc})") from None
     return pixels.reshape(shape)
@@ -254,8 +259,8 @@ def _check_usable(ds: pydicom.Dataset, path: Path, pixel_data: bool = True) -> f
 def dose_from_dataset(ds: pydicom.Dataset, path: str | Path) -> DoseGrid:
     """Turn a read RTDOSE dataset into a :class:`DoseGrid` (Gy); ``path`` is used in messages.
 
-    When NumberOfFrames is absent and the pixel data holds several frames, NumberOfFrames is set
-    on ``ds`` (in memory) so that pydicom decodes every frame.
+    When NumberOfFrames is absent the frames are counted from the pixel data's length; ``ds`` is
+    not modified.
     """
     path = Path(path)
     scaling = _check_usable(ds, path)
