@@ -124,13 +124,19 @@ def test_the_prior_structure_set_is_not_parsed_in_a_registered_check(monkeypatch
     import reirrad.dicom.discover as discover
 
     parsed = []
-    original = discover.structures_from_dataset
+    from_dataset, from_file = discover.structures_from_dataset, discover.read_structures
 
-    def recording(ds, path):
+    def recording_dataset(ds, path):
         parsed.append(Path(path).parent.name)
-        return original(ds, path)
+        return from_dataset(ds, path)
 
-    monkeypatch.setattr(discover, "structures_from_dataset", recording)
+    def recording_file(path):
+        parsed.append(Path(path).parent.name)
+        return from_file(path)
+
+    # a file's contours are read by read_structures, an in-memory dataset's parsed directly
+    monkeypatch.setattr(discover, "structures_from_dataset", recording_dataset)
+    monkeypatch.setattr(discover, "read_structures", recording_file)
     report = run_check(load_case(SAMPLE_PLANS))
     assert parsed == ["course2"] and report.summary.exit_code == 1
     assert any(
