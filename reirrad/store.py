@@ -82,7 +82,12 @@ def report_to_json(report: CheckReport) -> str:
     """The report as JSON with every number at full precision (``reirrad.check.v1`` rounds them),
     so outputs rebuilt from the store equal those of a fresh run. DVH curves, hot-spot planes and
     automatic-registration QA pictures are not kept."""
-    return json.dumps({"schema": REPORT_SCHEMA, "report": _encode(dataclasses.replace(report, curves=(), hotspots=(), registration_pictures=()))})
+    return json.dumps(
+        {
+            "schema": REPORT_SCHEMA,
+            "report": _encode(dataclasses.replace(report, curves=(), hotspots=(), registration_pictures=())),
+        }
+    )
 
 
 def report_from_json(text: str) -> CheckReport:
