@@ -133,11 +133,22 @@ class AutoRegistration:
     stop_condition: str
     bone_mask: bool
     second_optimum: SecondOptimum | None = None  # see :func:`second_optimum`
+    # the z shifts (mm) that check reached: less than +/- AMBIGUITY_RANGE_MM where the scans overlap too little
+    ambiguity_scan_mm: tuple[float, float] = (-AMBIGUITY_RANGE_MM, AMBIGUITY_RANGE_MM)
 
     @property
     def label(self) -> str:
         """How results and reports name this registration."""
         return f"{_LABEL} (Mattes MI {self.metric_value:.3f})"
+
+    @property
+    def ambiguity_text(self) -> str:
+        """How far the second-optimum check along z reached (see :func:`second_optimum`)."""
+        low, high = self.ambiguity_scan_mm
+        limited = low > -AMBIGUITY_RANGE_MM or high < AMBIGUITY_RANGE_MM
+        return f"second optimum searched along z from {low:+g} to {high:+g} mm" + (
+            f" only (of +/-{AMBIGUITY_RANGE_MM:g} mm: the scans overlap too little beyond)" if limited else ""
+        )
 
     @property
     def new_to_prior(self) -> np.ndarray:
@@ -168,7 +179,7 @@ class RegistrationQa:
         return (
             f"{_LABEL}{', bone-refined' if self.result.bone_mask else ''}: Mattes MI "
             f"{self.result.metric_value:.4f} on every voxel (lower is better; refused above {DEFAULT_MAX_METRIC:g}), "
-            f"{self.result.iterations} iterations ({self.result.stop_condition}); "
+            f"{self.result.iterations} iterations ({self.result.stop_condition}); {self.result.ambiguity_text}; "
             f"matrix prior frame -> new frame (mm, as a REG states it): [{matrix}]"
         )
 
@@ -487,6 +498,7 @@ def register_ct(
     final.SetInitialTransform(transform, inPlace=False)
     metric = float(final.MetricEvaluate(fixed, moving))
     new_to_prior = _matrix(transform)
+    other, reach = second_optimum(fixed, moving, new_to_prior, new)
     return AutoRegistration(
         matrix=np.linalg.inv(new_to_prior),
         prior_frame_uid=prior.frame_of_reference_uid,
@@ -496,46 +508,76 @@ def register_ct(
         converged="Maximum number of iterations" not in stop,
         stop_condition=stop,
         bone_mask=bone,
-        second_optimum=second_optimum(fixed, moving, new_to_prior),
+        second_optimum=other,
+        ambiguity_scan_mm=reach,
     )
 
 
-def second_optimum(fixed: sitk.Image, moving: sitk.Image, new_to_prior: np.ndarray) -> SecondOptimum | None:
+def second_optimum(
+    fixed: sitk.Image, moving: sitk.Image, new_to_prior: np.ndarray, new: CtSeries
+) -> tuple[SecondOptimum | None, tuple[float, float]]:
     """The best other local minimum of the whole-image metric along the new frame's z axis, when it is
-    at least :data:`AMBIGUITY_FRACTION` as good as the result's (None otherwise).
+    at least :data:`AMBIGUITY_FRACTION` as good as the result's (None otherwise), and how far the scan
+    reached (lowest and highest shift evaluated, mm).
 
     Vertebrae repeat along the neck: a registration one vertebra off is a local optimum the metric
     threshold does not catch. The metric is evaluated with the result shifted along z every
     :data:`AMBIGUITY_STEP_MM` within :data:`AMBIGUITY_RANGE_MM`, on both images smoothed (1 mm) and
     shrunk by 2 (about 0.3 CPU s); minima within :data:`AMBIGUITY_EXCLUDE_MM` belong to the result's own basin.
+    A shift at which the images overlap too little for the metric (ITK refuses it) is left out, and so
+    is a minimum next to one; short scans therefore reach less far (stated in the result).
+
+    Raises
+    ------
+    InputError
+        The metric cannot be evaluated at the result itself (the images overlap too little).
     """
     import SimpleITK as sitk
 
     fixed, moving = (sitk.Shrink(sitk.SmoothingRecursiveGaussian(image, 1.0), [2, 2, 2]) for image in (fixed, moving))
     shifts = np.arange(-AMBIGUITY_RANGE_MM, AMBIGUITY_RANGE_MM + 1e-6, AMBIGUITY_STEP_MM)
-    rotation = new_to_prior[:3, :3]
-    values = np.empty(len(shifts))
-    for n, shift in enumerate(shifts):  # x -> new_to_prior (x + shift z)
-        transform = sitk.AffineTransform(3)
-        transform.SetMatrix(tuple(float(v) for v in rotation.ravel()))
-        transform.SetTranslation(tuple(float(v) for v in new_to_prior[:3, 3] + shift * rotation[:, 2]))
-        method = _method(None)
-        method.SetMetricSamplingStrategy(method.NONE)
-        method.SetInitialTransform(transform, inPlace=False)
-        values[n] = method.MetricEvaluate(fixed, moving)
-    at_result = float(values[np.argmin(np.abs(shifts))])
+    values = np.array([_shifted_metric(fixed, moving, new_to_prior, float(shift)) for shift in shifts])
+    at = int(np.argmin(np.abs(shifts)))
+    if not np.isfinite(values[at]):
+        raise InputError(
+            _folder(new),
+            "automatic registration: the CTs overlap too little at the result to check it for a second optimum "
+            "along z; not used: check the CTs' extents or register them by hand",
+        )
+    evaluated = shifts[np.isfinite(values)]
+    reach = (float(evaluated.min()), float(evaluated.max()))
+    at_result = float(values[at])
     inner = np.arange(1, len(shifts) - 1)
-    minima = inner[
-        (values[inner] <= values[inner - 1])
-        & (values[inner] <= values[inner + 1])
-        & (np.abs(shifts[inner]) > AMBIGUITY_EXCLUDE_MM)
-    ]
+    with np.errstate(invalid="ignore"):  # NaN (not evaluated) neighbours compare False: no minimum there
+        minima = inner[
+            (values[inner] <= values[inner - 1])
+            & (values[inner] <= values[inner + 1])
+            & (np.abs(shifts[inner]) > AMBIGUITY_EXCLUDE_MM)
+        ]
     if not len(minima):
-        return None
+        return None, reach
     best = int(minima[np.argmin(values[minima])])
     if values[best] > AMBIGUITY_FRACTION * at_result:  # metrics are negative: lower is better
-        return None
-    return SecondOptimum(float(shifts[best]), float(values[best]), at_result)
+        return None, reach
+    return SecondOptimum(float(shifts[best]), float(values[best]), at_result), reach
+
+
+def _shifted_metric(fixed: sitk.Image, moving: sitk.Image, new_to_prior: np.ndarray, shift_mm: float) -> float:
+    """The whole-image metric with the result shifted ``shift_mm`` along the new frame's z axis
+    (x -> new_to_prior (x + shift z)); NaN where the images overlap too little for ITK to evaluate it."""
+    import SimpleITK as sitk
+
+    rotation = new_to_prior[:3, :3]
+    transform = sitk.AffineTransform(3)
+    transform.SetMatrix(tuple(float(v) for v in rotation.ravel()))
+    transform.SetTranslation(tuple(float(v) for v in new_to_prior[:3, 3] + shift_mm * rotation[:, 2]))
+    method = _method(None)
+    method.SetMetricSamplingStrategy(method.NONE)
+    method.SetInitialTransform(transform, inPlace=False)
+    try:
+        return float(method.MetricEvaluate(fixed, moving))
+    except RuntimeError:  # ITK: "All samples map outside moving image buffer" (or too few inside)
+        return float("nan")
 
 
 def require_usable(result: AutoRegistration, where: Path, max_metric: float = DEFAULT_MAX_METRIC) -> AutoRegistration:

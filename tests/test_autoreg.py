@@ -7,6 +7,7 @@ import dataclasses
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -263,6 +264,44 @@ def test_folder_without_ct_is_refused(course_folders, tmp_path):
     (tmp_path / "empty").mkdir()
     run = reirrad("register", prior_dir, tmp_path / "empty", "--output", tmp_path / "reg.dcm")
     assert run.returncode == 2 and "no CT image" in run.stderr
+
+
+def _cropped_ct(source: Path, folder: Path, first: int, count: int) -> Path:
+    """``count`` consecutive slices of the CT series in ``source`` (from the ``first``), copied to ``folder``."""
+    folder.mkdir()
+    for path in sorted(source.glob("*.dcm"))[first : first + count]:
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+def test_short_scans_from_a_given_reg_limit_the_second_optimum_scan_instead_of_crashing(tmp_path):
+    """42 mm of the prior CT (14 slices) and 30 mm of the new (10), started from the sample's REG (no
+    shift search): the ambiguity scan along z cannot evaluate the metric at +/-40 mm (ITK: all samples
+    outside the moving image). Those shifts are left out and the reach is stated (was exit 3)."""
+    prior = _cropped_ct(SAMPLES / "hn_sbrt_reirradiation" / "course1" / "ct", tmp_path / "prior", 20, 14)
+    new = _cropped_ct(SAMPLES / "hn_sbrt_reirradiation" / "course2" / "ct", tmp_path / "new", 30, 10)
+    reg = SAMPLES / "hn_sbrt_reirradiation" / "course2" / "reg.dcm"
+    run = reirrad("register", prior, new, "--initial", reg, "--output", tmp_path / "reg.dcm")
+    assert run.returncode == 0, run.stderr
+    reached = re.search(
+        r"second optimum searched along z from ([-+\d.]+) to ([-+\d.]+) mm only \(of \+/-40 mm", run.stdout
+    )
+    assert reached, run.stdout
+    low, high = float(reached.group(1)), float(reached.group(2))
+    assert -40.0 <= low < -autoreg.AMBIGUITY_EXCLUDE_MM and autoreg.AMBIGUITY_EXCLUDE_MM < high < 40.0
+    assert (low, high) != (-40.0, 40.0)
+
+
+def test_no_overlap_at_the_result_is_refused_by_the_second_optimum_check():
+    """The metric cannot be evaluated even at the result (the prior scan lies 500 mm to the side): an
+    InputError naming the new CT, not ITK's RuntimeError."""
+    rng = np.random.default_rng(5)
+    new = CtSeries(
+        rng.normal(0, 300, (8, 16, 16)).astype(np.float32), axial((0, 0, 0), (3, 3, 3), (8, 16, 16), NEW), "", (), ()
+    )
+    prior = CtSeries(new.hu.copy(), axial((500, 0, 0), (3, 3, 3), (8, 16, 16), PRIOR), "", (), ())
+    with pytest.raises(InputError, match="overlap too little at the result"):
+        autoreg.second_optimum(autoreg.to_sitk(new), autoreg.to_sitk(prior), np.eye(4), new)
 
 
 # ------------------------------------------------------------------ reirrad check with an automatic registration
