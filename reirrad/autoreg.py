@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # SimpleITK is imported by the functions that need it (start-
 
     from reirrad.accumulate import LoadedCourse
     from reirrad.dicom.structures import Roi, StructureSet
+    from reirrad.report.regqa import QaViews
     from reirrad.results import CheckReport
 
 BONE_HU = 200.0  # Hounsfield units above which a voxel counts as bone for --bone
@@ -163,15 +164,15 @@ class AutoRegistration:
 @dataclass(frozen=True, eq=False)
 class RegistrationQa:
     """What the QA picture of an automatic registration is drawn from (:mod:`reirrad.report.regqa`):
-    both CTs, the result, and the point (new frame, mm) the three views go through, ``through``
-    naming it (a target structure, or the new CT's centre)."""
+    the result, the point (new frame, mm) the three views go through, ``through`` naming it (a target
+    structure, or the new CT's centre), and the three planes through it (never the whole CTs: a report
+    keeps this as long as it lives)."""
 
     course: str  # the prior course's name
     result: AutoRegistration
-    prior: CtSeries
-    new: CtSeries
     centre_mm: np.ndarray
     through: str
+    views: QaViews
 
     def assumption_text(self) -> str:
         """The registration as a check's assumptions record it: metric, iterations, REG matrix."""
@@ -322,6 +323,16 @@ def to_sitk(series: CtSeries) -> sitk.Image:
     axes = np.column_stack([grid.row_direction, grid.column_direction, grid.frame_direction])
     image.SetDirection(tuple(float(v) for v in axes.ravel()))
     return image
+
+
+def affine(new_to_prior: np.ndarray) -> sitk.AffineTransform:
+    """An ITK transform of the 4x4 ``new_to_prior`` (fixed-image points to moving-image points, mm)."""
+    import SimpleITK as sitk
+
+    transform = sitk.AffineTransform(3)
+    transform.SetMatrix(tuple(float(v) for v in new_to_prior[:3, :3].ravel()))
+    transform.SetTranslation(tuple(float(v) for v in new_to_prior[:3, 3]))
+    return transform
 
 
 def _matrix(transform: sitk.Euler3DTransform) -> np.ndarray:
@@ -565,15 +576,11 @@ def second_optimum(
 def _shifted_metric(fixed: sitk.Image, moving: sitk.Image, new_to_prior: np.ndarray, shift_mm: float) -> float:
     """The whole-image metric with the result shifted ``shift_mm`` along the new frame's z axis
     (x -> new_to_prior (x + shift z)); NaN where the images overlap too little for ITK to evaluate it."""
-    import SimpleITK as sitk
-
-    rotation = new_to_prior[:3, :3]
-    transform = sitk.AffineTransform(3)
-    transform.SetMatrix(tuple(float(v) for v in rotation.ravel()))
-    transform.SetTranslation(tuple(float(v) for v in new_to_prior[:3, 3] + shift_mm * rotation[:, 2]))
+    shifted = new_to_prior.copy()
+    shifted[:3, 3] += shift_mm * new_to_prior[:3, 2]
     method = _method(None)
     method.SetMetricSamplingStrategy(method.NONE)
-    method.SetInitialTransform(transform, inPlace=False)
+    method.SetInitialTransform(affine(shifted), inPlace=False)
     try:
         return float(method.MetricEvaluate(fixed, moving))
     except RuntimeError:  # ITK: "All samples map outside moving image buffer" (or too few inside)
@@ -621,16 +628,23 @@ def register_folders(
 # ------------------------------------------------------------------ QA picture
 
 
-def prior_on_new_grid(prior: CtSeries, new: CtSeries, result: AutoRegistration) -> np.ndarray:
-    """The prior CT (HU) resampled at the new CT's voxel centres through the registration (linear;
-    -1000 HU outside the prior scan)."""
+def prior_on_new_planes(
+    prior: CtSeries, new: CtSeries, result: AutoRegistration, voxel: tuple[int, int, int]
+) -> list[np.ndarray]:
+    """The prior CT (HU) resampled through the registration at the new CT's voxel centres of the
+    axial, coronal and sagittal planes through ``voxel`` (frame, row, column) of the new CT (linear;
+    -1000 HU outside the prior scan): (rows, columns), (frames, columns) and (frames, rows) arrays."""
     import SimpleITK as sitk
 
-    transform = sitk.AffineTransform(3)
-    transform.SetMatrix(tuple(float(v) for v in result.new_to_prior[:3, :3].ravel()))
-    transform.SetTranslation(tuple(float(v) for v in result.new_to_prior[:3, 3]))
-    moved = sitk.Resample(to_sitk(prior), to_sitk(new), transform, sitk.sitkLinear, -1000.0, sitk.sitkFloat32)
-    return sitk.GetArrayFromImage(moved)
+    fixed, moving, transform = to_sitk(new), to_sitk(prior), affine(result.new_to_prior)
+    k, j, i = voxel
+    planes = (fixed[:, :, k : k + 1], fixed[:, j : j + 1, :], fixed[i : i + 1, :, :])  # ITK index (i, j, k)
+    return [
+        sitk.GetArrayFromImage(
+            sitk.Resample(moving, plane, transform, sitk.sitkLinear, -1000.0, sitk.sitkFloat32)
+        ).squeeze(axis)
+        for axis, plane in enumerate(planes)
+    ]
 
 
 def write_qa_figure(
@@ -755,6 +769,8 @@ def automatic_registrations(
     """An automatic registration for every prior course in another frame than the reference (last)
     course's that no given REG relates to it, from the CTs in both course folders (refused when
     unusable, see :func:`require_usable`). Called only when the case asks for it."""
+    from reirrad.report.regqa import qa_views
+
     reference = courses[-1]
     frame = reference.frame_of_reference_uid
     found: list[Registration] = []
@@ -767,7 +783,7 @@ def automatic_registrations(
             raise InputError(course.spec.path, "automatic registration reads the planning CTs from the course folders")
         result, prior, new = register_folders(course.spec.path, reference.spec.path)
         centre, through = qa_view_point(new, reference.structures)
-        qa = RegistrationQa(course.name, result, prior, new, centre, through)
+        qa = RegistrationQa(course.name, result, centre, through, qa_views(prior, new, result, centre))
         found.append(as_registration(result, course.spec.path, qa))
     return found
 
@@ -791,9 +807,12 @@ def register_courses(
     return [*courses[:-1], reference], found
 
 
-def with_registration_qa(report: CheckReport, automatic: Sequence[AutomaticRegistration]) -> CheckReport:
+def with_registration_qa(
+    report: CheckReport, automatic: Sequence[AutomaticRegistration], figures: bool = True
+) -> CheckReport:
     """``report`` with each automatic registration recorded in its assumptions (metric, iterations,
-    matrix) and its QA picture (drawn only when a format shows figures)."""
+    matrix) and, with ``figures``, its QA picture (drawn only when a format shows it; without, the
+    report keeps no picture and nothing it is drawn from)."""
     qas = [r.qa for r in automatic if r.qa is not None]
     if not qas:
         return report
@@ -809,6 +828,7 @@ def with_registration_qa(report: CheckReport, automatic: Sequence[AutomaticRegis
             q.course, caption(q.result, q.centre_mm, q.through, q.course), functools.partial(qa_figure, q)
         )
         for q in qas
+        if figures
     )
     return dataclasses.replace(report, assumptions=assumed, registration_pictures=pictures)
 

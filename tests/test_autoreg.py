@@ -481,3 +481,28 @@ def test_check_report_shows_the_registration_qa_checkerboard(auto_report):
         np.abs(axial[~new_tile] - moved_px[~new_tile])[differs]
         < np.abs(axial[~new_tile] - fixed_px[~new_tile])[differs]
     )
+
+
+def test_a_check_without_figures_keeps_no_registration_qa_and_a_picture_no_whole_ct(auto_report, sbrt_without_reg):
+    """figures=False (batch, JSON, CSV, console): the automatic registration is recorded, but the report
+    keeps no QA picture and so neither CT (pickled 2.96 MB, both CT volumes, before). With figures, the
+    picture keeps only its three planes (8-bit grey), not the CT volumes (each 2.9 MB as float32 HU)."""
+    import pickle
+
+    from reirrad.case import load_case
+    from reirrad.check import CheckOptions, run_check
+
+    report = run_check(load_case(sbrt_without_reg / "case_qa.toml"), CheckOptions(figures=False))
+    assert report.registration_pictures == ()
+    assert report.assumptions["automatic_registration"] == auto_report.assumptions["automatic_registration"]
+    assert len(pickle.dumps(report)) < 100_000
+
+    (picture,) = auto_report.registration_pictures
+    views = picture.png.args[0].views
+    new = autoreg.read_ct_series(SBRT / "course2" / "ct")
+    frames, rows, columns = new.grid.shape
+    shapes = [(rows, columns), (frames, columns), (frames, rows)]
+    assert [tuple(p.shape) for pair in views.planes for p in pair] == [s for s in shapes for _ in (0, 1)]
+    assert all(p.dtype == np.uint8 for pair in views.planes for p in pair)
+    planes_bytes = sum(p.nbytes for pair in views.planes for p in pair)
+    assert len(pickle.dumps(picture)) < planes_bytes + 20_000 < new.hu.nbytes
