@@ -811,8 +811,10 @@ def with_registration_qa(
     report: CheckReport, automatic: Sequence[AutomaticRegistration], figures: bool = True
 ) -> CheckReport:
     """``report`` with each automatic registration recorded in its assumptions (metric, iterations,
-    matrix) and, with ``figures``, its QA picture (drawn only when a format shows it; without, the
-    report keeps no picture and nothing it is drawn from)."""
+    matrix), named in the notes of every result with a value (all computed through it: "course 'prior':
+    automatic rigid registration, not reviewed (Mattes MI -1.188)"), and, with ``figures``, its QA
+    picture (drawn only when a format shows it; without, the report keeps no picture and nothing it is
+    drawn from)."""
     qas = [r.qa for r in automatic if r.qa is not None]
     if not qas:
         return report
@@ -823,6 +825,10 @@ def with_registration_qa(
         **report.assumptions,
         "automatic_registration": "; ".join(f"{q.course}: {q.assumption_text()}" for q in qas),
     }
+    notes = tuple(f"course '{q.course}': {q.result.label}" for q in qas)
+    results = tuple(
+        dataclasses.replace(r, notes=(*r.notes, *notes)) if r.value_gy is not None else r for r in report.results
+    )
     pictures = tuple(
         RegistrationPicture(
             q.course, caption(q.result, q.centre_mm, q.through, q.course), functools.partial(qa_figure, q)
@@ -830,7 +836,7 @@ def with_registration_qa(
         for q in qas
         if figures
     )
-    return dataclasses.replace(report, assumptions=assumed, registration_pictures=pictures)
+    return dataclasses.replace(report, results=results, assumptions=assumed, registration_pictures=pictures)
 
 
 def with_auto_registration(case: CaseSpec) -> CaseSpec:

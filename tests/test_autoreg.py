@@ -506,3 +506,27 @@ def test_a_check_without_figures_keeps_no_registration_qa_and_a_picture_no_whole
     assert all(p.dtype == np.uint8 for pair in views.planes for p in pair)
     planes_bytes = sum(p.nbytes for pair in views.planes for p in pair)
     assert len(pickle.dumps(picture)) < planes_bytes + 20_000 < new.hu.nbytes
+
+
+def test_every_result_computed_through_an_automatic_registration_says_so(auto_report):
+    """Issue #12: each result with a value names the automatic registration and its final metric in its
+    own notes (JSON, the console's numbered notes, the HTML row); a result without a value does not."""
+    from reirrad.report.console import footnote_marks
+    from reirrad.report.html import ROW_ORDER, to_html
+    from reirrad.report.machine import to_json
+
+    label = json.loads(to_json(auto_report))["courses"][0]["registration"]
+    note = f"course 'prior': {label}"
+    assert note.startswith("course 'prior': automatic rigid registration, not reviewed (Mattes MI -")
+    results = json.loads(to_json(auto_report))["results"]
+    valued = [r for r in results if r["value_gy"] is not None]
+    assert len(valued) > 5 and all(r["notes"].count(note) == 1 for r in valued)
+    assert all(note not in r["notes"] for r in results if r["value_gy"] is None)
+    footnotes, marks = footnote_marks(auto_report)
+    number = str(footnotes.index(note) + 1)
+    assert [number in m.split(",") for m in marks] == [r["value_gy"] is not None for r in results]
+    table = to_html(auto_report).split("<th>Reason / notes</th>", 1)[1].split("</tbody>", 1)[0]
+    rows = table.split("<tbody>", 1)[1].split("</tr>")[:-1]
+    assert len(rows) == len(results)
+    ordered = sorted(results, key=lambda r: ROW_ORDER.index(r["status"]))  # the HTML's row order
+    assert [label in row for row in rows] == [r["value_gy"] is not None for r in ordered]
