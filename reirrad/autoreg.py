@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # SimpleITK is imported by the functions that need it (start-
 
     from reirrad.accumulate import LoadedCourse
     from reirrad.dicom.structures import Roi, StructureSet
+    from reirrad.report.regqa import QaViews
     from reirrad.results import CheckReport
 
 BONE_HU = 200.0  # Hounsfield units above which a voxel counts as bone for --bone
@@ -133,11 +134,22 @@ class AutoRegistration:
     stop_condition: str
     bone_mask: bool
     second_optimum: SecondOptimum | None = None  # see :func:`second_optimum`
+    # the z shifts (mm) that check reached: less than +/- AMBIGUITY_RANGE_MM where the scans overlap too little
+    ambiguity_scan_mm: tuple[float, float] = (-AMBIGUITY_RANGE_MM, AMBIGUITY_RANGE_MM)
 
     @property
     def label(self) -> str:
         """How results and reports name this registration."""
         return f"{_LABEL} (Mattes MI {self.metric_value:.3f})"
+
+    @property
+    def ambiguity_text(self) -> str:
+        """How far the second-optimum check along z reached (see :func:`second_optimum`)."""
+        low, high = self.ambiguity_scan_mm
+        limited = low > -AMBIGUITY_RANGE_MM or high < AMBIGUITY_RANGE_MM
+        return f"second optimum searched along z from {low:+g} to {high:+g} mm" + (
+            f" only (of +/-{AMBIGUITY_RANGE_MM:g} mm: the scans overlap too little beyond)" if limited else ""
+        )
 
     @property
     def new_to_prior(self) -> np.ndarray:
@@ -152,15 +164,15 @@ class AutoRegistration:
 @dataclass(frozen=True, eq=False)
 class RegistrationQa:
     """What the QA picture of an automatic registration is drawn from (:mod:`reirrad.report.regqa`):
-    both CTs, the result, and the point (new frame, mm) the three views go through, ``through``
-    naming it (a target structure, or the new CT's centre)."""
+    the result, the point (new frame, mm) the three views go through, ``through`` naming it (a target
+    structure, or the new CT's centre), and the three planes through it (never the whole CTs: a report
+    keeps this as long as it lives)."""
 
     course: str  # the prior course's name
     result: AutoRegistration
-    prior: CtSeries
-    new: CtSeries
     centre_mm: np.ndarray
     through: str
+    views: QaViews
 
     def assumption_text(self) -> str:
         """The registration as a check's assumptions record it: metric, iterations, REG matrix."""
@@ -168,7 +180,7 @@ class RegistrationQa:
         return (
             f"{_LABEL}{', bone-refined' if self.result.bone_mask else ''}: Mattes MI "
             f"{self.result.metric_value:.4f} on every voxel (lower is better; refused above {DEFAULT_MAX_METRIC:g}), "
-            f"{self.result.iterations} iterations ({self.result.stop_condition}); "
+            f"{self.result.iterations} iterations ({self.result.stop_condition}); {self.result.ambiguity_text}; "
             f"matrix prior frame -> new frame (mm, as a REG states it): [{matrix}]"
         )
 
@@ -311,6 +323,16 @@ def to_sitk(series: CtSeries) -> sitk.Image:
     axes = np.column_stack([grid.row_direction, grid.column_direction, grid.frame_direction])
     image.SetDirection(tuple(float(v) for v in axes.ravel()))
     return image
+
+
+def affine(new_to_prior: np.ndarray) -> sitk.AffineTransform:
+    """An ITK transform of the 4x4 ``new_to_prior`` (fixed-image points to moving-image points, mm)."""
+    import SimpleITK as sitk
+
+    transform = sitk.AffineTransform(3)
+    transform.SetMatrix(tuple(float(v) for v in new_to_prior[:3, :3].ravel()))
+    transform.SetTranslation(tuple(float(v) for v in new_to_prior[:3, 3]))
+    return transform
 
 
 def _matrix(transform: sitk.Euler3DTransform) -> np.ndarray:
@@ -487,6 +509,7 @@ def register_ct(
     final.SetInitialTransform(transform, inPlace=False)
     metric = float(final.MetricEvaluate(fixed, moving))
     new_to_prior = _matrix(transform)
+    other, reach = second_optimum(fixed, moving, new_to_prior, new)
     return AutoRegistration(
         matrix=np.linalg.inv(new_to_prior),
         prior_frame_uid=prior.frame_of_reference_uid,
@@ -496,46 +519,72 @@ def register_ct(
         converged="Maximum number of iterations" not in stop,
         stop_condition=stop,
         bone_mask=bone,
-        second_optimum=second_optimum(fixed, moving, new_to_prior),
+        second_optimum=other,
+        ambiguity_scan_mm=reach,
     )
 
 
-def second_optimum(fixed: sitk.Image, moving: sitk.Image, new_to_prior: np.ndarray) -> SecondOptimum | None:
+def second_optimum(
+    fixed: sitk.Image, moving: sitk.Image, new_to_prior: np.ndarray, new: CtSeries
+) -> tuple[SecondOptimum | None, tuple[float, float]]:
     """The best other local minimum of the whole-image metric along the new frame's z axis, when it is
-    at least :data:`AMBIGUITY_FRACTION` as good as the result's (None otherwise).
+    at least :data:`AMBIGUITY_FRACTION` as good as the result's (None otherwise), and how far the scan
+    reached (lowest and highest shift evaluated, mm).
 
     Vertebrae repeat along the neck: a registration one vertebra off is a local optimum the metric
     threshold does not catch. The metric is evaluated with the result shifted along z every
     :data:`AMBIGUITY_STEP_MM` within :data:`AMBIGUITY_RANGE_MM`, on both images smoothed (1 mm) and
     shrunk by 2 (about 0.3 CPU s); minima within :data:`AMBIGUITY_EXCLUDE_MM` belong to the result's own basin.
+    A shift at which the images overlap too little for the metric (ITK refuses it) is left out, and so
+    is a minimum next to one; short scans therefore reach less far (stated in the result).
+
+    Raises
+    ------
+    InputError
+        The metric cannot be evaluated at the result itself (the images overlap too little).
     """
     import SimpleITK as sitk
 
     fixed, moving = (sitk.Shrink(sitk.SmoothingRecursiveGaussian(image, 1.0), [2, 2, 2]) for image in (fixed, moving))
     shifts = np.arange(-AMBIGUITY_RANGE_MM, AMBIGUITY_RANGE_MM + 1e-6, AMBIGUITY_STEP_MM)
-    rotation = new_to_prior[:3, :3]
-    values = np.empty(len(shifts))
-    for n, shift in enumerate(shifts):  # x -> new_to_prior (x + shift z)
-        transform = sitk.AffineTransform(3)
-        transform.SetMatrix(tuple(float(v) for v in rotation.ravel()))
-        transform.SetTranslation(tuple(float(v) for v in new_to_prior[:3, 3] + shift * rotation[:, 2]))
-        method = _method(None)
-        method.SetMetricSamplingStrategy(method.NONE)
-        method.SetInitialTransform(transform, inPlace=False)
-        values[n] = method.MetricEvaluate(fixed, moving)
-    at_result = float(values[np.argmin(np.abs(shifts))])
+    values = np.array([_shifted_metric(fixed, moving, new_to_prior, float(shift)) for shift in shifts])
+    at = int(np.argmin(np.abs(shifts)))
+    if not np.isfinite(values[at]):
+        raise InputError(
+            _folder(new),
+            "automatic registration: the CTs overlap too little at the result to check it for a second optimum "
+            "along z; not used: check the CTs' extents or register them by hand",
+        )
+    evaluated = shifts[np.isfinite(values)]
+    reach = (float(evaluated.min()), float(evaluated.max()))
+    at_result = float(values[at])
     inner = np.arange(1, len(shifts) - 1)
-    minima = inner[
-        (values[inner] <= values[inner - 1])
-        & (values[inner] <= values[inner + 1])
-        & (np.abs(shifts[inner]) > AMBIGUITY_EXCLUDE_MM)
-    ]
+    with np.errstate(invalid="ignore"):  # NaN (not evaluated) neighbours compare False: no minimum there
+        minima = inner[
+            (values[inner] <= values[inner - 1])
+            & (values[inner] <= values[inner + 1])
+            & (np.abs(shifts[inner]) > AMBIGUITY_EXCLUDE_MM)
+        ]
     if not len(minima):
-        return None
+        return None, reach
     best = int(minima[np.argmin(values[minima])])
     if values[best] > AMBIGUITY_FRACTION * at_result:  # metrics are negative: lower is better
-        return None
-    return SecondOptimum(float(shifts[best]), float(values[best]), at_result)
+        return None, reach
+    return SecondOptimum(float(shifts[best]), float(values[best]), at_result), reach
+
+
+def _shifted_metric(fixed: sitk.Image, moving: sitk.Image, new_to_prior: np.ndarray, shift_mm: float) -> float:
+    """The whole-image metric with the result shifted ``shift_mm`` along the new frame's z axis
+    (x -> new_to_prior (x + shift z)); NaN where the images overlap too little for ITK to evaluate it."""
+    shifted = new_to_prior.copy()
+    shifted[:3, 3] += shift_mm * new_to_prior[:3, 2]
+    method = _method(None)
+    method.SetMetricSamplingStrategy(method.NONE)
+    method.SetInitialTransform(affine(shifted), inPlace=False)
+    try:
+        return float(method.MetricEvaluate(fixed, moving))
+    except RuntimeError:  # ITK: "All samples map outside moving image buffer" (or too few inside)
+        return float("nan")
 
 
 def require_usable(result: AutoRegistration, where: Path, max_metric: float = DEFAULT_MAX_METRIC) -> AutoRegistration:
@@ -579,16 +628,23 @@ def register_folders(
 # ------------------------------------------------------------------ QA picture
 
 
-def prior_on_new_grid(prior: CtSeries, new: CtSeries, result: AutoRegistration) -> np.ndarray:
-    """The prior CT (HU) resampled at the new CT's voxel centres through the registration (linear;
-    -1000 HU outside the prior scan)."""
+def prior_on_new_planes(
+    prior: CtSeries, new: CtSeries, result: AutoRegistration, voxel: tuple[int, int, int]
+) -> list[np.ndarray]:
+    """The prior CT (HU) resampled through the registration at the new CT's voxel centres of the
+    axial, coronal and sagittal planes through ``voxel`` (frame, row, column) of the new CT (linear;
+    -1000 HU outside the prior scan): (rows, columns), (frames, columns) and (frames, rows) arrays."""
     import SimpleITK as sitk
 
-    transform = sitk.AffineTransform(3)
-    transform.SetMatrix(tuple(float(v) for v in result.new_to_prior[:3, :3].ravel()))
-    transform.SetTranslation(tuple(float(v) for v in result.new_to_prior[:3, 3]))
-    moved = sitk.Resample(to_sitk(prior), to_sitk(new), transform, sitk.sitkLinear, -1000.0, sitk.sitkFloat32)
-    return sitk.GetArrayFromImage(moved)
+    fixed, moving, transform = to_sitk(new), to_sitk(prior), affine(result.new_to_prior)
+    k, j, i = voxel
+    planes = (fixed[:, :, k : k + 1], fixed[:, j : j + 1, :], fixed[i : i + 1, :, :])  # ITK index (i, j, k)
+    return [
+        sitk.GetArrayFromImage(
+            sitk.Resample(moving, plane, transform, sitk.sitkLinear, -1000.0, sitk.sitkFloat32)
+        ).squeeze(axis)
+        for axis, plane in enumerate(planes)
+    ]
 
 
 def write_qa_figure(
@@ -713,6 +769,8 @@ def automatic_registrations(
     """An automatic registration for every prior course in another frame than the reference (last)
     course's that no given REG relates to it, from the CTs in both course folders (refused when
     unusable, see :func:`require_usable`). Called only when the case asks for it."""
+    from reirrad.report.regqa import qa_views
+
     reference = courses[-1]
     frame = reference.frame_of_reference_uid
     found: list[Registration] = []
@@ -725,7 +783,7 @@ def automatic_registrations(
             raise InputError(course.spec.path, "automatic registration reads the planning CTs from the course folders")
         result, prior, new = register_folders(course.spec.path, reference.spec.path)
         centre, through = qa_view_point(new, reference.structures)
-        qa = RegistrationQa(course.name, result, prior, new, centre, through)
+        qa = RegistrationQa(course.name, result, centre, through, qa_views(prior, new, result, centre))
         found.append(as_registration(result, course.spec.path, qa))
     return found
 
@@ -749,9 +807,14 @@ def register_courses(
     return [*courses[:-1], reference], found
 
 
-def with_registration_qa(report: CheckReport, automatic: Sequence[AutomaticRegistration]) -> CheckReport:
+def with_registration_qa(
+    report: CheckReport, automatic: Sequence[AutomaticRegistration], figures: bool = True
+) -> CheckReport:
     """``report`` with each automatic registration recorded in its assumptions (metric, iterations,
-    matrix) and its QA picture (drawn only when a format shows figures)."""
+    matrix), named in the notes of every result with a value (all computed through it: "course 'prior':
+    automatic rigid registration, not reviewed (Mattes MI -1.188)"), and, with ``figures``, its QA
+    picture (drawn only when a format shows it; without, the report keeps no picture and nothing it is
+    drawn from)."""
     qas = [r.qa for r in automatic if r.qa is not None]
     if not qas:
         return report
@@ -762,13 +825,18 @@ def with_registration_qa(report: CheckReport, automatic: Sequence[AutomaticRegis
         **report.assumptions,
         "automatic_registration": "; ".join(f"{q.course}: {q.assumption_text()}" for q in qas),
     }
+    notes = tuple(f"course '{q.course}': {q.result.label}" for q in qas)
+    results = tuple(
+        dataclasses.replace(r, notes=(*r.notes, *notes)) if r.value_gy is not None else r for r in report.results
+    )
     pictures = tuple(
         RegistrationPicture(
             q.course, caption(q.result, q.centre_mm, q.through, q.course), functools.partial(qa_figure, q)
         )
         for q in qas
+        if figures
     )
-    return dataclasses.replace(report, assumptions=assumed, registration_pictures=pictures)
+    return dataclasses.replace(report, results=results, assumptions=assumed, registration_pictures=pictures)
 
 
 def with_auto_registration(case: CaseSpec) -> CaseSpec:

@@ -841,7 +841,8 @@ def run_check(case: CaseSpec, options: CheckOptions = CheckOptions()) -> CheckRe
     evaluation = strategy.evaluate(case, cset, model, courses, options)
     if options.conservative:  # registration uncertainty: not searched, said so (reirrad.robust)
         evaluation = dataclasses.replace(evaluation, assumptions=robust.conservative_note(evaluation.assumptions, case))
-    report = autoreg.with_registration_qa(_report(case, cset, options, courses, evaluation), automatic)  # autoreg hook
+    # autoreg hook: the report records the automatic registrations; their QA pictures only when figures are drawn
+    report = autoreg.with_registration_qa(_report(case, cset, options, courses, evaluation), automatic, options.figures)
     structures = courses[-1].structures
     if structures is None:
         return report

@@ -150,7 +150,9 @@ class FlagContext:
     interval_months: float | None = None  # end of the latest prior course to start of the new one
     organs: tuple[OrganResult, ...] = ()
     matches: tuple[OrganMatch, ...] = ()
-    physical_dose_gy: Mapping[str, np.ndarray] | None = None  # per course, on the reference grid
+    # per course, physical dose (Gy) at the evaluation-grid voxels where the new course reaches the lowest
+    # new_min_gy of the reirradiation_type rules, one order for all courses (reirrad.check.overlap_doses_gy)
+    physical_dose_gy: Mapping[str, np.ndarray] | None = None
     voxel_volume_cc: float | None = None
     clinical: ClinicalSpec = ClinicalSpec()
     registration_uncertainty: str | None = None  # "3 mm" when the worst case was searched (reirrad.robust)
@@ -398,7 +400,8 @@ def _overlap_cc(
     ctx: FlagContext, doses: Mapping[str, np.ndarray], voxel_volume_cc: float, prior_min_gy: float, new_min_gy: float
 ) -> tuple[float, str]:
     """Largest volume (cm3) at >= prior_min_gy in a prior course and >= new_min_gy in the new one
-    (``doses``: each course's physical dose on the reference grid)."""
+    (``doses``: each course's physical dose at the same voxels, only those where the new course reaches
+    the rules' lowest new_min_gy: see :attr:`FlagContext.physical_dose_gy`; no other voxel can count)."""
     new_name = ctx.courses[-1].name
     new_hot = doses[new_name] >= new_min_gy
     best = (0.0, ctx.courses[0].name)

@@ -7,6 +7,7 @@ import dataclasses
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -265,6 +266,44 @@ def test_folder_without_ct_is_refused(course_folders, tmp_path):
     assert run.returncode == 2 and "no CT image" in run.stderr
 
 
+def _cropped_ct(source: Path, folder: Path, first: int, count: int) -> Path:
+    """``count`` consecutive slices of the CT series in ``source`` (from the ``first``), copied to ``folder``."""
+    folder.mkdir()
+    for path in sorted(source.glob("*.dcm"))[first : first + count]:
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+def test_short_scans_from_a_given_reg_limit_the_second_optimum_scan_instead_of_crashing(tmp_path):
+    """42 mm of the prior CT (14 slices) and 30 mm of the new (10), started from the sample's REG (no
+    shift search): the ambiguity scan along z cannot evaluate the metric at +/-40 mm (ITK: all samples
+    outside the moving image). Those shifts are left out and the reach is stated (was exit 3)."""
+    prior = _cropped_ct(SAMPLES / "hn_sbrt_reirradiation" / "course1" / "ct", tmp_path / "prior", 20, 14)
+    new = _cropped_ct(SAMPLES / "hn_sbrt_reirradiation" / "course2" / "ct", tmp_path / "new", 30, 10)
+    reg = SAMPLES / "hn_sbrt_reirradiation" / "course2" / "reg.dcm"
+    run = reirrad("register", prior, new, "--initial", reg, "--output", tmp_path / "reg.dcm")
+    assert run.returncode == 0, run.stderr
+    reached = re.search(
+        r"second optimum searched along z from ([-+\d.]+) to ([-+\d.]+) mm only \(of \+/-40 mm", run.stdout
+    )
+    assert reached, run.stdout
+    low, high = float(reached.group(1)), float(reached.group(2))
+    assert -40.0 <= low < -autoreg.AMBIGUITY_EXCLUDE_MM and autoreg.AMBIGUITY_EXCLUDE_MM < high < 40.0
+    assert (low, high) != (-40.0, 40.0)
+
+
+def test_no_overlap_at_the_result_is_refused_by_the_second_optimum_check():
+    """The metric cannot be evaluated even at the result (the prior scan lies 500 mm to the side): an
+    InputError naming the new CT, not ITK's RuntimeError."""
+    rng = np.random.default_rng(5)
+    new = CtSeries(
+        rng.normal(0, 300, (8, 16, 16)).astype(np.float32), axial((0, 0, 0), (3, 3, 3), (8, 16, 16), NEW), "", (), ()
+    )
+    prior = CtSeries(new.hu.copy(), axial((500, 0, 0), (3, 3, 3), (8, 16, 16), PRIOR), "", (), ())
+    with pytest.raises(InputError, match="overlap too little at the result"):
+        autoreg.second_optimum(autoreg.to_sitk(new), autoreg.to_sitk(prior), np.eye(4), new)
+
+
 # ------------------------------------------------------------------ reirrad check with an automatic registration
 
 SBRT = SAMPLES / "hn_sbrt_reirradiation"
@@ -442,3 +481,52 @@ def test_check_report_shows_the_registration_qa_checkerboard(auto_report):
         np.abs(axial[~new_tile] - moved_px[~new_tile])[differs]
         < np.abs(axial[~new_tile] - fixed_px[~new_tile])[differs]
     )
+
+
+def test_a_check_without_figures_keeps_no_registration_qa_and_a_picture_no_whole_ct(auto_report, sbrt_without_reg):
+    """figures=False (batch, JSON, CSV, console): the automatic registration is recorded, but the report
+    keeps no QA picture and so neither CT (pickled 2.96 MB, both CT volumes, before). With figures, the
+    picture keeps only its three planes (8-bit grey), not the CT volumes (each 2.9 MB as float32 HU)."""
+    import pickle
+
+    from reirrad.case import load_case
+    from reirrad.check import CheckOptions, run_check
+
+    report = run_check(load_case(sbrt_without_reg / "case_qa.toml"), CheckOptions(figures=False))
+    assert report.registration_pictures == ()
+    assert report.assumptions["automatic_registration"] == auto_report.assumptions["automatic_registration"]
+    assert len(pickle.dumps(report)) < 100_000
+
+    (picture,) = auto_report.registration_pictures
+    views = picture.png.args[0].views
+    new = autoreg.read_ct_series(SBRT / "course2" / "ct")
+    frames, rows, columns = new.grid.shape
+    shapes = [(rows, columns), (frames, columns), (frames, rows)]
+    assert [tuple(p.shape) for pair in views.planes for p in pair] == [s for s in shapes for _ in (0, 1)]
+    assert all(p.dtype == np.uint8 for pair in views.planes for p in pair)
+    planes_bytes = sum(p.nbytes for pair in views.planes for p in pair)
+    assert len(pickle.dumps(picture)) < planes_bytes + 20_000 < new.hu.nbytes
+
+
+def test_every_result_computed_through_an_automatic_registration_says_so(auto_report):
+    """Issue #12: each result with a value names the automatic registration and its final metric in its
+    own notes (JSON, the console's numbered notes, the HTML row); a result without a value does not."""
+    from reirrad.report.console import footnote_marks
+    from reirrad.report.html import ROW_ORDER, to_html
+    from reirrad.report.machine import to_json
+
+    label = json.loads(to_json(auto_report))["courses"][0]["registration"]
+    note = f"course 'prior': {label}"
+    assert note.startswith("course 'prior': automatic rigid registration, not reviewed (Mattes MI -")
+    results = json.loads(to_json(auto_report))["results"]
+    valued = [r for r in results if r["value_gy"] is not None]
+    assert len(valued) > 5 and all(r["notes"].count(note) == 1 for r in valued)
+    assert all(note not in r["notes"] for r in results if r["value_gy"] is None)
+    footnotes, marks = footnote_marks(auto_report)
+    number = str(footnotes.index(note) + 1)
+    assert [number in m.split(",") for m in marks] == [r["value_gy"] is not None for r in results]
+    table = to_html(auto_report).split("<th>Reason / notes</th>", 1)[1].split("</tbody>", 1)[0]
+    rows = table.split("<tbody>", 1)[1].split("</tr>")[:-1]
+    assert len(rows) == len(results)
+    ordered = sorted(results, key=lambda r: ROW_ORDER.index(r["status"]))  # the HTML's row order
+    assert [label in row for row in rows] == [r["value_gy"] is not None for r in ordered]

@@ -42,7 +42,7 @@ def register(
         qa_centre=(lambda new: qa_centre_mm(new, new_dir, target)),
     )
     typer.echo(
-        f"{result.label}: {result.iterations} iterations, {result.stop_condition}\n"
+        f"{result.label}: {result.iterations} iterations, {result.stop_condition}; {result.ambiguity_text}\n"
         f"REG matrix (prior frame -> new frame, mm):\n"
         + "\n".join("  " + " ".join(f"{v:10.4f}" for v in row) for row in result.matrix)
     )

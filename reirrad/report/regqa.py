@@ -11,6 +11,7 @@ check that used an automatic registration shows it with the same caption.
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from html import escape
 from typing import TYPE_CHECKING
 
@@ -41,11 +42,31 @@ def centre_index(new: CtSeries, centre_mm: np.ndarray) -> tuple[int, int, int]:
     return int(k), int(j), int(i)
 
 
-def sections(new: CtSeries, moved: np.ndarray, centre_mm: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(new CT plane, registered prior plane) per view of :data:`VIEWS` through the voxel nearest
+def sections(
+    prior: CtSeries, new: CtSeries, result: AutoRegistration, centre_mm: np.ndarray
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(new CT plane, registered prior plane) in HU per view of :data:`VIEWS` through the voxel nearest
     ``centre_mm``; coronal and sagittal planes with the head (highest z) up."""
+    from reirrad.autoreg import prior_on_new_planes
+
     k, j, i = centre_index(new, centre_mm)
-    return [(new.hu[k], moved[k]), (new.hu[::-1, j, :], moved[::-1, j, :]), (new.hu[::-1, :, i], moved[::-1, :, i])]
+    axial, coronal, sagittal = prior_on_new_planes(prior, new, result, (k, j, i))
+    return [(new.hu[k], axial), (new.hu[::-1, j, :], coronal[::-1]), (new.hu[::-1, :, i], sagittal[::-1])]
+
+
+@dataclass(frozen=True, eq=False)
+class QaViews:
+    """What the QA picture draws: per view of :data:`VIEWS`, the new CT's and the registered prior
+    CT's plane in 8-bit grey (:func:`grey`), and whole pixels per voxel along (frames, rows, columns)."""
+
+    planes: tuple[tuple[np.ndarray, np.ndarray], ...]
+    pixels: tuple[int, int, int]
+
+
+def qa_views(prior: CtSeries, new: CtSeries, result: AutoRegistration, centre_mm: np.ndarray) -> QaViews:
+    """The three views of the QA picture through ``centre_mm`` (see :func:`sections`)."""
+    planes = tuple((grey(fixed), grey(registered)) for fixed, registered in sections(prior, new, result, centre_mm))
+    return QaViews(planes, pixels_per_voxel(new))
 
 
 def pixels_per_voxel(new: CtSeries) -> tuple[int, int, int]:
@@ -64,14 +85,14 @@ def checkerboard(first: np.ndarray, second: np.ndarray, tile: int = TILE_PX) -> 
     return np.where((rows // tile + columns // tile) % 2 == 0, first, second)
 
 
-def panels(new: CtSeries, moved: np.ndarray, centre_mm: np.ndarray) -> list[np.ndarray]:
+def panels(views: QaViews) -> list[np.ndarray]:
     """The three views as 8-bit grey checkerboards, each voxel a block of whole pixels."""
-    pk, pj, pi = pixels_per_voxel(new)
+    pk, pj, pi = views.pixels
     repeats = ((pj, pi), (pk, pi), (pk, pj))
     out = []
-    for (fixed, registered), (along_rows, along_columns) in zip(sections(new, moved, centre_mm), repeats):
+    for (fixed, registered), (along_rows, along_columns) in zip(views.planes, repeats):
         first, second = (
-            np.repeat(np.repeat(grey(p), along_rows, axis=0), along_columns, axis=1) for p in (fixed, registered)
+            np.repeat(np.repeat(p, along_rows, axis=0), along_columns, axis=1) for p in (fixed, registered)
         )
         out.append(checkerboard(first, second))
     return out
@@ -119,8 +140,13 @@ def caption(result: AutoRegistration, centre_mm: np.ndarray, through: str, cours
 
 
 def qa_png(prior: CtSeries, new: CtSeries, result: AutoRegistration, centre_mm: np.ndarray, through: str) -> bytes:
-    """The QA picture (PNG bytes): the caption over the three checkerboard views, each voxel a block
-    of whole pixels starting :data:`BAND_PX` rows from the top (no resampling by the plotting)."""
+    """The QA picture (PNG bytes) of a registration of the two CTs (see :func:`picture`)."""
+    return picture(qa_views(prior, new, result, centre_mm), caption(result, centre_mm, through))
+
+
+def picture(views: QaViews, text: str) -> bytes:
+    """PNG bytes: ``text`` (the caption) over the three checkerboard views, each voxel a block of whole
+    pixels starting :data:`BAND_PX` rows from the top (no resampling by the plotting)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -128,13 +154,10 @@ def qa_png(prior: CtSeries, new: CtSeries, result: AutoRegistration, centre_mm: 
 
     from matplotlib.figure import Figure
 
-    from reirrad.autoreg import prior_on_new_grid
-
-    image = composite(panels(new, prior_on_new_grid(prior, new, result), centre_mm))
+    image = composite(panels(views))
     height, width = image.shape[0] + BAND_PX, max(image.shape[1], 600)
     figure = Figure(figsize=(width / 100, height / 100), dpi=100, facecolor="white")
     figure.figimage(np.repeat(image[..., None], 3, axis=2), xo=0, yo=0, origin="upper")  # RGB: drawn as is
-    text = caption(result, centre_mm, through)
     lines = textwrap.wrap(text, width=max(60, int(width / 6.2)))[:3]
     figure.text(4 / width, 1 - 4 / height, "\n".join(lines), va="top", ha="left", fontsize=7.5, family="sans-serif")
     stream = io.BytesIO()
@@ -144,7 +167,7 @@ def qa_png(prior: CtSeries, new: CtSeries, result: AutoRegistration, centre_mm: 
 
 def qa_figure(qa: RegistrationQa) -> bytes:
     """The QA picture of one automatic registration a check used."""
-    return qa_png(qa.prior, qa.new, qa.result, qa.centre_mm, qa.through)
+    return picture(qa.views, caption(qa.result, qa.centre_mm, qa.through))
 
 
 def regqa_html(report: CheckReport) -> str:
