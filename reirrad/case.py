@@ -315,10 +315,29 @@ class CaseSpec:
         return self.structures if course.structures is None else course.structures
 
 
-def load_case(path: str | Path) -> CaseSpec:
-    """Read and validate a case file; one InputError naming the file and listing every problem
-    (each with its field)."""
+CASE_FILE_NAME = "case.toml"  # the case file a folder given as the case stands for
+
+
+def case_file(path: str | Path) -> Path:
+    """The case file a path names: the path itself, or a folder's ``case.toml``.
+
+    A folder without one is refused (InputError): it is no case, and its DICOM files alone do not
+    say which course is which.
+    """
     path = Path(path)
+    if not path.is_dir():
+        return path
+    if (path / CASE_FILE_NAME).is_file():
+        return path / CASE_FILE_NAME
+    raise InputError(
+        path, f"no {CASE_FILE_NAME} in this folder; give the case file, or the course folders with --prior and --new"
+    )
+
+
+def load_case(path: str | Path) -> CaseSpec:
+    """Read and validate a case file (or a folder's ``case.toml``, see :func:`case_file`); one
+    InputError naming the file and listing every problem (each with its field)."""
+    path = case_file(path)
     data = read_toml(path, "case file")
     problems = Problems(path)
     get = problems.attempt

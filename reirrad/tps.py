@@ -112,7 +112,11 @@ def planning_system_dvhs(dataset: pydicom.Dataset) -> tuple[dict[int, object], t
 
 
 def compare_dvhs(
-    dataset: pydicom.Dataset, dose: DoseGrid, structures: StructureSet, end_caps: str = "half"
+    dataset: pydicom.Dataset,
+    dose: DoseGrid,
+    structures: StructureSet,
+    end_caps: str = "half",
+    extent: str | None = None,
 ) -> TpsComparison:
     """The planning system's DVHs of ``dataset`` (an RTDOSE) against reirrad's of ``dose`` (the
     same RTDOSE, read and put on the structure set's frame) for the structures of ``structures``.
@@ -127,6 +131,9 @@ def compare_dvhs(
         The structure set whose ROI numbers the DVHSequence references.
     end_caps : {"half", "none"}
         reirrad's end caps (``reirrad dvh --end-caps``); Eclipse's volumes end at the outer contours.
+    extent : str, optional
+        What ``dose``'s grid is, for the notes on structure parts outside it, when it is less than the
+        planning system's dose grid (:attr:`reirrad.pairing.DosePair.extent`); default: the dose grid.
 
     Returns
     -------
@@ -134,7 +141,7 @@ def compare_dvhs(
         One row per DVH of the sequence, in its order.
     """
     from reirrad.dvh import evaluate, sample_dose
-    from reirrad.masks import sample_roi
+    from reirrad.masks import DOSE_GRID, sample_roi
     from reirrad.metrics import parse_metric
 
     dvhs, notes = planning_system_dvhs(dataset)
@@ -150,7 +157,7 @@ def compare_dvhs(
                 )
             )
             continue
-        sampling = sample_roi(roi, dose.grid, end_caps)
+        sampling = sample_roi(roi, dose.grid, end_caps, extent or DOSE_GRID)
         if sampling.is_empty:
             rows.append(TpsRow(number, roi.name, *reference, None, None, None, "; ".join(sampling.notes) or "empty"))
             continue
@@ -214,7 +221,7 @@ def compare_tps(
 
     pair = load_pair(rtdose, rtstruct, registration, accept_other_patient)
     dataset = read_dataset(rtdose, stop_before_pixels=True)
-    comparison = compare_dvhs(dataset, pair.dose, pair.structures, end_caps)
+    comparison = compare_dvhs(dataset, pair.dose, pair.structures, end_caps, pair.extent)
     return TpsComparison(
         comparison.dose_file, comparison.structure_file, end_caps, comparison.rows, pair.notes + comparison.notes
     )

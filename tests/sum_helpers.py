@@ -8,7 +8,15 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import SpatialRegistrationStorage
 
-from reirrad.dicom.write import dose_dataset, item, new_dataset, registration_sequence, save_atomic
+from reirrad.dicom.write import (
+    dose_header_dataset,
+    encode_pixels,
+    item,
+    new_dataset,
+    registration_sequence,
+    save_atomic,
+    save_dose_streamed,
+)
 from reirrad.grid import Grid
 
 
@@ -46,11 +54,40 @@ def voxel_centres(grid: Grid) -> np.ndarray:
     return grid.to_patient(index).reshape(*grid.shape, 3)
 
 
+def save_dose(
+    path: Path,
+    dose_gy: np.ndarray,
+    grid: Grid,
+    header: Dataset,
+    *,
+    dose_type: str,
+    summation_type: str,
+    description: str,
+    plan_uids: tuple[str, ...] | list[str] = (),
+    bits: int = 32,
+) -> Path:
+    """An RTDOSE file of ``dose_gy`` (Gy) on ``grid`` written by the product's writer (encoded to
+    ``bits``-bit pixels, one slab), patient and study copied from ``header``."""
+    pixels, scaling = encode_pixels(dose_gy, bits)
+    ds = dose_header_dataset(
+        pixels.dtype,
+        scaling,
+        grid,
+        header,
+        dose_type=dose_type,
+        summation_type=summation_type,
+        description=description,
+        plan_uids=plan_uids,
+    )
+    return save_dose_streamed(ds, [pixels], path)
+
+
 def write_dose(
     path: Path, grid: Grid, dose_gy: np.ndarray, summation_type: str = "PLAN", plan_uid: str | None = None
 ) -> Path:
     """A PHYSICAL RTDOSE file of ``dose_gy`` on ``grid``."""
-    ds = dose_dataset(
+    return save_dose(
+        path,
         dose_gy,
         grid,
         header(grid.frame_of_reference_uid),
@@ -59,7 +96,6 @@ def write_dose(
         description="synthetic test dose",
         plan_uids=[plan_uid] if plan_uid else [],
     )
-    return save_atomic(ds, path)
 
 
 def rigid(angle_deg: float, axis: int, shift_mm) -> np.ndarray:

@@ -530,3 +530,21 @@ def test_every_result_computed_through_an_automatic_registration_says_so(auto_re
     assert len(rows) == len(results)
     ordered = sorted(results, key=lambda r: ROW_ORDER.index(r["status"]))  # the HTML's row order
     assert [label in row for row in rows] == [r["value_gy"] is not None for r in ordered]
+
+
+def test_csv_rows_computed_through_an_automatic_registration_say_so(auto_report):
+    """The CSV's last column, ``notes``, holds each result's notes joined by " | ": the rows with a value
+    name the automatic registration; the columns before it are unchanged (fixed ones, then per course)."""
+    import csv
+    import io
+
+    from reirrad.report.machine import CSV_COLUMNS, to_csv
+
+    label = auto_report.courses[0].registration
+    reader = csv.DictReader(io.StringIO(to_csv(auto_report)))
+    assert reader.fieldnames == [*CSV_COLUMNS, "prior_gy", "new_gy", "notes"]
+    rows = list(reader)
+    assert len(rows) == len(auto_report.results) and len([r for r in rows if r["value_gy"]]) > 5
+    for row, result in zip(rows, auto_report.results, strict=True):
+        assert row["notes"] == " | ".join(result.notes)
+        assert (f"course 'prior': {label}" in row["notes"].split(" | ")) == (row["value_gy"] != "")

@@ -239,3 +239,11 @@ def test_constraint_set_relative_to_the_case_file(tmp_path):
         load_case(make_case(tmp_path, GOOD.replace('"hn-reirradiation"', '"sets/mine.toml"'))).constraints
         == "sets/mine.toml"
     )
+
+
+def test_a_case_folder_stands_for_its_case_toml(tmp_path):
+    """load_case(FOLDER) reads FOLDER/case.toml; a folder without one is refused, naming what was expected."""
+    case = load_case(make_case(tmp_path).parent)
+    assert case.path == tmp_path / "case.toml" and case.id == "HN-demo-01"
+    with pytest.raises(InputError, match=r"course1: no case\.toml in this folder; give the case file"):
+        load_case(tmp_path / "course1")

@@ -179,3 +179,26 @@ def test_a_usage_error_is_one_line_with_exit_2(args, expected):
 def test_a_group_without_a_command_prints_its_help_and_exits_2():
     result = cli("constraints")
     assert result.returncode == 2 and "list" in result.stdout and result.stderr == ""
+
+
+# ------------------------------------------------------------------- a folder as the case argument
+
+
+def test_check_of_a_case_folder_reads_its_case_toml_and_says_so(tmp_path):
+    """`reirrad check FOLDER` with FOLDER/case.toml checks that case file (the sample fails its left-carotid
+    limit on purpose: exit 1), names it on stderr and in the report; a folder without one exits 2 saying
+    what was expected."""
+    import json
+
+    out = tmp_path / "report.json"
+    done = run("check", SAMPLE, "-f", "json", "-o", out)
+    assert done.exit_code == 1, done.output
+    assert f"reirrad: case file {SAMPLE / 'case.toml'} (folder {SAMPLE} given)" in done.stderr
+    assert json.loads(out.read_text())["case"]["path"] == str(SAMPLE / "case.toml")
+    (tmp_path / "course1").mkdir()
+    done = run("check", tmp_path)
+    assert done.exit_code == 2
+    assert done.stderr == (
+        f"reirrad: error: {tmp_path}: no case.toml in this folder; give the case file, "
+        "or the course folders with --prior and --new\n"
+    )

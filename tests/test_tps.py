@@ -162,3 +162,53 @@ def test_dvhs_that_cannot_be_compared_are_noted_not_guessed(breast):
         "planning-system DVH 5 not compared: volume units PERCENT (not CM3)",
         "planning-system DVH 6 not compared: dose units RELATIVE (not GY)",
     )
+
+
+def _with_dvh_sequence(dose_file: Path, roi_numbers: list[int]) -> None:
+    """Give ``dose_file`` a one-bin cumulative DVH (1 cm3 at 1 Gy) per ROI number, in Gy and cm3."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    ds = pydicom.dcmread(dose_file)
+    items = []
+    for number in roi_numbers:
+        referenced = Dataset()
+        referenced.ReferencedROINumber = number
+        referenced.DVHROIContributionType = "INCLUDED"
+        item = Dataset()
+        item.DVHReferencedROISequence = Sequence([referenced])
+        item.DVHType, item.DoseUnits, item.DoseType, item.DVHVolumeUnits = "CUMULATIVE", "GY", "PHYSICAL", "CM3"
+        item.DVHDoseScaling, item.DVHNumberOfBins, item.DVHData = 1.0, 1, [1.0, 1.0]
+        items.append(item)
+    ds.DVHSequence = Sequence(items)
+    ds.save_as(dose_file)
+
+
+def test_compare_tps_through_a_deformable_reg_says_what_the_field_covers(tmp_path, capsys, monkeypatch):
+    """--compare-tps through a deformable REG whose field ends halfway across the structures: rows of
+    structures beyond the field say they lie outside the part of the dose grid the field covers, as
+    `reirrad dvh` says, not outside the dose grid (which covers them)."""
+    import re
+    import sys
+
+    from reirrad.cli import main
+    from tests.test_deformable import sbrt_case
+
+    folder = sbrt_case(tmp_path, "deformable", partial=True).parent
+    dose, reg = folder / "course1" / "dose.dcm", folder / "course2" / "reg.dcm"
+    structures = folder / "course2" / "structures.dcm"
+    _with_dvh_sequence(dose, [int(roi.ROINumber) for roi in pydicom.dcmread(structures).StructureSetROISequence])
+    argv = ["reirrad", "dvh", str(dose), str(structures), "--registration", str(reg), "--compare-tps", "-f", "json"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    out = capsys.readouterr()
+    assert exit_info.value.code in (0, None), out.err
+    notes = [row["note"] for row in json.loads(out.out)["structures"]]
+    field = re.escape(
+        "the part of the dose grid covered by the deformation field of deformable registration "
+        "(Tester^Deform / synthetic field) REG "
+    )
+    partly = [n for n in notes if re.match(rf"[0-9.]+ % of the volume lies outside {field}[0-9.]+: dose metrics", n)]
+    entirely = [n for n in notes if re.search(rf"structure lies entirely outside {field}[0-9.]+", n)]
+    assert partly and entirely and not [n for n in notes if "the dose grid:" in n or n.endswith("the dose grid")]

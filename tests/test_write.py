@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from dicompylercore import dicomparser
 from dicompylercore import dose as dicompyler_dose
-from sum_helpers import axial_grid, header, voxel_centres
+from sum_helpers import axial_grid, header, save_dose, voxel_centres
 
 from reirrad.dicom.dose import read_dose
 from reirrad.dicom.io import read_dataset
-from reirrad.dicom.write import dose_dataset, encode_pixels, refuse_input_as_output, save_atomic
+from reirrad.dicom.write import dose_header_dataset, encode_pixels, refuse_input_as_output, save_atomic
 from reirrad.errors import InputError
 
 FRAME = "1.2.826.0.1.3680043.8.498.30"
@@ -29,7 +29,8 @@ def eqd2_like(grid) -> np.ndarray:
 
 def write(tmp_path, bits=32, summation="MULTI_PLAN", name="eqd2.dcm"):
     dose = eqd2_like(GRID)
-    ds = dose_dataset(
+    path = save_dose(
+        tmp_path / name,
         dose,
         GRID,
         header(FRAME),
@@ -39,7 +40,7 @@ def write(tmp_path, bits=32, summation="MULTI_PLAN", name="eqd2.dcm"):
         plan_uids=["1.2.3.4", "1.2.3.5"],
         bits=bits,
     )
-    return save_atomic(ds, tmp_path / name), dose
+    return path, dose
 
 
 @pytest.mark.parametrize("bits", [16, 32])
@@ -79,7 +80,8 @@ def test_dicompyler_reads_it(tmp_path):
     # square pixels: dicompyler-core's DoseGrid swaps PixelSpacing (peers.md 1.x, issue #274)
     grid = axial_grid((-30.5, -20.25, -12.0), (2.5, 2.0, 2.0), (7, 12, 9), FRAME)
     dose = eqd2_like(grid)
-    ds = dose_dataset(
+    path = save_dose(
+        tmp_path / "eqd2.dcm",
         dose,
         grid,
         header(FRAME),
@@ -88,7 +90,6 @@ def test_dicompyler_reads_it(tmp_path):
         description="EQD2",
         plan_uids=["1.2.3.4"],
     )
-    path = save_atomic(ds, tmp_path / "eqd2.dcm")
     data = dicomparser.DicomParser(str(path)).GetDoseData()
     assert (data["dosetype"], data["dosesummationtype"]) == ("EFFECTIVE", "PLAN")
     theirs = dicompyler_dose.DoseGrid(str(path))
@@ -119,8 +120,8 @@ def test_scaling_fits_maximum():
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path, monkeypatch):
-    ds = dose_dataset(
-        eqd2_like(GRID), GRID, header(FRAME), dose_type="EFFECTIVE", summation_type="PLAN", description="d"
+    ds = dose_header_dataset(
+        np.uint32, "0.001", GRID, header(FRAME), dose_type="EFFECTIVE", summation_type="PLAN", description="d"
     )
 
     def fail_midway(stream, dataset, **kwargs):

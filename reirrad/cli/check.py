@@ -35,6 +35,17 @@ def _uncertainty_options(uncertainty: Uncertainty) -> dict[str, float | None]:
     }
 
 
+def _case_file_said(path: Path) -> Path:
+    """The case file of a case argument (a folder stands for its case.toml, said on stderr)."""
+    from reirrad.case import case_file
+    from reirrad.outputs import say
+
+    found = case_file(path)
+    if found != path:
+        say(f"reirrad: case file {found} (folder {path} given)")
+    return found
+
+
 @app.command("check")
 def check(
     case: list[Path] | None = typer.Argument(
@@ -113,6 +124,8 @@ def check(
 
     if case and (prior or new):
         fail_input("give either case files or --prior/--new, not both")
+    if case:
+        case = [_case_file_said(path) for path in case]
     options = CheckOptions(
         constraints=constraints,
         fail_on=fail_on,

@@ -9,11 +9,11 @@ atomically, never over an input).
 - Builders of the RT modules: :func:`set_dose_pixels` and :func:`set_grid_geometry` (RTDOSE),
   :func:`plan_references`, :func:`set_structure_sets` with :class:`Roi` (RTSTRUCT),
   :func:`fraction_group` and :func:`structure_set_reference` (RTPLAN), :func:`registration_sequence` (REG).
-- :func:`dose_dataset`: the product's RTDOSE of a dose array on a :class:`Grid`; the patient and study
-  come from the reference course's RTDOSE, series, instance and equipment are new. Pixel data are
-  unsigned integers times DoseGridScaling: 32-bit by default, 16-bit on request (dciodvfy cannot read
-  32-bit pixel data). :func:`dose_header_dataset` and :func:`save_dose_streamed` write one whose pixels
-  come slab by slab (a cumulative sum), never held whole.
+- :func:`dose_header_dataset` and :func:`save_dose_streamed`: the product's RTDOSE of a dose on a
+  :class:`Grid`, its pixels written slab by slab (a cumulative sum), never held whole; the patient and
+  study come from the reference course's RTDOSE, series, instance and equipment are new. Pixel data
+  are unsigned integers times DoseGridScaling (:func:`encode_pixels`): 32-bit by default, 16-bit on
+  request (dciodvfy cannot read 32-bit pixel data).
 
 SOP class UIDs are pydicom's (:mod:`pydicom.uid`), never spelled out here.
 """
@@ -268,66 +268,6 @@ def plan_references(
     return Sequence(references)
 
 
-def dose_dataset(
-    dose_gy: np.ndarray,
-    grid: Grid,
-    header: Dataset,
-    *,
-    dose_type: str,
-    summation_type: str,
-    description: str,
-    plan_uids: Iterable[str] = (),
-    bits: int = 32,
-) -> Dataset:
-    """An RTDOSE dataset for ``dose_gy`` on ``grid``, patient and study copied from ``header``.
-
-    ``description`` goes whole into ImageComments and, cut to 64 characters, into
-    SeriesDescription and DoseComment. ``plan_uids`` fill ReferencedRTPlanSequence.
-    """
-    if dose_gy.shape != grid.shape:
-        raise ValueError(f"dose shape {dose_gy.shape} does not match grid {grid.shape}")
-    pixels, scaling = encode_pixels(dose_gy, bits)
-    return encoded_dose_dataset(
-        pixels,
-        scaling,
-        grid,
-        header,
-        dose_type=dose_type,
-        summation_type=summation_type,
-        description=description,
-        plan_uids=plan_uids,
-    )
-
-
-def encoded_dose_dataset(
-    pixels: np.ndarray,
-    scaling: str,
-    grid: Grid,
-    header: Dataset,
-    *,
-    dose_type: str,
-    summation_type: str,
-    description: str,
-    plan_uids: Iterable[str] = (),
-) -> Dataset:
-    """:func:`dose_dataset` for pixels already encoded (:func:`encode_pixels`: uint16 or uint32,
-    shape ``grid.shape``) with their DoseGridScaling text."""
-    if pixels.shape != grid.shape:
-        raise ValueError(f"pixels {pixels.dtype} {pixels.shape} are not uint16/uint32 on grid {grid.shape}")
-    ds = dose_header_dataset(
-        pixels.dtype,
-        scaling,
-        grid,
-        header,
-        dose_type=dose_type,
-        summation_type=summation_type,
-        description=description,
-        plan_uids=plan_uids,
-    )
-    ds.PixelData = np.asarray(pixels, dtype=pixels.dtype.newbyteorder("<")).tobytes()
-    return ds
-
-
 def dose_header_dataset(
     dtype: np.dtype | type,
     scaling: str,
@@ -339,8 +279,13 @@ def dose_header_dataset(
     description: str,
     plan_uids: Iterable[str] = (),
 ) -> Dataset:
-    """:func:`encoded_dose_dataset` without the pixel data, for pixels of ``dtype`` (uint16 or
-    uint32) written later by :func:`save_dose_streamed`."""
+    """An RTDOSE dataset without its pixel data, for pixels of ``dtype`` (uint16 or uint32) with the
+    DoseGridScaling text ``scaling`` (:func:`encode_pixels`), written later by :func:`save_dose_streamed`;
+    patient and study copied from ``header``.
+
+    ``description`` goes whole into ImageComments and, cut to 64 characters, into SeriesDescription
+    and DoseComment. ``plan_uids`` fill ReferencedRTPlanSequence.
+    """
     dtype = np.dtype(dtype)
     if dtype not in (np.uint16, np.uint32):
         raise ValueError(f"pixels {dtype} are not uint16/uint32")

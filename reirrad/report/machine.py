@@ -163,16 +163,18 @@ CSV_COLUMNS = (
 
 
 def to_csv(report: CheckReport) -> str:
-    """CSV text: one row per result, one column per course contribution after the fixed ones."""
+    """CSV text: one row per result, one column per course contribution after the fixed ones, then
+    the result's notes joined by " | " (``notes``)."""
     return to_csv_batch([report])
 
 
 def to_csv_batch(reports: list[CheckReport]) -> str:
-    """CSV text of one or more cases under one header; course columns are the union of names."""
+    """CSV text of one or more cases under one header; course columns are the union of names, the
+    ``notes`` column last."""
     courses = list(dict.fromkeys(c.name for report in reports for c in report.courses))
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([*CSV_COLUMNS, *(f"{name}_gy" for name in courses)])
+    writer.writerow([*CSV_COLUMNS, *(f"{name}_gy" for name in courses), "notes"])
     for report in reports:
         for r in report.results:
             row = result_dict(r)
@@ -181,5 +183,6 @@ def to_csv_batch(reports: list[CheckReport]) -> str:
             writer.writerow(
                 ["" if v is None else v for v in fixed]
                 + ["" if row["per_course_gy"].get(n) is None else row["per_course_gy"][n] for n in courses]
+                + [" | ".join(r.notes)]
             )
     return buffer.getvalue()
