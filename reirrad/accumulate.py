@@ -71,6 +71,18 @@ class PhaseDose:
         return self.files[: len(self.dose_uids)]
 
 
+def fraction_source_text(phase: PhaseDose) -> str:
+    """Where a phase's fraction count came from: "plan", "override; plan 5", "override; no plan count"."""
+    if phase.fraction_source != "override":
+        return phase.fraction_source
+    return "override; " + ("no plan count" if phase.plan_fractions is None else f"plan {phase.plan_fractions}")
+
+
+def fraction_text(phase: PhaseDose) -> str:
+    """ "25 (plan)" or "3 (override; plan 5)"."""
+    return f"{phase.fractions} ({fraction_source_text(phase)})"
+
+
 def resolve_phase(
     plan: Plan | None,
     doses: Sequence[DoseGrid],

@@ -18,12 +18,13 @@ from typing import Literal
 
 import numpy as np
 
-from reirrad import __version__, autoreg, robust, verdicts
+from reirrad import __version__, robust, verdicts
 from reirrad.accumulate import (
     AccumulatedCase,
     CourseOnGrid,
     LoadedCourse,
     accepting,
+    fraction_text,
     load_courses,
     map_courses,
     months_between,
@@ -46,7 +47,6 @@ from reirrad.dicom.structures import StructureSet
 from reirrad.dvh import Dvh, MetricValue, cumulative_dvh, evaluate
 from reirrad.eqd2 import NO_RECOVERY, RecoveryModel, check_lql_transition_gy, eqd2_gy, recovery_factor, recovery_model
 from reirrad.errors import InputError, OptionError, ReirradError
-from reirrad.export import fraction_text
 from reirrad.flags import CourseDose, CourseInfo, FlagContext, FlagRules, OrganResult, compute_flags, load_flag_rules
 from reirrad.grid import Grid
 from reirrad.mapping import PointMap
@@ -835,14 +835,19 @@ def run_check(case: CaseSpec, options: CheckOptions = CheckOptions()) -> CheckRe
     courses = load_courses(case)
     # ---- autoreg hook (reirrad/autoreg.py): registration = "auto" computed once, given to the reference course
     # like an in-memory REG; the report records it (assumptions) and keeps its QA picture
-    courses, automatic = (courses, ()) if options.conservative else autoreg.register_courses(courses)
+    automatic = not options.conservative and any(c.spec.auto_register for c in courses)
+    if automatic:  # imported here: only a course with registration = "auto" needs reirrad.autoreg
+        from reirrad import autoreg
+
+        courses, registrations = autoreg.register_courses(courses)
     # ---- end of the autoreg hook
     strategy: Strategy = ConservativeBound() if options.conservative else RegisteredSum()
     evaluation = strategy.evaluate(case, cset, model, courses, options)
     if options.conservative:  # registration uncertainty: not searched, said so (reirrad.robust)
         evaluation = dataclasses.replace(evaluation, assumptions=robust.conservative_note(evaluation.assumptions, case))
-    # autoreg hook: the report records the automatic registrations; their QA pictures only when figures are drawn
-    report = autoreg.with_registration_qa(_report(case, cset, options, courses, evaluation), automatic, options.figures)
+    report = _report(case, cset, options, courses, evaluation)
+    if automatic:  # autoreg hook: the automatic registrations recorded; their QA pictures only when figures are drawn
+        report = autoreg.with_registration_qa(report, registrations, options.figures)
     structures = courses[-1].structures
     if structures is None:
         return report

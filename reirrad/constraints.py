@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -373,10 +373,10 @@ def _check_levels(entry: Mapping, priority: Any, metric: Any, where: str, proble
             problems.add(where, warn_key, f"above {limit_key}: the warning level must not exceed the limit")
 
 
-def _check_basis(entry: Mapping, metric: Any, where: str, problems: Problems) -> None:
-    """dose_basis: "undiscounted" or a recovery model; single_course_limit_gy only with a model."""
+def _check_basis(entry: Mapping, metric: Any, where: str, problems: Problems, recovery_models: Collection[str]) -> None:
+    """dose_basis: "undiscounted" or one of ``recovery_models`` (names); single_course_limit_gy only with a model."""
     basis = entry.get("dose_basis", UNDISCOUNTED)
-    models = set(load_recovery_models()) - {NO_RECOVERY}
+    models = set(recovery_models) - {NO_RECOVERY}
     if not isinstance(basis, str) or basis not in models | {UNDISCOUNTED}:
         allowed = ", ".join(repr(m) for m in sorted(models | {UNDISCOUNTED}))
         problems.add(
@@ -400,8 +400,10 @@ def _check_basis(entry: Mapping, metric: Any, where: str, problems: Problems) ->
         problems.add(where, "single_course_limit_gy", f"{metric} is not a dose metric")
 
 
-def _check_entry(entry: Mapping, where: str, sources: Mapping[str, str], problems: Problems) -> bool:
-    """Field checks of one [[constraints]] entry; True when it can be built."""
+def _check_entry(
+    entry: Mapping, where: str, sources: Mapping[str, str], problems: Problems, recovery_models: Collection[str]
+) -> bool:
+    """Field checks of one [[constraints]] entry (``recovery_models``: the model names); True when it can be built."""
     before = len(problems)
     problems.unknown(entry, _ENTRY_KEYS, where)
     for key in ("id", "organ", "metric"):
@@ -420,7 +422,7 @@ def _check_entry(entry: Mapping, where: str, sources: Mapping[str, str], problem
         kinds = ", ".join(PRIORITIES)
         problems.add(where, "priority", f"missing or not one of {kinds} (says what kind of limit this is)")
     _check_levels(entry, priority, metric, where, problems)
-    _check_basis(entry, metric, where, problems)
+    _check_basis(entry, metric, where, problems, recovery_models)
     if "alpha_beta_gy" in entry and _alpha_beta_value(entry["alpha_beta_gy"]) is None:
         problems.add(where, "alpha_beta_gy", _alpha_beta_problem(entry["alpha_beta_gy"]))
     for key in ("source", "alpha_beta_source"):
@@ -523,7 +525,8 @@ def _load(path: Path, problems: list[str], seen: tuple[Path, ...]) -> Constraint
         if source not in sources:
             own.add(f"defaults.alpha_beta[{i}]", "source", f"unknown source id {source!r}")
     recovery = raw.recovery_model or (parent.recovery_model if parent else "none")
-    if recovery not in load_recovery_models():
+    recovery_models = load_recovery_models().keys()  # read once per file, not once per entry
+    if recovery not in recovery_models:
         own.add("defaults", "recovery_model", f"unknown recovery model {shown(recovery)}")
     defaults = raw.alpha_beta + (parent.alpha_beta_defaults if parent else ())
     parent_constraints = parent.constraints if parent else ()
@@ -532,7 +535,7 @@ def _load(path: Path, problems: list[str], seen: tuple[Path, ...]) -> Constraint
     built: dict[str, list[Constraint]] = {}
     for i, entry in enumerate(raw.entries):
         where = f"constraints[{i}]" + (f" (id={plain(entry['id'])})" if isinstance(entry.get("id"), str) else "")
-        if not _check_entry(entry, where, sources, own):
+        if not _check_entry(entry, where, sources, own, recovery_models):
             continue
         if entry["id"] in own_ids:
             own.add(where, "id", "duplicate id in this file")

@@ -30,6 +30,8 @@ from reirrad.accumulate import (
     CourseOnGrid,
     LoadedCourse,
     PhaseDose,
+    fraction_source_text,
+    fraction_text,
     load_courses,
     map_courses,
     phase_doses_at,
@@ -67,18 +69,6 @@ class ExportSummary:
     max_eqd2_gy: float
     description: str
     assumptions: tuple[str, ...]
-
-
-def fraction_source_text(phase: PhaseDose) -> str:
-    """Where a phase's fraction count came from: "plan", "override; plan 5", "override; no plan count"."""
-    if phase.fraction_source != "override":
-        return phase.fraction_source
-    return "override; " + ("no plan count" if phase.plan_fractions is None else f"plan {phase.plan_fractions}")
-
-
-def fraction_text(phase: PhaseDose) -> str:
-    """ "25 (plan)" or "3 (override; plan 5)"."""
-    return f"{phase.fractions} ({fraction_source_text(phase)})"
 
 
 def _phase_text(phase: PhaseDose) -> str:
