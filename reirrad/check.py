@@ -887,6 +887,7 @@ class RegisteredSum:
             results, changes = robust.robust_results(evaluator, cset.constraints, results, uncertainty, judge_worst)
             assumed["registration_uncertainty"] = robust.assumption_text(uncertainty, judge_worst)
         # ---- end of the registration uncertainty hook
+        results = _with_deformable_notes(acc, results)
         # flags read undiscounted values, once per organ metric (a recovery model's own entry repeats one)
         organ_results = tuple(evaluator.organ_result(r) for r in results if r.dose_basis == UNDISCOUNTED)
         rules = load_flag_rules()
@@ -898,6 +899,18 @@ class RegisteredSum:
         flags = compute_flags(context, rules)
         curves, hotspots = _figures(acc, evaluator, results, model, options) if options.figures else ((), ())
         return Evaluation(course_summaries(acc), results, tuple(flags), assumed, curves, unused_maps(case), hotspots)
+
+
+def _with_deformable_notes(acc: AccumulatedCase, results: tuple[ConstraintResult, ...]) -> tuple[ConstraintResult, ...]:
+    """``results`` with every course mapped through a deformable registration named in the notes of
+    each result that has a value (all were computed through it), as the course summary names it:
+    "course 'prior': deformable registration (creator / series) REG <uid>"."""
+    notes = tuple(
+        f"course '{c.name}': {c.point_map.label}" for c in acc.courses if isinstance(c.point_map, FieldPointMap)
+    )
+    if not notes:
+        return results
+    return tuple(dataclasses.replace(r, notes=(*r.notes, *notes)) if r.value_gy is not None else r for r in results)
 
 
 def _figures(

@@ -295,6 +295,20 @@ def test_check_through_a_uniform_field_matches_the_equivalent_rigid_reg(tmp_path
     assert not [f for f in rigid_report.flags if f.id == "deformable_registration_uncertainty"]
 
 
+def test_every_result_through_a_deformable_reg_names_it_in_its_notes(tmp_path):
+    """Issue #12 section 3: results say which deformable registration they were computed through
+    (the course summary alone did not reach a result's row in JSON, CSV, console or HTML)."""
+    report = run_check(load_case(sbrt_case(tmp_path, "deformable")))
+    label = report.courses[0].registration
+    assert label.startswith("deformable registration (Tester^Deform / synthetic field) REG ")
+    valued = [r for r in report.results if r.value_gy is not None]
+    assert len(valued) >= 10
+    assert all(f"course '{report.courses[0].name}': {label}" in r.notes for r in valued)
+    assert not any("deformable" in n for r in report.results if r.value_gy is None for n in r.notes)
+    rigid = run_check(load_case(sbrt_case(tmp_path, "rigid")))
+    assert not any("deformable" in n for r in rigid.results for n in r.notes)
+
+
 def test_check_through_the_opposite_field_differs(tmp_path):
     """Direction control: the field written with +s (the inverted convention) moves the cord's value."""
     case_file = sbrt_case(tmp_path, "deformable")
