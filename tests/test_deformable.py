@@ -650,16 +650,13 @@ def test_dvh_parts_beyond_the_field_are_said_to_lie_outside_it(tmp_path, capsys,
     assert partly and entirely and not [n for n in notes if "the dose grid:" in n or n.endswith("the dose grid")]
 
 
-def test_dvh_through_a_matrices_only_item_says_no_field_was_used(tmp_path):
-    """A deformable REG whose item for the dose's frame holds matrices but no deformation grid: the note
-    says the dose was mapped through the item's matrices, not through a deformation field."""
-    from reirrad.pairing import load_pair
-
-    rigid_folder = sbrt_case(tmp_path, "rigid").parent
-    files = (rigid_folder / "course1" / "dose.dcm", rigid_folder / "course2" / "structures.dcm")
+def _matrices_only_reg(tmp_path, rigid_folder):
+    """A deformable REG whose item for the prior frame has the rigid REG's matrix and no field (its
+    field item is for another frame): (path, reference frame, prior frame)."""
+    dose = rigid_folder / "course1" / "dose.dcm"
     reg = tmp_path / "matrices_only.dcm"
-    reference, prior = _frame(rigid_folder / "course2" / "dose.dcm"), _frame(files[0])
-    patient = str(pydicom.dcmread(files[0], stop_before_pixels=True).PatientID)
+    reference, prior = _frame(rigid_folder / "course2" / "dose.dcm"), _frame(dose)
+    patient = str(pydicom.dcmread(dose, stop_before_pixels=True).PatientID)
     write_deformable(
         reg, np.zeros((*DIMENSIONS[::-1], 3)), own_frame=reference, source_frame="1.2.3.999", patient_id=patient
     )
@@ -669,6 +666,17 @@ def test_dvh_through_a_matrices_only_item_says_no_field_was_used(tmp_path):
     matrices_only.PreDeformationMatrixRegistrationSequence = _matrix_item(sum_rigid(0.0, 2, -SBRT_SHIFT))
     ds.DeformableRegistrationSequence.append(matrices_only)
     ds.save_as(reg)
+    return reg, reference, prior
+
+
+def test_dvh_through_a_matrices_only_item_says_no_field_was_used(tmp_path):
+    """A deformable REG whose item for the dose's frame holds matrices but no deformation grid: the note
+    says the dose was mapped through the item's matrices, not through a deformation field."""
+    from reirrad.pairing import load_pair
+
+    rigid_folder = sbrt_case(tmp_path, "rigid").parent
+    files = (rigid_folder / "course1" / "dose.dcm", rigid_folder / "course2" / "structures.dcm")
+    reg, reference, prior = _matrices_only_reg(tmp_path, rigid_folder)
     pair = load_pair(*files, reg)
     mapped = [n for n in pair.notes if n.startswith(f"dose mapped from frame {prior} into {reference} through ")]
     assert len(mapped) == 1 and "; trilinear through its item's matrices (no deformation field) on a " in mapped[0]
@@ -700,18 +708,7 @@ def test_dvh_through_a_deformable_item_of_matrices_only_matches_the_rigid_reg(tm
     rigid_folder = sbrt_case(tmp_path, "rigid").parent
     files = (rigid_folder / "course1" / "dose.dcm", rigid_folder / "course2" / "structures.dcm")
     rigid_pair = load_pair(*files, rigid_folder / "course2" / "reg.dcm")
-    reg = tmp_path / "matrices_only.dcm"
-    reference, prior = _frame(rigid_folder / "course2" / "dose.dcm"), _frame(files[0])
-    patient = str(pydicom.dcmread(files[0], stop_before_pixels=True).PatientID)
-    write_deformable(
-        reg, np.zeros((*DIMENSIONS[::-1], 3)), own_frame=reference, source_frame="1.2.3.999", patient_id=patient
-    )
-    ds = pydicom.dcmread(reg)
-    matrices_only = Dataset()
-    matrices_only.SourceFrameOfReferenceUID = prior
-    matrices_only.PreDeformationMatrixRegistrationSequence = _matrix_item(sum_rigid(0.0, 2, -SBRT_SHIFT))
-    ds.DeformableRegistrationSequence.append(matrices_only)
-    ds.save_as(reg)
+    reg, _, _ = _matrices_only_reg(tmp_path, rigid_folder)
     pair = load_pair(*files, reg)
     assert pair.dose.grid.same_geometry(rigid_pair.dose.grid, tol_mm=1e-6)
     np.testing.assert_allclose(pair.dose.dose_gy, rigid_pair.dose.dose_gy, rtol=0, atol=1e-9)
