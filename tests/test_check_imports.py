@@ -7,36 +7,24 @@ from __future__ import annotations
 
 import importlib
 import json
-import subprocess
-import sys
 from pathlib import Path
+
+from import_probe import loaded_of, run_listing_modules
 
 from reirrad.constraints import load_constraint_set
 
 CASE = Path(__file__).resolve().parents[1] / "sample_plans" / "hn_sbrt_reirradiation" / "case.toml"
 NOT_LOADED = ("scipy", "matplotlib", "reirrad.autoreg", "reirrad.export", "reirrad.deidentify", "reirrad.dicom.write")
 
-PROBE = """
-import json, sys
-from reirrad.cli import main
-try:
-    main()
-except SystemExit as exit:
-    code = exit.code
-print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
-"""
-
 
 def test_a_json_check_loads_no_module_it_does_not_use(tmp_path):
     output = tmp_path / "report.json"
     args = ["check", str(CASE), "-f", "json", "-o", str(output)]
-    result = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, check=True)
-    probe = json.loads(result.stdout.splitlines()[-1])
+    code, modules = run_listing_modules(args)
     report = json.loads(output.read_text())
-    assert probe["code"] in (0, 1) and report["results"]
-    assert "reirrad.check" in probe["modules"] and "reirrad.accumulate" in probe["modules"]
-    loaded = [m for m in probe["modules"] if m in NOT_LOADED or m.startswith(tuple(f"{n}." for n in NOT_LOADED))]
-    assert loaded == []
+    assert code in (0, 1) and report["results"]
+    assert "reirrad.check" in modules and "reirrad.accumulate" in modules
+    assert loaded_of(modules, NOT_LOADED) == []
 
 
 def test_a_constraint_set_reads_the_recovery_models_once_per_set_file(monkeypatch):
