@@ -40,6 +40,19 @@ def eclipse(testdata: Path) -> tuple[Path, Path]:
     return testdata / "dicompyler-core" / "rtdose.dcm", testdata / "dicompyler-core" / "rtss.dcm"
 
 
+def dvh_refusal(rtdose: Path, rtss: Path) -> str:
+    """The one stderr line of `reirrad dvh RTDOSE RTSS`, which must exit 2 and print nothing else."""
+    result = subprocess.run(
+        [sys.executable, "-c", "from reirrad.cli import main; main()", "dvh", str(rtdose), str(rtss)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    return line
+
+
 def test_a_damaged_sequence_inside_an_item_the_structures_do_not_use_is_not_read(eclipse, tmp_path):
     _, rtss = eclipse
     # the first ContourImageSequence lies in ReferencedFrameOfReferenceSequence > RTReferencedStudySequence
@@ -133,14 +146,7 @@ def test_dvh_refuses_an_eclipse_contour_whose_image_sequence_takes_in_its_geomet
     opened = data[: kind + 8] + b"OPEN_PLANAR   " + data[kind + 22 :]
     damaged = tmp_path / "rtss.dcm"
     damaged.write_bytes(opened[: sequence + 4] + struct.pack("<I", length + 22) + opened[sequence + 8 :])
-    result = subprocess.run(
-        [sys.executable, "-c", "from reirrad.cli import main; main()", "dvh", str(rtdose), str(damaged)],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 2, result.stderr
-    assert result.stdout == ""
-    (line,) = result.stderr.splitlines()
+    line = dvh_refusal(rtdose, damaged)
     assert (
         line
         == f"reirrad: error: {damaged}: truncated or corrupt: ContourImageSequence declares {length + 22} bytes, not what its items hold"
@@ -150,14 +156,7 @@ def test_dvh_refuses_an_eclipse_contour_whose_image_sequence_takes_in_its_geomet
 def test_dvh_refuses_a_damaged_sequence_it_uses_in_one_line(eclipse, tmp_path):
     rtdose, rtss = eclipse
     damaged = damaged_item(rtss, CONTOUR_SEQUENCE, tmp_path / "rtss.dcm")
-    result = subprocess.run(
-        [sys.executable, "-c", "from reirrad.cli import main; main()", "dvh", str(rtdose), str(damaged)],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 2, result.stderr
-    assert result.stdout == ""
-    (line,) = result.stderr.splitlines()
+    line = dvh_refusal(rtdose, damaged)
     assert line.startswith(f"reirrad: error: {damaged}: truncated or corrupt: Expected sequence item")
 
 
