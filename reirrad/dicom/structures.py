@@ -144,14 +144,24 @@ class StructureSet:
         raise InputError(self.path, f"no ROI number {number}")
 
 
+def _raw_numbers(item: pydicom.Dataset) -> bytes | None:
+    """The still-undecoded DS value of the item's ContourData (backslash-separated decimal strings,
+    as pydicom hands it over) without its padding, or None when it is absent, empty, decoded already
+    or not DS (then :func:`_contour_data` decodes it and names any problem)."""
+    raw = item.get_item(_CONTOUR_DATA)
+    if not isinstance(raw, RawDataElement) or not raw.value or raw.VR not in ("DS", None):  # None: implicit VR, DS
+        return None
+    return raw.value.strip(b" \0") or None
+
+
 def _contour_data(item: pydicom.Dataset, path: Path, roi_number: int) -> np.ndarray | None:
-    """ContourData as floats: the still-undecoded DS value (bytes of backslash-separated decimal
-    strings, as pydicom hands it over) converted by numpy in one call; any value that this does
-    not turn into finite numbers goes through :func:`optional_numbers`, which names the problem."""
-    raw = item.get_item(_CONTOUR_DATA) if _CONTOUR_DATA in item else None
-    if isinstance(raw, RawDataElement) and raw.value and raw.VR in ("DS", None):  # None: implicit VR, DS
+    """ContourData as floats: the undecoded DS value converted by numpy in one call (each value as
+    Python's ``float`` reads it); any value that this does not turn into finite numbers goes through
+    :func:`optional_numbers`, which names the problem."""
+    value = _raw_numbers(item)
+    if value is not None:
         try:
-            array = np.array(raw.value.strip(b" \0").split(b"\\"), dtype=np.float64)
+            array = np.array(value.split(b"\\"), dtype=np.float64)
         except ValueError:
             array = None
         if array is not None and np.all(np.isfinite(array)):
@@ -162,15 +172,12 @@ def _contour_data(item: pydicom.Dataset, path: Path, roi_number: int) -> np.ndar
 def _declares(item: pydicom.Dataset, points: int) -> bool:
     """True when the still-undecoded NumberOfContourPoints reads exactly ``points`` (the common case,
     checked without decoding); anything else is decoded and checked by the caller."""
-    raw = item.get_item(_POINT_COUNT) if _POINT_COUNT in item else None
+    raw = item.get_item(_POINT_COUNT)
     return isinstance(raw, RawDataElement) and raw.value is not None and raw.value.strip(b" \0") == b"%d" % points
 
 
-def _contour(item: pydicom.Dataset, path: Path, roi_number: int) -> Contour:
-    """One ContourSequence item, checked for complete, finite coordinates."""
-    data = _contour_data(item, path, roi_number)
-    if data is None:
-        raise InputError(path, f"ROI {roi_number} has a contour without ContourData")
+def _checked_points(item: pydicom.Dataset, data: np.ndarray, path: Path, roi_number: int) -> np.ndarray:
+    """A contour's coordinates as (N, 3) mm, checked for complete points and the declared count."""
     if data.size % 3:
         raise InputError(path, f"ROI {roi_number} has ContourData whose length is not a multiple of 3")
     if not _declares(item, data.size // 3):
@@ -179,8 +186,48 @@ def _contour(item: pydicom.Dataset, path: Path, roi_number: int) -> Contour:
             raise InputError(
                 path, f"ROI {roi_number} has a contour of {data.size // 3} points but NumberOfContourPoints {declared}"
             )
-    geometric_type = item[_GEOMETRIC_TYPE].value if _GEOMETRIC_TYPE in item else "CLOSED_PLANAR"
-    return Contour(data.reshape(-1, 3), str(geometric_type).upper())
+    return data.reshape(-1, 3)
+
+
+def _geometric_type(item: pydicom.Dataset) -> str:
+    """The item's ContourGeometricType in upper case (CLOSED_PLANAR when absent)."""
+    element = item.get_item(_GEOMETRIC_TYPE)
+    if element is None:
+        return "CLOSED_PLANAR"
+    value = item[_GEOMETRIC_TYPE].value if isinstance(element, RawDataElement) else element.value
+    return str(value).upper()
+
+
+def _contour(item: pydicom.Dataset, path: Path, roi_number: int) -> Contour:
+    """One ContourSequence item, checked for complete, finite coordinates."""
+    data = _contour_data(item, path, roi_number)
+    if data is None:
+        raise InputError(path, f"ROI {roi_number} has a contour without ContourData")
+    return Contour(_checked_points(item, data, path, roi_number), _geometric_type(item))
+
+
+def _contours(items: pydicom.Sequence, path: Path, roi_number: int) -> list[Contour]:
+    """The contours of one ROI's ContourSequence, in file order.
+
+    The ContourData values of all items are joined and converted by numpy in one call (the same
+    values, read the same way, as item by item), then split by their lengths; when one of them is
+    not undecoded DS or does not give finite numbers, the items are read one by one
+    (:func:`_contour`), which refuses the first bad one with the message naming its problem.
+    """
+    values = [_raw_numbers(item) for item in items]
+    if not values or None in values:
+        return [_contour(item, path, roi_number) for item in items]
+    try:
+        data = np.array(b"\\".join(values).split(b"\\"), dtype=np.float64)  # type: ignore[arg-type]
+    except ValueError:
+        data = None
+    if data is None or not np.all(np.isfinite(data)):
+        return [_contour(item, path, roi_number) for item in items]
+    ends = np.cumsum([value.count(b"\\") + 1 for value in values])  # type: ignore[union-attr]
+    return [
+        Contour(_checked_points(item, part, path, roi_number), _geometric_type(item))
+        for item, part in zip(items, np.split(data, ends[:-1]), strict=True)
+    ]
 
 
 def _closed_too_short(contours: list[Contour]) -> str:
@@ -245,7 +292,7 @@ def structures_from_dataset(ds: pydicom.Dataset, path: str | Path) -> StructureS
         number = integer(item, "ReferencedROINumber", path, "ROIContourSequence ")
         if number not in declared:
             raise InputError(path, f"ROIContourSequence refers to ROI {number}, which is not declared")
-        contours[number].extend(_contour(c, path, number) for c in item.get("ContourSequence", []))
+        contours[number].extend(_contours(item.get("ContourSequence", []), path, number))
     rois = tuple(
         Roi(number, name, types.get(number, ""), tuple(contours[number]), frame, _closed_too_short(contours[number]))
         for number, (name, frame) in declared.items()
