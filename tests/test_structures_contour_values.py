@@ -17,19 +17,33 @@ from reirrad.dicom.structures import read_structures
 from reirrad.errors import InputError
 from tests import dicom_synthetic as syn
 
-CONTOUR_DATA, POINT_COUNT = BaseTag(0x30060050), BaseTag(0x30060046)
+CONTOUR_DATA, GEOMETRIC_TYPE = BaseTag(0x30060050), BaseTag(0x30060042)
 TRIANGLES = [[(0.0, 0.0, z), (10.0, 0.0, z), (0.0, 10.0, z)] for z in (0.0, 2.5, 5.0)]
 ENCODINGS = ["explicit little", "explicit big", "implicit little"]
 
 
-def write(path: Path, values: dict[int, bytes], encoding: str, counts: dict[int, int] | None = None) -> Path:
+def raw(tag: BaseTag, vr: str, value: bytes) -> RawDataElement:
+    """An element holding ``value`` as written (padded to even length with a space)."""
+    value += b" " * (len(value) % 2)
+    return RawDataElement(tag, vr, len(value), value, 0, False, True)
+
+
+def write(
+    path: Path,
+    values: dict[int, bytes],
+    encoding: str,
+    counts: dict[int, int] | None = None,
+    types: dict[int, tuple[str, bytes]] | None = None,
+) -> Path:
     """Three triangles of one ROI "Tri", contour ``i``'s ContourData replaced by the bytes ``values[i]``
-    (and its NumberOfContourPoints by ``counts[i]``), written in the given encoding."""
+    (its NumberOfContourPoints by ``counts[i]``, its ContourGeometricType by ``types[i]``: VR and
+    bytes), written in the given encoding."""
     ds = syn.rtstruct({"Tri": TRIANGLES})
     contours = ds.ROIContourSequence[0].ContourSequence
     for index, value in values.items():
-        value += b" " * (len(value) % 2)
-        contours[index][CONTOUR_DATA] = RawDataElement(CONTOUR_DATA, "DS", len(value), value, 0, False, True)
+        contours[index][CONTOUR_DATA] = raw(CONTOUR_DATA, "DS", value)
+    for index, (vr, value) in (types or {}).items():
+        contours[index][GEOMETRIC_TYPE] = raw(GEOMETRIC_TYPE, vr, value)
     for index, count in (counts or {}).items():
         contours[index].NumberOfContourPoints = count
     if encoding != "implicit little":
@@ -51,6 +65,22 @@ def test_every_spelling_python_reads_gives_its_number(tmp_path, encoding):
     expected = np.array([[10.0, 2.5, 0.5], [5.0, -0.0, 0.3], [10.0, -125.0, 0.125]])
     assert roi.contours[1].points_mm.tobytes() == expected.tobytes()  # bit for bit, -0.0 included
     assert roi.contours[1].z_mm == pytest.approx((0.5 + 0.3 + 0.125) / 3)
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_each_contour_keeps_its_own_geometric_type(tmp_path, encoding):
+    types = {0: ("CS", b"OPEN_PLANAR"), 1: ("CS", b"closed_planar"), 2: ("CS", b"OPEN_PLANAR")}
+    path = write(tmp_path / "rs.dcm", {}, encoding, types=types)
+    (roi,) = read_structures(path).rois
+    assert [c.geometric_type for c in roi.contours] == ["OPEN_PLANAR", "CLOSED_PLANAR", "OPEN_PLANAR"]
+    assert [len(c.points_mm) for c in roi.closed_contours] == [3]
+
+
+@pytest.mark.parametrize("encoding", ["explicit little", "explicit big"])
+def test_a_geometric_type_written_with_another_vr_is_read_as_pydicom_decodes_it(tmp_path, encoding):
+    types = {0: ("LO", b"open_planar"), 1: ("CS", b"POINT"), 2: ("LO", b"POINT")}
+    path = write(tmp_path / "rs.dcm", {}, encoding, types=types)
+    assert [c.geometric_type for c in read_structures(path).rois[0].contours] == ["OPEN_PLANAR", "POINT", "POINT"]
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)

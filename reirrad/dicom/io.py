@@ -45,7 +45,9 @@ _SYNTAX_BY_ENCODING: dict[tuple[bool | None, bool | None], UID] = {
     (False, False): ExplicitVRBigEndian,
 }
 
-# Elements whose (large) values their readers parse themselves; only their lengths are checked.
+# Elements whose values their readers convert themselves (large ones, and ContourGeometricType, one
+# per contour, whose few distinct values the structure reader decodes once each); only their
+# lengths are checked.
 BULK_TAGS = frozenset(
     BaseTag(tag)
     for tag in (
@@ -53,6 +55,7 @@ BULK_TAGS = frozenset(
         0x7FE00008,  # FloatPixelData
         0x7FE00009,  # DoubleFloatPixelData
         0x30060050,  # ContourData
+        0x30060042,  # ContourGeometricType
         0x30040058,  # DVHData
     )
 )
@@ -204,6 +207,15 @@ def _items_end_where_declared(raw: RawDataElement | pydicom.DataElement, path: P
     return True
 
 
+def decoded(ds: pydicom.Dataset, tag: BaseTag, path: Path) -> pydicom.DataElement:
+    """The element ``tag`` of ``ds`` decoded by pydicom, or an InputError when it cannot be (call it
+    inside :func:`quiet_pydicom`)."""
+    try:
+        return ds[tag]
+    except Exception as exc:  # pydicom raises many types for undecodable values
+        raise InputError(path, f"cannot decode {_name(tag)} ({exc.__class__.__name__}: {exc})") from None
+
+
 def _decode_all(ds: pydicom.Dataset, path: Path, used: Used | None = None) -> None:
     """Decode every element value but DS, IS and bulk ones (recursing into sequences) and check
     every declared length; with ``used``, decode only the elements it names (see :data:`Used`)."""
@@ -228,10 +240,7 @@ def _decode_all(ds: pydicom.Dataset, path: Path, used: Used | None = None) -> No
             continue
         if isinstance(raw, RawDataElement) and _vr(raw) in _NUMBER_STRINGS:
             continue
-        try:
-            element = ds[tag]
-        except Exception as exc:  # pydicom raises many types for undecodable values
-            raise InputError(path, f"cannot decode {_name(tag)} ({exc.__class__.__name__}: {exc})") from None
+        element = decoded(ds, tag, path)
         if element.VR == "SQ":
             for item in element.value:
                 _decode_all(item, path, inner)

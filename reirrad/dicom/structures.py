@@ -24,10 +24,12 @@ from pydicom.uid import RTStructureSetStorage
 from reirrad.dicom.identity import PatientIdentity, identity_of
 from reirrad.dicom.io import (
     check_sop_class,
+    decoded,
     integer,
     optional_integer,
     optional_numbers,
     optional_uid,
+    quiet_pydicom,
     read_dataset,
     uid,
     used_elements,
@@ -189,21 +191,33 @@ def _checked_points(item: pydicom.Dataset, data: np.ndarray, path: Path, roi_num
     return data.reshape(-1, 3)
 
 
-def _geometric_type(item: pydicom.Dataset) -> str:
-    """The item's ContourGeometricType in upper case (CLOSED_PLANAR when absent)."""
+def _geometric_type(item: pydicom.Dataset, path: Path, known: dict[bytes, str]) -> str:
+    """The item's ContourGeometricType in upper case (CLOSED_PLANAR when absent).
+
+    :func:`read_dataset` leaves it undecoded (one per contour): pydicom decodes each distinct CS
+    value once, remembered in ``known`` (undecoded bytes -> type); a value of another VR is decoded
+    where it stands, and one pydicom cannot decode is refused.
+    """
     element = item.get_item(_GEOMETRIC_TYPE)
     if element is None:
         return "CLOSED_PLANAR"
-    value = item[_GEOMETRIC_TYPE].value if isinstance(element, RawDataElement) else element.value
-    return str(value).upper()
+    repeated = isinstance(element, RawDataElement) and element.VR in ("CS", None)  # None: implicit VR, CS
+    if repeated and element.value in known:
+        return known[element.value]
+    with quiet_pydicom():
+        text = str(decoded(item, _GEOMETRIC_TYPE, path).value).upper()
+    if repeated:
+        known[element.value] = text
+    return text
 
 
-def _contour(item: pydicom.Dataset, path: Path, roi_number: int) -> Contour:
-    """One ContourSequence item, checked for complete, finite coordinates."""
+def _contour(item: pydicom.Dataset, path: Path, roi_number: int, known: dict[bytes, str]) -> Contour:
+    """One ContourSequence item, checked for complete, finite coordinates (``known``: see
+    :func:`_geometric_type`)."""
     data = _contour_data(item, path, roi_number)
     if data is None:
         raise InputError(path, f"ROI {roi_number} has a contour without ContourData")
-    return Contour(_checked_points(item, data, path, roi_number), _geometric_type(item))
+    return Contour(_checked_points(item, data, path, roi_number), _geometric_type(item, path, known))
 
 
 def _contours(items: pydicom.Sequence, path: Path, roi_number: int) -> list[Contour]:
@@ -214,18 +228,19 @@ def _contours(items: pydicom.Sequence, path: Path, roi_number: int) -> list[Cont
     not undecoded DS or does not give finite numbers, the items are read one by one
     (:func:`_contour`), which refuses the first bad one with the message naming its problem.
     """
+    known: dict[bytes, str] = {}
     values = [_raw_numbers(item) for item in items]
     if not values or None in values:
-        return [_contour(item, path, roi_number) for item in items]
+        return [_contour(item, path, roi_number, known) for item in items]
     try:
         data = np.array(b"\\".join(values).split(b"\\"), dtype=np.float64)  # type: ignore[arg-type]
     except ValueError:
         data = None
     if data is None or not np.all(np.isfinite(data)):
-        return [_contour(item, path, roi_number) for item in items]
+        return [_contour(item, path, roi_number, known) for item in items]
     ends = np.cumsum([value.count(b"\\") + 1 for value in values])  # type: ignore[union-attr]
     return [
-        Contour(_checked_points(item, part, path, roi_number), _geometric_type(item))
+        Contour(_checked_points(item, part, path, roi_number), _geometric_type(item, path, known))
         for item, part in zip(items, np.split(data, ends[:-1]), strict=True)
     ]
 
