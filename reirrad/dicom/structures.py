@@ -156,19 +156,22 @@ def _raw_numbers(item: pydicom.Dataset) -> bytes | None:
     return raw.value.strip(b" \0") or None
 
 
+def _finite_numbers(text: bytes) -> np.ndarray | None:
+    """The backslash-separated decimal strings of ``text`` as floats, converted by numpy in one call
+    (each as Python's ``float`` reads it), or None when one is not a number or not finite."""
+    try:
+        array = np.array(text.split(b"\\"), dtype=np.float64)
+    except ValueError:
+        return None
+    return array if np.all(np.isfinite(array)) else None
+
+
 def _contour_data(item: pydicom.Dataset, path: Path, roi_number: int) -> np.ndarray | None:
-    """ContourData as floats: the undecoded DS value converted by numpy in one call (each value as
-    Python's ``float`` reads it); any value that this does not turn into finite numbers goes through
-    :func:`optional_numbers`, which names the problem."""
+    """ContourData as floats: the undecoded DS value through :func:`_finite_numbers`; any value that
+    this does not turn into finite numbers goes through :func:`optional_numbers`, which names the problem."""
     value = _raw_numbers(item)
-    if value is not None:
-        try:
-            array = np.array(value.split(b"\\"), dtype=np.float64)
-        except ValueError:
-            array = None
-        if array is not None and np.all(np.isfinite(array)):
-            return array
-    return optional_numbers(item, "ContourData", path, f"ROI {roi_number} ")
+    array = None if value is None else _finite_numbers(value)
+    return array if array is not None else optional_numbers(item, "ContourData", path, f"ROI {roi_number} ")
 
 
 def _declares(item: pydicom.Dataset, points: int) -> bool:
@@ -229,16 +232,11 @@ def _contours(items: pydicom.Sequence, path: Path, roi_number: int) -> list[Cont
     (:func:`_contour`), which refuses the first bad one with the message naming its problem.
     """
     known: dict[bytes, str] = {}
-    values = [_raw_numbers(item) for item in items]
-    if not values or None in values:
+    texts = [text for text in map(_raw_numbers, items) if text is not None]
+    data = _finite_numbers(b"\\".join(texts)) if texts and len(texts) == len(items) else None
+    if data is None:
         return [_contour(item, path, roi_number, known) for item in items]
-    try:
-        data = np.array(b"\\".join(values).split(b"\\"), dtype=np.float64)  # type: ignore[arg-type]
-    except ValueError:
-        data = None
-    if data is None or not np.all(np.isfinite(data)):
-        return [_contour(item, path, roi_number, known) for item in items]
-    ends = np.cumsum([value.count(b"\\") + 1 for value in values])  # type: ignore[union-attr]
+    ends = np.cumsum([text.count(b"\\") + 1 for text in texts])
     return [
         Contour(_checked_points(item, part, path, roi_number), _geometric_type(item, path, known))
         for item, part in zip(items, np.split(data, ends[:-1]), strict=True)
