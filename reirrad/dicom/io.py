@@ -45,7 +45,9 @@ _SYNTAX_BY_ENCODING: dict[tuple[bool | None, bool | None], UID] = {
     (False, False): ExplicitVRBigEndian,
 }
 
-# Elements whose (large) values their readers parse themselves; only their lengths are checked.
+# Elements whose values their readers convert themselves (large ones, and ContourGeometricType, one
+# per contour, whose few distinct values the structure reader decodes once each); only their
+# lengths are checked.
 BULK_TAGS = frozenset(
     BaseTag(tag)
     for tag in (
@@ -53,9 +55,11 @@ BULK_TAGS = frozenset(
         0x7FE00008,  # FloatPixelData
         0x7FE00009,  # DoubleFloatPixelData
         0x30060050,  # ContourData
+        0x30060042,  # ContourGeometricType
         0x30040058,  # DVHData
     )
 )
+_BULK_KEYS = frozenset(int(tag) for tag in BULK_TAGS)  # the same as plain ints (fast set lookups)
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _ITEM = (0xFFFE, 0xE000)  # (group, element) of a sequence item's header
 _NUMBER_STRINGS = ("DS", "IS")  # left undecoded by read_dataset, parsed by optional_numbers
@@ -157,7 +161,7 @@ def _vr(element: RawDataElement | pydicom.DataElement) -> str | None:
 
 # The elements a reader uses: tag -> None (a value, or a sequence decoded whole) or, for a
 # sequence, the elements its items use (see used_elements).
-Used = Mapping[BaseTag, "Used | None"]
+Used = Mapping[int, "Used | None"]  # keys: tags as plain ints (a BaseTag finds them too)
 UsedSpec = Mapping[str, "UsedSpec | None"]
 
 
@@ -167,12 +171,12 @@ def used_elements(spec: UsedSpec) -> Used:
     A keyword maps to None (a value, or a sequence decoded whole) or, for a sequence, to the
     keywords its items use. Raises ValueError for a keyword pydicom does not know.
     """
-    used: dict[BaseTag, Used | None] = {}
+    used: dict[int, Used | None] = {}
     for keyword, inner in spec.items():
         tag = tag_for_keyword(keyword)
         if tag is None:
             raise ValueError(f"unknown DICOM keyword {keyword!r}")
-        used[BaseTag(tag)] = None if inner is None else used_elements(inner)
+        used[tag] = None if inner is None else used_elements(inner)  # plain int keys: fast lookups
     return used
 
 
@@ -203,12 +207,23 @@ def _items_end_where_declared(raw: RawDataElement | pydicom.DataElement, path: P
     return True
 
 
+def decoded(ds: pydicom.Dataset, tag: BaseTag, path: Path) -> pydicom.DataElement:
+    """The element ``tag`` of ``ds`` decoded by pydicom, or an InputError when it cannot be (call it
+    inside :func:`quiet_pydicom`)."""
+    try:
+        return ds[tag]
+    except Exception as exc:  # pydicom raises many types for undecodable values
+        raise InputError(path, f"cannot decode {_name(tag)} ({exc.__class__.__name__}: {exc})") from None
+
+
 def _decode_all(ds: pydicom.Dataset, path: Path, used: Used | None = None) -> None:
     """Decode every element value but DS, IS and bulk ones (recursing into sequences) and check
     every declared length; with ``used``, decode only the elements it names (see :data:`Used`)."""
-    for tag in list(ds.keys()):
+    for tag, element in list(ds.items()):  # the elements as stored: no tag conversion per element
+        key = int(tag)  # looked up as a plain int: no Python-level BaseTag comparison per lookup
         try:
-            raw = ds.get_item(tag)  # pydicom decodes some elements here already
+            # a deferred value (None) is read by get_item, which pydicom decodes already
+            raw = ds.get_item(tag) if isinstance(element, RawDataElement) and element.value is None else element
         except Exception as exc:
             raise InputError(path, f"cannot decode {_name(tag)} ({exc.__class__.__name__}: {exc})") from None
         if (
@@ -220,15 +235,12 @@ def _decode_all(ds: pydicom.Dataset, path: Path, used: Used | None = None) -> No
             raise InputError(
                 path, f"truncated: {_name(tag)} declares {raw.length} bytes but the file holds {len(raw.value)}"
             )
-        inner = None if used is None else used.get(tag)
-        if tag in BULK_TAGS or (used is not None and tag not in used and _items_end_where_declared(raw, path)):
+        inner = None if used is None else used.get(key)
+        if key in _BULK_KEYS or (used is not None and key not in used and _items_end_where_declared(raw, path)):
             continue
         if isinstance(raw, RawDataElement) and _vr(raw) in _NUMBER_STRINGS:
             continue
-        try:
-            element = ds[tag]
-        except Exception as exc:  # pydicom raises many types for undecodable values
-            raise InputError(path, f"cannot decode {_name(tag)} ({exc.__class__.__name__}: {exc})") from None
+        element = decoded(ds, tag, path)
         if element.VR == "SQ":
             for item in element.value:
                 _decode_all(item, path, inner)

@@ -24,10 +24,12 @@ from pydicom.uid import RTStructureSetStorage
 from reirrad.dicom.identity import PatientIdentity, identity_of
 from reirrad.dicom.io import (
     check_sop_class,
+    decoded,
     integer,
     optional_integer,
     optional_numbers,
     optional_uid,
+    quiet_pydicom,
     read_dataset,
     uid,
     used_elements,
@@ -144,33 +146,43 @@ class StructureSet:
         raise InputError(self.path, f"no ROI number {number}")
 
 
+def _raw_numbers(item: pydicom.Dataset) -> bytes | None:
+    """The still-undecoded DS value of the item's ContourData (backslash-separated decimal strings,
+    as pydicom hands it over) without its padding, or None when it is absent, empty, decoded already
+    or not DS (then :func:`_contour_data` decodes it and names any problem)."""
+    raw = item.get_item(_CONTOUR_DATA)
+    if not isinstance(raw, RawDataElement) or not raw.value or raw.VR not in ("DS", None):  # None: implicit VR, DS
+        return None
+    return raw.value.strip(b" \0") or None
+
+
+def _finite_numbers(text: bytes) -> np.ndarray | None:
+    """The backslash-separated decimal strings of ``text`` as floats, converted by numpy in one call
+    (each as Python's ``float`` reads it), or None when one is not a number or not finite."""
+    try:
+        array = np.array(text.split(b"\\"), dtype=np.float64)
+    except ValueError:
+        return None
+    return array if np.all(np.isfinite(array)) else None
+
+
 def _contour_data(item: pydicom.Dataset, path: Path, roi_number: int) -> np.ndarray | None:
-    """ContourData as floats: the still-undecoded DS value (bytes of backslash-separated decimal
-    strings, as pydicom hands it over) converted by numpy in one call; any value that this does
-    not turn into finite numbers goes through :func:`optional_numbers`, which names the problem."""
-    raw = item.get_item(_CONTOUR_DATA) if _CONTOUR_DATA in item else None
-    if isinstance(raw, RawDataElement) and raw.value and raw.VR in ("DS", None):  # None: implicit VR, DS
-        try:
-            array = np.array(raw.value.strip(b" \0").split(b"\\"), dtype=np.float64)
-        except ValueError:
-            array = None
-        if array is not None and np.all(np.isfinite(array)):
-            return array
-    return optional_numbers(item, "ContourData", path, f"ROI {roi_number} ")
+    """ContourData as floats: the undecoded DS value through :func:`_finite_numbers`; any value that
+    this does not turn into finite numbers goes through :func:`optional_numbers`, which names the problem."""
+    value = _raw_numbers(item)
+    array = None if value is None else _finite_numbers(value)
+    return array if array is not None else optional_numbers(item, "ContourData", path, f"ROI {roi_number} ")
 
 
 def _declares(item: pydicom.Dataset, points: int) -> bool:
     """True when the still-undecoded NumberOfContourPoints reads exactly ``points`` (the common case,
     checked without decoding); anything else is decoded and checked by the caller."""
-    raw = item.get_item(_POINT_COUNT) if _POINT_COUNT in item else None
+    raw = item.get_item(_POINT_COUNT)
     return isinstance(raw, RawDataElement) and raw.value is not None and raw.value.strip(b" \0") == b"%d" % points
 
 
-def _contour(item: pydicom.Dataset, path: Path, roi_number: int) -> Contour:
-    """One ContourSequence item, checked for complete, finite coordinates."""
-    data = _contour_data(item, path, roi_number)
-    if data is None:
-        raise InputError(path, f"ROI {roi_number} has a contour without ContourData")
+def _checked_points(item: pydicom.Dataset, data: np.ndarray, path: Path, roi_number: int) -> np.ndarray:
+    """A contour's coordinates as (N, 3) mm, checked for complete points and the declared count."""
     if data.size % 3:
         raise InputError(path, f"ROI {roi_number} has ContourData whose length is not a multiple of 3")
     if not _declares(item, data.size // 3):
@@ -179,8 +191,56 @@ def _contour(item: pydicom.Dataset, path: Path, roi_number: int) -> Contour:
             raise InputError(
                 path, f"ROI {roi_number} has a contour of {data.size // 3} points but NumberOfContourPoints {declared}"
             )
-    geometric_type = item[_GEOMETRIC_TYPE].value if _GEOMETRIC_TYPE in item else "CLOSED_PLANAR"
-    return Contour(data.reshape(-1, 3), str(geometric_type).upper())
+    return data.reshape(-1, 3)
+
+
+def _geometric_type(item: pydicom.Dataset, path: Path, known: dict[bytes, str]) -> str:
+    """The item's ContourGeometricType in upper case (CLOSED_PLANAR when absent).
+
+    :func:`read_dataset` leaves it undecoded (one per contour): pydicom decodes each distinct CS
+    value once, remembered in ``known`` (undecoded bytes -> type); a value of another VR is decoded
+    where it stands, and one pydicom cannot decode is refused.
+    """
+    element = item.get_item(_GEOMETRIC_TYPE)
+    if element is None:
+        return "CLOSED_PLANAR"
+    repeated = isinstance(element, RawDataElement) and element.VR in ("CS", None)  # None: implicit VR, CS
+    if repeated and element.value in known:
+        return known[element.value]
+    with quiet_pydicom():
+        text = str(decoded(item, _GEOMETRIC_TYPE, path).value).upper()
+    if repeated:
+        known[element.value] = text
+    return text
+
+
+def _contour(item: pydicom.Dataset, path: Path, roi_number: int, known: dict[bytes, str]) -> Contour:
+    """One ContourSequence item, checked for complete, finite coordinates (``known``: see
+    :func:`_geometric_type`)."""
+    data = _contour_data(item, path, roi_number)
+    if data is None:
+        raise InputError(path, f"ROI {roi_number} has a contour without ContourData")
+    return Contour(_checked_points(item, data, path, roi_number), _geometric_type(item, path, known))
+
+
+def _contours(items: pydicom.Sequence, path: Path, roi_number: int) -> list[Contour]:
+    """The contours of one ROI's ContourSequence, in file order.
+
+    The ContourData values of all items are joined and converted by numpy in one call (the same
+    values, read the same way, as item by item), then split by their lengths; when one of them is
+    not undecoded DS or does not give finite numbers, the items are read one by one
+    (:func:`_contour`), which refuses the first bad one with the message naming its problem.
+    """
+    known: dict[bytes, str] = {}
+    texts = [text for text in map(_raw_numbers, items) if text is not None]
+    data = _finite_numbers(b"\\".join(texts)) if texts and len(texts) == len(items) else None
+    if data is None:
+        return [_contour(item, path, roi_number, known) for item in items]
+    ends = np.cumsum([text.count(b"\\") + 1 for text in texts])
+    return [
+        Contour(_checked_points(item, part, path, roi_number), _geometric_type(item, path, known))
+        for item, part in zip(items, np.split(data, ends[:-1]), strict=True)
+    ]
 
 
 def _closed_too_short(contours: list[Contour]) -> str:
@@ -245,7 +305,7 @@ def structures_from_dataset(ds: pydicom.Dataset, path: str | Path) -> StructureS
         number = integer(item, "ReferencedROINumber", path, "ROIContourSequence ")
         if number not in declared:
             raise InputError(path, f"ROIContourSequence refers to ROI {number}, which is not declared")
-        contours[number].extend(_contour(c, path, number) for c in item.get("ContourSequence", []))
+        contours[number].extend(_contours(item.get("ContourSequence", []), path, number))
     rois = tuple(
         Roi(number, name, types.get(number, ""), tuple(contours[number]), frame, _closed_too_short(contours[number]))
         for number, (name, frame) in declared.items()
