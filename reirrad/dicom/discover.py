@@ -44,6 +44,7 @@ from reirrad.dicom.plan import (
 from reirrad.dicom.registration import REGISTRATION_ELEMENTS, Registration, any_registration_from_dataset
 from reirrad.dicom.structures import (
     RTSTRUCT_SOP_CLASS,
+    STRUCTURE_IDENTITY_ELEMENTS,
     StructureSet,
     read_structures,
     structure_set_identity,
@@ -57,21 +58,6 @@ if TYPE_CHECKING:
 
 REGISTRATION_SOP_CLASSES = {SpatialRegistrationStorage, DeformableSpatialRegistrationStorage}
 PLAN_SOP_CLASSES = {RTPLAN_SOP_CLASS, RT_ION_PLAN_SOP_CLASS}
-# What structure_set_identity reads: a structure set found or named is identified with these, its
-# contours are read when used (StructureSource.structures)
-STRUCTURE_IDENTITY_ELEMENTS = used_elements(
-    {
-        "SpecificCharacterSet": None,
-        "SOPClassUID": None,
-        "SOPInstanceUID": None,
-        "Modality": None,
-        "PatientID": None,
-        "PatientBirthDate": None,
-        "PatientName": None,
-        "ReferencedFrameOfReferenceSequence": {"FrameOfReferenceUID": None},
-        "StructureSetROISequence": {"ROINumber": None, "ROIName": None, "ReferencedFrameOfReferenceUID": None},
-    }
-)
 
 
 def _union(a: Used, b: Used) -> Used:

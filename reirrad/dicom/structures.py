@@ -23,6 +23,7 @@ from pydicom.uid import RTStructureSetStorage
 
 from reirrad.dicom.identity import PatientIdentity, identity_of
 from reirrad.dicom.io import (
+    UsedSpec,
     check_sop_class,
     decoded,
     integer,
@@ -40,19 +41,25 @@ RTSTRUCT_SOP_CLASS = RTStructureSetStorage
 _PLANAR_TOL_MM = 1e-3
 # tags of the elements read from every contour item (looked up by tag: no keyword search per contour)
 _CONTOUR_DATA, _POINT_COUNT, _GEOMETRIC_TYPE = BaseTag(0x30060050), BaseTag(0x30060046), BaseTag(0x30060042)
+# What structure_set_identity reads: a structure set found or named is identified with these (its
+# contours are read when used, reirrad.dicom.discover.StructureSource.structures)
+_IDENTITY: UsedSpec = {
+    "SpecificCharacterSet": None,
+    "SOPClassUID": None,
+    "SOPInstanceUID": None,
+    "Modality": None,
+    "PatientID": None,
+    "PatientBirthDate": None,
+    "PatientName": None,
+    "ReferencedFrameOfReferenceSequence": {"FrameOfReferenceUID": None},
+    "StructureSetROISequence": {"ROINumber": None, "ROIName": None, "ReferencedFrameOfReferenceUID": None},
+}
+STRUCTURE_IDENTITY_ELEMENTS = used_elements(_IDENTITY)
 # What structures_from_dataset reads: read_structures decodes only these (an RTSTRUCT's contour
 # items also hold ContourImageSequence and more, which parsing and decoding would cost as much)
 STRUCTURE_ELEMENTS = used_elements(
     {
-        "SpecificCharacterSet": None,
-        "SOPClassUID": None,
-        "SOPInstanceUID": None,
-        "Modality": None,
-        "PatientID": None,
-        "PatientBirthDate": None,
-        "PatientName": None,
-        "ReferencedFrameOfReferenceSequence": {"FrameOfReferenceUID": None},
-        "StructureSetROISequence": {"ROINumber": None, "ROIName": None, "ReferencedFrameOfReferenceUID": None},
+        **_IDENTITY,
         "RTROIObservationsSequence": {"ReferencedROINumber": None, "RTROIInterpretedType": None},
         "ROIContourSequence": {
             "ReferencedROINumber": None,
