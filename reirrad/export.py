@@ -117,7 +117,10 @@ def write_eqd2_dose(
         for frames in _frame_slabs(phase.grid):
             yield eqd2_gy(phase.dose_gy[frames], phase.fractions, alpha_beta_gy, lql_transition_gy)
 
-    peak_gy = max(float(eqd2.max(initial=0.0)) for eqd2 in slabs())
+    # EQD2 rises with the dose (one fraction count and alpha/beta for the whole grid): the EQD2 of
+    # the highest dose is the highest EQD2, computed by the same operations (no first pass)
+    hottest = np.asarray(phase.dose_gy.max(initial=0.0), dtype=phase.dose_gy.dtype).reshape(1)
+    peak_gy = float(eqd2_gy(hottest, phase.fractions, alpha_beta_gy, lql_transition_gy)[0])
     scaling = grid_scaling(peak_gy, bits)
     header = read_dataset(rtdose, stop_before_pixels=True)
     ds = dose_header_dataset(
