@@ -819,16 +819,14 @@ def with_registration_qa(
     if not qas:
         return report
     from reirrad.report.regqa import caption, qa_figure
-    from reirrad.results import RegistrationPicture
+    from reirrad.results import RegistrationPicture, noting_courses
 
     assumed = {
         **report.assumptions,
         "automatic_registration": "; ".join(f"{q.course}: {q.assumption_text()}" for q in qas),
     }
     notes = tuple(f"course '{q.course}': {q.result.label}" for q in qas)
-    results = tuple(
-        dataclasses.replace(r, notes=(*r.notes, *notes)) if r.value_gy is not None else r for r in report.results
-    )
+    results = noting_courses(report.results, notes)
     pictures = tuple(
         RegistrationPicture(
             q.course, caption(q.result, q.centre_mm, q.through, q.course), functools.partial(qa_figure, q)

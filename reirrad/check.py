@@ -66,6 +66,7 @@ from reirrad.results import (
     PhaseSummary,
     Status,
     Summary,
+    noting_courses,
 )
 from reirrad.strategies import Evaluation, Strategy
 from reirrad.tps import course_comparisons
@@ -908,9 +909,7 @@ def _with_deformable_notes(acc: AccumulatedCase, results: tuple[ConstraintResult
     notes = tuple(
         f"course '{c.name}': {c.point_map.label}" for c in acc.courses if isinstance(c.point_map, FieldPointMap)
     )
-    if not notes:
-        return results
-    return tuple(dataclasses.replace(r, notes=(*r.notes, *notes)) if r.value_gy is not None else r for r in results)
+    return noting_courses(results, notes)
 
 
 def _figures(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable  # at run time: the store resolves the report's type hints
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import StrEnum
 
@@ -144,6 +144,14 @@ class ConstraintResult:
         """True for a real constraint (hard or soft: a limit, a warn level or a tolerance rule),
         False for report-only."""
         return self.priority != "report"
+
+
+def noting_courses(results: tuple[ConstraintResult, ...], notes: tuple[str, ...]) -> tuple[ConstraintResult, ...]:
+    """``results`` with ``notes`` (what the courses were mapped through: "course 'prior': ...") added
+    to each result that has a value, since every one of them was computed through it."""
+    if not notes:
+        return results
+    return tuple(replace(r, notes=(*r.notes, *notes)) if r.value_gy is not None else r for r in results)
 
 
 @dataclass(frozen=True, eq=False)
